@@ -1,0 +1,20 @@
+"""Event envelope, commands, events and topic names shared by every service.
+
+Importing this package registers every payload, so `parse_envelope` knows them all.
+"""
+
+from contracts import common, events, topics
+from contracts.envelope import REGISTRY, Envelope, Payload, UnknownEventError, new_envelope, parse_envelope, utc_now
+
+__all__ = [
+    "REGISTRY",
+    "Envelope",
+    "Payload",
+    "UnknownEventError",
+    "common",
+    "events",
+    "new_envelope",
+    "parse_envelope",
+    "topics",
+    "utc_now",
+]

@@ -1,0 +1,138 @@
+"""The one event envelope every message on Kafka travels in.
+
+A payload class declares its `type`, `version` and topic once (see `event`), which is how
+a raw record is turned back into a typed envelope (`parse_envelope`) and how the JSON Schema
+and AsyncAPI exports find every event.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+EventType = Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=80)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Payload(BaseModel):
+    """Base of every command and event payload.
+
+    Unknown fields are ignored so that additive changes (which keep the version) do not
+    break consumers that are still on the older model.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+
+    event_type: ClassVar[str]
+    event_version: ClassVar[int]
+    topic: ClassVar[str]
+    summary: ClassVar[str]
+
+
+P = TypeVar("P", bound=Payload)
+
+REGISTRY: dict[tuple[str, int], type[Payload]] = {}
+
+
+def event(type_: str, version: int, topic: str) -> Callable[[type[P]], type[P]]:
+    """Class decorator: registers a payload under its wire `type` and `version`."""
+
+    def register(cls: type[P]) -> type[P]:
+        key = (type_, version)
+        if key in REGISTRY:
+            raise ValueError(f"event {type_} v{version} is registered twice")
+        cls.event_type, cls.event_version, cls.topic = type_, version, topic
+        cls.summary = (cls.__doc__ or type_).strip().splitlines()[0]
+        REGISTRY[key] = cls
+        return cls
+
+    return register
+
+
+class Envelope(BaseModel, Generic[P]):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: EventType
+    version: int = Field(ge=1)
+    occurred_at: UtcDatetime = Field(default_factory=utc_now)
+    tenant_id: TenantId
+    conversation_id: uuid.UUID | None = None
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    payload: P
+
+    @property
+    def key(self) -> bytes:
+        """Kafka key: the conversation keeps one conversation's events in order."""
+        aggregate = self.conversation_id or getattr(self.payload, "aggregate_id", None) or self.event_id
+        return str(aggregate).encode()
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def new_envelope(
+    payload: P,
+    *,
+    tenant_id: str,
+    conversation_id: uuid.UUID | None = None,
+    correlation_id: uuid.UUID | None = None,
+    causation: Envelope[Any] | None = None,
+) -> Envelope[P]:
+    """Builds an envelope; events caused by another carry its correlation and its id as causation."""
+    if causation is not None:
+        correlation_id = correlation_id or causation.correlation_id
+    event_id = uuid.uuid4()
+    # Parametrised with the concrete payload class, so that serialisation keeps all its fields.
+    envelope_cls: type[Envelope[P]] = Envelope[type(payload)]  # type: ignore[misc, assignment]
+    return envelope_cls(
+        event_id=event_id,
+        type=payload.event_type,
+        version=payload.event_version,
+        tenant_id=tenant_id,
+        conversation_id=conversation_id,
+        correlation_id=correlation_id or event_id,
+        causation_id=causation.event_id if causation else None,
+        payload=payload,
+    )
+
+
+class _Header(BaseModel):
+    type: EventType
+    version: int
+
+
+class UnknownEventError(ValueError):
+    """The record names a type/version this code does not know."""
+
+
+def parse_envelope(raw: bytes | str | dict[str, Any]) -> Envelope[Any]:
+    """Validates a raw record into a typed envelope; raises ValueError on anything malformed."""
+    try:
+        data = raw if isinstance(raw, dict) else json.loads(raw)
+        header = _Header.model_validate(data)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"record is not JSON: {error}") from error
+    except ValidationError as error:
+        raise ValueError(f"malformed envelope: {error}") from error
+    payload_cls = REGISTRY.get((header.type, header.version))
+    if payload_cls is None:
+        raise UnknownEventError(f"unknown event {header.type} v{header.version}")
+    return Envelope[payload_cls].model_validate(data)  # type: ignore[valid-type]

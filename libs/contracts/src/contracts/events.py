@@ -1,0 +1,386 @@
+"""Every command and event of the platform, grouped by the topic it travels on.
+
+Commands ask a service to do something (it may refuse); events state what happened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from contracts import topics
+from contracts.common import (
+    ClientMessageId,
+    CloseOutcome,
+    ContactChannel,
+    ContactDetails,
+    ConversationStatus,
+    HandoffChoice,
+    HandoffReason,
+    Language,
+    MessageText,
+    OperatorId,
+    OperatorPresence,
+    Sender,
+    ShortText,
+    SmartAction,
+    Source,
+    TranscriptLine,
+)
+from contracts.envelope import Payload, UtcDatetime, event
+
+Confidence = Annotated[float, Field(ge=0, le=1)]
+NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4,10}$")]
+Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,40}$")]
+
+# --------------------------------------------------------------------------- conversation.commands.v1
+
+
+@event("conversation.start", 1, topics.CONVERSATION_COMMANDS.name)
+class StartConversation(Payload):
+    """A customer opened the widget and started a conversation."""
+
+    channel: Literal["widget"] = "widget"
+    locale: Language | None = None
+    page_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+@event("conversation.post_customer_message", 1, topics.CONVERSATION_COMMANDS.name)
+class PostCustomerMessage(Payload):
+    """The customer sent a message; `client_message_id` makes a retry the same message."""
+
+    message_id: uuid.UUID
+    client_message_id: ClientMessageId
+    text: MessageText
+
+
+@event("conversation.choose_handoff", 1, topics.CONVERSATION_COMMANDS.name)
+class ChooseHandoff(Payload):
+    """The customer pressed one of the two handoff buttons."""
+
+    choice: HandoffChoice
+
+
+@event("conversation.submit_ticket_details", 1, topics.CONVERSATION_COMMANDS.name)
+class SubmitTicketDetails(Payload):
+    """The customer left contact details so that a ticket can be opened."""
+
+    contact: ContactDetails
+    message: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] = ""
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SubmitTicketDetails:
+        if not self.contact.email and not self.contact.phone:
+            raise ValueError("an email or a phone number is required")
+        if self.contact.preferred_contact == ContactChannel.EMAIL and not self.contact.email:
+            raise ValueError("preferred contact is email but no email was given")
+        if self.contact.preferred_contact != ContactChannel.EMAIL and not self.contact.phone:
+            raise ValueError(f"preferred contact is {self.contact.preferred_contact} but no phone was given")
+        return self
+
+
+@event("conversation.rate", 1, topics.CONVERSATION_COMMANDS.name)
+class RateConversation(Payload):
+    """The customer rated the conversation."""
+
+    score: int = Field(ge=1, le=5)
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
+
+
+# --------------------------------------------------------------------------- operator.commands.v1
+
+
+@event("operator.set_presence", 1, topics.OPERATOR_COMMANDS.name)
+class SetOperatorPresence(Payload):
+    """An operator went online, away or offline."""
+
+    operator_id: OperatorId
+    display_name: ShortText
+    presence: OperatorPresence
+    skills: list[Skill] = Field(default_factory=list, max_length=20)
+    capacity: int = Field(default=3, ge=1, le=20)
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.operator_id
+
+
+@event("operator.take_conversation", 1, topics.OPERATOR_COMMANDS.name)
+class TakeConversation(Payload):
+    """An operator accepts an offer or takes a waiting conversation from the queue."""
+
+    operator_id: OperatorId
+
+
+@event("operator.post_message", 1, topics.OPERATOR_COMMANDS.name)
+class PostOperatorMessage(Payload):
+    """An operator wrote to the customer."""
+
+    operator_id: OperatorId
+    message_id: uuid.UUID
+    text: MessageText
+
+
+@event("operator.add_note", 1, topics.OPERATOR_COMMANDS.name)
+class AddInternalNote(Payload):
+    """An internal note, visible to operators only."""
+
+    operator_id: OperatorId
+    note_id: uuid.UUID
+    text: NoteText
+
+
+@event("operator.transfer", 1, topics.OPERATOR_COMMANDS.name)
+class TransferConversation(Payload):
+    """An operator hands the conversation to another operator or back to the queue."""
+
+    operator_id: OperatorId
+    to_operator_id: OperatorId | None = None
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+@event("operator.close", 1, topics.OPERATOR_COMMANDS.name)
+class CloseConversation(Payload):
+    """An operator closes the conversation with an outcome."""
+
+    operator_id: OperatorId
+    outcome: CloseOutcome
+
+
+# --------------------------------------------------------------------------- conversation.events.v1
+
+
+@event("conversation.started", 1, topics.CONVERSATION_EVENTS.name)
+class ConversationStarted(Payload):
+    """A conversation exists, with the AI assistant answering."""
+
+    channel: Literal["widget"] = "widget"
+    locale: Language | None = None
+    status: ConversationStatus = ConversationStatus.AI
+
+
+@event("conversation.message_posted", 1, topics.CONVERSATION_EVENTS.name)
+class MessagePosted(Payload):
+    """A message was added to the conversation at sequence number `seq` (gap-free from 1)."""
+
+    message_id: uuid.UUID
+    seq: int = Field(ge=1)
+    sender: Sender
+    text: MessageText
+    client_message_id: ClientMessageId | None = None
+    operator_id: OperatorId | None = None
+    language: Language | None = None
+    confidence: Confidence | None = None
+    sources: list[Source] = Field(default_factory=list, max_length=10)
+    smart_actions: list[SmartAction] = Field(default_factory=list, max_length=6)
+    status: ConversationStatus
+    """The conversation's status right after this message; the AI answers only in `AI`."""
+
+
+@event("conversation.status_changed", 1, topics.CONVERSATION_EVENTS.name)
+class StatusChanged(Payload):
+    """The conversation moved from one state to another."""
+
+    previous: ConversationStatus
+    status: ConversationStatus
+    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+    operator_id: OperatorId | None = None
+
+
+@event("conversation.handoff_requested", 1, topics.CONVERSATION_EVENTS.name)
+class HandoffRequested(Payload):
+    """The customer accepted a person: routing must find an operator."""
+
+    reason: HandoffReason | None = None
+    language: Language | None = None
+    skills: list[Skill] = Field(default_factory=list, max_length=10)
+    excluded_operator_id: OperatorId | None = None
+
+
+@event("conversation.note_added", 1, topics.CONVERSATION_EVENTS.name)
+class NoteAdded(Payload):
+    """An internal note was added."""
+
+    note_id: uuid.UUID
+    operator_id: OperatorId
+    text: NoteText
+
+
+@event("conversation.rated", 1, topics.CONVERSATION_EVENTS.name)
+class ConversationRated(Payload):
+    """The customer's rating."""
+
+    score: int = Field(ge=1, le=5)
+    comment: str = ""
+
+
+@event("conversation.command_rejected", 1, topics.CONVERSATION_EVENTS.name)
+class CommandRejected(Payload):
+    """A command could not be applied (illegal transition, unknown conversation...)."""
+
+    command_type: str
+    command_event_id: uuid.UUID
+    code: Annotated[str, StringConstraints(max_length=60)]
+    message: Annotated[str, StringConstraints(max_length=500)]
+
+
+# --------------------------------------------------------------------------- ai.replies.v1
+
+
+@event("ai.reply_generated", 1, topics.AI_REPLIES.name)
+class AiReplyGenerated(Payload):
+    """The assistant's answer to one customer message."""
+
+    in_reply_to: uuid.UUID
+    reply_id: uuid.UUID
+    text: MessageText
+    language: Language
+    confidence: Confidence
+    mode: Literal["retrieval", "llm"]
+    sources: list[Source] = Field(default_factory=list, max_length=10)
+    smart_actions: list[SmartAction] = Field(default_factory=list, max_length=6)
+    handoff_reason: HandoffReason | None = None
+    """When set, the reply offers the YES/NO handoff choice."""
+
+
+# --------------------------------------------------------------------------- routing.events.v1
+
+
+@event("routing.operator_assigned", 1, topics.ROUTING_EVENTS.name)
+class OperatorAssigned(Payload):
+    """An operator was picked for a conversation."""
+
+    operator_id: OperatorId
+    display_name: ShortText
+
+
+@event("routing.conversation_queued", 1, topics.ROUTING_EVENTS.name)
+class ConversationQueued(Payload):
+    """No operator has capacity right now: the conversation waits in the queue."""
+
+    position: int = Field(ge=1)
+
+
+@event("routing.no_operator_available", 1, topics.ROUTING_EVENTS.name)
+class NoOperatorAvailable(Payload):
+    """Nobody is online: the customer should leave contact details for a ticket."""
+
+
+@event("routing.operator_presence_changed", 1, topics.ROUTING_EVENTS.name)
+class OperatorPresenceChanged(Payload):
+    """An operator's presence as routing sees it."""
+
+    operator_id: OperatorId
+    presence: OperatorPresence
+    active_conversations: int = Field(ge=0)
+    capacity: int = Field(ge=1)
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.operator_id
+
+
+# --------------------------------------------------------------------------- tickets.commands.v1
+
+
+@event("tickets.open_ticket", 1, topics.TICKETS_COMMANDS.name)
+class OpenTicket(Payload):
+    """Open a ticket for a conversation nobody could take live."""
+
+    contact: ContactDetails
+    message: str = ""
+    language: Language | None = None
+    transcript: list[TranscriptLine] = Field(default_factory=list, max_length=500)
+
+
+@event("tickets.update_ticket", 1, topics.TICKETS_COMMANDS.name)
+class UpdateTicket(Payload):
+    """An operator changes a ticket's status, priority or assignee."""
+
+    ticket_id: uuid.UUID
+    operator_id: OperatorId
+    status: Literal["open", "pending", "resolved", "closed"] | None = None
+    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    assignee_id: OperatorId | None = None
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
+
+
+# --------------------------------------------------------------------------- tickets.events.v1
+
+
+@event("tickets.ticket_opened", 1, topics.TICKETS_EVENTS.name)
+class TicketOpened(Payload):
+    """A ticket exists; the customer is told its number."""
+
+    ticket_id: uuid.UUID
+    ticket_number: TicketNumber
+    contact: ContactDetails
+    first_response_due: UtcDatetime
+    resolution_due: UtcDatetime
+
+
+@event("tickets.ticket_updated", 1, topics.TICKETS_EVENTS.name)
+class TicketUpdated(Payload):
+    """A ticket's status, priority or assignee changed."""
+
+    ticket_id: uuid.UUID
+    ticket_number: TicketNumber
+    status: Literal["open", "pending", "resolved", "closed"]
+    priority: Literal["low", "normal", "high", "urgent"]
+    assignee_id: OperatorId | None = None
+
+
+@event("tickets.sla_breached", 1, topics.TICKETS_EVENTS.name)
+class SlaBreached(Payload):
+    """A ticket missed its first-response or resolution deadline."""
+
+    ticket_id: uuid.UUID
+    ticket_number: TicketNumber
+    clock: Literal["first_response", "resolution"]
+    due_at: UtcDatetime
+
+
+# --------------------------------------------------------------------------- notifications.events.v1
+
+
+@event("notifications.delivery_completed", 1, topics.NOTIFICATIONS_EVENTS.name)
+class DeliveryCompleted(Payload):
+    """A notification was delivered, or gave up after its retries."""
+
+    notification_id: uuid.UUID
+    channel: ContactChannel
+    template: Annotated[str, StringConstraints(max_length=80)]
+    recipient: Annotated[str, StringConstraints(max_length=200)]
+    succeeded: bool
+    attempts: int = Field(ge=1)
+    error: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
+# --------------------------------------------------------------------------- analytics.facts.v1
+
+
+@event("analytics.fact", 1, topics.ANALYTICS_FACTS.name)
+class AnalyticsFact(Payload):
+    """One step of the customer journey, flattened for analysts (the public analytics topic).
+
+    `name` is one of the documented fact names (conversation_started, ai_answered, handoff_offered,
+    handoff_accepted, operator_assigned, conversation_closed, ticket_opened, sla_breached, ...).
+    """
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z_]{3,60}$")]
+    source_event_id: uuid.UUID
+    dimensions: dict[str, str] = Field(default_factory=dict, max_length=30)
+    measures: dict[str, float] = Field(default_factory=dict, max_length=30)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stringify_dimensions(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("dimensions"), dict):
+            data = {**data, "dimensions": {k: str(v) for k, v in data["dimensions"].items()}}
+        return data

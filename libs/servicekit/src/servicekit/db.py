@@ -1,0 +1,46 @@
+"""Async SQLAlchemy engine and sessions, and the two tables every service with a store has:
+the transactional outbox and the processed-events inbox of the idempotent consumer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Identity, LargeBinary, String, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Each service declares its tables on this base; its own database holds them all."""
+
+
+class OutboxRecord(Base):
+    """An event committed with the state change that caused it, waiting to be relayed to Kafka."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    key: Mapped[bytes] = mapped_column(LargeBinary)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ProcessedEvent(Base):
+    """An event id a consumer group has applied; the primary key makes a redelivery a no-op."""
+
+    __tablename__ = "processed_events"
+
+    consumer_group: Mapped[str] = mapped_column(String(120), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,183 @@
+"""The HTTP side every service shares: app factory with lifespan, /healthz, /readyz, /metrics,
+and JSON errors shaped `{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from servicekit.db import create_engine, session_factory
+from servicekit.kafka import create_broker
+from servicekit.logs import configure_logging, get_logger
+from servicekit.migrations import upgrade_to_head
+from servicekit.outbox import OutboxRelay
+from servicekit.settings import ServiceSettings
+from servicekit.tracing import configure_tracing
+
+log = get_logger(__name__)
+Hook = Callable[[], Awaitable[None]]
+
+
+class ApiError(Exception):
+    """Raise from a route to answer `{"error": {"code", "message"}}` with `status`."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+@dataclass
+class Runtime:
+    """The connections a service holds for its whole life, built from its settings."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    engine: AsyncEngine | None = None
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    relay: OutboxRelay | None = None
+    redis: Redis | None = None
+    migrations_dir: Path | None = None
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        settings: ServiceSettings,
+        *,
+        database: bool = True,
+        redis: bool = False,
+        migrations_dir: Path | None = None,
+    ) -> Runtime:
+        configure_logging(settings.service_name, settings.log_level)
+        configure_tracing(settings.service_name)
+        broker = create_broker(settings.kafka_bootstrap_servers, settings.service_name)
+        runtime = cls(settings=settings, broker=broker, migrations_dir=migrations_dir)
+        if database:
+            runtime.engine = create_engine(settings.database_url)
+            runtime.sessions = session_factory(runtime.engine)
+            runtime.relay = OutboxRelay(runtime.sessions, broker, lock_name=settings.service_name)
+        if redis:
+            runtime.redis = Redis.from_url(settings.redis_url, decode_responses=False)
+        return runtime
+
+    async def start(self) -> None:
+        if self.migrations_dir is not None:
+            await asyncio.to_thread(upgrade_to_head, self.migrations_dir, self.settings.database_url)
+        for hook in self.on_start:
+            await hook()
+        await self.broker.start()
+        if self.relay:
+            self.relay.start()
+        log.info("service started", port=self.settings.http_port)
+
+    async def stop(self) -> None:
+        if self.relay:
+            await self.relay.stop()
+        await self.broker.stop()
+        for hook in self.on_stop:
+            await hook()
+        if self.redis:
+            await self.redis.aclose()
+        if self.engine:
+            await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        checks["kafka"] = "ok" if await self.broker.ping(timeout=2.0) else "unreachable"
+        if self.engine is not None:
+            try:
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+                checks["database"] = "ok"
+            except Exception as error:
+                checks["database"] = f"unreachable: {type(error).__name__}"
+        if self.redis is not None:
+            try:
+                await self.redis.ping()
+                checks["cache"] = "ok"
+            except Exception as error:
+                checks["cache"] = f"unreachable: {type(error).__name__}"
+        return checks
+
+
+def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (), **fastapi_options: Any) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan, **fastapi_options)
+    app.state.runtime = runtime
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: broker, database and cache reachable")
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(_: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message, error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
+            error.status_code, "http_error"
+        )
+        return error_response(error.status_code, code, str(error.detail), getattr(error, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'] if part != 'body')}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        return error_response(422, "invalid_request", problems or "invalid request")
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

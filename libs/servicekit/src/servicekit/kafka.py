@@ -1,0 +1,30 @@
+"""The FastStream Kafka broker every service uses: acks=all, idempotent producer, tracing and
+Prometheus middlewares, and no automatic topic creation (topics are made by `servicekit.topics`)."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from opentelemetry import trace
+from prometheus_client import REGISTRY
+
+
+def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=1,
+        allow_auto_create_topics=False,
+        middlewares=(
+            KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider()),
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=client_id),
+        ),
+        # FastStream logs every message at its log level; per-message lines belong at DEBUG.
+        log_level=logging.DEBUG,
+        graceful_timeout=10.0,
+    )

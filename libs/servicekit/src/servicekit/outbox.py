@@ -1,0 +1,111 @@
+"""The transactional outbox: events are written in the same transaction as the state change
+(`add_to_outbox`) and a relay publishes them to Kafka afterwards, deleting each row only once
+Kafka has acknowledged it. A crash between commit and publish loses nothing: the rows wait."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import Envelope
+from servicekit.db import OutboxRecord
+from servicekit.logs import get_logger
+from servicekit.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED
+from servicekit.tracing import current_trace_headers, trace_context_from
+
+log = get_logger(__name__)
+OUTBOX_STAGED = "outbox_staged"  # session.info flag: this transaction added outbox rows
+
+
+def add_to_outbox(session: AsyncSession, envelopes: Iterable[Envelope[Any]]) -> None:
+    """Stages events in the caller's transaction; they leave only if it commits."""
+    headers = current_trace_headers()
+    session.info[OUTBOX_STAGED] = True
+    session.add_all(
+        OutboxRecord(topic=envelope.payload.topic, key=envelope.key, value=envelope.to_json(), headers=headers)
+        for envelope in envelopes
+    )
+
+
+class OutboxRelay:
+    """Publishes outbox rows in commit order. One relay per database works at a time (advisory
+    lock), which keeps the order of each conversation's events across replicas."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        broker: KafkaBroker,
+        *,
+        lock_name: str,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._sessions = sessions
+        self._broker = broker
+        self._lock_key = zlib.crc32(f"outbox:{lock_name}".encode())
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        """Called after a commit that added rows, so they go out now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.relay_batch() == self._batch_size:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            self._wake.clear()
+
+    async def relay_batch(self) -> int:
+        """Publishes up to one batch; returns how many rows went out."""
+        async with self._sessions() as session, session.begin():
+            locked = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": self._lock_key})
+            if not locked:
+                return 0
+            rows = (await session.scalars(select(OutboxRecord).order_by(OutboxRecord.id).limit(self._batch_size))).all()
+            if not rows:
+                OUTBOX_BACKLOG.set(0)
+                return 0
+            # Sent without waiting one by one, then awaited together: the idempotent producer
+            # keeps their order within each partition.
+            pending = []
+            for row in rows:
+                with trace_context_from(row.headers):
+                    pending.append(
+                        await self._broker.publish(
+                            row.value, row.topic, key=row.key, headers=row.headers, no_confirm=True
+                        )
+                    )
+            await asyncio.gather(*pending)
+            await session.execute(delete(OutboxRecord).where(OutboxRecord.id.in_([row.id for row in rows])))
+            backlog = await session.scalar(select(func.count()).select_from(OutboxRecord))
+        OUTBOX_RELAYED.inc(len(rows))
+        OUTBOX_BACKLOG.set(backlog or 0)
+        return len(rows)

@@ -1,0 +1,49 @@
+"""The settings base every service extends: one `Settings` class per service, env vars only."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import computed_field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret-change-me"}
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    service_name: str
+    environment: Literal["local", "test", "production"] = "local"
+    log_level: str = "INFO"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 55432
+    postgres_user: str = "support"
+    postgres_password: str = "support"  # noqa: S105 -- the local default; refused in production
+    postgres_db: str = ""
+    redis_url: str = "redis://127.0.0.1:56379/0"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def database_url(self) -> str:
+        database = self.postgres_db or self.service_name.replace("-", "_")
+        return (
+            f"postgresql+asyncpg://{self.postgres_user}:{self.postgres_password}"
+            f"@{self.postgres_host}:{self.postgres_port}/{database}"
+        )
+
+    def secret_fields(self) -> tuple[str, ...]:
+        """Names of fields that must not keep a placeholder value in production."""
+        return ("postgres_password",)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.environment == "production":
+            for name in self.secret_fields():
+                if str(getattr(self, name)).lower() in PLACEHOLDER_SECRETS | {"support"}:
+                    raise ValueError(f"{name.upper()} must be set to a real secret in production")
+        return self

@@ -1,0 +1,188 @@
+"""pytest fixtures for tests that need real infrastructure (registered by the root conftest.py).
+
+Endpoints come from env vars when given (KAFKA_BOOTSTRAP_SERVERS, POSTGRES_HOST...); else from
+testcontainers when a Docker engine answers; else from the repository's local infrastructure
+(`infra/localinfra.py up`), which is started if it is not running. Nothing is ever skipped for
+missing infrastructure: it is started, or the test fails saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from servicekit.topics import ensure_topics
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap_servers: str
+    postgres_host: str
+    postgres_port: int
+    postgres_user: str
+    postgres_password: str
+    redis_url: str
+
+    def database_url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
+        return (
+            f"{driver}://{self.postgres_user}:{self.postgres_password}"
+            f"@{self.postgres_host}:{self.postgres_port}/{database}"
+        )
+
+    def service_env(self, database: str) -> dict[str, str]:
+        """Environment for running a service process against this infrastructure."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "POSTGRES_HOST": self.postgres_host,
+            "POSTGRES_PORT": str(self.postgres_port),
+            "POSTGRES_USER": self.postgres_user,
+            "POSTGRES_PASSWORD": self.postgres_password,
+            "POSTGRES_DB": database,
+            "REDIS_URL": self.redis_url,
+            "ENVIRONMENT": "test",
+        }
+
+
+def _from_env() -> Infra | None:
+    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+        return None
+    return Infra(
+        kafka_bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+        postgres_host=os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        postgres_port=int(os.environ.get("POSTGRES_PORT", "5432")),
+        postgres_user=os.environ.get("POSTGRES_USER", "postgres"),
+        postgres_password=os.environ.get("POSTGRES_PASSWORD", "postgres"),
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+def _from_containers(stack: list[object]) -> Infra:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.redis import RedisContainer
+
+    kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
+    postgres = PostgresContainer("postgres:16", username="support", password="support", dbname="postgres")
+    redis = RedisContainer("redis:7")
+    for container in (kafka, postgres, redis):
+        container.start()
+        stack.append(container)
+    return Infra(
+        kafka_bootstrap_servers=kafka.get_bootstrap_server(),
+        postgres_host=postgres.get_container_host_ip(),
+        postgres_port=int(postgres.get_exposed_port(5432)),
+        postgres_user="support",
+        postgres_password="support",
+        redis_url=f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0",
+    )
+
+
+def _from_local_processes() -> Infra:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "infra" / "localinfra.py"), "up"], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"could not start the local infrastructure:\n{result.stdout}\n{result.stderr}", pytrace=False)
+    env = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in subprocess.run(
+            [sys.executable, str(REPO / "infra" / "localinfra.py"), "env"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    )
+    return Infra(
+        kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+        postgres_host=env["POSTGRES_HOST"],
+        postgres_port=int(env["POSTGRES_PORT"]),
+        postgres_user=env["POSTGRES_USER"],
+        postgres_password=env["POSTGRES_PASSWORD"],
+        redis_url=env["REDIS_URL"],
+    )
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    containers: list[object] = []
+    found = _from_env() or (_from_containers(containers) if _docker_available() else _from_local_processes())
+    asyncio.run(ensure_topics(found.kafka_bootstrap_servers))
+    yield found
+    for container in containers:
+        container.stop()  # type: ignore[attr-defined]
+
+
+async def create_database(infra: Infra, prefix: str = "test") -> str:
+    """A new, empty database with a unique name; the caller drops it with `drop_database`."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(infra.database_url("postgres", driver="postgresql"))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return name
+
+
+async def drop_database(infra: Infra, name: str) -> None:
+    connection = await asyncpg.connect(infra.database_url("postgres", driver="postgresql"))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def database(infra: Infra) -> AsyncIterator[str]:
+    """A fresh database for one test, dropped afterwards."""
+    name = await create_database(infra)
+    yield name
+    await drop_database(infra, name)
+
+
+async def wait_until_caught_up(infra: Infra, group_id: str, topic: str, timeout: float = 30.0) -> None:
+    """Waits until `group_id` has committed offsets at the end of every partition of `topic`."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap_servers)
+    probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap_servers)
+    await admin.start()
+    await probe.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or []]
+        if not partitions:
+            await probe.topics()
+            partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or []]
+        ends = await probe.end_offsets(partitions)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+            behind = {
+                tp: end for tp, end in ends.items() if (committed.get(tp) and committed[tp].offset) != end and end
+            }
+            if not behind:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"consumer group {group_id} still behind on {behind}")
+            await asyncio.sleep(0.2)
+    finally:
+        await probe.stop()
+        await admin.close()

@@ -1,0 +1,232 @@
+"""The outbox and the idempotent consumer against real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import String, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from contracts import Envelope, new_envelope
+from contracts.events import AnalyticsFact
+from contracts.topics import ANALYTICS_FACTS
+from servicekit.consumer import EventConsumer
+from servicekit.db import Base, create_engine, session_factory
+from servicekit.kafka import create_broker
+from servicekit.testing import Infra, create_database, drop_database, wait_until_caught_up
+
+LEDGER_SERVICE = Path(__file__).with_name("ledger_service.py")
+
+
+class AppliedEffect(Base):
+    """No unique constraint on purpose: only the idempotent consumer keeps effects single."""
+
+    __tablename__ = "applied_effects"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    source_event_id: Mapped[str] = mapped_column(String(36))
+
+
+async def eventually(check: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+class RunningConsumer:
+    """An EventConsumer applying AnalyticsFact events of one tenant into `applied_effects`."""
+
+    def __init__(self, infra: Infra, database: str, tenant: str, poison_marker: str | None = None) -> None:
+        self.engine = create_engine(infra.database_url(database))
+        self.sessions = session_factory(self.engine)
+        self.broker = create_broker(infra.kafka_bootstrap_servers, "test-consumer")
+        self.consumer = EventConsumer(self.broker, self.sessions, None, group_id=f"test-{uuid.uuid4().hex[:8]}")
+        self.tenant = tenant
+
+        @self.consumer.on(AnalyticsFact)
+        async def apply(envelope: Envelope[AnalyticsFact], session: AsyncSession) -> None:
+            if envelope.tenant_id != tenant:
+                return
+            if poison_marker and envelope.payload.dimensions.get("marker") == poison_marker:
+                raise ValueError("this fact cannot be applied")
+            session.add(AppliedEffect(tenant_id=tenant, source_event_id=str(envelope.payload.source_event_id)))
+
+    async def start(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        await self.engine.dispose()
+
+    async def effects(self) -> tuple[int, int]:
+        async with self.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(AppliedEffect))
+            distinct = await session.scalar(select(func.count(func.distinct(AppliedEffect.source_event_id))))
+        return total or 0, distinct or 0
+
+
+@pytest.fixture
+async def consumer_database(infra: Infra) -> AsyncIterator[str]:
+    name = await create_database(infra, "consumer")
+    yield name
+    await drop_database(infra, name)
+
+
+def start_ledger(infra: Infra, database: str, tenant: str, count: int, hold_relay: bool) -> subprocess.Popen[str]:
+    env = {**os.environ, **infra.service_env(database)}
+    args = [sys.executable, str(LEDGER_SERVICE), "--tenant", tenant, "--count", str(count)]
+    process = subprocess.Popen(
+        [*args, "--hold-relay"] if hold_relay else args, env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.strip() == "COMMITTED", f"ledger service did not commit: {line!r}"
+    return process
+
+
+async def test_events_committed_before_a_sigkill_are_relayed_after_restart_and_applied_once(
+    infra: Infra, database: str, consumer_database: str
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    count = 40
+    producer = start_ledger(infra, database, tenant, count, hold_relay=True)
+    producer.send_signal(signal.SIGKILL)
+    producer.wait()
+
+    engine = create_engine(infra.database_url(database))
+    async with engine.connect() as connection:
+        waiting = await connection.scalar(text("SELECT count(*) FROM outbox"))
+    assert waiting == count, "the killed process must leave its committed events in the outbox"
+
+    consumer = RunningConsumer(infra, consumer_database, tenant)
+    await consumer.start()
+    restarted = start_ledger(infra, database, tenant, count, hold_relay=False)
+    try:
+        await eventually(lambda: _effects_equal(consumer, count), what="every relayed event to be applied")
+        await eventually(lambda: _outbox_empty(engine), what="the relay to delete what Kafka acknowledged")
+
+        # Deliver every event a second time, as Kafka may after a consumer crash.
+        raw = await read_topic(infra, ANALYTICS_FACTS.name, lambda value: tenant.encode() in value)
+        assert len(raw) == count
+        for key, value in raw:
+            await consumer.broker.publish(value, ANALYTICS_FACTS.name, key=key)
+        await wait_until_caught_up(infra, consumer.consumer.group_id, ANALYTICS_FACTS.name)
+        total, distinct = await consumer.effects()
+        assert (total, distinct) == (count, count)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=15)
+        await consumer.stop()
+        await engine.dispose()
+
+
+async def _effects_equal(consumer: RunningConsumer, count: int) -> bool:
+    total, _ = await consumer.effects()
+    assert total <= count, f"an effect was applied twice: {total} > {count}"
+    return total == count
+
+
+async def _outbox_empty(engine: object) -> bool:
+    async with engine.connect() as connection:  # type: ignore[attr-defined]
+        return await connection.scalar(text("SELECT count(*) FROM outbox")) == 0
+
+
+async def read_topic(
+    infra: Infra, topic: str, keep: Callable[[bytes], bool], timeout: float = 10.0
+) -> list[tuple[bytes, bytes]]:
+    """Every record of `topic` (from the beginning) whose value passes `keep`."""
+    reader = AIOKafkaConsumer(
+        topic, bootstrap_servers=infra.kafka_bootstrap_servers, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await reader.start()
+    try:
+        end = await reader.end_offsets(list(reader.assignment()) or await _assignment(reader))
+        found: list[tuple[bytes, bytes]] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            positions = {tp: await reader.position(tp) for tp in end}
+            if all(positions[tp] >= offset for tp, offset in end.items()):
+                break
+            batches = await reader.getmany(timeout_ms=500)
+            for records in batches.values():
+                found.extend((r.key, r.value) for r in records if keep(r.value))
+        return found
+    finally:
+        await reader.stop()
+
+
+async def _assignment(reader: AIOKafkaConsumer) -> list[object]:
+    while not reader.assignment():
+        await reader.getmany(timeout_ms=100)
+    return list(reader.assignment())
+
+
+async def test_poison_messages_go_to_the_dlq_with_their_error_and_the_partition_keeps_flowing(
+    infra: Infra, consumer_database: str
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    consumer = RunningConsumer(infra, consumer_database, tenant, poison_marker="poison")
+    await consumer.start()
+    key = tenant.encode()  # one key: everything below lands in one partition, in this order
+    try:
+        garbage = f"not an event from {tenant}".encode()
+        await consumer.broker.publish(garbage, ANALYTICS_FACTS.name, key=key)
+        poison = new_envelope(
+            AnalyticsFact(name="poison_fact", source_event_id=uuid.uuid4(), dimensions={"marker": "poison"}),
+            tenant_id=tenant,
+        )
+        await consumer.broker.publish(poison.to_json(), ANALYTICS_FACTS.name, key=key)
+        good = [
+            new_envelope(AnalyticsFact(name="good_fact", source_event_id=uuid.uuid4()), tenant_id=tenant)
+            for _ in range(3)
+        ]
+        for envelope in good:
+            await consumer.broker.publish(envelope.to_json(), ANALYTICS_FACTS.name, key=key)
+
+        await eventually(lambda: _effects_equal(consumer, 3), what="the good events behind the poison")
+        dead = await read_topic(infra, ANALYTICS_FACTS.dlq, lambda value: tenant.encode() in value)
+        assert sorted(value for _, value in dead) == sorted([garbage, poison.to_json()])
+        headers = await dlq_headers(infra, tenant)
+        assert any("not JSON" in h["dlq-error"] for h in headers)
+        assert any("ValueError: this fact cannot be applied" in h["dlq-error"] for h in headers)
+        assert {h["dlq-consumer-group"] for h in headers} == {consumer.consumer.group_id}
+        assert {h["dlq-original-topic"] for h in headers} == {ANALYTICS_FACTS.name}
+    finally:
+        await consumer.stop()
+
+
+async def dlq_headers(infra: Infra, tenant: str) -> list[dict[str, str]]:
+    reader = AIOKafkaConsumer(
+        ANALYTICS_FACTS.dlq, bootstrap_servers=infra.kafka_bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await reader.start()
+    try:
+        found = []
+        for _ in range(20):
+            batches = await reader.getmany(timeout_ms=300)
+            for records in batches.values():
+                found += [{k: v.decode() for k, v in r.headers} for r in records if tenant.encode() in (r.value or b"")]
+            if len(found) >= 2:
+                break
+        return found
+    finally:
+        await reader.stop()

@@ -1,0 +1,1 @@
+"""AI assistant: answers from the tenant knowledge base, smart actions, handoff offers."""

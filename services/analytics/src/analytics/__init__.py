@@ -1,0 +1,1 @@
+"""Analytics facts and rollups; publishes the public analytics topic."""

@@ -1,0 +1,1 @@
+"""Conversations, messages, notes and the conversation state machine."""

@@ -1,0 +1,1 @@
+"""Public REST and WebSocket API for the widget and the operator dashboard."""

@@ -1,0 +1,1 @@
+"""Email and WhatsApp/SMS notifications with a delivery log."""

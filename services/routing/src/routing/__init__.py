@@ -1,0 +1,1 @@
+"""Operator presence, capacity and the waiting queue; assigns conversations to operators."""

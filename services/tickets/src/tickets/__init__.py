@@ -1,0 +1,1 @@
+"""Tickets with transcripts and SLA clocks when no operator is available."""
