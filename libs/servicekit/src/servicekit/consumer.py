@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts import Envelope, Payload, parse_envelope
 from contracts.topics import ALL_TOPICS
 from servicekit.db import ProcessedEvent
+from servicekit.kafka import physical_topic
 from servicekit.logs import get_logger, log_context
 from servicekit.metrics import DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
 from servicekit.outbox import OUTBOX_STAGED, OutboxRelay
@@ -87,11 +88,13 @@ class EventConsumer:
         relay: OutboxRelay | None,
         *,
         group_id: str,
+        topic_prefix: str = "",
     ) -> None:
         self.broker = broker
         self.sessions = sessions
         self.relay = relay
         self.group_id = group_id
+        self.topic_prefix = topic_prefix
         self.handlers: dict[str, Handler] = {}
         self.topics: set[str] = set()
 
@@ -109,7 +112,7 @@ class EventConsumer:
         description = next((t.description for t in ALL_TOPICS if t.name == topic), "")
 
         @self.broker.subscriber(
-            topic,
+            physical_topic(self.topic_prefix, topic),
             group_id=self.group_id,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",

@@ -21,8 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from servicekit.consumer import EventConsumer
 from servicekit.db import create_engine, session_factory
-from servicekit.kafka import create_broker
+from servicekit.kafka import create_broker, physical_topic
 from servicekit.logs import configure_logging, get_logger
 from servicekit.migrations import upgrade_to_head
 from servicekit.outbox import OutboxRelay
@@ -75,10 +76,26 @@ class Runtime:
         if database:
             runtime.engine = create_engine(settings.database_url)
             runtime.sessions = session_factory(runtime.engine)
-            runtime.relay = OutboxRelay(runtime.sessions, broker, lock_name=settings.service_name)
+            runtime.relay = OutboxRelay(
+                runtime.sessions, broker, lock_name=settings.service_name, topic_prefix=settings.kafka_topic_prefix
+            )
         if redis:
             runtime.redis = Redis.from_url(settings.redis_url, decode_responses=False)
         return runtime
+
+    def consumer(self) -> EventConsumer:
+        """The idempotent consumer of this service, with its group, store and outbox relay."""
+        assert self.sessions is not None, "an EventConsumer needs the service's database"
+        return EventConsumer(
+            self.broker,
+            self.sessions,
+            self.relay,
+            group_id=self.settings.group_id,
+            topic_prefix=self.settings.kafka_topic_prefix,
+        )
+
+    def topic(self, name: str) -> str:
+        return physical_topic(self.settings.kafka_topic_prefix, name)
 
     async def start(self) -> None:
         if self.migrations_dir is not None:

@@ -12,6 +12,11 @@ from opentelemetry import trace
 from prometheus_client import REGISTRY
 
 
+def physical_topic(prefix: str, name: str) -> str:
+    """The Kafka topic a contract topic name lives in, under the deployment's namespace prefix."""
+    return f"{prefix}{name}"
+
+
 def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
     return KafkaBroker(
         bootstrap_servers,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import Envelope
 from servicekit.db import OutboxRecord
+from servicekit.kafka import physical_topic
 from servicekit.logs import get_logger
 from servicekit.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED
 from servicekit.tracing import current_trace_headers, trace_context_from
@@ -44,11 +45,13 @@ class OutboxRelay:
         broker: KafkaBroker,
         *,
         lock_name: str,
+        topic_prefix: str = "",
         batch_size: int = 500,
         poll_interval: float = 0.5,
     ) -> None:
         self._sessions = sessions
         self._broker = broker
+        self._topic_prefix = topic_prefix
         self._lock_key = zlib.crc32(f"outbox:{lock_name}".encode())
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -100,7 +103,11 @@ class OutboxRelay:
                 with trace_context_from(row.headers):
                     pending.append(
                         await self._broker.publish(
-                            row.value, row.topic, key=row.key, headers=row.headers, no_confirm=True
+                            row.value,
+                            physical_topic(self._topic_prefix, row.topic),
+                            key=row.key,
+                            headers=row.headers,
+                            no_confirm=True,
                         )
                     )
             await asyncio.gather(*pending)

@@ -20,6 +20,10 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
 
     kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    # Namespaces every topic (e.g. one test run's stack); empty in a normal deployment.
+    kafka_topic_prefix: str = ""
+    # The consumer group of this service's consumers; replicas share it. Defaults to the name.
+    kafka_group_id: str = ""
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 55432
     postgres_user: str = "support"
@@ -35,6 +39,10 @@ class ServiceSettings(BaseSettings):
             f"postgresql+asyncpg://{self.postgres_user}:{self.postgres_password}"
             f"@{self.postgres_host}:{self.postgres_port}/{database}"
         )
+
+    @property
+    def group_id(self) -> str:
+        return self.kafka_group_id or self.service_name
 
     def secret_fields(self) -> tuple[str, ...]:
         """Names of fields that must not keep a placeholder value in production."""

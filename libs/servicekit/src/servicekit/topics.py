@@ -15,15 +15,17 @@ from contracts.topics import ALL_TOPICS
 DLQ_PARTITIONS = 1
 
 
-def wanted_topics(replication_factor: int) -> list[NewTopic]:
+def wanted_topics(replication_factor: int, prefix: str = "") -> list[NewTopic]:
     topics = []
     for topic in ALL_TOPICS:
-        topics.append(NewTopic(topic.name, topic.partitions, replication_factor))
-        topics.append(NewTopic(topic.dlq, DLQ_PARTITIONS, replication_factor))
+        topics.append(NewTopic(prefix + topic.name, topic.partitions, replication_factor))
+        topics.append(NewTopic(prefix + topic.dlq, DLQ_PARTITIONS, replication_factor))
     return topics
 
 
-async def ensure_topics(bootstrap_servers: str, replication_factor: int = 1, timeout: float = 60) -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str, replication_factor: int = 1, prefix: str = "", timeout: float = 60
+) -> list[str]:
     """Creates the missing topics; returns the names it created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup")
     deadline = asyncio.get_running_loop().time() + timeout
@@ -37,7 +39,7 @@ async def ensure_topics(bootstrap_servers: str, replication_factor: int = 1, tim
             await asyncio.sleep(1)
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in wanted_topics(replication_factor) if t.name not in existing]
+        missing = [t for t in wanted_topics(replication_factor, prefix) if t.name not in existing]
         if missing:
             await admin.create_topics(missing)
         return [t.name for t in missing]
@@ -48,7 +50,8 @@ async def ensure_topics(bootstrap_servers: str, replication_factor: int = 1, tim
 def main() -> int:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092")
     replication = int(os.environ.get("KAFKA_REPLICATION_FACTOR", "1"))
-    created = asyncio.run(ensure_topics(bootstrap, replication))
+    prefix = os.environ.get("KAFKA_TOPIC_PREFIX", "")
+    created = asyncio.run(ensure_topics(bootstrap, replication, prefix))
     print(f"[topics] {len(created)} created, {len(wanted_topics(replication)) - len(created)} already there")
     return 0
 
