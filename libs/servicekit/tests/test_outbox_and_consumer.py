@@ -71,6 +71,7 @@ class RunningConsumer:
     async def start(self) -> None:
         async with self.engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
+        self.consumer.subscribe(workers=2)
         await self.broker.start()
 
     async def stop(self) -> None:
@@ -129,7 +130,7 @@ async def test_events_committed_before_a_sigkill_are_relayed_after_restart_and_a
         assert len(raw) == count
         for key, value in raw:
             await consumer.broker.publish(value, ANALYTICS_FACTS.name, key=key)
-        await wait_until_caught_up(infra, consumer.consumer.group_id, ANALYTICS_FACTS.name)
+        await wait_until_caught_up(infra, consumer.consumer.kafka_group(ANALYTICS_FACTS.name), ANALYTICS_FACTS.name)
         total, distinct = await consumer.effects()
         assert (total, distinct) == (count, count)
     finally:

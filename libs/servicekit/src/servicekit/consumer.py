@@ -99,28 +99,37 @@ class EventConsumer:
         self.topics: set[str] = set()
 
     def on(self, payload_cls: type[P]) -> Callable[[Callable[[Envelope[P], AsyncSession], Awaitable[None]]], Handler]:
+        """Registers the handler of one payload type; `subscribe` then listens to their topics."""
+
         def register(handler: Callable[[Envelope[P], AsyncSession], Awaitable[None]]) -> Handler:
             self.handlers[payload_cls.event_type] = handler
-            if payload_cls.topic not in self.topics:
-                self.topics.add(payload_cls.topic)
-                self._subscribe(payload_cls.topic)
+            self.topics.add(payload_cls.topic)
             return handler
 
         return register
 
-    def _subscribe(self, topic: str) -> None:
-        description = next((t.description for t in ALL_TOPICS if t.name == topic), "")
+    def kafka_group(self, topic: str) -> str:
+        return f"{self.group_id}.{topic}"
 
-        @self.broker.subscriber(
-            physical_topic(self.topic_prefix, topic),
-            group_id=self.group_id,
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            title=f"{self.group_id}:{topic}",
-            description=description,
-        )
-        async def on_record(message: KafkaMessage) -> None:
-            await self.process(message)
+    def subscribe(self, workers: int = 1) -> None:
+        """One subscriber per handled topic. With several workers, partitions are processed
+        concurrently (each worker is a group member owning its partitions and committing only
+        its own offsets) while each partition stays in order. Each topic gets a Kafka group of
+        its own, so that members joining for one topic do not rebalance the others."""
+        for topic in sorted(self.topics):
+            description = next((t.description for t in ALL_TOPICS if t.name == topic), "")
+
+            @self.broker.subscriber(
+                physical_topic(self.topic_prefix, topic),
+                group_id=self.kafka_group(topic),
+                ack_policy=AckPolicy.MANUAL,
+                auto_offset_reset="earliest",
+                max_workers=workers,
+                title=f"{self.group_id}: {topic}",
+                description=description,
+            )
+            async def on_record(message: KafkaMessage) -> None:
+                await self.process(message)
 
     async def process(self, message: KafkaMessage) -> None:
         started = time.perf_counter()

@@ -59,6 +59,7 @@ class Runtime:
     migrations_dir: Path | None = None
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    consumers: list[EventConsumer] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -86,13 +87,15 @@ class Runtime:
     def consumer(self) -> EventConsumer:
         """The idempotent consumer of this service, with its group, store and outbox relay."""
         assert self.sessions is not None, "an EventConsumer needs the service's database"
-        return EventConsumer(
+        consumer = EventConsumer(
             self.broker,
             self.sessions,
             self.relay,
             group_id=self.settings.group_id,
             topic_prefix=self.settings.kafka_topic_prefix,
         )
+        self.consumers.append(consumer)
+        return consumer
 
     def topic(self, name: str) -> str:
         return physical_topic(self.settings.kafka_topic_prefix, name)
@@ -102,6 +105,8 @@ class Runtime:
             await asyncio.to_thread(upgrade_to_head, self.migrations_dir, self.settings.database_url)
         for hook in self.on_start:
             await hook()
+        for consumer in self.consumers:
+            consumer.subscribe(self.settings.consumer_workers)
         await self.broker.start()
         if self.relay:
             self.relay.start()

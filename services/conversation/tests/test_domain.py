@@ -1,0 +1,58 @@
+import pytest
+
+from contracts.common import ConversationStatus as S
+from conversation.domain import (
+    ACCEPTS_CUSTOMER_MESSAGES,
+    CLOSED,
+    TRANSITIONS,
+    IllegalTransitionError,
+    status_after_customer_message,
+    transition,
+)
+
+
+def test_every_state_of_the_design_is_modelled() -> None:
+    assert set(TRANSITIONS) == set(S)
+    assert {S.RESOLVED, S.NOT_RESOLVED, S.CANCELLED, S.ABANDONED} == CLOSED
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [
+        (S.AI, S.HANDOFF_OFFERED),
+        (S.HANDOFF_OFFERED, S.QUEUED),
+        (S.HANDOFF_OFFERED, S.AI),
+        (S.QUEUED, S.WITH_OPERATOR),
+        (S.QUEUED, S.TICKET_PENDING),
+        (S.WITH_OPERATOR, S.WAITING_CUSTOMER),
+        (S.WAITING_CUSTOMER, S.WITH_OPERATOR),
+        (S.WITH_OPERATOR, S.RESOLVED),
+        (S.WITH_OPERATOR, S.NOT_RESOLVED),
+        (S.TICKET_PENDING, S.TICKET_CREATED),
+        (S.AI, S.ABANDONED),
+    ],
+)
+def test_the_designed_transitions_are_allowed(current: S, target: S) -> None:
+    assert transition(current, target) == target
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [(S.AI, S.WITH_OPERATOR), (S.RESOLVED, S.AI), (S.TICKET_CREATED, S.QUEUED), (S.QUEUED, S.HANDOFF_OFFERED)],
+)
+def test_illegal_transitions_are_rejected_with_a_clear_error(current: S, target: S) -> None:
+    with pytest.raises(IllegalTransitionError, match=f"{current} cannot move to {target}"):
+        transition(current, target)
+
+
+def test_closed_conversations_accept_no_customer_messages() -> None:
+    assert not (CLOSED & ACCEPTS_CUSTOMER_MESSAGES)
+    assert S.AI in ACCEPTS_CUSTOMER_MESSAGES
+    assert S.TICKET_CREATED not in ACCEPTS_CUSTOMER_MESSAGES
+
+
+def test_a_customer_message_reactivates_or_continues() -> None:
+    assert status_after_customer_message(S.WAITING_CUSTOMER) == S.WITH_OPERATOR
+    assert status_after_customer_message(S.HANDOFF_OFFERED) == S.AI
+    assert status_after_customer_message(S.QUEUED) == S.QUEUED
+    assert status_after_customer_message(S.AI) == S.AI
