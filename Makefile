@@ -41,11 +41,11 @@ infra-status: ## show which local servers are up
 
 .PHONY: up
 up: infra-up ## bring the whole system up and print the widget demo and dashboard URLs
-	@$(PY) -m servicekit.devstack up
+	@$(PY) -m servicekit.stack up
 
 .PHONY: down
 down: ## stop the services and the infrastructure
-	@-$(PY) -m servicekit.devstack down
+	@-$(PY) -m servicekit.stack down
 	@$(INFRA) down
 
 .PHONY: test
@@ -62,3 +62,7 @@ lint: install ## ruff and mypy (strict on libs)
 .PHONY: contracts
 contracts: install ## export JSON Schema for every event and the AsyncAPI document
 	$(PY) -m contracts.export docs/contracts
+
+.PHONY: eval
+eval: install ## evaluate the AI assistant on its question set (fails below its thresholds)
+	$(PY) -m ai_responder.evaluate

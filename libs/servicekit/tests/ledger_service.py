@@ -14,14 +14,18 @@ import asyncio
 import uuid
 
 from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts import new_envelope
 from contracts.events import AnalyticsFact
-from servicekit.db import Base
+from servicekit.db import Base as PlatformBase
 from servicekit.http import Runtime
 from servicekit.outbox import add_to_outbox
 from servicekit.settings import ServiceSettings
+
+
+class Base(DeclarativeBase):
+    """The ledger's own tables (the platform's outbox and inbox live on PlatformBase)."""
 
 
 class LedgerEntry(Base):
@@ -37,6 +41,7 @@ async def main(tenant: str, count: int, hold_relay: bool) -> None:
     assert runtime.sessions is not None
     assert runtime.relay is not None
     async with runtime.engine.begin() as connection:
+        await connection.run_sync(PlatformBase.metadata.create_all)
         await connection.run_sync(Base.metadata.create_all)
     async with runtime.sessions() as session, session.begin():
         already = await session.get(LedgerEntry, f"{tenant}-done")

@@ -15,17 +15,22 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts import Envelope, new_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
 from servicekit.consumer import EventConsumer
-from servicekit.db import Base, create_engine, session_factory
+from servicekit.db import Base as PlatformBase
+from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
 from servicekit.testing import Infra, create_database, drop_database, wait_until_caught_up
 
 LEDGER_SERVICE = Path(__file__).with_name("ledger_service.py")
+
+
+class Base(DeclarativeBase):
+    pass
 
 
 class AppliedEffect(Base):
@@ -70,6 +75,7 @@ class RunningConsumer:
 
     async def start(self) -> None:
         async with self.engine.begin() as connection:
+            await connection.run_sync(PlatformBase.metadata.create_all)
             await connection.run_sync(Base.metadata.create_all)
         self.consumer.subscribe(workers=2)
         await self.broker.start()

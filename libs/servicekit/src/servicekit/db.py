@@ -12,7 +12,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    """Each service declares its tables on this base; its own database holds them all."""
+    """The platform's own tables, present in every service database. A service declares its
+    tables on a base of its own, so that each service's metadata holds only its schema."""
 
 
 class OutboxRecord(Base):

@@ -13,6 +13,8 @@ from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from servicekit.db import Base as PlatformBase
+
 MIGRATION_LOCK = 7_351_001
 
 
@@ -28,8 +30,9 @@ def upgrade_to_head(migrations_dir: Path, database_url: str) -> None:
     command.upgrade(alembic_config(migrations_dir, database_url), "head")
 
 
-def run_env(target_metadata: MetaData) -> None:
-    """The body of every service's `migrations/env.py`."""
+def run_env(service_metadata: MetaData) -> None:
+    """The body of every service's `migrations/env.py`: the service's tables plus the platform's."""
+    target_metadata = [PlatformBase.metadata, service_metadata]
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url must be set by alembic_config"
     if context.is_offline_mode():

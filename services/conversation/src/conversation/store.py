@@ -9,10 +9,13 @@ from typing import Any
 from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts.common import ConversationStatus
-from servicekit.db import Base
+
+
+class Base(DeclarativeBase):
+    """The tables of this service's own database."""
 
 
 class Conversation(Base):

@@ -1,0 +1,182 @@
+"""Runs the services as real local processes: `make up` (detached, with pid files) and the
+end-to-end tests (as children they can SIGKILL and restart) both start them through `Stack`.
+
+    python -m servicekit.stack up|down|status
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[4]
+STATE = Path(os.environ.get("LOCAL_INFRA_DIR", REPO / ".local"))
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    port: int
+    database: str | None
+
+    @property
+    def built(self) -> bool:
+        """Services whose package has an entry point yet; the others are only skeletons."""
+        package = REPO / "services" / self.name / "src" / self.module
+        return (package / "__main__.py").exists()
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("conversation", "conversation", 8081, "conversation"),
+    ServiceSpec("ai-responder", "ai_responder", 8082, "ai_responder"),
+    ServiceSpec("routing", "routing", 8083, "routing"),
+    ServiceSpec("tickets", "tickets", 8084, "tickets"),
+    ServiceSpec("notifier", "notifier", 8085, "notifier"),
+    ServiceSpec("analytics", "analytics", 8086, "analytics"),
+    ServiceSpec("gateway", "gateway", 8080, "gateway"),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """A set of service processes sharing one infrastructure environment."""
+
+    base_env: dict[str, str]
+    ports: dict[str, int]
+    databases: dict[str, str]
+    log_dir: Path
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    detached: bool = False
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def specs(self) -> list[ServiceSpec]:
+        return [spec for spec in SERVICES if spec.built and spec.name in self.ports]
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def env_for(self, spec: ServiceSpec) -> dict[str, str]:
+        env = {**os.environ, **self.base_env, "HTTP_PORT": str(self.ports[spec.name])}
+        if spec.database:
+            env["POSTGRES_DB"] = self.databases[spec.name]
+        env["CONVERSATION_URL"] = self.url("conversation")
+        env["PUBLIC_BASE_URL"] = self.url("gateway")
+        env.update(self.extra_env.get(spec.name, {}))
+        return env
+
+    def start(self, name: str, wait: bool = True) -> None:
+        spec = next(s for s in self.specs if s.name == name)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", spec.module],
+            env=self.env_for(spec),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=self.detached,
+            cwd=REPO,
+        )
+        self.processes[name] = process
+        if self.detached:
+            (self.log_dir / f"{name}.pid").write_text(str(process.pid))
+        if wait:
+            self.wait_ready(name)
+
+    def start_all(self) -> None:
+        for spec in self.specs:
+            self.start(spec.name, wait=False)
+        for spec in self.specs:
+            self.wait_ready(spec.name)
+
+    def wait_ready(self, name: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        process = self.processes.get(name)
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / (name + '.log')}")
+            try:
+                # Only ever our own http://127.0.0.1 URL.
+                with urllib.request.urlopen(f"{self.url(name)}/readyz", timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{name} was not ready within {timeout:.0f}s; see {self.log_dir / (name + '.log')}")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.kill(name, signal.SIGTERM)
+
+
+def local_stack() -> Stack:
+    """The stack `make up` runs: fixed ports, the service databases made by `make infra-up`."""
+    return Stack(
+        base_env={"ENVIRONMENT": "local"},
+        ports={spec.name: spec.port for spec in SERVICES},
+        databases={spec.name: spec.database for spec in SERVICES if spec.database},
+        log_dir=STATE / "services",
+        detached=True,
+    )
+
+
+def stop_detached(stack: Stack) -> None:
+    for spec in SERVICES:
+        pid_file = stack.log_dir / f"{spec.name}.pid"
+        if not pid_file.exists():
+            continue
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            print(f"stopped {spec.name}")
+        except ProcessLookupError:
+            pass
+        pid_file.unlink()
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "status"
+    stack = local_stack()
+    if command == "up":
+        stop_detached(stack)
+        stack.start_all()
+        for spec in stack.specs:
+            print(f"  {spec.name:13} {stack.url(spec.name)}  (log: {stack.log_dir / (spec.name + '.log')})")
+        if (REPO / "services" / "ai-responder" / "kb").is_dir():
+            seed = [sys.executable, "-m", "ai_responder.admin", "load", str(REPO / "services/ai-responder/kb")]
+            subprocess.run(seed, env=stack.env_for(SERVICES[1]), check=True)
+        gateway = stack.url("gateway")
+        print(f"\nWidget demo:  {gateway}/demo/lucine-di-natale")
+        print(f"API docs:     {gateway}/docs")
+        return 0
+    if command == "down":
+        stop_detached(stack)
+        return 0
+    for spec in stack.specs:
+        pid_file = stack.log_dir / f"{spec.name}.pid"
+        print(f"{spec.name:13} {stack.url(spec.name)} {'running' if pid_file.exists() else 'stopped'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,116 @@
+"""Loading knowledge bases: the admin endpoint and the command line share `load_files`.
+
+    python -m ai_responder.admin load <kb_dir_or_tenant_dir>
+
+A directory holding `tenant.yaml` is one tenant (its folder name is the tenant id); otherwise
+every sub-folder with a `tenant.yaml` is loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, Field, StringConstraints
+
+from ai_responder.config import Settings
+from ai_responder.kb import KBError, TenantKB, load_tenant
+from ai_responder.store import save_knowledge_base
+from contracts.envelope import TenantId
+from servicekit.db import create_engine, session_factory
+from servicekit.http import ApiError, Runtime
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+FilePath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", max_length=200)]
+
+
+class KnowledgeBaseFiles(BaseModel):
+    """The files of one tenant's knowledge-base folder, by relative path (tenant.yaml, articles/*.md...)."""
+
+    files: dict[FilePath, Annotated[str, StringConstraints(max_length=200_000)]] = Field(min_length=1, max_length=500)
+
+
+class KnowledgeBaseLoaded(BaseModel):
+    tenant_id: str
+    version: int
+    articles: int
+
+
+def load_files(tenant_id: str, files: dict[str, str]) -> TenantKB:
+    """Parses a knowledge base given as file contents, with the same loader as a folder on disk."""
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / tenant_id
+        for relative, content in files.items():
+            if ".." in PurePosixPath(relative).parts:
+                raise KBError(f"{relative}: file paths must stay inside the knowledge-base folder")
+            path = folder / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+        return load_tenant(folder, tenant_id)
+
+
+def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    token = runtime.settings.admin_token  # type: ignore[attr-defined]
+    if not token:
+        raise ApiError(403, "admin_disabled", "set ADMIN_TOKEN to enable the admin endpoints")
+    if authorization != f"Bearer {token}":
+        raise ApiError(401, "unauthorized", "a valid admin bearer token is required")
+    return runtime
+
+
+@router.put("/tenants/{tenant_id}/knowledge-base", response_model=KnowledgeBaseLoaded)
+async def put_knowledge_base(
+    tenant_id: TenantId, body: KnowledgeBaseFiles, runtime: Annotated[Runtime, Depends(require_admin)], request: Request
+) -> KnowledgeBaseLoaded:
+    try:
+        kb = await asyncio.to_thread(load_files, tenant_id, body.files)
+    except KBError as error:
+        raise ApiError(422, "invalid_knowledge_base", str(error)) from error
+    assert runtime.sessions is not None
+    async with runtime.sessions() as session, session.begin():
+        version = await save_knowledge_base(session, kb)
+    await request.app.state.assistant.reload()
+    return KnowledgeBaseLoaded(tenant_id=tenant_id, version=version, articles=len(kb.articles))
+
+
+def tenant_folders(path: Path) -> list[Path]:
+    if (path / "tenant.yaml").exists():
+        return [path]
+    return sorted(p for p in path.iterdir() if (p / "tenant.yaml").exists()) if path.is_dir() else []
+
+
+async def load_command(path: Path) -> int:
+    settings = Settings()
+    folders = tenant_folders(path)
+    if not folders:
+        print(f"error: no tenant knowledge base (tenant.yaml) under {path}", file=sys.stderr)
+        return 1
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            for folder in folders:
+                kb = load_tenant(folder)
+                version = await save_knowledge_base(session, kb)
+                print(f"loaded {kb.tenant_id}: {len(kb.articles)} articles (version {version})")
+    except KBError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] != "load":
+        print(__doc__, file=sys.stderr)
+        return 2
+    return asyncio.run(load_command(Path(argv[2])))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

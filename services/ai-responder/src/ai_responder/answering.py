@@ -1,0 +1,447 @@
+"""The assistant: turns a customer question into an answer, from the KB alone or grounded by an LLM.
+
+`Responder` is the one interface the service's handlers use. Both implementations share the same
+analysis (language, handoff policy, retrieval, smart actions) through `TenantKnowledge`, so the
+LLM mode differs only in how the text of a confident answer is written, and it falls back to the
+retrieval answer whenever the model is slow or failing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import openai
+from openai import AsyncOpenAI
+from pydantic import BaseModel, ConfigDict, Field
+
+from ai_responder.kb import TenantKB, load_tenant
+from ai_responder.language import detect_language
+from ai_responder.policy import HandoffPolicy, PhraseMatcher, PolicyHit
+from ai_responder.retrieval import Passage, RetrievalIndex
+from ai_responder.text import tokenize
+from contracts.common import HandoffReason, Sender, SmartAction, SmartActionType, Source
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Answer",
+    "AnswerMode",
+    "HandoffReason",
+    "KnowledgeBase",
+    "LlmResponder",
+    "Question",
+    "Responder",
+    "ResponderSettings",
+    "RetrievalResponder",
+    "TenantKnowledge",
+    "UnknownTenantError",
+    "build_responder",
+]
+
+
+class AnswerMode(StrEnum):
+    RETRIEVAL = "retrieval"
+    LLM = "llm"
+    FALLBACK = "fallback"
+    """LLM mode, but the model failed or timed out and the retrieval answer was used."""
+
+
+class Question(BaseModel):
+    """A customer message to answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: str
+    text: str = Field(min_length=1, max_length=4000)
+    language: str | None = None
+    """A hint, e.g. the widget locale or the language of the conversation so far."""
+    history: list[tuple[Sender, str]] = Field(default_factory=list)
+    """Recent messages before this one, oldest first."""
+
+
+class Answer(BaseModel):
+    """The assistant's reply. Maps one-to-one onto the `ai.reply_generated` event payload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    language: str
+    confidence: float = Field(ge=0, le=1)
+    sources: list[Source] = Field(default_factory=list)
+    smart_actions: list[SmartAction] = Field(default_factory=list)
+    handoff_reason: HandoffReason | None = None
+    mode: AnswerMode = AnswerMode.RETRIEVAL
+    cacheable: bool = False
+    """True when the same question text always gets this answer, whatever the conversation."""
+
+
+@runtime_checkable
+class Responder(Protocol):
+    async def answer(self, question: Question) -> Answer: ...
+
+
+class UnknownTenantError(LookupError):
+    """No knowledge base is loaded for this tenant."""
+
+
+_SENTENCE_END = re.compile(r"[.!?…]\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What the KB and the policy say about a question, before any text is written."""
+
+    language: str
+    hit: PolicyHit | None
+    smalltalk: str | None
+    passages: list[Passage]
+    confidence: float
+    used_history: bool
+
+
+class TenantKnowledge:
+    """One tenant's loaded knowledge base with everything precomputed for answering."""
+
+    def __init__(self, kb: TenantKB) -> None:
+        self.kb = kb
+        self.config = kb.config
+        self.index = RetrievalIndex(kb.articles, kb.synonyms, default_language=kb.config.default_language)
+        self.policy = HandoffPolicy(kb.policy)
+        self._topic_articles = {topic: article for article in kb.articles for topic in article.topics}
+        self._triggers = PhraseMatcher(
+            ((action_id, phrase) for action_id, spec in kb.config.actions.items() for phrase in spec.triggers),
+            max_gap=2,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, tenant_id: str | None = None) -> TenantKnowledge:
+        return cls(load_tenant(path, tenant_id))
+
+    def detect_language(self, text: str, hint: str | None = None) -> str:
+        guess = detect_language(text, default=self.config.default_language, hint=hint, lexicon=self.index.lexicon)
+        return guess.language if guess.language in self.config.languages else self.config.default_language
+
+    def language_of(self, question: Question) -> str:
+        """The reply language: the text's own evidence, else the hint, else the conversation so far."""
+        hint = question.language
+        if hint is None:
+            # The customer's previous messages are good evidence for a terse follow-up ("e i bambini?").
+            previous = " ".join(text for sender, text in question.history[-4:] if sender == Sender.CUSTOMER)
+            if previous:
+                hint = self.detect_language(previous)
+        return self.detect_language(question.text, hint)
+
+    def analyse(self, question: Question) -> Analysis:
+        language = self.language_of(question)
+        scan = self.policy.scan(question.text)
+        hit = scan.hit
+        smalltalk = self.policy.smalltalk(question.text) if hit is None else None
+        passages = self.index.search(question.text, language, k=3, ignore=scan.noise)
+        if hit is not None and hit.topic is not None:
+            passages = self._topic_first(hit.topic, passages, question.text, language)
+        confidence = passages[0].confidence if passages else 0.0
+        used_history = False
+        if confidence < self.config.answer_threshold and hit is None and smalltalk is None:
+            # A follow-up often only makes sense with the previous question ("and for children?").
+            previous_question = next((t for s, t in reversed(question.history) if s == Sender.CUSTOMER), None)
+            if previous_question:
+                combined = self.index.search(f"{previous_question} {question.text}", language, k=3, ignore=scan.noise)
+                if combined and combined[0].confidence >= self.config.answer_threshold:
+                    passages, confidence, used_history = combined, combined[0].confidence, True
+        return Analysis(language, hit, smalltalk, passages, confidence, used_history)
+
+    def _topic_first(self, topic: str, passages: list[Passage], text: str, language: str) -> list[Passage]:
+        """Put the article that handles a detected sensitive topic first.
+
+        A policy phrase ("scolaresca", "rimborso") is more precise evidence than word overlap, so the
+        topic's article answers even when another article shares more words with the question.
+        """
+        article = self._topic_articles.get(topic)
+        if article is None:
+            return passages
+        found = next((p for p in passages if p.article.id == article.id), None)
+        lang = article.pick_language(language, self.config.default_language)
+        floor = (1 + self.config.answer_threshold) / 2
+        score, confidence = (found.score, found.confidence) if found else (0.0, 0.0)
+        first = Passage(article, lang, article.title[lang], article.body[lang], score, max(confidence, floor))
+        return [first, *(p for p in passages if p.article.id != article.id)]
+
+    def actions_for(self, question_text: str, passage: Passage | None, language: str) -> list[SmartAction]:
+        """Smart actions of the answering article plus those whose triggers the question contains."""
+        ids: list[str] = list(passage.article.actions) if passage is not None else []
+        for match in self._triggers.find(tokenize(question_text)):
+            if match.label not in ids:
+                ids.append(match.label)
+        actions = []
+        for action_id in ids:
+            spec = self.config.actions[action_id]
+            label = spec.label.get(language) or spec.label.get(self.config.default_language) or action_id
+            actions.append(SmartAction(type=spec.type, label=label, url=spec.url))
+        return actions
+
+    def handoff_buttons(self, language: str) -> list[SmartAction]:
+        messages = self.config.messages_for(language)
+        return [
+            SmartAction(type=SmartActionType.REQUEST_OPERATOR, label=messages.operator_button),
+            SmartAction(type=SmartActionType.CONTINUE_AI, label=messages.continue_button),
+        ]
+
+    def compose(self, question: Question, analysis: Analysis, body: str | None = None) -> Answer:
+        """The final answer. `body` replaces the article text (the LLM's wording of it)."""
+        language = analysis.language
+        messages = self.config.messages_for(language)
+        hit = analysis.hit
+        top = analysis.passages[0] if analysis.passages else None
+        confident = top is not None and analysis.confidence >= self.config.answer_threshold
+        cacheable = not analysis.used_history and (confident or hit is not None or analysis.smalltalk is not None)
+
+        if hit is not None and hit.reason == HandoffReason.CUSTOMER_REQUEST:
+            return Answer(
+                text=messages.handoff_offer,
+                language=language,
+                confidence=1.0,
+                smart_actions=self.handoff_buttons(language),
+                handoff_reason=hit.reason,
+                cacheable=cacheable,
+            )
+        if analysis.smalltalk is not None:
+            text = messages.thanks if analysis.smalltalk == "thanks" else messages.greeting
+            return Answer(text=text, language=language, confidence=1.0, cacheable=cacheable)
+
+        if confident and top is not None:
+            text = body if body is not None else top.text
+            actions = self.actions_for(question.text, top, language)
+            reason = hit.reason if hit is not None else None
+            if reason is not None:
+                extra = messages.sensitive if reason == HandoffReason.SENSITIVE_TOPIC else messages.negative
+                text = f"{text}\n\n{extra}" if _SENTENCE_END.search(text) else f"{text}.\n\n{extra}"
+                actions = [a for a in actions if a.type == SmartActionType.OPEN_URL] + self.handoff_buttons(language)
+            return Answer(
+                text=text,
+                language=language,
+                confidence=round(analysis.confidence, 4),
+                sources=[Source(article_id=top.article.id, title=top.title, score=round(top.confidence, 4))],
+                smart_actions=actions,
+                handoff_reason=reason,
+                cacheable=cacheable,
+            )
+
+        # Nothing answers well enough: never guess, say so and offer a person.
+        if hit is not None:
+            reason = hit.reason
+            text = messages.sensitive if reason == HandoffReason.SENSITIVE_TOPIC else messages.negative
+        elif top is None or analysis.confidence < self.config.unknown_threshold:
+            reason, text = HandoffReason.UNKNOWN_ANSWER, messages.unknown
+        else:
+            reason, text = HandoffReason.LOW_CONFIDENCE, messages.unknown
+        links = [a for a in self.actions_for(question.text, None, language) if a.type == SmartActionType.OPEN_URL]
+        return Answer(
+            text=text,
+            language=language,
+            confidence=round(analysis.confidence, 4),
+            smart_actions=links + self.handoff_buttons(language),
+            handoff_reason=reason,
+            cacheable=cacheable,
+        )
+
+
+class KnowledgeBase:
+    """The knowledge of every tenant, by tenant id."""
+
+    def __init__(self, tenants: Mapping[str, TenantKnowledge]) -> None:
+        self._tenants = dict(tenants)
+
+    @classmethod
+    def load(cls, root: str | Path) -> KnowledgeBase:
+        """Load every tenant directory under `root` (the directory name is the tenant id)."""
+        root = Path(root)
+        dirs = sorted(p for p in root.iterdir() if p.is_dir() and (p / "tenant.yaml").exists()) if root.is_dir() else []
+        if not dirs:
+            raise FileNotFoundError(f"{root}: no tenant knowledge base found (expected <tenant_id>/tenant.yaml)")
+        return cls({d.name: TenantKnowledge.load(d) for d in dirs})
+
+    @property
+    def tenant_ids(self) -> list[str]:
+        return sorted(self._tenants)
+
+    def tenant(self, tenant_id: str) -> TenantKnowledge:
+        try:
+            return self._tenants[tenant_id]
+        except KeyError:
+            raise UnknownTenantError(f"no knowledge base for tenant {tenant_id!r}") from None
+
+
+class RetrievalResponder:
+    """Answers with the best-matching article, in the customer's language; never invents."""
+
+    def __init__(self, knowledge: KnowledgeBase) -> None:
+        self.knowledge = knowledge
+
+    def answer_now(self, question: Question) -> Answer:
+        """Synchronous core (pure CPU, a fraction of a millisecond)."""
+        tenant = self.knowledge.tenant(question.tenant_id)
+        return tenant.compose(question, tenant.analyse(question))
+
+    async def answer(self, question: Question) -> Answer:
+        return self.answer_now(question)
+
+
+SYSTEM_PROMPT = """You are the customer-support assistant of {tenant}. Answer the customer's last message \
+using ONLY the facts in the knowledge-base passages below. Never invent prices, dates, times, addresses, \
+links, phone numbers or policies. If the passages do not contain the answer, say so: set "answerable" \
+to false. Write the answer in {language_name}, briefly and kindly, in plain text.
+Reply with a JSON object only: {{"answer": "<text>", "answerable": true|false, "confidence": <0..1>}}
+
+Knowledge-base passages:
+{passages}"""
+
+
+def _parse_model_reply(content: str) -> tuple[str, bool, float]:
+    """Read the model's JSON reply; tolerate prose around it (some servers ignore the format)."""
+    start, end = content.find("{"), content.rfind("}")
+    if start != -1 and end > start:
+        try:
+            data: Any = json.loads(content[start : end + 1])
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("answer"), str):
+            raw_conf = data.get("confidence", 0.7)
+            conf = float(raw_conf) if isinstance(raw_conf, int | float) else 0.7
+            answerable = bool(data.get("answerable", True))
+            return data["answer"].strip(), answerable, max(0.0, min(1.0, conf))
+    text = content.strip()
+    return text, bool(text), 0.6  # free text: usable, but trust it less
+
+
+class LlmResponder:
+    """Grounded generation: retrieval picks passages, the model writes the answer from them only."""
+
+    def __init__(
+        self,
+        knowledge: KnowledgeBase,
+        client: AsyncOpenAI,
+        model: str,
+        *,
+        top_k: int = 3,
+        temperature: float = 0.1,
+        max_tokens: int = 400,
+    ) -> None:
+        self.knowledge = knowledge
+        self.client = client
+        self.model = model
+        self.top_k = top_k
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.fallback = RetrievalResponder(knowledge)
+
+    def _messages(
+        self, tenant: TenantKnowledge, question: Question, analysis: Analysis, passages: Sequence[Passage]
+    ) -> list[dict[str, str]]:
+        language_name = tenant.config.messages_for(analysis.language).llm_language_name or analysis.language
+        context = "\n\n".join(f"[{p.article.id}] {p.title}\n{p.text}" for p in passages)
+        messages = [
+            {
+                "role": "system",
+                "content": SYSTEM_PROMPT.format(
+                    tenant=tenant.kb.tenant_id, language_name=language_name, passages=context
+                ),
+            }
+        ]
+        if analysis.used_history:
+            # Only follow-ups need the conversation; sending it otherwise would make answers uncacheable.
+            for sender, text in question.history[-6:]:
+                role = "user" if sender == Sender.CUSTOMER else "assistant"
+                messages.append({"role": role, "content": text})
+        messages.append({"role": "user", "content": question.text})
+        return messages
+
+    async def answer(self, question: Question) -> Answer:
+        tenant = self.knowledge.tenant(question.tenant_id)
+        analysis = tenant.analyse(question)
+        baseline = tenant.compose(question, analysis)
+        floor = tenant.config.unknown_threshold
+        passages = [p for p in analysis.passages[: self.top_k] if p.confidence >= floor]
+        # The model adds nothing when a person is requested, for small talk, or with no evidence at all.
+        if not passages or baseline.handoff_reason == HandoffReason.CUSTOMER_REQUEST or analysis.smalltalk:
+            return baseline
+        started = time.perf_counter()
+        try:
+            completion = await self.client.chat.completions.create(
+                model=self.model,
+                messages=self._messages(tenant, question, analysis, passages),  # type: ignore[arg-type]
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+            )
+            content = completion.choices[0].message.content or ""
+        except (TimeoutError, openai.APIError, IndexError, ValueError) as exc:
+            logger.warning(
+                "llm call failed, answering from retrieval",
+                extra={
+                    "tenant_id": question.tenant_id,
+                    "error": type(exc).__name__,
+                    "elapsed_ms": round((time.perf_counter() - started) * 1000),
+                },
+            )
+            return baseline.model_copy(update={"mode": AnswerMode.FALLBACK, "cacheable": False})
+
+        text, answerable, model_confidence = _parse_model_reply(content)
+        # Combined: retrieval says whether the KB covers the topic, the model whether it answers it.
+        confidence = (analysis.confidence + model_confidence) / 2 if answerable and text else 0.0
+        grounded = Analysis(
+            analysis.language, analysis.hit, analysis.smalltalk, passages, confidence, analysis.used_history
+        )
+        answer = tenant.compose(question, grounded, body=text if answerable and text else None)
+        return answer.model_copy(update={"mode": AnswerMode.LLM})
+
+
+class ResponderSettingsLike(Protocol):
+    """What `build_responder` reads; the service's pydantic Settings satisfies it."""
+
+    @property
+    def kb_dir(self) -> Path | str: ...
+    @property
+    def llm_api_key(self) -> str | None: ...
+    @property
+    def llm_base_url(self) -> str | None: ...
+    @property
+    def llm_model(self) -> str: ...
+    @property
+    def llm_timeout_s(self) -> float: ...
+    @property
+    def llm_max_retries(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class ResponderSettings:
+    kb_dir: Path | str
+    llm_api_key: str | None = None
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = 8.0
+    llm_max_retries: int = 1
+
+
+def build_responder(
+    settings: ResponderSettingsLike, knowledge: KnowledgeBase | None = None
+) -> RetrievalResponder | LlmResponder:
+    """LLM mode when an API key is configured, else retrieval only (the system runs with no account)."""
+    knowledge = knowledge or KnowledgeBase.load(settings.kb_dir)
+    if not settings.llm_api_key:
+        logger.info("no LLM API key configured: answering by retrieval only")
+        return RetrievalResponder(knowledge)
+    client = AsyncOpenAI(
+        api_key=settings.llm_api_key,
+        base_url=settings.llm_base_url or None,
+        timeout=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+    )
+    logger.info("LLM mode", extra={"model": settings.llm_model, "base_url": settings.llm_base_url})
+    return LlmResponder(knowledge, client, settings.llm_model)

@@ -1,0 +1,61 @@
+"""The assistant as the service runs it: the knowledge bases from the store, the responder of
+the configured mode, and the answer cache; swapped as a whole when a knowledge base changes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ai_responder.answering import KnowledgeBase, Responder, TenantKnowledge, build_responder
+from ai_responder.cache import AnswerCache, CachingResponder
+from ai_responder.config import Settings
+from ai_responder.store import knowledge_versions, load_knowledge_bases
+from servicekit.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Assistant:
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.redis = redis
+        self.versions: dict[str, int] = {}
+        self.knowledge = KnowledgeBase({})
+        self.responder: Responder | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def reload(self) -> None:
+        async with self.sessions() as session:
+            versions, bases = await load_knowledge_bases(session)
+        knowledge = KnowledgeBase({kb.tenant_id: TenantKnowledge(kb) for kb in bases})
+        # The cache key carries the knowledge-base versions, so a new KB never serves old answers.
+        generation = ",".join(f"{tenant}={version}" for tenant, version in sorted(versions.items()))
+        cache = AnswerCache(self.redis, self.settings.answer_cache_ttl_s, prefix=f"ai-responder:answer:{generation}")
+        inner = build_responder(self.settings, knowledge) if bases else None
+        self.knowledge, self.versions = knowledge, versions
+        self.responder = CachingResponder(inner, cache, knowledge) if inner else None
+        log.info("knowledge bases loaded", tenants=sorted(versions), llm=bool(self.settings.llm_api_key))
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.kb_refresh_s)
+            try:
+                async with self.sessions() as session:
+                    if await knowledge_versions(session) != self.versions:
+                        await self.reload()
+            except Exception:
+                log.exception("knowledge base refresh failed")
+
+    async def start(self) -> None:
+        await self.reload()
+        self._refresher = asyncio.create_task(self.refresh_forever())
+
+    async def stop(self) -> None:
+        if self._refresher:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from servicekit.settings import ServiceSettings
+
+SHIPPED_KB = Path(__file__).resolve().parents[2] / "kb"
+
+
+class Settings(ServiceSettings):
+    service_name: str = "ai-responder"
+    http_port: int = 8082
+    # Where `python -m ai_responder.admin load` reads tenant folders from by default.
+    kb_dir: Path = SHIPPED_KB
+    # Any OpenAI-compatible endpoint; with no key the assistant answers by retrieval alone.
+    llm_api_key: str | None = None
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = 8.0
+    llm_max_retries: int = 1
+    answer_cache_ttl_s: int = 3600
+    # How often a replica looks for knowledge bases changed by another replica or the CLI.
+    kb_refresh_s: float = 10.0
+    # Bearer token of the admin endpoints; empty disables them.
+    admin_token: str = ""
+    history_messages: int = 6
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return (*super().secret_fields(), "admin_token")

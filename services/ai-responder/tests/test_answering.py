@@ -1,0 +1,169 @@
+from pathlib import Path
+
+import pytest
+
+from ai_responder.answering import (
+    Answer,
+    AnswerMode,
+    KnowledgeBase,
+    LlmResponder,
+    Question,
+    Responder,
+    ResponderSettings,
+    RetrievalResponder,
+    UnknownTenantError,
+    build_responder,
+)
+from contracts.common import HandoffReason, Sender, SmartActionType
+
+TENANT = "lucine-di-natale"
+BUY_URL = "https://lucinedinatale.it/products/biglietto-parco-lucine-di-natale-2025"
+WHATSAPP_URL = "https://wa.me/393123456789"
+
+
+async def ask(responder: Responder, text: str, **kwargs: object) -> Answer:
+    return await responder.answer(Question(tenant_id=TENANT, text=text, **kwargs))  # type: ignore[arg-type]
+
+
+def buttons(answer: Answer) -> list[tuple[str, str]]:
+    return [(a.type.value, a.label) for a in answer.smart_actions if a.type != SmartActionType.OPEN_URL]
+
+
+def links(answer: Answer) -> list[tuple[str, str]]:
+    return [(a.label, str(a.url)) for a in answer.smart_actions if a.type == SmartActionType.OPEN_URL]
+
+
+async def test_answers_from_the_kb_in_italian(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "Quanto costa il biglietto ridotto?")
+    assert answer.language == "it"
+    assert "7 €" in answer.text
+    assert "9 €" in answer.text
+    assert [s.article_id for s in answer.sources] == ["ticket-prices"]
+    assert answer.sources[0].title == "Prezzi e tipi di biglietto"
+    assert answer.handoff_reason is None
+    assert 0.45 <= answer.confidence <= 1.0
+    assert links(answer) == [("Acquista biglietti", BUY_URL)]
+    assert answer.mode == AnswerMode.RETRIEVAL
+    assert answer.cacheable
+
+
+async def test_same_fact_in_english(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "How much is the reduced ticket?")
+    assert answer.language == "en"
+    assert "€7" in answer.text
+    assert answer.sources[0].title == "Ticket prices and types"
+    assert links(answer) == [("Buy tickets", BUY_URL)]
+
+
+async def test_buy_link_from_triggers_even_on_another_article(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "voglio comprare i biglietti, a che ora aprite?")
+    assert ("Acquista biglietti", BUY_URL) in links(answer)
+
+
+async def test_whatsapp_link_to_contact_staff(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "Come posso contattarvi?")
+    assert answer.sources[0].article_id == "contacts"
+    assert links(answer) == [("WhatsApp", WHATSAPP_URL)]
+    english = await ask(responder, "How can I contact you?")
+    assert links(english) == [("WhatsApp", WHATSAPP_URL)]
+
+
+async def test_customer_request_offers_the_two_buttons(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "voglio parlare con un operatore")
+    assert answer.handoff_reason == HandoffReason.CUSTOMER_REQUEST
+    assert answer.sources == []
+    assert buttons(answer) == [
+        ("request_operator", "Sì, chiama un operatore"),
+        ("continue_ai", "No, continua con l'assistente"),
+    ]
+    english = await ask(responder, "I want to talk to a human")
+    assert english.language == "en"
+    assert buttons(english) == [
+        ("request_operator", "Yes, call an operator"),
+        ("continue_ai", "No, continue with the assistant"),
+    ]
+
+
+async def test_unknown_says_so_and_offers_a_person(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "Posso portare il cane?")
+    assert answer.sources == []
+    assert answer.handoff_reason in (HandoffReason.UNKNOWN_ANSWER, HandoffReason.LOW_CONFIDENCE)
+    assert "non ho questa informazione" in answer.text
+    assert not any(ch.isdigit() for ch in answer.text)  # nothing invented
+    assert [b[0] for b in buttons(answer)] == ["request_operator", "continue_ai"]
+    english = await ask(responder, "Do you sell hot chocolate?")
+    assert english.language == "en"
+    assert "I don't have that information" in english.text
+    assert english.handoff_reason is not None
+    assert english.sources == []
+
+
+async def test_off_topic_is_unknown_answer(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "Qual è la capitale della Francia?")
+    assert answer.handoff_reason == HandoffReason.UNKNOWN_ANSWER
+    assert answer.confidence < 0.2
+
+
+async def test_sensitive_topic_answers_and_offers_a_person(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "Voglio il rimborso del biglietto")
+    assert answer.sources[0].article_id == "refunds-changes"
+    assert answer.handoff_reason == HandoffReason.SENSITIVE_TOPIC
+    assert "staff" in answer.text
+    assert "operatore" in answer.text
+    assert [b[0] for b in buttons(answer)] == ["request_operator", "continue_ai"]
+
+
+async def test_upset_customer_gets_the_answer_and_the_offer(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "sono arrabbiato, a che ora aprite???")
+    assert answer.sources[0].article_id == "dates-hours"
+    assert "17:30" in answer.text
+    assert "Mi dispiace" in answer.text
+    assert answer.handoff_reason == HandoffReason.NEGATIVE_SENTIMENT
+    assert [b[0] for b in buttons(answer)] == ["request_operator", "continue_ai"]
+
+
+async def test_small_talk(responder: RetrievalResponder) -> None:
+    hello = await ask(responder, "Ciao!")
+    assert hello.handoff_reason is None
+    assert hello.sources == []
+    assert "Lucine di Natale" in hello.text
+    thanks = await ask(responder, "thank you!")
+    assert thanks.language == "en"
+    assert thanks.handoff_reason is None
+
+
+async def test_follow_up_uses_history_and_is_not_cacheable(responder: RetrievalResponder) -> None:
+    alone = await ask(responder, "and how do I get one?")
+    assert alone.sources == []
+    assert alone.handoff_reason is not None
+    assert not alone.cacheable
+    history = [(Sender.CUSTOMER, "How much is a ticket?"), (Sender.AI, "A standard ticket costs €9.")]
+    followed = await ask(responder, "and how do I get one?", history=history)
+    assert followed.sources[0].article_id in ("ticket-prices", "buy-tickets")
+    assert followed.handoff_reason is None
+    assert not followed.cacheable
+
+
+async def test_language_hint_and_history(responder: RetrievalResponder) -> None:
+    assert (await ask(responder, "Leggiuno?", language="en")).language == "en"
+    history = [(Sender.CUSTOMER, "Hello, how much are the tickets?")]
+    assert (await ask(responder, "ok, Leggiuno?", history=history)).language == "en"
+
+
+async def test_unknown_tenant(responder: RetrievalResponder) -> None:
+    with pytest.raises(UnknownTenantError):
+        await responder.answer(Question(tenant_id="nope", text="ciao"))
+
+
+def test_build_responder_picks_the_mode(knowledge: KnowledgeBase) -> None:
+    kb_dir = Path(__file__).resolve().parents[1] / "kb"
+    assert isinstance(build_responder(ResponderSettings(kb_dir=kb_dir)), RetrievalResponder)
+    llm = build_responder(ResponderSettings(kb_dir=kb_dir, llm_api_key="k", llm_base_url="http://127.0.0.1:9/v1"))
+    assert isinstance(llm, LlmResponder)
+    assert isinstance(llm, Responder)
+    assert isinstance(build_responder(ResponderSettings(kb_dir=kb_dir), knowledge), RetrievalResponder)
+
+
+def test_knowledge_base_needs_tenants(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        KnowledgeBase.load(tmp_path)
