@@ -66,3 +66,7 @@ contracts: install ## export JSON Schema for every event and the AsyncAPI docume
 .PHONY: eval
 eval: install ## evaluate the AI assistant on its question set (fails below its thresholds)
 	$(PY) -m ai_responder.evaluate
+
+.PHONY: bench
+bench: install ## end-to-end benchmark: turns/s and latency, 10,000 idle sockets (see bench/README.md)
+	$(PY) -m bench

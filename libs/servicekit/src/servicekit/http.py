@@ -197,6 +197,9 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     uvicorn.run(
         app,
+        # Browsers always offer per-message compression; its state costs ~40 KB per socket,
+        # which matters when one process holds thousands of idle widget sockets.
+        ws_per_message_deflate=False,
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,

@@ -78,11 +78,12 @@ def _docker_available() -> bool:
 
 
 def _from_containers(stack: list[object]) -> Infra:
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.postgres import PostgresContainer
-    from testcontainers.redis import RedisContainer
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.community.redis import RedisContainer
 
-    kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
+    # The testcontainers Kafka module waits for Confluent's start-up log line, so it gets that image.
+    kafka = KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
     postgres = PostgresContainer("postgres:16", username="support", password="support", dbname="postgres")
     redis = RedisContainer("redis:7")
     for container in (kafka, postgres, redis):

@@ -77,7 +77,10 @@ class Stream:
         return [frame["message"] for frame in self.frames if frame.get("type") == "message"]
 
     async def receive_until(self, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
-        """Receives frames until one satisfies `predicate`; returns it."""
+        """The first frame, already received or still to come, that satisfies `predicate`."""
+        for frame in self.frames:
+            if predicate(frame):
+                return frame
         async with asyncio.timeout(timeout):
             while True:
                 frame = json.loads(await self._socket.recv())

@@ -23,6 +23,9 @@ from ai_responder.store import save_knowledge_base
 from contracts.envelope import TenantId
 from servicekit.db import create_engine, session_factory
 from servicekit.http import ApiError, Runtime
+from servicekit.migrations import upgrade_to_head
+
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 FilePath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", max_length=200)]
@@ -90,6 +93,8 @@ async def load_command(path: Path) -> int:
     if not folders:
         print(f"error: no tenant knowledge base (tenant.yaml) under {path}", file=sys.stderr)
         return 1
+    # The command may run before the service ever started: bring the schema up first.
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS, settings.database_url)
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         async with session_factory(engine)() as session, session.begin():

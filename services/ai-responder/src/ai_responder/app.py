@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 
 from ai_responder import handlers
+from ai_responder.admin import MIGRATIONS
 from ai_responder.admin import router as admin_router
 from ai_responder.assistant import Assistant
 from ai_responder.config import Settings
 from servicekit.http import Runtime, create_app
-
-MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:

@@ -9,7 +9,15 @@ import contextlib
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ai_responder.answering import KnowledgeBase, Responder, TenantKnowledge, build_responder
+from ai_responder.answering import (
+    Answer,
+    KnowledgeBase,
+    Question,
+    Responder,
+    TenantKnowledge,
+    UnknownTenantError,
+    build_responder,
+)
 from ai_responder.cache import AnswerCache, CachingResponder
 from ai_responder.config import Settings
 from ai_responder.store import knowledge_versions, load_knowledge_bases
@@ -27,8 +35,22 @@ class Assistant:
         self.knowledge = KnowledgeBase({})
         self.responder: Responder | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._last_reload = 0.0
+
+    async def answer(self, question: Question) -> Answer:
+        """Answers; a tenant not known yet triggers one early reload, so a knowledge base just
+        loaded by another replica or the CLI is used without waiting for the next refresh."""
+        if question.tenant_id not in self.versions and self._since_reload() > 1.0:
+            await self.reload()
+        if self.responder is None:
+            raise UnknownTenantError(question.tenant_id)
+        return await self.responder.answer(question)
+
+    def _since_reload(self) -> float:
+        return asyncio.get_running_loop().time() - self._last_reload
 
     async def reload(self) -> None:
+        self._last_reload = asyncio.get_running_loop().time()
         async with self.sessions() as session:
             versions, bases = await load_knowledge_bases(session)
         knowledge = KnowledgeBase({kb.tenant_id: TenantKnowledge(kb) for kb in bases})

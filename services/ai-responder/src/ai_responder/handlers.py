@@ -81,9 +81,7 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
             history=[(Sender(m.sender), m.text) for m in history],
         )
         try:
-            if assistant.responder is None:
-                raise UnknownTenantError(envelope.tenant_id)
-            answer = await assistant.responder.answer(question)
+            answer = await assistant.answer(question)
         except UnknownTenantError:
             log.error("no knowledge base for tenant", tenant=envelope.tenant_id)
             answer = cannot_answer(question.language or "it")

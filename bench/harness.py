@@ -1,0 +1,244 @@
+"""Brings up an isolated stack for one benchmark run and tears it down: the local infrastructure
+(left running if it already was), a unique topic prefix, fresh databases, every built service as
+a process through servicekit's `Stack`, the demo knowledge base loaded. Also samples the CPU
+time of every process of interest, to tell afterwards which one was the bottleneck."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from servicekit.stack import REPO, SERVICES, Stack, free_port
+from servicekit.testing import Infra, create_database, drop_database
+from servicekit.topics import ensure_topics
+
+LOCALINFRA = REPO / "infra" / "localinfra.py"
+# Far above anything a run sends: the benchmark measures the system, not the limiter.
+NO_RATE_LIMIT = str(10**9)
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def raise_fd_limit() -> int:
+    """Raises this process's soft RLIMIT_NOFILE to the hard limit (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _localinfra(command: str) -> str:
+    result = subprocess.run([sys.executable, str(LOCALINFRA), command], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"localinfra {command} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def infra_up() -> tuple[Infra, bool]:
+    """Starts the local Kafka, PostgreSQL and Redis if needed; returns them and whether they were
+    already all running (then the teardown leaves them alone: other users may share them)."""
+    status = _localinfra("status")
+    already_up = bool(status.strip()) and all(" up" in line for line in status.splitlines() if line.strip())
+    if not already_up:
+        log("starting the local infrastructure")
+        _localinfra("up")
+    env = dict(line.removeprefix("export ").split("=", 1) for line in _localinfra("env").splitlines() if "=" in line)
+    infra = Infra(
+        kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+        postgres_host=env["POSTGRES_HOST"],
+        postgres_port=int(env["POSTGRES_PORT"]),
+        postgres_user=env["POSTGRES_USER"],
+        postgres_password=env["POSTGRES_PASSWORD"],
+        redis_url=env["REDIS_URL"],
+    )
+    return infra, already_up
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-cleanup")
+    await admin.start()
+    try:
+        ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+def _stop_processes(stack: Stack) -> None:
+    for process in stack.processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in stack.processes.values():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    stack.processes.clear()
+
+
+@contextlib.contextmanager
+def running_stack(log_dir: Path, log_level: str) -> Iterator[Stack]:
+    infra, infra_was_up = infra_up()
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    specs = [spec for spec in SERVICES if spec.built]
+    log(f"services: {', '.join(spec.name for spec in specs)}; topic prefix {prefix}")
+    databases: dict[str, str] = {}
+    stack = Stack(
+        base_env={**infra.service_env(""), "KAFKA_TOPIC_PREFIX": prefix, "LOG_LEVEL": log_level},
+        ports={spec.name: free_port() for spec in specs},
+        databases=databases,
+        log_dir=log_dir,
+        extra_env={
+            "gateway": {"RATE_LIMIT_IP_REQUESTS": NO_RATE_LIMIT, "RATE_LIMIT_CONVERSATION_MESSAGES": NO_RATE_LIMIT}
+        },
+    )
+    try:
+        asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix))
+        for spec in specs:
+            if spec.database:
+                databases[spec.name] = asyncio.run(create_database(infra, f"bench_{spec.module}"))
+        stack.start_all()
+        ai = next((spec for spec in specs if spec.name == "ai-responder"), None)
+        if ai is not None:
+            kb = REPO / "services" / "ai-responder" / "kb"
+            subprocess.run(
+                [sys.executable, "-m", "ai_responder.admin", "load", str(kb)],
+                env=stack.env_for(ai),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            # It polls for new knowledge every few seconds; a restart loads it now.
+            stack.kill(ai.name, signal.SIGTERM)
+            stack.start(ai.name)
+        log("stack ready: " + ", ".join(f"{name} pid {p.pid}" for name, p in stack.processes.items()))
+        yield stack
+    finally:
+        log("tearing down")
+        _stop_processes(stack)
+        for name in databases.values():
+            with contextlib.suppress(Exception):
+                asyncio.run(drop_database(infra, name))
+        with contextlib.suppress(Exception):
+            asyncio.run(delete_topics(infra.kafka_bootstrap_servers, prefix))
+        if not infra_was_up:
+            _localinfra("down")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size (VmRSS) of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def fd_limit(pid: int) -> int | None:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    return None
+
+
+# Infrastructure processes are recognised by their command name.
+_INFRA_COMMS = {"java": "kafka", "redis-server": "redis"}
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """Samples, once a second, the CPU seconds of the named processes (services, load generator)
+    and of the infrastructure (Kafka, every PostgreSQL backend, Redis), grouped by name, and of
+    the whole machine ("machine"; "other" is what none of those used, e.g. another user's job)."""
+
+    def __init__(self, named: dict[int, str], interval: float = 1.0) -> None:
+        self.named = dict(named)
+        self.interval = interval
+        self.samples: list[tuple[float, dict[int, tuple[str, float]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="cpu-sampler")
+
+    def add(self, pid: int, name: str) -> None:
+        self.named[pid] = name
+
+    def _group(self, pid: int, comm: str) -> str | None:
+        if pid in self.named:
+            return self.named[pid]
+        if comm.startswith("postgres"):
+            return "postgres"
+        return _INFRA_COMMS.get(comm)
+
+    def sample(self) -> None:
+        now = time.time()
+        taken: dict[int, tuple[str, float]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                raw = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+            group = self._group(pid, comm)
+            if group is None:
+                continue
+            fields = raw[raw.rindex(")") + 2 :].split()
+            taken[pid] = (group, (int(fields[11]) + int(fields[12])) / _TICK)  # utime + stime
+        # Pseudo-pid 0: the whole machine's busy time (anything else running shows as the rest).
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        busy = sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7))  # user nice system irq softirq steal
+        taken[0] = ("machine", busy / _TICK)
+        self.samples.append((now, taken))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def percent(self, start: float, end: float) -> dict[str, float]:
+        """Average CPU per group between two wall-clock times, in percent of one core."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2:
+            return {}
+        (t0, first), (t1, last) = inside[0], inside[-1]
+        totals: dict[str, float] = {}
+        for pid, (group, seconds) in last.items():
+            if pid in first:  # processes alive at both ends (short-lived ones are negligible)
+                totals[group] = totals.get(group, 0.0) + seconds - first[pid][1]
+        totals["other"] = totals.get("machine", 0.0) - sum(v for k, v in totals.items() if k != "machine")
+        return {group: round(100 * value / (t1 - t0), 1) for group, value in sorted(totals.items())}
+
+    def timeline(self, origin: float) -> list[dict[str, float]]:
+        """CPU per group for each interval, with `t` in seconds from `origin`."""
+        rows = []
+        for (t0, first), (t1, last) in zip(self.samples, self.samples[1:], strict=False):
+            row: dict[str, float] = {"t": round(t1 - origin, 2)}
+            for pid, (group, seconds) in last.items():
+                if pid in first:
+                    row[group] = row.get(group, 0.0) + 100 * (seconds - first[pid][1]) / (t1 - t0)
+            rows.append({k: round(v, 1) for k, v in row.items()})
+        return rows

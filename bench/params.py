@@ -1,0 +1,56 @@
+"""Benchmark parameters, from BENCH_* environment variables (see README.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+@dataclass(frozen=True)
+class Params:
+    seconds: float  # measured window of the turns scenario
+    warmup: float
+    target_tps: float
+    customers: int  # concurrent simulated customers (each at most one turn in flight)
+    turn_timeout: float
+    sockets: int  # idle WebSockets to hold on one gateway process
+    socket_step: int
+    create_rate: float  # conversations created per second for the sockets scenario
+    socket_deflate: bool  # offer permessage-deflate, as browsers do
+    scenarios: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls) -> Params:
+        target = _float("BENCH_TARGET_TPS", 500)
+        return cls(
+            seconds=_float("BENCH_SECONDS", 60),
+            warmup=_float("BENCH_WARMUP", 10),
+            target_tps=target,
+            customers=_int("BENCH_CUSTOMERS", max(100, int(target))),
+            turn_timeout=_float("BENCH_TURN_TIMEOUT", 10),
+            sockets=_int("BENCH_SOCKETS", 10_000),
+            socket_step=_int("BENCH_SOCKET_STEP", 1000),
+            create_rate=_float("BENCH_CREATE_RATE", 400),
+            socket_deflate=_int("BENCH_SOCKET_DEFLATE", 1) != 0,
+            scenarios=tuple((os.environ.get("BENCH_SCENARIOS") or "turns,sockets").replace(" ", "").split(",")),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The targets the results are judged against.
+TARGET_TPS = 500.0
+TARGET_SECONDS = 60.0
+TARGET_P99_MS = 250.0
+TARGET_SOCKETS = 10_000
+TARGET_RSS_MB = 600.0

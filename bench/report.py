@@ -1,0 +1,203 @@
+"""Turns the load generator's raw observations into figures, `latest.json` and `latest.png`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bench.params import TARGET_P99_MS, TARGET_RSS_MB, TARGET_SECONDS, TARGET_SOCKETS, TARGET_TPS
+from servicekit.stack import REPO
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            info["cpu_model"] = line.split(":", 1)[1].strip()
+            break
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal"):
+            info["memory_gib"] = round(int(line.split()[1]) / 1024**2, 1)
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True)
+    info["git"] = git.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return info
+
+
+def percentiles(values_ms: list[float]) -> dict[str, float | None]:
+    if not values_ms:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    array = np.asarray(values_ms)
+    p50, p95, p99 = np.percentile(array, [50, 95, 99])
+    return {
+        "p50": round(float(p50), 1),
+        "p95": round(float(p95), 1),
+        "p99": round(float(p99), 1),
+        "max": round(float(array.max()), 1),
+        "mean": round(float(array.mean()), 1),
+    }
+
+
+def turns_figures(raw: dict[str, Any], target_tps: float) -> dict[str, Any]:
+    """Figures of the measured window (turns whose POST started in it); a per-second timeline of
+    the whole run (t < 0 is the warm-up) by reply arrival."""
+    w0, w1 = raw["window"]
+    seconds = w1 - w0
+    inside = [t for t in raw["turns"] if w0 <= t[1] < w1]
+    ok = [t for t in inside if t[3] == "ok"]
+    outcomes = Counter(t[3] for t in inside)
+    latencies = [1000 * (t[2] - t[1]) for t in ok]
+    waits = [1000 * (t[1] - t[0]) for t in inside]
+    by_second: dict[int, list[float]] = {}
+    for _, started, finished, outcome in raw["turns"]:
+        if outcome == "ok":
+            by_second.setdefault(math.floor(finished - w0), []).append(1000 * (finished - started))
+    timeline = [  # every second, also those where no reply arrived
+        {
+            "t": second,
+            "turns_per_s": len(by_second.get(second, [])),
+            "p99_ms": round(float(np.percentile(by_second[second], 99)), 1) if second in by_second else None,
+        }
+        for second in range(-math.ceil(w0), math.ceil(seconds))
+    ]
+    return {
+        "target_tps": target_tps,
+        "warmup_seconds": w0,
+        "measured_seconds": seconds,
+        "offered": round(target_tps * seconds),
+        "started": len(inside),
+        "completed": len(ok),
+        "achieved_tps": round(len(ok) / seconds, 1) if seconds else 0.0,
+        "latency_ms": percentiles(latencies),
+        "timeouts": outcomes.get("timeout", 0),
+        "errors": sum(n for outcome, n in outcomes.items() if outcome not in {"ok", "timeout"}),
+        "error_kinds": {k: n for k, n in outcomes.items() if k not in {"ok", "timeout"}},
+        "connect_errors": raw["errors"],
+        "shed": sum(1 for s in raw["shed"] if w0 <= s < w1),
+        "unstarted_at_end": raw["unstarted_at_end"],
+        "ticket_wait_ms": percentiles(waits),
+        "handoffs_offered": sum(raw["handoffs"].values()),
+        "handoff_questions": dict(list(raw["handoffs"].items())[:10]),
+        "customers_connected": raw["customers_connected"],
+        "loadgen_cpu_percent": round(100 * raw["loadgen_cpu_seconds"] / seconds, 1) if seconds else None,
+        "loadgen_cpu_ms_per_turn": round(1000 * raw["loadgen_cpu_seconds"] / len(inside), 2) if inside else None,
+        "timeline": timeline,
+    }
+
+
+def sockets_figures(raw: dict[str, Any], wanted: int) -> dict[str, Any]:
+    final = raw["final"]
+    baseline = raw["steps"][0]["rss_mb"]
+    held = final["sockets"]
+    return {
+        "wanted": wanted,
+        "created": raw["created"],
+        "creation_seconds": raw["creation_seconds"],
+        "max_open": raw["max_open"],
+        "open_at_end": held,
+        "ping_sampled": final["pinged"],
+        "pongs": final["pongs"],
+        "rss_baseline_mb": baseline,
+        "rss_mb": final["rss_mb"],
+        "rss_per_socket_kb": round(1024 * (final["rss_mb"] - baseline) / held, 1) if held else None,
+        "permessage_deflate": raw["extensions"],
+        "errors": raw["errors"],
+        "steps": raw["steps"],
+    }
+
+
+def targets(turns: dict[str, Any] | None, sockets: dict[str, Any] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    if turns is not None:
+        p99 = turns["latency_ms"]["p99"]
+        result["turns"] = {
+            "target": f">= {TARGET_TPS:.0f} turns/s for {TARGET_SECONDS:.0f} s with p99 <= {TARGET_P99_MS:.0f} ms",
+            "achieved_tps": turns["achieved_tps"],
+            "p99_ms": p99,
+            "met": bool(
+                turns["measured_seconds"] >= TARGET_SECONDS
+                and turns["achieved_tps"] >= TARGET_TPS
+                and p99 is not None
+                and p99 <= TARGET_P99_MS
+            ),
+        }
+    if sockets is not None:
+        result["sockets"] = {
+            "target": f"{TARGET_SOCKETS} idle sockets on one gateway process < {TARGET_RSS_MB:.0f} MB RSS",
+            "held": sockets["open_at_end"],
+            "rss_mb": sockets["rss_mb"],
+            "met": bool(
+                sockets["open_at_end"] >= TARGET_SOCKETS
+                and sockets["pongs"] == sockets["ping_sampled"]
+                and sockets["rss_mb"] < TARGET_RSS_MB
+            ),
+        }
+    return result
+
+
+def plot(path: Path, turns: dict[str, Any] | None, sockets: dict[str, Any] | None, cpu: list[dict[str, float]]) -> None:
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9))
+    (tps_ax, p99_ax), (cpu_ax, rss_ax) = axes
+    if turns is not None and turns["timeline"]:
+        seconds = [row["t"] for row in turns["timeline"]]
+        for ax in (tps_ax, p99_ax, cpu_ax):
+            ax.axvspan(-turns["warmup_seconds"], 0, color="0.92", label="warm-up")
+        tps_ax.plot(seconds, [row["turns_per_s"] for row in turns["timeline"]], label="completed turns/s")
+        tps_ax.axhline(turns["target_tps"], color="tab:red", ls="--", label=f"offered {turns['target_tps']:.0f}/s")
+        tps_ax.set_title(f"Throughput: {turns['achieved_tps']} turns/s sustained")
+        p99 = [np.nan if row["p99_ms"] is None else row["p99_ms"] for row in turns["timeline"]]
+        p99_ax.plot(seconds, p99, color="tab:orange", marker=".", label="p99 per second (gap: no reply)")
+        p99_ax.axhline(TARGET_P99_MS, color="tab:red", ls="--", label=f"target {TARGET_P99_MS:.0f} ms")
+        p99_ax.set_yscale("log")
+        p99_ax.set_xlim(min(seconds), max(seconds))
+        lat = turns["latency_ms"]
+        p99_ax.set_title(f"Turn latency (POST → AI frame): p50 {lat['p50']} / p99 {lat['p99']} ms")
+    if cpu:
+        groups = sorted({k for row in cpu for k in row if k not in {"t", "machine"}})
+        for group in groups:
+            cpu_ax.plot([row["t"] for row in cpu], [row.get(group, 0.0) for row in cpu], label=group)
+        machine_total = [row.get("machine", 0.0) for row in cpu]
+        cpu_ax.plot([row["t"] for row in cpu], machine_total, color="k", ls="--", label="whole machine")
+        cpu_ax.axhline(100 * (os.cpu_count() or 1), color="0.5", ls=":")
+        cpu_ax.set_title("CPU by process during the turns scenario (% of one core; 2 cores = 200)")
+        cpu_ax.legend(fontsize=7, ncol=2)
+    if sockets is not None:
+        steps = sockets["steps"]
+        rss_ax.plot([s["sockets"] for s in steps], [s["rss_mb"] for s in steps], marker="o", label="gateway VmRSS")
+        rss_ax.axhline(TARGET_RSS_MB, color="tab:red", ls="--", label=f"target {TARGET_RSS_MB:.0f} MB")
+        rss_ax.set_xlabel("open idle widget sockets")
+        rss_ax.set_ylabel("MB")
+        rss_ax.set_title(f"Gateway RSS: {sockets['rss_mb']} MB with {sockets['open_at_end']} sockets")
+    for ax, label in ((tps_ax, "turns/s"), (p99_ax, "ms"), (cpu_ax, "% CPU")):
+        ax.set_xlabel("seconds from the start of the measured window")
+        ax.set_ylabel(label)
+    for ax in (tps_ax, p99_ax, rss_ax):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,316 @@
+"""The widget half of the public API: REST commands and reads, and the live stream."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Security, WebSocket
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from contracts.common import ContactDetails, ConversationStatus
+from contracts.events import (
+    ChooseHandoff,
+    PostCustomerMessage,
+    RateConversation,
+    StartConversation,
+    SubmitTicketDetails,
+)
+from gateway.commands import send_command
+from gateway.hub import PONG, WidgetSocket, status_frame
+from gateway.ratelimit import RateLimitExceeded
+from gateway.runtime import GatewayRuntime
+from gateway.schemas import (
+    Accepted,
+    ActionRequest,
+    MessagesResponse,
+    PostMessageRequest,
+    PostMessageResponse,
+    RatingRequest,
+    StartConversationRequest,
+    StartConversationResponse,
+    TicketRequest,
+    errors,
+)
+from gateway.tenants import Tenant
+from gateway.tokens import InvalidToken, issue_customer_token, read_customer_token
+from servicekit.http import ApiError
+from servicekit.logs import get_logger
+
+log = get_logger(__name__)
+
+# WebSocket close codes (4000-4999 are the application's): the HTTP status they stand for.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_RATE_LIMITED = 4429
+CLOSE_UNAVAILABLE = 4503
+
+widget_key_header = APIKeyHeader(name="X-Widget-Key", auto_error=False, description="The tenant's widget key")
+customer_bearer = HTTPBearer(auto_error=False, description="The customer token from POST /v1/conversations")
+
+
+def get_runtime(connection: HTTPConnection) -> GatewayRuntime:
+    runtime: GatewayRuntime = connection.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[GatewayRuntime, Depends(get_runtime)]
+
+
+def client_ip(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+async def limit_per_ip(request: Request, runtime: RuntimeDep) -> None:
+    await runtime.limiter.hit("ip", client_ip(request), runtime.config.rate_limit_ip_requests)
+
+
+def check_origin(tenant: Tenant, origin: str | None) -> None:
+    """Preflights are allowed for any tenant's origin (they carry no key); the real request is
+    refused here unless the Origin is one of *this* tenant's."""
+    if not tenant.allows(origin):
+        raise ApiError(403, "origin_not_allowed", f"origin {origin} may not use this tenant's widget")
+
+
+async def widget_tenant(
+    request: Request, runtime: RuntimeDep, widget_key: Annotated[str | None, Security(widget_key_header)]
+) -> Tenant:
+    if not widget_key:
+        raise ApiError(401, "unauthorized", "the X-Widget-Key header is required")
+    tenant = await runtime.tenants.by_key(widget_key)
+    if tenant is None:
+        raise ApiError(401, "unauthorized", "unknown widget key")
+    check_origin(tenant, request.headers.get("origin"))
+    return tenant
+
+
+@dataclass(frozen=True)
+class Customer:
+    tenant: Tenant
+    conversation_id: uuid.UUID
+
+
+async def authorize(
+    runtime: GatewayRuntime, token: str | None, conversation_id: uuid.UUID, origin: str | None
+) -> Customer:
+    """The customer token must be valid, name this conversation, and come from the tenant's origin."""
+    if not token:
+        raise ApiError(401, "unauthorized", "a customer token is required")
+    try:
+        claims = read_customer_token(runtime.config.jwt_secret, token)
+    except InvalidToken as error:
+        raise ApiError(401, "unauthorized", "invalid or expired customer token") from error
+    if claims.conversation_id != conversation_id:
+        raise ApiError(403, "forbidden", "this token belongs to another conversation")
+    tenant = await runtime.tenants.by_id(claims.tenant_id)
+    if tenant is None:
+        raise ApiError(401, "unauthorized", "the token's tenant no longer exists")
+    check_origin(tenant, origin)
+    return Customer(tenant, conversation_id)
+
+
+async def customer(
+    conversation_id: uuid.UUID,
+    request: Request,
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(customer_bearer)],
+) -> Customer:
+    token = credentials.credentials if credentials else None
+    return await authorize(runtime, token, conversation_id, request.headers.get("origin"))
+
+
+CustomerDep = Annotated[Customer, Depends(customer)]
+
+router = APIRouter(prefix="/v1", tags=["widget"], dependencies=[Depends(limit_per_ip)])
+AUTHED = (401, 403, 413, 422, 429, 503)
+
+
+@router.post(
+    "/conversations",
+    status_code=201,
+    response_model=StartConversationResponse,
+    summary="Start a conversation (widget key)",
+    responses=errors(*AUTHED),
+)
+async def start_conversation(
+    runtime: RuntimeDep,
+    tenant: Annotated[Tenant, Depends(widget_tenant)],
+    body: StartConversationRequest | None = None,
+) -> StartConversationResponse:
+    body = body or StartConversationRequest()
+    conversation_id = uuid.uuid4()
+    payload = StartConversation(locale=body.locale or tenant.default_language, page_url=body.page_url)
+    await send_command(runtime, payload, tenant_id=tenant.tenant_id, conversation_id=conversation_id)
+    token = issue_customer_token(
+        runtime.config.jwt_secret, tenant.tenant_id, conversation_id, runtime.config.customer_token_ttl_seconds
+    )
+    return StartConversationResponse(
+        conversation_id=conversation_id, customer_token=token, status=ConversationStatus.AI
+    )
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    status_code=202,
+    response_model=PostMessageResponse,
+    summary="Send a customer message (idempotent on client_message_id)",
+    responses=errors(*AUTHED),
+)
+async def post_message(runtime: RuntimeDep, who: CustomerDep, body: PostMessageRequest) -> PostMessageResponse:
+    await runtime.limiter.hit("conversation", str(who.conversation_id), runtime.config.rate_limit_conversation_messages)
+    # Derived, not random: a retry of the same client message gets the same id.
+    message_id = uuid.uuid5(who.conversation_id, body.client_message_id)
+    payload = PostCustomerMessage(message_id=message_id, client_message_id=body.client_message_id, text=body.text)
+    await send_command(runtime, payload, tenant_id=who.tenant.tenant_id, conversation_id=who.conversation_id)
+    return PostMessageResponse(message_id=message_id)
+
+
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    response_model=MessagesResponse,
+    summary="Messages after a sequence number, and the conversation's status",
+    responses=errors(401, 403, 422, 429, 502, 503),
+)
+async def list_messages(
+    runtime: RuntimeDep,
+    who: CustomerDep,
+    after: Annotated[int, Query(ge=0, description="Only messages with seq greater than this")] = 0,
+) -> MessagesResponse:
+    transcript = await runtime.reader.messages(who.conversation_id, after)
+    if transcript is None:
+        # Not materialised yet by the conversation service; the token proves the gateway created it.
+        return MessagesResponse(conversation_id=who.conversation_id, status=ConversationStatus.AI, messages=[])
+    if transcript.tenant_id != who.tenant.tenant_id:
+        raise ApiError(403, "forbidden", "this conversation belongs to another tenant")
+    return MessagesResponse(conversation_id=who.conversation_id, status=transcript.status, messages=transcript.messages)
+
+
+@router.post(
+    "/conversations/{conversation_id}/actions",
+    status_code=202,
+    response_model=Accepted,
+    summary="Answer the handoff offer: request an operator, or continue with the assistant",
+    responses=errors(*AUTHED),
+)
+async def choose_action(runtime: RuntimeDep, who: CustomerDep, body: ActionRequest) -> Accepted:
+    envelope = await send_command(
+        runtime, ChooseHandoff(choice=body.action), tenant_id=who.tenant.tenant_id, conversation_id=who.conversation_id
+    )
+    return Accepted(command_id=envelope.event_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/ticket",
+    status_code=202,
+    response_model=Accepted,
+    summary="Leave contact details so that a ticket is opened",
+    responses=errors(*AUTHED),
+)
+async def submit_ticket(runtime: RuntimeDep, who: CustomerDep, body: TicketRequest) -> Accepted:
+    try:
+        payload = SubmitTicketDetails(
+            contact=ContactDetails(
+                name=body.name, email=body.email, phone=body.phone, preferred_contact=body.preferred_contact
+            ),
+            message=body.message,
+        )
+    except ValidationError as error:  # the cross-field rules (a way to reach the customer)
+        message = "; ".join(str(problem["msg"]).removeprefix("Value error, ") for problem in error.errors())
+        raise ApiError(422, "invalid_request", message) from error
+    envelope = await send_command(runtime, payload, tenant_id=who.tenant.tenant_id, conversation_id=who.conversation_id)
+    return Accepted(command_id=envelope.event_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/rating",
+    status_code=202,
+    response_model=Accepted,
+    summary="Rate the conversation (1 to 5)",
+    responses=errors(*AUTHED),
+)
+async def rate(runtime: RuntimeDep, who: CustomerDep, body: RatingRequest) -> Accepted:
+    payload = RateConversation(score=body.score, comment=body.comment)
+    envelope = await send_command(runtime, payload, tenant_id=who.tenant.tenant_id, conversation_id=who.conversation_id)
+    return Accepted(command_id=envelope.event_id)
+
+
+stream_router = APIRouter(prefix="/v1", tags=["widget"])
+
+
+@stream_router.websocket("/conversations/{conversation_id}/stream")
+async def stream(websocket: WebSocket, conversation_id: str) -> None:
+    """History after `?after=`, then live frames (see README); `?token=` is the customer token."""
+    runtime = get_runtime(websocket)
+    # Accept first: a close code (4401, 4403...) only reaches the browser on an open socket.
+    await websocket.accept()
+    try:
+        await runtime.limiter.hit("ip", client_ip(websocket), runtime.config.rate_limit_ip_requests)
+        try:
+            wanted = uuid.UUID(conversation_id)
+        except ValueError as error:
+            raise ApiError(403, "forbidden", "not a conversation id") from error
+        who = await authorize(runtime, websocket.query_params.get("token"), wanted, websocket.headers.get("origin"))
+        after = int(websocket.query_params.get("after") or 0)
+    except RateLimitExceeded as error:
+        await websocket.close(CLOSE_RATE_LIMITED, error.message[:120])
+        return
+    except ApiError as error:
+        await websocket.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAUTHORIZED, error.message[:120])
+        return
+    except ValueError:
+        await websocket.close(CLOSE_FORBIDDEN, "after must be an integer")
+        return
+
+    hub = runtime.hub
+    socket = WidgetSocket(hub, websocket, who.conversation_id, max(after, 0))
+    # Registered before the history is fetched: live events of that window wait in its queue.
+    hub.add(socket)
+    try:
+        try:
+            transcript = await runtime.reader.messages(who.conversation_id, socket.last_seq)
+        except ApiError as error:
+            await websocket.close(CLOSE_UNAVAILABLE, error.message[:120])
+            return
+        if transcript is not None and transcript.tenant_id != who.tenant.tenant_id:
+            await websocket.close(CLOSE_FORBIDDEN, "this conversation belongs to another tenant")
+            return
+        if transcript is not None:
+            await socket.send_messages(transcript.messages)
+        # Sent directly, before the queued live frames: a queued StatusChanged is newer than this.
+        await socket.send_now(status_frame(transcript.status if transcript else ConversationStatus.AI))
+        socket.ready = True
+        socket.kick()
+        await receive_loop(websocket, socket)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.remove(socket)
+        if (
+            websocket.application_state is WebSocketState.CONNECTED
+            and websocket.client_state is WebSocketState.CONNECTED
+        ):
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the client left meanwhile
+                await websocket.close()
+
+
+async def receive_loop(websocket: WebSocket, socket: WidgetSocket) -> None:
+    """The only per-socket task: answers pings, and notices the disconnect."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if not text or len(text) > 1000:
+            continue
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(frame, dict) and frame.get("type") == "ping":
+            socket.push(PONG)

@@ -1,0 +1,45 @@
+"""The gateway app: servicekit's app factory, the widget routers and the two middlewares."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gateway import api, web
+from gateway.config import Settings
+from gateway.middleware import BodyLimit, WidgetCors
+from gateway.runtime import GatewayRuntime
+from servicekit.http import create_app
+
+DESCRIPTION = """Public API of the support platform: the website widget (this part) and, later, the
+operator dashboard.
+
+The widget authenticates with its tenant's `X-Widget-Key` to start a conversation, then with the
+customer token returned (`Authorization: Bearer <token>`).
+
+**Live stream** (WebSocket, not listed below): `GET /v1/conversations/{id}/stream?token=<token>&after=<seq>`
+sends the messages after `after`, then the current status, then live JSON frames:
+`{"type":"message","message":{seq,message_id,sender,text,smart_actions,sources,created_at}}`,
+`{"type":"status","status":"<status>"}`, `{"type":"typing","sender":"ai"}`; send `{"type":"ping"}` to get
+`{"type":"pong"}`. A socket never sees a seq twice or out of order. Close codes: 4401 bad token, 4403
+wrong conversation or origin, 4429 rate limited, 4503 history unavailable, 4408 too slow to read.
+
+Errors are `{"error": {"code", "message"}}`; 429 answers carry `Retry-After` (seconds)."""
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = GatewayRuntime.create(settings)
+    app = create_app(
+        runtime,
+        title="Support platform gateway",
+        version="1.0.0",
+        description=DESCRIPTION,
+        routers=[api.router, api.stream_router, web.router],
+        # A span held open for a socket's whole life (hours) says nothing and costs memory on each
+        # of 10,000 idle sockets; the commands a socket's customer sends are traced as HTTP requests.
+        telemetry={"exclude": lambda scope: scope["type"] == "websocket"},
+    )
+    # Added last is outermost: CORS also decorates the 413 of BodyLimit.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(WidgetCors, directory=lambda: runtime.tenants)
+    return app

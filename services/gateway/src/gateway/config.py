@@ -1,0 +1,41 @@
+"""Settings of the gateway, from environment variables (see README.md for the list)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from servicekit.settings import ServiceSettings
+
+SERVICE_DIR = Path(__file__).resolve().parents[2]
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def service_path(name: str) -> Path:
+    """A folder shipped next to the package: the source tree when installed editable, else the
+    working directory (the Docker image runs from a copy of `services/gateway`)."""
+    candidate = SERVICE_DIR / name
+    return candidate if candidate.is_dir() else Path.cwd() / name
+
+
+class Settings(ServiceSettings):
+    service_name: str = "gateway"
+    http_port: int = 8080
+
+    # Signs customer tokens (HS256); a placeholder is refused in production.
+    jwt_secret: str = "dev-secret-change-me"  # noqa: S105 -- local default, refused in production
+    customer_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    conversation_url: str = "http://127.0.0.1:8081"
+    conversation_timeout_seconds: float = Field(default=5.0, gt=0)
+    public_base_url: str = "http://127.0.0.1:8080"
+    tenants_dir: Path = Field(default_factory=lambda: service_path("tenants"))
+
+    # Fixed-window rate limits (Redis); a benchmark raises them.
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    rate_limit_ip_requests: int = Field(default=300, ge=1)
+    rate_limit_conversation_messages: int = Field(default=30, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return (*super().secret_fields(), "jwt_secret")

@@ -1,0 +1,213 @@
+"""Live fan-out of conversation events to the widget sockets this process holds.
+
+Every replica reads all of `conversation.events.v1` (no consumer group) and hands each event to
+the sockets of its conversation, if it holds any. The per-socket cost is kept tiny for 10,000
+idle sockets: a small slotted object in a dict; no task of its own except the request's receive
+loop. Frames are queued on the socket and written by a short-lived drain task, started only
+while there is something to write, which is the socket's single writer: that is what keeps the
+frames in seq order with no duplicate, across history, live events and gap fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import deque
+from collections.abc import Coroutine
+from enum import Enum
+from typing import Any
+
+from fastapi import WebSocket
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Counter, Gauge
+
+from contracts import parse_envelope
+from contracts.common import ConversationStatus, Sender
+from contracts.events import MessagePosted, StatusChanged
+from gateway.readapi import ConversationReader
+from gateway.schemas import WidgetMessage
+from servicekit.logs import get_logger
+
+log = get_logger(__name__)
+
+OPEN_SOCKETS = Gauge("gateway_widget_sockets", "Widget WebSockets open in this process.")
+FRAMES_SENT = Counter("gateway_widget_frames_total", "Frames sent to widget sockets.", ["type"])
+GAP_FILLS = Counter("gateway_widget_gap_fills_total", "Missing messages fetched from the read API.")
+
+# A client that does not read its frames is dropped; it reconnects with ?after= and loses nothing.
+MAX_QUEUED_FRAMES = 500
+CLOSE_TOO_SLOW = 4408
+
+
+class Kind(Enum):
+    MESSAGE = 1
+    TYPING = 2  # sent only if nothing newer than its message went out meanwhile
+    OTHER = 3
+
+
+Frame = tuple[Kind, int, str]  # kind, seq it relates to (0: none), JSON text
+
+
+def message_frame(message: WidgetMessage) -> Frame:
+    text = json.dumps({"type": "message", "message": message.model_dump(mode="json")}, separators=(",", ":"))
+    return (Kind.MESSAGE, message.seq, text)
+
+
+def status_frame(status: ConversationStatus) -> Frame:
+    return (Kind.OTHER, 0, json.dumps({"type": "status", "status": status.value}, separators=(",", ":")))
+
+
+TYPING_TEXT = json.dumps({"type": "typing", "sender": "ai"}, separators=(",", ":"))
+PONG: Frame = (Kind.OTHER, 0, json.dumps({"type": "pong"}, separators=(",", ":")))
+
+
+class WidgetSocket:
+    __slots__ = ("conversation_id", "draining", "hub", "last_seq", "queue", "ready", "websocket")
+
+    def __init__(self, hub: Hub, websocket: WebSocket, conversation_id: uuid.UUID, last_seq: int) -> None:
+        self.hub = hub
+        self.websocket = websocket
+        self.conversation_id = conversation_id
+        self.last_seq = last_seq
+        self.queue: deque[Frame] | None = None  # made on first use: most sockets sit idle
+        self.ready = False  # False while the history is being sent: live frames wait in the queue
+        self.draining = False
+
+    def push(self, frame: Frame) -> None:
+        if self.queue is None:
+            self.queue = deque()
+        if len(self.queue) >= MAX_QUEUED_FRAMES:
+            self.hub.spawn(self.websocket.close(CLOSE_TOO_SLOW, "not reading; reconnect with ?after="))
+            return
+        self.queue.append(frame)
+        self.kick()
+
+    def kick(self) -> None:
+        if self.ready and not self.draining and self.queue:
+            self.draining = True
+            self.hub.spawn(self._drain())
+
+    async def send_messages(self, messages: list[WidgetMessage]) -> None:
+        """Sends, in order, those of `messages` newer than what this socket has seen."""
+        for message in messages:
+            if message.seq > self.last_seq:
+                await self._send(message_frame(message))
+
+    async def send_now(self, frame: Frame) -> None:
+        """Only while not `ready` (the connect handler is then the single writer)."""
+        assert not self.ready
+        await self._send(frame)
+
+    async def _send(self, frame: Frame) -> None:
+        kind, seq, text = frame
+        await self.websocket.send_text(text)
+        if kind is Kind.MESSAGE:
+            self.last_seq = seq
+            FRAMES_SENT.labels("message").inc()
+        else:
+            FRAMES_SENT.labels("typing" if kind is Kind.TYPING else "other").inc()
+
+    async def _drain(self) -> None:
+        sent_here = 0  # the typing hint follows its message only if that message went out now
+        try:
+            while self.queue:
+                frame = self.queue.popleft()
+                kind, seq, _ = frame
+                if kind is Kind.MESSAGE:
+                    if seq <= self.last_seq:
+                        continue  # already sent (history, or a redelivered event)
+                    if seq > self.last_seq + 1:
+                        await self._fill_gap()
+                        if seq <= self.last_seq:
+                            continue
+                        # Still missing: better in order with a hole than stuck; the widget's
+                        # next reconnect (?after=) fills it.
+                        log.warning("gap not filled", conversation_id=str(self.conversation_id), seq=seq)
+                elif kind is Kind.TYPING and not (seq == sent_here == self.last_seq):
+                    continue  # stale (a newer message went out) or its message was a redelivery
+                await self._send(frame)
+                if kind is Kind.MESSAGE:
+                    sent_here = seq
+        except Exception as error:  # the socket is gone, or the read API failed during a gap fill
+            log.debug("widget socket drain stopped", error=repr(error))
+            if self.queue is not None:
+                self.queue.clear()
+        finally:
+            self.draining = False
+
+    async def _fill_gap(self) -> None:
+        GAP_FILLS.inc()
+        transcript = await self.hub.reader.messages(self.conversation_id, self.last_seq)
+        if transcript is not None:
+            await self.send_messages(transcript.messages)
+
+
+class Hub:
+    def __init__(self, reader: ConversationReader) -> None:
+        self.reader = reader
+        self.sockets: dict[uuid.UUID, set[WidgetSocket]] = {}
+        self.events_seen = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)  # keeps a reference until it ends, so it cannot be collected midway
+        task.add_done_callback(self._tasks.discard)
+
+    def add(self, socket: WidgetSocket) -> None:
+        self.sockets.setdefault(socket.conversation_id, set()).add(socket)
+        OPEN_SOCKETS.inc()
+
+    def remove(self, socket: WidgetSocket) -> None:
+        group = self.sockets.get(socket.conversation_id)
+        if group is not None and socket in group:
+            group.discard(socket)
+            OPEN_SOCKETS.dec()
+            if not group:
+                del self.sockets[socket.conversation_id]
+
+    async def on_record(self, record_message: KafkaMessage) -> None:
+        """Handler of conversation.events.v1. The key (the conversation id) tells, before any
+        parsing, whether this process holds a socket of that conversation: usually it does not."""
+        self.events_seen += 1
+        record = record_message.raw_message
+        key = getattr(record, "key", None)
+        try:
+            conversation_id = uuid.UUID(key.decode()) if key else None
+        except (ValueError, UnicodeDecodeError):
+            conversation_id = None
+        if conversation_id is not None and conversation_id not in self.sockets:
+            return
+        try:
+            envelope = parse_envelope(record_message.body)
+        except ValueError as error:
+            log.debug("event ignored", error=str(error))
+            return
+        if envelope.conversation_id is None:
+            return
+        group = self.sockets.get(envelope.conversation_id)
+        if not group:
+            return
+        payload = envelope.payload
+        frames: list[Frame]
+        if isinstance(payload, MessagePosted):
+            message = WidgetMessage(
+                seq=payload.seq,
+                message_id=payload.message_id,
+                sender=payload.sender,
+                text=payload.text,
+                smart_actions=list(payload.smart_actions),
+                sources=list(payload.sources),
+                created_at=envelope.occurred_at,
+            )
+            frames = [message_frame(message)]
+            if payload.sender is Sender.CUSTOMER and payload.status is ConversationStatus.AI:
+                frames.append((Kind.TYPING, payload.seq, TYPING_TEXT))
+        elif isinstance(payload, StatusChanged):
+            frames = [status_frame(payload.status)]
+        else:
+            return
+        for socket in list(group):
+            for frame in frames:
+                socket.push(frame)

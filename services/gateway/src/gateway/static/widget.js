@@ -1,0 +1,1670 @@
+/*!
+ * Customer-support chat widget (no build step, no dependencies).
+ *
+ * Embed with:
+ *   <script src="https://GATEWAY/widget.js" data-widget-key="KEY"
+ *           data-title="Lucine di Natale" data-lang="it" defer></script>
+ *
+ * Everything lives inside an open shadow root, so the host page's CSS cannot
+ * reach it and its CSS cannot leak out. All server and user text is rendered
+ * with textContent / createTextNode: this file never builds HTML from strings.
+ *
+ * Automation hook: window.LucineWidget = {open(), close(), toggle(), state()}.
+ * Stable data-testid attributes: launcher, unread, panel, close, status,
+ * messages, welcome, message (data-sender, data-seq, data-message-id,
+ * data-pending), actions, action-button (data-action), typing, error,
+ * input, send, new-conversation.
+ */
+(function () {
+  "use strict";
+
+  if (window.LucineWidget && window.LucineWidget.__loaded) {
+    return;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Configuration from the script tag
+  // ---------------------------------------------------------------------------
+
+  var script =
+    document.currentScript ||
+    document.querySelector('script[data-widget-key][src*="widget.js"]');
+  if (!script) {
+    return;
+  }
+
+  var widgetKey = script.getAttribute("data-widget-key") || "";
+  var scriptUrl = new URL(script.getAttribute("src") || "widget.js", document.baseURI);
+  // Base URL = the script's directory (supports a gateway mounted under a path prefix).
+  var basePath = scriptUrl.pathname.replace(/\/[^\/]*$/, "");
+  var httpBase = scriptUrl.origin + basePath;
+  var wsBase = (scriptUrl.protocol === "https:" ? "wss://" : "ws://") + scriptUrl.host + basePath;
+
+  function pickLang() {
+    var attr = (script.getAttribute("data-lang") || "").toLowerCase();
+    if (attr === "it" || attr === "en") {
+      return attr;
+    }
+    var nav = (navigator.language || (navigator.languages && navigator.languages[0]) || "").toLowerCase();
+    if (nav.indexOf("en") === 0) {
+      return "en";
+    }
+    return "it";
+  }
+
+  var lang = pickLang();
+
+  var STRINGS = {
+    it: {
+      defaultTitle: "Assistente",
+      subtitle: "Ti rispondiamo subito",
+      open: "Apri la chat",
+      close: "Chiudi la chat",
+      placeholder: "Scrivi un messaggio…",
+      inputLabel: "Messaggio",
+      send: "Invia",
+      messages: "Messaggi della conversazione",
+      welcome: "Ciao! Come possiamo aiutarti?",
+      you: "Tu",
+      assistant: "Assistente",
+      operator: "Operatore",
+      typing: "Sta scrivendo…",
+      sending: "Invio in corso…",
+      connecting: "Connessione…",
+      reconnecting: "Riconnessione…",
+      queued: "In attesa di un operatore…",
+      withOperator: "Sei in chat con un operatore",
+      ticketPending: "Lasciaci i tuoi contatti: ti risponderemo al più presto",
+      ticketCreated: "Richiesta di assistenza registrata",
+      closed: "Conversazione chiusa",
+      newConversation: "Nuova conversazione",
+      rateLimited: "Troppi messaggi, riprova tra {n} secondi",
+      networkError: "Connessione non disponibile. Il messaggio non è stato inviato, riprova.",
+      genericError: "Si è verificato un errore. Riprova.",
+      sessionExpired: "La conversazione precedente non è più disponibile.",
+      unread: "{n} messaggi non letti",
+      opensInNewTab: "(si apre in una nuova scheda)"
+    },
+    en: {
+      defaultTitle: "Assistant",
+      subtitle: "We reply right away",
+      open: "Open chat",
+      close: "Close chat",
+      placeholder: "Write a message…",
+      inputLabel: "Message",
+      send: "Send",
+      messages: "Conversation messages",
+      welcome: "Hi! How can we help you?",
+      you: "You",
+      assistant: "Assistant",
+      operator: "Operator",
+      typing: "Typing…",
+      sending: "Sending…",
+      connecting: "Connecting…",
+      reconnecting: "Reconnecting…",
+      queued: "Waiting for an operator…",
+      withOperator: "You are chatting with an operator",
+      ticketPending: "Leave us your contact details: we will get back to you soon",
+      ticketCreated: "Support request registered",
+      closed: "Conversation closed",
+      newConversation: "New conversation",
+      rateLimited: "Too many messages, try again in {n} seconds",
+      networkError: "No connection. Your message was not sent, please try again.",
+      genericError: "Something went wrong. Please try again.",
+      sessionExpired: "The previous conversation is no longer available.",
+      unread: "{n} unread messages",
+      opensInNewTab: "(opens in a new tab)"
+    }
+  };
+  var T = STRINGS[lang];
+  var title = (script.getAttribute("data-title") || "").trim() || T.defaultTitle;
+  // An un-substituted template placeholder is not a title.
+  if (/^__[A-Z_]+__$/.test(title)) {
+    title = T.defaultTitle;
+  }
+
+  function fmt(s, n) {
+    return s.replace("{n}", String(n));
+  }
+
+  var TERMINAL = { RESOLVED: 1, NOT_RESOLVED: 1, CANCELLED: 1, ABANDONED: 1 };
+  var PING_MS = 25000;
+  var TYPING_MS = 15000;
+
+  // ---------------------------------------------------------------------------
+  // Persistent state (one entry per widget key)
+  // ---------------------------------------------------------------------------
+
+  var storageKey = "lucine-widget:v1:" + widgetKey;
+
+  function loadStored() {
+    try {
+      var raw = window.localStorage.getItem(storageKey);
+      if (!raw) {
+        return null;
+      }
+      var v = JSON.parse(raw);
+      if (v && typeof v.conversation_id === "string" && typeof v.customer_token === "string") {
+        return v;
+      }
+    } catch (e) {
+      /* storage disabled or corrupt: start fresh */
+    }
+    return null;
+  }
+
+  function saveStored() {
+    try {
+      if (!conv) {
+        window.localStorage.removeItem(storageKey);
+        return;
+      }
+      window.localStorage.setItem(
+        storageKey,
+        JSON.stringify({
+          conversation_id: conv.id,
+          customer_token: conv.token,
+          last_seq: lastSeq
+        })
+      );
+    } catch (e) {
+      /* ignore: the widget still works for this page view */
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Runtime state
+  // ---------------------------------------------------------------------------
+
+  var conv = null; // {id, token}
+  var convStatus = null;
+  var lastSeq = 0;
+  var isOpen = false;
+  var connected = false;
+  var everConnected = false;
+  var ws = null;
+  var wsAttempt = 0;
+  var reconnectTimer = null;
+  var pingTimer = null;
+  var typingTimer = null;
+  var errorTimer = null;
+  var unread = 0;
+  var generation = 0; // bumps when the conversation is replaced; stale callbacks compare it
+
+  var buffered = {}; // seq -> message, waiting for a gap to be filled
+  var fetchingGap = false;
+  var pendingByMessageId = {}; // message_id -> pending bubble element
+  var seenMessageIds = {}; // message_id -> true once rendered from the server
+  var failedClientIds = {}; // text -> client_message_id of a send that may have reached the server
+  var creating = null; // promise of an in-flight POST /v1/conversations
+
+  // ---------------------------------------------------------------------------
+  // DOM helpers (no HTML strings anywhere)
+  // ---------------------------------------------------------------------------
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      for (var k in attrs) {
+        if (Object.prototype.hasOwnProperty.call(attrs, k) && attrs[k] !== null && attrs[k] !== undefined) {
+          if (k === "text") {
+            node.textContent = attrs[k];
+          } else if (k === "className") {
+            node.className = attrs[k];
+          } else {
+            node.setAttribute(k, attrs[k]);
+          }
+        }
+      }
+    }
+    if (children) {
+      for (var i = 0; i < children.length; i++) {
+        if (children[i]) {
+          node.appendChild(children[i]);
+        }
+      }
+    }
+    return node;
+  }
+
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  function svgIcon(paths, size) {
+    var svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", String(size || 24));
+    svg.setAttribute("height", String(size || 24));
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    for (var i = 0; i < paths.length; i++) {
+      var p = document.createElementNS(SVG_NS, "path");
+      p.setAttribute("d", paths[i]);
+      svg.appendChild(p);
+    }
+    return svg;
+  }
+
+  var ICON_CHAT = [
+    "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-4.5 3.6A.9.9 0 0 1 3 20.9V6a2 2 0 0 1 1-2z"
+  ];
+  var ICON_CLOSE = ["M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12 19 17.6 17.6 19 12 13.4 6.4 19 5 17.6 10.6 12 5 6.4z"];
+  var ICON_SEND = ["M3.4 20.4 21 12 3.4 3.6 3.4 10.2 15 12 3.4 13.8z"];
+  var ICON_STAR = ["M12 2.5l2.6 6.1 6.6.6-5 4.4 1.5 6.5L12 16.8 6.3 20.1l1.5-6.5-5-4.4 6.6-.6z"];
+
+  function safeHttpUrl(raw) {
+    if (typeof raw !== "string" || !raw) {
+      return null;
+    }
+    try {
+      var u = new URL(raw, document.baseURI);
+      if (u.protocol === "http:" || u.protocol === "https:") {
+        return u.href;
+      }
+    } catch (e) {
+      /* not a URL */
+    }
+    return null;
+  }
+
+  function externalLink(href, label, extraAttrs) {
+    var a = el("a", extraAttrs || {});
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    a.textContent = label;
+    return a;
+  }
+
+  // Renders text with http(s) URLs turned into safe links; everything else is a text node.
+  var URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+
+  function appendRichText(parent, text) {
+    text = typeof text === "string" ? text : "";
+    var last = 0;
+    var m;
+    URL_RE.lastIndex = 0;
+    while ((m = URL_RE.exec(text)) !== null) {
+      var raw = m[0].replace(/[.,;:!?)\]]+$/, "");
+      var href = safeHttpUrl(raw);
+      if (!href) {
+        continue;
+      }
+      if (m.index > last) {
+        parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+      }
+      parent.appendChild(externalLink(href, raw, { className: "lw-inline-link" }));
+      last = m.index + raw.length;
+      URL_RE.lastIndex = last;
+    }
+    if (last < text.length) {
+      parent.appendChild(document.createTextNode(text.slice(last)));
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Styles
+  // ---------------------------------------------------------------------------
+
+  var CSS = [
+    // Inherited properties cross the shadow boundary: reset them. `!important` on :host wins over
+    // the page's `!important` rules (inner context wins for important declarations).
+    ":host{all:initial !important;}",
+    ".lw-root{--g:#0e3b2c;--g2:#15563f;--g3:#e7f2ec;--r:#a3162a;--r2:#7f1020;--gold:#e0b54a;--gold2:#f6dc8f;",
+    "--ink:#1d2521;--muted:#5a655f;--bg:#fbf8f1;--line:#e4dccb;",
+    "font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;font-size:15px;line-height:1.45;",
+    "color:var(--ink);-webkit-font-smoothing:antialiased;}",
+    ".lw-root *,.lw-root *::before,.lw-root *::after{box-sizing:border-box;}",
+    "[hidden]{display:none !important;}",
+    ".lw-launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:60px;height:60px;border-radius:50%;",
+    "border:3px solid var(--gold);background:radial-gradient(circle at 30% 30%,#1f6b4f,var(--g) 70%);color:#fff;cursor:pointer;",
+    "display:flex;align-items:center;justify-content:center;padding:0;margin:0;",
+    "box-shadow:0 6px 20px rgba(14,59,44,.35),0 0 0 4px rgba(224,181,74,.18);transition:transform .15s ease,box-shadow .15s ease;}",
+    ".lw-launcher:hover{transform:translateY(-2px) scale(1.04);box-shadow:0 10px 26px rgba(14,59,44,.42),0 0 0 5px rgba(224,181,74,.25);}",
+    ".lw-launcher svg{fill:currentColor;}",
+    ".lw-launcher .lw-icon-close{display:none;}",
+    ".lw-launcher[aria-expanded='true'] .lw-icon-chat{display:none;}",
+    ".lw-launcher[aria-expanded='true'] .lw-icon-close{display:block;}",
+    ".lw-unread{position:absolute;top:-4px;right:-4px;min-width:22px;height:22px;padding:0 6px;border-radius:11px;",
+    "background:var(--r);color:#fff;font-size:12px;font-weight:700;line-height:22px;text-align:center;border:2px solid #fff;}",
+    ".lw-panel{position:fixed;right:20px;bottom:92px;z-index:2147483000;width:380px;height:600px;",
+    "max-height:calc(100vh - 112px);max-width:calc(100vw - 40px);display:flex;flex-direction:column;overflow:hidden;",
+    "background:var(--bg);border-radius:18px;border:1px solid rgba(14,59,44,.12);",
+    "box-shadow:0 18px 50px rgba(10,30,22,.28),0 2px 8px rgba(10,30,22,.12);",
+    "transform-origin:bottom right;animation:lw-pop .18s ease-out;}",
+    "@keyframes lw-pop{from{opacity:0;transform:translateY(8px) scale(.98);}to{opacity:1;transform:none;}}",
+    ".lw-header{position:relative;display:flex;align-items:center;gap:12px;padding:14px 14px 18px 16px;color:#fff;",
+    "background:linear-gradient(135deg,var(--g) 0%,var(--g2) 100%);}",
+    // a discreet string of coloured lights along the bottom edge of the header
+    ".lw-header::after{content:'';position:absolute;left:0;right:0;bottom:4px;height:6px;opacity:.95;",
+    "background-image:radial-gradient(circle,var(--gold2) 2px,transparent 2.6px),radial-gradient(circle,#ff6b6b 2px,transparent 2.6px);",
+    "background-size:28px 6px,28px 6px;background-position:0 0,14px 0;background-repeat:repeat-x;}",
+    ".lw-avatar{flex:none;width:40px;height:40px;border-radius:50%;background:var(--r);border:2px solid var(--gold);",
+    "display:flex;align-items:center;justify-content:center;color:var(--gold2);}",
+    ".lw-avatar svg{fill:currentColor;}",
+    ".lw-titles{flex:1;min-width:0;}",
+    ".lw-title{margin:0;font-size:17px;font-weight:700;letter-spacing:.2px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;}",
+    ".lw-subtitle{margin:2px 0 0;font-size:13px;color:#d6eadf;}",
+    ".lw-close{flex:none;width:40px;height:40px;border-radius:50%;border:0;background:transparent;color:#fff;cursor:pointer;",
+    "display:flex;align-items:center;justify-content:center;padding:0;}",
+    ".lw-close:hover{background:rgba(255,255,255,.14);}",
+    ".lw-close svg{fill:currentColor;}",
+    ".lw-status{padding:7px 14px;font-size:13px;font-weight:600;text-align:center;background:#fff4d6;color:#5c4300;",
+    "border-bottom:1px solid #f0dfae;}",
+    ".lw-status[data-connection='down']{background:#fde8e8;color:#7f1020;border-bottom-color:#f5c2c2;}",
+    ".lw-status[data-conversation-status='WITH_OPERATOR']{background:var(--g3);color:var(--g);border-bottom-color:#c9e2d4;}",
+    ".lw-messages{flex:1;overflow-y:auto;padding:16px 14px 8px;display:flex;flex-direction:column;gap:10px;",
+    "background:var(--bg);overscroll-behavior:contain;}",
+    ".lw-row{display:flex;flex-direction:column;max-width:85%;}",
+    ".lw-row.lw-customer{align-self:flex-end;align-items:flex-end;}",
+    ".lw-row.lw-ai,.lw-row.lw-operator,.lw-row.lw-welcome{align-self:flex-start;align-items:flex-start;}",
+    ".lw-row.lw-system{align-self:center;max-width:92%;}",
+    ".lw-sender{font-size:12px;color:var(--muted);margin:0 0 3px 4px;font-weight:600;}",
+    ".lw-bubble{padding:9px 13px;border-radius:16px;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere;}",
+    ".lw-customer .lw-bubble{background:var(--r);color:#fff;border-bottom-right-radius:5px;}",
+    ".lw-customer .lw-bubble a{color:#fff;}",
+    ".lw-ai .lw-bubble,.lw-welcome .lw-bubble{background:#fff;color:var(--ink);border:1px solid var(--line);",
+    "border-left:3px solid var(--gold);border-bottom-left-radius:5px;}",
+    ".lw-operator .lw-bubble{background:var(--g3);color:#0b2e22;border:1px solid #c9e2d4;border-bottom-left-radius:5px;}",
+    ".lw-system .lw-bubble{background:transparent;color:var(--muted);font-size:13px;font-style:italic;text-align:center;padding:2px 8px;}",
+    ".lw-bubble a{color:var(--g2);text-decoration:underline;}",
+    ".lw-row[data-pending='true'] .lw-bubble{opacity:.7;}",
+    ".lw-meta{font-size:11.5px;color:var(--muted);margin:3px 6px 0;}",
+    ".lw-actions{display:flex;flex-wrap:wrap;gap:6px;margin-top:7px;}",
+    ".lw-action{font:inherit;font-size:14px;font-weight:600;line-height:1.2;padding:8px 13px;border-radius:999px;cursor:pointer;",
+    "border:1.5px solid var(--g);background:#fff;color:var(--g);text-decoration:none;display:inline-flex;align-items:center;gap:6px;}",
+    ".lw-action:hover{background:var(--g3);}",
+    ".lw-action[data-action='request_operator']{background:var(--g);color:#fff;}",
+    ".lw-action[data-action='request_operator']:hover{background:var(--g2);}",
+    ".lw-action[data-action='open_url']{border-color:var(--r);color:var(--r);}",
+    ".lw-action[data-action='open_url']:hover{background:#fdeced;}",
+    ".lw-action[data-action='open_url']::after{content:'\\2197';font-size:13px;}",
+    ".lw-action:disabled,.lw-action[aria-disabled='true']{opacity:.5;cursor:default;background:#f1efe9;color:var(--muted);border-color:#cfc8b8;}",
+    ".lw-typing{align-self:flex-start;display:flex;align-items:center;gap:4px;padding:10px 13px;background:#fff;",
+    "border:1px solid var(--line);border-radius:16px;border-bottom-left-radius:5px;margin:0 14px 6px;width:max-content;}",
+    ".lw-typing span{width:7px;height:7px;border-radius:50%;background:var(--g2);opacity:.35;animation:lw-blink 1.2s infinite;}",
+    ".lw-typing span:nth-child(2){animation-delay:.2s;}",
+    ".lw-typing span:nth-child(3){animation-delay:.4s;}",
+    "@keyframes lw-blink{0%,80%,100%{opacity:.25;transform:translateY(0);}40%{opacity:1;transform:translateY(-2px);}}",
+    ".lw-sr{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0;}",
+    ".lw-error{margin:0 12px 8px;padding:8px 12px;border-radius:10px;background:#fde8e8;color:#7f1020;font-size:13.5px;",
+    "border:1px solid #f5c2c2;}",
+    ".lw-newconv{align-self:center;margin:4px 0 8px;}",
+    ".lw-composer{display:flex;align-items:flex-end;gap:8px;padding:10px 12px 12px;border-top:1px solid var(--line);background:#fff;}",
+    ".lw-input{flex:1;resize:none;font:inherit;font-size:16px;line-height:1.4;color:var(--ink);background:#fff;",
+    "border:1.5px solid #cfc8b8;border-radius:14px;padding:9px 12px;max-height:120px;min-height:42px;outline:none;margin:0;}",
+    ".lw-input::placeholder{color:#7a847e;}",
+    ".lw-input:focus{border-color:var(--g2);box-shadow:0 0 0 3px rgba(21,86,63,.15);}",
+    ".lw-send{flex:none;width:44px;height:44px;border-radius:50%;border:0;cursor:pointer;background:var(--g);color:var(--gold2);",
+    "display:flex;align-items:center;justify-content:center;padding:0;margin:0;}",
+    ".lw-send:hover{background:var(--g2);}",
+    ".lw-send:disabled{background:#b9c4be;color:#fff;cursor:default;}",
+    ".lw-send svg{fill:currentColor;}",
+    ".lw-root button:focus-visible,.lw-root a:focus-visible{outline:3px solid var(--gold);outline-offset:2px;}",
+    ".lw-launcher:focus-visible{outline:3px solid var(--r);outline-offset:3px;}",
+    "@media (max-width:420px){",
+    ".lw-panel{inset:0;right:0;bottom:0;width:100%;height:100%;height:100dvh;max-width:none;max-height:none;border-radius:0;border:0;}",
+    ".lw-launcher[aria-expanded='true']{display:none;}",
+    ".lw-row{max-width:90%;}",
+    "}",
+    "@media (prefers-reduced-motion:reduce){.lw-panel,.lw-typing span{animation:none;}.lw-launcher{transition:none;}}"
+  ].join("\n");
+
+  // ---------------------------------------------------------------------------
+  // Build the UI
+  // ---------------------------------------------------------------------------
+
+  // A custom element name: host-page selectors such as `div {…}` do not match it.
+  var host = el("lucine-chat-widget", { id: "lucine-widget-host", "data-testid": "widget-host" });
+  var shadow = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+  var style = document.createElement("style");
+  style.textContent = CSS;
+
+  var root = el("div", { className: "lw-root", lang: lang });
+
+  var unreadBadge = el("span", { className: "lw-unread", "data-testid": "unread", "aria-hidden": "true", hidden: "" });
+  var launcher = el(
+    "button",
+    {
+      type: "button",
+      className: "lw-launcher",
+      "data-testid": "launcher",
+      "aria-label": T.open,
+      "aria-expanded": "false",
+      "aria-controls": "lw-panel"
+    },
+    [svgIcon(ICON_CHAT, 28), svgIcon(ICON_CLOSE, 26), unreadBadge]
+  );
+  launcher.childNodes[0].setAttribute("class", "lw-icon-chat");
+  launcher.childNodes[1].setAttribute("class", "lw-icon-close");
+
+  var closeBtn = el(
+    "button",
+    { type: "button", className: "lw-close", "data-testid": "close", "aria-label": T.close },
+    [svgIcon(ICON_CLOSE, 22)]
+  );
+  var titleEl = el("h2", { className: "lw-title", id: "lw-title", text: title });
+  var header = el("div", { className: "lw-header" }, [
+    el("div", { className: "lw-avatar", "aria-hidden": "true" }, [svgIcon(ICON_STAR, 22)]),
+    el("div", { className: "lw-titles" }, [titleEl, el("p", { className: "lw-subtitle", text: T.subtitle })]),
+    closeBtn
+  ]);
+
+  var statusEl = el("div", {
+    className: "lw-status",
+    "data-testid": "status",
+    role: "status",
+    "aria-live": "polite",
+    hidden: ""
+  });
+
+  var messagesEl = el("div", {
+    className: "lw-messages",
+    "data-testid": "messages",
+    role: "log",
+    "aria-live": "polite",
+    "aria-relevant": "additions",
+    "aria-label": T.messages,
+    tabindex: "0"
+  });
+  var welcomeEl = el("div", { className: "lw-row lw-welcome", "data-testid": "welcome" }, [
+    el("div", { className: "lw-bubble", text: T.welcome })
+  ]);
+  messagesEl.appendChild(welcomeEl);
+
+  var newConvBtn = el("button", {
+    type: "button",
+    className: "lw-action lw-newconv",
+    "data-testid": "new-conversation",
+    text: T.newConversation,
+    hidden: ""
+  });
+
+  var typingEl = el(
+    "div",
+    { className: "lw-typing", "data-testid": "typing", role: "status", hidden: "" },
+    [el("span"), el("span"), el("span"), el("span", { className: "lw-sr", text: T.typing })]
+  );
+
+  var errorEl = el("div", { className: "lw-error", "data-testid": "error", role: "alert", hidden: "" });
+
+  var input = el("textarea", {
+    className: "lw-input",
+    "data-testid": "input",
+    rows: "1",
+    placeholder: T.placeholder,
+    "aria-label": T.inputLabel,
+    maxlength: "4000",
+    autocomplete: "off"
+  });
+  var sendBtn = el(
+    "button",
+    { type: "button", className: "lw-send", "data-testid": "send", "aria-label": T.send, title: T.send },
+    [svgIcon(ICON_SEND, 22)]
+  );
+  var composer = el("div", { className: "lw-composer" }, [input, sendBtn]);
+
+  var panel = el(
+    "div",
+    {
+      className: "lw-panel",
+      id: "lw-panel",
+      "data-testid": "panel",
+      role: "dialog",
+      "aria-modal": "false",
+      "aria-labelledby": "lw-title",
+      hidden: ""
+    },
+    [header, statusEl, messagesEl, typingEl, errorEl, composer]
+  );
+
+  root.appendChild(panel);
+  root.appendChild(launcher);
+  shadow.appendChild(style);
+  shadow.appendChild(root);
+
+  function mount() {
+    if (!host.isConnected) {
+      document.body.appendChild(host);
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // UI state updates
+  // ---------------------------------------------------------------------------
+
+  function nearBottom() {
+    return messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 80;
+  }
+
+  function scrollToBottom() {
+    messagesEl.scrollTop = messagesEl.scrollHeight;
+  }
+
+  function renderStatus() {
+    var text = "";
+    var down = conv && !connected;
+    if (down) {
+      text = everConnected ? T.reconnecting : T.connecting;
+    } else if (convStatus === "QUEUED") {
+      text = T.queued;
+    } else if (convStatus === "WITH_OPERATOR") {
+      text = T.withOperator;
+    } else if (convStatus === "TICKET_PENDING") {
+      text = T.ticketPending;
+    } else if (convStatus === "TICKET_CREATED") {
+      text = T.ticketCreated;
+    } else if (convStatus && TERMINAL[convStatus]) {
+      text = T.closed;
+    }
+    statusEl.setAttribute("data-connection", conv ? (connected ? "up" : "down") : "none");
+    statusEl.setAttribute("data-conversation-status", convStatus || "");
+    if (statusEl.textContent !== text) {
+      statusEl.textContent = text;
+    }
+    statusEl.hidden = !text;
+    newConvBtn.hidden = !(convStatus && TERMINAL[convStatus]);
+    if (!newConvBtn.hidden && messagesEl.lastChild !== newConvBtn) {
+      messagesEl.appendChild(newConvBtn); // keep it last
+    }
+  }
+
+  function setStatus(s) {
+    if (typeof s !== "string" || !s) {
+      return;
+    }
+    convStatus = s;
+    if (s === "QUEUED" || s === "WITH_OPERATOR" || TERMINAL[s] || s.indexOf("TICKET") === 0) {
+      disableHandoffButtons(null);
+    }
+    renderStatus();
+  }
+
+  function setConnected(v) {
+    connected = v;
+    if (v) {
+      everConnected = true;
+    }
+    renderStatus();
+  }
+
+  function showError(text, seconds) {
+    if (errorTimer) {
+      clearInterval(errorTimer);
+      errorTimer = null;
+    }
+    if (!text) {
+      errorEl.hidden = true;
+      errorEl.textContent = "";
+      return;
+    }
+    errorEl.hidden = false;
+    if (seconds && seconds > 0 && text.indexOf("{n}") >= 0) {
+      var left = seconds;
+      errorEl.textContent = fmt(text, left);
+      errorTimer = setInterval(function () {
+        left -= 1;
+        if (left <= 0) {
+          showError(null);
+        } else {
+          errorEl.textContent = fmt(text, left);
+        }
+      }, 1000);
+    } else {
+      errorEl.textContent = text;
+    }
+  }
+
+  function showTyping(sender) {
+    typingEl.hidden = false;
+    var wasNear = nearBottom();
+    if (typingTimer) {
+      clearTimeout(typingTimer);
+    }
+    typingTimer = setTimeout(hideTyping, TYPING_MS);
+    typingEl.setAttribute("data-sender", sender || "ai");
+    if (wasNear) {
+      scrollToBottom();
+    }
+  }
+
+  function hideTyping() {
+    typingEl.hidden = true;
+    if (typingTimer) {
+      clearTimeout(typingTimer);
+      typingTimer = null;
+    }
+  }
+
+  function updateUnread() {
+    if (unread > 0 && !isOpen) {
+      unreadBadge.hidden = false;
+      unreadBadge.textContent = unread > 9 ? "9+" : String(unread);
+      launcher.setAttribute("aria-label", T.open + " — " + fmt(T.unread, unread));
+    } else {
+      unreadBadge.hidden = true;
+      unreadBadge.textContent = "";
+      launcher.setAttribute("aria-label", isOpen ? T.close : T.open);
+    }
+  }
+
+  function autoGrow() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight + 3, 120) + "px";
+  }
+
+  // ---------------------------------------------------------------------------
+  // Rendering messages
+  // ---------------------------------------------------------------------------
+
+  function senderLabel(sender) {
+    if (sender === "ai") {
+      return T.assistant;
+    }
+    if (sender === "operator") {
+      return T.operator;
+    }
+    return null;
+  }
+
+  function timeLabel(iso) {
+    if (!iso) {
+      return "";
+    }
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) {
+      return "";
+    }
+    try {
+      return d.toLocaleTimeString(lang === "it" ? "it-IT" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function firstPendingRow() {
+    return messagesEl.querySelector(".lw-row[data-pending]");
+  }
+
+  function insertRow(row) {
+    var wasNear = nearBottom();
+    // Server messages go before local pending bubbles so those stay at the bottom.
+    var before = firstPendingRow();
+    if (!before && !newConvBtn.hidden && newConvBtn.parentNode === messagesEl) {
+      before = newConvBtn;
+    }
+    if (before) {
+      messagesEl.insertBefore(row, before);
+    } else {
+      messagesEl.appendChild(row);
+    }
+    if (wasNear || row.classList.contains("lw-customer")) {
+      scrollToBottom();
+    }
+  }
+
+  function buildRow(sender, text) {
+    var cls = sender === "customer" || sender === "ai" || sender === "operator" || sender === "system" ? sender : "system";
+    var row = el("div", { className: "lw-row lw-" + cls, "data-testid": "message", "data-sender": cls });
+    var label = senderLabel(cls);
+    if (label) {
+      row.appendChild(el("div", { className: "lw-sender", text: label }));
+    }
+    var bubble = el("div", { className: "lw-bubble" });
+    appendRichText(bubble, text);
+    row.appendChild(bubble);
+    return row;
+  }
+
+  function renderServerMessage(m) {
+    var mid = typeof m.message_id === "string" ? m.message_id : m.message_id != null ? String(m.message_id) : "";
+    if (mid) {
+      seenMessageIds[mid] = true;
+    }
+    var pending = mid ? pendingByMessageId[mid] : null;
+    if (pending) {
+      delete pendingByMessageId[mid];
+      if (pending.parentNode) {
+        pending.parentNode.removeChild(pending);
+      }
+    }
+    if (m.sender === "ai" || m.sender === "operator") {
+      hideTyping();
+    }
+    var row = buildRow(m.sender, m.text);
+    row.setAttribute("data-seq", String(m.seq));
+    if (mid) {
+      row.setAttribute("data-message-id", mid);
+    }
+    var t = timeLabel(m.created_at);
+    if (t && m.sender !== "system") {
+      row.appendChild(el("div", { className: "lw-meta", text: t }));
+    }
+    var actions = Array.isArray(m.smart_actions) ? m.smart_actions : [];
+    if (actions.length) {
+      var box = buildActions(actions);
+      if (box) {
+        if (box.querySelector("[data-handoff]")) {
+          disableHandoffButtons(null); // only the newest offer stays clickable
+        }
+        row.insertBefore(box, row.querySelector(".lw-meta"));
+      }
+    }
+    welcomeEl.hidden = true;
+    insertRow(row);
+    if (!isOpen && m.sender !== "customer") {
+      unread += 1;
+      updateUnread();
+    }
+  }
+
+  function buildActions(actions) {
+    var box = el("div", { className: "lw-actions", "data-testid": "actions" });
+    var count = 0;
+    for (var i = 0; i < actions.length; i++) {
+      var a = actions[i];
+      if (!a || typeof a !== "object") {
+        continue;
+      }
+      var label = typeof a.label === "string" && a.label ? a.label : null;
+      if (a.type === "open_url") {
+        var href = safeHttpUrl(a.url);
+        if (!href) {
+          continue;
+        }
+        var link = externalLink(href, label || href, {
+          className: "lw-action",
+          "data-testid": "action-button",
+          "data-action": "open_url"
+        });
+        link.setAttribute("aria-label", (label || href) + " " + T.opensInNewTab);
+        box.appendChild(link);
+        count++;
+      } else if (a.type === "request_operator" || a.type === "continue_ai") {
+        var btn = el("button", {
+          type: "button",
+          className: "lw-action",
+          "data-testid": "action-button",
+          "data-action": a.type,
+          "data-handoff": "true",
+          text: label || a.type
+        });
+        btn.addEventListener("click", onHandoffClick);
+        box.appendChild(btn);
+        count++;
+      }
+    }
+    return count ? box : null;
+  }
+
+  function disableHandoffButtons(box) {
+    var scope = box || messagesEl;
+    var buttons = scope.querySelectorAll("button[data-handoff]");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].disabled = true;
+      buttons[i].setAttribute("aria-disabled", "true");
+    }
+  }
+
+  function onHandoffClick(ev) {
+    var btn = ev.currentTarget;
+    var box = btn.parentNode;
+    var action = btn.getAttribute("data-action");
+    if (!conv || btn.disabled) {
+      return;
+    }
+    var buttons = box.querySelectorAll("button[data-handoff]");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].disabled = true;
+    }
+    btn.setAttribute("aria-busy", "true");
+    var gen = generation;
+    withRetry(function () {
+      return api("POST", "/v1/conversations/" + encodeURIComponent(conv.id) + "/actions", { action: action }, true);
+    }, 3)
+      .then(function (res) {
+        btn.removeAttribute("aria-busy");
+        if (gen !== generation) {
+          return;
+        }
+        if (res.ok) {
+          disableHandoffButtons(box);
+          btn.setAttribute("data-chosen", "true");
+          if (res.data && typeof res.data.status === "string") {
+            setStatus(res.data.status);
+          }
+          showError(null);
+        } else if (res.status === 409) {
+          // The choice is no longer available (already made, or state moved on).
+          disableHandoffButtons(box);
+          showError(errorMessage(res));
+        } else {
+          for (var j = 0; j < buttons.length; j++) {
+            buttons[j].disabled = false;
+          }
+          handleHttpError(res);
+        }
+      })
+      .catch(function () {
+        btn.removeAttribute("aria-busy");
+        for (var j = 0; j < buttons.length; j++) {
+          buttons[j].disabled = false;
+        }
+        showError(T.networkError);
+      });
+  }
+
+  // ---------------------------------------------------------------------------
+  // Ordering: render each seq once, in order, filling gaps from the REST API
+  // ---------------------------------------------------------------------------
+
+  function validMessage(m) {
+    return m && typeof m === "object" && typeof m.seq === "number" && isFinite(m.seq);
+  }
+
+  function acceptMessage(m) {
+    if (!validMessage(m)) {
+      return;
+    }
+    if (m.seq <= lastSeq) {
+      // Already rendered (or a duplicate). Still clear a pending bubble if it matches.
+      dropPendingFor(m);
+      return;
+    }
+    if (fetchingGap || m.seq > lastSeq + 1) {
+      buffered[m.seq] = m;
+      if (!fetchingGap) {
+        fetchGap();
+      }
+      return;
+    }
+    renderInOrder(m);
+    drainBuffer(false);
+  }
+
+  function dropPendingFor(m) {
+    var mid = m.message_id != null ? String(m.message_id) : "";
+    if (mid && pendingByMessageId[mid]) {
+      var p = pendingByMessageId[mid];
+      delete pendingByMessageId[mid];
+      if (p.parentNode) {
+        p.parentNode.removeChild(p);
+      }
+    }
+    if (mid) {
+      seenMessageIds[mid] = true;
+    }
+  }
+
+  function renderInOrder(m) {
+    renderServerMessage(m);
+    lastSeq = m.seq;
+    saveStored();
+  }
+
+  // force=true: the server had its chance to fill holes; render what we have in order.
+  function drainBuffer(force) {
+    var keys = Object.keys(buffered)
+      .map(Number)
+      .sort(function (a, b) {
+        return a - b;
+      });
+    for (var i = 0; i < keys.length; i++) {
+      var s = keys[i];
+      var m = buffered[s];
+      if (s <= lastSeq) {
+        delete buffered[s];
+        dropPendingFor(m);
+        continue;
+      }
+      if (s === lastSeq + 1 || force) {
+        delete buffered[s];
+        renderInOrder(m);
+      } else {
+        break;
+      }
+    }
+    if (Object.keys(buffered).length && !fetchingGap) {
+      fetchGap();
+    }
+  }
+
+  function fetchGap() {
+    if (!conv || fetchingGap) {
+      return;
+    }
+    fetchingGap = true;
+    var gen = generation;
+    fetchAfter(lastSeq)
+      .then(function (res) {
+        if (gen !== generation) {
+          return;
+        }
+        fetchingGap = false;
+        if (res && res.ok && res.data) {
+          applyFetched(res.data);
+          drainBuffer(true);
+        } else {
+          if (res && (res.status === 401 || res.status === 403 || res.status === 404)) {
+            conversationLost();
+            return;
+          }
+          // Could not fill the gap now; try again shortly without losing the buffer.
+          setTimeout(function () {
+            if (gen === generation && Object.keys(buffered).length) {
+              fetchGap();
+            }
+          }, 2000);
+        }
+      })
+      .catch(function () {
+        if (gen !== generation) {
+          return;
+        }
+        fetchingGap = false;
+        setTimeout(function () {
+          if (gen === generation && Object.keys(buffered).length) {
+            fetchGap();
+          }
+        }, 2000);
+      });
+  }
+
+  function applyFetched(data) {
+    var list = Array.isArray(data.messages) ? data.messages.slice() : [];
+    list.sort(function (a, b) {
+      return (a && a.seq) - (b && b.seq);
+    });
+    for (var i = 0; i < list.length; i++) {
+      var m = list[i];
+      if (!validMessage(m)) {
+        continue;
+      }
+      if (m.seq > lastSeq) {
+        delete buffered[m.seq];
+        renderInOrder(m);
+      } else {
+        dropPendingFor(m);
+      }
+    }
+    if (typeof data.status === "string") {
+      setStatus(data.status);
+    }
+  }
+
+  function fetchAfter(seq) {
+    return api(
+      "GET",
+      "/v1/conversations/" + encodeURIComponent(conv.id) + "/messages?after=" + encodeURIComponent(String(seq)),
+      null,
+      true
+    );
+  }
+
+  // ---------------------------------------------------------------------------
+  // HTTP
+  // ---------------------------------------------------------------------------
+
+  function api(method, path, body, auth) {
+    var headers = { Accept: "application/json" };
+    if (body !== null && body !== undefined) {
+      headers["Content-Type"] = "application/json";
+    }
+    if (auth && conv) {
+      headers.Authorization = "Bearer " + conv.token;
+    } else {
+      headers["X-Widget-Key"] = widgetKey;
+    }
+    return fetch(httpBase + path, {
+      method: method,
+      headers: headers,
+      body: body !== null && body !== undefined ? JSON.stringify(body) : undefined,
+      credentials: "omit",
+      mode: "cors",
+      cache: "no-store"
+    }).then(function (resp) {
+      return resp.text().then(function (txt) {
+        var data = null;
+        if (txt) {
+          try {
+            data = JSON.parse(txt);
+          } catch (e) {
+            data = null;
+          }
+        }
+        return {
+          ok: resp.ok,
+          status: resp.status,
+          data: data,
+          retryAfter: resp.headers.get("Retry-After")
+        };
+      });
+    });
+  }
+
+  function sleep(ms) {
+    return new Promise(function (resolve) {
+      setTimeout(resolve, ms);
+    });
+  }
+
+  function backoffMs(attempt, baseMs, capMs) {
+    var exp = Math.min(capMs, baseMs * Math.pow(2, attempt));
+    return Math.round(exp / 2 + Math.random() * (exp / 2)); // "equal jitter"
+  }
+
+  function retryable(res) {
+    return res.status === 408 || res.status === 502 || res.status === 503 || res.status === 504 || res.status === 0;
+  }
+
+  // Runs fn() and retries it on network failure or a transient 5xx, with backoff and jitter.
+  // Resolves with the last response; rejects only if the network never answered.
+  function withRetry(fn, maxAttempts) {
+    var attempt = 0;
+    function run() {
+      return fn().then(
+        function (res) {
+          if (retryable(res) && attempt + 1 < maxAttempts) {
+            return sleep(backoffMs(attempt++, 600, 8000)).then(run);
+          }
+          return res;
+        },
+        function (err) {
+          if (attempt + 1 < maxAttempts) {
+            return sleep(backoffMs(attempt++, 600, 8000)).then(run);
+          }
+          throw err;
+        }
+      );
+    }
+    return run();
+  }
+
+  function retryAfterSeconds(res) {
+    var raw = res.retryAfter;
+    var n = raw ? parseInt(raw, 10) : NaN;
+    if (isNaN(n) && raw) {
+      var when = Date.parse(raw);
+      if (!isNaN(when)) {
+        n = Math.ceil((when - Date.now()) / 1000);
+      }
+    }
+    if (isNaN(n) || n < 1) {
+      n = 1;
+    }
+    return n;
+  }
+
+  function errorMessage(res) {
+    if (res && res.data && res.data.error && typeof res.data.error.message === "string" && res.data.error.message) {
+      return res.data.error.message;
+    }
+    return T.genericError;
+  }
+
+  function handleHttpError(res) {
+    if (res.status === 429) {
+      var n = retryAfterSeconds(res);
+      showError(T.rateLimited, n);
+    } else {
+      showError(errorMessage(res));
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Conversation lifecycle
+  // ---------------------------------------------------------------------------
+
+  function resetConversation() {
+    generation++;
+    closeSocket();
+    conv = null;
+    convStatus = null;
+    lastSeq = 0;
+    buffered = {};
+    fetchingGap = false;
+    pendingByMessageId = {};
+    seenMessageIds = {};
+    everConnected = false;
+    connected = false;
+    unread = 0;
+    saveStored();
+    var rows = messagesEl.querySelectorAll(".lw-row:not(.lw-welcome)");
+    for (var i = 0; i < rows.length; i++) {
+      rows[i].parentNode.removeChild(rows[i]);
+    }
+    welcomeEl.hidden = false;
+    hideTyping();
+    updateUnread();
+    renderStatus();
+  }
+
+  function conversationLost() {
+    resetConversation();
+    showError(T.sessionExpired);
+  }
+
+  function ensureConversation() {
+    if (conv && !TERMINAL[convStatus]) {
+      return Promise.resolve({ ok: true });
+    }
+    if (conv && TERMINAL[convStatus]) {
+      resetConversation();
+    }
+    if (creating) {
+      return creating;
+    }
+    creating = withRetry(function () {
+      return api("POST", "/v1/conversations", { locale: lang }, false);
+    }, 4)
+      .then(function (res) {
+        creating = null;
+        if (res.ok && res.data && res.data.conversation_id && res.data.customer_token) {
+          generation++;
+          conv = { id: String(res.data.conversation_id), token: String(res.data.customer_token) };
+          lastSeq = 0;
+          convStatus = typeof res.data.status === "string" ? res.data.status : "AI";
+          saveStored();
+          renderStatus();
+          connect();
+          return { ok: true };
+        }
+        return res;
+      })
+      .catch(function (err) {
+        creating = null;
+        throw err;
+      });
+    return creating;
+  }
+
+  function resume(stored) {
+    conv = { id: stored.conversation_id, token: stored.customer_token };
+    lastSeq = 0; // the DOM is empty after a reload: load the history from the start
+    var gen = generation;
+    fetchingGap = true; // buffer stream frames until the history is rendered
+    renderStatus();
+    withRetry(function () {
+      return fetchAfter(0);
+    }, 3)
+      .then(function (res) {
+        if (gen !== generation) {
+          return;
+        }
+        fetchingGap = false;
+        if (res.ok && res.data) {
+          applyFetched(res.data);
+          // Messages that arrived before a reload are not "unread".
+          unread = 0;
+          updateUnread();
+          drainBuffer(true);
+          connect();
+        } else if (res.status === 401 || res.status === 403 || res.status === 404) {
+          resetConversation();
+        } else {
+          connect();
+        }
+      })
+      .catch(function () {
+        if (gen !== generation) {
+          return;
+        }
+        fetchingGap = false;
+        connect(); // the stream replays from lastSeq once the network is back
+      });
+  }
+
+  // ---------------------------------------------------------------------------
+  // WebSocket with reconnect
+  // ---------------------------------------------------------------------------
+
+  function closeSocket() {
+    if (reconnectTimer) {
+      clearTimeout(reconnectTimer);
+      reconnectTimer = null;
+    }
+    if (pingTimer) {
+      clearInterval(pingTimer);
+      pingTimer = null;
+    }
+    if (ws) {
+      var old = ws;
+      ws = null;
+      old.onopen = old.onclose = old.onerror = old.onmessage = null;
+      try {
+        old.close(1000);
+      } catch (e) {
+        /* ignore */
+      }
+    }
+    connected = false;
+  }
+
+  function connect() {
+    if (!conv) {
+      return;
+    }
+    closeSocket();
+    var gen = generation;
+    var url =
+      wsBase +
+      "/v1/conversations/" +
+      encodeURIComponent(conv.id) +
+      "/stream?token=" +
+      encodeURIComponent(conv.token) +
+      "&after=" +
+      encodeURIComponent(String(lastSeq));
+    var sock;
+    try {
+      sock = new WebSocket(url);
+    } catch (e) {
+      scheduleReconnect(gen);
+      return;
+    }
+    ws = sock;
+    sock.onopen = function () {
+      if (gen !== generation || ws !== sock) {
+        return;
+      }
+      wsAttempt = 0;
+      setConnected(true);
+      pingTimer = setInterval(function () {
+        if (sock.readyState === 1) {
+          try {
+            sock.send(JSON.stringify({ type: "ping" }));
+          } catch (e) {
+            /* onclose will follow */
+          }
+        }
+      }, PING_MS);
+    };
+    sock.onmessage = function (ev) {
+      if (gen !== generation || ws !== sock) {
+        return;
+      }
+      var frame;
+      try {
+        frame = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      handleFrame(frame);
+    };
+    sock.onerror = function () {
+      /* onclose follows and handles the reconnect */
+    };
+    sock.onclose = function (ev) {
+      if (gen !== generation || ws !== sock) {
+        return;
+      }
+      ws = null;
+      if (pingTimer) {
+        clearInterval(pingTimer);
+        pingTimer = null;
+      }
+      setConnected(false);
+      hideTyping();
+      // 4401/4403/4404 (or 1008 policy): the token or the conversation is no longer valid.
+      if (ev && (ev.code === 4401 || ev.code === 4403 || ev.code === 4404 || ev.code === 1008)) {
+        probeConversation(gen);
+        return;
+      }
+      scheduleReconnect(gen);
+    };
+  }
+
+  // Checks over HTTP whether the conversation is still ours; catches up, then reconnects.
+  function probeConversation(gen) {
+    if (!conv) {
+      return;
+    }
+    fetchAfter(lastSeq)
+      .then(function (res) {
+        if (gen !== generation) {
+          return;
+        }
+        if (res.status === 401 || res.status === 403 || res.status === 404) {
+          conversationLost();
+          return;
+        }
+        if (res.ok && res.data && !fetchingGap) {
+          applyFetched(res.data);
+          drainBuffer(true);
+        }
+        scheduleReconnect(gen);
+      })
+      .catch(function () {
+        if (gen === generation) {
+          scheduleReconnect(gen);
+        }
+      });
+  }
+
+  function scheduleReconnect(gen) {
+    if (gen !== generation || !conv || reconnectTimer) {
+      return;
+    }
+    var delay = backoffMs(wsAttempt, 1000, 30000);
+    wsAttempt = Math.min(wsAttempt + 1, 10);
+    renderStatus();
+    reconnectTimer = setTimeout(function () {
+      reconnectTimer = null;
+      if (gen !== generation) {
+        return;
+      }
+      if (wsAttempt >= 3) {
+        // Long outage: check the conversation is still valid before trying again.
+        fetchAfter(lastSeq)
+          .then(function (res) {
+            if (gen !== generation) {
+              return;
+            }
+            if (res.status === 401 || res.status === 403 || res.status === 404) {
+              conversationLost();
+              return;
+            }
+            connect();
+          })
+          .catch(function () {
+            if (gen === generation) {
+              connect();
+            }
+          });
+      } else {
+        connect();
+      }
+    }, delay);
+  }
+
+  function handleFrame(frame) {
+    if (!frame || typeof frame !== "object") {
+      return;
+    }
+    if (frame.type === "message") {
+      acceptMessage(frame.message);
+    } else if (frame.type === "status") {
+      setStatus(frame.status);
+    } else if (frame.type === "typing") {
+      if (frame.sender !== "customer") {
+        showTyping(frame.sender);
+      }
+    }
+    // "pong" and unknown frames: nothing to do.
+  }
+
+  // ---------------------------------------------------------------------------
+  // Sending
+  // ---------------------------------------------------------------------------
+
+  function newClientId() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    var bytes = new Uint8Array(16);
+    if (window.crypto && window.crypto.getRandomValues) {
+      window.crypto.getRandomValues(bytes);
+    } else {
+      for (var i = 0; i < 16; i++) {
+        bytes[i] = Math.floor(Math.random() * 256);
+      }
+    }
+    var s = "";
+    for (var j = 0; j < 16; j++) {
+      s += (bytes[j] < 16 ? "0" : "") + bytes[j].toString(16);
+    }
+    return "w-" + s;
+  }
+
+  function restoreText(text) {
+    var current = input.value;
+    if (!current) {
+      input.value = text;
+    } else if (current.indexOf(text) !== 0) {
+      input.value = text + "\n" + current;
+    }
+    autoGrow();
+  }
+
+  var sending = 0;
+
+  function send() {
+    var text = input.value.replace(/^\s+|\s+$/g, "");
+    if (!text) {
+      return;
+    }
+    if (conv && TERMINAL[convStatus]) {
+      resetConversation(); // the old conversation is closed: this message starts a new one
+    }
+    input.value = "";
+    autoGrow();
+    showError(null);
+
+    var clientId = failedClientIds[text] || newClientId();
+    delete failedClientIds[text];
+
+    var row = buildRow("customer", text);
+    row.setAttribute("data-pending", "true");
+    row.setAttribute("data-client-message-id", clientId);
+    row.setAttribute("aria-busy", "true");
+    var meta = el("div", { className: "lw-meta", text: T.sending });
+    row.appendChild(meta);
+    welcomeEl.hidden = true;
+    messagesEl.appendChild(row);
+    if (!newConvBtn.hidden) {
+      messagesEl.appendChild(newConvBtn);
+    }
+    scrollToBottom();
+    sending++;
+
+    var failed = false;
+    function fail(res, networkFailure) {
+      if (failed) {
+        return;
+      }
+      failed = true;
+      sending--;
+      if (row.parentNode) {
+        row.parentNode.removeChild(row);
+      }
+      if (networkFailure) {
+        // The server may have received it: resending the same text reuses the id (deduped).
+        failedClientIds[text] = clientId;
+        showError(T.networkError);
+      } else {
+        handleHttpError(res);
+      }
+      restoreText(text);
+      if (!messagesEl.querySelector(".lw-row:not(.lw-welcome)")) {
+        welcomeEl.hidden = false;
+      }
+    }
+
+    ensureConversation()
+      .then(function (res) {
+        if (!res.ok) {
+          fail(res, retryable(res));
+          return;
+        }
+        var gen = generation;
+        var path = "/v1/conversations/" + encodeURIComponent(conv.id) + "/messages";
+        return withRetry(function () {
+          return api("POST", path, { text: text, client_message_id: clientId }, true);
+        }, 6).then(
+          function (res2) {
+            if (gen !== generation) {
+              failed = true;
+              sending--;
+              return;
+            }
+            if (res2.ok) {
+              failed = true; // settled: a later exception must not undo the send
+              sending--;
+              var mid = res2.data && res2.data.message_id != null ? String(res2.data.message_id) : "";
+              row.removeAttribute("aria-busy");
+              if (mid) {
+                row.setAttribute("data-message-id", mid);
+                if (seenMessageIds[mid]) {
+                  // The stream echoed it before the POST answered.
+                  if (row.parentNode) {
+                    row.parentNode.removeChild(row);
+                  }
+                } else {
+                  pendingByMessageId[mid] = row;
+                }
+              }
+              return;
+            }
+            if (res2.status === 401 || res2.status === 403 || res2.status === 404) {
+              fail(res2, false);
+              conversationLost();
+              return;
+            }
+            if (res2.status === 409 && res2.data && res2.data.error) {
+              // e.g. the conversation was closed meanwhile.
+              fail(res2, false);
+              return;
+            }
+            fail(res2, retryable(res2));
+          },
+          function () {
+            if (gen !== generation) {
+              failed = true;
+              sending--;
+              return;
+            }
+            fail(null, true);
+          }
+        );
+      })
+      .catch(function () {
+        fail(null, true);
+      });
+  }
+
+  // ---------------------------------------------------------------------------
+  // Open / close
+  // ---------------------------------------------------------------------------
+
+  function open() {
+    mount();
+    if (isOpen) {
+      input.focus();
+      return;
+    }
+    isOpen = true;
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    unread = 0;
+    updateUnread();
+    scrollToBottom();
+    // Focus after the panel is laid out (also works when called from automation).
+    input.focus();
+    setTimeout(function () {
+      if (isOpen) {
+        input.focus();
+      }
+    }, 30);
+  }
+
+  function close() {
+    if (!isOpen) {
+      return;
+    }
+    var hadFocus = shadow.activeElement && panel.contains(shadow.activeElement);
+    isOpen = false;
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    updateUnread();
+    if (hadFocus) {
+      launcher.focus();
+    }
+  }
+
+  launcher.addEventListener("click", function () {
+    if (isOpen) {
+      close();
+    } else {
+      open();
+    }
+  });
+  closeBtn.addEventListener("click", close);
+  newConvBtn.addEventListener("click", function () {
+    resetConversation();
+    showError(null);
+    input.focus();
+  });
+  sendBtn.addEventListener("click", function () {
+    send();
+    input.focus();
+  });
+  input.addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      ev.preventDefault();
+      send();
+    }
+  });
+  input.addEventListener("input", autoGrow);
+  panel.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape") {
+      ev.stopPropagation();
+      close();
+    }
+  });
+  window.addEventListener("online", function () {
+    if (conv && !connected && !ws) {
+      if (reconnectTimer) {
+        clearTimeout(reconnectTimer);
+        reconnectTimer = null;
+      }
+      wsAttempt = 0;
+      connect();
+    }
+  });
+
+  // ---------------------------------------------------------------------------
+  // Public hook and start-up
+  // ---------------------------------------------------------------------------
+
+  window.LucineWidget = {
+    __loaded: true,
+    open: open,
+    close: close,
+    toggle: function () {
+      if (isOpen) {
+        close();
+      } else {
+        open();
+      }
+    },
+    state: function () {
+      return {
+        conversationId: conv ? conv.id : null,
+        lastSeq: lastSeq,
+        connected: connected,
+        status: convStatus,
+        open: isOpen,
+        lang: lang,
+        pending: sending + Object.keys(pendingByMessageId).length
+      };
+    }
+  };
+
+  function start() {
+    mount();
+    renderStatus();
+    if (!widgetKey) {
+      if (window.console && console.warn) {
+        console.warn("[widget] data-widget-key is missing");
+      }
+    }
+    var stored = loadStored();
+    if (stored) {
+      resume(stored);
+    }
+  }
+
+  if (document.body) {
+    start();
+  } else {
+    document.addEventListener("DOMContentLoaded", start);
+  }
+})();

@@ -1,0 +1,40 @@
+"""The widget script and a demo page per tenant, served from the package's static/ folder."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from gateway.runtime import GatewayRuntime
+from servicekit.http import ApiError
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+router = APIRouter(tags=["static"])
+
+
+@router.get("/widget.js", include_in_schema=False)
+async def widget_js() -> FileResponse:
+    # Short cache: a new release reaches embedded widgets within minutes.
+    return FileResponse(
+        STATIC / "widget.js", media_type="application/javascript", headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@router.get("/demo/{tenant_id}", include_in_schema=False, response_class=HTMLResponse)
+async def demo_page(tenant_id: str, request: Request) -> HTMLResponse:
+    runtime: GatewayRuntime = request.app.state.runtime
+    tenant = await runtime.tenants.by_id(tenant_id)
+    if tenant is None:
+        raise ApiError(404, "not_found", f"unknown tenant {tenant_id}")
+    page = (STATIC / "demo.html").read_text(encoding="utf-8")
+    for placeholder, value in {
+        "__WIDGET_KEY__": tenant.widget_key,
+        "__TENANT_NAME__": tenant.name,
+        "__GATEWAY_URL__": runtime.config.public_base_url.rstrip("/"),
+    }.items():
+        page = page.replace(placeholder, html.escape(value))
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,167 @@
+"""The live stream: history then live frames, no duplicate, no gap, over a real WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import websockets
+from gateway_testkit import LUCINE_ORIGIN, OTHER_ORIGIN, message
+from websockets.exceptions import ConnectionClosed
+
+from contracts.events import MessagePosted, StatusChanged
+
+
+def posted(seq: int, sender: str = "ai", status: str = "AI", text: str | None = None) -> MessagePosted:
+    m = message(seq, sender, text)
+    return MessagePosted(message_id=uuid.UUID(m["message_id"]), seq=seq, sender=sender, text=m["text"], status=status)
+
+
+async def next_frame(ws: Any, timeout: float = 10) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def frames_until(ws: Any, predicate: Any, timeout: float = 10) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not frames or not predicate(frames[-1]):
+        frames.append(await next_frame(ws, max(deadline - asyncio.get_running_loop().time(), 0.01)))
+    return frames
+
+
+async def no_more_frames(ws: Any, wait: float = 1.0) -> None:
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ws.recv(), wait)
+
+
+def seqs(frames: list[dict[str, Any]]) -> list[int]:
+    return [f["message"]["seq"] for f in frames if f["type"] == "message"]
+
+
+async def open_stream(gateway, conversation_id, token, after=0, **headers):
+    url = f"{gateway.ws_url}/v1/conversations/{conversation_id}/stream?token={token}&after={after}"
+    return await websockets.connect(url, additional_headers=headers or None)
+
+
+async def test_history_then_live_with_no_duplicate_and_no_gap(gateway):
+    conversation_id, token = await gateway.start_conversation()
+    history = [message(1, "customer", "Ciao"), message(2, "ai", "Buonasera!"), message(3, "customer", "Orari?")]
+    gateway.read_api.put(conversation_id, "lucine-di-natale", history)
+
+    async with await open_stream(gateway, conversation_id, token, after=1) as ws:
+        frames = await frames_until(ws, lambda f: f["type"] == "status")
+        assert seqs(frames) == [2, 3]
+        assert frames[0]["message"]["text"] == "Buonasera!"
+        assert set(frames[0]["message"]) == {
+            "seq",
+            "message_id",
+            "sender",
+            "text",
+            "smart_actions",
+            "sources",
+            "created_at",
+        }
+        assert frames[-1] == {"type": "status", "status": "AI"}
+
+        # A redelivered old event, then the next one: only the new one goes out.
+        await gateway.publish_event(posted(3, "customer"), conversation_id)
+        await gateway.publish_event(posted(4, "ai", text="Dalle 17 alle 23"), conversation_id)
+        frame = await next_frame(ws)
+        assert frame["type"] == "message"
+        assert frame["message"]["seq"] == 4
+        assert frame["message"]["text"] == "Dalle 17 alle 23"
+
+        # seq 5 never reaches this replica: 6 arrives; 5 is fetched from the read API first.
+        history += [message(4, "ai", "Dalle 17 alle 23"), message(5, "customer", "grazie"), message(6, "ai", "Prego!")]
+        gateway.read_api.put(conversation_id, "lucine-di-natale", history)
+        await gateway.publish_event(posted(6, "ai", text="Prego!"), conversation_id)
+        frames = [await next_frame(ws), await next_frame(ws)]
+        assert seqs(frames) == [5, 6]
+        assert (str(conversation_id), 4) in gateway.read_api.requests
+
+        await gateway.publish_event(StatusChanged(previous="AI", status="HANDOFF_OFFERED"), conversation_id)
+        assert await next_frame(ws) == {"type": "status", "status": "HANDOFF_OFFERED"}
+
+        await ws.send(json.dumps({"type": "ping"}))
+        assert await next_frame(ws) == {"type": "pong"}
+        await no_more_frames(ws)
+
+
+async def test_live_events_during_the_history_fetch_are_buffered(gateway):
+    conversation_id, token = await gateway.start_conversation()
+    gateway.read_api.put(conversation_id, "lucine-di-natale", [message(1, "customer"), message(2, "ai")])
+    gateway.read_api.delays[str(conversation_id)] = 2.0  # the history answer is slow
+    try:
+        connecting = asyncio.create_task(open_stream(gateway, conversation_id, token))
+        await asyncio.sleep(0.8)  # connected, waiting for the history
+        assert conversation_id in gateway.runtime.hub.sockets
+        await gateway.publish_event(posted(2, "ai"), conversation_id)  # also in the history
+        await gateway.publish_event(posted(3, "customer", status="AI"), conversation_id)
+        async with await connecting as ws:
+            frames = await frames_until(ws, lambda f: f["type"] == "typing")
+            assert [f["type"] for f in frames] == ["message", "message", "status", "message", "typing"]
+            assert seqs(frames) == [1, 2, 3]
+            assert frames[-1] == {"type": "typing", "sender": "ai"}
+            await no_more_frames(ws)
+    finally:
+        gateway.read_api.delays.pop(str(conversation_id))
+
+
+async def test_typing_only_while_the_ai_answers(gateway):
+    conversation_id, token = await gateway.start_conversation()
+    async with await open_stream(gateway, conversation_id, token) as ws:
+        assert await next_frame(ws) == {"type": "status", "status": "AI"}  # not materialised yet
+        await gateway.publish_event(posted(1, "customer", status="WITH_OPERATOR"), conversation_id)
+        assert seqs([await next_frame(ws)]) == [1]
+        await gateway.publish_event(posted(2, "operator", status="WITH_OPERATOR"), conversation_id)
+        assert seqs([await next_frame(ws)]) == [2]  # no typing frame in between
+        await no_more_frames(ws, 0.5)
+
+
+async def test_every_socket_of_the_conversation_gets_the_event_and_no_other(gateway):
+    first, first_token = await gateway.start_conversation()
+    second, second_token = await gateway.start_conversation()
+    async with (
+        await open_stream(gateway, first, first_token) as a,
+        await open_stream(gateway, first, first_token) as b,
+        await open_stream(gateway, second, second_token) as c,
+    ):
+        for ws in (a, b, c):
+            assert (await next_frame(ws))["type"] == "status"
+        await gateway.publish_event(posted(1, "ai"), first)
+        assert seqs([await next_frame(a)]) == [1]
+        assert seqs([await next_frame(b)]) == [1]
+        await no_more_frames(c, 0.5)
+    await asyncio.sleep(0.2)
+    assert first not in gateway.runtime.hub.sockets  # unregistered on close
+    assert second not in gateway.runtime.hub.sockets
+
+
+async def closed_with(ws_factory) -> int:
+    ws = await ws_factory
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    return closed.value.rcvd.code
+
+
+async def test_bad_tokens_close_the_stream(gateway):
+    first, token = await gateway.start_conversation()
+    second, _ = await gateway.start_conversation()
+    assert await closed_with(open_stream(gateway, first, "garbage")) == 4401
+    assert await closed_with(open_stream(gateway, second, token)) == 4403
+    assert await closed_with(open_stream(gateway, first, token, Origin=OTHER_ORIGIN)) == 4403
+    async with await open_stream(gateway, first, token, Origin=LUCINE_ORIGIN) as ws:
+        assert (await next_frame(ws))["type"] == "status"
+
+
+async def test_the_read_api_status_and_time_are_passed_through(gateway):
+    conversation_id, token = await gateway.start_conversation()
+    gateway.read_api.put(conversation_id, "lucine-di-natale", [message(1, "ai")], status="QUEUED")
+    async with await open_stream(gateway, conversation_id, token) as ws:
+        frames = await frames_until(ws, lambda f: f["type"] == "status")
+        assert frames[-1]["status"] == "QUEUED"
+        assert datetime.fromisoformat(frames[0]["message"]["created_at"]) <= datetime.now(UTC)

@@ -1,0 +1,554 @@
+"""The embeddable widget and the demo page: static guards, plus browser tests against a mocked gateway.
+
+The static tests need nothing. The browser tests (marker `browser`) drive Debian's Chromium through
+Playwright with every HTTP request and WebSocket answered by an in-test fake gateway
+(`page.route` / `page.route_web_socket`), so they exercise the widget's ordering, retry and
+rendering logic without any backend. They fail, never skip, when Chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+STATIC = Path(__file__).resolve().parents[1] / "src" / "gateway" / "static"
+WIDGET = STATIC / "widget.js"
+DEMO = STATIC / "demo.html"
+CHROMIUM = "/usr/bin/chromium"
+
+
+# --------------------------------------------------------------------------------------------
+# Static guards
+# --------------------------------------------------------------------------------------------
+
+
+def _code_without_comments(src: str) -> str:
+    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
+    return re.sub(r"(?m)^\s*//.*$", "", src)
+
+
+def test_static_files_exist():
+    assert WIDGET.is_file()
+    assert DEMO.is_file()
+    assert WIDGET.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "sink",
+    ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "srcdoc"],
+)
+def test_widget_never_builds_html_from_strings(sink):
+    # The widget has no reason to use any HTML-string sink at all, so the guard is total.
+    assert sink not in _code_without_comments(WIDGET.read_text(encoding="utf-8"))
+
+
+def test_widget_is_namespaced_and_links_are_safe():
+    src = WIDGET.read_text(encoding="utf-8")
+    assert "attachShadow" in src
+    assert "window.LucineWidget" in src
+    assert "noopener noreferrer" in src
+    # Links are only built after a protocol check.
+    assert 'u.protocol === "http:" || u.protocol === "https:"' in src
+    for testid in ["launcher", "panel", "input", "send", "message", "action-button", "status"]:
+        assert f'"data-testid": "{testid}"' in src, testid
+
+
+def test_widget_has_no_runtime_dependencies():
+    src = _code_without_comments(WIDGET.read_text(encoding="utf-8"))
+    assert "import " not in src
+    assert "require(" not in src
+
+
+def test_widget_strings_in_both_languages():
+    src = WIDGET.read_text(encoding="utf-8")
+    for text in [
+        "Scrivi un messaggio…",
+        "Write a message…",
+        "Riconnessione…",
+        "Reconnecting…",
+        "In attesa di un operatore…",
+        "Waiting for an operator…",
+        "Sei in chat con un operatore",
+        "You are chatting with an operator",
+        "Troppi messaggi, riprova tra {n} secondi",
+    ]:
+        assert text in src, text
+
+
+def test_widget_syntax_with_node():
+    node = shutil.which("node")
+    if not node:
+        pytest.fail("node is required to syntax-check widget.js")
+    result = subprocess.run([node, "--check", str(WIDGET)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_demo_page_placeholders_and_content():
+    html = DEMO.read_text(encoding="utf-8")
+    for placeholder in ["__GATEWAY_URL__", "__WIDGET_KEY__", "__TENANT_NAME__"]:
+        assert placeholder in html, placeholder
+    assert (
+        '<script src="__GATEWAY_URL__/widget.js" data-widget-key="__WIDGET_KEY__" '
+        'data-title="__TENANT_NAME__" defer></script>'
+    ) in html
+    assert "Lucine di Natale" in html
+    assert "Leggiuno" in html
+    assert "7 dicembre" in html
+    assert "6 gennaio" in html
+    assert "17:30" in html
+    assert "22:30" in html
+    assert '<html lang="it">' in html
+
+
+# --------------------------------------------------------------------------------------------
+# Browser tests against a fake gateway
+# --------------------------------------------------------------------------------------------
+
+ORIGIN = "http://gateway.test"
+
+
+def _msg(seq: int, sender: str, text: str, *, message_id: str | None = None, actions=None) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "message_id": message_id or f"m{seq}",
+        "sender": sender,
+        "text": text,
+        "smart_actions": actions or [],
+        "sources": [],
+        "created_at": "2025-12-10T18:30:00Z",
+    }
+
+
+class FakeGateway:
+    """Just enough of the public widget API, with knobs to inject failures."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.status = "AI"
+        self.requests: list[tuple[str, str, dict[str, Any], dict[str, str]]] = []
+        self.sockets: list[Any] = []
+        self.socket_urls: list[str] = []
+        self.message_posts: list[dict[str, Any]] = []
+        self.abort_next_posts = 0
+        self.reply_429: int | None = None
+        self.echo = True
+        self.ai_reply: dict[str, Any] | None = None
+        self.created = 0
+        self.lang_attr = "it"
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def next_seq(self) -> int:
+        return (self.messages[-1]["seq"] if self.messages else 0) + 1
+
+    async def push(self, frame: dict[str, Any]) -> None:
+        for ws in list(self.sockets):
+            with contextlib.suppress(Exception):  # a socket that just closed
+                ws.send(json.dumps(frame))
+
+    async def add(self, sender: str, text: str, *, push: bool = True, **kw) -> dict[str, Any]:
+        m = _msg(self.next_seq(), sender, text, **kw)
+        self.messages.append(m)
+        if push:
+            await self.push({"type": "message", "message": m})
+        return m
+
+    # ---- HTTP ------------------------------------------------------------------------------
+    def host_page(self) -> str:
+        return f"""<!doctype html><html><head><meta charset="utf-8">
+<style>
+  * {{ font-family: 'Comic Sans MS' !important; color: magenta !important; }}
+  button {{ display: none !important; }}
+  body {{ background: #eef; }}
+</style></head>
+<body><h1>Host page</h1><p>Some content.</p>
+<script src="{ORIGIN}/widget.js" data-widget-key="wk_test" data-title="Lucine di Natale"
+        data-lang="{self.lang_attr}" defer></script>
+</body></html>"""
+
+    async def handle(self, route) -> None:
+        req = route.request
+        url = urlparse(req.url)
+        path = url.path
+        body: dict[str, Any] = {}
+        if req.post_data:
+            body = json.loads(req.post_data)
+        headers = await req.all_headers()
+        self.requests.append((req.method, req.url, body, headers))
+
+        if path in ("/", "/index.html"):
+            await route.fulfill(status=200, content_type="text/html", body=self.host_page())
+            return
+        if path == "/widget.js":
+            await route.fulfill(status=200, content_type="application/javascript", path=str(WIDGET))
+            return
+        if req.method == "OPTIONS":
+            await route.fulfill(status=204, headers=_cors())
+            return
+        if path == "/v1/conversations" and req.method == "POST":
+            assert headers.get("x-widget-key") == "wk_test"
+            self.created += 1
+            await _json(route, 201, {"conversation_id": f"conv{self.created}", "customer_token": "tok", "status": "AI"})
+            return
+        m = re.fullmatch(r"/v1/conversations/([^/]+)/(messages|actions)", path)
+        if m:
+            assert headers.get("authorization") == "Bearer tok"
+            if m.group(2) == "actions":
+                self.status = "QUEUED" if body.get("action") == "request_operator" else "AI"
+                await _json(route, 202, {"status": self.status})
+                return
+            if req.method == "GET":
+                after = int(parse_qs(url.query).get("after", ["0"])[0])
+                await _json(
+                    route, 200, {"status": self.status, "messages": [x for x in self.messages if x["seq"] > after]}
+                )
+                return
+            self.message_posts.append(body)
+            if self.abort_next_posts:
+                self.abort_next_posts -= 1
+                await route.abort("connectionreset")
+                return
+            if self.reply_429 is not None:
+                await _json(
+                    route,
+                    429,
+                    {"error": {"code": "rate_limited", "message": "slow down"}},
+                    headers={"Retry-After": str(self.reply_429)},
+                )
+                return
+            mid = f"srv-{body['client_message_id']}"
+            known = [x for x in self.messages if x["message_id"] == mid]
+            if not known:
+                if self.echo:
+                    await self.add("customer", body["text"], message_id=mid)
+                else:
+                    self.messages.append(_msg(self.next_seq(), "customer", body["text"], message_id=mid))
+                if self.ai_reply:
+                    await self.push({"type": "typing", "sender": "ai"})
+                    await self.add("ai", self.ai_reply["text"], actions=self.ai_reply.get("actions"))
+            await _json(route, 202, {"message_id": mid})
+            return
+        await _json(route, 404, {"error": {"code": "not_found", "message": "no route"}})
+
+    def on_socket(self, ws) -> None:
+        self.sockets.append(ws)
+        self.socket_urls.append(ws.url)
+        q = parse_qs(urlparse(ws.url).query)
+        after = int(q.get("after", ["0"])[0])
+        assert q.get("token") == ["tok"]
+
+        def on_message(message: str | bytes) -> None:
+            if json.loads(message).get("type") == "ping":
+                ws.send(json.dumps({"type": "pong"}))
+
+        ws.on_message(on_message)
+        ws.on_close(lambda *_: self.sockets.remove(ws) if ws in self.sockets else None)
+        for m in self.messages:
+            if m["seq"] > after:
+                ws.send(json.dumps({"type": "message", "message": m}))
+        ws.send(json.dumps({"type": "status", "status": self.status}))
+
+
+def _cors() -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Headers": "*",
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Expose-Headers": "Retry-After",
+    }
+
+
+async def _json(route, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    await route.fulfill(
+        status=status,
+        content_type="application/json",
+        body=json.dumps(payload),
+        headers={**_cors(), **(headers or {})},
+    )
+
+
+def _browser_available() -> bool:
+    if not Path(CHROMIUM).exists():
+        return False
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# Never skipped: `make test` installs Debian's Chromium, and a missing browser must fail loudly.
+browser_test = pytest.mark.browser
+
+
+@pytest.fixture
+async def browser():
+    from playwright.async_api import async_playwright
+
+    assert _browser_available(), f"Chromium ({CHROMIUM}) and Playwright are required: run `make test`"
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
+        )
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def _open_page(browser, gw: FakeGateway, *, viewport=None, context=None):
+    ctx = context or await browser.new_context(viewport=viewport or {"width": 1280, "height": 800}, locale="it-IT")
+    page = await ctx.new_page()
+    await page.route(f"{ORIGIN}/**", gw.handle)
+    await page.route_web_socket(re.compile(r"^ws://gateway\.test/.*"), gw.on_socket)
+    await page.goto(f"{ORIGIN}/")
+    await page.wait_for_function("window.LucineWidget !== undefined")
+    return ctx, page
+
+
+async def _state(page) -> dict[str, Any]:
+    return await page.evaluate("window.LucineWidget.state()")
+
+
+async def _wait(predicate, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if await predicate():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def _send(page, text: str) -> None:
+    await page.fill("[data-testid=input]", text)
+    await page.press("[data-testid=input]", "Enter")
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_conversation_flow_renders_text_safely(browser):
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.ai_reply = {
+        "text": "Ciao <img src=x onerror=alert(1)> biglietti: https://lucinedinatale.it/products/x",
+        "actions": [
+            {"type": "open_url", "label": "Acquista biglietti", "url": "https://lucinedinatale.it/products/x"},
+            {"type": "open_url", "label": "Evil", "url": "javascript:alert(1)"},
+            {"type": "request_operator", "label": "Sì, chiama un operatore"},
+            {"type": "continue_ai", "label": "No, continua con l'assistente"},
+        ],
+    }
+    ctx, page = await _open_page(browser, gw)
+    try:
+        # The host page hides every <button> with !important; the widget's launcher must survive it.
+        await expect(page.locator("[data-testid=launcher]")).to_be_visible()
+        await expect(page.locator("[data-testid=panel]")).to_be_hidden()
+        await page.click("[data-testid=launcher]")
+        await expect(page.locator("[data-testid=panel]")).to_be_visible()
+        await expect(page.locator("[data-testid=input]")).to_be_focused()
+        await expect(page.locator("[data-testid=input]")).to_have_attribute("placeholder", "Scrivi un messaggio…")
+        await expect(page.locator(".lw-title")).to_have_text("Lucine di Natale")
+
+        # Shift+Enter is a newline, Enter sends.
+        await page.fill("[data-testid=input]", "Quanto costa")
+        await page.press("[data-testid=input]", "Shift+Enter")
+        await page.type("[data-testid=input]", "il biglietto?")
+        assert await page.input_value("[data-testid=input]") == "Quanto costa\nil biglietto?"
+        await page.press("[data-testid=input]", "Enter")
+        assert await page.input_value("[data-testid=input]") == ""
+
+        msgs = page.locator("[data-testid=message]")
+        await expect(msgs).to_have_count(2)
+        await expect(msgs.nth(0)).to_have_attribute("data-sender", "customer")
+        await expect(msgs.nth(0)).to_have_attribute("data-seq", "1")
+        await expect(msgs.nth(0)).not_to_have_attribute("data-pending", "true")
+        await expect(msgs.nth(1)).to_have_attribute("data-sender", "ai")
+        # Markup from the server is shown as text, never parsed.
+        await expect(msgs.nth(1)).to_contain_text("<img src=x onerror=alert(1)>")
+        assert await page.locator("[data-testid=message] img").count() == 0
+
+        buttons = msgs.nth(1).locator("[data-testid=action-button]")
+        await expect(buttons).to_have_count(3)  # the javascript: URL was dropped
+        link = buttons.nth(0)
+        await expect(link).to_have_attribute("href", "https://lucinedinatale.it/products/x")
+        await expect(link).to_have_attribute("target", "_blank")
+        await expect(link).to_have_attribute("rel", "noopener noreferrer")
+        assert await page.locator("a[href^='javascript']").count() == 0
+        # The URL in the text became a safe link too.
+        await expect(msgs.nth(1).locator("a.lw-inline-link")).to_have_attribute("rel", "noopener noreferrer")
+
+        state = await _state(page)
+        assert state["conversationId"] == "conv1"
+        assert state["lastSeq"] == 2
+        assert state["connected"] is True
+        assert gw.message_posts[0]["text"] == "Quanto costa\nil biglietto?"
+        assert re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", gw.message_posts[0]["client_message_id"])
+
+        # Handoff: POST /actions, both buttons disabled, queued status shown.
+        await buttons.nth(1).click()
+        await expect(buttons.nth(1)).to_be_disabled()
+        await expect(buttons.nth(2)).to_be_disabled()
+        actions = [r for r in gw.requests if r[1].endswith("/actions")]
+        assert actions[0][2] == {"action": "request_operator"}
+        await gw.push({"type": "status", "status": "QUEUED"})
+        await expect(page.locator("[data-testid=status]")).to_have_text("In attesa di un operatore…")
+        await gw.push({"type": "status", "status": "WITH_OPERATOR"})
+        await expect(page.locator("[data-testid=status]")).to_have_text("Sei in chat con un operatore")
+        await gw.add("operator", "Buonasera, sono Giulia.")
+        await expect(msgs.nth(2)).to_have_attribute("data-sender", "operator")
+
+        # Close returns to the launcher.
+        await page.click("[data-testid=close]")
+        await expect(page.locator("[data-testid=panel]")).to_be_hidden()
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_dedup_gap_fill_reconnect_and_resume(browser):
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await page.evaluate("window.LucineWidget.open()")
+        await _send(page, "ciao")
+        msgs = page.locator("[data-testid=message]")
+        await expect(msgs).to_have_count(1)
+        await expect(msgs.nth(0)).to_have_attribute("data-seq", "1")
+
+        # A repeated frame is shown once.
+        await gw.push({"type": "message", "message": gw.messages[0]})
+        # Seq 2 and 3 exist on the server but the stream skips to 4: the widget fetches the gap.
+        await gw.add("ai", "due", push=False)
+        await gw.add("ai", "tre", push=False)
+        await gw.add("ai", "quattro")
+        await expect(msgs).to_have_count(4)
+        assert [await msgs.nth(i).get_attribute("data-seq") for i in range(4)] == ["1", "2", "3", "4"]
+        assert any("after=1" in r[1] and r[0] == "GET" for r in gw.requests)
+
+        # The server drops the socket: "Riconnessione…", then a new socket with after=<last seq>.
+        sockets_before = len(gw.socket_urls)
+        for ws in list(gw.sockets):
+            await ws.close(code=1011, reason="restart")
+        await expect(page.locator("[data-testid=status]")).to_have_text("Riconnessione…")
+        await _wait(lambda: _async(len(gw.socket_urls) > sockets_before))
+        assert "after=4" in gw.socket_urls[-1]
+        await expect(page.locator("[data-testid=status]")).to_be_hidden()
+        await gw.add("ai", "cinque")
+        await expect(msgs).to_have_count(5)
+
+        # Reload: the same conversation comes back from localStorage with its history.
+        stored = await page.evaluate("localStorage.getItem('lucine-widget:v1:wk_test')")
+        assert json.loads(stored) == {"conversation_id": "conv1", "customer_token": "tok", "last_seq": 5}
+        await page.reload()
+        await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
+        await page.evaluate("window.LucineWidget.open()")
+        await expect(msgs).to_have_count(5)
+        assert (await _state(page))["conversationId"] == "conv1"
+        assert gw.created == 1
+        assert "after=5" in gw.socket_urls[-1]
+    finally:
+        await ctx.close()
+
+
+async def _async(value):
+    return value
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_retries_same_client_id_and_keeps_text_on_429(browser):
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.echo = False  # the server accepts but only echoes later: the bubble stays pending
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await page.evaluate("window.LucineWidget.open()")
+        gw.abort_next_posts = 2
+        await _send(page, "primo")
+        bubble = page.locator("[data-testid=message][data-sender=customer]")
+        await expect(bubble).to_have_attribute("data-pending", "true")
+        await _wait(lambda: _async(len(gw.message_posts) == 3))
+        ids = {p["client_message_id"] for p in gw.message_posts}
+        assert len(ids) == 1, "a retry must reuse the same client_message_id"
+        await page.wait_for_timeout(200)
+        await expect(bubble).to_have_attribute("data-pending", "true")
+        # The echo (matched by message_id) clears the pending state.
+        await gw.push({"type": "message", "message": gw.messages[0]})
+        await expect(bubble).to_have_count(1)
+        await expect(bubble).to_have_attribute("data-seq", "1")
+        await expect(bubble).not_to_have_attribute("data-pending", "true")
+
+        # 429: the error says when to retry, and the typed text is back in the input.
+        gw.reply_429 = 7
+        await _send(page, "secondo")
+        await expect(page.locator("[data-testid=error]")).to_have_text("Troppi messaggi, riprova tra 7 secondi")
+        assert await page.input_value("[data-testid=input]") == "secondo"
+        await expect(bubble).to_have_count(1)
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_english_and_phone_layout(browser):
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.lang_attr = "en"
+    ctx, page = await _open_page(browser, gw, viewport={"width": 375, "height": 700})
+    try:
+        await page.click("[data-testid=launcher]")
+        await expect(page.locator("[data-testid=input]")).to_have_attribute("placeholder", "Write a message…")
+        await expect(page.locator("[data-testid=send]")).to_have_attribute("aria-label", "Send")
+        await page.wait_for_timeout(400)  # let the opening animation finish
+        box = await page.locator("[data-testid=panel]").bounding_box()
+        assert box == {"x": 0, "y": 0, "width": 375, "height": 700}
+        await page.click("[data-testid=close]")
+        await expect(page.locator("[data-testid=launcher]")).to_be_visible()
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_closed_conversation_starts_a_new_one(browser):
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await page.evaluate("window.LucineWidget.open()")
+        await _send(page, "ciao")
+        # The echo may render before the POST answers; the pending bubble then goes away.
+        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        await expect(page.locator("[data-testid=message]")).to_have_count(1)
+        await expect(page.locator("[data-testid=message]")).to_have_attribute("data-seq", "1")
+        await gw.push({"type": "status", "status": "RESOLVED"})
+        await expect(page.locator("[data-testid=status]")).to_have_text("Conversazione chiusa")
+        await expect(page.locator("[data-testid=new-conversation]")).to_be_visible()
+        gw.messages.clear()
+        gw.status = "AI"
+        await _send(page, "di nuovo")
+        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        await expect(page.locator("[data-testid=message]")).to_have_count(1)
+        await expect(page.locator("[data-testid=message]")).to_have_attribute("data-seq", "1")
+        await expect(page.locator("[data-testid=message]")).to_have_text(re.compile("di nuovo"))
+        assert (await _state(page))["conversationId"] == "conv2"
+        assert "/v1/conversations/conv2/stream" in gw.socket_urls[-1]
+    finally:
+        await ctx.close()

@@ -1,0 +1,121 @@
+"""Helpers of the gateway tests, importable as `gateway_testkit` (conftest.py registers it).
+
+Real servers for the tests: the gateway app under uvicorn on a free port, and a small stand-in
+for the conversation service's read API (a separate service; it serves the documented shape)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from gateway.config import Settings
+from servicekit.testing import Infra
+
+LUCINE_KEY = "wk_lucine_demo_2025"
+LUCINE_ORIGIN = "http://localhost:8080"
+OTHER_KEY = "wk_acme_test_0001"
+OTHER_ORIGIN = "https://acme.example"
+JWT_SECRET = "test-secret-of-the-gateway-tests-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def serve_app(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """Runs `app` (with its lifespan) under uvicorn; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server stopped before starting")
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+
+
+def message(seq: int, sender: str = "ai", text: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One message as the read API returns it."""
+    return {
+        "seq": seq,
+        "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"m{seq}-{text}")),
+        "sender": sender,
+        "text": text or f"message {seq}",
+        "smart_actions": extra.get("smart_actions", []),
+        "sources": extra.get("sources", []),
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+
+
+class ReadApi:
+    """`GET /internal/conversations/{id}/messages?after=N` over an in-memory set of conversations."""
+
+    def __init__(self) -> None:
+        self.conversations: dict[str, dict[str, Any]] = {}
+        self.delays: dict[str, float] = {}
+        self.requests: list[tuple[str, int]] = []
+        self.app = Starlette(routes=[Route("/internal/conversations/{cid}/messages", self.messages)])
+
+    def put(
+        self, conversation_id: uuid.UUID, tenant_id: str, messages: list[dict[str, Any]], status: str = "AI"
+    ) -> None:
+        self.conversations[str(conversation_id)] = {
+            "conversation_id": str(conversation_id),
+            "tenant_id": tenant_id,
+            "status": status,
+            "messages": messages,
+        }
+
+    async def messages(self, request: Request) -> JSONResponse:
+        cid = request.path_params["cid"]
+        after = int(request.query_params.get("after", "0"))
+        self.requests.append((cid, after))
+        if cid in self.delays:
+            await asyncio.sleep(self.delays[cid])
+        conversation = self.conversations.get(cid)
+        if conversation is None:
+            return JSONResponse({"error": {"code": "not_found", "message": "unknown conversation"}}, status_code=404)
+        return JSONResponse({**conversation, "messages": [m for m in conversation["messages"] if m["seq"] > after]})
+
+
+def gateway_settings(
+    infra: Infra, database: str, prefix: str, read_api_url: str, tenants: Path, **extra: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
+        "kafka_topic_prefix": prefix,
+        "postgres_host": infra.postgres_host,
+        "postgres_port": infra.postgres_port,
+        "postgres_user": infra.postgres_user,
+        "postgres_password": infra.postgres_password,
+        "postgres_db": database,
+        "redis_url": infra.redis_url,
+        "conversation_url": read_api_url,
+        "jwt_secret": JWT_SECRET,
+        "tenants_dir": tenants,
+        "rate_limit_ip_requests": 100_000,
+        "rate_limit_conversation_messages": 5,
+    }
+    return Settings(**(values | extra))
