@@ -77,7 +77,7 @@ class RunningConsumer:
         async with self.engine.begin() as connection:
             await connection.run_sync(PlatformBase.metadata.create_all)
             await connection.run_sync(Base.metadata.create_all)
-        self.consumer.subscribe(workers=2)
+        self.consumer.subscribe()
         await self.broker.start()
 
     async def stop(self) -> None:

@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
 import redis.exceptions
+from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -54,18 +56,28 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     redis.exceptions.ConnectionError,
     KafkaError,
+    # Concurrent transactions can still collide; the retry succeeds.
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
 )
 
 
 def is_transient(error: BaseException) -> bool:
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, TRANSIENT_ERRORS)
+    """Failures of the infrastructure rather than of the record. SQLAlchemy wraps the driver's
+    errors, so the whole chain of causes is judged."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, TRANSIENT_ERRORS):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__
+    return False
 
 
-async def send_to_dlq(broker: KafkaBroker, message: KafkaMessage, group_id: str, error: BaseException) -> None:
-    record = message.raw_message
-    assert not isinstance(record, tuple), "batch records are not dead-lettered as one"
+async def send_to_dlq(
+    broker: KafkaBroker, record: ConsumerRecord[Any, Any], group_id: str, error: BaseException
+) -> None:
     headers = {
         "dlq-error": f"{type(error).__name__}: {error}"[:2000],
         "dlq-consumer-group": group_id,
@@ -80,6 +92,20 @@ async def send_to_dlq(broker: KafkaBroker, message: KafkaMessage, group_id: str,
     )
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One consumed record with its parsed envelope and the handler it goes to."""
+
+    record: ConsumerRecord[Any, Any]
+    envelope: Envelope[Any]
+    handler: Handler
+
+    @property
+    def order_key(self) -> str:
+        # Row locks are taken in this order by every batch, so two batches never deadlock.
+        return str(self.envelope.conversation_id or "")
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -89,12 +115,14 @@ class EventConsumer:
         *,
         group_id: str,
         topic_prefix: str = "",
+        batch_size: int = 200,
     ) -> None:
         self.broker = broker
         self.sessions = sessions
         self.relay = relay
         self.group_id = group_id
         self.topic_prefix = topic_prefix
+        self.batch_size = batch_size
         self.handlers: dict[str, Handler] = {}
         self.topics: set[str] = set()
 
@@ -111,11 +139,10 @@ class EventConsumer:
     def kafka_group(self, topic: str) -> str:
         return f"{self.group_id}.{topic}"
 
-    def subscribe(self, workers: int = 1) -> None:
-        """One subscriber per handled topic. With several workers, partitions are processed
-        concurrently (each worker is a group member owning its partitions and committing only
-        its own offsets) while each partition stays in order. Each topic gets a Kafka group of
-        its own, so that members joining for one topic do not rebalance the others."""
+    def subscribe(self) -> None:
+        """One batch subscriber per handled topic, each with a Kafka group of its own so that
+        members joining for one topic do not rebalance the others. A batch is applied in one
+        database transaction (one commit, one offset commit), which is what makes throughput."""
         for topic in sorted(self.topics):
             description = next((t.description for t in ALL_TOPICS if t.name == topic), "")
 
@@ -124,33 +151,59 @@ class EventConsumer:
                 group_id=self.kafka_group(topic),
                 ack_policy=AckPolicy.MANUAL,
                 auto_offset_reset="earliest",
-                max_workers=workers,
+                batch=True,
+                max_records=self.batch_size,
+                batch_timeout_ms=100,
                 title=f"{self.group_id}: {topic}",
                 description=description,
             )
-            async def on_record(message: KafkaMessage) -> None:
+            async def on_records(message: KafkaMessage) -> None:
                 await self.process(message)
 
     async def process(self, message: KafkaMessage) -> None:
-        started = time.perf_counter()
-        topic = message.raw_message.topic  # type: ignore[union-attr]
-        try:
-            envelope = parse_envelope(message.body)
-        except ValueError as error:
-            await send_to_dlq(self.broker, message, self.group_id, error)
-            await message.ack()
-            return
-        handler = self.handlers.get(envelope.type)
-        if handler is None:  # another service's event on a shared topic
-            await message.ack()
-            return
-        outcome = await self._apply_with_retries(envelope, handler, message)
+        """Handles a polled batch, then commits its offsets: nothing is acknowledged unapplied."""
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        deliveries: list[Delivery] = []
+        for record in records:
+            try:
+                envelope = parse_envelope(record.value)
+            except ValueError as error:
+                await send_to_dlq(self.broker, record, self.group_id, error)
+                continue
+            handler = self.handlers.get(envelope.type)
+            if handler is not None:  # else: another service's event on a shared topic
+                deliveries.append(Delivery(record, envelope, handler))
+        if deliveries:
+            await self._apply_batch(sorted(deliveries, key=lambda d: d.order_key))
         await message.ack()
-        HANDLER_SECONDS.labels(topic, self.group_id, outcome).observe(time.perf_counter() - started)
 
-    async def _apply_with_retries(self, envelope: Envelope[Any], handler: Handler, message: KafkaMessage) -> str:
+    async def _apply_batch(self, deliveries: list[Delivery]) -> None:
+        started = time.perf_counter()
+        backoff = 0.2
+        while True:
+            try:
+                await self.apply(deliveries)
+                break
+            except Exception as error:
+                if is_transient(error):
+                    log.warning("infrastructure error; retrying the batch", error=str(error))
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                # One record spoils the batch: apply them one by one to find and isolate it.
+                log.warning("batch failed; applying its records one by one", error=str(error), size=len(deliveries))
+                for delivery in deliveries:
+                    await self._apply_one_with_retries(delivery)
+                break
+        elapsed = time.perf_counter() - started
+        for delivery in deliveries:
+            HANDLER_SECONDS.labels(delivery.record.topic, self.group_id, "applied").observe(elapsed / len(deliveries))
+
+    async def _apply_one_with_retries(self, delivery: Delivery) -> None:
         failures = 0
         backoff = 0.2
+        envelope = delivery.envelope
         with log_context(
             correlation_id=envelope.correlation_id,
             conversation_id=envelope.conversation_id,
@@ -159,7 +212,8 @@ class EventConsumer:
         ):
             while True:
                 try:
-                    return await self.apply(envelope, handler)
+                    await self.apply([delivery])
+                    return
                 except Exception as error:
                     if is_transient(error):
                         log.warning("infrastructure error; retrying", error=str(error))
@@ -169,25 +223,36 @@ class EventConsumer:
                     failures += 1
                     if failures >= HANDLER_ATTEMPTS:
                         log.exception("handler failed; dead-lettering", attempts=failures)
-                        await send_to_dlq(self.broker, message, self.group_id, error)
-                        return "dlq"
+                        await send_to_dlq(self.broker, delivery.record, self.group_id, error)
+                        return
                     log.warning("handler failed; retrying", attempt=failures, error=str(error))
                     await asyncio.sleep(0.05 * failures)
 
-    async def apply(self, envelope: Envelope[Any], handler: Handler) -> str:
-        """One transaction: claim the event id, apply the effect, stage outgoing events."""
+    async def apply(self, deliveries: list[Delivery]) -> None:
+        """One transaction: claim the event ids, apply the effects of the new ones, stage the
+        outgoing events. Ids claimed before (a redelivery) are skipped, not re-applied."""
         async with self.sessions() as session, session.begin():
-            claimed = await session.scalar(
-                pg_insert(ProcessedEvent)
-                .values(consumer_group=self.group_id, event_id=str(envelope.event_id))
-                .on_conflict_do_nothing()
-                .returning(ProcessedEvent.event_id)
+            claimed = set(
+                await session.scalars(
+                    pg_insert(ProcessedEvent)
+                    .values(
+                        [{"consumer_group": self.group_id, "event_id": str(d.envelope.event_id)} for d in deliveries]
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(ProcessedEvent.event_id)
+                )
             )
-            if claimed is None:
-                EVENTS_DEDUPLICATED.labels(self.group_id).inc()
-                return "duplicate"
-            await handler(envelope, session)
+            for delivery in deliveries:
+                if str(delivery.envelope.event_id) not in claimed:
+                    EVENTS_DEDUPLICATED.labels(self.group_id).inc()
+                    continue
+                claimed.discard(str(delivery.envelope.event_id))  # the same event twice in one batch
+                with log_context(
+                    correlation_id=delivery.envelope.correlation_id,
+                    conversation_id=delivery.envelope.conversation_id,
+                    tenant_id=delivery.envelope.tenant_id,
+                ):
+                    await delivery.handler(delivery.envelope, session)
             staged = session.info.pop(OUTBOX_STAGED, False)
         if staged and self.relay is not None:
             self.relay.notify()
-        return "applied"

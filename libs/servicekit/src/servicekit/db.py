@@ -40,7 +40,9 @@ class ProcessedEvent(Base):
 
 
 def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout): a dropped connection fails its transaction, which
+    # the consumer retries as transient, and connections are recycled before servers drop them.
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=10, pool_recycle=1800)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -106,7 +106,7 @@ class Runtime:
         for hook in self.on_start:
             await hook()
         for consumer in self.consumers:
-            consumer.subscribe(self.settings.consumer_workers)
+            consumer.subscribe()
         await self.broker.start()
         if self.relay:
             self.relay.start()

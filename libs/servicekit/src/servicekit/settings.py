@@ -24,8 +24,6 @@ class ServiceSettings(BaseSettings):
     kafka_topic_prefix: str = ""
     # The consumer group of this service's consumers; replicas share it. Defaults to the name.
     kafka_group_id: str = ""
-    # Group members per service process: partitions are handled concurrently, each in order.
-    consumer_workers: int = 2
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 55432
     postgres_user: str = "support"
