@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import AliasChoices, Field
+
 from servicekit.settings import ServiceSettings
 
 SHIPPED_KB = Path(__file__).resolve().parents[2] / "kb"
@@ -13,9 +15,9 @@ class Settings(ServiceSettings):
     # Where `python -m ai_responder.admin load` reads tenant folders from by default.
     kb_dir: Path = SHIPPED_KB
     # Any OpenAI-compatible endpoint; with no key the assistant answers by retrieval alone.
-    llm_api_key: str | None = None
-    llm_base_url: str | None = None
-    llm_model: str = "gpt-4o-mini"
+    llm_api_key: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "LLM_API_KEY"))
+    llm_base_url: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "LLM_BASE_URL"))
+    llm_model: str = Field(default="gpt-4o-mini", validation_alias=AliasChoices("OPENAI_MODEL", "LLM_MODEL"))
     llm_timeout_s: float = 8.0
     llm_max_retries: int = 1
     answer_cache_ttl_s: int = 3600
