@@ -49,6 +49,8 @@ async def test_asking_the_price_on_the_demo_page_shows_prices_and_a_buy_button(
     answer = page.locator('[data-testid="message"][data-sender="ai"]').first
     await expect(answer).to_contain_text("9", timeout=20_000)
     await expect(answer).to_contain_text("13")
+    await expect(answer.locator("strong").first).to_be_visible()  # **bold** in the KB renders as bold
+    assert "**" not in await answer.inner_text()
     buy = page.locator('[data-testid="action-button"][href*="lucinedinatale.it/products"]')
     await expect(buy).to_be_visible()
     await expect(page.locator('[data-testid="message"][data-sender="customer"]')).to_have_count(1)

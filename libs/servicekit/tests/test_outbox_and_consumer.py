@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
 from sqlalchemy import String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -25,8 +26,18 @@ from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
 from servicekit.testing import Infra, create_database, drop_database, wait_until_caught_up
+from servicekit.topics import ensure_topics
 
 LEDGER_SERVICE = Path(__file__).with_name("ledger_service.py")
+# This module's own namespace of topics: what it reads back and counts is only its own.
+PREFIX = f"sk-{uuid.uuid4().hex[:8]}."
+FACTS = PREFIX + ANALYTICS_FACTS.name
+FACTS_DLQ = PREFIX + ANALYTICS_FACTS.dlq
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefixed_topics(infra: Infra) -> None:
+    asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=PREFIX))
 
 
 class Base(DeclarativeBase):
@@ -62,7 +73,9 @@ class RunningConsumer:
         self.engine = create_engine(infra.database_url(database))
         self.sessions = session_factory(self.engine)
         self.broker = create_broker(infra.kafka_bootstrap_servers, "test-consumer")
-        self.consumer = EventConsumer(self.broker, self.sessions, None, group_id=f"test-{uuid.uuid4().hex[:8]}")
+        self.consumer = EventConsumer(
+            self.broker, self.sessions, None, group_id=f"test-{uuid.uuid4().hex[:8]}", topic_prefix=PREFIX
+        )
         self.tenant = tenant
 
         @self.consumer.on(AnalyticsFact)
@@ -99,7 +112,7 @@ async def consumer_database(infra: Infra) -> AsyncIterator[str]:
 
 
 def start_ledger(infra: Infra, database: str, tenant: str, count: int, hold_relay: bool) -> subprocess.Popen[str]:
-    env = {**os.environ, **infra.service_env(database)}
+    env = {**os.environ, **infra.service_env(database), "KAFKA_TOPIC_PREFIX": PREFIX}
     args = [sys.executable, str(LEDGER_SERVICE), "--tenant", tenant, "--count", str(count)]
     process = subprocess.Popen(
         [*args, "--hold-relay"] if hold_relay else args, env=env, stdout=subprocess.PIPE, text=True
@@ -132,11 +145,11 @@ async def test_events_committed_before_a_sigkill_are_relayed_after_restart_and_a
         await eventually(lambda: _outbox_empty(engine), what="the relay to delete what Kafka acknowledged")
 
         # Deliver every event a second time, as Kafka may after a consumer crash.
-        raw = await read_topic(infra, ANALYTICS_FACTS.name, lambda value: tenant.encode() in value)
+        raw = await read_topic(infra, FACTS, lambda value: tenant.encode() in value)
         assert len(raw) == count
         for key, value in raw:
-            await consumer.broker.publish(value, ANALYTICS_FACTS.name, key=key)
-        await wait_until_caught_up(infra, consumer.consumer.kafka_group(ANALYTICS_FACTS.name), ANALYTICS_FACTS.name)
+            await consumer.broker.publish(value, FACTS, key=key)
+        await wait_until_caught_up(infra, consumer.consumer.kafka_group(ANALYTICS_FACTS.name), FACTS)
         total, distinct = await consumer.effects()
         assert (total, distinct) == (count, count)
     finally:
@@ -196,35 +209,44 @@ async def test_poison_messages_go_to_the_dlq_with_their_error_and_the_partition_
     key = tenant.encode()  # one key: everything below lands in one partition, in this order
     try:
         garbage = f"not an event from {tenant}".encode()
-        await consumer.broker.publish(garbage, ANALYTICS_FACTS.name, key=key)
+        await consumer.broker.publish(garbage, FACTS, key=key)
         poison = new_envelope(
             AnalyticsFact(name="poison_fact", source_event_id=uuid.uuid4(), dimensions={"marker": "poison"}),
             tenant_id=tenant,
         )
-        await consumer.broker.publish(poison.to_json(), ANALYTICS_FACTS.name, key=key)
+        await consumer.broker.publish(poison.to_json(), FACTS, key=key)
         good = [
             new_envelope(AnalyticsFact(name="good_fact", source_event_id=uuid.uuid4()), tenant_id=tenant)
             for _ in range(3)
         ]
         for envelope in good:
-            await consumer.broker.publish(envelope.to_json(), ANALYTICS_FACTS.name, key=key)
+            await consumer.broker.publish(envelope.to_json(), FACTS, key=key)
 
         await eventually(lambda: _effects_equal(consumer, 3), what="the good events behind the poison")
-        dead = await read_topic(infra, ANALYTICS_FACTS.dlq, lambda value: tenant.encode() in value)
+        dead = await read_topic(infra, FACTS_DLQ, lambda value: tenant.encode() in value)
         assert sorted(value for _, value in dead) == sorted([garbage, poison.to_json()])
         headers = await dlq_headers(infra, tenant)
         assert any("not JSON" in h["dlq-error"] for h in headers)
         assert any("ValueError: this fact cannot be applied" in h["dlq-error"] for h in headers)
         assert {h["dlq-consumer-group"] for h in headers} == {consumer.consumer.group_id}
-        assert {h["dlq-original-topic"] for h in headers} == {ANALYTICS_FACTS.name}
+        assert {h["dlq-original-topic"] for h in headers} == {FACTS}
+        group = consumer.consumer.group_id
+        assert REGISTRY.get_sample_value("dlq_messages_total", {"topic": FACTS, "group": group}) == 2
+        lags = [
+            sample.value
+            for metric in REGISTRY.collect()
+            if metric.name == "consumer_lag"
+            for sample in metric.samples
+            if sample.labels["group"] == group
+        ]
+        assert lags, "the consumer reports its lag"
+        assert all(lag >= 0 for lag in lags)
     finally:
         await consumer.stop()
 
 
 async def dlq_headers(infra: Infra, tenant: str) -> list[dict[str, str]]:
-    reader = AIOKafkaConsumer(
-        ANALYTICS_FACTS.dlq, bootstrap_servers=infra.kafka_bootstrap_servers, auto_offset_reset="earliest"
-    )
+    reader = AIOKafkaConsumer(FACTS_DLQ, bootstrap_servers=infra.kafka_bootstrap_servers, auto_offset_reset="earliest")
     await reader.start()
     try:
         found = []

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import redis.exceptions
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -39,7 +39,7 @@ from contracts.topics import ALL_TOPICS
 from servicekit.db import ProcessedEvent
 from servicekit.kafka import physical_topic
 from servicekit.logs import get_logger, log_context
-from servicekit.metrics import DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
+from servicekit.metrics import CONSUMER_LAG, DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
 from servicekit.outbox import OUTBOX_STAGED, OutboxRelay
 
 log = get_logger(__name__)
@@ -177,6 +177,17 @@ class EventConsumer:
         if deliveries:
             await self._apply_batch(sorted(deliveries, key=lambda d: d.order_key))
         await message.ack()
+        self._observe_lag(message, records)
+
+    def _observe_lag(self, message: KafkaMessage, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
+        consumer = getattr(message, "consumer", None)
+        if consumer is None or not hasattr(consumer, "highwater"):
+            return
+        last_offsets = {(r.topic, r.partition): r.offset for r in records}
+        for (topic, partition), offset in last_offsets.items():
+            end = consumer.highwater(TopicPartition(topic, partition))
+            if end is not None:
+                CONSUMER_LAG.labels(topic, str(partition), self.group_id).set(max(end - offset - 1, 0))
 
     async def _apply_batch(self, deliveries: list[Delivery]) -> None:
         started = time.perf_counter()

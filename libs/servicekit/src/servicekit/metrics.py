@@ -16,4 +16,6 @@ EVENTS_DEDUPLICATED = Counter(
 DLQ_MESSAGES = Counter("dlq_messages_total", "Messages sent to a dead-letter topic.", ["topic", "group"])
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows waiting to be relayed to Kafka.")
 OUTBOX_RELAYED = Counter("outbox_relayed_total", "Outbox rows published to Kafka.")
-CONSUMER_LAG = Gauge("consumer_lag", "Records between a consumer's position and the partition end.", ["topic", "group"])
+CONSUMER_LAG = Gauge(
+    "consumer_lag", "Records between a consumer's position and the partition end.", ["topic", "partition", "group"]
+)

@@ -275,11 +275,31 @@
     return a;
   }
 
-  // Renders text with http(s) URLs turned into safe links; everything else is a text node.
+  // Renders text with http(s) URLs turned into safe links and **bold** spans (knowledge-base
+  // answers use them) as <strong>; everything else is a text node.
   var URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+  var BOLD_RE = /\*\*([^*\n]+)\*\*/g;
 
   function appendRichText(parent, text) {
     text = typeof text === "string" ? text : "";
+    var last = 0;
+    var m;
+    BOLD_RE.lastIndex = 0;
+    while ((m = BOLD_RE.exec(text)) !== null) {
+      if (m.index > last) {
+        appendLinkedText(parent, text.slice(last, m.index));
+      }
+      var strong = el("strong", {});
+      appendLinkedText(strong, m[1]);
+      parent.appendChild(strong);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) {
+      appendLinkedText(parent, text.slice(last));
+    }
+  }
+
+  function appendLinkedText(parent, text) {
     var last = 0;
     var m;
     URL_RE.lastIndex = 0;
