@@ -57,15 +57,7 @@ def infra_up() -> tuple[Infra, bool]:
         log("starting the local infrastructure")
         _localinfra("up")
     env = dict(line.removeprefix("export ").split("=", 1) for line in _localinfra("env").splitlines() if "=" in line)
-    infra = Infra(
-        kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-        postgres_host=env["POSTGRES_HOST"],
-        postgres_port=int(env["POSTGRES_PORT"]),
-        postgres_user=env["POSTGRES_USER"],
-        postgres_password=env["POSTGRES_PASSWORD"],
-        redis_url=env["REDIS_URL"],
-    )
-    return infra, already_up
+    return Infra.from_endpoints(env), already_up
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:

@@ -130,3 +130,30 @@ async def test_sigkill_of_the_conversation_service_loses_nothing_and_answers_eac
         customer_texts = [m["text"] for m in messages if m["sender"] == "customer"]
         assert customer_texts == questions, "every question exactly once, in order"
         assert [m["sender"] for m in messages].count("ai") == len(questions), "every question answered once"
+
+
+async def test_accepting_a_person_queues_the_conversation_and_contact_details_open_a_ticket_request(
+    gateway: httpx.AsyncClient, stack: Stack
+) -> None:
+    conversation = await new_conversation(gateway, stack)
+    async with Stream(conversation.stream_url()) as stream:
+        await conversation.post("Vorrei un rimborso del biglietto")
+        offer = await stream.message_from("ai")
+        assert {"request_operator", "continue_ai"} <= {a["type"] for a in offer["smart_actions"]}
+        assert (await conversation.action("request_operator")).status_code == 202
+        await stream.receive_until(lambda f: f.get("type") == "status" and f["status"] == "QUEUED")
+
+        invalid = await gateway.post(
+            f"/v1/conversations/{conversation.conversation_id}/ticket",
+            json={"name": "Anna", "preferred_contact": "email", "message": "rimborso"},
+            headers=conversation.auth,
+        )
+        assert invalid.status_code == 422, "an email or a phone is required"
+        details = {"name": "Anna", "email": "anna@example.com", "preferred_contact": "email", "message": "rimborso"}
+        accepted = await gateway.post(
+            f"/v1/conversations/{conversation.conversation_id}/ticket", json=details, headers=conversation.auth
+        )
+        assert accepted.status_code == 202
+        await stream.receive_until(lambda f: f.get("type") == "status" and f["status"] == "TICKET_PENDING")
+    history = await conversation.history()
+    assert history["status"] == "TICKET_PENDING"

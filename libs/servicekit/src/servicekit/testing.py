@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,18 @@ class Infra:
     postgres_user: str
     postgres_password: str
     redis_url: str
+
+    @classmethod
+    def from_endpoints(cls, env: Mapping[str, str]) -> Infra:
+        """From the variables `infra/localinfra.py env` prints (the names services read too)."""
+        return cls(
+            kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+            postgres_host=env["POSTGRES_HOST"],
+            postgres_port=int(env["POSTGRES_PORT"]),
+            postgres_user=env["POSTGRES_USER"],
+            postgres_password=env["POSTGRES_PASSWORD"],
+            redis_url=env["REDIS_URL"],
+        )
 
     def database_url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
         return (
@@ -111,14 +123,7 @@ def _from_local_processes() -> Infra:
             [sys.executable, str(REPO / "infra" / "localinfra.py"), "env"], capture_output=True, text=True, check=True
         ).stdout.splitlines()
     )
-    return Infra(
-        kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-        postgres_host=env["POSTGRES_HOST"],
-        postgres_port=int(env["POSTGRES_PORT"]),
-        postgres_user=env["POSTGRES_USER"],
-        postgres_password=env["POSTGRES_PASSWORD"],
-        redis_url=env["REDIS_URL"],
-    )
+    return Infra.from_endpoints(env)
 
 
 @pytest.fixture(scope="session")
