@@ -93,6 +93,7 @@ class Runtime:
             self.relay,
             group_id=self.settings.group_id,
             topic_prefix=self.settings.kafka_topic_prefix,
+            batch_size=self.settings.consumer_batch_size,
         )
         self.consumers.append(consumer)
         return consumer

@@ -31,5 +31,7 @@ def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
         ),
         # FastStream logs every message at its log level; per-message lines belong at DEBUG.
         log_level=logging.DEBUG,
+        # Its own logger would print coloured text; this one propagates to the JSON handler.
+        logger=logging.getLogger("broker"),
         graceful_timeout=10.0,
     )

@@ -24,6 +24,8 @@ class ServiceSettings(BaseSettings):
     kafka_topic_prefix: str = ""
     # The consumer group of this service's consumers; replicas share it. Defaults to the name.
     kafka_group_id: str = ""
+    # Records applied in one transaction at most. Smaller when a handler waits on something slow.
+    consumer_batch_size: int = 200
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 55432
     postgres_user: str = "support"

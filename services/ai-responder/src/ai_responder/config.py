@@ -26,6 +26,9 @@ class Settings(ServiceSettings):
     # Bearer token of the admin endpoints; empty disables them.
     admin_token: str = ""
     history_messages: int = 6
+    # Answers of one batch are written in one transaction; with an LLM each takes seconds, so
+    # batches stay small enough not to hold a transaction (and the partition) for long.
+    consumer_batch_size: int = 20
 
     def secret_fields(self) -> tuple[str, ...]:
         return (*super().secret_fields(), "admin_token")
