@@ -435,7 +435,7 @@ def main(argv: list[str]) -> int:
         elif command == "browser":
             # Browser tests drive Debian's Chromium; test tools cannot download their own here.
             if not shutil.which("chromium"):
-                apt_install(["chromium"])
+                apt_install(["chromium", "fonts-dejavu-core"])
         elif command == "status":
             ports = {"postgres": POSTGRES_PORT, "redis": REDIS_PORT, "kafka": KAFKA_PORT}
             for name, port in ports.items():

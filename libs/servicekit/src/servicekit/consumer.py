@@ -158,7 +158,14 @@ class EventConsumer:
                 description=description,
             )
             async def on_records(message: KafkaMessage) -> None:
-                await self.process(message)
+                try:
+                    await self.process(message)
+                except Exception:
+                    # E.g. Kafka unreachable while dead-lettering: rewind, so the batch comes
+                    # again instead of being skipped by the next offset commit.
+                    log.exception("batch not processed; it will be redelivered")
+                    await message.nack()
+                    await asyncio.sleep(1)
 
     async def process(self, message: KafkaMessage) -> None:
         """Handles a polled batch, then commits its offsets: nothing is acknowledged unapplied."""
