@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from opentelemetry import trace
 from prometheus_client import REGISTRY
 from sqlalchemy import String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,8 +26,10 @@ from servicekit.consumer import EventConsumer
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
+from servicekit.outbox import OutboxRelay, add_to_outbox
 from servicekit.testing import Infra, create_database, drop_database, wait_until_caught_up
 from servicekit.topics import ensure_topics
+from servicekit.tracing import configure_tracing, tracer
 
 LEDGER_SERVICE = Path(__file__).with_name("ledger_service.py")
 # This module's own namespace of topics: what it reads back and counts is only its own.
@@ -77,11 +80,13 @@ class RunningConsumer:
             self.broker, self.sessions, None, group_id=f"test-{uuid.uuid4().hex[:8]}", topic_prefix=PREFIX
         )
         self.tenant = tenant
+        self.trace_ids: dict[str, int] = {}
 
         @self.consumer.on(AnalyticsFact)
         async def apply(envelope: Envelope[AnalyticsFact], session: AsyncSession) -> None:
             if envelope.tenant_id != tenant:
                 return
+            self.trace_ids[str(envelope.payload.source_event_id)] = trace.get_current_span().get_span_context().trace_id
             if poison_marker and envelope.payload.dimensions.get("marker") == poison_marker:
                 raise ValueError("this fact cannot be applied")
             session.add(AppliedEffect(tenant_id=tenant, source_event_id=str(envelope.payload.source_event_id)))
@@ -259,3 +264,34 @@ async def dlq_headers(infra: Infra, tenant: str) -> list[dict[str, str]]:
         return found
     finally:
         await reader.stop()
+
+
+async def test_the_trace_of_a_request_continues_through_the_outbox_into_the_consumer(
+    infra: Infra, database: str, consumer_database: str
+) -> None:
+    configure_tracing("servicekit-tests")
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    consumer = RunningConsumer(infra, consumer_database, tenant)
+    await consumer.start()
+    engine = create_engine(infra.database_url(database))
+    sessions = session_factory(engine)
+    async with engine.begin() as connection:
+        await connection.run_sync(PlatformBase.metadata.create_all)
+    broker = create_broker(infra.kafka_bootstrap_servers, "trace-test")
+    await broker.start()
+    relay = OutboxRelay(sessions, broker, lock_name="trace-test", topic_prefix=PREFIX)
+    source = uuid.uuid4()
+    try:
+        with tracer("tests").start_as_current_span("customer turn") as span:
+            async with sessions() as session, session.begin():
+                fact = AnalyticsFact(name="traced_fact", source_event_id=source)
+                add_to_outbox(session, [new_envelope(fact, tenant_id=tenant)])
+            expected = span.get_span_context().trace_id
+        assert await relay.relay_batch() >= 1  # relayed later, outside the request's span
+        await eventually(lambda: str(source) in consumer.trace_ids, what="the traced event to be handled")
+        assert expected != 0
+        assert consumer.trace_ids[str(source)] == expected
+    finally:
+        await broker.stop()
+        await consumer.stop()
+        await engine.dispose()

@@ -41,8 +41,10 @@ from servicekit.kafka import physical_topic
 from servicekit.logs import get_logger, log_context
 from servicekit.metrics import CONSUMER_LAG, DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
 from servicekit.outbox import OUTBOX_STAGED, OutboxRelay
+from servicekit.tracing import trace_context_from, tracer
 
 log = get_logger(__name__)
+TRACER = tracer(__name__)
 
 P = TypeVar("P", bound=Payload)
 Handler = Callable[[Envelope[Any], AsyncSession], Awaitable[None]]
@@ -99,6 +101,11 @@ class Delivery:
     record: ConsumerRecord[Any, Any]
     envelope: Envelope[Any]
     handler: Handler
+
+    @property
+    def trace_headers(self) -> dict[str, str]:
+        """The producer's trace context (W3C headers), so the handling joins the customer's trace."""
+        return {key: value.decode(errors="replace") for key, value in self.record.headers or () if value is not None}
 
     @property
     def order_key(self) -> str:
@@ -265,10 +272,14 @@ class EventConsumer:
                     EVENTS_DEDUPLICATED.labels(self.group_id).inc()
                     continue
                 claimed.discard(str(delivery.envelope.event_id))  # the same event twice in one batch
-                with log_context(
-                    correlation_id=delivery.envelope.correlation_id,
-                    conversation_id=delivery.envelope.conversation_id,
-                    tenant_id=delivery.envelope.tenant_id,
+                with (
+                    log_context(
+                        correlation_id=delivery.envelope.correlation_id,
+                        conversation_id=delivery.envelope.conversation_id,
+                        tenant_id=delivery.envelope.tenant_id,
+                    ),
+                    trace_context_from(delivery.trace_headers),
+                    TRACER.start_as_current_span(f"handle {delivery.envelope.type}"),
                 ):
                     await delivery.handler(delivery.envelope, session)
             staged = session.info.pop(OUTBOX_STAGED, False)
