@@ -56,7 +56,7 @@ def load_files(tenant_id: str, files: dict[str, str]) -> TenantKB:
         return load_tenant(folder, tenant_id)
 
 
-def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> Runtime:
+async def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     token = runtime.settings.admin_token  # type: ignore[attr-defined]
     if not token:

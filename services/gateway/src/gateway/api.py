@@ -55,7 +55,8 @@ widget_key_header = APIKeyHeader(name="X-Widget-Key", auto_error=False, descript
 customer_bearer = HTTPBearer(auto_error=False, description="The customer token from POST /v1/conversations")
 
 
-def get_runtime(connection: HTTPConnection) -> GatewayRuntime:
+async def get_runtime(connection: HTTPConnection) -> GatewayRuntime:
+    # async on purpose: FastAPI runs plain `def` dependencies in a thread pool, a hop per request.
     runtime: GatewayRuntime = connection.app.state.runtime
     return runtime
 
