@@ -55,10 +55,14 @@ widget_key_header = APIKeyHeader(name="X-Widget-Key", auto_error=False, descript
 customer_bearer = HTTPBearer(auto_error=False, description="The customer token from POST /v1/conversations")
 
 
-async def get_runtime(connection: HTTPConnection) -> GatewayRuntime:
-    # async on purpose: FastAPI runs plain `def` dependencies in a thread pool, a hop per request.
+def runtime_of(connection: HTTPConnection) -> GatewayRuntime:
     runtime: GatewayRuntime = connection.app.state.runtime
     return runtime
+
+
+async def get_runtime(connection: HTTPConnection) -> GatewayRuntime:
+    # async on purpose: FastAPI runs plain `def` dependencies in a thread pool, a hop per request.
+    return runtime_of(connection)
 
 
 RuntimeDep = Annotated[GatewayRuntime, Depends(get_runtime)]
@@ -247,7 +251,7 @@ stream_router = APIRouter(prefix="/v1", tags=["widget"])
 @stream_router.websocket("/conversations/{conversation_id}/stream")
 async def stream(websocket: WebSocket, conversation_id: str) -> None:
     """History after `?after=`, then live frames (see README); `?token=` is the customer token."""
-    runtime = get_runtime(websocket)
+    runtime = runtime_of(websocket)
     # Accept first: a close code (4401, 4403...) only reaches the browser on an open socket.
     await websocket.accept()
     try:
