@@ -49,7 +49,8 @@ down: ## stop the services and the infrastructure
 	@$(INFRA) down
 
 .PHONY: test
-test: infra-up ## run every test against real Kafka, PostgreSQL and Redis
+test: infra-up ## lint, then every test against real Kafka, PostgreSQL, Redis and Chromium
+	@$(MAKE) --no-print-directory lint
 	@$(INFRA) browser
 	$(PY) -m pytest
 
