@@ -106,19 +106,8 @@ def running_stack(log_dir: Path, log_level: str) -> Iterator[Stack]:
         for spec in specs:
             if spec.database:
                 databases[spec.name] = asyncio.run(create_database(infra, f"bench_{spec.module}"))
+        stack.seed_knowledge_bases()
         stack.start_all()
-        ai = next((spec for spec in specs if spec.name == "ai-responder"), None)
-        if ai is not None:
-            kb = REPO / "services" / "ai-responder" / "kb"
-            subprocess.run(
-                [sys.executable, "-m", "ai_responder.admin", "load", str(kb)],
-                env=stack.env_for(ai),
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            # It polls for new knowledge every few seconds; a restart loads it now.
-            stack.kill(ai.name, signal.SIGTERM)
-            stack.start(ai.name)
         log("stack ready: " + ", ".join(f"{name} pid {p.pid}" for name, p in stack.processes.items()))
         yield stack
     finally:

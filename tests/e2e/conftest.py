@@ -7,8 +7,6 @@ stack is isolated from `make up` and from earlier runs on the same infrastructur
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servicekit.stack import REPO, SERVICES, Stack, free_port
+from servicekit.stack import SERVICES, Stack, free_port
 from servicekit.testing import Infra, create_database, drop_database
 from servicekit.topics import ensure_topics
 
@@ -38,14 +36,8 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         log_dir=Path(tmp_path_factory.mktemp("services")),
     )
     try:
+        running.seed_knowledge_bases()
         running.start_all()
-        if "ai-responder" in ports:
-            ai = next(spec for spec in specs if spec.name == "ai-responder")
-            subprocess.run(
-                [sys.executable, "-m", "ai_responder.admin", "load", str(REPO / "services/ai-responder/kb")],
-                env=running.env_for(ai),
-                check=True,
-            )
         yield running
     finally:
         running.stop_all()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[4]
 STATE = Path(os.environ.get("LOCAL_INFRA_DIR", REPO / ".local"))
+SHIPPED_KNOWLEDGE = REPO / "services" / "ai-responder" / "kb"
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,14 @@ class Stack:
             time.sleep(0.3)
         raise RuntimeError(f"{name} was not ready within {timeout:.0f}s; see {self.log_dir / (name + '.log')}")
 
+    def seed_knowledge_bases(self) -> None:
+        """Loads the shipped knowledge bases (the demo tenant's among them) into the ai-responder's
+        store; run before the stack starts, it is there for the first question."""
+        spec = next((s for s in self.specs if s.name == "ai-responder"), None)
+        if spec is not None:
+            command = [sys.executable, "-m", "ai_responder.admin", "load", str(SHIPPED_KNOWLEDGE)]
+            subprocess.run(command, env=self.env_for(spec), check=True, cwd=REPO)
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes.pop(name)
         process.send_signal(sig)
@@ -159,12 +168,10 @@ def main(argv: list[str]) -> int:
     stack = local_stack()
     if command == "up":
         stop_detached(stack)
+        stack.seed_knowledge_bases()
         stack.start_all()
         for spec in stack.specs:
             print(f"  {spec.name:13} {stack.url(spec.name)}  (log: {stack.log_dir / (spec.name + '.log')})")
-        if (REPO / "services" / "ai-responder" / "kb").is_dir():
-            seed = [sys.executable, "-m", "ai_responder.admin", "load", str(REPO / "services/ai-responder/kb")]
-            subprocess.run(seed, env=stack.env_for(SERVICES[1]), check=True)
         gateway = stack.url("gateway")
         print(f"\nWidget demo:  {gateway}/demo/lucine-di-natale")
         print(f"API docs:     {gateway}/docs")
