@@ -4,6 +4,7 @@ and JSON errors shaped `{"error": {"code", "message"}}`."""
 from __future__ import annotations
 
 import asyncio
+import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -195,7 +196,17 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
     return app
 
 
+def raise_open_file_limit() -> int:
+    """Lifts the soft limit of open files to the hard one: every socket is a file, and the
+    usual soft default (1024) would cap a gateway at about a thousand widgets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    raise_open_file_limit()
     uvicorn.run(
         app,
         # Browsers always offer per-message compression; its state costs ~40 KB per socket,
