@@ -361,7 +361,13 @@ class Kafka:
             log("formatting Kafka KRaft storage")
             run(
                 self.java(
-                    "kafka.tools.StorageTool", "format", "--standalone", "-t", uuid_for_kafka(), "-c", str(self.config)
+                    # `=`: a generated id may start with "-", which would read as an option.
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    f"--cluster-id={uuid_for_kafka()}",
+                    "-c",
+                    str(self.config),
                 ),
                 stdout=subprocess.DEVNULL,
             )
