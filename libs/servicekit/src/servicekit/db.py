@@ -46,4 +46,6 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Autoflush stays on: handlers of one batch read what earlier handlers of the same batch
+    # wrote (a conversation started and its first message arrive together).
     return async_sessionmaker(engine, expire_on_commit=False)
