@@ -20,6 +20,7 @@ from servicekit.topics import ensure_topics
 
 DEMO_TENANT = "lucine-di-natale"
 DEMO_WIDGET_KEY = "wk_lucine_demo_2025"
+ADMIN_TOKEN = f"admin-{uuid.uuid4().hex}"
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,7 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         ports=ports,
         databases=databases,
         log_dir=Path(tmp_path_factory.mktemp("services")),
+        extra_env={"ai-responder": {"ADMIN_TOKEN": ADMIN_TOKEN}},
     )
     try:
         running.seed_knowledge_bases()
