@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contracts import Envelope, new_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
-from servicekit.consumer import EventConsumer
+from servicekit.consumer import EventConsumer, prune_processed_events
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
@@ -294,4 +295,24 @@ async def test_the_trace_of_a_request_continues_through_the_outbox_into_the_cons
     finally:
         await broker.stop()
         await consumer.stop()
+        await engine.dispose()
+
+
+async def test_processed_event_ids_older_than_the_retention_are_pruned(infra: Infra, database: str) -> None:
+    engine = create_engine(infra.database_url(database))
+    sessions = session_factory(engine)
+    async with engine.begin() as connection:
+        await connection.run_sync(PlatformBase.metadata.create_all)
+        await connection.execute(
+            text(
+                "INSERT INTO processed_events (consumer_group, event_id, processed_at) VALUES "
+                "('g', 'old', now() - interval '9 days'), ('g', 'recent', now() - interval '1 day')"
+            )
+        )
+    try:
+        assert await prune_processed_events(sessions, timedelta(days=8)) == 1
+        async with engine.connect() as connection:
+            left = (await connection.execute(text("SELECT event_id FROM processed_events"))).scalars().all()
+        assert left == ["recent"]
+    finally:
         await engine.dispose()

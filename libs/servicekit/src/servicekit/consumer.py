@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import asyncpg
@@ -30,6 +31,7 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -285,3 +287,13 @@ class EventConsumer:
             staged = session.info.pop(OUTBOX_STAGED, False)
         if staged and self.relay is not None:
             self.relay.notify()
+
+
+async def prune_processed_events(sessions: async_sessionmaker[AsyncSession], older_than: timedelta) -> int:
+    """Forgets event ids older than Kafka keeps records: those can no longer be redelivered, and
+    the table would otherwise grow forever. Returns how many were removed."""
+    async with sessions() as session, session.begin():
+        result = await session.execute(
+            delete(ProcessedEvent).where(ProcessedEvent.processed_at < func.now() - older_than)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)

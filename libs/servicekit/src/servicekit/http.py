@@ -8,6 +8,7 @@ import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from servicekit.consumer import EventConsumer
+from servicekit.consumer import EventConsumer, prune_processed_events
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker, physical_topic
 from servicekit.logs import configure_logging, get_logger
@@ -61,6 +62,7 @@ class Runtime:
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
     consumers: list[EventConsumer] = field(default_factory=list)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -112,9 +114,25 @@ class Runtime:
         await self.broker.start()
         if self.relay:
             self.relay.start()
+        if self.consumers and self.sessions is not None:
+            self._background.append(asyncio.create_task(self._prune_processed_events_hourly()))
         log.info("service started", port=self.settings.http_port)
 
+    async def _prune_processed_events_hourly(self) -> None:
+        assert self.sessions is not None
+        retention = timedelta(days=self.settings.processed_events_retention_days)
+        while True:
+            try:
+                removed = await prune_processed_events(self.sessions, retention)
+                if removed:
+                    log.info("old processed event ids pruned", removed=removed)
+            except Exception:
+                log.exception("pruning processed event ids failed")
+            await asyncio.sleep(3600)
+
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
         if self.relay:
             await self.relay.stop()
         await self.broker.stop()

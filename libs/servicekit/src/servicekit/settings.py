@@ -26,6 +26,8 @@ class ServiceSettings(BaseSettings):
     kafka_group_id: str = ""
     # Records applied in one transaction at most. Smaller when a handler waits on something slow.
     consumer_batch_size: int = 200
+    # Processed event ids are kept a day longer than Kafka keeps records (7 days by default).
+    processed_events_retention_days: int = 8
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 55432
     postgres_user: str = "support"
