@@ -18,8 +18,8 @@ from collections.abc import Coroutine
 from enum import Enum
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from fastapi import WebSocket
-from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Gauge
 
 from contracts import parse_envelope
@@ -167,12 +167,11 @@ class Hub:
             if not group:
                 del self.sockets[socket.conversation_id]
 
-    async def on_record(self, record_message: KafkaMessage) -> None:
-        """Handler of conversation.events.v1. The key (the conversation id) tells, before any
+    async def on_record(self, record: ConsumerRecord[Any, Any]) -> None:
+        """One record of conversation.events.v1. The key (the conversation id) tells, before any
         parsing, whether this process holds a socket of that conversation: usually it does not."""
         self.events_seen += 1
-        record = record_message.raw_message
-        key = getattr(record, "key", None)
+        key = record.key
         try:
             conversation_id = uuid.UUID(key.decode()) if key else None
         except (ValueError, UnicodeDecodeError):
@@ -180,7 +179,7 @@ class Hub:
         if conversation_id is not None and conversation_id not in self.sockets:
             return
         try:
-            envelope = parse_envelope(record_message.body)
+            envelope = parse_envelope(record.value)
         except ValueError as error:
             log.debug("event ignored", error=str(error))
             return

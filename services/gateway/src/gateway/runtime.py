@@ -62,11 +62,18 @@ class GatewayRuntime(Runtime):
         @self.broker.subscriber(
             self.topic(topics.CONVERSATION_EVENTS.name),
             auto_offset_reset="latest",
+            # Whole polls at once: most events concern sockets of other replicas and are skipped
+            # by key, so the per-call cost of the framework would dominate one-by-one delivery.
+            batch=True,
+            max_records=500,
+            batch_timeout_ms=50,
             title="gateway:conversation.events.v1",
             description="Fan-out of messages and status changes to the widget sockets of this replica.",
         )
-        async def on_conversation_event(message: KafkaMessage) -> None:
-            await hub.on_record(message)
+        async def on_conversation_events(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            for record in raw if isinstance(raw, tuple) else (raw,):
+                await hub.on_record(record)
 
     async def _load_tenants(self) -> None:
         files = tenant_files(self.config.tenants_dir)
