@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 INFRA_IMAGES = {"kafka": r"apache/kafka:\d+\.\d+\.\d+", "postgres": r"postgres:16(\.\d+)?", "redis": r"redis:7(\.\d+)*"}
-ONE_SHOT = {"kafka-init"}
+ONE_SHOT = {"kafka-init", "kb-seed"}
 MEMORY = re.compile(r"^\d+(\.\d+)?([bkmg]b?|[KMG]i?B?)?$", re.IGNORECASE)
 # Compose-spec service keys this file may use; a misspelt key (`healtcheck`) is silently ignored
 # by older Compose versions, so an unknown key fails here instead.
@@ -180,6 +180,18 @@ def test_kafka_init_creates_topics_with_the_gateway_image(compose_services: dict
     assert depends_on(init) == {"kafka": "service_healthy"}
     assert set(environment(init)) >= {"KAFKA_BOOTSTRAP_SERVERS"}
     assert str(init.get("restart", "no")) == "no", "a one-shot job must not restart"
+
+
+def test_kb_seed_loads_the_shipped_knowledge_bases_with_the_ai_responder_image(
+    compose_services: dict[str, dict[str, Any]], repo_root: Path
+) -> None:
+    seed = compose_services["kb-seed"]
+    assert seed["build"] == compose_services["ai-responder"]["build"]
+    assert seed["command"] == ["python", "-m", "ai_responder.admin", "load", "kb"]
+    assert (repo_root / "services" / "ai-responder" / "kb").is_dir(), "the image's working directory holds kb/"
+    assert environment(seed)["POSTGRES_DB"] == "ai_responder"
+    assert depends_on(seed) == {"postgres": "service_healthy"}
+    assert str(seed.get("restart", "no")) == "no", "a one-shot job must not restart"
 
 
 # ----------------------------------------------------------------------------- runtime shape
