@@ -23,8 +23,9 @@ $(STAMP): requirements/requirements.lock $(PACKAGES)
 install: $(STAMP) ## create .venv with the locked dependencies and the workspace packages
 
 .PHONY: lock
-lock: ## re-pin third-party dependencies (with hashes, no index URL recorded)
-	uv pip compile --generate-hashes --python-version 3.11 --no-header requirements/requirements.in -o requirements/requirements.lock
+lock: install ## re-pin third-party dependencies with hashes (no index URL recorded); images get runtime.lock
+	$(VENV)/bin/uv pip compile --generate-hashes --python-version 3.11 --no-header requirements/requirements.in -o requirements/requirements.lock
+	$(VENV)/bin/uv pip compile --generate-hashes --python-version 3.11 --no-header requirements/runtime.in -c requirements/requirements.lock -o requirements/runtime.lock
 
 .PHONY: infra-up
 infra-up: install ## start Kafka (KRaft), PostgreSQL and Redis on loopback and create the topics

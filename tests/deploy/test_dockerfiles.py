@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PYTHON_IMAGE = "python:3.11-slim"
-LOCK = "requirements/requirements.lock"
+LOCK = "requirements/runtime.lock"
 
 
 @dataclass(frozen=True)
