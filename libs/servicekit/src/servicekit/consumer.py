@@ -207,29 +207,19 @@ class EventConsumer:
 
     async def _apply_batch(self, deliveries: list[Delivery]) -> None:
         started = time.perf_counter()
-        backoff = 0.2
-        while True:
-            try:
-                await self.apply(deliveries)
-                break
-            except Exception as error:
-                if is_transient(error):
-                    log.warning("infrastructure error; retrying the batch", error=str(error))
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                # One record spoils the batch: apply them one by one to find and isolate it.
-                log.warning("batch failed; applying its records one by one", error=str(error), size=len(deliveries))
-                for delivery in deliveries:
-                    await self._apply_one_with_retries(delivery)
-                break
+        try:
+            await self._apply_through_outages(deliveries)
+        except Exception as error:
+            # One record spoils the batch: apply them one by one to find and isolate it.
+            log.warning("batch failed; applying its records one by one", error=str(error), size=len(deliveries))
+            for delivery in deliveries:
+                await self._apply_one(delivery)
         elapsed = time.perf_counter() - started
         for delivery in deliveries:
             HANDLER_SECONDS.labels(delivery.record.topic, self.group_id, "applied").observe(elapsed / len(deliveries))
 
-    async def _apply_one_with_retries(self, delivery: Delivery) -> None:
-        failures = 0
-        backoff = 0.2
+    async def _apply_one(self, delivery: Delivery) -> None:
+        """Applies one record, retrying a failing handler a few times before dead-lettering it."""
         envelope = delivery.envelope
         with log_context(
             correlation_id=envelope.correlation_id,
@@ -237,23 +227,32 @@ class EventConsumer:
             tenant_id=envelope.tenant_id,
             event_type=envelope.type,
         ):
-            while True:
+            for attempt in range(1, HANDLER_ATTEMPTS + 1):
                 try:
-                    await self.apply([delivery])
+                    await self._apply_through_outages([delivery])
                     return
                 except Exception as error:
-                    if is_transient(error):
-                        log.warning("infrastructure error; retrying", error=str(error))
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, 5.0)
-                        continue
-                    failures += 1
-                    if failures >= HANDLER_ATTEMPTS:
-                        log.exception("handler failed; dead-lettering", attempts=failures)
+                    if attempt == HANDLER_ATTEMPTS:
+                        log.exception("handler failed; dead-lettering", attempts=attempt)
                         await send_to_dlq(self.broker, delivery.record, self.group_id, error)
                         return
-                    log.warning("handler failed; retrying", attempt=failures, error=str(error))
-                    await asyncio.sleep(0.05 * failures)
+                    log.warning("handler failed; retrying", attempt=attempt, error=str(error))
+                    await asyncio.sleep(0.05 * attempt)
+
+    async def _apply_through_outages(self, deliveries: list[Delivery]) -> None:
+        """`apply`, retried with back-off for as long as the infrastructure fails (the records
+        are not at fault then); any other error is raised to the caller."""
+        backoff = 0.2
+        while True:
+            try:
+                await self.apply(deliveries)
+                return
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                log.warning("infrastructure error; retrying", error=str(error), size=len(deliveries))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def apply(self, deliveries: list[Delivery]) -> None:
         """One transaction: claim the event ids, apply the effects of the new ones, stage the
