@@ -113,6 +113,17 @@ def change_status(
     out.emit(StatusChanged(previous=previous, status=target, reason=reason, operator_id=operator_id), conversation.id)
 
 
+def move_or_reject(out: Outgoing, conversation: Conversation, target: S, reason: str) -> bool:
+    """Moves the conversation, or answers the command with `command_rejected` when the state
+    machine does not allow it; tells which happened."""
+    try:
+        change_status(out, conversation, target, reason)
+    except IllegalTransitionError as error:
+        reject(out, "illegal_transition", str(error))
+        return False
+    return True
+
+
 def reject(out: Outgoing, code: str, message: str) -> None:
     log.info("command rejected", code=code, reason=message)
     out.emit(
@@ -194,40 +205,33 @@ def register(consumer: EventConsumer) -> None:
     async def on_handoff_choice(envelope: Envelope[ChooseHandoff], session: AsyncSession) -> None:
         out = Outgoing(session, envelope)
         conversation = await owned_conversation(out, envelope)
-        if conversation is not None:
-            try:
-                if envelope.payload.choice == "request_operator":
-                    change_status(out, conversation, S.QUEUED, "customer_accepted_handoff")
-                    out.emit(
-                        HandoffRequested(
-                            reason=conversation.handoff_reason or "customer_request", language=conversation.locale
-                        )
-                    )
-                else:
-                    change_status(out, conversation, S.AI, "customer_continued_with_ai")
-            except IllegalTransitionError as error:
-                reject(out, "illegal_transition", str(error))
+        if conversation is None:
+            pass
+        elif envelope.payload.choice == "request_operator":
+            if move_or_reject(out, conversation, S.QUEUED, "customer_accepted_handoff"):
+                reason = conversation.handoff_reason or "customer_request"
+                out.emit(HandoffRequested(reason=reason, language=conversation.locale))
+        else:
+            move_or_reject(out, conversation, S.AI, "customer_continued_with_ai")
         out.flush()
 
     @consumer.on(SubmitTicketDetails)
     async def on_ticket_details(envelope: Envelope[SubmitTicketDetails], session: AsyncSession) -> None:
         out = Outgoing(session, envelope)
         conversation = await owned_conversation(out, envelope)
-        if conversation is not None:
-            try:
-                change_status(out, conversation, S.TICKET_PENDING, "customer_left_contact_details")
-            except IllegalTransitionError as error:
-                reject(out, "illegal_transition", str(error))
-            else:
-                lines = await transcript(session, conversation.id)
-                out.emit(
-                    OpenTicket(
-                        contact=envelope.payload.contact,
-                        message=envelope.payload.message,
-                        language=conversation.locale,
-                        transcript=[TranscriptLine(seq=m.seq, sender=Sender(m.sender), text=m.text) for m in lines],
-                    )
+        moved = conversation is not None and move_or_reject(
+            out, conversation, S.TICKET_PENDING, "customer_left_contact_details"
+        )
+        if conversation is not None and moved:
+            lines = await transcript(session, conversation.id)
+            out.emit(
+                OpenTicket(
+                    contact=envelope.payload.contact,
+                    message=envelope.payload.message,
+                    language=conversation.locale,
+                    transcript=[TranscriptLine(seq=m.seq, sender=Sender(m.sender), text=m.text) for m in lines],
                 )
+            )
         out.flush()
 
     @consumer.on(TicketOpened)
