@@ -6,13 +6,15 @@ from pydantic import AliasChoices, Field
 
 from servicekit.settings import ServiceSettings
 
+# The knowledge bases shipped with the service (the demo tenant's), next to the package.
 SHIPPED_KB = Path(__file__).resolve().parents[2] / "kb"
 
 
 class Settings(ServiceSettings):
     service_name: str = "ai-responder"
     http_port: int = 8082
-    # Where `python -m ai_responder.admin load` reads tenant folders from by default.
+    # What `build_responder` loads when it is given no knowledge (tools such as the evaluation);
+    # the running service answers from its store instead.
     kb_dir: Path = SHIPPED_KB
     # Any OpenAI-compatible endpoint; with no key the assistant answers by retrieval alone.
     llm_api_key: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "LLM_API_KEY"))

@@ -28,11 +28,12 @@ from ai_responder.answering import (
     RetrievalResponder,
     build_responder,
 )
+from ai_responder.config import SHIPPED_KB
 from contracts.common import Sender
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_QUESTIONS = SERVICE_DIR / "eval" / "questions.yaml"
-DEFAULT_KB = SERVICE_DIR / "kb"
+DEFAULT_KB = SHIPPED_KB
 
 THRESHOLDS: dict[str, float] = {
     "answer_accuracy": 0.85,
