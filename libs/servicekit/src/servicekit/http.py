@@ -71,6 +71,7 @@ class Runtime:
         *,
         database: bool = True,
         redis: bool = False,
+        outbox: bool = True,
         migrations_dir: Path | None = None,
     ) -> Runtime:
         configure_logging(settings.service_name, settings.log_level)
@@ -79,10 +80,11 @@ class Runtime:
         runtime = cls(settings=settings, broker=broker, migrations_dir=migrations_dir)
         if database:
             runtime.engine = create_engine(settings.database_url)
-            runtime.sessions = session_factory(runtime.engine)
-            runtime.relay = OutboxRelay(
-                runtime.sessions, broker, lock_name=settings.service_name, topic_prefix=settings.kafka_topic_prefix
-            )
+            runtime.sessions = sessions = session_factory(runtime.engine)
+            if outbox:
+                runtime.relay = OutboxRelay(
+                    sessions, broker, lock_name=settings.service_name, topic_prefix=settings.kafka_topic_prefix
+                )
         if redis:
             runtime.redis = Redis.from_url(settings.redis_url, decode_responses=False)
         return runtime

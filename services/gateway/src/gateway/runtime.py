@@ -33,7 +33,9 @@ class GatewayRuntime(Runtime):
     def create(cls, settings: Settings) -> GatewayRuntime:
         runtime = cast(
             GatewayRuntime,
-            cls.build(settings, database=True, redis=True, migrations_dir=MIGRATIONS),
+            # No outbox: the gateway stores nothing a command depends on; it publishes each
+            # command directly and answers only once Kafka has it (gateway.commands).
+            cls.build(settings, database=True, redis=True, outbox=False, migrations_dir=MIGRATIONS),
         )
         assert runtime.sessions is not None
         assert runtime.redis is not None
