@@ -1,5 +1,7 @@
 """The load generator, run as its own process so that it does not share an interpreter (GIL,
-event loop) with the supervisor; one uvloop event loop, one pooled httpx client.
+event loop) with the supervisor; one uvloop event loop, and one HTTP connection per simulated
+customer, as each browser tab has its own. (One client pooling all of them costs O(connections)
+per request in httpx's pool, which made the load generator the bottleneck.)
 
     python -m bench.loadgen turns   --gateway URL --out FILE [--tps --seconds --warmup ...]
     python -m bench.loadgen sockets --gateway URL --out FILE --pid GATEWAY_PID [--count --step ...]
@@ -74,9 +76,8 @@ class Turns:
     take them (one turn in flight per customer). A ticket that finds a backlog of a full second
     is shed and counted. Latency runs from just before the POST to the AI reply frame."""
 
-    def __init__(self, args: argparse.Namespace, client: httpx.AsyncClient) -> None:
+    def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.client = client
         self.key = widget_key()
         self.questions = questions()
         self.tickets: asyncio.Queue[float] = asyncio.Queue()
@@ -92,10 +93,12 @@ class Turns:
         self.stopping = False
         self.gate = asyncio.Semaphore(50)  # conversations being set up at once
 
-    async def open_customer(self, rng: random.Random) -> tuple[WidgetConversation, Stream, str]:
+    async def open_customer(
+        self, client: httpx.AsyncClient, rng: random.Random
+    ) -> tuple[WidgetConversation, Stream, str]:
         locale = "it" if rng.random() < 0.7 else "en"
         async with self.gate:
-            conversation = await start_conversation(self.client, self.args.gateway, self.key, locale)
+            conversation = await start_conversation(client, self.args.gateway, self.key, locale)
             stream = Stream(conversation.stream_url())
             await stream.__aenter__()
             try:  # the status frame ends the history: the socket is live
@@ -107,11 +110,15 @@ class Turns:
         return conversation, stream, locale
 
     async def customer(self, number: int) -> None:
-        rng = random.Random(number)
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=self.args.gateway, timeout=self.args.timeout, limits=limits) as client:
+            await self.chat(client, random.Random(number))
+
+    async def chat(self, client: httpx.AsyncClient, rng: random.Random) -> None:
         counted = False
         while not self.stopping:
             try:
-                conversation, stream, locale = await self.open_customer(rng)
+                conversation, stream, locale = await self.open_customer(client, rng)
             except Exception as error:
                 self.errors[f"connect:{type(error).__name__}"] += 1
                 await asyncio.sleep(1)
@@ -210,9 +217,7 @@ class Turns:
 
 
 async def run_turns(args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.customers, max_keepalive_connections=args.customers)
-    async with httpx.AsyncClient(base_url=args.gateway, timeout=args.timeout, limits=limits) as client:
-        return await Turns(args, client).run()
+    return await Turns(args).run()
 
 
 class Sockets:

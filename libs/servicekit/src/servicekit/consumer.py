@@ -7,6 +7,10 @@ A service declares handlers per payload type:
     @consumer.on(PostCustomerMessage)
     async def on_message(envelope: Envelope[PostCustomerMessage], session: AsyncSession) -> None: ...
 
+A service whose handlers read rows can also register one batch loader (`@consumer.loader`): it
+runs before the handlers of each transaction with all of its envelopes, so that the rows they need
+are loaded and locked in a few set-based queries rather than a few queries per event.
+
 Each record is handled in one database transaction that also records its `event_id`, so a
 redelivered event is skipped instead of applied twice, and whatever the handler staged in the
 outbox commits with it. Offsets are committed only after that transaction. A record that cannot
@@ -31,8 +35,7 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
-from sqlalchemy import delete, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import delete, func, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,7 +53,14 @@ TRACER = tracer(__name__)
 
 P = TypeVar("P", bound=Payload)
 Handler = Callable[[Envelope[Any], AsyncSession], Awaitable[None]]
+BatchLoader = Callable[[list[Envelope[Any]], AsyncSession], Awaitable[None]]
 HANDLER_ATTEMPTS = 3
+# Claims a batch's event ids in one statement whose text does not depend on the batch size (so
+# the driver's prepared statement is reused); returns the ids not claimed before.
+CLAIM_EVENTS = text(
+    "INSERT INTO processed_events (consumer_group, event_id) SELECT :group, unnest(CAST(:ids AS varchar[]))"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
@@ -134,6 +144,7 @@ class EventConsumer:
         self.batch_size = batch_size
         self.handlers: dict[str, Handler] = {}
         self.topics: set[str] = set()
+        self.batch_loader: BatchLoader | None = None
 
     def on(self, payload_cls: type[P]) -> Callable[[Callable[[Envelope[P], AsyncSession], Awaitable[None]]], Handler]:
         """Registers the handler of one payload type; `subscribe` then listens to their topics."""
@@ -144,6 +155,12 @@ class EventConsumer:
             return handler
 
         return register
+
+    def loader(self, batch_loader: BatchLoader) -> BatchLoader:
+        """Registers the service's batch loader, called in each transaction before its handlers
+        with the envelopes about to be applied (redeliveries already left out)."""
+        self.batch_loader = batch_loader
+        return batch_loader
 
     def kafka_group(self, topic: str) -> str:
         return f"{self.group_id}.{topic}"
@@ -260,19 +277,19 @@ class EventConsumer:
         async with self.sessions() as session, session.begin():
             claimed = set(
                 await session.scalars(
-                    pg_insert(ProcessedEvent)
-                    .values(
-                        [{"consumer_group": self.group_id, "event_id": str(d.envelope.event_id)} for d in deliveries]
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(ProcessedEvent.event_id)
+                    CLAIM_EVENTS, {"group": self.group_id, "ids": [str(d.envelope.event_id) for d in deliveries]}
                 )
             )
+            fresh: list[Delivery] = []
             for delivery in deliveries:
-                if str(delivery.envelope.event_id) not in claimed:
+                if str(delivery.envelope.event_id) in claimed:
+                    claimed.discard(str(delivery.envelope.event_id))  # the same event twice in one batch
+                    fresh.append(delivery)
+                else:
                     EVENTS_DEDUPLICATED.labels(self.group_id).inc()
-                    continue
-                claimed.discard(str(delivery.envelope.event_id))  # the same event twice in one batch
+            if fresh and self.batch_loader is not None:
+                await self.batch_loader([d.envelope for d in fresh], session)
+            for delivery in fresh:
                 with (
                     log_context(
                         correlation_id=delivery.envelope.correlation_id,

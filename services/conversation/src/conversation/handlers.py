@@ -36,7 +36,7 @@ from conversation.domain import (
     status_after_customer_message,
     transition,
 )
-from conversation.store import Conversation, Message, lock_conversation, message_by_client_id, transcript
+from conversation.store import Batch, Conversation, Message, load_batch, transcript
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
 from servicekit.outbox import add_to_outbox
@@ -89,6 +89,7 @@ def post_message(
         smart_actions=[a.model_dump(mode="json") for a in extra.get("smart_actions", [])],
     )
     out.session.add(message)
+    Batch.of(out.session).add_message(message)
     out.emit(
         MessagePosted(
             message_id=message_id,
@@ -131,33 +132,61 @@ def reject(out: Outgoing, code: str, message: str) -> None:
     )
 
 
+def messages_it_may_add(envelope: Envelope[Any]) -> uuid.UUID | None:
+    """The id of the message an envelope's handler would post, known before it runs."""
+    payload = envelope.payload
+    if isinstance(payload, PostCustomerMessage):
+        return payload.message_id
+    if isinstance(payload, AiReplyGenerated):
+        return payload.reply_id
+    if isinstance(payload, TicketOpened):
+        return ticket_message_id(payload)
+    return None
+
+
+def ticket_message_id(ticket: TicketOpened) -> uuid.UUID:
+    return uuid.uuid5(ticket.ticket_id, "ticket-created")
+
+
 def register(consumer: EventConsumer) -> None:
+    @consumer.loader
+    async def load(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
+        await load_batch(
+            session,
+            conversation_ids={e.conversation_id for e in envelopes if e.conversation_id is not None},
+            message_ids={m for e in envelopes if (m := messages_it_may_add(e)) is not None},
+            client_message_ids={
+                e.payload.client_message_id for e in envelopes if isinstance(e.payload, PostCustomerMessage)
+            },
+        )
+
     @consumer.on(StartConversation)
     async def on_start(envelope: Envelope[StartConversation], session: AsyncSession) -> None:
         assert envelope.conversation_id is not None
         out = Outgoing(session, envelope)
-        if await session.get(Conversation, envelope.conversation_id) is None:
-            session.add(
-                Conversation(
-                    id=envelope.conversation_id,
-                    tenant_id=envelope.tenant_id,
-                    status=S.AI.value,
-                    channel=envelope.payload.channel,
-                    locale=envelope.payload.locale,
-                    last_seq=0,
-                )
+        batch = Batch.of(session)
+        if envelope.conversation_id not in batch.conversations:
+            conversation = Conversation(
+                id=envelope.conversation_id,
+                tenant_id=envelope.tenant_id,
+                status=S.AI.value,
+                channel=envelope.payload.channel,
+                locale=envelope.payload.locale,
+                last_seq=0,
             )
+            session.add(conversation)
+            batch.add_conversation(conversation)
             out.emit(ConversationStarted(channel=envelope.payload.channel, locale=envelope.payload.locale))
         out.flush()
 
     @consumer.on(PostCustomerMessage)
     async def on_customer_message(envelope: Envelope[PostCustomerMessage], session: AsyncSession) -> None:
         out = Outgoing(session, envelope)
-        conversation = await owned_conversation(out, envelope)
+        conversation = owned_conversation(out, envelope)
         payload = envelope.payload
         if conversation is None:
             pass
-        elif await message_by_client_id(session, conversation.id, payload.client_message_id) is not None:
+        elif Batch.of(session).has_client_message(conversation.id, payload.client_message_id):
             log.info("customer message already posted", client_message_id=payload.client_message_id)
         elif conversation.state not in ACCEPTS_CUSTOMER_MESSAGES:
             reject(out, "conversation_closed", f"the conversation is {conversation.status}")
@@ -177,9 +206,9 @@ def register(consumer: EventConsumer) -> None:
     @consumer.on(AiReplyGenerated)
     async def on_ai_reply(envelope: Envelope[AiReplyGenerated], session: AsyncSession) -> None:
         out = Outgoing(session, envelope)
-        conversation = await owned_conversation(out, envelope, report=False)
+        conversation = owned_conversation(out, envelope, report=False)
         reply = envelope.payload
-        if conversation is None or await session.get(Message, reply.reply_id) is not None:
+        if conversation is None or reply.reply_id in Batch.of(session).message_ids:
             return
         if conversation.state != S.AI:
             # An operator or a ticket took over while the assistant was thinking: drop the reply.
@@ -204,7 +233,7 @@ def register(consumer: EventConsumer) -> None:
     @consumer.on(ChooseHandoff)
     async def on_handoff_choice(envelope: Envelope[ChooseHandoff], session: AsyncSession) -> None:
         out = Outgoing(session, envelope)
-        conversation = await owned_conversation(out, envelope)
+        conversation = owned_conversation(out, envelope)
         if conversation is None:
             pass
         elif envelope.payload.choice == "request_operator":
@@ -218,7 +247,7 @@ def register(consumer: EventConsumer) -> None:
     @consumer.on(SubmitTicketDetails)
     async def on_ticket_details(envelope: Envelope[SubmitTicketDetails], session: AsyncSession) -> None:
         out = Outgoing(session, envelope)
-        conversation = await owned_conversation(out, envelope)
+        conversation = owned_conversation(out, envelope)
         moved = conversation is not None and move_or_reject(
             out, conversation, S.TICKET_PENDING, "customer_left_contact_details"
         )
@@ -237,11 +266,11 @@ def register(consumer: EventConsumer) -> None:
     @consumer.on(TicketOpened)
     async def on_ticket_opened(envelope: Envelope[TicketOpened], session: AsyncSession) -> None:
         out = Outgoing(session, envelope)
-        conversation = await owned_conversation(out, envelope, report=False)
+        conversation = owned_conversation(out, envelope, report=False)
         if conversation is not None and conversation.state == S.TICKET_PENDING:
             change_status(out, conversation, S.TICKET_CREATED, envelope.payload.ticket_number)
             template = TICKET_CREATED_TEXT.get(conversation.locale or "it", TICKET_CREATED_TEXT["it"])
-            message_id = uuid.uuid5(envelope.payload.ticket_id, "ticket-created")
+            message_id = ticket_message_id(envelope.payload)
             post_message(
                 out, conversation, message_id, Sender.SYSTEM, template.format(number=envelope.payload.ticket_number)
             )
@@ -250,7 +279,7 @@ def register(consumer: EventConsumer) -> None:
     @consumer.on(RateConversation)
     async def on_rating(envelope: Envelope[RateConversation], session: AsyncSession) -> None:
         out = Outgoing(session, envelope)
-        conversation = await owned_conversation(out, envelope)
+        conversation = owned_conversation(out, envelope)
         if conversation is not None:
             conversation.rating_score = envelope.payload.score
             conversation.rating_comment = envelope.payload.comment
@@ -258,11 +287,12 @@ def register(consumer: EventConsumer) -> None:
         out.flush()
 
 
-async def owned_conversation(out: Outgoing, envelope: Envelope[Any], report: bool = True) -> Conversation | None:
-    """The envelope's conversation, locked, if it exists and belongs to the envelope's tenant."""
+def owned_conversation(out: Outgoing, envelope: Envelope[Any], report: bool = True) -> Conversation | None:
+    """The envelope's conversation (locked by the batch loader) if it exists and belongs to the
+    envelope's tenant."""
     conversation = None
     if envelope.conversation_id is not None:
-        conversation = await lock_conversation(out.session, envelope.conversation_id)
+        conversation = Batch.of(out.session).conversations.get(envelope.conversation_id)
     if conversation is not None and conversation.tenant_id != envelope.tenant_id:
         log.warning("tenant mismatch", conversation_tenant=conversation.tenant_id)
         conversation = None

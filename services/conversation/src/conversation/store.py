@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -81,20 +98,71 @@ class InternalNote(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-async def lock_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation | None:
-    """Loads a conversation and locks its row, which serialises every change to it (and so
-    keeps its message sequence gap-free) across concurrent handlers."""
-    return await session.scalar(select(Conversation).where(Conversation.id == conversation_id).with_for_update())
+@dataclass
+class Batch:
+    """The rows one consumer transaction works on, loaded (and locked) together before its
+    handlers run: a few set-based queries per batch instead of a few queries per event. Handlers
+    keep it current with what they add, so a later event of the batch sees an earlier one's rows."""
+
+    conversations: dict[uuid.UUID, Conversation] = field(default_factory=dict)
+    message_ids: set[uuid.UUID] = field(default_factory=set)
+    client_message_ids: set[tuple[uuid.UUID, str]] = field(default_factory=set)
+
+    @staticmethod
+    def of(session: AsyncSession) -> Batch:
+        return cast(Batch, session.info[_BATCH])
+
+    def add_conversation(self, conversation: Conversation) -> None:
+        self.conversations[conversation.id] = conversation
+
+    def add_message(self, message: Message) -> None:
+        self.message_ids.add(message.id)
+        if message.client_message_id is not None:
+            self.client_message_ids.add((message.conversation_id, message.client_message_id))
+
+    def has_client_message(self, conversation_id: uuid.UUID, client_message_id: str) -> bool:
+        return (conversation_id, client_message_id) in self.client_message_ids
 
 
-async def message_by_client_id(
-    session: AsyncSession, conversation_id: uuid.UUID, client_message_id: str
-) -> Message | None:
-    return await session.scalar(
-        select(Message).where(
-            Message.conversation_id == conversation_id, Message.client_message_id == client_message_id
+_BATCH = "conversation.batch"
+_UUIDS = ARRAY(Uuid())
+
+
+async def load_batch(
+    session: AsyncSession, conversation_ids: set[uuid.UUID], message_ids: set[uuid.UUID], client_message_ids: set[str]
+) -> Batch:
+    """Locks the batch's conversations (in id order, the same in every transaction, so two never
+    deadlock), which serialises every change to a conversation and keeps its message sequence
+    gap-free; and finds which of the messages the batch may add exist already."""
+    batch = Batch()
+    session.info[_BATCH] = batch
+    if conversation_ids:
+        locked = await session.scalars(
+            select(Conversation)
+            .where(Conversation.id == any_(bindparam("ids", sorted(conversation_ids), type_=_UUIDS)))
+            .order_by(Conversation.id)
+            .with_for_update()
         )
-    )
+        for conversation in locked:
+            batch.add_conversation(conversation)
+    if message_ids or client_message_ids:
+        existing = await session.execute(
+            select(Message.id, Message.conversation_id, Message.client_message_id).where(
+                or_(
+                    Message.id == any_(bindparam("message_ids", list(message_ids), type_=_UUIDS)),
+                    and_(
+                        Message.conversation_id == any_(bindparam("ids", list(conversation_ids), type_=_UUIDS)),
+                        Message.client_message_id
+                        == any_(bindparam("client_ids", list(client_message_ids), type_=ARRAY(String()))),
+                    ),
+                )
+            )
+        )
+        for message_id, conversation_id, client_message_id in existing.tuples():
+            batch.message_ids.add(message_id)
+            if client_message_id is not None:
+                batch.client_message_ids.add((conversation_id, client_message_id))
+    return batch
 
 
 async def messages_after(session: AsyncSession, conversation_id: uuid.UUID, after: int, limit: int) -> list[Message]:
