@@ -54,6 +54,32 @@ async def test_an_english_question_is_answered_in_english(gateway: httpx.AsyncCl
     assert "apre" not in answer["text"].lower()
 
 
+async def test_a_follow_up_question_is_answered_from_the_conversation_so_far(
+    gateway: httpx.AsyncClient, stack: Stack
+) -> None:
+    conversation = await new_conversation(gateway, stack, locale="en")
+    async with Stream(conversation.stream_url()) as stream:
+        await conversation.post("How much is a ticket?")
+        await stream.message_from("ai")
+        stream.frames.clear()
+        await conversation.post("and how do I get one?")
+        follow_up = await stream.message_from("ai")
+    assert follow_up["sources"][0]["article_id"] in ("ticket-prices", "buy-tickets"), follow_up
+    assert not offers_handoff(follow_up), follow_up
+
+    # The same words opening a conversation mean nothing to the assistant: the history made the difference.
+    alone = await new_conversation(gateway, stack, locale="en")
+    async with Stream(alone.stream_url()) as stream:
+        await alone.post("and how do I get one?")
+        answer = await stream.message_from("ai")
+    assert answer["sources"] == [], answer
+    assert offers_handoff(answer), answer
+
+
+def offers_handoff(message: dict[str, Any]) -> bool:
+    return any(action["type"] == "request_operator" for action in message["smart_actions"])
+
+
 async def test_asking_for_a_person_offers_the_yes_no_handoff(gateway: httpx.AsyncClient, stack: Stack) -> None:
     conversation = await new_conversation(gateway, stack)
     async with Stream(conversation.stream_url()) as stream:

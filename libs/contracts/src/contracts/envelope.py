@@ -7,6 +7,7 @@ and AsyncAPI exports find every event.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable
@@ -88,6 +89,14 @@ class Envelope(BaseModel, Generic[P]):
         return self.model_dump_json().encode()
 
 
+@functools.cache
+def envelope_class(payload_cls: type[P]) -> type[Envelope[P]]:
+    """`Envelope` parametrised with a concrete payload class, so that serialisation keeps all of its
+    fields. Held here because pydantic keeps parametrised classes only weakly: without a strong
+    reference each call would build the class anew."""
+    return Envelope[payload_cls]  # type: ignore[valid-type]
+
+
 def new_envelope(
     payload: P,
     *,
@@ -100,9 +109,7 @@ def new_envelope(
     if causation is not None:
         correlation_id = correlation_id or causation.correlation_id
     event_id = uuid.uuid4()
-    # Parametrised with the concrete payload class, so that serialisation keeps all its fields.
-    envelope_cls: type[Envelope[P]] = Envelope[type(payload)]  # type: ignore[misc, assignment]
-    return envelope_cls(
+    return envelope_class(type(payload))(
         event_id=event_id,
         type=payload.event_type,
         version=payload.event_version,
@@ -135,4 +142,4 @@ def parse_envelope(raw: bytes | str | dict[str, Any]) -> Envelope[Any]:
     payload_cls = REGISTRY.get((header.type, header.version))
     if payload_cls is None:
         raise UnknownEventError(f"unknown event {header.type} v{header.version}")
-    return Envelope[payload_cls].model_validate(data)  # type: ignore[valid-type]
+    return envelope_class(payload_cls).model_validate(data)

@@ -7,9 +7,9 @@ A service declares handlers per payload type:
     @consumer.on(PostCustomerMessage)
     async def on_message(envelope: Envelope[PostCustomerMessage], session: AsyncSession) -> None: ...
 
-A service whose handlers read rows can also register one batch loader (`@consumer.loader`): it
-runs before the handlers of each transaction with all of its envelopes, so that the rows they need
-are loaded and locked in a few set-based queries rather than a few queries per event.
+A service can also register one batch step (`@consumer.prepare`): it runs in each transaction
+before the handlers, with all of its envelopes, so that the rows they need are loaded, locked or
+written in a few set-based statements rather than a few statements per event.
 
 Each record is handled in one database transaction that also records its `event_id`, so a
 redelivered event is skipped instead of applied twice, and whatever the handler staged in the
@@ -53,7 +53,7 @@ TRACER = tracer(__name__)
 
 P = TypeVar("P", bound=Payload)
 Handler = Callable[[Envelope[Any], AsyncSession], Awaitable[None]]
-BatchLoader = Callable[[list[Envelope[Any]], AsyncSession], Awaitable[None]]
+BatchStep = Callable[[list[Envelope[Any]], AsyncSession], Awaitable[None]]
 HANDLER_ATTEMPTS = 3
 # Claims a batch's event ids in one statement whose text does not depend on the batch size (so
 # the driver's prepared statement is reused); returns the ids not claimed before.
@@ -144,7 +144,7 @@ class EventConsumer:
         self.batch_size = batch_size
         self.handlers: dict[str, Handler] = {}
         self.topics: set[str] = set()
-        self.batch_loader: BatchLoader | None = None
+        self.prepare_batch: BatchStep | None = None
 
     def on(self, payload_cls: type[P]) -> Callable[[Callable[[Envelope[P], AsyncSession], Awaitable[None]]], Handler]:
         """Registers the handler of one payload type; `subscribe` then listens to their topics."""
@@ -156,11 +156,11 @@ class EventConsumer:
 
         return register
 
-    def loader(self, batch_loader: BatchLoader) -> BatchLoader:
-        """Registers the service's batch loader, called in each transaction before its handlers
+    def prepare(self, step: BatchStep) -> BatchStep:
+        """Registers the service's batch step, called in each transaction before its handlers
         with the envelopes about to be applied (redeliveries already left out)."""
-        self.batch_loader = batch_loader
-        return batch_loader
+        self.prepare_batch = step
+        return step
 
     def kafka_group(self, topic: str) -> str:
         return f"{self.group_id}.{topic}"
@@ -287,8 +287,8 @@ class EventConsumer:
                     fresh.append(delivery)
                 else:
                     EVENTS_DEDUPLICATED.labels(self.group_id).inc()
-            if fresh and self.batch_loader is not None:
-                await self.batch_loader([d.envelope for d in fresh], session)
+            if fresh and self.prepare_batch is not None:
+                await self.prepare_batch([d.envelope for d in fresh], session)
             for delivery in fresh:
                 with (
                     log_context(

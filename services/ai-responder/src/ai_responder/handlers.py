@@ -8,13 +8,20 @@ the conversation service sees twice is recognised there too.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_responder.answering import Answer, AnswerMode, Question, UnknownTenantError
 from ai_responder.assistant import Assistant
-from ai_responder.store import ConversationContext, RecentMessage, recent_history
+from ai_responder.store import (
+    PostedMessage,
+    QuestionContext,
+    StartedConversation,
+    question_contexts,
+    remember_conversations,
+    remember_messages,
+)
 from contracts import Envelope, new_envelope
 from contracts.common import ConversationStatus, HandoffReason, Sender, SmartAction, SmartActionType
 from contracts.events import AiReplyGenerated, ConversationStarted, MessagePosted
@@ -23,6 +30,7 @@ from servicekit.logs import get_logger
 from servicekit.outbox import add_to_outbox
 
 log = get_logger(__name__)
+QUESTION_CONTEXTS = "ai_responder.question_contexts"  # session.info: the batch's questions' contexts
 
 # Said when a tenant has no knowledge base loaded: the customer still gets an answer and a person.
 NO_KNOWLEDGE = {
@@ -49,36 +57,51 @@ def cannot_answer(language: str) -> Answer:
     )
 
 
+def is_question(message: MessagePosted) -> bool:
+    """A customer message the assistant answers: one sent while the AI has the conversation."""
+    return message.sender == Sender.CUSTOMER and message.status == ConversationStatus.AI
+
+
 def register(consumer: EventConsumer, assistant: Assistant, history_messages: int) -> None:
+    @consumer.prepare
+    async def prepare(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
+        """Stores what the batch tells about conversations and loads its questions' contexts, in
+        three statements whatever the batch size; the handlers below then only answer."""
+        started: list[StartedConversation] = []
+        posted: list[PostedMessage] = []
+        for e in envelopes:
+            if e.conversation_id is None:
+                continue
+            if isinstance(e.payload, ConversationStarted):
+                started.append(StartedConversation(e.conversation_id, e.tenant_id, e.payload.locale))
+            elif isinstance(e.payload, MessagePosted):
+                posted.append(PostedMessage(e.conversation_id, e.payload.seq, e.payload.sender.value, e.payload.text))
+        await remember_conversations(session, started)
+        await remember_messages(session, posted)
+        questions = [
+            (e.conversation_id, e.payload.seq)
+            for e in envelopes
+            if e.conversation_id is not None and isinstance(e.payload, MessagePosted) and is_question(e.payload)
+        ]
+        session.info[QUESTION_CONTEXTS] = await question_contexts(session, questions, history_messages)
+
     @consumer.on(ConversationStarted)
     async def on_started(envelope: Envelope[ConversationStarted], session: AsyncSession) -> None:
-        assert envelope.conversation_id is not None
-        await session.execute(
-            insert(ConversationContext)
-            .values(
-                conversation_id=envelope.conversation_id, tenant_id=envelope.tenant_id, locale=envelope.payload.locale
-            )
-            .on_conflict_do_nothing()
-        )
+        """Nothing more to do: `prepare` stored the conversation's context."""
 
     @consumer.on(MessagePosted)
     async def on_message(envelope: Envelope[MessagePosted], session: AsyncSession) -> None:
         message = envelope.payload
         assert envelope.conversation_id is not None
-        await session.execute(
-            insert(RecentMessage)
-            .values(conversation_id=envelope.conversation_id, seq=message.seq, sender=message.sender, text=message.text)
-            .on_conflict_do_nothing()
-        )
-        if message.sender != Sender.CUSTOMER or message.status != ConversationStatus.AI:
+        if not is_question(message):
             return
-        context = await session.get(ConversationContext, envelope.conversation_id)
-        history = await recent_history(session, envelope.conversation_id, message.seq, history_messages)
+        contexts: dict[tuple[uuid.UUID, int], QuestionContext] = session.info[QUESTION_CONTEXTS]
+        context = contexts.get((envelope.conversation_id, message.seq)) or QuestionContext()
         question = Question(
             tenant_id=envelope.tenant_id,
             text=message.text,
-            language=context.locale if context else None,
-            history=[(Sender(m.sender), m.text) for m in history],
+            language=context.locale,
+            history=[(Sender(sender), text) for sender, text in context.history],
         )
         try:
             answer = await assistant.answer(question)

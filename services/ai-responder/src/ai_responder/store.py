@@ -4,10 +4,11 @@ conversation messages it keeps from events (it never reads the conversation serv
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, func, select
+from sqlalchemy import DateTime, Integer, String, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -71,13 +72,93 @@ async def load_knowledge_bases(session: AsyncSession) -> tuple[dict[str, int], l
     return {r.tenant_id: r.version for r in records}, [TenantKB.model_validate(r.content) for r in records]
 
 
-async def recent_history(
-    session: AsyncSession, conversation_id: uuid.UUID, before_seq: int, limit: int
-) -> list[RecentMessage]:
-    rows = await session.scalars(
-        select(RecentMessage)
-        .where(RecentMessage.conversation_id == conversation_id, RecentMessage.seq < before_seq)
-        .order_by(RecentMessage.seq.desc())
-        .limit(limit)
+# Fixed statement texts (whatever the batch size), so the driver's prepared statements are reused.
+_REMEMBER_CONVERSATIONS = text(
+    "INSERT INTO conversation_context (conversation_id, tenant_id, locale)"
+    " SELECT * FROM unnest(CAST(:conversation_ids AS uuid[]), CAST(:tenant_ids AS varchar[]),"
+    " CAST(:locales AS varchar[]))"
+    " ON CONFLICT DO NOTHING"
+)
+_REMEMBER_MESSAGES = text(
+    "INSERT INTO recent_messages (conversation_id, seq, sender, text)"
+    " SELECT * FROM unnest(CAST(:conversation_ids AS uuid[]), CAST(:seqs AS int[]),"
+    " CAST(:senders AS varchar[]), CAST(:texts AS text[]))"
+    " ON CONFLICT DO NOTHING"
+)
+_HISTORIES = text(
+    "SELECT q.conversation_id, q.seq AS question_seq, r.sender, r.text, c.locale"
+    " FROM unnest(CAST(:conversation_ids AS uuid[]), CAST(:seqs AS int[])) AS q(conversation_id, seq)"
+    " LEFT JOIN conversation_context c ON c.conversation_id = q.conversation_id"
+    " LEFT JOIN LATERAL (SELECT m.seq, m.sender, m.text FROM recent_messages m"
+    "   WHERE m.conversation_id = q.conversation_id AND m.seq < q.seq ORDER BY m.seq DESC LIMIT :limit) r ON true"
+    " ORDER BY q.conversation_id, q.seq, r.seq"
+)
+
+
+@dataclass(frozen=True)
+class StartedConversation:
+    conversation_id: uuid.UUID
+    tenant_id: str
+    locale: str | None
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    conversation_id: uuid.UUID
+    seq: int
+    sender: str
+    text: str
+
+
+@dataclass
+class QuestionContext:
+    """What the assistant knows of a conversation when a question arrives."""
+
+    locale: str | None = None
+    history: list[tuple[str, str]] = field(default_factory=list)  # (sender, text), oldest first
+
+
+async def remember_conversations(session: AsyncSession, conversations: list[StartedConversation]) -> None:
+    """Keeps each new conversation's tenant and locale (a redelivered one is ignored)."""
+    if conversations:
+        await session.execute(
+            _REMEMBER_CONVERSATIONS,
+            {
+                "conversation_ids": [c.conversation_id for c in conversations],
+                "tenant_ids": [c.tenant_id for c in conversations],
+                "locales": [c.locale for c in conversations],
+            },
+        )
+
+
+async def remember_messages(session: AsyncSession, messages: list[PostedMessage]) -> None:
+    """Keeps a copy of conversation messages (a redelivered one is ignored), in one statement."""
+    if messages:
+        await session.execute(
+            _REMEMBER_MESSAGES,
+            {
+                "conversation_ids": [m.conversation_id for m in messages],
+                "seqs": [m.seq for m in messages],
+                "senders": [m.sender for m in messages],
+                "texts": [m.text for m in messages],
+            },
+        )
+
+
+async def question_contexts(
+    session: AsyncSession, questions: list[tuple[uuid.UUID, int]], limit: int
+) -> dict[tuple[uuid.UUID, int], QuestionContext]:
+    """For each question (conversation, seq): the conversation's locale and up to `limit` messages
+    before it, in one query."""
+    contexts: dict[tuple[uuid.UUID, int], QuestionContext] = {}
+    if not questions:
+        return contexts
+    rows = await session.execute(
+        _HISTORIES,
+        {"conversation_ids": [c for c, _ in questions], "seqs": [s for _, s in questions], "limit": limit},
     )
-    return list(reversed(rows.all()))
+    for conversation_id, question_seq, sender, message_text, locale in rows.tuples():
+        context = contexts.setdefault((conversation_id, question_seq), QuestionContext(locale=locale))
+        if sender is not None:
+            context.history.append((sender, message_text))
+    return contexts

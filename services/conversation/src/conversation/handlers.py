@@ -149,7 +149,7 @@ def ticket_message_id(ticket: TicketOpened) -> uuid.UUID:
 
 
 def register(consumer: EventConsumer) -> None:
-    @consumer.loader
+    @consumer.prepare
     async def load(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
         await load_batch(
             session,
@@ -288,7 +288,7 @@ def register(consumer: EventConsumer) -> None:
 
 
 def owned_conversation(out: Outgoing, envelope: Envelope[Any], report: bool = True) -> Conversation | None:
-    """The envelope's conversation (locked by the batch loader) if it exists and belongs to the
+    """The envelope's conversation (locked by `load_batch`) if it exists and belongs to the
     envelope's tenant."""
     conversation = None
     if envelope.conversation_id is not None:
