@@ -1,7 +1,10 @@
 """The load generator, run as its own process so that it does not share an interpreter (GIL,
-event loop) with the supervisor; one uvloop event loop, and one HTTP connection per simulated
-customer, as each browser tab has its own. (One client pooling all of them costs O(connections)
-per request in httpx's pool, which made the load generator the bottleneck.)
+event loop) with the supervisor; one uvloop event loop.
+
+It speaks the widget API with aiohttp rather than through `servicekit.widget_client` (httpx and
+websockets, which the tests use): the generator shares the two cores with the system it measures,
+and an httpx request cost it several times the CPU of an aiohttp one. Each simulated customer has
+its own HTTP connection, as each browser tab has.
 
     python -m bench.loadgen turns   --gateway URL --out FILE [--tps --seconds --warmup ...]
     python -m bench.loadgen sockets --gateway URL --out FILE --pid GATEWAY_PID [--count --step ...]
@@ -18,19 +21,17 @@ import json
 import random
 import resource
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import uvloop
-import websockets
 import yaml
-from websockets.protocol import State
 
 from bench.harness import raise_fd_limit, rss_mb
 from servicekit.stack import REPO
-from servicekit.widget_client import Stream, WidgetConversation, start_conversation
 
 TENANT_FILE = REPO / "services" / "gateway" / "tenants" / "lucine-di-natale.yaml"
 QUESTIONS_FILE = REPO / "services" / "ai-responder" / "eval" / "questions.yaml"
@@ -71,6 +72,60 @@ def offers_handoff(message: dict[str, Any]) -> bool:
     return any(action.get("type") == "request_operator" for action in message.get("smart_actions") or [])
 
 
+def http_session(gateway: str, connections: int, timeout: float) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        gateway, connector=aiohttp.TCPConnector(limit=connections), timeout=aiohttp.ClientTimeout(total=timeout)
+    )
+
+
+class Widget:
+    """One simulated widget: a conversation and its WebSocket."""
+
+    def __init__(self, http: aiohttp.ClientSession, key: str) -> None:
+        self.http, self.key = http, key
+        self.conversation_id = self.token = ""
+        self.socket: aiohttp.ClientWebSocketResponse | None = None
+
+    async def start(self, locale: str) -> None:
+        async with self.http.post(
+            "/v1/conversations", json={"locale": locale}, headers={"X-Widget-Key": self.key}
+        ) as response:
+            response.raise_for_status()
+            body = await response.json()
+        self.conversation_id, self.token = body["conversation_id"], body["customer_token"]
+
+    async def connect(self, deflate: bool = False) -> aiohttp.ClientWebSocketResponse:
+        """Opens the stream and reads the history up to the status frame: the socket is live."""
+        url = f"/v1/conversations/{self.conversation_id}/stream?token={self.token}&after=0"
+        # Like a browser: answers the server's pings, sends no keepalive pings of its own.
+        self.socket = await self.http.ws_connect(url, compress=15 if deflate else 0, autoping=True, heartbeat=None)
+        await self.receive_until(lambda frame: frame.get("type") == "status")
+        return self.socket
+
+    async def post(self, text: str) -> int:
+        async with self.http.post(
+            f"/v1/conversations/{self.conversation_id}/messages",
+            json={"text": text, "client_message_id": uuid.uuid4().hex},
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as response:
+            await response.read()
+            return response.status
+
+    async def receive_until(self, predicate: Any) -> dict[str, Any]:
+        assert self.socket is not None
+        while True:
+            message = await self.socket.receive()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                raise ConnectionError(f"socket {message.type.name.lower()}")
+            frame: dict[str, Any] = json.loads(message.data)
+            if predicate(frame):
+                return frame
+
+    async def close(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()
+
+
 class Turns:
     """Open loop: tickets are issued at the target rate whatever the replies do; idle customers
     take them (one turn in flight per customer). A ticket that finds a backlog of a full second
@@ -93,32 +148,28 @@ class Turns:
         self.stopping = False
         self.gate = asyncio.Semaphore(50)  # conversations being set up at once
 
-    async def open_customer(
-        self, client: httpx.AsyncClient, rng: random.Random
-    ) -> tuple[WidgetConversation, Stream, str]:
+    async def open_customer(self, http: aiohttp.ClientSession, rng: random.Random) -> tuple[Widget, str]:
         locale = "it" if rng.random() < 0.7 else "en"
-        async with self.gate:
-            conversation = await start_conversation(client, self.args.gateway, self.key, locale)
-            stream = Stream(conversation.stream_url())
-            await stream.__aenter__()
-            try:  # the status frame ends the history: the socket is live
-                await stream.receive_until(lambda f: f.get("type") == "status", timeout=self.args.timeout)
-            except BaseException:
-                await stream.__aexit__()
-                raise
-        stream.frames.clear()
-        return conversation, stream, locale
+        widget = Widget(http, self.key)
+        try:
+            async with self.gate, asyncio.timeout(self.args.timeout):
+                await widget.start(locale)
+                await widget.connect()
+        except BaseException:
+            await widget.close()
+            raise
+        return widget, locale
 
     async def customer(self, number: int) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=self.args.gateway, timeout=self.args.timeout, limits=limits) as client:
-            await self.chat(client, random.Random(number))
+        # Its own connections, as a browser tab has: one for HTTP, one for the WebSocket.
+        async with http_session(self.args.gateway, 2, self.args.timeout) as http:
+            await self.chat(http, random.Random(number))
 
-    async def chat(self, client: httpx.AsyncClient, rng: random.Random) -> None:
+    async def chat(self, http: aiohttp.ClientSession, rng: random.Random) -> None:
         counted = False
         while not self.stopping:
             try:
-                conversation, stream, locale = await self.open_customer(client, rng)
+                widget, locale = await self.open_customer(http, rng)
             except Exception as error:
                 self.errors[f"connect:{type(error).__name__}"] += 1
                 await asyncio.sleep(1)
@@ -132,7 +183,7 @@ class Turns:
                     scheduled = await self.tickets.get()
                     self.in_flight += 1
                     try:
-                        keep = await self.turn(conversation, stream, scheduled, rng.choice(self.questions[locale]))
+                        keep = await self.turn(widget, scheduled, rng.choice(self.questions[locale]))
                     finally:
                         self.in_flight -= 1
                         if not self.in_flight:
@@ -141,20 +192,20 @@ class Turns:
                         break  # a fresh conversation replaces this one
             finally:
                 with contextlib.suppress(Exception):
-                    await stream.__aexit__()
+                    await widget.close()
 
-    async def turn(self, conversation: WidgetConversation, stream: Stream, scheduled: float, text: str) -> bool:
+    async def turn(self, widget: Widget, scheduled: float, text: str) -> bool:
         loop = asyncio.get_running_loop()
         started = loop.time()
         outcome = "ok"
         keep = True
         try:
             async with asyncio.timeout(self.args.timeout):
-                response = await conversation.post(text)
-                if response.status_code != 202:
-                    outcome = f"http_{response.status_code}"
+                status = await widget.post(text)
+                if status != 202:
+                    outcome = f"http_{status}"
                 else:
-                    frame = await stream.receive_until(is_ai_message, timeout=self.args.timeout)
+                    frame = await widget.receive_until(is_ai_message)
                     if offers_handoff(frame["message"]):
                         self.handoffs[text] += 1
                         keep = False
@@ -163,7 +214,6 @@ class Turns:
         except Exception as error:
             outcome = type(error).__name__
         finished = loop.time()
-        stream.frames.clear()
         self.turns.append((scheduled, started, finished, outcome))
         return keep and outcome == "ok"
 
@@ -223,16 +273,16 @@ async def run_turns(args: argparse.Namespace) -> dict[str, Any]:
 class Sockets:
     """Idle widget sockets on one gateway process, opened in steps; the gateway's RSS after each."""
 
-    def __init__(self, args: argparse.Namespace, client: httpx.AsyncClient) -> None:
+    def __init__(self, args: argparse.Namespace, http: aiohttp.ClientSession) -> None:
         self.args = args
-        self.client = client
-        self.open: list[Any] = []
+        self.http = http
+        self.open: list[Widget] = []
         self.errors: Counter[str] = Counter()
         self.extensions: Counter[str] = Counter()
 
-    async def create(self) -> list[str]:
-        """The conversations, at a bounded rate; returns their stream URLs."""
-        key, urls = widget_key(), []
+    async def create(self) -> list[Widget]:
+        """The conversations, at a bounded rate."""
+        key, widgets = widget_key(), []
         gate = asyncio.Semaphore(32)
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -241,29 +291,22 @@ class Sockets:
             await asyncio.sleep(max(0.0, start + number / self.args.create_rate - loop.time()))
             async with gate:
                 try:
-                    conversation = await start_conversation(self.client, self.args.gateway, key, "it")
-                    urls.append(conversation.stream_url())
+                    widget = Widget(self.http, key)
+                    await widget.start("it")
+                    widgets.append(widget)
                 except Exception as error:
                     self.errors[f"create:{type(error).__name__}"] += 1
 
         await asyncio.gather(*(one(n) for n in range(self.args.count)))
-        return urls
+        return widgets
 
-    async def connect(self, url: str) -> None:
+    async def connect(self, widget: Widget) -> None:
         try:
-            # Like a browser, offers permessage-deflate (unless --no-deflate); sends no keepalive pings.
-            socket = await websockets.connect(
-                url,
-                open_timeout=30,
-                ping_interval=None,
-                close_timeout=2,
-                compression=None if self.args.no_deflate else "deflate",
-            )
+            # Like a browser, offers permessage-deflate (unless --no-deflate).
             async with asyncio.timeout(30):
-                while json.loads(await socket.recv()).get("type") != "status":
-                    pass
-            self.extensions[socket.response.headers.get("sec-websocket-extensions", "none")] += 1
-            self.open.append(socket)
+                socket = await widget.connect(deflate=not self.args.no_deflate)
+            self.extensions["permessage-deflate" if socket.compress else "none"] += 1
+            self.open.append(widget)
         except Exception as error:
             self.errors[f"connect:{type(error).__name__}"] += 1
 
@@ -272,24 +315,24 @@ class Sockets:
         chosen = random.sample(self.open, min(sample, len(self.open)))
         gate = asyncio.Semaphore(200)
 
-        async def one(socket: Any) -> bool:
+        async def one(widget: Widget) -> bool:
+            assert widget.socket is not None
             async with gate:
                 try:
-                    await socket.send('{"type":"ping"}')
+                    await widget.socket.send_str('{"type":"ping"}')
                     async with asyncio.timeout(10):
-                        while json.loads(await socket.recv()).get("type") != "pong":
-                            pass
+                        await widget.receive_until(lambda frame: frame.get("type") == "pong")
                     return True
                 except Exception:
                     return False
 
-        answers = await asyncio.gather(*(one(s) for s in chosen))
+        answers = await asyncio.gather(*(one(w) for w in chosen))
         return len(chosen), sum(answers)
 
     def step(self, started: float, ping: tuple[int, int]) -> dict[str, Any]:
         return {
             "t": round(time.monotonic() - started, 2),
-            "sockets": sum(1 for s in self.open if s.state is State.OPEN),
+            "sockets": sum(1 for w in self.open if w.socket is not None and not w.socket.closed),
             "rss_mb": round(rss_mb(self.args.pid), 1),
             "pinged": ping[0],
             "pongs": ping[1],
@@ -297,33 +340,33 @@ class Sockets:
 
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
-        urls = await self.create()
+        widgets = await self.create()
         created_in = time.monotonic() - started
-        print(f"[loadgen] {len(urls)} conversations created in {created_in:.0f}s", flush=True)
+        print(f"[loadgen] {len(widgets)} conversations created in {created_in:.0f}s", flush=True)
         await asyncio.sleep(2)
         steps = [self.step(started, (0, 0))]
         gate = asyncio.Semaphore(100)
 
-        async def connect(url: str) -> None:
+        async def connect(widget: Widget) -> None:
             async with gate:
-                await self.connect(url)
+                await self.connect(widget)
 
-        for first in range(0, len(urls), self.args.step):
-            await asyncio.gather(*(connect(url) for url in urls[first : first + self.args.step]))
+        for first in range(0, len(widgets), self.args.step):
+            await asyncio.gather(*(connect(w) for w in widgets[first : first + self.args.step]))
             await asyncio.sleep(2)
             steps.append(self.step(started, await self.ping(50)))
             print(f"[loadgen] {steps[-1]}", flush=True)
         await asyncio.sleep(self.args.hold)  # idle: anything that drops idle sockets shows now
         final = self.step(started, await self.ping(self.args.final_ping))
         still_open = final["sockets"]
-        for socket in self.open:
+        for widget in self.open:
             with contextlib.suppress(Exception):
-                await socket.close()
+                await widget.close()
         return {
             "steps": steps,
             "final": final,
             "max_open": max(still_open, *(s["sockets"] for s in steps)),
-            "created": len(urls),
+            "created": len(widgets),
             "creation_seconds": round(created_in, 1),
             "errors": dict(self.errors),
             "extensions": dict(self.extensions),
@@ -331,9 +374,9 @@ class Sockets:
 
 
 async def run_sockets(args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=args.gateway, timeout=30, limits=limits) as client:
-        return await Sockets(args, client).run()
+    # Unlimited: every open WebSocket holds one of the session's connections.
+    async with http_session(args.gateway, 0, 30) as http:
+        return await Sockets(args, http).run()
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
