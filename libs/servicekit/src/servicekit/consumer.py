@@ -44,7 +44,7 @@ from contracts.topics import ALL_TOPICS
 from servicekit.db import ProcessedEvent
 from servicekit.kafka import physical_topic
 from servicekit.logs import get_logger, log_context
-from servicekit.metrics import CONSUMER_LAG, DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
+from servicekit.metrics import CONSUMER_BATCH_SIZE, CONSUMER_LAG, DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
 from servicekit.outbox import OUTBOX_STAGED, OutboxRelay
 from servicekit.tracing import trace_context_from, tracer
 
@@ -232,6 +232,7 @@ class EventConsumer:
             for delivery in deliveries:
                 await self._apply_one(delivery)
         elapsed = time.perf_counter() - started
+        CONSUMER_BATCH_SIZE.labels(deliveries[0].record.topic, self.group_id).observe(len(deliveries))
         for delivery in deliveries:
             HANDLER_SECONDS.labels(delivery.record.topic, self.group_id, "applied").observe(elapsed / len(deliveries))
 

@@ -173,6 +173,10 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
         finally:
             await runtime.stop()
 
+    # FastAPI's own telemetry: request spans only (they carry the trace into the events a request
+    # publishes). Metrics are Prometheus's and logs structlog's; its OpenTelemetry metrics and logs
+    # would go to providers nobody configured, at a cost on every request.
+    fastapi_options.setdefault("telemetry", {"tracing": True, "metrics": False, "logs": False})
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_options)
     app.state.runtime = runtime
 

@@ -19,3 +19,9 @@ OUTBOX_RELAYED = Counter("outbox_relayed_total", "Outbox rows published to Kafka
 CONSUMER_LAG = Gauge(
     "consumer_lag", "Records between a consumer's position and the partition end.", ["topic", "partition", "group"]
 )
+CONSUMER_BATCH_SIZE = Histogram(
+    "consumer_batch_size",
+    "Events applied in one consumer transaction: larger batches share one commit and their queries.",
+    ["topic", "group"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
