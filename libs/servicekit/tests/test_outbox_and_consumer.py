@@ -20,7 +20,7 @@ from sqlalchemy import String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from contracts import Envelope, new_envelope
+from contracts import Envelope, new_envelope, parse_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
 from servicekit.consumer import EventConsumer, prune_processed_events
@@ -295,6 +295,32 @@ async def test_the_trace_of_a_request_continues_through_the_outbox_into_the_cons
     finally:
         await broker.stop()
         await consumer.stop()
+        await engine.dispose()
+
+
+async def test_staged_events_are_written_in_order_by_the_commit_and_never_by_a_rollback(
+    infra: Infra, database: str
+) -> None:
+    engine = create_engine(infra.database_url(database))
+    sessions = session_factory(engine)
+    async with engine.begin() as connection:
+        await connection.run_sync(PlatformBase.metadata.create_all)
+
+    def facts(*names: str) -> list[Envelope[AnalyticsFact]]:
+        return [new_envelope(AnalyticsFact(name=n, source_event_id=uuid.uuid4()), tenant_id="t-order") for n in names]
+
+    try:
+        async with sessions() as session:
+            await session.begin()
+            add_to_outbox(session, facts("rolled_back"))
+            await session.rollback()  # the handler failed
+            async with session.begin():  # the same session, a new transaction
+                add_to_outbox(session, facts("first", "second"))
+                add_to_outbox(session, facts("third"))
+        async with engine.connect() as connection:
+            values = (await connection.execute(text("SELECT value FROM outbox ORDER BY id"))).scalars().all()
+        assert [parse_envelope(v).payload.name for v in values] == ["first", "second", "third"]
+    finally:
         await engine.dispose()
 
 

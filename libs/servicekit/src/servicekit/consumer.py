@@ -301,8 +301,8 @@ class EventConsumer:
                     TRACER.start_as_current_span(f"handle {delivery.envelope.type}"),
                 ):
                     await delivery.handler(delivery.envelope, session)
-            staged = session.info.pop(OUTBOX_STAGED, False)
-        if staged and self.relay is not None:
+        # Set by the commit that wrote the staged outbox rows.
+        if session.info.pop(OUTBOX_STAGED, False) and self.relay is not None:
             self.relay.notify()
 
 

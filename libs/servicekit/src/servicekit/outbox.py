@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import zlib
 from collections.abc import Iterable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from sqlalchemy import delete, select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from contracts import Envelope
 from servicekit.db import OutboxRecord
@@ -22,17 +24,45 @@ from servicekit.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED
 from servicekit.tracing import current_trace_headers, trace_context_from
 
 log = get_logger(__name__)
-OUTBOX_STAGED = "outbox_staged"  # session.info flag: this transaction added outbox rows
+OUTBOX_STAGED = "outbox_staged"  # session.info flag: this transaction wrote outbox rows
+_PENDING = "outbox_pending"  # session.info: rows staged by add_to_outbox, written at commit
+
+# One statement for all of a transaction's events, whatever their number (so the driver's
+# prepared statement is reused), keeping their order in the identity column.
+_INSERT_ROWS = text(
+    "INSERT INTO outbox (topic, key, value, headers)"
+    " SELECT topic, key, value, CAST(headers AS jsonb) FROM unnest(CAST(:topics AS varchar[]),"
+    " CAST(:keys AS bytea[]), CAST(:values AS bytea[]), CAST(:headers AS text[]))"
+    " WITH ORDINALITY AS staged(topic, key, value, headers, position) ORDER BY position"
+)
+_DELETE_ROWS = text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 
 def add_to_outbox(session: AsyncSession, envelopes: Iterable[Envelope[Any]]) -> None:
-    """Stages events in the caller's transaction; they leave only if it commits."""
-    headers = current_trace_headers()
-    session.info[OUTBOX_STAGED] = True
-    session.add_all(
-        OutboxRecord(topic=envelope.payload.topic, key=envelope.key, value=envelope.to_json(), headers=headers)
-        for envelope in envelopes
-    )
+    """Stages events in the caller's transaction; they are written when it commits, in the same
+    transaction, and so leave only if it commits."""
+    headers = json.dumps(current_trace_headers())
+    pending: list[tuple[str, bytes, bytes, str]] = session.info.setdefault(_PENDING, [])
+    pending.extend((envelope.payload.topic, envelope.key, envelope.to_json(), headers) for envelope in envelopes)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_staged_events(session: Session) -> None:
+    # Runs inside the commit (in SQLAlchemy's greenlet, so synchronous calls are allowed): the
+    # rows of any number of handlers go in with one statement, before the transaction ends.
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        topics, keys, values, headers = zip(*pending, strict=True)
+        session.execute(
+            _INSERT_ROWS, {"topics": list(topics), "keys": list(keys), "values": list(values), "headers": list(headers)}
+        )
+        session.info[OUTBOX_STAGED] = True
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_staged_events(session: Session) -> None:
+    # Events of a transaction that did not commit must never reach a later one on this session.
+    session.info.pop(_PENDING, None)
 
 
 class OutboxRelay:
@@ -92,7 +122,8 @@ class OutboxRelay:
             locked = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": self._lock_key})
             if not locked:
                 return 0
-            rows = (await session.scalars(select(OutboxRecord).order_by(OutboxRecord.id).limit(self._batch_size))).all()
+            columns = (OutboxRecord.id, OutboxRecord.topic, OutboxRecord.key, OutboxRecord.value, OutboxRecord.headers)
+            rows = (await session.execute(select(*columns).order_by(OutboxRecord.id).limit(self._batch_size))).all()
             if not rows:
                 OUTBOX_BACKLOG.set(0)
                 return 0
@@ -111,7 +142,7 @@ class OutboxRelay:
                         )
                     )
             await asyncio.gather(*pending)
-            await session.execute(delete(OutboxRecord).where(OutboxRecord.id.in_([row.id for row in rows])))
+            await session.execute(_DELETE_ROWS, {"ids": [row.id for row in rows]})
         OUTBOX_RELAYED.inc(len(rows))
         # A full batch means more rows are waiting; the exact count is not worth a query each time.
         OUTBOX_BACKLOG.set(0 if len(rows) < self._batch_size else self._batch_size)
