@@ -79,12 +79,15 @@ def http_session(gateway: str, connections: int, timeout: float) -> aiohttp.Clie
 
 
 class Widget:
-    """One simulated widget: a conversation and its WebSocket."""
+    """One simulated widget: a conversation and its WebSocket, read all the time as a browser
+    does (so the server's pings are answered and a close is noticed at once)."""
 
     def __init__(self, http: aiohttp.ClientSession, key: str) -> None:
         self.http, self.key = http, key
         self.conversation_id = self.token = ""
         self.socket: aiohttp.ClientWebSocketResponse | None = None
+        self.frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()  # None: the socket closed
+        self.reader: asyncio.Task[None] | None = None
 
     async def start(self, locale: str) -> None:
         async with self.http.post(
@@ -99,8 +102,23 @@ class Widget:
         url = f"/v1/conversations/{self.conversation_id}/stream?token={self.token}&after=0"
         # Like a browser: answers the server's pings, sends no keepalive pings of its own.
         self.socket = await self.http.ws_connect(url, compress=15 if deflate else 0, autoping=True, heartbeat=None)
+        self.reader = asyncio.create_task(self._read(self.socket))
         await self.receive_until(lambda frame: frame.get("type") == "status")
         return self.socket
+
+    async def _read(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            async for message in socket:  # ends when the socket closes
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    self.frames.put_nowait(json.loads(message.data))
+                elif message.type == aiohttp.WSMsgType.ERROR:
+                    break
+        finally:
+            self.frames.put_nowait(None)
+
+    @property
+    def is_open(self) -> bool:
+        return self.socket is not None and not self.socket.closed
 
     async def post(self, text: str) -> int:
         async with self.http.post(
@@ -112,18 +130,19 @@ class Widget:
             return response.status
 
     async def receive_until(self, predicate: Any) -> dict[str, Any]:
-        assert self.socket is not None
         while True:
-            message = await self.socket.receive()
-            if message.type != aiohttp.WSMsgType.TEXT:
-                raise ConnectionError(f"socket {message.type.name.lower()}")
-            frame: dict[str, Any] = json.loads(message.data)
+            frame = await self.frames.get()
+            if frame is None:
+                self.frames.put_nowait(None)  # stays closed for the next reader
+                raise ConnectionError("socket closed")
             if predicate(frame):
                 return frame
 
     async def close(self) -> None:
         if self.socket is not None:
             await self.socket.close()
+        if self.reader is not None:
+            await self.reader
 
 
 class Turns:
@@ -332,7 +351,7 @@ class Sockets:
     def step(self, started: float, ping: tuple[int, int]) -> dict[str, Any]:
         return {
             "t": round(time.monotonic() - started, 2),
-            "sockets": sum(1 for w in self.open if w.socket is not None and not w.socket.closed),
+            "sockets": sum(1 for w in self.open if w.is_open),
             "rss_mb": round(rss_mb(self.args.pid), 1),
             "pinged": ping[0],
             "pongs": ping[1],
