@@ -280,7 +280,7 @@ async def test_the_trace_of_a_request_continues_through_the_outbox_into_the_cons
         await connection.run_sync(PlatformBase.metadata.create_all)
     broker = create_broker(infra.kafka_bootstrap_servers, "trace-test")
     await broker.start()
-    relay = OutboxRelay(sessions, broker, lock_name="trace-test", topic_prefix=PREFIX)
+    relay = OutboxRelay(sessions, broker, topic_prefix=PREFIX)
     source = uuid.uuid4()
     try:
         with tracer("tests").start_as_current_span("customer turn") as span:
@@ -321,6 +321,44 @@ async def test_staged_events_are_written_in_order_by_the_commit_and_never_by_a_r
             values = (await connection.execute(text("SELECT value FROM outbox ORDER BY id"))).scalars().all()
         assert [parse_envelope(v).payload.name for v in values] == ["first", "second", "third"]
     finally:
+        await engine.dispose()
+
+
+async def test_two_relays_on_one_outbox_publish_every_row_once_in_order(infra: Infra, database: str) -> None:
+    engine = create_engine(infra.database_url(database))
+    sessions = session_factory(engine)
+    async with engine.begin() as connection:
+        await connection.run_sync(PlatformBase.metadata.create_all)
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    conversation = uuid.uuid4()  # one key: one partition, where Kafka keeps the publishing order
+    names = [f"fact_{chr(97 + n // 26 // 26)}{chr(97 + n // 26 % 26)}{chr(97 + n % 26)}" for n in range(300)]
+    for first in range(0, len(names), 10):
+        async with sessions() as session, session.begin():
+            add_to_outbox(
+                session,
+                [
+                    new_envelope(
+                        AnalyticsFact(name=name, source_event_id=uuid.uuid4()),
+                        tenant_id=tenant,
+                        conversation_id=conversation,
+                    )
+                    for name in names[first : first + 10]
+                ],
+            )
+    broker = create_broker(infra.kafka_bootstrap_servers, "two-relays")
+    await broker.start()
+    relays = [OutboxRelay(sessions, broker, topic_prefix=PREFIX, batch_size=25) for _ in range(2)]
+
+    async def drain(relay: OutboxRelay) -> None:
+        while await relay.relay_batch():
+            await asyncio.sleep(0)  # lets the other relay take its turn
+
+    try:
+        await asyncio.gather(*(drain(relay) for relay in relays))
+        published = await read_topic(infra, FACTS, lambda value: tenant.encode() in value)
+        assert [parse_envelope(value).payload.name for _, value in published] == names
+    finally:
+        await broker.stop()
         await engine.dispose()
 
 

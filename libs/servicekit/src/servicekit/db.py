@@ -39,10 +39,15 @@ class ProcessedEvent(Base):
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, pool_size: int = 10, *, durable_commits: bool = True) -> AsyncEngine:
+    """`durable_commits=False` lets a commit return before its WAL reaches the disk: only for
+    work whose loss in a database crash is harmless (see the outbox relay)."""
     # No pre-ping (a round trip per checkout): a dropped connection fails its transaction, which
     # the consumer retries as transient, and connections are recycled before servers drop them.
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=10, pool_recycle=1800)
+    connect_args = {} if durable_commits else {"server_settings": {"synchronous_commit": "off"}}
+    return create_async_engine(
+        database_url, pool_size=pool_size, max_overflow=10, pool_recycle=1800, connect_args=connect_args
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

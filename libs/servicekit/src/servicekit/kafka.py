@@ -14,6 +14,11 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
+# How long a batch subscriber's poll waits for records. FastStream then sleeps as long again when
+# the poll came back empty, so an event reaching an idle subscriber waits up to this much at
+# every hop of a customer turn: kept short (a poll that finds records returns at once anyway).
+POLL_TIMEOUT_MS = 5
+
 
 def physical_topic(prefix: str, name: str) -> str:
     """The Kafka topic a contract topic name lives in, under the deployment's namespace prefix."""

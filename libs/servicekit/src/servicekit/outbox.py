@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import zlib
 from collections.abc import Iterable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from sqlalchemy import event, select, text
+from sqlalchemy import bindparam, delete, event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -35,7 +34,14 @@ _INSERT_ROWS = text(
     " CAST(:keys AS bytea[]), CAST(:values AS bytea[]), CAST(:headers AS text[]))"
     " WITH ORDINALITY AS staged(topic, key, value, headers, position) ORDER BY position"
 )
-_DELETE_ROWS = text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
+# The oldest rows, locked: a relay of another replica waits for them, then finds them gone and
+# takes the next ones, so rows leave in id order whichever replica relays them.
+_OLDEST = select(OutboxRecord.id).order_by(OutboxRecord.id).limit(bindparam("limit")).with_for_update()
+_TAKE_OLDEST = (
+    delete(OutboxRecord)
+    .where(OutboxRecord.id.in_(_OLDEST.scalar_subquery()))
+    .returning(OutboxRecord.id, OutboxRecord.topic, OutboxRecord.key, OutboxRecord.value, OutboxRecord.headers)
+)
 
 
 def add_to_outbox(session: AsyncSession, envelopes: Iterable[Envelope[Any]]) -> None:
@@ -66,15 +72,15 @@ def _drop_staged_events(session: Session) -> None:
 
 
 class OutboxRelay:
-    """Publishes outbox rows in commit order. One relay per database works at a time (advisory
-    lock), which keeps the order of each conversation's events across replicas."""
+    """Publishes outbox rows in id order, which keeps the order of each conversation's events:
+    two transactions on one conversation are serialised by its row lock, so the later one's rows
+    get the higher ids. Relays of several replicas take turns on the oldest rows (row locks)."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         broker: KafkaBroker,
         *,
-        lock_name: str,
         topic_prefix: str = "",
         batch_size: int = 500,
         poll_interval: float = 0.5,
@@ -82,7 +88,6 @@ class OutboxRelay:
         self._sessions = sessions
         self._broker = broker
         self._topic_prefix = topic_prefix
-        self._lock_key = zlib.crc32(f"outbox:{lock_name}".encode())
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
@@ -119,11 +124,9 @@ class OutboxRelay:
     async def relay_batch(self) -> int:
         """Publishes up to one batch; returns how many rows went out."""
         async with self._sessions() as session, session.begin():
-            locked = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": self._lock_key})
-            if not locked:
-                return 0
-            columns = (OutboxRecord.id, OutboxRecord.topic, OutboxRecord.key, OutboxRecord.value, OutboxRecord.headers)
-            rows = (await session.execute(select(*columns).order_by(OutboxRecord.id).limit(self._batch_size))).all()
+            # Taken, locked and deleted in one statement; the deletion commits only once Kafka has
+            # acknowledged every row (otherwise it rolls back and the rows wait for the next try).
+            rows = sorted((await session.execute(_TAKE_OLDEST, {"limit": self._batch_size})).all(), key=lambda r: r.id)
             if not rows:
                 OUTBOX_BACKLOG.set(0)
                 return 0
@@ -142,7 +145,6 @@ class OutboxRelay:
                         )
                     )
             await asyncio.gather(*pending)
-            await session.execute(_DELETE_ROWS, {"ids": [row.id for row in rows]})
         OUTBOX_RELAYED.inc(len(rows))
         # A full batch means more rows are waiting; the exact count is not worth a query each time.
         OUTBOX_BACKLOG.set(0 if len(rows) < self._batch_size else self._batch_size)

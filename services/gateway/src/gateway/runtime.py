@@ -15,6 +15,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.readapi import ConversationReader
 from gateway.tenants import TenantDirectory, load_tenants, origin_of, read_tenant_file, tenant_files
 from servicekit.http import Runtime
+from servicekit.kafka import POLL_TIMEOUT_MS
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
@@ -68,7 +69,7 @@ class GatewayRuntime(Runtime):
             # by key, so the per-call cost of the framework would dominate one-by-one delivery.
             batch=True,
             max_records=500,
-            batch_timeout_ms=50,
+            batch_timeout_ms=POLL_TIMEOUT_MS,
             title="gateway:conversation.events.v1",
             description="Fan-out of messages and status changes to the widget sockets of this replica.",
         )
