@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from opentelemetry import trace
 from prometheus_client import REGISTRY
 from sqlalchemy import String, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts import Envelope, new_envelope, parse_envelope
@@ -115,6 +116,23 @@ async def consumer_database(infra: Infra) -> AsyncIterator[str]:
     name = await create_database(infra, "consumer")
     yield name
     await drop_database(infra, name)
+
+
+@dataclass
+class PlatformStore:
+    """A fresh database with the platform's tables (outbox, processed events)."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def store(infra: Infra, database: str) -> AsyncIterator[PlatformStore]:
+    engine = create_engine(infra.database_url(database))
+    async with engine.begin() as connection:
+        await connection.run_sync(PlatformBase.metadata.create_all)
+    yield PlatformStore(engine, session_factory(engine))
+    await engine.dispose()
 
 
 def start_ledger(infra: Infra, database: str, tenant: str, count: int, hold_relay: bool) -> subprocess.Popen[str]:
@@ -268,23 +286,19 @@ async def dlq_headers(infra: Infra, tenant: str) -> list[dict[str, str]]:
 
 
 async def test_the_trace_of_a_request_continues_through_the_outbox_into_the_consumer(
-    infra: Infra, database: str, consumer_database: str
+    infra: Infra, store: PlatformStore, consumer_database: str
 ) -> None:
     configure_tracing("servicekit-tests")
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     consumer = RunningConsumer(infra, consumer_database, tenant)
     await consumer.start()
-    engine = create_engine(infra.database_url(database))
-    sessions = session_factory(engine)
-    async with engine.begin() as connection:
-        await connection.run_sync(PlatformBase.metadata.create_all)
     broker = create_broker(infra.kafka_bootstrap_servers, "trace-test")
     await broker.start()
-    relay = OutboxRelay(sessions, broker, topic_prefix=PREFIX)
+    relay = OutboxRelay(store.sessions, broker, topic_prefix=PREFIX)
     source = uuid.uuid4()
     try:
         with tracer("tests").start_as_current_span("customer turn") as span:
-            async with sessions() as session, session.begin():
+            async with store.sessions() as session, session.begin():
                 fact = AnalyticsFact(name="traced_fact", source_event_id=source)
                 add_to_outbox(session, [new_envelope(fact, tenant_id=tenant)])
             expected = span.get_span_context().trace_id
@@ -295,45 +309,30 @@ async def test_the_trace_of_a_request_continues_through_the_outbox_into_the_cons
     finally:
         await broker.stop()
         await consumer.stop()
-        await engine.dispose()
 
 
-async def test_staged_events_are_written_in_order_by_the_commit_and_never_by_a_rollback(
-    infra: Infra, database: str
-) -> None:
-    engine = create_engine(infra.database_url(database))
-    sessions = session_factory(engine)
-    async with engine.begin() as connection:
-        await connection.run_sync(PlatformBase.metadata.create_all)
-
+async def test_staged_events_are_written_in_order_by_the_commit_and_never_by_a_rollback(store: PlatformStore) -> None:
     def facts(*names: str) -> list[Envelope[AnalyticsFact]]:
         return [new_envelope(AnalyticsFact(name=n, source_event_id=uuid.uuid4()), tenant_id="t-order") for n in names]
 
-    try:
-        async with sessions() as session:
-            await session.begin()
-            add_to_outbox(session, facts("rolled_back"))
-            await session.rollback()  # the handler failed
-            async with session.begin():  # the same session, a new transaction
-                add_to_outbox(session, facts("first", "second"))
-                add_to_outbox(session, facts("third"))
-        async with engine.connect() as connection:
-            values = (await connection.execute(text("SELECT value FROM outbox ORDER BY id"))).scalars().all()
-        assert [parse_envelope(v).payload.name for v in values] == ["first", "second", "third"]
-    finally:
-        await engine.dispose()
+    async with store.sessions() as session:
+        await session.begin()
+        add_to_outbox(session, facts("rolled_back"))
+        await session.rollback()  # the handler failed
+        async with session.begin():  # the same session, a new transaction
+            add_to_outbox(session, facts("first", "second"))
+            add_to_outbox(session, facts("third"))
+    async with store.engine.connect() as connection:
+        values = (await connection.execute(text("SELECT value FROM outbox ORDER BY id"))).scalars().all()
+    assert [parse_envelope(v).payload.name for v in values] == ["first", "second", "third"]
 
 
-async def test_two_relays_on_one_outbox_publish_every_row_once_in_order(infra: Infra, database: str) -> None:
-    engine = create_engine(infra.database_url(database))
-    sessions = session_factory(engine)
-    async with engine.begin() as connection:
-        await connection.run_sync(PlatformBase.metadata.create_all)
+async def test_two_relays_on_one_outbox_publish_every_row_once_in_order(infra: Infra, store: PlatformStore) -> None:
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     conversation = uuid.uuid4()  # one key: one partition, where Kafka keeps the publishing order
     names = [f"fact_{chr(97 + n // 26 // 26)}{chr(97 + n // 26 % 26)}{chr(97 + n % 26)}" for n in range(300)]
     for first in range(0, len(names), 10):
-        async with sessions() as session, session.begin():
+        async with store.sessions() as session, session.begin():
             add_to_outbox(
                 session,
                 [
@@ -347,7 +346,7 @@ async def test_two_relays_on_one_outbox_publish_every_row_once_in_order(infra: I
             )
     broker = create_broker(infra.kafka_bootstrap_servers, "two-relays")
     await broker.start()
-    relays = [OutboxRelay(sessions, broker, topic_prefix=PREFIX, batch_size=25) for _ in range(2)]
+    relays = [OutboxRelay(store.sessions, broker, topic_prefix=PREFIX, batch_size=25) for _ in range(2)]
 
     async def drain(relay: OutboxRelay) -> None:
         while await relay.relay_batch():
@@ -359,24 +358,17 @@ async def test_two_relays_on_one_outbox_publish_every_row_once_in_order(infra: I
         assert [parse_envelope(value).payload.name for _, value in published] == names
     finally:
         await broker.stop()
-        await engine.dispose()
 
 
-async def test_processed_event_ids_older_than_the_retention_are_pruned(infra: Infra, database: str) -> None:
-    engine = create_engine(infra.database_url(database))
-    sessions = session_factory(engine)
-    async with engine.begin() as connection:
-        await connection.run_sync(PlatformBase.metadata.create_all)
+async def test_processed_event_ids_older_than_the_retention_are_pruned(store: PlatformStore) -> None:
+    async with store.engine.begin() as connection:
         await connection.execute(
             text(
                 "INSERT INTO processed_events (consumer_group, event_id, processed_at) VALUES "
                 "('g', 'old', now() - interval '9 days'), ('g', 'recent', now() - interval '1 day')"
             )
         )
-    try:
-        assert await prune_processed_events(sessions, timedelta(days=8)) == 1
-        async with engine.connect() as connection:
-            left = (await connection.execute(text("SELECT event_id FROM processed_events"))).scalars().all()
-        assert left == ["recent"]
-    finally:
-        await engine.dispose()
+    assert await prune_processed_events(store.sessions, timedelta(days=8)) == 1
+    async with store.engine.connect() as connection:
+        left = (await connection.execute(text("SELECT event_id FROM processed_events"))).scalars().all()
+    assert left == ["recent"]

@@ -3,7 +3,9 @@ the transactional outbox and the processed-events inbox of the idempotent consum
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Identity, LargeBinary, String, func
 from sqlalchemy.dialects.postgresql import JSONB
@@ -37,6 +39,16 @@ class ProcessedEvent(Base):
     consumer_group: Mapped[str] = mapped_column(String(120), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def column_arrays(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows turned into one list per column, named: the parameters of a set-based statement over
+    `unnest(...)`, whose text (so its prepared statement) stays the same whatever the row count."""
+    columns: list[list[Any]] = [[] for _ in names]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return dict(zip(names, columns, strict=True))
 
 
 def create_engine(database_url: str, pool_size: int = 10, *, durable_commits: bool = True) -> AsyncEngine:

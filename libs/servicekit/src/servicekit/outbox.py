@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from contracts import Envelope
-from servicekit.db import OutboxRecord
+from servicekit.db import OutboxRecord, column_arrays
 from servicekit.kafka import physical_topic
 from servicekit.logs import get_logger
 from servicekit.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED
@@ -58,10 +58,7 @@ def _write_staged_events(session: Session) -> None:
     # rows of any number of handlers go in with one statement, before the transaction ends.
     pending = session.info.pop(_PENDING, None)
     if pending:
-        topics, keys, values, headers = zip(*pending, strict=True)
-        session.execute(
-            _INSERT_ROWS, {"topics": list(topics), "keys": list(keys), "values": list(values), "headers": list(headers)}
-        )
+        session.execute(_INSERT_ROWS, column_arrays(pending, ("topics", "keys", "values", "headers")))
         session.info[OUTBOX_STAGED] = True
 
 

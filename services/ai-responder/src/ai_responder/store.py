@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import DateTime, Integer, String, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ai_responder.kb import TenantKB
+from servicekit.db import column_arrays
 
 
 class Base(DeclarativeBase):
@@ -95,15 +96,13 @@ _HISTORIES = text(
 )
 
 
-@dataclass(frozen=True)
-class StartedConversation:
+class StartedConversation(NamedTuple):
     conversation_id: uuid.UUID
     tenant_id: str
     locale: str | None
 
 
-@dataclass(frozen=True)
-class PostedMessage:
+class PostedMessage(NamedTuple):
     conversation_id: uuid.UUID
     seq: int
     sender: str
@@ -122,12 +121,7 @@ async def remember_conversations(session: AsyncSession, conversations: list[Star
     """Keeps each new conversation's tenant and locale (a redelivered one is ignored)."""
     if conversations:
         await session.execute(
-            _REMEMBER_CONVERSATIONS,
-            {
-                "conversation_ids": [c.conversation_id for c in conversations],
-                "tenant_ids": [c.tenant_id for c in conversations],
-                "locales": [c.locale for c in conversations],
-            },
+            _REMEMBER_CONVERSATIONS, column_arrays(conversations, ("conversation_ids", "tenant_ids", "locales"))
         )
 
 
@@ -135,13 +129,7 @@ async def remember_messages(session: AsyncSession, messages: list[PostedMessage]
     """Keeps a copy of conversation messages (a redelivered one is ignored), in one statement."""
     if messages:
         await session.execute(
-            _REMEMBER_MESSAGES,
-            {
-                "conversation_ids": [m.conversation_id for m in messages],
-                "seqs": [m.seq for m in messages],
-                "senders": [m.sender for m in messages],
-                "texts": [m.text for m in messages],
-            },
+            _REMEMBER_MESSAGES, column_arrays(messages, ("conversation_ids", "seqs", "senders", "texts"))
         )
 
 
@@ -155,7 +143,7 @@ async def question_contexts(
         return contexts
     rows = await session.execute(
         _HISTORIES,
-        {"conversation_ids": [c for c, _ in questions], "seqs": [s for _, s in questions], "limit": limit},
+        {**column_arrays(questions, ("conversation_ids", "seqs")), "limit": limit},
     )
     for conversation_id, question_seq, sender, message_text, locale in rows.tuples():
         context = contexts.setdefault((conversation_id, question_seq), QuestionContext(locale=locale))
