@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts import Envelope, Payload, parse_envelope
 from contracts.topics import ALL_TOPICS
 from servicekit.db import ProcessedEvent
-from servicekit.kafka import POLL_TIMEOUT_MS, physical_topic
+from servicekit.kafka import POLL_TIMEOUT_MS, physical_topic, whole_message
 from servicekit.logs import get_logger, log_context
 from servicekit.metrics import CONSUMER_BATCH_SIZE, CONSUMER_LAG, DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
 from servicekit.outbox import OUTBOX_STAGED, OutboxRelay
@@ -180,6 +180,7 @@ class EventConsumer:
                 batch=True,
                 max_records=self.batch_size,
                 batch_timeout_ms=POLL_TIMEOUT_MS,
+                decoder=whole_message,
                 title=f"{self.group_id}: {topic}",
                 description=description,
             )

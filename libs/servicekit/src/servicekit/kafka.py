@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
@@ -18,6 +19,13 @@ from prometheus_client import REGISTRY
 # the poll came back empty, so an event reaching an idle subscriber waits up to this much at
 # every hop of a customer turn: kept short (a poll that finds records returns at once anyway).
 POLL_TIMEOUT_MS = 5
+
+
+async def whole_message(message: KafkaMessage) -> KafkaMessage:
+    """The decoder of every subscriber: hands the handler the polled message itself (its records,
+    their headers, ack and nack). The broker applies no dependency injection, which would resolve
+    that same message through a worker thread on every poll."""
+    return message
 
 
 def physical_topic(prefix: str, name: str) -> str:
@@ -34,6 +42,7 @@ def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
         linger_ms=1,
         allow_auto_create_topics=False,
         middlewares=(KafkaPrometheusMiddleware(registry=REGISTRY, app_name=client_id),),
+        apply_types=False,  # subscribers take the message from `whole_message`
         # FastStream logs every message at its log level; per-message lines belong at DEBUG.
         log_level=logging.DEBUG,
         # Its own logger would print coloured text; this one propagates to the JSON handler.

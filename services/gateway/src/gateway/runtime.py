@@ -15,7 +15,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.readapi import ConversationReader
 from gateway.tenants import TenantDirectory, load_tenants, origin_of, read_tenant_file, tenant_files
 from servicekit.http import Runtime
-from servicekit.kafka import POLL_TIMEOUT_MS
+from servicekit.kafka import POLL_TIMEOUT_MS, whole_message
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
@@ -70,6 +70,7 @@ class GatewayRuntime(Runtime):
             batch=True,
             max_records=500,
             batch_timeout_ms=POLL_TIMEOUT_MS,
+            decoder=whole_message,
             title="gateway:conversation.events.v1",
             description="Fan-out of messages and status changes to the widget sockets of this replica.",
         )
