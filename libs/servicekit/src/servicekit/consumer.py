@@ -7,9 +7,9 @@ A service declares handlers per payload type:
     @consumer.on(PostCustomerMessage)
     async def on_message(envelope: Envelope[PostCustomerMessage], session: AsyncSession) -> None: ...
 
-A service can also register one batch step (`@consumer.prepare`): it runs in each transaction
-before the handlers, with all of its envelopes, so that the rows they need are loaded, locked or
-written in a few set-based statements rather than a few statements per event.
+A service can also register batch steps that run in each transaction, with all of its envelopes:
+`@consumer.prepare` before the handlers and `@consumer.finish` after them, so that the rows they
+need are loaded, locked and written in a few set-based statements rather than a few per event.
 
 Each record is handled in one database transaction that also records its `event_id`, so a
 redelivered event is skipped instead of applied twice, and whatever the handler staged in the
@@ -145,6 +145,7 @@ class EventConsumer:
         self.handlers: dict[str, Handler] = {}
         self.topics: set[str] = set()
         self.prepare_batch: BatchStep | None = None
+        self.finish_batch: BatchStep | None = None
 
     def on(self, payload_cls: type[P]) -> Callable[[Callable[[Envelope[P], AsyncSession], Awaitable[None]]], Handler]:
         """Registers the handler of one payload type; `subscribe` then listens to their topics."""
@@ -160,6 +161,12 @@ class EventConsumer:
         """Registers the service's batch step, called in each transaction before its handlers
         with the envelopes about to be applied (redeliveries already left out)."""
         self.prepare_batch = step
+        return step
+
+    def finish(self, step: BatchStep) -> BatchStep:
+        """Registers the service's closing batch step, called in each transaction after its
+        handlers, before the commit."""
+        self.finish_batch = step
         return step
 
     def kafka_group(self, topic: str) -> str:
@@ -302,6 +309,8 @@ class EventConsumer:
                     TRACER.start_as_current_span(f"handle {delivery.envelope.type}"),
                 ):
                     await delivery.handler(delivery.envelope, session)
+            if fresh and self.finish_batch is not None:
+                await self.finish_batch([d.envelope for d in fresh], session)
         # Set by the commit that wrote the staged outbox rows.
         if session.info.pop(OUTBOX_STAGED, False) and self.relay is not None:
             self.relay.notify()

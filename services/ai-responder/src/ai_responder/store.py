@@ -65,7 +65,7 @@ async def save_knowledge_base(session: AsyncSession, kb: TenantKB) -> int:
 
 async def knowledge_versions(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(KnowledgeBaseRecord.tenant_id, KnowledgeBaseRecord.version))
-    return {tenant_id: version for tenant_id, version in rows.tuples()}
+    return {tenant_id: version for tenant_id, version in rows}
 
 
 async def load_knowledge_bases(session: AsyncSession) -> tuple[dict[str, int], list[TenantKB]]:
@@ -145,7 +145,7 @@ async def question_contexts(
         _HISTORIES,
         {**column_arrays(questions, ("conversation_ids", "seqs")), "limit": limit},
     )
-    for conversation_id, question_seq, sender, message_text, locale in rows.tuples():
+    for conversation_id, question_seq, sender, message_text, locale in rows:
         context = contexts.setdefault((conversation_id, question_seq), QuestionContext(locale=locale))
         if sender is not None:
             context.history.append((sender, message_text))

@@ -36,7 +36,7 @@ from conversation.domain import (
     status_after_customer_message,
     transition,
 )
-from conversation.store import Batch, Conversation, Message, load_batch, transcript
+from conversation.store import Batch, ConversationState, NewMessage, load_batch, transcript
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
 from servicekit.outbox import add_to_outbox
@@ -70,11 +70,11 @@ class Outgoing:
 
 
 def post_message(
-    out: Outgoing, conversation: Conversation, message_id: uuid.UUID, sender: Sender, text: str, **extra: Any
-) -> Message:
+    out: Outgoing, conversation: ConversationState, message_id: uuid.UUID, sender: Sender, text: str, **extra: Any
+) -> NewMessage:
     """Appends a message at the next sequence number (the caller holds the row lock)."""
     conversation.last_seq += 1
-    message = Message(
+    message = NewMessage(
         id=message_id,
         conversation_id=conversation.id,
         tenant_id=conversation.tenant_id,
@@ -88,7 +88,6 @@ def post_message(
         sources=[s.model_dump(mode="json") for s in extra.get("sources", [])],
         smart_actions=[a.model_dump(mode="json") for a in extra.get("smart_actions", [])],
     )
-    out.session.add(message)
     Batch.of(out.session).add_message(message)
     out.emit(
         MessagePosted(
@@ -105,7 +104,7 @@ def post_message(
 
 
 def change_status(
-    out: Outgoing, conversation: Conversation, target: S, reason: str = "", operator_id: str | None = None
+    out: Outgoing, conversation: ConversationState, target: S, reason: str = "", operator_id: str | None = None
 ) -> None:
     previous = conversation.state
     if previous == target:
@@ -114,7 +113,7 @@ def change_status(
     out.emit(StatusChanged(previous=previous, status=target, reason=reason, operator_id=operator_id), conversation.id)
 
 
-def move_or_reject(out: Outgoing, conversation: Conversation, target: S, reason: str) -> bool:
+def move_or_reject(out: Outgoing, conversation: ConversationState, target: S, reason: str) -> bool:
     """Moves the conversation, or answers the command with `command_rejected` when the state
     machine does not allow it; tells which happened."""
     try:
@@ -160,22 +159,25 @@ def register(consumer: EventConsumer) -> None:
             },
         )
 
+    @consumer.finish
+    async def write(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
+        await Batch.of(session).write(session)
+
     @consumer.on(StartConversation)
     async def on_start(envelope: Envelope[StartConversation], session: AsyncSession) -> None:
         assert envelope.conversation_id is not None
         out = Outgoing(session, envelope)
         batch = Batch.of(session)
         if envelope.conversation_id not in batch.conversations:
-            conversation = Conversation(
-                id=envelope.conversation_id,
-                tenant_id=envelope.tenant_id,
-                status=S.AI.value,
-                channel=envelope.payload.channel,
-                locale=envelope.payload.locale,
-                last_seq=0,
+            batch.add_conversation(
+                ConversationState(
+                    id=envelope.conversation_id,
+                    tenant_id=envelope.tenant_id,
+                    status=S.AI.value,
+                    channel=envelope.payload.channel,
+                    locale=envelope.payload.locale,
+                )
             )
-            session.add(conversation)
-            batch.add_conversation(conversation)
             out.emit(ConversationStarted(channel=envelope.payload.channel, locale=envelope.payload.locale))
         out.flush()
 
@@ -252,6 +254,7 @@ def register(consumer: EventConsumer) -> None:
             out, conversation, S.TICKET_PENDING, "customer_left_contact_details"
         )
         if conversation is not None and moved:
+            await Batch.of(session).write(session)  # the transcript includes this batch's messages
             lines = await transcript(session, conversation.id)
             out.emit(
                 OpenTicket(
@@ -287,7 +290,7 @@ def register(consumer: EventConsumer) -> None:
         out.flush()
 
 
-def owned_conversation(out: Outgoing, envelope: Envelope[Any], report: bool = True) -> Conversation | None:
+def owned_conversation(out: Outgoing, envelope: Envelope[Any], report: bool = True) -> ConversationState | None:
     """The envelope's conversation (locked by `load_batch`) if it exists and belongs to the
     envelope's tenant."""
     conversation = None
