@@ -179,9 +179,9 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
             await runtime.stop()
 
     # FastAPI's own telemetry: request spans only (they carry the trace into the events a request
-    # publishes). Metrics are Prometheus's and logs structlog's; its OpenTelemetry metrics and logs
-    # would go to providers nobody configured, at a cost on every request.
-    fastapi_options.setdefault("telemetry", {"tracing": True, "metrics": False, "logs": False})
+    # publishes), unless a service asks for more. Metrics are Prometheus's and logs structlog's; its
+    # OpenTelemetry metrics and logs would go to providers nobody configured, at a cost per request.
+    fastapi_options["telemetry"] = {"metrics": False, "logs": False, **fastapi_options.get("telemetry", {})}
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_options)
     app.state.runtime = runtime
 
