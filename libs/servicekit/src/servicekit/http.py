@@ -30,7 +30,7 @@ from servicekit.logs import configure_logging, get_logger
 from servicekit.migrations import upgrade_to_head
 from servicekit.outbox import OutboxRelay
 from servicekit.settings import ServiceSettings
-from servicekit.tracing import configure_tracing
+from servicekit.tracing import configure_tracing, exporting
 
 log = get_logger(__name__)
 Hook = Callable[[], Awaitable[None]]
@@ -178,10 +178,15 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
         finally:
             await runtime.stop()
 
-    # FastAPI's own telemetry: request spans only (they carry the trace into the events a request
-    # publishes), unless a service asks for more. Metrics are Prometheus's and logs structlog's; its
+    # FastAPI's own telemetry: request spans (which carry the trace into the events a request
+    # publishes) when spans are exported at all. Metrics are Prometheus's and logs structlog's: its
     # OpenTelemetry metrics and logs would go to providers nobody configured, at a cost per request.
-    fastapi_options["telemetry"] = {"metrics": False, "logs": False, **fastapi_options.get("telemetry", {})}
+    fastapi_options["telemetry"] = {
+        "tracing": exporting(),
+        "metrics": False,
+        "logs": False,
+        **fastapi_options.get("telemetry", {}),
+    }
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_options)
     app.state.runtime = runtime
 

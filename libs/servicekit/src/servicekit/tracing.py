@@ -20,12 +20,17 @@ def configure_tracing(service_name: str) -> None:
     request's CPU. Trace ids are still created and passed on through Kafka headers, so the same
     code traces whole customer turns across services once exporting is turned on."""
     resource = Resource.create({"service.name": service_name})
-    if os.environ.get("OTEL_TRACES_EXPORTER") == "console":
+    if exporting():
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     else:
         provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
     trace.set_tracer_provider(provider)
+
+
+def exporting() -> bool:
+    """Whether spans are exported (`OTEL_TRACES_EXPORTER=console`), hence worth recording."""
+    return os.environ.get("OTEL_TRACES_EXPORTER") == "console"
 
 
 def current_trace_headers() -> dict[str, str]:
