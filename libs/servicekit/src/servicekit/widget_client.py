@@ -1,5 +1,6 @@
 """A Python client of the public widget API (REST + WebSocket), as a browser widget uses it.
-The end-to-end tests and the benchmark drive the system through it."""
+The end-to-end tests drive the system through it (the benchmark's load generator speaks the same
+API on aiohttp, which costs it less CPU)."""
 
 from __future__ import annotations
 
