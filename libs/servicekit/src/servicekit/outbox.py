@@ -35,7 +35,7 @@ _INSERT_ROWS = text(
     " WITH ORDINALITY AS staged(topic, key, value, headers, position) ORDER BY position"
 )
 # The oldest rows, locked: a relay of another replica waits for them, then finds them gone and
-# takes the next ones, so rows leave in id order whichever replica relays them.
+# takes the next ones, so the relays of several replicas take turns, oldest rows first.
 _OLDEST = select(OutboxRecord.id).order_by(OutboxRecord.id).limit(bindparam("limit")).with_for_update()
 _TAKE_OLDEST = (
     delete(OutboxRecord)

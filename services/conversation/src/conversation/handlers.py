@@ -131,7 +131,7 @@ def reject(out: Outgoing, code: str, message: str) -> None:
     )
 
 
-def messages_it_may_add(envelope: Envelope[Any]) -> uuid.UUID | None:
+def message_it_may_add(envelope: Envelope[Any]) -> uuid.UUID | None:
     """The id of the message an envelope's handler would post, known before it runs."""
     payload = envelope.payload
     if isinstance(payload, PostCustomerMessage):
@@ -153,7 +153,7 @@ def register(consumer: EventConsumer) -> None:
         await load_batch(
             session,
             conversation_ids={e.conversation_id for e in envelopes if e.conversation_id is not None},
-            message_ids={m for e in envelopes if (m := messages_it_may_add(e)) is not None},
+            message_ids={m for e in envelopes if (m := message_it_may_add(e)) is not None},
             client_message_ids={
                 e.payload.client_message_id for e in envelopes if isinstance(e.payload, PostCustomerMessage)
             },
