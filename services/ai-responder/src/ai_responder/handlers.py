@@ -69,6 +69,7 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
         three statements whatever the batch size; the handlers below then only answer."""
         started: list[StartedConversation] = []
         posted: list[PostedMessage] = []
+        questions: list[tuple[uuid.UUID, int]] = []
         for e in envelopes:
             if e.conversation_id is None:
                 continue
@@ -76,13 +77,10 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
                 started.append(StartedConversation(e.conversation_id, e.tenant_id, e.payload.locale))
             elif isinstance(e.payload, MessagePosted):
                 posted.append(PostedMessage(e.conversation_id, e.payload.seq, e.payload.sender.value, e.payload.text))
+                if is_question(e.payload):
+                    questions.append((e.conversation_id, e.payload.seq))
         await remember_conversations(session, started)
         await remember_messages(session, posted)
-        questions = [
-            (e.conversation_id, e.payload.seq)
-            for e in envelopes
-            if e.conversation_id is not None and isinstance(e.payload, MessagePosted) and is_question(e.payload)
-        ]
         session.info[QUESTION_CONTEXTS] = await question_contexts(session, questions, history_messages)
 
     @consumer.on(ConversationStarted)

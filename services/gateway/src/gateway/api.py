@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from contracts import Envelope
 from contracts.common import ContactDetails, ConversationStatus
 from contracts.events import (
     ChooseHandoff,
@@ -22,7 +23,7 @@ from contracts.events import (
     StartConversation,
     SubmitTicketDetails,
 )
-from gateway.commands import send_command
+from gateway.commands import P, send_command
 from gateway.hub import PONG, WidgetSocket, status_frame
 from gateway.ratelimit import RateLimitExceeded
 from gateway.runtime import GatewayRuntime
@@ -132,6 +133,12 @@ async def customer(
 
 CustomerDep = Annotated[Customer, Depends(customer)]
 
+
+async def send_for(runtime: GatewayRuntime, who: Customer, payload: P) -> Envelope[P]:
+    """Publishes a command about the customer's own conversation."""
+    return await send_command(runtime, payload, tenant_id=who.tenant.tenant_id, conversation_id=who.conversation_id)
+
+
 router = APIRouter(prefix="/v1", tags=["widget"], dependencies=[Depends(limit_per_ip)])
 AUTHED = (401, 403, 413, 422, 429, 503)
 
@@ -172,7 +179,7 @@ async def post_message(runtime: RuntimeDep, who: CustomerDep, body: PostMessageR
     # Derived, not random: a retry of the same client message gets the same id.
     message_id = uuid.uuid5(who.conversation_id, body.client_message_id)
     payload = PostCustomerMessage(message_id=message_id, client_message_id=body.client_message_id, text=body.text)
-    await send_command(runtime, payload, tenant_id=who.tenant.tenant_id, conversation_id=who.conversation_id)
+    await send_for(runtime, who, payload)
     return PostMessageResponse(message_id=message_id)
 
 
@@ -204,9 +211,7 @@ async def list_messages(
     responses=errors(*AUTHED),
 )
 async def choose_action(runtime: RuntimeDep, who: CustomerDep, body: ActionRequest) -> Accepted:
-    envelope = await send_command(
-        runtime, ChooseHandoff(choice=body.action), tenant_id=who.tenant.tenant_id, conversation_id=who.conversation_id
-    )
+    envelope = await send_for(runtime, who, ChooseHandoff(choice=body.action))
     return Accepted(command_id=envelope.event_id)
 
 
@@ -228,7 +233,7 @@ async def submit_ticket(runtime: RuntimeDep, who: CustomerDep, body: TicketReque
     except ValidationError as error:  # the cross-field rules (a way to reach the customer)
         message = "; ".join(str(problem["msg"]).removeprefix("Value error, ") for problem in error.errors())
         raise ApiError(422, "invalid_request", message) from error
-    envelope = await send_command(runtime, payload, tenant_id=who.tenant.tenant_id, conversation_id=who.conversation_id)
+    envelope = await send_for(runtime, who, payload)
     return Accepted(command_id=envelope.event_id)
 
 
@@ -241,7 +246,7 @@ async def submit_ticket(runtime: RuntimeDep, who: CustomerDep, body: TicketReque
 )
 async def rate(runtime: RuntimeDep, who: CustomerDep, body: RatingRequest) -> Accepted:
     payload = RateConversation(score=body.score, comment=body.comment)
-    envelope = await send_command(runtime, payload, tenant_id=who.tenant.tenant_id, conversation_id=who.conversation_id)
+    envelope = await send_for(runtime, who, payload)
     return Accepted(command_id=envelope.event_id)
 
 
