@@ -964,7 +964,7 @@
           applyFetched(res.data);
           drainBuffer(true);
         } else {
-          if (res && (res.status === 401 || res.status === 403 || res.status === 404)) {
+          if (res && isGone(res)) {
             conversationLost();
             return;
           }
@@ -1158,6 +1158,11 @@
     renderStatus();
   }
 
+  // The token expired or the conversation no longer exists: reconnecting cannot help.
+  function isGone(res) {
+    return res.status === 401 || res.status === 403 || res.status === 404;
+  }
+
   function conversationLost() {
     resetConversation();
     showError(T.sessionExpired);
@@ -1218,7 +1223,7 @@
           updateUnread();
           drainBuffer(true);
           connect();
-        } else if (res.status === 401 || res.status === 403 || res.status === 404) {
+        } else if (isGone(res)) {
           resetConversation();
         } else {
           connect();
@@ -1342,7 +1347,7 @@
         if (gen !== generation) {
           return;
         }
-        if (res.status === 401 || res.status === 403 || res.status === 404) {
+        if (isGone(res)) {
           conversationLost();
           return;
         }
@@ -1378,7 +1383,7 @@
             if (gen !== generation) {
               return;
             }
-            if (res.status === 401 || res.status === 403 || res.status === 404) {
+            if (isGone(res)) {
               conversationLost();
               return;
             }
