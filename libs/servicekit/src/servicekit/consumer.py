@@ -296,8 +296,9 @@ class EventConsumer:
                     fresh.append(delivery)
                 else:
                     EVENTS_DEDUPLICATED.labels(self.group_id).inc()
-            if fresh and self.prepare_batch is not None:
-                await self.prepare_batch([d.envelope for d in fresh], session)
+            envelopes = [d.envelope for d in fresh]
+            if envelopes and self.prepare_batch is not None:
+                await self.prepare_batch(envelopes, session)
             for delivery in fresh:
                 with (
                     log_context(
@@ -309,8 +310,8 @@ class EventConsumer:
                     TRACER.start_as_current_span(f"handle {delivery.envelope.type}"),
                 ):
                     await delivery.handler(delivery.envelope, session)
-            if fresh and self.finish_batch is not None:
-                await self.finish_batch([d.envelope for d in fresh], session)
+            if envelopes and self.finish_batch is not None:
+                await self.finish_batch(envelopes, session)
         # Set by the commit that wrote the staged outbox rows.
         if session.info.pop(OUTBOX_STAGED, False) and self.relay is not None:
             self.relay.notify()
