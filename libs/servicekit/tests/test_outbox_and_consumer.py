@@ -173,7 +173,7 @@ async def test_events_committed_before_a_sigkill_are_relayed_after_restart_and_a
         assert len(raw) == count
         for key, value in raw:
             await consumer.broker.publish(value, FACTS, key=key)
-        await wait_until_caught_up(infra, consumer.consumer.kafka_group(ANALYTICS_FACTS.name), FACTS)
+        await wait_until_caught_up(infra, consumer.consumer.group_id, FACTS)
         total, distinct = await consumer.effects()
         assert (total, distinct) == (count, count)
     finally:

@@ -169,37 +169,36 @@ class EventConsumer:
         self.finish_batch = step
         return step
 
-    def kafka_group(self, topic: str) -> str:
-        return f"{self.group_id}.{topic}"
-
     def subscribe(self) -> None:
-        """One batch subscriber per handled topic, each with a Kafka group of its own so that
-        members joining for one topic do not rebalance the others. A batch is applied in one
-        database transaction (one commit, one offset commit), which is what makes throughput."""
-        for topic in sorted(self.topics):
-            description = next((t.description for t in ALL_TOPICS if t.name == topic), "")
+        """One batch subscriber for all the handled topics, in the service's Kafka group. A poll
+        then brings the records of every topic at once, and a batch is applied in one database
+        transaction (one commit, one offset commit): the fewer and fuller the batches, the
+        higher the throughput. Records of one conversation share a key, hence a partition, on
+        each topic, and their batch is applied in poll order."""
+        names = sorted(self.topics)
+        descriptions = [t.description for t in ALL_TOPICS if t.name in self.topics]
 
-            @self.broker.subscriber(
-                physical_topic(self.topic_prefix, topic),
-                group_id=self.kafka_group(topic),
-                ack_policy=AckPolicy.MANUAL,
-                auto_offset_reset="earliest",
-                batch=True,
-                max_records=self.batch_size,
-                batch_timeout_ms=POLL_TIMEOUT_MS,
-                decoder=whole_message,
-                title=f"{self.group_id}: {topic}",
-                description=description,
-            )
-            async def on_records(message: KafkaMessage) -> None:
-                try:
-                    await self.process(message)
-                except Exception:
-                    # E.g. Kafka unreachable while dead-lettering: rewind, so the batch comes
-                    # again instead of being skipped by the next offset commit.
-                    log.exception("batch not processed; it will be redelivered")
-                    await message.nack()
-                    await asyncio.sleep(1)
+        @self.broker.subscriber(
+            *(physical_topic(self.topic_prefix, topic) for topic in names),
+            group_id=self.group_id,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            batch=True,
+            max_records=self.batch_size,
+            batch_timeout_ms=POLL_TIMEOUT_MS,
+            decoder=whole_message,
+            title=f"{self.group_id}: {', '.join(names)}",
+            description=" ".join(descriptions),
+        )
+        async def on_records(message: KafkaMessage) -> None:
+            try:
+                await self.process(message)
+            except Exception:
+                # E.g. Kafka unreachable while dead-lettering: rewind, so the batch comes
+                # again instead of being skipped by the next offset commit.
+                log.exception("batch not processed; it will be redelivered")
+                await message.nack()
+                await asyncio.sleep(1)
 
     async def process(self, message: KafkaMessage) -> None:
         """Handles a polled batch, then commits its offsets: nothing is acknowledged unapplied."""
@@ -240,7 +239,7 @@ class EventConsumer:
             for delivery in deliveries:
                 await self._apply_one(delivery)
         elapsed = time.perf_counter() - started
-        CONSUMER_BATCH_SIZE.labels(deliveries[0].record.topic, self.group_id).observe(len(deliveries))
+        CONSUMER_BATCH_SIZE.labels(self.group_id).observe(len(deliveries))
         for delivery in deliveries:
             HANDLER_SECONDS.labels(delivery.record.topic, self.group_id, "applied").observe(elapsed / len(deliveries))
 

@@ -22,6 +22,6 @@ CONSUMER_LAG = Gauge(
 CONSUMER_BATCH_SIZE = Histogram(
     "consumer_batch_size",
     "Events applied in one consumer transaction: larger batches share one commit and their queries.",
-    ["topic", "group"],
+    ["group"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
