@@ -97,3 +97,23 @@ async def test_redis_down_never_breaks_answers(knowledge: KnowledgeBase) -> None
         assert answer.sources[0].article_id == "shuttle-bus"
     finally:
         await dead.aclose()
+
+
+async def test_a_batch_is_answered_in_order_from_cache_and_responder(
+    redis_client: Redis, key_prefix: str, knowledge: KnowledgeBase
+) -> None:
+    inner = CountingResponder(RetrievalResponder(knowledge))
+    responder = CachingResponder(inner, AnswerCache(redis_client, ttl_s=60, prefix=key_prefix), knowledge)
+    warm = await responder.answer(Question(tenant_id=TENANT, text="Quanto costa il biglietto?"))
+    texts = ["C'è una navetta?", "quanto costa il biglietto", "How much is a ticket?", "C'è una navetta?"]
+
+    answers = await responder.answer_all([Question(tenant_id=TENANT, text=text) for text in texts])
+
+    assert inner.calls == 1 + 3, "only the question cached before the batch is served from Redis"
+    assert answers[1] == warm
+    assert answers[0] == answers[3]
+    assert answers[0].sources[0].article_id == "shuttle-bus"
+    assert answers[2].language == "en"
+    again = await responder.answer_all([Question(tenant_id=TENANT, text=text) for text in texts])
+    assert inner.calls == 4, "the batch stored its fresh answers"
+    assert again == answers

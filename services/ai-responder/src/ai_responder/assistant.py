@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator, Sequence
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,17 +14,36 @@ from ai_responder.answering import (
     Answer,
     KnowledgeBase,
     Question,
-    Responder,
     TenantKnowledge,
-    UnknownTenantError,
     build_responder,
 )
 from ai_responder.cache import AnswerCache, CachingResponder
 from ai_responder.config import Settings
 from ai_responder.store import knowledge_versions, load_knowledge_bases
+from contracts.common import HandoffReason, SmartAction, SmartActionType
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
+
+# Said when a tenant has no knowledge base loaded: the customer still gets an answer and a person.
+NO_KNOWLEDGE = {
+    "it": ("Al momento non riesco a rispondere. Vuoi parlare con un operatore?", "Sì, chiama un operatore", "No"),
+    "en": ("I can't answer right now. Would you like to talk to an operator?", "Yes, call an operator", "No"),
+}
+
+
+def cannot_answer(language: str) -> Answer:
+    text, yes, no = NO_KNOWLEDGE.get(language, NO_KNOWLEDGE["it"])
+    return Answer(
+        text=text,
+        language=language if language in NO_KNOWLEDGE else "it",
+        confidence=0.0,
+        smart_actions=[
+            SmartAction(type=SmartActionType.REQUEST_OPERATOR, label=yes),
+            SmartAction(type=SmartActionType.CONTINUE_AI, label=no),
+        ],
+        handoff_reason=HandoffReason.UNKNOWN_ANSWER,
+    )
 
 
 class Assistant:
@@ -33,18 +53,28 @@ class Assistant:
         self.redis = redis
         self.versions: dict[str, int] = {}
         self.knowledge = KnowledgeBase({})
-        self.responder: Responder | None = None
+        self.responder: CachingResponder | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._last_reload = 0.0
 
-    async def answer(self, question: Question) -> Answer:
-        """Answers; a tenant not known yet triggers one early reload, so a knowledge base just
-        loaded by another replica or the CLI is used without waiting for the next refresh."""
-        if question.tenant_id not in self.versions and self._since_reload() > 1.0:
+    async def answer_all(self, questions: Sequence[Question]) -> list[Answer]:
+        """Answers a batch of questions. A tenant not known yet triggers one early reload, so a
+        knowledge base just loaded by another replica or the CLI is used without waiting for the
+        next refresh; a tenant still unknown gets `cannot_answer`."""
+        if any(q.tenant_id not in self.versions for q in questions) and self._since_reload() > 1.0:
             await self.reload()
-        if self.responder is None:
-            raise UnknownTenantError(question.tenant_id)
-        return await self.responder.answer(question)
+        responder = self.responder
+        known = [responder is not None and q.tenant_id in self.versions for q in questions]
+        answered: Iterator[Answer] = iter(())
+        if responder is not None and any(known):
+            answerable = [q for q, is_known in zip(questions, known, strict=True) if is_known]
+            answered = iter(await responder.answer_all(answerable))
+        answers: list[Answer] = []
+        for question, is_known in zip(questions, known, strict=True):
+            if not is_known:
+                log.error("no knowledge base for tenant", tenant=question.tenant_id)
+            answers.append(next(answered) if is_known else cannot_answer(question.language or "it"))
+        return answers
 
     def _since_reload(self) -> float:
         return asyncio.get_running_loop().time() - self._last_reload

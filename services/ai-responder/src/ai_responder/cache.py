@@ -7,9 +7,11 @@ cache is bypassed and the error logged.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -41,11 +43,22 @@ class AnswerCache:
         return f"{self.prefix}:{tenant_id}:{language}:{digest}"
 
     async def get(self, tenant_id: str, language: str, text: str) -> Answer | None:
+        return (await self.get_many([(tenant_id, language, text)]))[0]
+
+    async def get_many(self, entries: Sequence[tuple[str, str, str]]) -> list[Answer | None]:
+        """The cached answers of (tenant, language, question text) entries, None where missing;
+        one round trip whatever their number."""
+        if not entries:
+            return []
         try:
-            raw = await self.redis.get(self.key(tenant_id, language, text))
+            raws = await self.redis.mget([self.key(*entry) for entry in entries])
         except RedisError as exc:
-            logger.warning("answer cache read failed", extra={"tenant_id": tenant_id, "error": str(exc)})
-            return None
+            logger.warning("answer cache read failed", extra={"error": str(exc)})
+            return [None] * len(entries)
+        return [self._parse(raw) for raw in raws]
+
+    @staticmethod
+    def _parse(raw: bytes | str | None) -> Answer | None:
         if raw is None:
             return None
         try:
@@ -55,14 +68,25 @@ class AnswerCache:
 
     async def put(self, tenant_id: str, language: str, text: str, answer: Answer) -> bool:
         """Store a cacheable answer; returns whether it was stored."""
-        if not answer.cacheable:
-            return False
+        return await self.put_many([(tenant_id, language, text, answer)]) == 1
+
+    async def put_many(self, entries: Sequence[tuple[str, str, str, Answer]]) -> int:
+        """Stores the cacheable answers of (tenant, language, question text, answer) entries in
+        one round trip; returns how many were stored."""
+        cacheable = [
+            (self.key(tenant, language, text), answer) for tenant, language, text, answer in entries if answer.cacheable
+        ]
+        if not cacheable:
+            return 0
         try:
-            await self.redis.set(self.key(tenant_id, language, text), answer.model_dump_json(), ex=self.ttl_s)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, answer in cacheable:
+                    pipe.set(key, answer.model_dump_json(), ex=self.ttl_s)
+                await pipe.execute()
         except RedisError as exc:
-            logger.warning("answer cache write failed", extra={"tenant_id": tenant_id, "error": str(exc)})
-            return False
-        return True
+            logger.warning("answer cache write failed", extra={"error": str(exc)})
+            return 0
+        return len(cacheable)
 
     async def invalidate_tenant(self, tenant_id: str) -> int:
         """Drop a tenant's cached answers (after its knowledge base changed)."""
@@ -81,10 +105,15 @@ class CachingResponder:
         self.knowledge = knowledge
 
     async def answer(self, question: Question) -> Answer:
-        language = self.knowledge.tenant(question.tenant_id).language_of(question)
-        cached = await self.cache.get(question.tenant_id, language, question.text)
-        if cached is not None:
-            return cached
-        answer = await self.inner.answer(question)
-        await self.cache.put(question.tenant_id, answer.language, question.text, answer)
-        return answer
+        return (await self.answer_all([question]))[0]
+
+    async def answer_all(self, questions: Sequence[Question]) -> list[Answer]:
+        """Answers questions of known tenants, reading and filling the cache in one round trip
+        each; the questions not cached are answered together (an LLM's calls overlap)."""
+        entries = [(q.tenant_id, self.knowledge.tenant(q.tenant_id).language_of(q), q.text) for q in questions]
+        cached = await self.cache.get_many(entries)
+        missing = [question for question, answer in zip(questions, cached, strict=True) if answer is None]
+        fresh = await asyncio.gather(*(self.inner.answer(question) for question in missing))
+        await self.cache.put_many([(q.tenant_id, a.language, q.text, a) for q, a in zip(missing, fresh, strict=True)])
+        answered = iter(fresh)
+        return [answer if answer is not None else next(answered) for answer in cached]

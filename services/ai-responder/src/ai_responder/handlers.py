@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ai_responder.answering import Answer, AnswerMode, Question, UnknownTenantError
+from ai_responder.answering import Answer, AnswerMode, Question
 from ai_responder.assistant import Assistant
 from ai_responder.store import (
     PostedMessage,
@@ -23,38 +23,18 @@ from ai_responder.store import (
     remember_messages,
 )
 from contracts import Envelope, new_envelope
-from contracts.common import ConversationStatus, HandoffReason, Sender, SmartAction, SmartActionType
+from contracts.common import ConversationStatus, Sender
 from contracts.events import AiReplyGenerated, ConversationStarted, MessagePosted
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
 from servicekit.outbox import add_to_outbox
 
 log = get_logger(__name__)
-QUESTION_CONTEXTS = "ai_responder.question_contexts"  # session.info: the batch's questions' contexts
-
-# Said when a tenant has no knowledge base loaded: the customer still gets an answer and a person.
-NO_KNOWLEDGE = {
-    "it": ("Al momento non riesco a rispondere. Vuoi parlare con un operatore?", "Sì, chiama un operatore", "No"),
-    "en": ("I can't answer right now. Would you like to talk to an operator?", "Yes, call an operator", "No"),
-}
+ANSWERS = "ai_responder.answers"  # session.info: the answers to the batch's questions, by (conversation, seq)
 
 
 def reply_id_for(message_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(message_id, "ai-reply")
-
-
-def cannot_answer(language: str) -> Answer:
-    text, yes, no = NO_KNOWLEDGE.get(language, NO_KNOWLEDGE["it"])
-    return Answer(
-        text=text,
-        language=language if language in NO_KNOWLEDGE else "it",
-        confidence=0.0,
-        smart_actions=[
-            SmartAction(type=SmartActionType.REQUEST_OPERATOR, label=yes),
-            SmartAction(type=SmartActionType.CONTINUE_AI, label=no),
-        ],
-        handoff_reason=HandoffReason.UNKNOWN_ANSWER,
-    )
 
 
 def is_question(message: MessagePosted) -> bool:
@@ -62,14 +42,24 @@ def is_question(message: MessagePosted) -> bool:
     return message.sender == Sender.CUSTOMER and message.status == ConversationStatus.AI
 
 
+def question_of(envelope: Envelope[MessagePosted], context: QuestionContext) -> Question:
+    return Question(
+        tenant_id=envelope.tenant_id,
+        text=envelope.payload.text,
+        language=context.locale,
+        history=[(Sender(sender), text) for sender, text in context.history],
+    )
+
+
 def register(consumer: EventConsumer, assistant: Assistant, history_messages: int) -> None:
     @consumer.prepare
     async def prepare(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
-        """Stores what the batch tells about conversations and loads its questions' contexts, in
-        three statements whatever the batch size; the handlers below then only answer."""
+        """Stores what the batch tells about conversations, loads its questions' contexts (three
+        statements whatever the batch size) and answers them together; the handlers below then
+        only reply."""
         started: list[StartedConversation] = []
         posted: list[PostedMessage] = []
-        questions: list[tuple[uuid.UUID, int]] = []
+        asked: list[Envelope[MessagePosted]] = []
         for e in envelopes:
             if e.conversation_id is None:
                 continue
@@ -78,10 +68,13 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
             elif isinstance(e.payload, MessagePosted):
                 posted.append(PostedMessage(e.conversation_id, e.payload.seq, e.payload.sender.value, e.payload.text))
                 if is_question(e.payload):
-                    questions.append((e.conversation_id, e.payload.seq))
+                    asked.append(e)
         await remember_conversations(session, started)
         await remember_messages(session, posted)
-        session.info[QUESTION_CONTEXTS] = await question_contexts(session, questions, history_messages)
+        keys = [(e.conversation_id, e.payload.seq) for e in asked if e.conversation_id is not None]
+        contexts = await question_contexts(session, keys, history_messages)
+        questions = [question_of(e, contexts.get(key) or QuestionContext()) for e, key in zip(asked, keys, strict=True)]
+        session.info[ANSWERS] = dict(zip(keys, await assistant.answer_all(questions), strict=True))
 
     @consumer.on(ConversationStarted)
     async def on_started(envelope: Envelope[ConversationStarted], session: AsyncSession) -> None:
@@ -93,19 +86,7 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
         assert envelope.conversation_id is not None
         if not is_question(message):
             return
-        contexts: dict[tuple[uuid.UUID, int], QuestionContext] = session.info[QUESTION_CONTEXTS]
-        context = contexts.get((envelope.conversation_id, message.seq)) or QuestionContext()
-        question = Question(
-            tenant_id=envelope.tenant_id,
-            text=message.text,
-            language=context.locale,
-            history=[(Sender(sender), text) for sender, text in context.history],
-        )
-        try:
-            answer = await assistant.answer(question)
-        except UnknownTenantError:
-            log.error("no knowledge base for tenant", tenant=envelope.tenant_id)
-            answer = cannot_answer(question.language or "it")
+        answer: Answer = session.info[ANSWERS][(envelope.conversation_id, message.seq)]
         reply = AiReplyGenerated(
             in_reply_to=message.message_id,
             reply_id=reply_id_for(message.message_id),
