@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import asyncpg
 import redis.exceptions
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -146,6 +146,7 @@ class EventConsumer:
         self.topics: set[str] = set()
         self.prepare_batch: BatchStep | None = None
         self.finish_batch: BatchStep | None = None
+        self._committing: asyncio.Task[None] | None = None
 
     def on(self, payload_cls: type[P]) -> Callable[[Callable[[Envelope[P], AsyncSession], Awaitable[None]]], Handler]:
         """Registers the handler of one payload type; `subscribe` then listens to their topics."""
@@ -216,8 +217,25 @@ class EventConsumer:
                 deliveries.append(Delivery(record, envelope, handler))
         if deliveries:
             await self._apply_batch(sorted(deliveries, key=lambda d: d.order_key))
-        await message.ack()
+        await self._commit_offsets_in_background(message.consumer, records)
         self._observe_lag(message, records)
+
+    async def _commit_offsets_in_background(self, consumer: Any, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
+        """Commits the offsets of an applied batch while the next one is polled and applied:
+        awaiting the broker here would idle the consumer for a round trip per batch. One commit
+        is in flight at a time, so they land in order; one that fails only means that records
+        are delivered again, and then skipped by event id."""
+        if self._committing is not None:
+            await self._committing
+        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in sorted(records, key=lambda r: r.offset)}
+        self._committing = asyncio.create_task(self._commit_offsets(consumer, offsets))
+
+    async def _commit_offsets(self, consumer: Any, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except (KafkaError, IllegalStateError) as error:
+            # E.g. a rebalance moved the partition: its new owner gets the records again.
+            log.warning("offsets not committed; the records will be delivered again", error=str(error))
 
     def _observe_lag(self, message: KafkaMessage, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
         consumer = getattr(message, "consumer", None)
