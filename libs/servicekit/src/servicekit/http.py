@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from servicekit.consumer import EventConsumer, prune_processed_events
 from servicekit.db import create_engine, session_factory
+from servicekit.heap import freeze_startup_heap
 from servicekit.kafka import create_broker, physical_topic
 from servicekit.logs import configure_logging, get_logger
 from servicekit.migrations import upgrade_to_head
@@ -122,6 +123,7 @@ class Runtime:
             self.relay.start()
         if self.consumers and self.sessions is not None:
             self._background.append(asyncio.create_task(self._prune_processed_events_hourly()))
+        freeze_startup_heap()
         log.info("service started", port=self.settings.http_port)
 
     async def _prune_processed_events_hourly(self) -> None:
