@@ -79,7 +79,7 @@ class RunningConsumer:
         self.sessions = session_factory(self.engine)
         self.broker = create_broker(infra.kafka_bootstrap_servers, "test-consumer")
         self.consumer = EventConsumer(
-            self.broker, self.sessions, None, group_id=f"test-{uuid.uuid4().hex[:8]}", topic_prefix=PREFIX
+            self.broker, self.sessions, group_id=f"test-{uuid.uuid4().hex[:8]}", topic_prefix=PREFIX
         )
         self.tenant = tenant
         self.trace_ids: dict[str, int] = {}
@@ -372,3 +372,39 @@ async def test_processed_event_ids_older_than_the_retention_are_pruned(store: Pl
     async with store.engine.connect() as connection:
         left = (await connection.execute(text("SELECT event_id FROM processed_events"))).scalars().all()
     assert left == ["recent"]
+
+
+async def test_a_running_relay_publishes_each_commit_at_once_after_what_was_left_in_the_table(
+    infra: Infra, store: PlatformStore
+) -> None:
+    """Rows committed before the relay runs wait in the table and go out first (its sweep); rows
+    committed while it runs are handed over by their commit and go out at once, without waiting
+    for a sweep (here: none for an hour), in commit order."""
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    conversation = uuid.uuid4()  # one key: one partition, where Kafka keeps the publishing order
+
+    async def commit(*names: str) -> None:
+        async with store.sessions() as session, session.begin():
+            facts = [AnalyticsFact(name=name, source_event_id=uuid.uuid4()) for name in names]
+            add_to_outbox(session, [new_envelope(f, tenant_id=tenant, conversation_id=conversation) for f in facts])
+
+    async def published() -> list[str]:
+        records = await read_topic(infra, FACTS, lambda value: tenant.encode() in value, timeout=2.0)
+        return [parse_envelope(value).payload.name for _, value in records]
+
+    broker = create_broker(infra.kafka_bootstrap_servers, "committed-rows")
+    await broker.start()
+    relay = OutboxRelay(store.sessions, broker, topic_prefix=PREFIX, sweep_interval=3600)
+    relay.serve(store.sessions)
+    await commit("left_a", "left_b")  # the relay is not running: they wait in the table
+    relay.start()
+    try:
+        await eventually(lambda: _outbox_empty(store.engine), what="the start-up sweep")
+        assert await published() == ["left_a", "left_b"]
+        await commit("first", "second")
+        await commit("third")
+        await eventually(lambda: _outbox_empty(store.engine), what="the committed rows to be published and deleted")
+        assert await published() == ["left_a", "left_b", "first", "second", "third"]
+    finally:
+        await relay.stop()
+        await broker.stop()

@@ -2,7 +2,7 @@
 
 A service declares handlers per payload type:
 
-    consumer = EventConsumer(broker, sessions, relay, group_id="conversation")
+    consumer = EventConsumer(broker, sessions, group_id="conversation")
 
     @consumer.on(PostCustomerMessage)
     async def on_message(envelope: Envelope[PostCustomerMessage], session: AsyncSession) -> None: ...
@@ -45,7 +45,6 @@ from servicekit.db import ProcessedEvent
 from servicekit.kafka import POLL_TIMEOUT_MS, physical_topic, whole_message
 from servicekit.logs import get_logger, log_context
 from servicekit.metrics import CONSUMER_BATCH_SIZE, CONSUMER_LAG, DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
-from servicekit.outbox import OUTBOX_STAGED, OutboxRelay
 from servicekit.tracing import trace_context_from, tracer
 
 log = get_logger(__name__)
@@ -130,7 +129,6 @@ class EventConsumer:
         self,
         broker: KafkaBroker,
         sessions: async_sessionmaker[AsyncSession],
-        relay: OutboxRelay | None,
         *,
         group_id: str,
         topic_prefix: str = "",
@@ -138,7 +136,6 @@ class EventConsumer:
     ) -> None:
         self.broker = broker
         self.sessions = sessions
-        self.relay = relay
         self.group_id = group_id
         self.topic_prefix = topic_prefix
         self.batch_size = batch_size
@@ -329,9 +326,6 @@ class EventConsumer:
                     await delivery.handler(delivery.envelope, session)
             if envelopes and self.finish_batch is not None:
                 await self.finish_batch(envelopes, session)
-        # Set by the commit that wrote the staged outbox rows.
-        if session.info.pop(OUTBOX_STAGED, False) and self.relay is not None:
-            self.relay.notify()
 
 
 async def prune_processed_events(sessions: async_sessionmaker[AsyncSession], older_than: timedelta) -> int:

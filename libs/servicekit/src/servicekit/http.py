@@ -90,6 +90,7 @@ class Runtime:
                 runtime.relay_engine = create_engine(settings.database_url, pool_size=2, durable_commits=False)
                 relay_sessions = session_factory(runtime.relay_engine)
                 runtime.relay = OutboxRelay(relay_sessions, broker, topic_prefix=settings.kafka_topic_prefix)
+                runtime.relay.serve(runtime.sessions)
         if redis:
             runtime.redis = Redis.from_url(settings.redis_url, decode_responses=False)
         return runtime
@@ -100,7 +101,6 @@ class Runtime:
         consumer = EventConsumer(
             self.broker,
             self.sessions,
-            self.relay,
             group_id=self.settings.group_id,
             topic_prefix=self.settings.kafka_topic_prefix,
             batch_size=self.settings.consumer_batch_size,

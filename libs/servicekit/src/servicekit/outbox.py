@@ -1,17 +1,26 @@
 """The transactional outbox: events are written in the same transaction as the state change
-(`add_to_outbox`) and a relay publishes them to Kafka afterwards, deleting each row only once
-Kafka has acknowledged it. A crash between commit and publish loses nothing: the rows wait."""
+(`add_to_outbox`) and published to Kafka after it commits, each row deleted only once Kafka has
+acknowledged it. A crash between commit and publish loses nothing: the rows wait in the table.
+
+Two paths publish them, one relay per process running both:
+- the commit hands the rows it wrote to the relay (`OutboxRelay.serve`), which publishes them at
+  once, in commit order, and then deletes them: no query to find them, no transaction held;
+- a sweep takes rows left behind (by a crash, or a publish that failed) from the table, oldest
+  first, locked, so the relays of several replicas take turns on them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from sqlalchemy import bindparam, delete, event, select, text
+from sqlalchemy import Interval, bindparam, delete, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -23,8 +32,9 @@ from servicekit.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED
 from servicekit.tracing import current_trace_headers, trace_context_from
 
 log = get_logger(__name__)
-OUTBOX_STAGED = "outbox_staged"  # session.info flag: this transaction wrote outbox rows
 _PENDING = "outbox_pending"  # session.info: rows staged by add_to_outbox, written at commit
+_WRITTEN = "outbox_written"  # session.info: rows the commit under way wrote, for the relay
+_RELAY = "outbox_relay"  # session.info (from the sessionmaker): the relay that publishes commits
 
 # One statement for all of a transaction's events, whatever their number (so the driver's
 # prepared statement is reused), keeping their order in the identity column.
@@ -32,11 +42,18 @@ _INSERT_ROWS = text(
     "INSERT INTO outbox (topic, key, value, headers)"
     " SELECT topic, key, value, CAST(headers AS jsonb) FROM unnest(CAST(:topics AS varchar[]),"
     " CAST(:keys AS bytea[]), CAST(:values AS bytea[]), CAST(:headers AS text[]))"
-    " WITH ORDINALITY AS staged(topic, key, value, headers, position) ORDER BY position"
+    " WITH ORDINALITY AS staged(topic, key, value, headers, position) ORDER BY position RETURNING id"
 )
-# The oldest rows, locked: a relay of another replica waits for them, then finds them gone and
-# takes the next ones, so the relays of several replicas take turns, oldest rows first.
-_OLDEST = select(OutboxRecord.id).order_by(OutboxRecord.id).limit(bindparam("limit")).with_for_update()
+_DELETE_PUBLISHED = text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
+# The oldest rows written before a moment, locked: a relay of another replica waits for them,
+# then finds them gone and takes the next ones, so the relays of several replicas take turns.
+_OLDEST = (
+    select(OutboxRecord.id)
+    .where(OutboxRecord.created_at < func.now() - bindparam("age", type_=Interval))
+    .order_by(OutboxRecord.id)
+    .limit(bindparam("limit"))
+    .with_for_update()
+)
 _TAKE_OLDEST = (
     delete(OutboxRecord)
     .where(OutboxRecord.id.in_(_OLDEST.scalar_subquery()))
@@ -44,11 +61,20 @@ _TAKE_OLDEST = (
 )
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    key: bytes
+    value: bytes
+    headers: dict[str, str]
+
+
 def add_to_outbox(session: AsyncSession, envelopes: Iterable[Envelope[Any]]) -> None:
     """Stages events in the caller's transaction; they are written when it commits, in the same
     transaction, and so leave only if it commits."""
-    headers = json.dumps(current_trace_headers())
-    pending: list[tuple[str, bytes, bytes, str]] = session.info.setdefault(_PENDING, [])
+    headers = current_trace_headers()
+    pending: list[tuple[str, bytes, bytes, dict[str, str]]] = session.info.setdefault(_PENDING, [])
     pending.extend((envelope.payload.topic, envelope.key, envelope.to_json(), headers) for envelope in envelopes)
 
 
@@ -56,22 +82,38 @@ def add_to_outbox(session: AsyncSession, envelopes: Iterable[Envelope[Any]]) -> 
 def _write_staged_events(session: Session) -> None:
     # Runs inside the commit (in SQLAlchemy's greenlet, so synchronous calls are allowed): the
     # rows of any number of handlers go in with one statement, before the transaction ends.
+    session.info.pop(_WRITTEN, None)
     pending = session.info.pop(_PENDING, None)
     if pending:
-        session.execute(_INSERT_ROWS, column_arrays(pending, ("topics", "keys", "values", "headers")))
-        session.info[OUTBOX_STAGED] = True
+        rows = [(topic, key, value, json.dumps(headers)) for topic, key, value, headers in pending]
+        # Ids come from the identity in insertion order, so sorted they match the rows.
+        ids = sorted(
+            session.execute(_INSERT_ROWS, column_arrays(rows, ("topics", "keys", "values", "headers"))).scalars()
+        )
+        session.info[_WRITTEN] = [OutboxRow(i, *row) for i, row in zip(ids, pending, strict=True)]
+
+
+@event.listens_for(Session, "after_commit")
+def _hand_committed_events_to_the_relay(session: Session) -> None:
+    written = session.info.pop(_WRITTEN, None)
+    relay = session.info.get(_RELAY)
+    if written and relay is not None:
+        relay.publish_committed(written)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_staged_events(session: Session) -> None:
     # Events of a transaction that did not commit must never reach a later one on this session.
     session.info.pop(_PENDING, None)
+    session.info.pop(_WRITTEN, None)
 
 
 class OutboxRelay:
-    """Publishes outbox rows in id order, which keeps the order of each conversation's events:
-    two transactions on one conversation are serialised by its row lock, so the later one's rows
-    get the higher ids. Relays of several replicas take turns on the oldest rows (row locks)."""
+    """Publishes the outbox, keeping the order of each conversation's events: its transactions
+    are serialised by its row lock, so they commit in order, and the relay publishes what each
+    commit hands over in that order. Should a publish fail, the relay stops taking rows from
+    commits (they wait in the table) until its sweep has emptied the table again, oldest first,
+    so that nothing newer overtakes what was left behind."""
 
     def __init__(
         self,
@@ -80,24 +122,35 @@ class OutboxRelay:
         *,
         topic_prefix: str = "",
         batch_size: int = 500,
-        poll_interval: float = 0.5,
+        sweep_interval: float = 5.0,
+        left_behind_after: timedelta = timedelta(seconds=30),
     ) -> None:
         self._sessions = sessions
         self._broker = broker
         self._topic_prefix = topic_prefix
         self._batch_size = batch_size
-        self._poll_interval = poll_interval
+        self._sweep_interval = sweep_interval
+        self._left_behind_after = left_behind_after
+        self._committed: list[OutboxRow] = []
+        self._taking_commits = False  # off until a sweep has found the table empty
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def notify(self) -> None:
-        """Called after a commit that added rows, so they go out now rather than at the next poll."""
-        self._wake.set()
+    def serve(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """Commits of these sessions hand the outbox rows they wrote to this relay."""
+        sessions.configure(info={_RELAY: self})
+
+    def publish_committed(self, rows: Sequence[OutboxRow]) -> None:
+        """Called by a commit with the rows it wrote: published at once, in commit order."""
+        if self._taking_commits:
+            self._committed.extend(rows)
+            self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        self._taking_commits = False
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -105,43 +158,79 @@ class OutboxRelay:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = 0.0
         while True:
             try:
-                while await self.relay_batch() == self._batch_size:
-                    pass
+                if self._committed:
+                    await self._publish_committed()
+                if not self._taking_commits:
+                    # Everything waiting, whatever its age (rows left from before the start, or
+                    # behind a failed publish), goes out before any newer commit. Commits are taken
+                    # again before the last pass, so none falls between: a row both swept and
+                    # handed over is published twice, and skipped by consumers the second time.
+                    await self._sweep(timedelta(0))
+                    self._taking_commits = True
+                    await self._sweep(timedelta(0))
+                elif loop.time() >= next_sweep:
+                    await self._sweep(self._left_behind_after)
+                    next_sweep = loop.time() + self._sweep_interval
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay failed; retrying")
+                self._taking_commits = False
+                self._committed.clear()  # they wait in the table for the sweep
                 await asyncio.sleep(1)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            if not self._committed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(next_sweep - loop.time(), 0.01))
             self._wake.clear()
 
-    async def relay_batch(self) -> int:
-        """Publishes up to one batch; returns how many rows went out."""
+    async def _sweep(self, age: timedelta) -> None:
+        """Relays the rows written more than `age` ago, batch after batch."""
+        while await self.relay_batch(age) == self._batch_size:
+            pass
+
+    async def _publish_committed(self) -> None:
+        rows, self._committed = self._committed, []
+        await self._publish(rows)
+        # Without a transaction (autocommit): one round trip, and no lock held. Should the
+        # deletion be lost, the sweep publishes the rows again; consumers skip them by event id.
+        async with self._sessions() as session:
+            connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            await connection.execute(_DELETE_PUBLISHED, {"ids": [row.id for row in rows]})
+        OUTBOX_RELAYED.inc(len(rows))
+
+    async def _publish(self, rows: Sequence[OutboxRow]) -> None:
+        """Sent without waiting one by one, then awaited together: the idempotent producer keeps
+        their order within each partition."""
+        pending = []
+        for row in rows:
+            with trace_context_from(row.headers):
+                pending.append(
+                    await self._broker.publish(
+                        row.value,
+                        physical_topic(self._topic_prefix, row.topic),
+                        key=row.key,
+                        headers=row.headers,
+                        no_confirm=True,
+                    )
+                )
+        await asyncio.gather(*pending)
+
+    async def relay_batch(self, age: timedelta = timedelta(0)) -> int:
+        """Publishes up to one batch of the rows written more than `age` ago, oldest first;
+        returns how many went out."""
         async with self._sessions() as session, session.begin():
             # Taken, locked and deleted in one statement; the deletion commits only once Kafka has
             # acknowledged every row (otherwise it rolls back and the rows wait for the next try).
-            rows = sorted((await session.execute(_TAKE_OLDEST, {"limit": self._batch_size})).all(), key=lambda r: r.id)
+            result = await session.execute(_TAKE_OLDEST, {"limit": self._batch_size, "age": age})
+            rows = sorted((OutboxRow(*row) for row in result.all()), key=lambda row: row.id)
             if not rows:
                 OUTBOX_BACKLOG.set(0)
                 return 0
-            # Sent without waiting one by one, then awaited together: the idempotent producer
-            # keeps their order within each partition.
-            pending = []
-            for row in rows:
-                with trace_context_from(row.headers):
-                    pending.append(
-                        await self._broker.publish(
-                            row.value,
-                            physical_topic(self._topic_prefix, row.topic),
-                            key=row.key,
-                            headers=row.headers,
-                            no_confirm=True,
-                        )
-                    )
-            await asyncio.gather(*pending)
+            await self._publish(rows)
         OUTBOX_RELAYED.inc(len(rows))
         # A full batch means more rows are waiting; the exact count is not worth a query each time.
         OUTBOX_BACKLOG.set(0 if len(rows) < self._batch_size else self._batch_size)
