@@ -25,7 +25,7 @@ from contracts.events import (
 )
 from gateway.commands import P, send_command
 from gateway.hub import PONG, WidgetSocket, status_frame
-from gateway.ratelimit import RateLimitExceeded
+from gateway.ratelimit import Limit, RateLimitExceeded
 from gateway.runtime import GatewayRuntime
 from gateway.schemas import (
     Accepted,
@@ -73,8 +73,12 @@ def client_ip(connection: HTTPConnection) -> str:
     return connection.client.host if connection.client else "unknown"
 
 
+def ip_limit(runtime: GatewayRuntime, connection: HTTPConnection) -> Limit:
+    return Limit("ip", client_ip(connection), runtime.config.rate_limit_ip_requests)
+
+
 async def limit_per_ip(request: Request, runtime: RuntimeDep) -> None:
-    await runtime.limiter.hit("ip", client_ip(request), runtime.config.rate_limit_ip_requests)
+    await runtime.limiter.hit(ip_limit(runtime, request))
 
 
 def check_origin(tenant: Tenant, origin: str | None) -> None:
@@ -167,15 +171,26 @@ async def start_conversation(
     )
 
 
-@router.post(
+# Posting a message is counted against the per-IP and the per-conversation limits in one Redis
+# round trip, once the token has named the conversation: the busiest route pays one call, and a
+# request with a bad token is refused before it costs Redis anything.
+messages_router = APIRouter(prefix="/v1", tags=["widget"])
+
+
+@messages_router.post(
     "/conversations/{conversation_id}/messages",
     status_code=202,
     response_model=PostMessageResponse,
     summary="Send a customer message (idempotent on client_message_id)",
     responses=errors(*AUTHED),
 )
-async def post_message(runtime: RuntimeDep, who: CustomerDep, body: PostMessageRequest) -> PostMessageResponse:
-    await runtime.limiter.hit("conversation", str(who.conversation_id), runtime.config.rate_limit_conversation_messages)
+async def post_message(
+    request: Request, runtime: RuntimeDep, who: CustomerDep, body: PostMessageRequest
+) -> PostMessageResponse:
+    conversation_limit = Limit(
+        "conversation", str(who.conversation_id), runtime.config.rate_limit_conversation_messages
+    )
+    await runtime.limiter.hit(ip_limit(runtime, request), conversation_limit)
     # Derived, not random: a retry of the same client message gets the same id.
     message_id = uuid.uuid5(who.conversation_id, body.client_message_id)
     payload = PostCustomerMessage(message_id=message_id, client_message_id=body.client_message_id, text=body.text)
@@ -260,7 +275,7 @@ async def stream(websocket: WebSocket, conversation_id: str) -> None:
     # Accept first: a close code (4401, 4403...) only reaches the browser on an open socket.
     await websocket.accept()
     try:
-        await runtime.limiter.hit("ip", client_ip(websocket), runtime.config.rate_limit_ip_requests)
+        await runtime.limiter.hit(ip_limit(runtime, websocket))
         try:
             wanted = uuid.UUID(conversation_id)
         except ValueError as error:

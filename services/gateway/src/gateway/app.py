@@ -34,7 +34,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         title="Support platform gateway",
         version="1.0.0",
         description=DESCRIPTION,
-        routers=[api.router, api.stream_router, web.router],
+        routers=[api.router, api.messages_router, api.stream_router, web.router],
         # A span held open for a socket's whole life (hours) says nothing and costs memory on each
         # of 10,000 idle sockets; the commands a socket's customer sends are traced as HTTP requests.
         telemetry={"exclude": lambda scope: scope["type"] == "websocket"},
