@@ -56,7 +56,13 @@ def create_engine(database_url: str, pool_size: int = 10, *, durable_commits: bo
     work whose loss in a database crash is harmless (see the outbox relay)."""
     # No pre-ping (a round trip per checkout): a dropped connection fails its transaction, which
     # the consumer retries as transient, and connections are recycled before servers drop them.
-    connect_args = {} if durable_commits else {"server_settings": {"synchronous_commit": "off"}}
+    # Each statement planned for its parameters: a cached generic plan is made once, while a table
+    # is still small, and kept until the next ANALYZE; the outbox's "delete these ids" then stayed
+    # a sequential scan while the table filled with dead rows, costing more with every commit.
+    server_settings = {"plan_cache_mode": "force_custom_plan"}
+    if not durable_commits:
+        server_settings["synchronous_commit"] = "off"
+    connect_args = {"server_settings": server_settings}
     return create_async_engine(
         database_url, pool_size=pool_size, max_overflow=10, pool_recycle=1800, connect_args=connect_args
     )
