@@ -229,12 +229,13 @@ _INSERT_MESSAGES = text(
 
 # The batch's conversations, locked in id order (the same in every transaction, so two never
 # deadlock), each with those of the batch's messages it holds already: one round trip.
+# Both lookups of existing messages go through an index whatever the conversation's length: the
+# batch's candidate ids once for the whole statement (an uncorrelated subquery) by primary key,
+# and each conversation's client message ids by the (conversation, client message id) index.
 _LOCK_CONVERSATIONS = text(
     "SELECT c.id, c.tenant_id, c.status, c.channel, c.locale, c.last_seq, c.operator_id, c.handoff_reason,"
     " c.rating_score, c.rating_comment, c.last_customer_message_at,"
-    " ARRAY(SELECT m.id FROM messages m WHERE m.conversation_id = c.id"
-    "   AND (m.id = ANY(CAST(:message_ids AS uuid[])) OR m.client_message_id = ANY(CAST(:client_ids AS varchar[]))))"
-    "   AS message_ids,"
+    " ARRAY(SELECT m.id FROM messages m WHERE m.id = ANY(CAST(:message_ids AS uuid[]))) AS message_ids,"
     " ARRAY(SELECT m.client_message_id FROM messages m WHERE m.conversation_id = c.id"
     "   AND m.client_message_id = ANY(CAST(:client_ids AS varchar[]))) AS client_message_ids"
     " FROM conversations c WHERE c.id = ANY(CAST(:ids AS uuid[])) ORDER BY c.id FOR UPDATE OF c"
