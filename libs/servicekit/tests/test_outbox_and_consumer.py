@@ -102,6 +102,7 @@ class RunningConsumer:
 
     async def stop(self) -> None:
         await self.broker.stop()
+        await self.consumer.stop()
         await self.engine.dispose()
 
     async def effects(self) -> tuple[int, int]:

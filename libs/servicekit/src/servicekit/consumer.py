@@ -22,6 +22,7 @@ because the record is not at fault.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ P = TypeVar("P", bound=Payload)
 Handler = Callable[[Envelope[Any], AsyncSession], Awaitable[None]]
 BatchStep = Callable[[list[Envelope[Any]], AsyncSession], Awaitable[None]]
 HANDLER_ATTEMPTS = 3
+OFFSET_COMMIT_INTERVAL = 0.2  # seconds between two offset commits of a consumer, at most
 # Claims a batch's event ids in one statement whose text does not depend on the batch size (so
 # the driver's prepared statement is reused); returns the ids not claimed before.
 CLAIM_EVENTS = text(
@@ -143,7 +145,9 @@ class EventConsumer:
         self.topics: set[str] = set()
         self.prepare_batch: BatchStep | None = None
         self.finish_batch: BatchStep | None = None
-        self._committing: asyncio.Task[None] | None = None
+        self._applied_offsets: dict[TopicPartition, int] = {}  # applied, not yet committed
+        self._offsets_applied = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
 
     def on(self, payload_cls: type[P]) -> Callable[[Callable[[Envelope[P], AsyncSession], Awaitable[None]]], Handler]:
         """Registers the handler of one payload type; `subscribe` then listens to their topics."""
@@ -218,21 +222,36 @@ class EventConsumer:
         self._observe_lag(message, records)
 
     async def _commit_offsets_in_background(self, consumer: Any, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
-        """Commits the offsets of an applied batch while the next one is polled and applied:
-        awaiting the broker here would idle the consumer for a round trip per batch. One commit
-        is in flight at a time, so they land in order; one that fails only means that records
-        are delivered again, and then skipped by event id."""
-        if self._committing is not None:
-            await self._committing
-        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in sorted(records, key=lambda r: r.offset)}
-        self._committing = asyncio.create_task(self._commit_offsets(consumer, offsets))
+        """Leaves the offsets of an applied batch to the committer task, which commits what has
+        been applied at most every OFFSET_COMMIT_INTERVAL: awaiting the broker here would idle
+        the consumer for a round trip per batch, and a commit per batch would double its Kafka
+        requests. Records applied but not yet committed when the process stops are delivered
+        again, and then skipped by event id."""
+        for record in records:
+            self._applied_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        self._offsets_applied.set()
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_applied_offsets(consumer), name="offset-committer")
 
-    async def _commit_offsets(self, consumer: Any, offsets: dict[TopicPartition, int]) -> None:
-        try:
-            await consumer.commit(offsets)
-        except (KafkaError, IllegalStateError) as error:
-            # E.g. a rebalance moved the partition: its new owner gets the records again.
-            log.warning("offsets not committed; the records will be delivered again", error=str(error))
+    async def _commit_applied_offsets(self, consumer: Any) -> None:
+        while True:
+            await self._offsets_applied.wait()
+            self._offsets_applied.clear()
+            offsets, self._applied_offsets = self._applied_offsets, {}
+            try:
+                await consumer.commit(offsets)
+            except (KafkaError, IllegalStateError) as error:
+                # E.g. a rebalance moved a partition: its new owner gets the records again.
+                log.warning("offsets not committed; the records will be delivered again", error=str(error))
+            await asyncio.sleep(OFFSET_COMMIT_INTERVAL)
+
+    async def stop(self) -> None:
+        """Stops the committer (after the broker has stopped delivering)."""
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+            self._committer = None
 
     def _observe_lag(self, message: KafkaMessage, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
         consumer = getattr(message, "consumer", None)

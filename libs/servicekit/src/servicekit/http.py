@@ -144,6 +144,8 @@ class Runtime:
         if self.relay:
             await self.relay.stop()
         await self.broker.stop()
+        for consumer in self.consumers:
+            await consumer.stop()
         for hook in self.on_stop:
             await hook()
         if self.redis:
