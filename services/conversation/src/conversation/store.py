@@ -175,16 +175,15 @@ class Batch:
         return (conversation_id, client_message_id) in self.client_message_ids
 
     async def write(self, session: AsyncSession) -> None:
-        """Stores the new and changed conversations and the new messages (again safe to call)."""
-        new = [c.row() for c in self.conversations.values() if c.id not in self.stored]
-        changed = [c.row() for c in self.conversations.values() if self.stored.get(c.id, c.row()) != c.row()]
-        if new:
-            await session.execute(_INSERT_CONVERSATIONS, column_arrays(new, _CONVERSATION_COLUMNS))
-        if changed:
-            await session.execute(_UPDATE_CONVERSATIONS, column_arrays(changed, _CONVERSATION_COLUMNS))
-        if self.new_messages:
+        """Stores the new and changed conversations and the new messages in one statement (again
+        safe to call)."""
+        written = [c.row() for c in self.conversations.values() if self.stored.get(c.id) != c.row()]
+        if written or self.new_messages:
+            conversations = column_arrays(written, _CONVERSATION_COLUMNS)
+            messages = column_arrays([m.row() for m in self.new_messages], _MESSAGE_COLUMNS)
             await session.execute(
-                _INSERT_MESSAGES, column_arrays([m.row() for m in self.new_messages], _MESSAGE_COLUMNS)
+                _WRITE_BATCH,
+                {**{f"c_{k}": v for k, v in conversations.items()}, **{f"m_{k}": v for k, v in messages.items()}},
             )
         self.stored.update((c.id, c.row()) for c in self.conversations.values())
         self.new_messages.clear()
@@ -193,35 +192,30 @@ class Batch:
 _BATCH = "conversation.batch"
 _CONVERSATION_COLUMNS = tuple(f.name for f in fields(ConversationState))
 _MESSAGE_COLUMNS = tuple(f.name for f in fields(NewMessage))
-_INSERT_CONVERSATIONS = text(
-    "INSERT INTO conversations (id, tenant_id, status, channel, locale, last_seq, operator_id, handoff_reason,"
+# New and changed conversations (an upsert) and new messages, in one round trip and with a text
+# that does not depend on the batch (so its prepared statement is reused). The messages' foreign
+# key is checked at the end of the statement, so a conversation and its first message can come
+# together.
+_WRITE_BATCH = text(
+    "WITH written AS ("
+    " INSERT INTO conversations (id, tenant_id, status, channel, locale, last_seq, operator_id, handoff_reason,"
     " rating_score, rating_comment, last_customer_message_at)"
-    " SELECT * FROM unnest(CAST(:id AS uuid[]), CAST(:tenant_id AS varchar[]), CAST(:status AS varchar[]),"
-    " CAST(:channel AS varchar[]), CAST(:locale AS varchar[]), CAST(:last_seq AS int[]),"
-    " CAST(:operator_id AS varchar[]), CAST(:handoff_reason AS varchar[]), CAST(:rating_score AS int[]),"
-    " CAST(:rating_comment AS text[]), CAST(:last_customer_message_at AS timestamptz[]))"
-)
-_UPDATE_CONVERSATIONS = text(
-    "UPDATE conversations AS c SET status = u.status, locale = u.locale, last_seq = u.last_seq,"
-    " operator_id = u.operator_id, handoff_reason = u.handoff_reason, rating_score = u.rating_score,"
-    " rating_comment = u.rating_comment, last_customer_message_at = u.last_customer_message_at, updated_at = now()"
-    " FROM unnest(CAST(:id AS uuid[]), CAST(:tenant_id AS varchar[]), CAST(:status AS varchar[]),"
-    " CAST(:channel AS varchar[]), CAST(:locale AS varchar[]), CAST(:last_seq AS int[]),"
-    " CAST(:operator_id AS varchar[]), CAST(:handoff_reason AS varchar[]), CAST(:rating_score AS int[]),"
-    " CAST(:rating_comment AS text[]), CAST(:last_customer_message_at AS timestamptz[]))"
-    " AS u(id, tenant_id, status, channel, locale, last_seq, operator_id, handoff_reason, rating_score,"
-    " rating_comment, last_customer_message_at)"
-    " WHERE c.id = u.id"
-)
-_INSERT_MESSAGES = text(
-    "INSERT INTO messages (id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id,"
+    " SELECT * FROM unnest(CAST(:c_id AS uuid[]), CAST(:c_tenant_id AS varchar[]), CAST(:c_status AS varchar[]),"
+    " CAST(:c_channel AS varchar[]), CAST(:c_locale AS varchar[]), CAST(:c_last_seq AS int[]),"
+    " CAST(:c_operator_id AS varchar[]), CAST(:c_handoff_reason AS varchar[]), CAST(:c_rating_score AS int[]),"
+    " CAST(:c_rating_comment AS text[]), CAST(:c_last_customer_message_at AS timestamptz[]))"
+    " ON CONFLICT (id) DO UPDATE SET status = excluded.status, locale = excluded.locale,"
+    " last_seq = excluded.last_seq, operator_id = excluded.operator_id, handoff_reason = excluded.handoff_reason,"
+    " rating_score = excluded.rating_score, rating_comment = excluded.rating_comment,"
+    " last_customer_message_at = excluded.last_customer_message_at, updated_at = now())"
+    " INSERT INTO messages (id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id,"
     " language, confidence, sources, smart_actions)"
     " SELECT id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id, language,"
     " confidence, CAST(sources AS jsonb), CAST(smart_actions AS jsonb)"
-    " FROM unnest(CAST(:id AS uuid[]), CAST(:conversation_id AS uuid[]), CAST(:tenant_id AS varchar[]),"
-    " CAST(:seq AS int[]), CAST(:sender AS varchar[]), CAST(:text AS text[]), CAST(:client_message_id AS varchar[]),"
-    " CAST(:operator_id AS varchar[]), CAST(:language AS varchar[]), CAST(:confidence AS float8[]),"
-    " CAST(:sources AS text[]), CAST(:smart_actions AS text[]))"
+    " FROM unnest(CAST(:m_id AS uuid[]), CAST(:m_conversation_id AS uuid[]), CAST(:m_tenant_id AS varchar[]),"
+    " CAST(:m_seq AS int[]), CAST(:m_sender AS varchar[]), CAST(:m_text AS text[]),"
+    " CAST(:m_client_message_id AS varchar[]), CAST(:m_operator_id AS varchar[]), CAST(:m_language AS varchar[]),"
+    " CAST(:m_confidence AS float8[]), CAST(:m_sources AS text[]), CAST(:m_smart_actions AS text[]))"
     " AS m(id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id, language,"
     " confidence, sources, smart_actions)"
 )
