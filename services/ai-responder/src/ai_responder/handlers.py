@@ -18,9 +18,8 @@ from ai_responder.store import (
     PostedMessage,
     QuestionContext,
     StartedConversation,
-    question_contexts,
     remember_conversations,
-    remember_messages,
+    remember_messages_and_recall,
 )
 from contracts import Envelope, new_envelope
 from contracts.common import ConversationStatus, Sender
@@ -54,8 +53,8 @@ def question_of(envelope: Envelope[MessagePosted], context: QuestionContext) -> 
 def register(consumer: EventConsumer, assistant: Assistant, history_messages: int) -> None:
     @consumer.prepare
     async def prepare(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
-        """Stores what the batch tells about conversations, loads its questions' contexts (three
-        statements whatever the batch size) and answers them together; the handlers below then
+        """Stores what the batch tells about conversations, loads its questions' contexts (two
+        statements at most, whatever the batch size) and answers them together; the handlers below then
         only reply."""
         started: list[StartedConversation] = []
         posted: list[PostedMessage] = []
@@ -70,9 +69,8 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
                 if is_question(e.payload):
                     asked.append(e)
         await remember_conversations(session, started)
-        await remember_messages(session, posted)
         keys = [(e.conversation_id, e.payload.seq) for e in asked if e.conversation_id is not None]
-        contexts = await question_contexts(session, keys, history_messages)
+        contexts = await remember_messages_and_recall(session, posted, keys, history_messages)
         questions = [question_of(e, contexts.get(key) or QuestionContext()) for e, key in zip(asked, keys, strict=True)]
         session.info[ANSWERS] = dict(zip(keys, await assistant.answer_all(questions), strict=True))
 

@@ -80,18 +80,25 @@ _REMEMBER_CONVERSATIONS = text(
     " CAST(:locales AS varchar[]))"
     " ON CONFLICT DO NOTHING"
 )
-_REMEMBER_MESSAGES = text(
-    "INSERT INTO recent_messages (conversation_id, seq, sender, text)"
+# The batch's messages are stored and its questions' contexts read in one statement. The reading
+# part sees the table as it was before the statement, so the messages stored by it are added
+# from its RETURNING: a question's history may include a message of the same batch.
+_REMEMBER_AND_RECALL = text(
+    "WITH remembered AS ("
+    " INSERT INTO recent_messages (conversation_id, seq, sender, text)"
     " SELECT * FROM unnest(CAST(:conversation_ids AS uuid[]), CAST(:seqs AS int[]),"
     " CAST(:senders AS varchar[]), CAST(:texts AS text[]))"
-    " ON CONFLICT DO NOTHING"
-)
-_HISTORIES = text(
-    "SELECT q.conversation_id, q.seq AS question_seq, r.sender, r.text, c.locale"
-    " FROM unnest(CAST(:conversation_ids AS uuid[]), CAST(:seqs AS int[])) AS q(conversation_id, seq)"
+    " ON CONFLICT DO NOTHING RETURNING conversation_id, seq, sender, text)"
+    " SELECT q.conversation_id, q.seq AS question_seq, r.sender, r.text, c.locale"
+    " FROM unnest(CAST(:question_conversation_ids AS uuid[]), CAST(:question_seqs AS int[]))"
+    "   AS q(conversation_id, seq)"
     " LEFT JOIN conversation_context c ON c.conversation_id = q.conversation_id"
-    " LEFT JOIN LATERAL (SELECT m.seq, m.sender, m.text FROM recent_messages m"
-    "   WHERE m.conversation_id = q.conversation_id AND m.seq < q.seq ORDER BY m.seq DESC LIMIT :limit) r ON true"
+    " LEFT JOIN LATERAL (SELECT h.seq, h.sender, h.text FROM ("
+    "   (SELECT m.seq, m.sender, m.text FROM recent_messages m"
+    "     WHERE m.conversation_id = q.conversation_id AND m.seq < q.seq ORDER BY m.seq DESC LIMIT :limit)"
+    "   UNION ALL SELECT n.seq, n.sender, n.text FROM remembered n"
+    "     WHERE n.conversation_id = q.conversation_id AND n.seq < q.seq"
+    " ) h ORDER BY h.seq DESC LIMIT :limit) r ON true"
     " ORDER BY q.conversation_id, q.seq, r.seq"
 )
 
@@ -125,27 +132,23 @@ async def remember_conversations(session: AsyncSession, conversations: list[Star
         )
 
 
-async def remember_messages(session: AsyncSession, messages: list[PostedMessage]) -> None:
-    """Keeps a copy of conversation messages (a redelivered one is ignored), in one statement."""
-    if messages:
-        await session.execute(
-            _REMEMBER_MESSAGES, column_arrays(messages, ("conversation_ids", "seqs", "senders", "texts"))
-        )
-
-
-async def question_contexts(
-    session: AsyncSession, questions: list[tuple[uuid.UUID, int]], limit: int
+async def remember_messages_and_recall(
+    session: AsyncSession, messages: list[PostedMessage], questions: list[tuple[uuid.UUID, int]], limit: int
 ) -> dict[tuple[uuid.UUID, int], QuestionContext]:
-    """For each question (conversation, seq): the conversation's locale and up to `limit` messages
-    before it, in one query."""
+    """Keeps a copy of conversation messages (a redelivered one is ignored) and returns, for each
+    question (conversation, seq), the conversation's locale and up to `limit` messages before it:
+    one statement."""
     contexts: dict[tuple[uuid.UUID, int], QuestionContext] = {}
-    if not questions:
+    if not messages:
         return contexts
-    rows = await session.execute(
-        _HISTORIES,
-        {**column_arrays(questions, ("conversation_ids", "seqs")), "limit": limit},
-    )
-    for conversation_id, question_seq, sender, message_text, locale in rows:
+    parameters = {
+        **column_arrays(messages, ("conversation_ids", "seqs", "senders", "texts")),
+        **column_arrays(questions, ("question_conversation_ids", "question_seqs")),
+        "limit": limit,
+    }
+    for conversation_id, question_seq, sender, message_text, locale in await session.execute(
+        _REMEMBER_AND_RECALL, parameters
+    ):
         context = contexts.setdefault((conversation_id, question_seq), QuestionContext(locale=locale))
         if sender is not None:
             context.history.append((sender, message_text))
