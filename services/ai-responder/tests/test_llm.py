@@ -132,3 +132,12 @@ async def test_unreachable_endpoint_falls_back(knowledge) -> None:
     )
     assert answer.mode == AnswerMode.FALLBACK
     assert answer.sources  # grounded on what the combined question found
+
+
+def test_batches_are_small_only_when_an_llm_answers() -> None:
+    from ai_responder.config import Settings
+    from servicekit.settings import ServiceSettings
+
+    assert Settings(llm_api_key="sk-test").consumer_batch_size == 20
+    assert Settings(llm_api_key=None).consumer_batch_size == ServiceSettings.model_fields["consumer_batch_size"].default
+    assert Settings(llm_api_key=None, consumer_batch_size=7).consumer_batch_size == 7

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 
 from servicekit.settings import ServiceSettings
 
@@ -29,8 +29,15 @@ class Settings(ServiceSettings):
     admin_token: str = ""
     history_messages: int = 6
     # Answers of one batch are written in one transaction; with an LLM each takes seconds, so
-    # batches stay small enough not to hold a transaction (and the partition) for long.
+    # batches stay small enough not to hold a transaction (and the partition) for long. Without
+    # one an answer takes a fraction of a millisecond, and batches may be as large as any service's.
     consumer_batch_size: int = 20
+
+    @model_validator(mode="after")
+    def _retrieval_batches(self) -> Settings:
+        if "consumer_batch_size" not in self.model_fields_set and not self.llm_api_key:
+            self.consumer_batch_size = ServiceSettings.model_fields["consumer_batch_size"].default
+        return self
 
     def secret_fields(self) -> tuple[str, ...]:
         return (*super().secret_fields(), "admin_token")
