@@ -34,6 +34,7 @@ from servicekit.tracing import current_trace_headers, trace_context_from
 log = get_logger(__name__)
 _PENDING = "outbox_pending"  # session.info: rows staged by add_to_outbox, written at commit
 _WRITTEN = "outbox_written"  # session.info: rows the commit under way wrote, for the relay
+DELETION_INTERVAL = 0.05  # seconds between two deletions of published rows, at most
 _RELAY = "outbox_relay"  # session.info (from the sessionmaker): the relay that publishes commits
 
 # One statement for all of a transaction's events, whatever their number (so the driver's
@@ -132,6 +133,7 @@ class OutboxRelay:
         self._sweep_interval = sweep_interval
         self._left_behind_after = left_behind_after
         self._committed: list[OutboxRow] = []
+        self._published: list[int] = []  # ids of rows published from commits, not deleted yet
         self._taking_commits = False  # off until a sweep has found the table empty
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -156,14 +158,22 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._published:
+            try:
+                await self._delete_published()
+            except Exception:
+                log.warning("published outbox rows not deleted; the next start publishes them again")
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_sweep = 0.0
+        next_sweep = next_deletion = 0.0
         while True:
             try:
                 if self._committed:
                     await self._publish_committed()
+                if self._published and loop.time() >= next_deletion:
+                    await self._delete_published()
+                    next_deletion = loop.time() + DELETION_INTERVAL
                 if not self._taking_commits:
                     # Everything waiting, whatever its age (rows left from before the start, or
                     # behind a failed publish), goes out before any newer commit. Commits are taken
@@ -183,8 +193,9 @@ class OutboxRelay:
                 self._committed.clear()  # they wait in the table for the sweep
                 await asyncio.sleep(1)
             if not self._committed:
+                until = min(next_sweep, next_deletion) if self._published else next_sweep
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(next_sweep - loop.time(), 0.01))
+                    await asyncio.wait_for(self._wake.wait(), max(until - loop.time(), 0.005))
             self._wake.clear()
 
     async def _sweep(self, age: timedelta) -> None:
@@ -195,12 +206,17 @@ class OutboxRelay:
     async def _publish_committed(self) -> None:
         rows, self._committed = self._committed, []
         await self._publish(rows)
-        # Without a transaction (autocommit): one round trip, and no lock held. Should the
-        # deletion be lost, the sweep publishes the rows again; consumers skip them by event id.
+        OUTBOX_RELAYED.inc(len(rows))
+        self._published.extend(row.id for row in rows)
+
+    async def _delete_published(self) -> None:
+        """Deletes the rows published since the last call: one statement every DELETION_INTERVAL
+        at most, without a transaction (autocommit: one round trip, no lock held). Should a
+        deletion be lost, the sweep publishes its rows again; consumers skip them by event id."""
+        ids, self._published = self._published, []
         async with self._sessions() as session:
             connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            await connection.execute(_DELETE_PUBLISHED, {"ids": [row.id for row in rows]})
-        OUTBOX_RELAYED.inc(len(rows))
+            await connection.execute(_DELETE_PUBLISHED, {"ids": ids})
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
         """Sent without waiting one by one, then awaited together: the idempotent producer keeps
