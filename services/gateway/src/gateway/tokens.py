@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,16 @@ def issue_customer_token(secret: str, tenant_id: str, conversation_id: uuid.UUID
 
 
 def read_customer_token(secret: str, token: str) -> CustomerClaims:
+    claims, expires_at = _verified(secret, token)
+    if time.time() >= expires_at:
+        raise InvalidToken("Signature has expired")
+    return claims
+
+
+# A widget sends the same token with every request: its signature is checked once, and its expiry
+# at every use. Tokens that fail are not remembered (the exception escapes the cache).
+@functools.lru_cache(maxsize=16_384)
+def _verified(secret: str, token: str) -> tuple[CustomerClaims, int]:
     try:
         claims = jwt.decode(
             token,
@@ -43,6 +54,7 @@ def read_customer_token(secret: str, token: str) -> CustomerClaims:
             audience=AUDIENCE,
             options={"require": ["sub", "exp", "aud", "tenant_id"]},
         )
-        return CustomerClaims(tenant_id=str(claims["tenant_id"]), conversation_id=uuid.UUID(str(claims["sub"])))
+        customer = CustomerClaims(tenant_id=str(claims["tenant_id"]), conversation_id=uuid.UUID(str(claims["sub"])))
+        return customer, int(claims["exp"])
     except (jwt.PyJWTError, ValueError) as error:
         raise InvalidToken(str(error)) from error
