@@ -148,6 +148,7 @@ class EventConsumer:
         self._applied_offsets: dict[TopicPartition, int] = {}  # applied, not yet committed
         self._offsets_applied = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
+        self._kafka_consumer: Any = None
 
     def on(self, payload_cls: type[P]) -> Callable[[Callable[[Envelope[P], AsyncSession], Awaitable[None]]], Handler]:
         """Registers the handler of one payload type; `subscribe` then listens to their topics."""
@@ -230,16 +231,17 @@ class EventConsumer:
         for record in records:
             self._applied_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         self._offsets_applied.set()
+        self._kafka_consumer = consumer  # the one that delivered the latest batch
         if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_applied_offsets(consumer), name="offset-committer")
+            self._committer = asyncio.create_task(self._commit_applied_offsets(), name="offset-committer")
 
-    async def _commit_applied_offsets(self, consumer: Any) -> None:
+    async def _commit_applied_offsets(self) -> None:
         while True:
             await self._offsets_applied.wait()
             self._offsets_applied.clear()
             offsets, self._applied_offsets = self._applied_offsets, {}
             try:
-                await consumer.commit(offsets)
+                await self._kafka_consumer.commit(offsets)
             except (KafkaError, IllegalStateError) as error:
                 # E.g. a rebalance moved a partition: its new owner gets the records again.
                 log.warning("offsets not committed; the records will be delivered again", error=str(error))
