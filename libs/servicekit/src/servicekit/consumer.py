@@ -204,7 +204,8 @@ class EventConsumer:
                 await asyncio.sleep(1)
 
     async def process(self, message: KafkaMessage) -> None:
-        """Handles a polled batch, then commits its offsets: nothing is acknowledged unapplied."""
+        """Handles a polled batch, then leaves its offsets to the committer: nothing is
+        acknowledged unapplied."""
         raw = message.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)
         deliveries: list[Delivery] = []
@@ -219,10 +220,10 @@ class EventConsumer:
                 deliveries.append(Delivery(record, envelope, handler))
         if deliveries:
             await self._apply_batch(sorted(deliveries, key=lambda d: d.order_key))
-        await self._commit_offsets_in_background(message.consumer, records)
+        self._leave_offsets_to_committer(message.consumer, records)
         self._observe_lag(message, records)
 
-    async def _commit_offsets_in_background(self, consumer: Any, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
+    def _leave_offsets_to_committer(self, consumer: Any, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
         """Leaves the offsets of an applied batch to the committer task, which commits what has
         been applied at most every OFFSET_COMMIT_INTERVAL: awaiting the broker here would idle
         the consumer for a round trip per batch, and a commit per batch would double its Kafka

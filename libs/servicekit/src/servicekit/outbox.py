@@ -34,8 +34,8 @@ from servicekit.tracing import current_trace_headers, trace_context_from
 log = get_logger(__name__)
 _PENDING = "outbox_pending"  # session.info: rows staged by add_to_outbox, written at commit
 _WRITTEN = "outbox_written"  # session.info: rows the commit under way wrote, for the relay
-DELETION_INTERVAL = 0.05  # seconds between two deletions of published rows, at most
 _RELAY = "outbox_relay"  # session.info (from the sessionmaker): the relay that publishes commits
+DELETION_INTERVAL = 0.05  # seconds between two deletions of published rows, at most
 
 # One statement for all of a transaction's events, whatever their number (so the driver's
 # prepared statement is reused), keeping their order in the identity column.
