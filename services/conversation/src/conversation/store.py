@@ -177,21 +177,24 @@ class Batch:
     async def write(self, session: AsyncSession) -> None:
         """Stores the new and changed conversations and the new messages in one statement (again
         safe to call)."""
-        written = [c.row() for c in self.conversations.values() if self.stored.get(c.id) != c.row()]
+        rows = {c.id: c.row() for c in self.conversations.values()}
+        written = [row for conversation_id, row in rows.items() if self.stored.get(conversation_id) != row]
         if written or self.new_messages:
-            conversations = column_arrays(written, _CONVERSATION_COLUMNS)
-            messages = column_arrays([m.row() for m in self.new_messages], _MESSAGE_COLUMNS)
             await session.execute(
                 _WRITE_BATCH,
-                {**{f"c_{k}": v for k, v in conversations.items()}, **{f"m_{k}": v for k, v in messages.items()}},
+                column_arrays(written, _CONVERSATION_PARAMETERS)
+                | column_arrays([m.row() for m in self.new_messages], _MESSAGE_PARAMETERS),
             )
-        self.stored.update((c.id, c.row()) for c in self.conversations.values())
+        self.stored.update(rows)
         self.new_messages.clear()
 
 
 _BATCH = "conversation.batch"
 _CONVERSATION_COLUMNS = tuple(f.name for f in fields(ConversationState))
 _MESSAGE_COLUMNS = tuple(f.name for f in fields(NewMessage))
+# The statement's parameters: one array per column, prefixed where both tables have the column.
+_CONVERSATION_PARAMETERS = tuple(f"c_{name}" for name in _CONVERSATION_COLUMNS)
+_MESSAGE_PARAMETERS = tuple(f"m_{name}" for name in _MESSAGE_COLUMNS)
 # New and changed conversations (an upsert) and new messages, in one round trip and with a text
 # that does not depend on the batch (so its prepared statement is reused). The messages' foreign
 # key is checked at the end of the statement, so a conversation and its first message can come
