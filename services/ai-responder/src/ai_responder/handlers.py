@@ -54,8 +54,8 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
     @consumer.prepare
     async def prepare(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
         """Stores what the batch tells about conversations, loads its questions' contexts (two
-        statements at most, whatever the batch size) and answers them together; the handlers below then
-        only reply."""
+        statements at most, whatever the batch size) and answers them together; the handlers
+        below then only reply."""
         started: list[StartedConversation] = []
         posted: list[PostedMessage] = []
         asked: list[Envelope[MessagePosted]] = []
