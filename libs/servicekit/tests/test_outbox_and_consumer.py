@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -72,17 +73,38 @@ async def eventually(check: Callable[[], object], timeout: float = 60.0, what: s
 
 
 class RunningConsumer:
-    """An EventConsumer applying AnalyticsFact events of one tenant into `applied_effects`."""
+    """An EventConsumer applying AnalyticsFact events of one tenant into `applied_effects`. The
+    handler of a fact named "gate" waits until `gate_open` is set."""
 
-    def __init__(self, infra: Infra, database: str, tenant: str, poison_marker: str | None = None) -> None:
+    def __init__(
+        self,
+        infra: Infra,
+        database: str,
+        tenant: str,
+        poison_marker: str | None = None,
+        group_id: str | None = None,
+    ) -> None:
         self.engine = create_engine(infra.database_url(database))
         self.sessions = session_factory(self.engine)
         self.broker = create_broker(infra.kafka_bootstrap_servers, "test-consumer")
         self.consumer = EventConsumer(
-            self.broker, self.sessions, group_id=f"test-{uuid.uuid4().hex[:8]}", topic_prefix=PREFIX
+            self.broker,
+            self.sessions,
+            group_id=group_id or f"test-{uuid.uuid4().hex[:8]}",
+            bootstrap_servers=infra.kafka_bootstrap_servers,
+            topic_prefix=PREFIX,
         )
         self.tenant = tenant
         self.trace_ids: dict[str, int] = {}
+        self.batches: list[list[str]] = []  # the names of the tenant's facts, batch by batch
+        self.gate_reached = asyncio.Event()
+        self.gate_open = asyncio.Event()
+
+        @self.consumer.prepare
+        async def note_batch(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
+            names = [envelope.payload.name for envelope in envelopes if envelope.tenant_id == tenant]
+            if names:
+                self.batches.append(names)
 
         @self.consumer.on(AnalyticsFact)
         async def apply(envelope: Envelope[AnalyticsFact], session: AsyncSession) -> None:
@@ -91,18 +113,21 @@ class RunningConsumer:
             self.trace_ids[str(envelope.payload.source_event_id)] = trace.get_current_span().get_span_context().trace_id
             if poison_marker and envelope.payload.dimensions.get("marker") == poison_marker:
                 raise ValueError("this fact cannot be applied")
+            if envelope.payload.name == "gate":
+                self.gate_reached.set()
+                await self.gate_open.wait()
             session.add(AppliedEffect(tenant_id=tenant, source_event_id=str(envelope.payload.source_event_id)))
 
     async def start(self) -> None:
         async with self.engine.begin() as connection:
             await connection.run_sync(PlatformBase.metadata.create_all)
             await connection.run_sync(Base.metadata.create_all)
-        self.consumer.subscribe()
         await self.broker.start()
+        await self.consumer.start()
 
     async def stop(self) -> None:
-        await self.broker.stop()
         await self.consumer.stop()
+        await self.broker.stop()
         await self.engine.dispose()
 
     async def effects(self) -> tuple[int, int]:
@@ -268,6 +293,64 @@ async def test_poison_messages_go_to_the_dlq_with_their_error_and_the_partition_
         assert all(lag >= 0 for lag in lags)
     finally:
         await consumer.stop()
+
+
+def fact(tenant: str, name: str) -> Envelope[AnalyticsFact]:
+    return new_envelope(AnalyticsFact(name=name, source_event_id=uuid.uuid4()), tenant_id=tenant)
+
+
+async def test_records_that_arrive_while_a_batch_is_applied_are_fetched_meanwhile_and_make_the_next_batch(
+    infra: Infra, consumer_database: str
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    consumer = RunningConsumer(infra, consumer_database, tenant)
+    await consumer.start()
+    key = tenant.encode()
+    try:
+        await consumer.broker.publish(fact(tenant, "gate").to_json(), FACTS, key=key)
+        await asyncio.wait_for(consumer.gate_reached.wait(), 30)
+        # Both arrive while the gate's batch is held, one well after the other: a consumer that
+        # fetched only between batches would apply them in two more batches, not one.
+        for name in ("first", "second"):
+            await consumer.broker.publish(fact(tenant, name).to_json(), FACTS, key=key)
+            await asyncio.sleep(0.5)
+        consumer.gate_open.set()
+        await eventually(lambda: _effects_equal(consumer, 3), what="all three facts to be applied")
+        assert consumer.batches == [["gate"], ["first", "second"]]
+    finally:
+        consumer.gate_open.set()
+        await consumer.stop()
+
+
+async def test_a_second_member_joining_the_group_takes_partitions_over_without_losing_or_repeating_events(
+    infra: Infra, consumer_database: str
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    first = RunningConsumer(infra, consumer_database, tenant, group_id=group)
+    second = RunningConsumer(infra, consumer_database, tenant, group_id=group)
+    await first.start()
+    try:
+        # Many keys, so the events spread over every partition, before and after the rebalance.
+        for number in range(30):
+            await first.broker.publish(fact(tenant, "before").to_json(), FACTS, key=f"{tenant}-{number}".encode())
+        await second.start()
+        await eventually(lambda: _split_between(first, second), what="the group to share the partitions out")
+        for number in range(30):
+            await first.broker.publish(fact(tenant, "after").to_json(), FACTS, key=f"{tenant}-{number}".encode())
+        await eventually(lambda: _effects_equal(first, 60), what="every event to be applied by one of the two")
+        assert await first.effects() == (60, 60)
+        applied = [name for batch in first.batches + second.batches for name in batch]
+        assert sorted(applied) == ["after"] * 30 + ["before"] * 30
+        assert second.batches, "the member that joined applies the events of the partitions it took over"
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+def _split_between(first: RunningConsumer, second: RunningConsumer) -> bool:
+    mine, theirs = first.consumer.assignment(), second.consumer.assignment()
+    return bool(mine) and bool(theirs) and not mine & theirs
 
 
 async def dlq_headers(infra: Infra, tenant: str) -> list[dict[str, str]]:

@@ -2,7 +2,7 @@
 
 A service declares handlers per payload type:
 
-    consumer = EventConsumer(broker, sessions, group_id="conversation")
+    consumer = EventConsumer(broker, sessions, group_id="conversation", bootstrap_servers=...)
 
     @consumer.on(PostCustomerMessage)
     async def on_message(envelope: Envelope[PostCustomerMessage], session: AsyncSession) -> None: ...
@@ -24,26 +24,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import asyncpg
 import redis.exceptions
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
 from sqlalchemy import delete, func, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import Envelope, Payload, parse_envelope
-from contracts.topics import ALL_TOPICS
 from servicekit.db import ProcessedEvent
-from servicekit.kafka import POLL_TIMEOUT_MS, physical_topic, whole_message
+from servicekit.kafka import physical_topic
 from servicekit.logs import get_logger, log_context
 from servicekit.metrics import CONSUMER_BATCH_SIZE, CONSUMER_LAG, DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
 from servicekit.tracing import trace_context_from, tracer
@@ -133,25 +131,31 @@ class EventConsumer:
         sessions: async_sessionmaker[AsyncSession],
         *,
         group_id: str,
+        bootstrap_servers: str,
         topic_prefix: str = "",
         batch_size: int = 200,
     ) -> None:
-        self.broker = broker
+        self.broker = broker  # publishes dead letters
         self.sessions = sessions
         self.group_id = group_id
+        self.bootstrap_servers = bootstrap_servers
         self.topic_prefix = topic_prefix
         self.batch_size = batch_size
         self.handlers: dict[str, Handler] = {}
         self.topics: set[str] = set()
         self.prepare_batch: BatchStep | None = None
         self.finish_batch: BatchStep | None = None
+        self._kafka: AIOKafkaConsumer | None = None
+        self._queue: deque[ConsumerRecord[Any, Any]] = deque()  # fetched, not yet taken into a batch
+        self._records_queued = asyncio.Event()
+        self._room_in_queue = asyncio.Event()
+        self._stopping = False
         self._applied_offsets: dict[TopicPartition, int] = {}  # applied, not yet committed
         self._offsets_applied = asyncio.Event()
-        self._committer: asyncio.Task[None] | None = None
-        self._kafka_consumer: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def on(self, payload_cls: type[P]) -> Callable[[Callable[[Envelope[P], AsyncSession], Awaitable[None]]], Handler]:
-        """Registers the handler of one payload type; `subscribe` then listens to their topics."""
+        """Registers the handler of one payload type; `start` then listens to their topics."""
 
         def register(handler: Callable[[Envelope[P], AsyncSession], Awaitable[None]]) -> Handler:
             self.handlers[payload_cls.event_type] = handler
@@ -172,42 +176,117 @@ class EventConsumer:
         self.finish_batch = step
         return step
 
-    def subscribe(self) -> None:
-        """One batch subscriber for all the handled topics, in the service's Kafka group. A poll
-        then brings the records of every topic at once, and a batch is applied in one database
-        transaction (one commit, one offset commit): the fewer and fuller the batches, the
-        higher the throughput. Records of one conversation share a key, hence a partition, on
-        each topic, and their batch is applied in poll order."""
-        names = sorted(self.topics)
-        descriptions = [t.description for t in ALL_TOPICS if t.name in self.topics]
-
-        @self.broker.subscriber(
-            *(physical_topic(self.topic_prefix, topic) for topic in names),
+    async def start(self) -> None:
+        """Joins the service's Kafka group on all the handled topics, then runs three tasks: one
+        fetches, one applies, one commits offsets. A poll brings the records of every topic at
+        once, and a batch is applied in one database transaction: the fewer and fuller the
+        batches, the higher the throughput. Records of one conversation share a key, hence a
+        partition, on each topic, and their batch is applied in fetch order."""
+        kafka = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.group_id,
             group_id=self.group_id,
-            ack_policy=AckPolicy.MANUAL,
+            enable_auto_commit=False,
             auto_offset_reset="earliest",
-            batch=True,
-            max_records=self.batch_size,
-            batch_timeout_ms=POLL_TIMEOUT_MS,
-            decoder=whole_message,
-            title=f"{self.group_id}: {', '.join(names)}",
-            description=" ".join(descriptions),
+            max_poll_records=self.batch_size,
         )
-        async def on_records(message: KafkaMessage) -> None:
+        topics = sorted(physical_topic(self.topic_prefix, topic) for topic in self.topics)
+        kafka.subscribe(topics, listener=_CommitBeforeRevocation(self))
+        await kafka.start()
+        self._kafka = kafka
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._fetch(kafka), name=f"{self.group_id}-fetch"),
+            asyncio.create_task(self._apply_fetched(kafka), name=f"{self.group_id}-apply"),
+            asyncio.create_task(self._commit_applied_offsets(), name=f"{self.group_id}-commit"),
+        ]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stops fetching, lets the batch under way finish (for at most `timeout`; a transaction
+        cut short rolls back and its records come again), commits the applied offsets and
+        leaves the group."""
+        if self._kafka is None:
+            return
+        fetch, apply, _ = self._tasks
+        self._stopping = True
+        self._records_queued.set()
+        fetch.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(apply), timeout)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._commit()
+        await self._kafka.stop()
+        self._kafka = None
+        self._queue.clear()
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this member of the group holds now."""
+        return set(self._kafka.assignment()) if self._kafka is not None else set()
+
+    async def _fetch(self, kafka: AIOKafkaConsumer) -> None:
+        """Moves records into the queue as soon as a fetch brings them. aiokafka sends no new
+        fetch while the records of the last one are unread: were they read only once the batch
+        under way is applied, whatever reached Kafka meanwhile would wait one more batch."""
+        while True:
+            if len(self._queue) >= self.batch_size:  # enough for a full batch: stop pulling
+                self._room_in_queue.clear()
+                await self._room_in_queue.wait()
+                continue
             try:
-                await self.process(message)
+                polled = await kafka.getmany(timeout_ms=1000, max_records=self.batch_size)
+            except KafkaError as error:
+                log.warning("fetching from Kafka failed; retrying", error=str(error))
+                await asyncio.sleep(1)
+                continue
+            for records in polled.values():
+                self._queue.extend(records)
+            if self._queue:
+                self._records_queued.set()
+
+    async def _apply_fetched(self, kafka: AIOKafkaConsumer) -> None:
+        while True:
+            await self._records_queued.wait()
+            if self._stopping:
+                return
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch_size))]
+            if not self._queue:
+                self._records_queued.clear()
+            self._room_in_queue.set()
+            try:
+                await self.process(batch)
             except Exception:
-                # E.g. Kafka unreachable while dead-lettering: rewind, so the batch comes
-                # again instead of being skipped by the next offset commit.
-                log.exception("batch not processed; it will be redelivered")
-                await message.nack()
+                # E.g. Kafka unreachable while dead-lettering: rewind, so the batch comes again
+                # instead of being skipped by the next offset commit.
+                log.exception("batch not processed; it will be delivered again")
+                self._rewind(kafka, batch)
                 await asyncio.sleep(1)
 
-    async def process(self, message: KafkaMessage) -> None:
-        """Handles a polled batch, then leaves its offsets to the committer: nothing is
+    def _rewind(self, kafka: AIOKafkaConsumer, batch: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Seeks each partition of a failed batch back to its earliest record; the records
+        fetched after those go too, and come again in order."""
+        earliest: dict[TopicPartition, int] = {}
+        for record in batch:
+            partition = TopicPartition(record.topic, record.partition)
+            earliest[partition] = min(record.offset, earliest.get(partition, record.offset))
+        self.drop_queued(set(earliest))
+        for partition, offset in earliest.items():
+            with contextlib.suppress(IllegalStateError):  # no longer assigned: its new owner has it
+                kafka.seek(partition, offset)
+
+    def drop_queued(self, partitions: set[TopicPartition]) -> None:
+        """Forgets the fetched records of these partitions (revoked, or rewound)."""
+        self._queue = deque(r for r in self._queue if TopicPartition(r.topic, r.partition) not in partitions)
+        if not self._queue:
+            self._records_queued.clear()
+        self._room_in_queue.set()
+
+    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Handles a batch of records, then leaves their offsets to the committer: nothing is
         acknowledged unapplied."""
-        raw = message.raw_message
-        records = raw if isinstance(raw, tuple) else (raw,)
         deliveries: list[Delivery] = []
         for record in records:
             try:
@@ -220,10 +299,10 @@ class EventConsumer:
                 deliveries.append(Delivery(record, envelope, handler))
         if deliveries:
             await self._apply_batch(sorted(deliveries, key=lambda d: d.order_key))
-        self._leave_offsets_to_committer(message.consumer, records)
-        self._observe_lag(message, records)
+        self._leave_offsets_to_committer(records)
+        self._observe_lag(records)
 
-    def _leave_offsets_to_committer(self, consumer: Any, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
+    def _leave_offsets_to_committer(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Leaves the offsets of an applied batch to the committer task, which commits what has
         been applied at most every OFFSET_COMMIT_INTERVAL: awaiting the broker here would idle
         the consumer for a round trip per batch, and a commit per batch would double its Kafka
@@ -232,37 +311,39 @@ class EventConsumer:
         for record in records:
             self._applied_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         self._offsets_applied.set()
-        self._kafka_consumer = consumer  # the one that delivered the latest batch
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_applied_offsets(), name="offset-committer")
 
     async def _commit_applied_offsets(self) -> None:
         while True:
             await self._offsets_applied.wait()
-            self._offsets_applied.clear()
-            offsets, self._applied_offsets = self._applied_offsets, {}
-            try:
-                await self._kafka_consumer.commit(offsets)
-            except (KafkaError, IllegalStateError) as error:
-                # E.g. a rebalance moved a partition: its new owner gets the records again.
-                log.warning("offsets not committed; the records will be delivered again", error=str(error))
+            await self._commit()
             await asyncio.sleep(OFFSET_COMMIT_INTERVAL)
 
-    async def stop(self) -> None:
-        """Stops the committer (after the broker has stopped delivering)."""
-        if self._committer is not None:
-            self._committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._committer
-            self._committer = None
+    async def commit_applied(self, partitions: set[TopicPartition] | None = None) -> None:
+        """Commits the applied offsets (of these partitions only, if given) now."""
+        taken = {p: o for p, o in self._applied_offsets.items() if partitions is None or p in partitions}
+        for partition in taken:
+            del self._applied_offsets[partition]
+        await self._commit_offsets(taken)
 
-    def _observe_lag(self, message: KafkaMessage, records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
-        consumer = getattr(message, "consumer", None)
-        if consumer is None or not hasattr(consumer, "highwater"):
+    async def _commit(self) -> None:
+        self._offsets_applied.clear()
+        await self.commit_applied()
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets or self._kafka is None:
+            return
+        try:
+            await self._kafka.commit(offsets)
+        except (KafkaError, IllegalStateError) as error:
+            # E.g. a rebalance moved a partition: its new owner gets the records again.
+            log.warning("offsets not committed; the records will be delivered again", error=str(error))
+
+    def _observe_lag(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        if self._kafka is None:
             return
         last_offsets = {(r.topic, r.partition): r.offset for r in records}
         for (topic, partition), offset in last_offsets.items():
-            end = consumer.highwater(TopicPartition(topic, partition))
+            end = self._kafka.highwater(TopicPartition(topic, partition))
             if end is not None:
                 CONSUMER_LAG.labels(topic, str(partition), self.group_id).set(max(end - offset - 1, 0))
 
@@ -348,6 +429,21 @@ class EventConsumer:
                     await delivery.handler(delivery.envelope, session)
             if envelopes and self.finish_batch is not None:
                 await self.finish_batch(envelopes, session)
+
+
+class _CommitBeforeRevocation(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """When partitions move to another member of the group, their applied offsets are committed
+    first and their fetched records forgotten, so the new owner starts where this one stopped."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.consumer.drop_queued(set(revoked))
+        await self.consumer.commit_applied(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
 
 
 async def prune_processed_events(sessions: async_sessionmaker[AsyncSession], older_than: timedelta) -> int:

@@ -102,6 +102,7 @@ class Runtime:
             self.broker,
             self.sessions,
             group_id=self.settings.group_id,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
             topic_prefix=self.settings.kafka_topic_prefix,
             batch_size=self.settings.consumer_batch_size,
         )
@@ -116,11 +117,11 @@ class Runtime:
             await asyncio.to_thread(upgrade_to_head, self.migrations_dir, self.settings.database_url)
         for hook in self.on_start:
             await hook()
-        for consumer in self.consumers:
-            consumer.subscribe()
         await self.broker.start()
         if self.relay:
             self.relay.start()
+        for consumer in self.consumers:
+            await consumer.start()
         if self.consumers and self.sessions is not None:
             self._background.append(asyncio.create_task(self._prune_processed_events_hourly()))
         freeze_startup_heap()
@@ -141,11 +142,11 @@ class Runtime:
     async def stop(self) -> None:
         for task in self._background:
             task.cancel()
+        for consumer in self.consumers:
+            await consumer.stop()
         if self.relay:
             await self.relay.stop()
         await self.broker.stop()
-        for consumer in self.consumers:
-            await consumer.stop()
         for hook in self.on_stop:
             await hook()
         if self.redis:
