@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,8 +31,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 import redis.exceptions
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from sqlalchemy import delete, func, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -41,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import Envelope, Payload, parse_envelope
 from servicekit.db import ProcessedEvent
-from servicekit.kafka import physical_topic
+from servicekit.kafka import RecordStream, physical_topic
 from servicekit.logs import get_logger, log_context
 from servicekit.metrics import CONSUMER_BATCH_SIZE, CONSUMER_LAG, DLQ_MESSAGES, EVENTS_DEDUPLICATED, HANDLER_SECONDS
 from servicekit.tracing import trace_context_from, tracer
@@ -145,11 +144,7 @@ class EventConsumer:
         self.topics: set[str] = set()
         self.prepare_batch: BatchStep | None = None
         self.finish_batch: BatchStep | None = None
-        self._kafka: AIOKafkaConsumer | None = None
-        self._queue: deque[ConsumerRecord[Any, Any]] = deque()  # fetched, not yet taken into a batch
-        self._records_queued = asyncio.Event()
-        self._room_in_queue = asyncio.Event()
-        self._stopping = False
+        self._records: RecordStream | None = None
         self._applied_offsets: dict[TopicPartition, int] = {}  # applied, not yet committed
         self._offsets_applied = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -177,27 +172,23 @@ class EventConsumer:
         return step
 
     async def start(self) -> None:
-        """Joins the service's Kafka group on all the handled topics, then runs three tasks: one
-        fetches, one applies, one commits offsets. A poll brings the records of every topic at
-        once, and a batch is applied in one database transaction: the fewer and fuller the
-        batches, the higher the throughput. Records of one conversation share a key, hence a
-        partition, on each topic, and their batch is applied in fetch order."""
-        kafka = AIOKafkaConsumer(
+        """Joins the service's Kafka group on all the handled topics, then applies batches and
+        commits offsets in two tasks. A batch holds the records of every topic, fetched while
+        the one before was applied, and is applied in one database transaction: the fewer and
+        fuller the batches, the higher the throughput. Records of one conversation share a key,
+        hence a partition, on each topic, and their batch is applied in fetch order."""
+        self._records = RecordStream(
+            [physical_topic(self.topic_prefix, topic) for topic in self.topics],
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.group_id,
             group_id=self.group_id,
-            enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=self.batch_size,
+            max_batch=self.batch_size,
+            listener=_CommitBeforeRevocation(self),
         )
-        topics = sorted(physical_topic(self.topic_prefix, topic) for topic in self.topics)
-        kafka.subscribe(topics, listener=_CommitBeforeRevocation(self))
-        await kafka.start()
-        self._kafka = kafka
-        self._stopping = False
+        await self._records.start()
         self._tasks = [
-            asyncio.create_task(self._fetch(kafka), name=f"{self.group_id}-fetch"),
-            asyncio.create_task(self._apply_fetched(kafka), name=f"{self.group_id}-apply"),
+            asyncio.create_task(self._apply_batches(self._records), name=f"{self.group_id}-apply"),
             asyncio.create_task(self._commit_applied_offsets(), name=f"{self.group_id}-commit"),
         ]
 
@@ -205,84 +196,39 @@ class EventConsumer:
         """Stops fetching, lets the batch under way finish (for at most `timeout`; a transaction
         cut short rolls back and its records come again), commits the applied offsets and
         leaves the group."""
-        if self._kafka is None:
+        if self._records is None:
             return
-        fetch, apply, _ = self._tasks
-        self._stopping = True
-        self._records_queued.set()
-        fetch.cancel()
+        await self._records.halt()
+        apply, commit = self._tasks
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(apply), timeout)
-        for task in self._tasks:
+        for task in (apply, commit):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await self._commit()
-        await self._kafka.stop()
-        self._kafka = None
-        self._queue.clear()
+        await self.commit_applied()
+        await self._records.close()
+        self._records = None
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this member of the group holds now."""
-        return set(self._kafka.assignment()) if self._kafka is not None else set()
+        return self._records.assignment() if self._records is not None else set()
 
-    async def _fetch(self, kafka: AIOKafkaConsumer) -> None:
-        """Moves records into the queue as soon as a fetch brings them. aiokafka sends no new
-        fetch while the records of the last one are unread: were they read only once the batch
-        under way is applied, whatever reached Kafka meanwhile would wait one more batch."""
-        while True:
-            if len(self._queue) >= self.batch_size:  # enough for a full batch: stop pulling
-                self._room_in_queue.clear()
-                await self._room_in_queue.wait()
-                continue
-            try:
-                polled = await kafka.getmany(timeout_ms=1000, max_records=self.batch_size)
-            except KafkaError as error:
-                log.warning("fetching from Kafka failed; retrying", error=str(error))
-                await asyncio.sleep(1)
-                continue
-            for records in polled.values():
-                self._queue.extend(records)
-            if self._queue:
-                self._records_queued.set()
+    def forget_fetched(self, partitions: set[TopicPartition]) -> None:
+        if self._records is not None:
+            self._records.forget(partitions)
 
-    async def _apply_fetched(self, kafka: AIOKafkaConsumer) -> None:
-        while True:
-            await self._records_queued.wait()
-            if self._stopping:
-                return
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch_size))]
-            if not self._queue:
-                self._records_queued.clear()
-            self._room_in_queue.set()
+    async def _apply_batches(self, records: RecordStream) -> None:
+        while batch := await records.batch():
             try:
                 await self.process(batch)
             except Exception:
                 # E.g. Kafka unreachable while dead-lettering: rewind, so the batch comes again
                 # instead of being skipped by the next offset commit.
                 log.exception("batch not processed; it will be delivered again")
-                self._rewind(kafka, batch)
+                records.rewind(batch)
                 await asyncio.sleep(1)
-
-    def _rewind(self, kafka: AIOKafkaConsumer, batch: Sequence[ConsumerRecord[Any, Any]]) -> None:
-        """Seeks each partition of a failed batch back to its earliest record; the records
-        fetched after those go too, and come again in order."""
-        earliest: dict[TopicPartition, int] = {}
-        for record in batch:
-            partition = TopicPartition(record.topic, record.partition)
-            earliest[partition] = min(record.offset, earliest.get(partition, record.offset))
-        self.drop_queued(set(earliest))
-        for partition, offset in earliest.items():
-            with contextlib.suppress(IllegalStateError):  # no longer assigned: its new owner has it
-                kafka.seek(partition, offset)
-
-    def drop_queued(self, partitions: set[TopicPartition]) -> None:
-        """Forgets the fetched records of these partitions (revoked, or rewound)."""
-        self._queue = deque(r for r in self._queue if TopicPartition(r.topic, r.partition) not in partitions)
-        if not self._queue:
-            self._records_queued.clear()
-        self._room_in_queue.set()
 
     async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Handles a batch of records, then leaves their offsets to the committer: nothing is
@@ -315,7 +261,8 @@ class EventConsumer:
     async def _commit_applied_offsets(self) -> None:
         while True:
             await self._offsets_applied.wait()
-            await self._commit()
+            self._offsets_applied.clear()
+            await self.commit_applied()
             await asyncio.sleep(OFFSET_COMMIT_INTERVAL)
 
     async def commit_applied(self, partitions: set[TopicPartition] | None = None) -> None:
@@ -323,27 +270,15 @@ class EventConsumer:
         taken = {p: o for p, o in self._applied_offsets.items() if partitions is None or p in partitions}
         for partition in taken:
             del self._applied_offsets[partition]
-        await self._commit_offsets(taken)
-
-    async def _commit(self) -> None:
-        self._offsets_applied.clear()
-        await self.commit_applied()
-
-    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
-        if not offsets or self._kafka is None:
-            return
-        try:
-            await self._kafka.commit(offsets)
-        except (KafkaError, IllegalStateError) as error:
-            # E.g. a rebalance moved a partition: its new owner gets the records again.
-            log.warning("offsets not committed; the records will be delivered again", error=str(error))
+        if self._records is not None:
+            await self._records.commit(taken)
 
     def _observe_lag(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
-        if self._kafka is None:
+        if self._records is None:
             return
         last_offsets = {(r.topic, r.partition): r.offset for r in records}
         for (topic, partition), offset in last_offsets.items():
-            end = self._kafka.highwater(TopicPartition(topic, partition))
+            end = self._records.highwater(TopicPartition(topic, partition))
             if end is not None:
                 CONSUMER_LAG.labels(topic, str(partition), self.group_id).set(max(end - offset - 1, 0))
 
@@ -439,7 +374,7 @@ class _CommitBeforeRevocation(ConsumerRebalanceListener):  # type: ignore[misc] 
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.consumer.drop_queued(set(revoked))
+        self.consumer.forget_fetched(set(revoked))
         await self.consumer.commit_applied(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

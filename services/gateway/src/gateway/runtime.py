@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import cast
 
 import httpx
-from faststream.kafka.annotations import KafkaMessage
 
 from contracts import topics
 from gateway.config import MIGRATIONS, Settings
@@ -15,7 +16,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.readapi import ConversationReader
 from gateway.tenants import TenantDirectory, load_tenants, origin_of, read_tenant_file, tenant_files
 from servicekit.http import Runtime
-from servicekit.kafka import POLL_TIMEOUT_MS, whole_message
+from servicekit.kafka import RecordStream
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
@@ -29,6 +30,8 @@ class GatewayRuntime(Runtime):
     reader: ConversationReader = field(init=False)
     hub: Hub = field(init=False)
     limiter: RateLimiter = field(init=False)
+    conversation_events: RecordStream = field(init=False)
+    _fan_out: asyncio.Task[None] | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> GatewayRuntime:
@@ -52,32 +55,40 @@ class GatewayRuntime(Runtime):
         runtime.limiter = RateLimiter(
             runtime.redis, namespace=settings.kafka_topic_prefix, window_seconds=settings.rate_limit_window_seconds
         )
-        runtime.on_start.append(runtime._load_tenants)
-        runtime.on_stop.append(runtime.http.aclose)
-        runtime._subscribe_to_conversation_events()
+        # No group: every replica reads every event, because any of them may hold the socket.
+        # "latest": a socket fetches its history from the read API, so old events are not needed.
+        runtime.conversation_events = RecordStream(
+            [runtime.topic(topics.CONVERSATION_EVENTS.name)],
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=f"{settings.service_name}-fan-out",
+            group_id=None,
+            auto_offset_reset="latest",
+            max_batch=500,
+        )
+        runtime.on_start += [runtime._load_tenants, runtime._start_fan_out]
+        runtime.on_stop += [runtime._stop_fan_out, runtime.http.aclose]
         return runtime
 
-    def _subscribe_to_conversation_events(self) -> None:
-        # No group id: every replica reads every event, because any of them may hold the socket.
-        # "latest": a socket fetches its history from the read API, so old events are not needed.
-        hub = self.hub
+    async def _start_fan_out(self) -> None:
+        await self.conversation_events.start()
+        self._fan_out = asyncio.create_task(self._fan_out_events(), name="fan-out")
 
-        @self.broker.subscriber(
-            self.topic(topics.CONVERSATION_EVENTS.name),
-            auto_offset_reset="latest",
-            # Whole polls at once: most events concern sockets of other replicas and are skipped
-            # by key, so the per-call cost of the framework would dominate one-by-one delivery.
-            batch=True,
-            max_records=500,
-            batch_timeout_ms=POLL_TIMEOUT_MS,
-            decoder=whole_message,
-            title="gateway:conversation.events.v1",
-            description="Fan-out of messages and status changes to the widget sockets of this replica.",
-        )
-        async def on_conversation_events(message: KafkaMessage) -> None:
-            raw = message.raw_message
-            for record in raw if isinstance(raw, tuple) else (raw,):
-                await hub.on_record(record)
+    async def _fan_out_events(self) -> None:
+        """Hands each conversation event to the hub, which sends it to this replica's sockets of
+        that conversation (most events concern sockets of other replicas and are skipped by key)."""
+        while batch := await self.conversation_events.batch():
+            for record in batch:
+                try:
+                    await self.hub.on_record(record)
+                except Exception:
+                    log.exception("conversation event not fanned out", offset=record.offset)
+
+    async def _stop_fan_out(self) -> None:
+        await self.conversation_events.close()
+        if self._fan_out is not None:
+            self._fan_out.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fan_out
 
     async def _load_tenants(self) -> None:
         files = tenant_files(self.config.tenants_dir)
