@@ -29,7 +29,7 @@ from servicekit.db import OutboxRecord, column_arrays
 from servicekit.kafka import physical_topic
 from servicekit.logs import get_logger
 from servicekit.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED
-from servicekit.tracing import current_trace_headers, trace_context_from
+from servicekit.tracing import current_trace_headers
 
 log = get_logger(__name__)
 _PENDING = "outbox_pending"  # session.info: rows staged by add_to_outbox, written at commit
@@ -220,19 +220,17 @@ class OutboxRelay:
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
         """Sent without waiting one by one, then awaited together: the idempotent producer keeps
-        their order within each partition."""
-        pending = []
-        for row in rows:
-            with trace_context_from(row.headers):
-                pending.append(
-                    await self._broker.publish(
-                        row.value,
-                        physical_topic(self._topic_prefix, row.topic),
-                        key=row.key,
-                        headers=row.headers,
-                        no_confirm=True,
-                    )
-                )
+        their order within each partition. Each row's trace headers (stored with it) go along."""
+        pending = [
+            await self._broker.publish(
+                row.value,
+                physical_topic(self._topic_prefix, row.topic),
+                key=row.key,
+                headers=row.headers,
+                no_confirm=True,
+            )
+            for row in rows
+        ]
         await asyncio.gather(*pending)
 
     async def relay_batch(self, age: timedelta = timedelta(0)) -> int:

@@ -16,9 +16,10 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 def configure_tracing(service_name: str) -> None:
     """Installs a tracer provider; spans are exported to the console only when asked for.
 
-    Without an exporter no span is recorded: recording spans for nobody cost a good part of each
-    request's CPU. Trace ids are still created and passed on through Kafka headers, so the same
-    code traces whole customer turns across services once exporting is turned on."""
+    Without an exporter no span is recorded (recording spans for nobody cost a good part of each
+    request's CPU) and consumers start none; a trace context that arrives in Kafka headers is
+    still passed on with the events it causes, so the same code traces whole customer turns
+    across services once exporting is turned on."""
     resource = Resource.create({"service.name": service_name})
     if exporting():
         provider = TracerProvider(resource=resource)
