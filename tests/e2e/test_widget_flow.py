@@ -111,6 +111,24 @@ async def test_a_reconnect_resumes_from_the_last_sequence_with_no_gap_or_duplica
     assert [m["seq"] for m in second.messages] == [3, 4, 5, 6]
 
 
+async def test_an_idle_connection_between_two_questions_stays_open(stack: Stack) -> None:
+    host, port = stack.url("gateway").removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    try:
+        for _ in range(2):  # the second request after a pause longer than uvicorn's default 5 s
+            writer.write(request)
+            await writer.drain()
+            status = await asyncio.wait_for(reader.readline(), 5)
+            assert status.startswith(b"HTTP/1.1 200"), status
+            headers = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode().lower()
+            length = int(headers.split("content-length:")[1].split("\r\n")[0])
+            await reader.readexactly(length)
+            await asyncio.sleep(6)
+    finally:
+        writer.close()
+
+
 async def test_the_same_client_message_id_twice_gives_one_message(gateway: httpx.AsyncClient, stack: Stack) -> None:
     conversation = await new_conversation(gateway, stack)
     first = await conversation.post("Quando aprite?", client_message_id="retry-1")

@@ -244,6 +244,12 @@ def raise_open_file_limit() -> int:
     return hard
 
 
+# Seconds an idle HTTP connection stays open. A widget asks its questions seconds apart on one
+# connection: closed after uvicorn's default 5 s, the next request can race the close and fail.
+# Above the usual load balancer idle timeout (60 s), so the balancer, not the service, closes first.
+HTTP_KEEP_ALIVE_SECONDS = 65
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     raise_open_file_limit()
     uvicorn.run(
@@ -255,5 +261,6 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         port=settings.http_port,
         log_config=None,
         access_log=False,
+        timeout_keep_alive=HTTP_KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=5,
     )
