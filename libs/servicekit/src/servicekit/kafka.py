@@ -172,6 +172,10 @@ class RecordStream:
                 log.warning("fetching from Kafka failed; retrying", error=str(error))
                 await asyncio.sleep(1)
                 continue
+            except Exception:  # whatever it is, this task must not end while the service runs
+                log.exception("fetching from Kafka failed unexpectedly; retrying")
+                await asyncio.sleep(1)
+                continue
             for records in polled.values():
                 self._queue.extend(records)
             if self._queue:
