@@ -49,6 +49,59 @@ def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
     )
 
 
+class FetchedRecords:
+    """The records fetched and not yet taken: filled by the fetch task, emptied batch by batch,
+    bounded (the fetch task waits for room once a full batch is waiting)."""
+
+    def __init__(self, max_batch: int) -> None:
+        self.max_batch = max_batch
+        self._records: deque[ConsumerRecord[Any, Any]] = deque()
+        self._not_empty = asyncio.Event()
+        self._not_full = asyncio.Event()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def put(self, records: Iterable[ConsumerRecord[Any, Any]]) -> None:
+        if self._closed:
+            return
+        self._records.extend(records)
+        if self._records:
+            self._not_empty.set()
+
+    async def room(self) -> None:
+        """Waits until less than a full batch is waiting."""
+        while len(self._records) >= self.max_batch and not self._closed:
+            self._not_full.clear()
+            await self._not_full.wait()
+
+    async def take(self) -> list[ConsumerRecord[Any, Any]]:
+        """The next batch, in fetch order (hence in order within each partition): as many
+        records as fit, waiting for the first one. Empty once closed."""
+        while not self._records:
+            if self._closed:
+                return []
+            self._not_empty.clear()
+            # Woken by `put` or `close`; records forgotten meanwhile send it round again.
+            await self._not_empty.wait()
+        taken = [self._records.popleft() for _ in range(min(len(self._records), self.max_batch))]
+        self._not_full.set()
+        return taken
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        """Drops the records of these partitions (revoked, or rewound)."""
+        self._records = deque(r for r in self._records if TopicPartition(r.topic, r.partition) not in partitions)
+        self._not_full.set()
+
+    def close(self) -> None:
+        """Drops everything; `take` returns nothing from now on."""
+        self._closed = True
+        self._records.clear()
+        self._not_empty.set()
+        self._not_full.set()
+
+
 class RecordStream:
     """The records of some topics, fetched continuously into a bounded queue and taken in batches.
 
@@ -82,10 +135,7 @@ class RecordStream:
             "max_poll_records": max_batch,
         }
         self._kafka: Any = None  # made by `start`: aiokafka wants the running event loop
-        self._queue: deque[ConsumerRecord[Any, Any]] = deque()  # fetched, not yet taken into a batch
-        self._records_queued = asyncio.Event()
-        self._room_in_queue = asyncio.Event()
-        self._halted = False
+        self._fetched = FetchedRecords(max_batch)
         self._fetcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -97,14 +147,12 @@ class RecordStream:
     async def halt(self) -> None:
         """Stops fetching; `batch` then returns nothing. The group is left only by `close`, so
         offsets can still be committed in between."""
-        self._halted = True
-        self._records_queued.set()
+        self._fetched.close()
         if self._fetcher is not None:
             self._fetcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fetcher
             self._fetcher = None
-        self._queue.clear()
 
     async def close(self) -> None:
         await self.halt()
@@ -112,16 +160,8 @@ class RecordStream:
             await self._kafka.stop()
 
     async def batch(self) -> list[ConsumerRecord[Any, Any]]:
-        """The next batch, in fetch order (hence in order within each partition): as many
-        queued records as fit, waiting for the first one. Empty once halted."""
-        await self._records_queued.wait()
-        if self._halted:
-            return []
-        taken = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
-        if not self._queue:
-            self._records_queued.clear()
-        self._room_in_queue.set()
-        return taken
+        """The next batch of fetched records (see `FetchedRecords.take`); empty once halted."""
+        return await self._fetched.take()
 
     def rewind(self, batch: Iterable[ConsumerRecord[Any, Any]]) -> None:
         """Seeks each partition of a batch that was not handled back to its earliest record;
@@ -136,11 +176,8 @@ class RecordStream:
                 self._kafka.seek(partition, offset)
 
     def forget(self, partitions: set[TopicPartition]) -> None:
-        """Drops the queued records of these partitions (revoked, or rewound)."""
-        self._queue = deque(r for r in self._queue if TopicPartition(r.topic, r.partition) not in partitions)
-        if not self._queue and not self._halted:
-            self._records_queued.clear()
-        self._room_in_queue.set()
+        """Drops the fetched records of these partitions (revoked, or rewound)."""
+        self._fetched.forget(partitions)
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this process reads now."""
@@ -162,10 +199,7 @@ class RecordStream:
 
     async def _fetch(self) -> None:
         while True:
-            if len(self._queue) >= self.max_batch:  # enough for a full batch: stop pulling
-                self._room_in_queue.clear()
-                await self._room_in_queue.wait()
-                continue
+            await self._fetched.room()
             try:
                 polled = await self._kafka.getmany(timeout_ms=1000, max_records=self.max_batch)
             except KafkaError as error:
@@ -177,6 +211,4 @@ class RecordStream:
                 await asyncio.sleep(1)
                 continue
             for records in polled.values():
-                self._queue.extend(records)
-            if self._queue:
-                self._records_queued.set()
+                self._fetched.put(records)
