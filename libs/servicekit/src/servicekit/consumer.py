@@ -216,6 +216,7 @@ class EventConsumer:
         return self._records.assignment() if self._records is not None else set()
 
     def forget_fetched(self, partitions: set[TopicPartition]) -> None:
+        """Drops the fetched, not yet applied records of these partitions (moving elsewhere)."""
         if self._records is not None:
             self._records.forget(partitions)
 
