@@ -294,7 +294,7 @@ def test_postgres_init_script_creates_every_service_database(
     mounts = [v for v in compose_services["postgres"]["volumes"] if "/docker-entrypoint-initdb.d/" in v]
     assert len(mounts) == 1
     host_path = mounts[0].split(":")[0]
-    assert host_path.startswith("./deploy/compose/")
+    assert host_path == "./deploy/k8s/components/dev-infra/init-databases.sql", "one init script for compose and k8s"
     script = repo_root / host_path
     assert script.is_file(), f"{host_path} does not exist"
     created = set(re.findall(r"^\s*CREATE DATABASE\s+(\w+)\s*;", script.read_text(), re.MULTILINE | re.IGNORECASE))
