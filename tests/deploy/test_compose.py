@@ -124,11 +124,14 @@ def test_infrastructure_uses_official_pinned_images(
     assert re.fullmatch(pattern, spec["image"]), f"{name}: {spec['image']} is not the official image {pattern}"
 
 
-def test_app_builds_its_own_dockerfile(app: dict[str, Any], repo_root: Path, service: str) -> None:
+def test_app_builds_the_one_dockerfile_for_its_own_service(
+    app: dict[str, Any], repo_root: Path, service: str, package: str
+) -> None:
     build = app["build"]
     assert build["context"] == "."
-    assert build["dockerfile"] == f"services/{service}/Dockerfile"
-    assert (repo_root / build["dockerfile"]).is_file()
+    assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
+    assert (repo_root / "Dockerfile").is_file()
+    assert build["args"] == {"SERVICE": service, "PACKAGE": package}
     assert re.fullmatch(
         rf"\$\{{IMAGE_REGISTRY:-ghcr\.io/lucine-support\}}/{service}:\$\{{IMAGE_TAG:-local\}}", app["image"]
     )
