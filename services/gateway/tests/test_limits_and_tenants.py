@@ -1,4 +1,5 @@
-"""Per-IP rate limit (on a second gateway with a low limit), and loading tenants by command."""
+"""Per-IP rate limit (on a second gateway with a low limit), loading tenants by command, and the
+tenant directory's refresh."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 from gateway_testkit import LUCINE_KEY, gateway_settings, serve_app
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.app import build_app
-from gateway.config import Settings
+from gateway.config import MIGRATIONS, Settings
+from gateway.tenants import TenantDirectory, load_tenants, read_tenant_file
+from servicekit.db import create_engine, session_factory
+from servicekit.migrations import upgrade_to_head
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 
@@ -108,3 +113,26 @@ def test_placeholder_jwt_secret_is_refused_in_production():
     with pytest.raises(ValidationError, match="JWT_SECRET"):
         Settings(environment="production", postgres_password="a-real-one", jwt_secret="dev-secret-change-me")
     assert Settings(environment="production", postgres_password="a-real-one", jwt_secret="x" * 40).jwt_secret
+
+
+async def test_lookups_that_find_the_directory_stale_together_refresh_it_once(infra, database):
+    url = infra.database_url(database)
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url)
+    engine = create_engine(url)
+    try:
+        real_sessions = session_factory(engine)
+        await load_tenants(real_sessions, [read_tenant_file(SERVICE_DIR / "tenants" / "lucine-di-natale.yaml")])
+        opened = 0
+
+        def sessions() -> AsyncSession:  # the real sessions, counted
+            nonlocal opened
+            opened += 1
+            return real_sessions()
+
+        directory = TenantDirectory(sessions)  # never loaded: stale for every lookup below
+        found = await asyncio.gather(*(directory.by_key(LUCINE_KEY) for _ in range(50)))
+        assert {tenant.tenant_id for tenant in found if tenant} == {"lucine-di-natale"}
+        assert len([tenant for tenant in found if tenant]) == 50
+        assert opened == 1, f"{opened} queries for one stale directory"
+    finally:
+        await engine.dispose()

@@ -108,26 +108,33 @@ class TenantDirectory:
 
     async def refresh(self) -> None:
         async with self._lock:
-            async with self._sessions() as session:
-                rows = await all_tenants(session)
-            tenants = [
-                Tenant(
-                    r.tenant_id,
-                    r.name,
-                    r.widget_key,
-                    frozenset(r.allowed_origins) | self._own_origins,
-                    r.default_language,
-                )
-                for r in rows
-            ]
-            self._by_id = {t.tenant_id: t for t in tenants}
-            self._by_key = {t.widget_key: t for t in tenants}
-            self._origins = frozenset(origin for t in tenants for origin in t.allowed_origins)
-            self._loaded_at = time.monotonic()
+            await self._load()
 
     async def _refresh_if_older_than(self, seconds: float) -> None:
         if time.monotonic() - self._loaded_at > seconds:
-            await self.refresh()
+            async with self._lock:
+                # Requests that waited for the lock find the directory fresh: one query, not one
+                # per request that arrived while it ran (which had stalled the gateway each time).
+                if time.monotonic() - self._loaded_at > seconds:
+                    await self._load()
+
+    async def _load(self) -> None:
+        async with self._sessions() as session:
+            rows = await all_tenants(session)
+        tenants = [
+            Tenant(
+                r.tenant_id,
+                r.name,
+                r.widget_key,
+                frozenset(r.allowed_origins) | self._own_origins,
+                r.default_language,
+            )
+            for r in rows
+        ]
+        self._by_id = {t.tenant_id: t for t in tenants}
+        self._by_key = {t.widget_key: t for t in tenants}
+        self._origins = frozenset(origin for t in tenants for origin in t.allowed_origins)
+        self._loaded_at = time.monotonic()
 
     async def by_key(self, widget_key: str) -> Tenant | None:
         await self._refresh_if_older_than(REFRESH_SECONDS)
