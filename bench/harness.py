@@ -18,11 +18,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from servicekit.stack import REPO, SERVICES, Stack, free_port
 from servicekit.testing import Infra, create_database, drop_database
-from servicekit.topics import ensure_topics
+from servicekit.topics import delete_topics, ensure_topics
 
 LOCALINFRA = REPO / "infra" / "localinfra.py"
 # Far above anything a run sends: the benchmark measures the system, not the limiter.
@@ -58,17 +56,6 @@ def infra_up() -> tuple[Infra, bool]:
         _localinfra("up")
     env = dict(line.removeprefix("export ").split("=", 1) for line in _localinfra("env").splitlines() if "=" in line)
     return Infra.from_endpoints(env), already_up
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-cleanup")
-    await admin.start()
-    try:
-        ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
 
 
 def _stop_processes(stack: Stack) -> None:

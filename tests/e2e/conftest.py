@@ -16,7 +16,7 @@ import pytest
 
 from servicekit.stack import SERVICES, Stack, free_port
 from servicekit.testing import Infra, create_database, drop_database
-from servicekit.topics import ensure_topics
+from servicekit.topics import delete_topics, ensure_topics
 
 DEMO_TENANT = "lucine-di-natale"
 DEMO_WIDGET_KEY = "wk_lucine_demo_2025"
@@ -45,6 +45,7 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         running.stop_all()
         for name in databases.values():
             asyncio.run(drop_database(infra, name))
+        asyncio.run(delete_topics(infra.kafka_bootstrap_servers, prefix))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
 from servicekit.outbox import OutboxRelay, add_to_outbox
 from servicekit.testing import Infra, create_database, drop_database, wait_until_caught_up
-from servicekit.topics import ensure_topics
+from servicekit.topics import delete_topics, ensure_topics
 from servicekit.tracing import configure_tracing, tracer
 
 LEDGER_SERVICE = Path(__file__).with_name("ledger_service.py")
@@ -42,8 +42,10 @@ FACTS_DLQ = PREFIX + ANALYTICS_FACTS.dlq
 
 
 @pytest.fixture(scope="module", autouse=True)
-def prefixed_topics(infra: Infra) -> None:
+def prefixed_topics(infra: Infra) -> Iterator[None]:
     asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=PREFIX))
+    yield
+    asyncio.run(delete_topics(infra.kafka_bootstrap_servers, PREFIX))
 
 
 class Base(DeclarativeBase):

@@ -22,7 +22,7 @@ from contracts.events import StatusChanged
 from gateway.app import build_app
 from gateway.runtime import GatewayRuntime
 from servicekit.testing import Infra, create_database, drop_database
-from servicekit.topics import ensure_topics
+from servicekit.topics import delete_topics, ensure_topics
 
 
 def _load_helpers() -> Any:
@@ -120,10 +120,11 @@ async def read_commands(
 
 
 @pytest.fixture(scope="session")
-async def topic_prefix(infra: Infra) -> str:
+async def topic_prefix(infra: Infra) -> AsyncIterator[str]:
     prefix = f"gwtest-{uuid.uuid4().hex[:8]}."
     await ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix)
-    return prefix
+    yield prefix
+    await delete_topics(infra.kafka_bootstrap_servers, prefix)
 
 
 @pytest.fixture(scope="session")

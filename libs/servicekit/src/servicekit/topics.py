@@ -1,5 +1,6 @@
 """Creates every topic of `contracts.topics` and its dead-letter topic, with explicit partition
-counts; idempotent.  `python -m servicekit.topics` (run by `make infra-up`, compose and k8s)."""
+counts; idempotent.  `python -m servicekit.topics` (run by `make infra-up`, compose and k8s).
+Tests and the benchmark work in namespaces of their own (a topic prefix) and delete them after."""
 
 from __future__ import annotations
 
@@ -43,6 +44,21 @@ async def ensure_topics(
         if missing:
             await admin.create_topics(missing)
         return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap_servers: str, prefix: str) -> None:
+    """Deletes every topic under a namespace prefix (tests' and benchmarks'): each partition left
+    behind keeps costing the broker files, memory and time in its periodic tasks."""
+    if not prefix:
+        raise ValueError("refusing to delete the topics of the default namespace")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-cleanup")
+    await admin.start()
+    try:
+        ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
     finally:
         await admin.close()
 
