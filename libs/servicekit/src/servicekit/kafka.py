@@ -3,7 +3,8 @@ no automatic topic creation: topics are made by `servicekit.topics`), and `Recor
 consumes.
 
 Trace context travels in the records' headers, put there by the outbox and the gateway and read
-by the idempotent consumer, which opens one span per event. FastStream's tracing middleware is
+by the idempotent consumer, which makes it current for each event (and opens a span per event
+when spans are exported). FastStream's tracing middleware is
 left out: it would add a span per publish, and cost a sixth of a busy service's CPU. Its
 Prometheus middleware is left out too: the platform's own metrics count what matters per event
 (handled, published, relayed, dead-lettered, batch sizes, lag), and the middleware's per-message
