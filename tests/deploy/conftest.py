@@ -48,6 +48,11 @@ def discover_services() -> dict[str, str]:
 
 
 SERVICES: dict[str, str] = discover_services()
+# Built: the package has an entry point. The others are skeletons that would crash-loop, so
+# compose keeps them behind its `upcoming` profile and no Kubernetes overlay deploys them.
+BUILT: frozenset[str] = frozenset(
+    svc for svc, pkg in SERVICES.items() if (REPO_ROOT / "services" / svc / "src" / pkg / "__main__.py").is_file()
+)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -70,6 +75,16 @@ def services() -> dict[str, str]:
 @pytest.fixture
 def package(service: str) -> str:
     return SERVICES[service]
+
+
+@pytest.fixture(scope="session")
+def built_services() -> frozenset[str]:
+    return BUILT
+
+
+@pytest.fixture
+def built(service: str) -> bool:
+    return service in BUILT
 
 
 @pytest.fixture

@@ -138,14 +138,9 @@ def upcoming(k8s_root: Path) -> Path:
     return k8s_root / "components" / "upcoming"
 
 
-def is_built(repo_root: Path, service: str, package: str) -> bool:
-    """Built: it has an entry point (as compose decides which services start by default)."""
-    return (repo_root / "services" / service / "src" / package / "__main__.py").is_file()
-
-
 @pytest.fixture
-def manifest(base: Path, upcoming: Path, repo_root: Path, service: str, package: str) -> list[Doc]:
-    path = (base if is_built(repo_root, service, package) else upcoming) / f"{service}.yaml"
+def manifest(base: Path, upcoming: Path, service: str, built: bool) -> list[Doc]:
+    path = (base if built else upcoming) / f"{service}.yaml"
     assert path.is_file(), f"services/{service} has no k8s manifest {path}"
     return load_docs(path)
 
@@ -197,13 +192,13 @@ def test_every_manifest_is_listed_by_its_kustomization(k8s_root: Path) -> None:
 
 
 def test_built_services_are_in_the_base_and_the_others_wait_in_a_component_no_overlay_uses(
-    k8s_root: Path, base: Path, upcoming: Path, repo_root: Path, services: dict[str, str]
+    k8s_root: Path, base: Path, upcoming: Path, services: dict[str, str], built_services: frozenset[str]
 ) -> None:
     """A service without an entry point would crash-loop, so no overlay deploys it yet."""
     in_base = set(kustomization(base)["resources"])
     waiting = set(kustomization(upcoming)["resources"])
-    for svc, package in services.items():
-        built = is_built(repo_root, svc, package)
+    for svc in services:
+        built = svc in built_services
         assert (f"{svc}.yaml" in in_base) == built, f"{svc}: built={built}, listed by the base: {not built}"
         assert (f"{svc}.yaml" in waiting) != built, f"{svc}: built={built}, listed by components/upcoming"
     for overlay in OVERLAYS:
@@ -563,7 +558,7 @@ def test_rendered_references_resolve(rendered: tuple[str, list[Doc]]) -> None:
 
 @needs_kubectl
 def test_rendered_namespace_images_and_environment(
-    rendered: tuple[str, list[Doc]], services: dict[str, str], repo_root: Path
+    rendered: tuple[str, list[Doc]], built_services: frozenset[str]
 ) -> None:
     overlay, docs = rendered
     namespace = OVERLAYS[overlay]
@@ -572,7 +567,7 @@ def test_rendered_namespace_images_and_environment(
         if d["kind"] != "Namespace":
             assert d["metadata"].get("namespace") == namespace, f"{d['kind']}/{d['metadata']['name']}"
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    assert set(deployments) == {svc for svc, package in services.items() if is_built(repo_root, svc, package)}
+    assert set(deployments) == built_services
     for name, d in deployments.items():
         image = containers(d)[0]["image"]
         assert re.fullmatch(rf"{re.escape(REGISTRY)}/{name}:[\w.-]+", image), image
