@@ -6,19 +6,14 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from servicekit.testing import Infra
-from servicekit.topics import delete_topics, ensure_topics, wanted_topics
+from servicekit.topics import admin_client, delete_topics, ensure_topics, wanted_topics
 
 
 async def topic_names(bootstrap_servers: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap_servers, "topic-test") as admin:
         return set(await admin.list_topics())
-    finally:
-        await admin.close()
 
 
 async def test_a_namespace_is_created_once_and_deleted_whole_leaving_the_others(infra: Infra) -> None:

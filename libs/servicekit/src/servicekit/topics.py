@@ -5,8 +5,10 @@ Tests and the benchmark work in namespaces of their own (a topic prefix) and del
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
@@ -24,12 +26,14 @@ def wanted_topics(replication_factor: int, prefix: str = "") -> list[NewTopic]:
     return topics
 
 
-async def ensure_topics(
-    bootstrap_servers: str, replication_factor: int = 1, prefix: str = "", timeout: float = 60
-) -> list[str]:
-    """Creates the missing topics; returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup")
-    deadline = asyncio.get_running_loop().time() + timeout
+@contextlib.asynccontextmanager
+async def admin_client(
+    bootstrap_servers: str, client_id: str, connect_timeout: float = 0
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit; connecting is retried for up to `connect_timeout`
+    seconds (Kafka may still be starting)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id)
+    deadline = asyncio.get_running_loop().time() + connect_timeout
     while True:
         try:
             await admin.start()
@@ -39,13 +43,21 @@ async def ensure_topics(
                 raise
             await asyncio.sleep(1)
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(
+    bootstrap_servers: str, replication_factor: int = 1, prefix: str = "", timeout: float = 60
+) -> list[str]:
+    """Creates the missing topics; returns the names it created."""
+    async with admin_client(bootstrap_servers, "topic-setup", connect_timeout=timeout) as admin:
         existing = set(await admin.list_topics())
         missing = [t for t in wanted_topics(replication_factor, prefix) if t.name not in existing]
         if missing:
             await admin.create_topics(missing)
         return [t.name for t in missing]
-    finally:
-        await admin.close()
 
 
 async def delete_topics(bootstrap_servers: str, prefix: str) -> None:
@@ -53,14 +65,10 @@ async def delete_topics(bootstrap_servers: str, prefix: str) -> None:
     behind keeps costing the broker files, memory and time in its periodic tasks."""
     if not prefix:
         raise ValueError("refusing to delete the topics of the default namespace")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-cleanup")
-    await admin.start()
-    try:
+    async with admin_client(bootstrap_servers, "topic-cleanup") as admin:
         ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
         if ours:
             await admin.delete_topics(ours)
-    finally:
-        await admin.close()
 
 
 def main() -> int:
