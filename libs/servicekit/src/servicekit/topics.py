@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
 
 from contracts.topics import ALL_TOPICS
 
@@ -55,9 +55,18 @@ async def ensure_topics(
     async with admin_client(bootstrap_servers, "topic-setup", connect_timeout=timeout) as admin:
         existing = set(await admin.list_topics())
         missing = [t for t in wanted_topics(replication_factor, prefix) if t.name not in existing]
-        if missing:
-            await admin.create_topics(missing)
-        return [t.name for t in missing]
+        if not missing:
+            return []
+        # A broker that has just started may not list topics created a moment ago: those come
+        # back as already existing, and are not reported as created.
+        response = await admin.create_topics(missing)
+        created: list[str] = []
+        for topic, code, *_ in response.topic_errors:
+            if code == 0:
+                created.append(topic)
+            elif code != TopicAlreadyExistsError.errno:
+                raise for_code(code)(f"topic {topic} not created")
+        return created
 
 
 async def delete_topics(bootstrap_servers: str, prefix: str) -> None:
