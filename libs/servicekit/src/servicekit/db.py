@@ -1,5 +1,6 @@
-"""Async SQLAlchemy engine and sessions, and the two tables every service with a store has:
-the transactional outbox and the processed-events inbox of the idempotent consumer."""
+"""Async SQLAlchemy engine and sessions, and the tables every service with a store has: the
+transactional outbox, the processed-events inbox of the idempotent consumer, the stored retries
+of records whose outside call failed, and the durable timers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, LargeBinary, String, func
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, LargeBinary, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -29,6 +30,15 @@ class OutboxRecord(Base):
     value: Mapped[bytes] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Set when Kafka refused the row for good (e.g. too large): the relay passes it by, and
+    # `python -m servicekit.outbox` lists and re-publishes it after a fix.
+    parked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    parked_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        # The relay's sweep reads only the rows still to publish, oldest first.
+        Index("outbox_unparked_id", "id", postgresql_where=parked_at.is_(None)),
+    )
 
 
 class ProcessedEvent(Base):
@@ -38,7 +48,47 @@ class ProcessedEvent(Base):
 
     consumer_group: Mapped[str] = mapped_column(String(120), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class StoredRetry(Base):
+    """A record whose handler's outside call (an LLM, SMTP, a webhook) failed, kept for another
+    try at `next_attempt_at`. While one waits, later records with the same key wait behind it, so
+    a conversation's records still apply in order; other keys flow on."""
+
+    __tablename__ = "consumer_retries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    consumer_group: Mapped[str] = mapped_column(String(120))
+    key: Mapped[bytes] = mapped_column(LargeBinary)
+    topic: Mapped[str] = mapped_column(String(200))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("consumer_retries_group_key", "consumer_group", "key"),
+        Index("consumer_retries_group_due", "consumer_group", "next_attempt_at"),
+    )
+
+
+class Timer(Base):
+    """A command or event to deliver at `due_at` (see `servicekit.timers`): the serialised
+    envelope waits here and, once due, moves to the outbox in one transaction."""
+
+    __tablename__ = "timers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    key: Mapped[bytes] = mapped_column(LargeBinary)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 def column_arrays(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, list[Any]]:

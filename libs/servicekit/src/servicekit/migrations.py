@@ -73,3 +73,50 @@ def create_outbox_and_inbox_tables() -> None:
         sa.Column("event_id", sa.String(36), primary_key=True),
         sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     )
+
+
+def create_platform_tables_v2() -> None:
+    """Used by each service's migration after `create_outbox_and_inbox_tables` (a new service
+    calls both in its first one): parking of refused outbox rows, the prune index of the
+    processed events, stored retries and durable timers (the later tables of `servicekit.db`)."""
+    op.add_column("outbox", sa.Column("parked_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("outbox", sa.Column("parked_error", sa.Text, nullable=True))
+    op.create_index("outbox_unparked_id", "outbox", ["id"], postgresql_where=sa.text("parked_at IS NULL"))
+    op.create_index("ix_processed_events_processed_at", "processed_events", ["processed_at"])
+    op.create_table(
+        "consumer_retries",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("consumer_group", sa.String(120), nullable=False),
+        sa.Column("key", sa.LargeBinary, nullable=False),
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("partition", sa.Integer, nullable=False),
+        sa.Column("offset", sa.BigInteger, nullable=False),
+        sa.Column("value", sa.LargeBinary, nullable=False),
+        sa.Column("headers", sa.dialects.postgresql.JSONB, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sa.Text, nullable=False),
+    )
+    op.create_index("consumer_retries_group_key", "consumer_retries", ["consumer_group", "key"])
+    op.create_index("consumer_retries_group_due", "consumer_retries", ["consumer_group", "next_attempt_at"])
+    op.create_table(
+        "timers",
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("key", sa.LargeBinary, nullable=False),
+        sa.Column("value", sa.LargeBinary, nullable=False),
+        sa.Column("headers", sa.dialects.postgresql.JSONB, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    )
+    op.create_index("ix_timers_due_at", "timers", ["due_at"])
+
+
+def drop_platform_tables_v2() -> None:
+    """The downgrade of `create_platform_tables_v2`."""
+    op.drop_table("timers")
+    op.drop_table("consumer_retries")
+    op.drop_index("ix_processed_events_processed_at", "processed_events")
+    op.drop_index("outbox_unparked_id", "outbox")
+    op.drop_column("outbox", "parked_error")
+    op.drop_column("outbox", "parked_at")
