@@ -25,3 +25,23 @@ CONSUMER_BATCH_SIZE = Histogram(
     ["group"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
+EVENTS_SKIPPED = Counter(
+    "events_skipped_total",
+    "Records a consumer group passed by without applying them: an event type it does not know"
+    " (from a newer producer), or a dead letter replayed for another group.",
+    ["topic", "group", "reason"],
+)
+CONSUMER_PAUSED = Gauge(
+    "consumer_paused",
+    "1 while a consumer has stopped fetching because its own database or broker is failing.",
+    ["group"],
+)
+RETRIES_STORED = Counter(
+    "consumer_retries_stored_total",
+    "Records stored for another try because their handler's outside call failed.",
+    ["group"],
+)
+OUTBOX_PARKED = Counter(
+    "outbox_parked_total", "Outbox rows Kafka refused for good, parked in the table instead of retried.", ["topic"]
+)
+TIMERS_FIRED = Counter("timers_fired_total", "Durable timers that fell due and moved to the outbox.")
