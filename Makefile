@@ -42,11 +42,11 @@ infra-status: ## show which local servers are up
 
 .PHONY: up
 up: infra-up ## bring the whole system up and print the widget demo and dashboard URLs
-	@$(PY) -m servicekit.stack up
+	@$(PY) -m devkit.stack up
 
 .PHONY: down
 down: ## stop the services and the infrastructure
-	@-$(PY) -m servicekit.stack down
+	@-$(PY) -m devkit.stack down
 	@$(INFRA) down
 
 .PHONY: test
@@ -59,7 +59,7 @@ test: infra-up ## lint, then every test against real Kafka, PostgreSQL, Redis an
 lint: install ## ruff and mypy (strict on libs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/contracts/src libs/servicekit/src $(wildcard services/*/src)
+	$(VENV)/bin/mypy libs/contracts/src libs/servicekit/src libs/devkit/src $(wildcard services/*/src)
 
 .PHONY: contracts
 contracts: install ## export JSON Schema for every event and the AsyncAPI document

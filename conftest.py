@@ -1,3 +1,3 @@
-"""Fixtures shared by every test tree: real Kafka, PostgreSQL and Redis (see servicekit.testing)."""
+"""Fixtures shared by every test tree: real Kafka, PostgreSQL and Redis (see devkit.testing)."""
 
-pytest_plugins = ["servicekit.testing"]
+pytest_plugins = ["devkit.testing"]

@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from servicekit.stack import REPO, SERVICES, Stack, free_port
-from servicekit.testing import Infra, create_database, drop_database
+from devkit.stack import REPO, SERVICES, Stack, free_port
+from devkit.testing import Infra, create_database, drop_database
 from servicekit.topics import delete_topics, ensure_topics
 
 LOCALINFRA = REPO / "infra" / "localinfra.py"

@@ -1,7 +1,7 @@
 """The load generator, run as its own process so that it does not share an interpreter (GIL,
 event loop) with the supervisor; one uvloop event loop.
 
-It speaks the widget API with aiohttp rather than through `servicekit.widget_client` (httpx and
+It speaks the widget API with aiohttp rather than through `devkit.widget_client` (httpx and
 websockets, which the tests use): the generator shares the two cores with the system it measures,
 and an httpx request cost it several times the CPU of an aiohttp one. Each simulated customer has
 its own HTTP connection, as each browser tab has.
@@ -31,8 +31,8 @@ import uvloop
 import yaml
 
 from bench.harness import raise_fd_limit, rss_mb
+from devkit.stack import REPO
 from servicekit.heap import freeze_startup_heap
-from servicekit.stack import REPO
 
 TENANT_FILE = REPO / "services" / "gateway" / "tenants" / "lucine-di-natale.yaml"
 QUESTIONS_FILE = REPO / "services" / "ai-responder" / "eval" / "questions.yaml"

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bench.params import TARGET_P99_MS, TARGET_RSS_MB, TARGET_SECONDS, TARGET_SOCKETS, TARGET_TPS
-from servicekit.stack import REPO
+from devkit.stack import REPO
 
 
 def machine() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from bench import report
 from bench.harness import CpuSampler, fd_limit, log, raise_fd_limit, rss_mb, running_stack
 from bench.params import Params
-from servicekit.stack import REPO, Stack
+from devkit.stack import REPO, Stack
 
 RESULTS = REPO / "bench" / "results"
 

@@ -3,6 +3,7 @@ build arguments) and the root .dockerignore."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ import pytest
 
 PYTHON_IMAGE = "python:3.11-slim"
 LOCK = "requirements/runtime.lock"
+# Development-only packages: in requirements.lock for tests and tools, never in an image.
+DEV_ONLY_MODULES = frozenset({"devkit", "pytest", "testcontainers", "playwright"})
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,40 @@ def test_copy_sources_exist_in_the_build_context(instructions: list[Instruction]
             continue
         for src in parts[:-1]:
             assert (repo_root / src).exists(), f"COPY source {src} does not exist (context = repo root)"
+
+
+def copied_sources(instructions: list[Instruction]) -> list[str]:
+    """The build-context paths the Dockerfile copies (not those copied from another stage)."""
+    sources: list[str] = []
+    for ins in instructions:
+        if ins.keyword in {"COPY", "ADD"} and "--from" not in ins.args:
+            sources += [p for p in ins.args.split() if not p.startswith("--")][:-1]
+    return sources
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of the modules a Python file imports (absolute imports only)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_image_ships_no_development_code(instructions: list[Instruction], repo_root: Path) -> None:
+    """Test fixtures, the stack runner and the widget client live in libs/devkit, which no image
+    copies; nothing the image does copy may import it or a test tool (it would fail at import)."""
+    sources = copied_sources(instructions)
+    assert not [src for src in sources if src.startswith("libs/devkit")], "libs/devkit is development-only"
+    assert all(src.startswith(("requirements/", "libs/", "services/")) for src in sources), sources
+    for module in ("testing", "stack", "widget_client"):
+        assert not (repo_root / "libs/servicekit/src/servicekit" / f"{module}.py").exists(), f"{module} is devkit's"
+    for src in sources:
+        for path in sorted((repo_root / src).glob("src/**/*.py")):
+            dev_only = sorted(imported_modules(path) & DEV_ONLY_MODULES)
+            assert not dev_only, f"{path.relative_to(repo_root)} imports {dev_only}, which no image installs"
 
 
 def test_healthcheck_probes_healthz(instructions: list[Instruction]) -> None:

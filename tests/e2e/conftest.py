@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servicekit.stack import SERVICES, Stack, free_port
-from servicekit.testing import Infra, create_database, drop_database
+from devkit.stack import SERVICES, Stack, free_port
+from devkit.testing import Infra, create_database, drop_database
 from servicekit.topics import delete_topics, ensure_topics
 
 DEMO_TENANT = "lucine-di-natale"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from servicekit.stack import SHIPPED_KNOWLEDGE, Stack
+from devkit.stack import SHIPPED_KNOWLEDGE, Stack
 
 from .conftest import ADMIN_TOKEN
 

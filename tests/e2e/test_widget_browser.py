@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from servicekit.stack import Stack
+from devkit.stack import Stack
 
 from .conftest import DEMO_TENANT
 

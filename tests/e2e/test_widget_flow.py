@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from contracts.topics import CONVERSATION_EVENTS
-from servicekit.stack import Stack
-from servicekit.widget_client import Stream, WidgetConversation, start_conversation
+from devkit.stack import Stack
+from devkit.widget_client import Stream, WidgetConversation, start_conversation
 
 from .conftest import DEMO_WIDGET_KEY
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from alembic import command
 
+from devkit.stack import SERVICES
+from devkit.testing import Infra, create_database, drop_database
 from servicekit.migrations import alembic_config
-from servicekit.stack import SERVICES
-from servicekit.testing import Infra, create_database, drop_database
 
 WITH_MIGRATIONS = [
     spec

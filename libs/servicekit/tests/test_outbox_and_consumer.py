@@ -25,12 +25,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contracts import Envelope, new_envelope, parse_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
+from devkit.testing import Infra, create_database, drop_database, wait_until_caught_up
 from servicekit.consumer import EventConsumer, prune_processed_events
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
 from servicekit.outbox import OutboxRelay, add_to_outbox
-from servicekit.testing import Infra, create_database, drop_database, wait_until_caught_up
 from servicekit.topics import delete_topics, ensure_topics
 from servicekit.tracing import configure_tracing, tracer
 

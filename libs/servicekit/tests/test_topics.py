@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from servicekit.testing import Infra
+from devkit.testing import Infra
 from servicekit.topics import admin_client, delete_topics, ensure_topics, wanted_topics
 
 

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ai_responder.admin import MIGRATIONS
 from ai_responder.store import PostedMessage, StartedConversation, remember_conversations, remember_messages_and_recall
+from devkit.testing import Infra
 from servicekit.db import create_engine, session_factory
 from servicekit.migrations import upgrade_to_head
-from servicekit.testing import Infra
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import Envelope, Payload, new_envelope, parse_envelope, topics
 from contracts.events import StatusChanged
+from devkit.testing import Infra, create_database, drop_database
 from gateway.app import build_app
 from gateway.runtime import GatewayRuntime
-from servicekit.testing import Infra, create_database, drop_database
 from servicekit.topics import delete_topics, ensure_topics
 
 

@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from devkit.testing import Infra
 from gateway.config import Settings
-from servicekit.testing import Infra
 
 LUCINE_KEY = "wk_lucine_demo_2025"
 LUCINE_ORIGIN = "http://localhost:8080"

@@ -1,7 +1,7 @@
 """Runs the services as real local processes: `make up` (detached, with pid files) and the
 end-to-end tests (as children they can SIGKILL and restart) both start them through `Stack`.
 
-    python -m servicekit.stack up|down|status
+    python -m devkit.stack up|down|status
 """
 
 from __future__ import annotations
