@@ -105,6 +105,8 @@ class Runtime:
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             topic_prefix=self.settings.kafka_topic_prefix,
             batch_size=self.settings.consumer_batch_size,
+            relay=self.relay,
+            probes={"cache": self.redis.ping} if self.redis is not None else None,
         )
         self.consumers.append(consumer)
         return consumer
@@ -171,6 +173,10 @@ class Runtime:
                 checks["cache"] = "ok"
             except Exception as error:
                 checks["cache"] = f"unreachable: {type(error).__name__}"
+        for consumer in self.consumers:
+            checks[f"consumer {consumer.group_id}"] = (
+                f"paused: {consumer.paused_reason}" if consumer.paused_reason else "ok"
+            )
         return checks
 
 

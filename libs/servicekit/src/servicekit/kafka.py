@@ -71,9 +71,12 @@ class FetchedRecords:
         if self._records:
             self._not_empty.set()
 
+    def full(self) -> bool:
+        return len(self._records) >= self.max_batch and not self._closed
+
     async def room(self) -> None:
         """Waits until less than a full batch is waiting."""
-        while len(self._records) >= self.max_batch and not self._closed:
+        while self.full():
             self._not_full.clear()
             await self._not_full.wait()
 
@@ -122,8 +125,12 @@ class RecordStream:
         auto_offset_reset: str,
         max_batch: int,
         listener: ConsumerRebalanceListener | None = None,
+        max_poll_interval_ms: int = 300_000,
     ) -> None:
         self.max_batch = max_batch
+        # While the queue stays full, the client is polled this often (its partitions paused), so
+        # the group does not take this member for dead after `max_poll_interval_ms`.
+        self._keepalive = min(5.0, max_poll_interval_ms / 1000 / 4)
         self.client_id = client_id
         self._topics = sorted(topics)
         self._listener = listener
@@ -134,6 +141,7 @@ class RecordStream:
             "enable_auto_commit": False,
             "auto_offset_reset": auto_offset_reset,
             "max_poll_records": max_batch,
+            "max_poll_interval_ms": max_poll_interval_ms,
         }
         self._kafka: Any = None  # made by `start`: aiokafka wants the running event loop
         self._fetched = FetchedRecords(max_batch)
@@ -198,9 +206,27 @@ class RecordStream:
         except (KafkaError, IllegalStateError) as error:
             log.warning("offsets not committed; the records will be delivered again", error=str(error))
 
+    async def _wait_for_room(self) -> None:
+        """Waits until the queue has room. A consumer that does not poll for `max_poll_interval_ms`
+        is taken for dead and its partitions rebalanced, and the queue stays full for as long as
+        the batch loop is paused (its database down, say): meanwhile the client is polled now and
+        then with every partition paused, which fetches nothing and keeps the membership."""
+        while self._fetched.full():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._fetched.room(), self._keepalive)
+                return
+            assigned = self._kafka.assignment()
+            self._kafka.pause(*assigned)
+            try:
+                await self._kafka.getmany(timeout_ms=0)
+            except KafkaError as error:
+                log.warning("polling Kafka failed; retrying", error=str(error))
+            finally:
+                self._kafka.resume(*(set(assigned) & set(self._kafka.assignment())))
+
     async def _fetch(self) -> None:
         while True:
-            await self._fetched.room()
+            await self._wait_for_room()
             try:
                 polled = await self._kafka.getmany(timeout_ms=1000, max_records=self.max_batch)
             except KafkaError as error:

@@ -45,3 +45,6 @@ OUTBOX_PARKED = Counter(
     "outbox_parked_total", "Outbox rows Kafka refused for good, parked in the table instead of retried.", ["topic"]
 )
 TIMERS_FIRED = Counter("timers_fired_total", "Durable timers that fell due and moved to the outbox.")
+CONSUMER_REBALANCES = Counter(
+    "consumer_rebalances_total", "Times partitions were taken away from a consumer by a group rebalance.", ["group"]
+)
