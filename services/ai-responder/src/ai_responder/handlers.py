@@ -21,12 +21,12 @@ from ai_responder.store import (
     remember_conversations,
     remember_messages_and_recall,
 )
-from contracts import Envelope, new_envelope
+from contracts import Envelope
 from contracts.common import ConversationStatus, Sender
 from contracts.events import AiReplyGenerated, ConversationStarted, MessagePosted
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
-from servicekit.outbox import add_to_outbox
+from servicekit.outgoing import Outgoing
 
 log = get_logger(__name__)
 ANSWERS = "ai_responder.answers"  # session.info: the answers to the batch's questions, by (conversation, seq)
@@ -96,11 +96,6 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
             smart_actions=answer.smart_actions,
             handoff_reason=answer.handoff_reason,
         )
-        add_to_outbox(
-            session,
-            [
-                new_envelope(
-                    reply, tenant_id=envelope.tenant_id, conversation_id=envelope.conversation_id, causation=envelope
-                )
-            ],
-        )
+        out = Outgoing(session, envelope)
+        out.emit(reply)
+        out.flush()

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Envelope, Payload, new_envelope
+from contracts import Envelope
 from contracts.common import ConversationStatus as S
 from contracts.common import Sender, TranscriptLine
 from contracts.events import (
@@ -39,7 +39,7 @@ from conversation.domain import (
 from conversation.store import Batch, ConversationState, NewMessage, load_batch, transcript
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
-from servicekit.outbox import add_to_outbox
+from servicekit.outgoing import Outgoing
 
 log = get_logger(__name__)
 
@@ -47,26 +47,6 @@ TICKET_CREATED_TEXT = {
     "it": "Abbiamo aperto la richiesta {number}. Ti contatteremo al più presto.",
     "en": "We opened request {number}. We will get back to you as soon as possible.",
 }
-
-
-class Outgoing:
-    """Events caused by one incoming envelope, staged in the outbox together at the end."""
-
-    def __init__(self, session: AsyncSession, cause: Envelope[Any]) -> None:
-        self.session, self.cause, self.events = session, cause, list[Envelope[Any]]()
-
-    def emit(self, payload: Payload, conversation_id: uuid.UUID | None = None) -> None:
-        self.events.append(
-            new_envelope(
-                payload,
-                tenant_id=self.cause.tenant_id,
-                conversation_id=conversation_id or self.cause.conversation_id,
-                causation=self.cause,
-            )
-        )
-
-    def flush(self) -> None:
-        add_to_outbox(self.session, self.events)
 
 
 def post_message(
