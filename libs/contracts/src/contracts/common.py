@@ -1,20 +1,50 @@
-"""Value types shared by several events."""
+"""Value types shared by several events.
+
+Every string and list is bounded, so that the largest valid event fits `MAX_EVENT_BYTES`
+(`tests/test_contracts.py` checks every registered payload against it).
+"""
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    UrlConstraints,
+)
 
 MAX_MESSAGE_CHARS = 4000
+MAX_URL_CHARS = 1000
+TRANSCRIPT_EXCERPT_LINES = 20
+TRANSCRIPT_EXCERPT_LINE_CHARS = 200
 
 MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ClientMessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
-OperatorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]
-Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ().-]{6,24}$")]
+# Patterned strings repeat their length as max_length, so that the JSON Schema states the bound.
+ClientMessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$", max_length=2)]
+OperatorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,100}$", max_length=100)]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ().-]{6,24}$", max_length=24)]
+Email = Annotated[EmailStr, Field(max_length=254)]  # the longest address SMTP allows
+
+
+def _normalised_within_bound(url: AnyHttpUrl) -> AnyHttpUrl:
+    # A URL is serialised normalised (percent-encoded, punycode host), which can be much longer
+    # than the text it was given: bound what is sent, not only what was received.
+    if len(str(url)) > MAX_URL_CHARS:
+        raise ValueError(f"the URL is longer than {MAX_URL_CHARS} characters once normalised")
+    return url
+
+
+Link = Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_CHARS), AfterValidator(_normalised_within_bound)]
 
 
 class Sender(StrEnum):
@@ -77,7 +107,7 @@ class SmartAction(BaseModel):
 
     type: SmartActionType
     label: ShortText
-    url: AnyHttpUrl | None = None
+    url: Link | None = None
 
 
 class Source(BaseModel):
@@ -96,17 +126,43 @@ class ContactDetails(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
     name: ShortText
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: Phone | None = None
     preferred_contact: ContactChannel = ContactChannel.EMAIL
 
 
 class TranscriptLine(BaseModel):
+    """One message of a transcript excerpt; a longer text is cut (see `excerpt_text`)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     seq: int = Field(ge=1)
     sender: Sender
-    text: Annotated[str, StringConstraints(max_length=MAX_MESSAGE_CHARS)]
+    text: Annotated[str, StringConstraints(max_length=TRANSCRIPT_EXCERPT_LINE_CHARS)]
+
+    @staticmethod
+    def excerpt_text(text: str) -> str:
+        """`text`, cut to the line bound with an ellipsis when longer."""
+        limit = TRANSCRIPT_EXCERPT_LINE_CHARS
+        return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class TranscriptExcerpt(BaseModel):
+    """The end of a conversation and where to read all of it: an event carries a bounded excerpt,
+    never a whole transcript, which the conversation service's read API returns."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    lines: list[TranscriptLine] = Field(default_factory=list, max_length=TRANSCRIPT_EXCERPT_LINES)
+    """The last messages, oldest first."""
+    total_messages: int = Field(ge=0)
+    transcript_url: Annotated[str, StringConstraints(max_length=200)]
+    """Path of the conversation service's read API returning every message, e.g.
+    `/internal/conversations/{conversation_id}/messages`."""
+
+    @staticmethod
+    def url_of(conversation_id: uuid.UUID) -> str:
+        return f"/internal/conversations/{conversation_id}/messages"
 
 
 OperatorPresence = Literal["online", "away", "offline"]

@@ -3,6 +3,12 @@
 A payload class declares its `type`, `version` and topic once (see `event`), which is how
 a raw record is turned back into a typed envelope (`parse_envelope`) and how the JSON Schema
 and AsyncAPI exports find every event.
+
+Versioning: within a topic's major version (`.v1`) changes are additive only, and an event's
+`version` counts its additive revisions; a breaking change is a new topic (`.v2`). So a record
+of a known type with a newer version than this code knows is read with the newest model it has
+(its extra fields are ignored); only a type this code has never heard of, or a version older
+than any it registers, is unknown.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", max_length=63)]
 EventType = Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=80)]
 
 
@@ -29,6 +35,23 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+MAX_EVENT_BYTES = 64 * 1024
+"""The largest serialised envelope: far below Kafka's default 1 MB request, so an event that
+was accepted into the outbox is never refused by the broker. Large content travels as a bounded
+excerpt plus a reference to the owning service's read API (see `TranscriptExcerpt`)."""
+
+
+class EventTooLargeError(ValueError):
+    """A serialised envelope is over `MAX_EVENT_BYTES`: the handler emitting it fails (and its
+    record is dead-lettered) instead of its outbox row being refused by Kafka later."""
+
+
+def idempotency_key(event_id: uuid.UUID, purpose: str) -> uuid.UUID:
+    """The key of one side effect caused by an event (an LLM call, an email...): the same on every
+    redelivery of the event, different per purpose, so the receiving end can do it only once."""
+    return uuid.uuid5(event_id, purpose)
 
 
 class Payload(BaseModel):
@@ -49,6 +72,8 @@ class Payload(BaseModel):
 P = TypeVar("P", bound=Payload)
 
 REGISTRY: dict[tuple[str, int], type[Payload]] = {}
+_NEWEST: dict[str, type[Payload]] = {}
+"""Per type, the payload class of its highest registered version: what reads newer versions."""
 
 
 def event(type_: str, version: int, topic: str) -> Callable[[type[P]], type[P]]:
@@ -61,6 +86,9 @@ def event(type_: str, version: int, topic: str) -> Callable[[type[P]], type[P]]:
         cls.event_type, cls.event_version, cls.topic = type_, version, topic
         cls.summary = (cls.__doc__ or type_).strip().splitlines()[0]
         REGISTRY[key] = cls
+        newest = _NEWEST.get(type_)
+        if newest is None or version > newest.event_version:
+            _NEWEST[type_] = cls
         return cls
 
     return register
@@ -86,7 +114,13 @@ class Envelope(BaseModel, Generic[P]):
         return str(aggregate).encode()
 
     def to_json(self) -> bytes:
-        return self.model_dump_json().encode()
+        """The wire format; raises `EventTooLargeError` over `MAX_EVENT_BYTES`."""
+        data = self.model_dump_json().encode()
+        if len(data) > MAX_EVENT_BYTES:
+            raise EventTooLargeError(
+                f"event {self.type} v{self.version} is {len(data)} bytes serialised, over the {MAX_EVENT_BYTES} allowed"
+            )
+        return data
 
 
 @functools.cache
@@ -127,11 +161,25 @@ class _Header(BaseModel):
 
 
 class UnknownEventError(ValueError):
-    """The record names a type/version this code does not know."""
+    """The record names a type this code does not know, or a version older than any it knows."""
+
+
+def payload_class_for(type_: str, version: int) -> type[Payload] | None:
+    """The model that reads `version` of `type_`: its own, or for a version newer than this code
+    knows the newest model of the type (revisions are additive); None when unknown."""
+    payload_cls = REGISTRY.get((type_, version))
+    if payload_cls is None:
+        newest = _NEWEST.get(type_)
+        if newest is not None and version > newest.event_version:
+            payload_cls = newest
+    return payload_cls
 
 
 def parse_envelope(raw: bytes | str | dict[str, Any]) -> Envelope[Any]:
-    """Validates a raw record into a typed envelope; raises ValueError on anything malformed."""
+    """Validates a raw record into a typed envelope, which keeps the version it arrived with.
+
+    Raises `UnknownEventError` for a type this code does not know (or an older version than any
+    it knows) and a plain ValueError for anything malformed."""
     try:
         data = raw if isinstance(raw, dict) else json.loads(raw)
         header = _Header.model_validate(data)
@@ -139,7 +187,7 @@ def parse_envelope(raw: bytes | str | dict[str, Any]) -> Envelope[Any]:
         raise ValueError(f"record is not JSON: {error}") from error
     except ValidationError as error:
         raise ValueError(f"malformed envelope: {error}") from error
-    payload_cls = REGISTRY.get((header.type, header.version))
+    payload_cls = payload_class_for(header.type, header.version)
     if payload_cls is None:
         raise UnknownEventError(f"unknown event {header.type} v{header.version}")
     return envelope_class(payload_cls).model_validate(data)

@@ -27,14 +27,16 @@ from contracts.common import (
     ShortText,
     SmartAction,
     Source,
-    TranscriptLine,
+    TranscriptExcerpt,
 )
-from contracts.envelope import Payload, UtcDatetime, event
+from contracts.envelope import EventType, Payload, UtcDatetime, event
 
 Confidence = Annotated[float, Field(ge=0, le=1)]
 NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4,10}$")]
-Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,40}$")]
+TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4,10}$", max_length=16)]
+Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,40}$", max_length=40)]
+TicketMessage = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+RatingComment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 # --------------------------------------------------------------------------- conversation.commands.v1
 
@@ -69,7 +71,7 @@ class SubmitTicketDetails(Payload):
     """The customer left contact details so that a ticket can be opened."""
 
     contact: ContactDetails
-    message: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] = ""
+    message: TicketMessage = ""
 
     @model_validator(mode="after")
     def _reachable(self) -> SubmitTicketDetails:
@@ -87,7 +89,7 @@ class RateConversation(Payload):
     """The customer rated the conversation."""
 
     score: int = Field(ge=1, le=5)
-    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
+    comment: RatingComment = ""
 
 
 # --------------------------------------------------------------------------- operator.commands.v1
@@ -214,14 +216,14 @@ class ConversationRated(Payload):
     """The customer's rating."""
 
     score: int = Field(ge=1, le=5)
-    comment: str = ""
+    comment: RatingComment = ""
 
 
 @event("conversation.command_rejected", 1, topics.CONVERSATION_EVENTS.name)
 class CommandRejected(Payload):
     """A command could not be applied (illegal transition, unknown conversation...)."""
 
-    command_type: str
+    command_type: EventType
     command_event_id: uuid.UUID
     code: Annotated[str, StringConstraints(max_length=60)]
     message: Annotated[str, StringConstraints(max_length=500)]
@@ -288,12 +290,17 @@ class OperatorPresenceChanged(Payload):
 
 @event("tickets.open_ticket", 1, topics.TICKETS_COMMANDS.name)
 class OpenTicket(Payload):
-    """Open a ticket for a conversation nobody could take live."""
+    """Open a ticket for a conversation nobody could take live.
 
+    `idempotency_key` is the same for every request about one conversation (the conversation
+    service derives it from the conversation id), so details submitted twice open one ticket.
+    """
+
+    idempotency_key: uuid.UUID
     contact: ContactDetails
-    message: str = ""
+    message: TicketMessage = ""
     language: Language | None = None
-    transcript: list[TranscriptLine] = Field(default_factory=list, max_length=500)
+    transcript: TranscriptExcerpt
 
 
 @event("tickets.update_ticket", 1, topics.TICKETS_COMMANDS.name)
@@ -364,6 +371,9 @@ class DeliveryCompleted(Payload):
 
 # --------------------------------------------------------------------------- analytics.facts.v1
 
+FactKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+FactValue = Annotated[str, StringConstraints(max_length=200)]
+
 
 @event("analytics.fact", 1, topics.ANALYTICS_FACTS.name)
 class AnalyticsFact(Payload):
@@ -373,10 +383,10 @@ class AnalyticsFact(Payload):
     handoff_accepted, operator_assigned, conversation_closed, ticket_opened, sla_breached, ...).
     """
 
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z_]{3,60}$")]
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z_]{3,60}$", max_length=60)]
     source_event_id: uuid.UUID
-    dimensions: dict[str, str] = Field(default_factory=dict, max_length=30)
-    measures: dict[str, float] = Field(default_factory=dict, max_length=30)
+    dimensions: dict[FactKey, FactValue] = Field(default_factory=dict, max_length=30)
+    measures: dict[FactKey, float] = Field(default_factory=dict, max_length=30)
 
     @model_validator(mode="before")
     @classmethod

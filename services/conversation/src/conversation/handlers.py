@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
+from contracts.common import TRANSCRIPT_EXCERPT_LINES, Sender, TranscriptExcerpt, TranscriptLine
 from contracts.common import ConversationStatus as S
-from contracts.common import Sender, TranscriptLine
 from contracts.events import (
     AiReplyGenerated,
     ChooseHandoff,
@@ -36,7 +36,7 @@ from conversation.domain import (
     status_after_customer_message,
     transition,
 )
-from conversation.store import Batch, ConversationState, NewMessage, load_batch, transcript
+from conversation.store import Batch, ConversationState, NewMessage, last_messages, load_batch
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
 from servicekit.outgoing import Outgoing
@@ -234,14 +234,23 @@ def register(consumer: EventConsumer) -> None:
             out, conversation, S.TICKET_PENDING, "customer_left_contact_details"
         )
         if conversation is not None and moved:
-            await Batch.of(session).write(session)  # the transcript includes this batch's messages
-            lines = await transcript(session, conversation.id)
+            await Batch.of(session).write(session)  # the excerpt includes this batch's messages
+            lines = await last_messages(session, conversation.id, TRANSCRIPT_EXCERPT_LINES)
             out.emit(
                 OpenTicket(
                     contact=envelope.payload.contact,
                     message=envelope.payload.message,
                     language=conversation.locale,
-                    transcript=[TranscriptLine(seq=m.seq, sender=Sender(m.sender), text=m.text) for m in lines],
+                    # Details submitted twice (a retry, a second click) must open one ticket.
+                    idempotency_key=uuid.uuid5(conversation.id, "ticket"),
+                    transcript=TranscriptExcerpt(
+                        lines=[
+                            TranscriptLine(seq=m.seq, sender=Sender(m.sender), text=TranscriptLine.excerpt_text(m.text))
+                            for m in lines
+                        ],
+                        total_messages=conversation.last_seq,  # the sequence is gap-free from 1
+                        transcript_url=TranscriptExcerpt.url_of(conversation.id),
+                    ),
                 )
             )
         out.flush()

@@ -272,5 +272,9 @@ async def messages_after(session: AsyncSession, conversation_id: uuid.UUID, afte
     return list(rows)
 
 
-async def transcript(session: AsyncSession, conversation_id: uuid.UUID) -> list[Message]:
-    return await messages_after(session, conversation_id, 0, 500)
+async def last_messages(session: AsyncSession, conversation_id: uuid.UUID, count: int) -> list[Message]:
+    """The conversation's last `count` messages, oldest first (a backward walk of its seq index)."""
+    rows = await session.scalars(
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.seq.desc()).limit(count)
+    )
+    return list(rows)[::-1]
