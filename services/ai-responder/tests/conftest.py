@@ -50,12 +50,15 @@ class FakeLlm:
 
     base_url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    """The headers of each request, by the same index (names in lower case)."""
     delay_s: float = 0.0
     status: int = 200
     reply: Callable[[dict[str, Any]], str] = lambda body: '{"answer": "ok", "answerable": true, "confidence": 0.9}'
 
     def reset(self) -> None:
         self.requests.clear()
+        self.headers.clear()
         self.delay_s = 0.0
         self.status = 200
         self.reply = FakeLlm().reply
@@ -68,6 +71,7 @@ def _fake_llm_app(state: FakeLlm) -> FastAPI:
     async def completions(request: Request) -> JSONResponse:
         body = await request.json()
         state.requests.append(body)
+        state.headers.append(dict(request.headers))
         if state.delay_s:
             await asyncio.sleep(state.delay_s)
         if state.status != 200:

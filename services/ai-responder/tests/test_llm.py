@@ -3,13 +3,18 @@
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
 
 from ai_responder.answering import AnswerMode, KnowledgeBase, LlmResponder, Question, RetrievalResponder
+from ai_responder.handlers import question_of
+from ai_responder.store import QuestionContext
+from contracts import new_envelope
 from contracts.common import HandoffReason, Sender
+from contracts.events import MessagePosted
 
 TENANT = "lucine-di-natale"
 
@@ -50,6 +55,23 @@ async def test_grounded_answer_through_the_real_client(knowledge, fake_llm) -> N
     assert "Italian" in system_prompt(request)
     assert "ONLY the facts" in system_prompt(request)
     assert request["messages"][-1] == {"role": "user", "content": "quanto costa il biglietto ridotto?"}
+
+
+async def test_a_redelivered_message_asks_with_the_same_idempotency_key(knowledge, fake_llm) -> None:
+    def customer_message(text: str) -> Any:
+        message = MessagePosted(message_id=uuid.uuid4(), seq=1, sender="customer", text=text, status="AI")
+        return new_envelope(message, tenant_id=TENANT, conversation_id=uuid.uuid4())
+
+    responder = make(knowledge, fake_llm.base_url)
+    first = customer_message("quanto costa il biglietto ridotto?")
+    other = customer_message("quanto costa il biglietto ridotto?")  # the same words, another message
+    for envelope in (first, first, other):  # the second is a redelivery of the first
+        await responder.answer(question_of(envelope, QuestionContext()))
+
+    keys = [headers.get("idempotency-key") for headers in fake_llm.headers]
+    assert keys[0] == keys[1] == str(uuid.uuid5(first.event_id, "llm-answer"))
+    assert keys[2] == str(uuid.uuid5(other.event_id, "llm-answer"))
+    assert keys[2] != keys[0]
 
 
 async def test_english_prompt_and_handoff_kept(knowledge, fake_llm) -> None:

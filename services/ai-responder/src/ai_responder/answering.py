@@ -4,6 +4,12 @@
 analysis (language, handoff policy, retrieval, smart actions) through `TenantKnowledge`, so the
 LLM mode differs only in how the text of a confident answer is written, and it falls back to the
 retrieval answer whenever the model is slow or failing.
+
+The LLM is called inside the consumer's transaction, which is safe because the call has no
+effect outside: a redelivered message is simply asked again, and the reply it produces has an id
+derived from the message id, which the conversation service deduplicates. Each call carries the
+question's `Idempotency-Key` (derived from the message's event id), so a provider that honours it
+answers a retry from its cache instead of generating (and billing) the answer twice.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -65,6 +72,8 @@ class Question(BaseModel):
     """A hint, e.g. the widget locale or the language of the conversation so far."""
     history: list[tuple[Sender, str]] = Field(default_factory=list)
     """Recent messages before this one, oldest first."""
+    idempotency_key: uuid.UUID | None = None
+    """Sent to the LLM as `Idempotency-Key`: the same for every delivery of one customer message."""
 
 
 class Answer(BaseModel):
@@ -321,6 +330,12 @@ def _parse_model_reply(content: str) -> tuple[str, bool, float]:
     return text, bool(text), 0.6  # free text: usable, but trust it less
 
 
+def idempotency_header(question: Question) -> dict[str, str] | None:
+    if question.idempotency_key is None:
+        return None
+    return {"Idempotency-Key": str(question.idempotency_key)}
+
+
 class LlmResponder:
     """Grounded generation: retrieval picks passages, the model writes the answer from them only."""
 
@@ -379,6 +394,7 @@ class LlmResponder:
                 messages=self._messages(tenant, question, analysis, passages),  # type: ignore[arg-type]
                 temperature=self.temperature,
                 max_tokens=self.max_tokens,
+                extra_headers=idempotency_header(question),
             )
             content = completion.choices[0].message.content or ""
         except (TimeoutError, openai.APIError, IndexError, ValueError) as exc:

@@ -23,6 +23,7 @@ from ai_responder.store import (
 )
 from contracts import Envelope
 from contracts.common import ConversationStatus, Sender
+from contracts.envelope import idempotency_key
 from contracts.events import AiReplyGenerated, ConversationStarted, MessagePosted
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
@@ -47,6 +48,7 @@ def question_of(envelope: Envelope[MessagePosted], context: QuestionContext) -> 
         text=envelope.payload.text,
         language=context.locale,
         history=[(Sender(sender), text) for sender, text in context.history],
+        idempotency_key=idempotency_key(envelope.event_id, "llm-answer"),
     )
 
 
