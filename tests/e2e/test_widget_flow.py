@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from contracts.readapi import WidgetMessage
 from contracts.topics import CONVERSATION_EVENTS
 from devkit.stack import Stack
 from devkit.widget_client import Stream, WidgetConversation, start_conversation
@@ -36,13 +37,13 @@ async def test_a_question_gets_a_grounded_answer_with_a_buy_button_on_the_websoc
         customer = await stream.message_from("customer")
         answer = await stream.message_from("ai")
 
-    assert customer["message_id"] == posted.json()["message_id"]
-    assert (customer["seq"], answer["seq"]) == (1, 2)
+    assert str(customer.message_id) == posted.json()["message_id"]
+    assert (customer.seq, answer.seq) == (1, 2)
     for price in ("9", "7", "13", "25"):
-        assert price in answer["text"], answer["text"]
-    assert answer["sources"], "a grounded answer names its knowledge-base sources"
-    links = [a for a in answer["smart_actions"] if a["type"] == "open_url"]
-    assert any("lucinedinatale.it/products" in a["url"] for a in links), answer["smart_actions"]
+        assert price in answer.text, answer.text
+    assert answer.sources, "a grounded answer names its knowledge-base sources"
+    links = [a for a in answer.smart_actions if a.type == "open_url"]
+    assert any("lucinedinatale.it/products" in str(a.url) for a in links), answer.smart_actions
 
 
 async def test_an_english_question_is_answered_in_english(gateway: httpx.AsyncClient, stack: Stack) -> None:
@@ -50,8 +51,8 @@ async def test_an_english_question_is_answered_in_english(gateway: httpx.AsyncCl
     async with Stream(conversation.stream_url()) as stream:
         await conversation.post("What time do you open in the evening?")
         answer = await stream.message_from("ai")
-    assert "17:30" in answer["text"]
-    assert "apre" not in answer["text"].lower()
+    assert "17:30" in answer.text
+    assert "apre" not in answer.text.lower()
 
 
 async def test_a_follow_up_question_is_answered_from_the_conversation_so_far(
@@ -64,7 +65,7 @@ async def test_a_follow_up_question_is_answered_from_the_conversation_so_far(
         stream.frames.clear()
         await conversation.post("and how do I get one?")
         follow_up = await stream.message_from("ai")
-    assert follow_up["sources"][0]["article_id"] in ("ticket-prices", "buy-tickets"), follow_up
+    assert follow_up.sources[0].article_id in ("ticket-prices", "buy-tickets"), follow_up
     assert not offers_handoff(follow_up), follow_up
 
     # The same words opening a conversation mean nothing to the assistant: the history made the difference.
@@ -72,12 +73,12 @@ async def test_a_follow_up_question_is_answered_from_the_conversation_so_far(
     async with Stream(alone.stream_url()) as stream:
         await alone.post("and how do I get one?")
         answer = await stream.message_from("ai")
-    assert answer["sources"] == [], answer
+    assert answer.sources == [], answer
     assert offers_handoff(answer), answer
 
 
-def offers_handoff(message: dict[str, Any]) -> bool:
-    return any(action["type"] == "request_operator" for action in message["smart_actions"])
+def offers_handoff(message: WidgetMessage) -> bool:
+    return any(action.type == "request_operator" for action in message.smart_actions)
 
 
 async def test_asking_for_a_person_offers_the_yes_no_handoff(gateway: httpx.AsyncClient, stack: Stack) -> None:
@@ -85,7 +86,7 @@ async def test_asking_for_a_person_offers_the_yes_no_handoff(gateway: httpx.Asyn
     async with Stream(conversation.stream_url()) as stream:
         await conversation.post("Voglio parlare con un operatore")
         answer = await stream.message_from("ai")
-        kinds = {a["type"] for a in answer["smart_actions"]}
+        kinds = {a.type for a in answer.smart_actions}
         assert {"request_operator", "continue_ai"} <= kinds
         await stream.receive_until(lambda f: f.get("type") == "status" and f["status"] == "HANDOFF_OFFERED")
         assert (await conversation.action("continue_ai")).status_code == 202
@@ -99,7 +100,7 @@ async def test_a_reconnect_resumes_from_the_last_sequence_with_no_gap_or_duplica
     async with Stream(conversation.stream_url()) as first:
         await conversation.post("Dove si parcheggia?")
         await first.message_from("ai")
-    last_seen = max(m["seq"] for m in first.messages)
+    last_seen = max(m.seq for m in first.messages)
     assert last_seen == 2
 
     await conversation.post("E gli orari di apertura?")  # while the widget is offline
@@ -108,7 +109,7 @@ async def test_a_reconnect_resumes_from_the_last_sequence_with_no_gap_or_duplica
         await second.receive_until(lambda f: f.get("type") == "message" and f["message"]["seq"] == 4)
         await conversation.post("Grazie, e il prezzo del biglietto ridotto?")
         await second.receive_until(lambda f: f.get("type") == "message" and f["message"]["seq"] == 6)
-    assert [m["seq"] for m in second.messages] == [3, 4, 5, 6]
+    assert [m.seq for m in second.messages] == [3, 4, 5, 6]
 
 
 async def test_an_idle_connection_between_two_questions_stays_open(stack: Stack) -> None:
@@ -137,8 +138,8 @@ async def test_the_same_client_message_id_twice_gives_one_message(gateway: httpx
     assert first.json()["message_id"] == second.json()["message_id"]
     messages = await conversation.wait_for_messages(2)
     await asyncio.sleep(1.5)  # give a duplicate every chance to show up
-    messages = (await conversation.history())["messages"]
-    assert [m["sender"] for m in messages] == ["customer", "ai"]
+    messages = (await conversation.history()).messages
+    assert [m.sender for m in messages] == ["customer", "ai"]
 
 
 async def test_a_customer_token_cannot_read_another_conversation(gateway: httpx.AsyncClient, stack: Stack) -> None:
@@ -174,10 +175,10 @@ async def test_sigkill_of_the_conversation_service_loses_nothing_and_answers_eac
 
     for conversation in conversations:
         messages = await conversation.wait_for_messages(2 * len(questions), timeout=60)
-        assert [m["seq"] for m in messages] == list(range(1, 2 * len(questions) + 1)), "gap-free sequence"
-        customer_texts = [m["text"] for m in messages if m["sender"] == "customer"]
+        assert [m.seq for m in messages] == list(range(1, 2 * len(questions) + 1)), "gap-free sequence"
+        customer_texts = [m.text for m in messages if m.sender == "customer"]
         assert customer_texts == questions, "every question exactly once, in order"
-        assert [m["sender"] for m in messages].count("ai") == len(questions), "every question answered once"
+        assert [m.sender for m in messages].count("ai") == len(questions), "every question answered once"
 
 
 async def test_accepting_a_person_queues_the_conversation_and_contact_details_open_a_ticket_request(
@@ -187,7 +188,7 @@ async def test_accepting_a_person_queues_the_conversation_and_contact_details_op
     async with Stream(conversation.stream_url()) as stream:
         await conversation.post("Vorrei un rimborso del biglietto")
         offer = await stream.message_from("ai")
-        assert {"request_operator", "continue_ai"} <= {a["type"] for a in offer["smart_actions"]}
+        assert {"request_operator", "continue_ai"} <= {a.type for a in offer.smart_actions}
         assert (await conversation.action("request_operator")).status_code == 202
         await stream.receive_until(lambda f: f.get("type") == "status" and f["status"] == "QUEUED")
 
@@ -210,7 +211,7 @@ async def test_accepting_a_person_queues_the_conversation_and_contact_details_op
         assert rejection["payload"]["code"] == "illegal_transition"
         assert "TICKET_PENDING cannot move to QUEUED" in rejection["payload"]["message"]
     history = await conversation.history()
-    assert history["status"] == "TICKET_PENDING"
+    assert history.status == "TICKET_PENDING"
 
 
 async def first_event(stack: Stack, conversation_id: str, event_type: str, timeout: float = 30.0) -> dict[str, Any]:

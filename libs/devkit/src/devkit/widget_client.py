@@ -1,17 +1,20 @@
 """A Python client of the public widget API (REST + WebSocket), as a browser widget uses it.
 The end-to-end tests drive the system through it (the benchmark's load generator speaks the same
-API on aiohttp, which costs it less CPU)."""
+API on aiohttp, which costs it less CPU). Messages and histories are parsed into the models of
+`contracts.readapi`, so a body that breaks the contract fails the test that reads it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import websockets
+
+from contracts.readapi import MessagesResponse, WidgetMessage
 
 
 @dataclass
@@ -20,7 +23,6 @@ class WidgetConversation:
     gateway_url: str
     conversation_id: str
     token: str
-    seen: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -32,12 +34,12 @@ class WidgetConversation:
             f"/v1/conversations/{self.conversation_id}/messages", json=body, headers=self.auth
         )
 
-    async def history(self, after: int = 0) -> dict[str, Any]:
+    async def history(self, after: int = 0) -> MessagesResponse:
         response = await self.client.get(
             f"/v1/conversations/{self.conversation_id}/messages", params={"after": after}, headers=self.auth
         )
         response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
+        return MessagesResponse.model_validate_json(response.content)
 
     async def action(self, action: str) -> httpx.Response:
         return await self.client.post(
@@ -48,11 +50,11 @@ class WidgetConversation:
         base = self.gateway_url.replace("http://", "ws://").replace("https://", "wss://")
         return f"{base}/v1/conversations/{self.conversation_id}/stream?token={self.token}&after={after}"
 
-    async def wait_for_messages(self, count: int, timeout: float = 30.0, after: int = 0) -> list[dict[str, Any]]:
+    async def wait_for_messages(self, count: int, timeout: float = 30.0, after: int = 0) -> list[WidgetMessage]:
         """Polls the history until at least `count` messages after `after` exist."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            messages: list[dict[str, Any]] = (await self.history(after))["messages"]
+            messages = (await self.history(after)).messages
             if len(messages) >= count or asyncio.get_running_loop().time() > deadline:
                 return messages
             await asyncio.sleep(0.2)
@@ -74,8 +76,10 @@ class Stream:
         await self._socket.close()
 
     @property
-    def messages(self) -> list[dict[str, Any]]:
-        return [frame["message"] for frame in self.frames if frame.get("type") == "message"]
+    def messages(self) -> list[WidgetMessage]:
+        return [
+            WidgetMessage.model_validate(frame["message"]) for frame in self.frames if frame.get("type") == "message"
+        ]
 
     async def receive_until(self, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
         """The first frame, already received or still to come, that satisfies `predicate`."""
@@ -89,11 +93,11 @@ class Stream:
                 if predicate(frame):
                     return frame  # type: ignore[no-any-return]
 
-    async def message_from(self, sender: str, timeout: float = 30.0) -> dict[str, Any]:
+    async def message_from(self, sender: str, timeout: float = 30.0) -> WidgetMessage:
         frame = await self.receive_until(
             lambda f: f.get("type") == "message" and f["message"]["sender"] == sender, timeout
         )
-        return frame["message"]  # type: ignore[no-any-return]
+        return WidgetMessage.model_validate(frame["message"])
 
 
 async def start_conversation(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.common import ConversationStatus, Sender
+from contracts.common import Sender
+from contracts.readapi import ConversationView, HistoryView, MessageView
 from conversation.store import Conversation, Message, messages_after
 from servicekit.http import ApiError, Runtime
 
@@ -27,43 +26,17 @@ async def get_session(request: Request) -> Any:
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
-class ConversationView(BaseModel):
-    conversation_id: uuid.UUID
-    tenant_id: str
-    status: ConversationStatus
-    last_seq: int
-    created_at: datetime
-
-
-class MessageView(BaseModel):
-    seq: int
-    message_id: uuid.UUID
-    sender: Sender
-    text: str
-    smart_actions: list[dict[str, Any]]
-    sources: list[dict[str, Any]]
-    operator_id: str | None
-    created_at: datetime
-
-    @classmethod
-    def of(cls, message: Message) -> MessageView:
-        return cls(
-            seq=message.seq,
-            message_id=message.id,
-            sender=Sender(message.sender),
-            text=message.text,
-            smart_actions=message.smart_actions,
-            sources=message.sources,
-            operator_id=message.operator_id,
-            created_at=message.created_at,
-        )
-
-
-class HistoryView(BaseModel):
-    conversation_id: uuid.UUID
-    tenant_id: str
-    status: ConversationStatus
-    messages: list[MessageView]
+def message_view(message: Message) -> MessageView:
+    return MessageView(
+        seq=message.seq,
+        message_id=message.id,
+        sender=Sender(message.sender),
+        text=message.text,
+        smart_actions=message.smart_actions,
+        sources=message.sources,
+        operator_id=message.operator_id,
+        created_at=message.created_at,
+    )
 
 
 async def existing(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation:
@@ -85,20 +58,20 @@ async def get_conversation(conversation_id: uuid.UUID, session: Session) -> Conv
     )
 
 
-@router.get("/conversations/{conversation_id}/messages", response_model=HistoryView)
+@router.get("/conversations/{conversation_id}/messages", response_model=HistoryView[MessageView])
 async def get_messages(
     conversation_id: uuid.UUID,
     request: Request,
     session: Session,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
-) -> HistoryView:
+) -> HistoryView[MessageView]:
     conversation = await existing(session, conversation_id)
     page = limit or request.app.state.runtime.settings.history_page_size
     messages = await messages_after(session, conversation_id, after, page)
-    return HistoryView(
+    return HistoryView[MessageView](
         conversation_id=conversation.id,
         tenant_id=conversation.tenant_id,
         status=conversation.state,
-        messages=[MessageView.of(m) for m in messages],
+        messages=[message_view(m) for m in messages],
     )

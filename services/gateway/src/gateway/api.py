@@ -23,6 +23,7 @@ from contracts.events import (
     StartConversation,
     SubmitTicketDetails,
 )
+from contracts.readapi import MessagesResponse
 from gateway.commands import P, send_command
 from gateway.hub import PONG, WidgetSocket, status_frame
 from gateway.ratelimit import Limit, RateLimitExceeded
@@ -30,7 +31,6 @@ from gateway.runtime import GatewayRuntime
 from gateway.schemas import (
     Accepted,
     ActionRequest,
-    MessagesResponse,
     PostMessageRequest,
     PostMessageResponse,
     RatingRequest,

@@ -25,8 +25,8 @@ from prometheus_client import Counter, Gauge
 from contracts import parse_envelope
 from contracts.common import ConversationStatus, Sender
 from contracts.events import MessagePosted, StatusChanged
+from contracts.readapi import WidgetMessage
 from gateway.readapi import ConversationReader
-from gateway.schemas import WidgetMessage
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)

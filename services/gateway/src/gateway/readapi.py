@@ -5,25 +5,17 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from contracts.common import ConversationStatus
-from gateway.schemas import WidgetMessage
+from contracts.readapi import HistoryView, WidgetMessage
 from servicekit.http import ApiError
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
 
 
-class Transcript(BaseModel):
-    """`GET /internal/conversations/{id}/messages?after=N` of the conversation service."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    conversation_id: uuid.UUID
-    tenant_id: str
-    status: ConversationStatus
-    messages: list[WidgetMessage]
+# The conversation service's history, read as the widget may see it (its operator ids left out).
+Transcript = HistoryView[WidgetMessage]
 
 
 class ConversationReader:

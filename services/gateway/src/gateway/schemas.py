@@ -1,9 +1,11 @@
-"""Request and response bodies of the widget API (they are what /openapi.json documents)."""
+"""Request and response bodies of the widget API (they are what /openapi.json documents).
+
+The message and history bodies, shared with the conversation service's read API and the test
+client, are in `contracts.readapi`."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
@@ -15,9 +17,6 @@ from contracts.common import (
     HandoffChoice,
     MessageText,
     Phone,
-    Sender,
-    SmartAction,
-    Source,
 )
 
 
@@ -67,26 +66,6 @@ class PostMessageRequest(BaseModel):
 
 class PostMessageResponse(BaseModel):
     message_id: uuid.UUID = Field(description="uuid5(conversation_id, client_message_id): a retry gets the same id")
-
-
-class WidgetMessage(BaseModel):
-    """One message as the widget shows it (REST history and `message` frames on the stream)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    seq: int = Field(ge=1)
-    message_id: uuid.UUID
-    sender: Sender
-    text: str
-    smart_actions: list[SmartAction] = Field(default_factory=list)
-    sources: list[Source] = Field(default_factory=list)
-    created_at: datetime
-
-
-class MessagesResponse(BaseModel):
-    conversation_id: uuid.UUID
-    status: ConversationStatus
-    messages: list[WidgetMessage]
 
 
 class ActionRequest(BaseModel):

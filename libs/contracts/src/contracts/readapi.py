@@ -1,0 +1,79 @@
+"""Bodies of the HTTP read APIs, defined once for the service that answers and those that read.
+
+Reads that cross a service boundary go through the owning service's HTTP read API (no service
+reads another's tables), so these bodies are contracts as much as the events are:
+
+- the conversation service's internal read API (`GET /internal/conversations/{id}` and
+  `.../messages?after=N`): `ConversationView`, `HistoryView[MessageView]`;
+- the gateway reads the latter as `HistoryView[WidgetMessage]`, which leaves out what the widget
+  must not see, and answers the widget with `MessagesResponse` and `message` stream frames
+  carrying a `WidgetMessage` (its public OpenAPI documents them under these names).
+
+Unknown fields are ignored, so a field added by the answering side breaks no reader.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.common import ConversationStatus, Sender, SmartAction, Source
+
+
+class WidgetMessage(BaseModel):
+    """One message as the widget shows it (REST history and `message` frames on the stream)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    seq: int = Field(ge=1)
+    message_id: uuid.UUID
+    sender: Sender
+    text: str
+    smart_actions: list[SmartAction] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    created_at: datetime
+
+
+class MessageView(WidgetMessage):
+    """One message as the conversation service's read API returns it: what the widget shows, and
+    the operator who wrote it."""
+
+    operator_id: str | None = None
+
+
+MessageT = TypeVar("MessageT", bound=WidgetMessage)
+
+
+class HistoryView(BaseModel, Generic[MessageT]):
+    """`GET /internal/conversations/{id}/messages?after=N`: the messages with seq > N, in seq
+    order, with the conversation's tenant (for the reader's tenant check) and status."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID
+    tenant_id: str
+    status: ConversationStatus
+    messages: list[MessageT]
+
+
+class ConversationView(BaseModel):
+    """`GET /internal/conversations/{id}`: the conversation without its messages."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID
+    tenant_id: str
+    status: ConversationStatus
+    last_seq: int
+    created_at: datetime
+
+
+# The widget API's `GET /v1/conversations/{id}/messages?after=N` (no docstring: the gateway's
+# public OpenAPI has documented this schema without a description).
+class MessagesResponse(BaseModel):
+    conversation_id: uuid.UUID
+    status: ConversationStatus
+    messages: list[WidgetMessage]
