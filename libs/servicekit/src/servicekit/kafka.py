@@ -33,13 +33,15 @@ def physical_topic(prefix: str, name: str) -> str:
     return f"{prefix}{name}"
 
 
-def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
+def create_broker(bootstrap_servers: str, client_id: str, max_request_size: int = 1_048_576) -> KafkaBroker:
+    """`max_request_size` (Kafka's default) bounds one record: the outbox parks a larger one."""
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
         linger_ms=1,
+        max_request_size=max_request_size,
         allow_auto_create_topics=False,
         apply_types=False,  # it only publishes: no handler arguments to inject
         # FastStream logs every message at its log level; per-message lines belong at DEBUG.
@@ -213,7 +215,8 @@ class RecordStream:
         then with every partition paused, which fetches nothing and keeps the membership."""
         while self._fetched.full():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._fetched.room(), self._keepalive)
+                async with asyncio.timeout(self._keepalive):  # not wait_for: see OutboxRelay._run
+                    await self._fetched.room()
                 return
             assigned = self._kafka.assignment()
             self._kafka.pause(*assigned)

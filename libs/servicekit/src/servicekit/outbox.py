@@ -238,8 +238,11 @@ class OutboxRelay:
                 await asyncio.sleep(1)
             if not self._committed and self._taking_commits:
                 until = min(next_sweep, next_deletion) if self._published else next_sweep
+                # `asyncio.timeout`, not `wait_for`: on Python 3.11 a cancellation arriving as
+                # `wait_for` times out comes back as TimeoutError, and `stop` would wait forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(until - loop.time(), 0.005))
+                    async with asyncio.timeout(max(until - loop.time(), 0.005)):
+                        await self._wake.wait()
             self._wake.clear()
 
     async def _sweep(self, age: timedelta) -> None:
