@@ -50,7 +50,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import redis.exceptions
@@ -472,14 +472,19 @@ class EventConsumer:
         except Exception as error:
             # One record spoils the batch: apply them one by one to find and isolate it.
             log.warning("batch failed; applying its records one by one", error=str(error), size=len(deliveries))
+            waiting: set[bytes] = set()  # keys with a record stored for a retry: the later ones wait behind it
             for delivery in deliveries:
-                await self._apply_one(delivery)
+                key = delivery.record.key or b""
+                if key in waiting:
+                    await self._store_retries([delivery], None, attempts=0)
+                elif await self._apply_one(delivery) == "stored":
+                    waiting.add(key)
         elapsed = time.perf_counter() - started
         CONSUMER_BATCH_SIZE.labels(self.group_id).observe(len(deliveries))
         for delivery in deliveries:
             HANDLER_SECONDS.labels(delivery.record.topic, self.group_id, "applied").observe(elapsed / len(deliveries))
 
-    async def _apply_one(self, delivery: Delivery) -> None:
+    async def _apply_one(self, delivery: Delivery) -> Literal["applied", "stored", "dead-lettered"]:
         """Applies one record: an outside call that fails stores it for a later try; any other
         failure is tried a few times before the record is dead-lettered."""
         envelope = delivery.envelope
@@ -492,20 +497,21 @@ class EventConsumer:
             for attempt in range(1, HANDLER_ATTEMPTS + 1):
                 try:
                     await self._through_outages(lambda: self.apply([delivery]))
-                    return
+                    return "applied"
                 except _GiveUpBatch:
                     raise
                 except Exception as error:
                     if _caused_by(error, (OutsideCallError,)):
                         log.warning("outside call failed; the record is stored for another try", error=str(error))
                         await self._store_retries([delivery], error, attempts=1)
-                        return
+                        return "stored"
                     if attempt == HANDLER_ATTEMPTS:
                         log.exception("handler failed; dead-lettering", attempts=attempt)
                         await self._dead_letter(delivery.record, error)
-                        return
+                        return "dead-lettered"
                     log.warning("handler failed; retrying", attempt=attempt, error=str(error))
                     await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable: the last attempt returns")
 
     async def apply(self, deliveries: list[Delivery]) -> None:
         """One transaction: claim the event ids, apply the effects of the new ones, stage the

@@ -31,6 +31,7 @@ from servicekit.logs import configure_logging, get_logger
 from servicekit.migrations import upgrade_to_head
 from servicekit.outbox import OutboxRelay
 from servicekit.settings import ServiceSettings
+from servicekit.timers import TimerFirer
 from servicekit.tracing import configure_tracing, exporting
 
 log = get_logger(__name__)
@@ -59,6 +60,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession] | None = None
     relay: OutboxRelay | None = None
     relay_engine: AsyncEngine | None = None
+    timers: TimerFirer | None = None
     redis: Redis | None = None
     migrations_dir: Path | None = None
     on_start: list[Hook] = field(default_factory=list)
@@ -91,6 +93,8 @@ class Runtime:
                 relay_sessions = session_factory(runtime.relay_engine)
                 runtime.relay = OutboxRelay(relay_sessions, broker, topic_prefix=settings.kafka_topic_prefix)
                 runtime.relay.serve(runtime.sessions)
+                # Due timers move to the outbox through the durable sessions, then to the relay.
+                runtime.timers = TimerFirer(runtime.sessions, relay=runtime.relay)
         if redis:
             runtime.redis = Redis.from_url(settings.redis_url, decode_responses=False)
         return runtime
@@ -122,6 +126,8 @@ class Runtime:
         await self.broker.start()
         if self.relay:
             self.relay.start()
+        if self.timers:
+            self.timers.start()
         for consumer in self.consumers:
             await consumer.start()
         if self.consumers and self.sessions is not None:
@@ -146,6 +152,8 @@ class Runtime:
             task.cancel()
         for consumer in self.consumers:
             await consumer.stop()
+        if self.timers:
+            await self.timers.stop()
         if self.relay:
             await self.relay.stop()
         await self.broker.stop()

@@ -37,7 +37,7 @@ from aiokafka.errors import (
 from faststream.kafka import KafkaBroker
 from sqlalchemy import Interval, bindparam, event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from contracts import Envelope
 from servicekit.db import OutboxRecord, column_arrays
@@ -124,11 +124,13 @@ def _hand_committed_events_to_the_relay(session: Session) -> None:
         relay.publish_committed(written)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_staged_events(session: Session) -> None:
-    # Events of a transaction that did not commit must never reach a later one on this session.
-    session.info.pop(_PENDING, None)
-    session.info.pop(_WRITTEN, None)
+@event.listens_for(Session, "after_transaction_end")
+def _drop_staged_events(session: Session, transaction: SessionTransaction) -> None:
+    # Events of a transaction that did not commit (rolled back, or its session closed) must never
+    # reach a later one on this session. A savepoint's end is not the transaction's.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_WRITTEN, None)
 
 
 class OutboxRelay:

@@ -213,4 +213,5 @@ class TimerFirer:
                 log.exception("firing timers failed; retrying")
                 wait = ERROR_RETRY
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), min(wait, self._poll_interval))
+                async with asyncio.timeout(min(wait, self._poll_interval)):  # not wait_for: see OutboxRelay._run
+                    await self._stopping.wait()
