@@ -270,7 +270,9 @@ async def test_an_outage_of_its_own_database_pauses_consumption_keeps_the_member
         await proxy.open()
         await eventually(lambda: _count(reader, 23), what="every fact to be applied after the outage")
         names = [name for _, name in await reader.effects()]
-        assert names == [nth("before", i) for i in range(3)] + [nth("during", i) for i in range(20)], "once each, in order"
+        assert names == [nth("before", i) for i in range(3)] + [nth("during", i) for i in range(20)], (
+            "once each, in order"
+        )
         assert reader.consumer.paused_reason is None
         assert metric("consumer_paused", group=group) == 0
         assert (await runtime.readiness())[f"consumer {group}"] == "ok"
