@@ -166,29 +166,28 @@ async def database(infra: Infra) -> AsyncIterator[str]:
 async def wait_until_caught_up(infra: Infra, group_id: str, topic: str, timeout: float = 30.0) -> None:
     """Waits until `group_id` has committed offsets at the end of every partition of `topic`."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap_servers)
+    from servicekit.topics import admin_client
+
     probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap_servers)
-    await admin.start()
-    await probe.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or []]
-        if not partitions:
-            await probe.topics()
-            partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or []]
-        ends = await probe.end_offsets(partitions)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
-            behind = {
-                tp: end for tp, end in ends.items() if (committed.get(tp) and committed[tp].offset) != end and end
-            }
-            if not behind:
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"consumer group {group_id} still behind on {behind}")
-            await asyncio.sleep(0.2)
-    finally:
-        await probe.stop()
-        await admin.close()
+    async with admin_client(infra.kafka_bootstrap_servers, "caught-up-probe") as admin:
+        await probe.start()
+        try:
+            # The admin client asks the broker; a consumer subscribed to nothing knows no partitions.
+            (description,) = await admin.describe_topics([topic])
+            partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+            assert partitions, f"topic {topic} has no partitions"
+            ends = await probe.end_offsets(partitions)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+                behind = {
+                    tp: end for tp, end in ends.items() if (committed.get(tp) and committed[tp].offset) != end and end
+                }
+                if not behind:
+                    return
+                if asyncio.get_running_loop().time() > deadline:
+                    pytest.fail(f"consumer group {group_id} still behind on {behind}")
+                await asyncio.sleep(0.2)
+        finally:
+            await probe.stop()
