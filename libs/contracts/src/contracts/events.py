@@ -152,6 +152,21 @@ class CloseConversation(Payload):
     outcome: CloseOutcome
 
 
+@event("operator.release", 1, topics.OPERATOR_COMMANDS.name)
+class ReleaseConversation(Payload):
+    """An operator hands the conversation back to the AI assistant."""
+
+    operator_id: OperatorId
+
+
+@event("operator.decline_offer", 1, topics.OPERATOR_COMMANDS.name)
+class DeclineOffer(Payload):
+    """An operator turns an offer down: routing offers the conversation to the next operator."""
+
+    operator_id: OperatorId
+    offer_id: uuid.UUID
+
+
 # --------------------------------------------------------------------------- conversation.events.v1
 
 
@@ -200,6 +215,12 @@ class HandoffRequested(Payload):
     language: Language | None = None
     skills: list[Skill] = Field(default_factory=list, max_length=10)
     excluded_operator_id: OperatorId | None = None
+    confidence: Confidence | None = None
+    """The AI's confidence in its last answer, when the offer came from the AI."""
+    intent: Skill | None = None
+    """What the customer asked about (the AI's topic, e.g. `tickets`): routing matches it to skills."""
+    priority: Literal["normal", "high"] = "normal"
+    """`high` for an upset customer: served before the others in the queue."""
 
 
 @event("conversation.note_added", 1, topics.CONVERSATION_EVENTS.name)
@@ -253,10 +274,12 @@ class AiReplyGenerated(Payload):
 
 @event("routing.operator_assigned", 1, topics.ROUTING_EVENTS.name)
 class OperatorAssigned(Payload):
-    """An operator was picked for a conversation."""
+    """An operator has the conversation now: an offer accepted, a waiting conversation taken, or a transfer."""
 
     operator_id: OperatorId
     display_name: ShortText
+    via: Literal["offer", "take", "transfer"] = "offer"
+    previous_operator_id: OperatorId | None = None
 
 
 @event("routing.conversation_queued", 1, topics.ROUTING_EVENTS.name)
@@ -264,6 +287,43 @@ class ConversationQueued(Payload):
     """No operator has capacity right now: the conversation waits in the queue."""
 
     position: int = Field(ge=1)
+    estimated_wait_seconds: int | None = Field(default=None, ge=0, le=86_400)
+
+
+@event("routing.queue_position_changed", 1, topics.ROUTING_EVENTS.name)
+class QueuePositionChanged(Payload):
+    """A waiting conversation moved in the queue (others ahead of it were served or left)."""
+
+    position: int = Field(ge=1)
+    estimated_wait_seconds: int | None = Field(default=None, ge=0, le=86_400)
+
+
+@event("routing.offer_made", 1, topics.ROUTING_EVENTS.name)
+class OfferMade(Payload):
+    """The conversation is offered to one operator, who can accept it until `expires_at`."""
+
+    offer_id: uuid.UUID
+    operator_id: OperatorId
+    expires_at: UtcDatetime
+    reason: HandoffReason | None = None
+    priority: Literal["normal", "high"] = "normal"
+
+
+@event("routing.offer_closed", 1, topics.ROUTING_EVENTS.name)
+class OfferClosed(Payload):
+    """An offer ended without an assignment: declined by the operator, or expired unanswered."""
+
+    offer_id: uuid.UUID
+    operator_id: OperatorId
+    outcome: Literal["declined", "expired", "withdrawn"]
+
+
+@event("routing.operator_released", 1, topics.ROUTING_EVENTS.name)
+class OperatorReleased(Payload):
+    """An operator no longer has the conversation (closed, transferred, handed back): load freed."""
+
+    operator_id: OperatorId
+    reason: Literal["closed", "transferred", "handed_back", "requeued"]
 
 
 @event("routing.no_operator_available", 1, topics.ROUTING_EVENTS.name)
@@ -283,6 +343,17 @@ class OperatorPresenceChanged(Payload):
     @property
     def aggregate_id(self) -> str:
         return self.operator_id
+
+
+# --------------------------------------------------------------------------- routing.commands.v1
+
+
+@event("routing.expire_offer", 1, topics.ROUTING_COMMANDS.name)
+class ExpireOffer(Payload):
+    """Delivered by routing's durable timer when an offer's time is up; ignored if it was answered."""
+
+    offer_id: uuid.UUID
+    operator_id: OperatorId
 
 
 # --------------------------------------------------------------------------- tickets.commands.v1

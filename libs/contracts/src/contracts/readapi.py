@@ -77,3 +77,49 @@ class MessagesResponse(BaseModel):
     conversation_id: uuid.UUID
     status: ConversationStatus
     messages: list[WidgetMessage]
+
+
+# ---------------------------------------------------------------------- routing's internal API
+# `GET /internal/queue?tenant_id=T` answers `QueueView`; `POST /internal/conversations/{id}/take`
+# takes `TakeRequest` and answers `TakeResult` (200), or `{"error": {"code": "already_taken"}}`
+# (409) when another operator has it, or `not_waiting` (404) when it is neither queued nor offered.
+
+
+class QueueEntryView(BaseModel):
+    """One conversation waiting for an operator, as the dashboard's queue shows it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID
+    tenant_id: str
+    position: int
+    priority: str
+    reason: str | None = None
+    intent: str | None = None
+    waiting_since: datetime
+    offered_to: str | None = None
+    """The operator it is offered to now, if any."""
+
+
+class QueueView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    entries: list[QueueEntryView]
+
+
+class TakeRequest(BaseModel):
+    """An operator accepts an offer or takes a waiting conversation (the gateway has checked the
+    operator's token and that the conversation is of the operator's tenant)."""
+
+    tenant_id: str
+    operator_id: str
+    display_name: str
+
+
+class TakeResult(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID
+    operator_id: str
+    via: str

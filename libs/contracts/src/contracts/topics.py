@@ -20,6 +20,9 @@ CONVERSATION_COMMANDS = Topic("conversation.commands.v1", 6, "Commands from the 
 CONVERSATION_EVENTS = Topic("conversation.events.v1", 6, "Everything that happens in a conversation.")
 AI_REPLIES = Topic("ai.replies.v1", 6, "Replies drafted by the AI responder.")
 ROUTING_EVENTS = Topic("routing.events.v1", 6, "Assignments, queue changes, operator presence.")
+ROUTING_COMMANDS = Topic(
+    "routing.commands.v1", 6, "Routing's own commands, delivered by its durable timers (offer timeouts)."
+)
 OPERATOR_COMMANDS = Topic("operator.commands.v1", 6, "Commands from the operator dashboard.")
 TICKETS_COMMANDS = Topic("tickets.commands.v1", 3, "Requests to open or change tickets.")
 TICKETS_EVENTS = Topic("tickets.events.v1", 3, "Ticket lifecycle and SLA breaches.")
@@ -31,6 +34,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CONVERSATION_EVENTS,
     AI_REPLIES,
     ROUTING_EVENTS,
+    ROUTING_COMMANDS,
     OPERATOR_COMMANDS,
     TICKETS_COMMANDS,
     TICKETS_EVENTS,
