@@ -356,6 +356,19 @@ class ExpireOffer(Payload):
     operator_id: OperatorId
 
 
+@event("routing.expire_presence", 1, topics.ROUTING_COMMANDS.name)
+class ExpirePresence(Payload):
+    """Delivered by routing's durable timer when an operator's heartbeats stopped; ignored if a
+    heartbeat came after `last_seen_at`."""
+
+    operator_id: OperatorId
+    last_seen_at: UtcDatetime
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.operator_id
+
+
 # --------------------------------------------------------------------------- tickets.commands.v1
 
 
