@@ -37,6 +37,7 @@ TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4,10
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,40}$", max_length=40)]
 TicketMessage = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 RatingComment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+OperatorRole = Literal["operator", "supervisor", "admin"]
 
 # --------------------------------------------------------------------------- conversation.commands.v1
 
@@ -92,6 +93,14 @@ class RateConversation(Payload):
     comment: RatingComment = ""
 
 
+@event("conversation.check_inactivity", 1, topics.CONVERSATION_COMMANDS.name)
+class CheckInactivity(Payload):
+    """Delivered by the conversation service's own durable timer: the customer has been silent
+    since `since`. Ignored when the customer wrote after it (a newer timer is pending then)."""
+
+    since: UtcDatetime
+
+
 # --------------------------------------------------------------------------- operator.commands.v1
 
 
@@ -124,6 +133,9 @@ class PostOperatorMessage(Payload):
     operator_id: OperatorId
     message_id: uuid.UUID
     text: MessageText
+    role: OperatorRole = "operator"
+    """The sender's role, from their token: a supervisor or admin may act on a conversation
+    assigned to someone else."""
 
 
 @event("operator.add_note", 1, topics.OPERATOR_COMMANDS.name)
@@ -133,6 +145,9 @@ class AddInternalNote(Payload):
     operator_id: OperatorId
     note_id: uuid.UUID
     text: NoteText
+    role: OperatorRole = "operator"
+    """The sender's role, from their token: a supervisor or admin may act on a conversation
+    assigned to someone else."""
 
 
 @event("operator.transfer", 1, topics.OPERATOR_COMMANDS.name)
@@ -142,6 +157,9 @@ class TransferConversation(Payload):
     operator_id: OperatorId
     to_operator_id: OperatorId | None = None
     reason: Annotated[str, StringConstraints(max_length=500)] = ""
+    role: OperatorRole = "operator"
+    """The sender's role, from their token: a supervisor or admin may act on a conversation
+    assigned to someone else."""
 
 
 @event("operator.close", 1, topics.OPERATOR_COMMANDS.name)
@@ -150,6 +168,9 @@ class CloseConversation(Payload):
 
     operator_id: OperatorId
     outcome: CloseOutcome
+    role: OperatorRole = "operator"
+    """The sender's role, from their token: a supervisor or admin may act on a conversation
+    assigned to someone else."""
 
 
 @event("operator.release", 1, topics.OPERATOR_COMMANDS.name)
@@ -157,6 +178,9 @@ class ReleaseConversation(Payload):
     """An operator hands the conversation back to the AI assistant."""
 
     operator_id: OperatorId
+    role: OperatorRole = "operator"
+    """The sender's role, from their token: a supervisor or admin may act on a conversation
+    assigned to someone else."""
 
 
 @event("operator.decline_offer", 1, topics.OPERATOR_COMMANDS.name)
@@ -221,6 +245,15 @@ class HandoffRequested(Payload):
     """What the customer asked about (the AI's topic, e.g. `tickets`): routing matches it to skills."""
     priority: Literal["normal", "high"] = "normal"
     """`high` for an upset customer: served before the others in the queue."""
+
+
+@event("conversation.queue_position_updated", 1, topics.CONVERSATION_EVENTS.name)
+class QueuePositionUpdated(Payload):
+    """Where a waiting conversation is in the operators' queue: a status for the widget to show
+    in place (not a message), emitted when the conversation is queued and when its place changes."""
+
+    position: int = Field(ge=1)
+    estimated_wait_seconds: int | None = Field(default=None, ge=0, le=86_400)
 
 
 @event("conversation.note_added", 1, topics.CONVERSATION_EVENTS.name)

@@ -69,6 +69,50 @@ class ConversationView(BaseModel):
     status: ConversationStatus
     last_seq: int
     created_at: datetime
+    operator_id: str | None = None
+    """The operator who has (or last had) the conversation."""
+
+
+class NoteView(BaseModel):
+    """An internal note: for operators only, never in a widget's history or stream."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    note_id: uuid.UUID
+    operator_id: str
+    text: str
+    created_at: datetime
+
+
+class NotesView(BaseModel):
+    """`GET /internal/conversations/{id}/notes`: the conversation's internal notes, oldest first."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID
+    tenant_id: str
+    notes: list[NoteView]
+
+
+class HandoverSummaryView(BaseModel):
+    """`GET /internal/conversations/{id}/summary`: the AI part of a conversation at a glance, for
+    the operator taking it over; built from the conversation's own messages (no LLM needed)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID
+    tenant_id: str
+    status: ConversationStatus
+    customer_wants: str
+    """The customer's first request, cut to a line."""
+    ai_answered: list[str]
+    """What the assistant answered from the knowledge base: the titles of the articles it used."""
+    still_open: list[str]
+    """The customer's messages after the assistant's last grounded answer, cut to a line each."""
+    mood: str
+    """`upset` when the assistant saw negative sentiment, else `neutral`."""
+    handoff_reason: str | None = None
+    last_ai_confidence: float | None = None
 
 
 # The widget API's `GET /v1/conversations/{id}/messages?after=N` (no docstring: the gateway's
