@@ -1,0 +1,105 @@
+"""Routing's internal API for the gateway: the atomic take, the queue and the operators."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import new_envelope, utc_now
+from contracts.events import TakeConversation
+from contracts.readapi import QueueEntryView, QueueView, TakeRequest, TakeResult
+from routing import domain, store
+from routing.config import Settings
+from routing.handlers import AlreadyTakenError, Decision, NotWaitingError, take
+from servicekit.http import ApiError, Runtime
+from servicekit.outgoing import Outgoing
+
+router = APIRouter(prefix="/internal", tags=["routing API"])
+TenantId = Annotated[str, Query(min_length=1, max_length=64)]
+
+
+async def get_session(request: Request) -> Any:
+    runtime: Runtime = request.app.state.runtime
+    assert runtime.sessions is not None
+    async with runtime.sessions() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+class OperatorView(BaseModel):
+    operator_id: str
+    display_name: str
+    presence: str
+    skills: list[str]
+    capacity: int
+    active_conversations: int
+    pending_offers: int
+
+
+@router.post("/conversations/{conversation_id}/take", response_model=TakeResult)
+async def take_conversation(
+    conversation_id: uuid.UUID, body: TakeRequest, request: Request, session: Session
+) -> TakeResult:
+    settings: Settings = request.app.state.runtime.settings
+    # The request as the command it stands for: the cause of the events it emits.
+    cause = new_envelope(
+        TakeConversation(operator_id=body.operator_id), tenant_id=body.tenant_id, conversation_id=conversation_id
+    )
+    async with session.begin():
+        await store.lock_tenant(session, body.tenant_id)
+        decision = Decision(Outgoing(session, cause), settings, utc_now())
+        try:
+            via = await take(decision, conversation_id, body.operator_id, body.display_name)
+        except NotWaitingError:
+            raise ApiError(
+                404, "not_waiting", f"conversation {conversation_id} is not waiting for an operator"
+            ) from None
+        except AlreadyTakenError:
+            raise ApiError(
+                409, "already_taken", f"conversation {conversation_id} was taken by another operator"
+            ) from None
+        decision.out.flush()
+    return TakeResult(conversation_id=conversation_id, operator_id=body.operator_id, via=via)
+
+
+@router.get("/queue", response_model=QueueView)
+async def get_queue(tenant_id: TenantId, session: Session) -> QueueView:
+    queue = {c.conversation_id: c for c in await store.unassigned(session, tenant_id)}
+    positions = domain.positions(c.as_waiting() for c in queue.values())
+    entries = [
+        QueueEntryView(
+            conversation_id=c.conversation_id,
+            tenant_id=c.tenant_id,
+            position=positions[c.conversation_id],
+            priority=c.priority,
+            reason=c.reason,
+            intent=c.intent,
+            waiting_since=c.waiting_since,
+            offered_to=c.operator_id if c.state == "offered" else None,
+        )
+        for c in sorted(queue.values(), key=lambda c: positions[c.conversation_id])
+    ]
+    return QueueView(tenant_id=tenant_id, entries=entries)
+
+
+@router.get("/operators", response_model=list[OperatorView])
+async def get_operators(tenant_id: TenantId, session: Session) -> list[OperatorView]:
+    counts = await store.loads(session, tenant_id)
+    return [
+        OperatorView(
+            operator_id=o.operator_id,
+            display_name=o.display_name,
+            presence=o.presence,
+            skills=o.skills,
+            capacity=o.capacity,
+            active_conversations=counts.get(o.operator_id, {}).get("assigned", 0),
+            pending_offers=counts.get(o.operator_id, {}).get("offered", 0),
+        )
+        for o in await store.operator_records(session, tenant_id)
+    ]

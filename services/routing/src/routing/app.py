@@ -1,0 +1,21 @@
+"""The routing service: operator presence, the waiting queue, offers and assignments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from routing import handlers
+from routing.api import router
+from routing.config import Settings
+from servicekit.http import Runtime, create_app
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = Runtime.build(settings, migrations_dir=MIGRATIONS)
+    handlers.register(runtime.consumer(), settings)
+    return create_app(runtime, title="routing", routers=[router])

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from servicekit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "routing"
+    http_port: int = 8083
+    # Seconds an operator has to accept an offer before it goes to the next operator.
+    offer_timeout_seconds: int = 30
+    # Seconds without a heartbeat (the gateway repeats the presence every ~15 s while the
+    # operator's socket is open) before the operator is offline.
+    presence_timeout_seconds: int = 45
+    # Offers an operator may let expire in a row before being set to away.
+    missed_offers_before_away: int = 2
+    # Average seconds an operator spends on a conversation, for the queue's estimated wait.
+    average_handling_seconds: int = 240

@@ -1,0 +1,397 @@
+"""Routing's handlers and its take API against the real PostgreSQL (migrated schema).
+
+The handlers are applied in one transaction per batch, as the idempotent consumer applies them,
+without Kafka: what they emit is read back from the outbox, what they schedule from the timers
+table, and a timer is fired by the real `TimerFirer` once made due."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import contracts
+from contracts import Envelope, Payload, new_envelope, utc_now
+from contracts.common import ConversationStatus, OperatorPresence
+from contracts.events import (
+    ConversationQueued,
+    DeclineOffer,
+    ExpireOffer,
+    HandoffRequested,
+    NoOperatorAvailable,
+    OfferClosed,
+    OfferMade,
+    OperatorAssigned,
+    OperatorPresenceChanged,
+    OperatorReleased,
+    QueuePositionChanged,
+    SetOperatorPresence,
+    StatusChanged,
+    TakeConversation,
+    TransferConversation,
+)
+from contracts.readapi import QueueView, TakeResult
+from devkit.testing import Infra
+from routing import handlers
+from routing.api import router
+from routing.app import MIGRATIONS
+from routing.config import Settings
+from routing.store import unassigned
+from servicekit.db import OutboxRecord, Timer, create_engine, session_factory
+from servicekit.http import create_app
+from servicekit.migrations import upgrade_to_head
+from servicekit.timers import TimerFirer
+
+S = ConversationStatus
+
+TENANT = "lucine-di-natale"
+Step = Callable[[list[Envelope[Any]], AsyncSession], Awaitable[None]]
+Handler = Callable[[Envelope[Any], AsyncSession], Awaitable[None]]
+
+
+class Handlers:
+    """Collects what `handlers.register` registers on a consumer, to apply batches directly."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.sessions = sessions
+        self.by_payload: dict[type[Payload], Handler] = {}
+        self.before: list[Step] = []
+        self.seen_outbox_id = 0
+        handlers.register(self, settings)  # type: ignore[arg-type]
+
+    def on(self, payload_cls: type[Payload]) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.by_payload[payload_cls] = handler
+            return handler
+
+        return register
+
+    def prepare(self, step: Step) -> Step:
+        self.before.append(step)
+        return step
+
+    async def apply(self, *envelopes: Envelope[Any]) -> None:
+        batch = list(envelopes)
+        async with self.sessions() as session, session.begin():
+            for step in self.before:
+                await step(batch, session)
+            for envelope in batch:
+                await self.by_payload[type(envelope.payload)](envelope, session)
+
+    async def emitted(self, payload_cls: type[Payload] | None = None) -> list[Envelope[Any]]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(OutboxRecord.value).order_by(OutboxRecord.id))
+        return [
+            e for e in map(contracts.parse_envelope, rows) if payload_cls is None or isinstance(e.payload, payload_cls)
+        ]
+
+    async def new_events(self) -> list[Payload]:
+        """The payloads emitted since the last call, in commit order."""
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(OutboxRecord.id, OutboxRecord.value)
+                    .where(OutboxRecord.id > self.seen_outbox_id)
+                    .order_by(OutboxRecord.id)
+                )
+            ).all()
+        if rows:
+            self.seen_outbox_id = rows[-1].id
+        return [contracts.parse_envelope(row.value).payload for row in rows]
+
+    async def timers(self) -> dict[str, Envelope[Any]]:
+        async with self.sessions() as session:
+            rows = await session.execute(select(Timer.name, Timer.value))
+        return {name: contracts.parse_envelope(value) for name, value in rows.all()}
+
+    async def fire_timer(self, name: str) -> None:
+        """Makes the timer due, lets the firer move it to the outbox, and applies what it delivers."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(update(Timer).where(Timer.name == name).values(due_at=utc_now()))
+        fired_before = {e.event_id for e in await self.emitted()}
+        assert await TimerFirer(self.sessions).fire_due() >= 1
+        fired = [e for e in await self.emitted() if e.event_id not in fired_before]
+        await self.apply(*[e for e in fired if type(e.payload) in self.by_payload])
+
+
+def command(payload: Payload, conversation_id: uuid.UUID | None = None) -> Envelope[Any]:
+    return new_envelope(payload, tenant_id=TENANT, conversation_id=conversation_id)
+
+
+def presence(
+    operator_id: str, state: OperatorPresence = "online", *, capacity: int = 3, skills: tuple[str, ...] = ()
+) -> Envelope[Any]:
+    return command(
+        SetOperatorPresence(
+            operator_id=operator_id,
+            display_name=operator_id.title(),
+            presence=state,
+            capacity=capacity,
+            skills=list(skills),
+        )
+    )
+
+
+def handoff(conversation_id: uuid.UUID, **fields: Any) -> Envelope[Any]:
+    return command(HandoffRequested(**fields), conversation_id)
+
+
+def status(conversation_id: uuid.UUID, previous: ConversationStatus, new: ConversationStatus) -> Envelope[Any]:
+    return command(StatusChanged(previous=previous, status=new), conversation_id)
+
+
+@pytest.fixture
+async def sessions(infra: Infra, database: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    url = infra.database_url(database)
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url)
+    engine = create_engine(url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def routing(sessions: async_sessionmaker[AsyncSession]) -> Handlers:
+    return Handlers(sessions, Settings())
+
+
+@pytest.fixture
+async def api(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx.AsyncClient]:
+    # The routes need only the runtime's sessions and settings; no broker, no consumer.
+    app = create_app(SimpleNamespace(sessions=sessions, settings=Settings()), title="routing", routers=[router])  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://routing") as client:
+        yield client
+
+
+def of_type(events: list[Payload], payload_cls: type[Payload]) -> list[Any]:
+    return [e for e in events if isinstance(e, payload_cls)]
+
+
+async def test_a_handoff_with_an_operator_online_is_offered_to_it_until_a_durable_timer_expires_the_offer(
+    routing: Handlers,
+) -> None:
+    cid = uuid.uuid4()
+    await routing.apply(presence("anna"))
+    await routing.new_events()
+    await routing.apply(handoff(cid, reason="customer_request", priority="high"))
+
+    (offer,) = await routing.new_events()
+    assert isinstance(offer, OfferMade)
+    assert (offer.operator_id, offer.priority, offer.reason) == ("anna", "high", "customer_request")
+    timer = (await routing.timers())[f"offer:{offer.offer_id}"]
+    assert isinstance(timer.payload, ExpireOffer)
+    assert (timer.payload.offer_id, timer.conversation_id, timer.tenant_id) == (offer.offer_id, cid, TENANT)
+
+
+async def test_a_handoff_with_nobody_online_says_no_operator_is_available(routing: Handlers) -> None:
+    await routing.apply(presence("anna", "away"), presence("bruno", "offline"))
+    await routing.new_events()
+    cid = uuid.uuid4()
+    await routing.apply(handoff(cid))
+    assert [type(e) for e in await routing.new_events()] == [NoOperatorAvailable]
+    assert (await queue_of(routing)) == []
+
+
+async def queue_of(routing: Handlers) -> list[uuid.UUID]:
+    async with routing.sessions() as session:
+        return [c.conversation_id for c in await unassigned(session, TENANT)]
+
+
+async def test_with_everyone_busy_the_handoff_is_queued_with_its_position_which_moves_when_one_is_taken(
+    routing: Handlers, api: httpx.AsyncClient
+) -> None:
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await routing.apply(presence("anna", capacity=1))
+    await routing.apply(handoff(first))
+    await routing.apply(handoff(second))
+    await routing.apply(handoff(third))
+    events = await routing.new_events()
+    assert [o.operator_id for o in of_type(events, OfferMade)] == ["anna"]
+    queued = of_type(events, ConversationQueued)
+    assert [q.position for q in queued] == [2, 3], "behind the conversation offered to anna"
+    assert all(q.estimated_wait_seconds for q in queued)
+
+    await take(api, first, "anna")
+    events = await routing.new_events()
+    assert [p.position for p in of_type(events, QueuePositionChanged)] == [1, 2]
+    view = QueueView.model_validate((await api.get("/internal/queue", params={"tenant_id": TENANT})).json())
+    assert [(e.conversation_id, e.position) for e in view.entries] == [(second, 1), (third, 2)]
+
+
+async def test_an_expired_offer_goes_to_the_next_operator(routing: Handlers) -> None:
+    cid = uuid.uuid4()
+    await routing.apply(presence("anna"), presence("bruno"))
+    await routing.apply(handoff(cid))
+    (offer,) = of_type(await routing.new_events(), OfferMade)
+
+    await routing.fire_timer(f"offer:{offer.offer_id}")
+
+    events = await routing.new_events()
+    (closed,) = of_type(events, OfferClosed)
+    assert (closed.offer_id, closed.operator_id, closed.outcome) == (offer.offer_id, offer.operator_id, "expired")
+    (next_offer,) = of_type(events, OfferMade)
+    assert next_offer.operator_id == ({"anna", "bruno"} - {offer.operator_id}).pop()
+    timers = await routing.timers()
+    assert f"offer:{next_offer.offer_id}" in timers
+    assert f"offer:{offer.offer_id}" not in timers
+
+
+async def test_an_operator_who_lets_two_offers_in_a_row_expire_is_set_away_and_heartbeats_do_not_undo_it(
+    routing: Handlers,
+) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await routing.apply(presence("anna", capacity=1))
+    await routing.apply(handoff(first), handoff(second))
+    for expected in (first, second):  # the one she let expire waits; the next one is offered to her
+        (offer,) = [e for e in await routing.emitted(OfferMade) if e.conversation_id == expected]
+        await routing.fire_timer(f"offer:{offer.payload.offer_id}")
+
+    events = await routing.new_events()
+    assert [c.outcome for c in of_type(events, OfferClosed)] == ["expired", "expired"]
+    assert [(p.operator_id, p.presence) for p in of_type(events, OperatorPresenceChanged)] == [
+        ("anna", "online"),
+        ("anna", "away"),
+    ]
+    await routing.apply(presence("anna", capacity=1))  # the gateway's heartbeat, repeating her choice
+    assert await routing.new_events() == []
+    await routing.apply(presence("anna", "away", capacity=1), presence("anna", capacity=1))  # online again
+    events = await routing.new_events()
+    assert [p.presence for p in of_type(events, OperatorPresenceChanged)] == ["online"]
+    assert [o.operator_id for o in of_type(events, OfferMade)] == ["anna"], "nobody else: offered to her again"
+
+
+async def test_a_declined_offer_goes_to_the_next_operator_and_its_timer_is_cancelled(routing: Handlers) -> None:
+    cid = uuid.uuid4()
+    await routing.apply(presence("anna"), presence("bruno"))
+    await routing.apply(handoff(cid))
+    (offer,) = of_type(await routing.new_events(), OfferMade)
+    await routing.apply(command(DeclineOffer(operator_id=offer.operator_id, offer_id=offer.offer_id), cid))
+    events = await routing.new_events()
+    assert [c.outcome for c in of_type(events, OfferClosed)] == ["declined"]
+    assert [o.operator_id for o in of_type(events, OfferMade)] != [offer.operator_id]
+    assert f"offer:{offer.offer_id}" not in await routing.timers()
+
+
+async def test_a_release_drains_the_queue_at_once(routing: Handlers, api: httpx.AsyncClient) -> None:
+    served, waiting = uuid.uuid4(), uuid.uuid4()
+    await routing.apply(presence("anna", capacity=1))
+    await routing.apply(handoff(served))
+    await take(api, served, "anna")
+    await routing.apply(handoff(waiting))
+    assert of_type(await routing.new_events(), OfferMade)[1:] == [], "anna is full: the second one waits"
+
+    await routing.apply(status(served, S.WITH_OPERATOR, S.RESOLVED))
+
+    events = await routing.new_events()
+    assert [(type(e), getattr(e, "operator_id", None)) for e in events] == [
+        (OperatorReleased, "anna"),
+        (OfferMade, "anna"),
+    ]
+
+
+async def test_an_operator_coming_online_gets_the_waiting_conversations_highest_priority_first(
+    routing: Handlers,
+) -> None:
+    calm, upset = uuid.uuid4(), uuid.uuid4()
+    await routing.apply(presence("anna", capacity=1))
+    await routing.apply(handoff(uuid.uuid4()), handoff(calm), handoff(upset, priority="high"))
+    await routing.new_events()
+    await routing.apply(presence("bruno", capacity=1))
+    offers = [e for e in await routing.emitted(OfferMade) if e.payload.operator_id == "bruno"]
+    assert [o.conversation_id for o in offers] == [upset]
+
+
+async def test_a_transfer_moves_the_load_and_back_to_the_queue_goes_to_someone_else(
+    routing: Handlers, api: httpx.AsyncClient
+) -> None:
+    cid = uuid.uuid4()
+    await routing.apply(presence("anna"), presence("bruno"), presence("carla"))
+    await routing.apply(handoff(cid))
+    await take(api, cid, "anna")
+    await routing.new_events()
+    await routing.apply(command(TransferConversation(operator_id="anna", to_operator_id="bruno"), cid))
+    events = await routing.new_events()
+    (released,) = of_type(events, OperatorReleased)
+    (assigned,) = of_type(events, OperatorAssigned)
+    assert (released.operator_id, released.reason) == ("anna", "transferred")
+    assert (assigned.operator_id, assigned.via, assigned.previous_operator_id) == ("bruno", "transfer", "anna")
+
+    await routing.apply(command(TransferConversation(operator_id="bruno"), cid))
+    events = await routing.new_events()
+    assert [r.reason for r in of_type(events, OperatorReleased)] == ["requeued"]
+    assert [o.operator_id for o in of_type(events, OfferMade)] in (["anna"], ["carla"])
+
+
+async def test_a_conversation_handed_back_to_the_ai_withdraws_its_offer(routing: Handlers) -> None:
+    cid = uuid.uuid4()
+    await routing.apply(presence("anna"))
+    await routing.apply(handoff(cid))
+    (offer,) = of_type(await routing.new_events(), OfferMade)
+    await routing.apply(status(cid, S.QUEUED, S.AI))
+    assert [(c.outcome, c.offer_id) for c in of_type(await routing.new_events(), OfferClosed)] == [
+        ("withdrawn", offer.offer_id)
+    ]
+    assert f"offer:{offer.offer_id}" not in await routing.timers()
+    assert await queue_of(routing) == []
+
+
+async def test_heartbeats_push_the_presence_timer_back_and_its_expiry_sets_the_operator_offline(
+    routing: Handlers,
+) -> None:
+    await routing.apply(presence("anna"))
+    name = f"presence:{TENANT}:anna"
+    first = (await routing.timers())[name]
+    await routing.apply(presence("anna"))
+    second = (await routing.timers())[name]
+    assert second.payload.last_seen_at > first.payload.last_seen_at
+    await routing.new_events()
+    await routing.apply(first)  # a timer from before the last heartbeat changes nothing
+    assert await routing.new_events() == []
+
+    await routing.fire_timer(name)
+
+    (offline,) = of_type(await routing.new_events(), OperatorPresenceChanged)
+    assert (offline.operator_id, offline.presence) == ("anna", "offline")
+
+
+async def take(api: httpx.AsyncClient, conversation_id: uuid.UUID, operator_id: str) -> httpx.Response:
+    body = {"tenant_id": TENANT, "operator_id": operator_id, "display_name": operator_id.title()}
+    return await api.post(f"/internal/conversations/{conversation_id}/take", json=body)
+
+
+async def test_two_operators_racing_for_one_conversation_one_gets_it_the_other_409(
+    routing: Handlers, api: httpx.AsyncClient
+) -> None:
+    await routing.apply(presence("anna"), presence("bruno"), presence("carla"))
+    conversations = [uuid.uuid4() for _ in range(5)]
+    await routing.apply(*(handoff(cid) for cid in conversations))
+
+    for cid in conversations:
+        anna, bruno = await asyncio.gather(take(api, cid, "anna"), take(api, cid, "bruno"))
+        assert sorted([anna.status_code, bruno.status_code]) == [200, 409]
+        winner, loser = (anna, bruno) if anna.status_code == 200 else (bruno, anna)
+        assert loser.json()["error"]["code"] == "already_taken"
+        result = TakeResult.model_validate(winner.json())
+        assert result.conversation_id == cid
+
+    assigned = await routing.emitted(OperatorAssigned)
+    assert sorted(e.conversation_id for e in assigned) == sorted(conversations), "one assignment each"
+    unknown = await take(api, uuid.uuid4(), "anna")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_waiting")
+
+
+async def test_a_take_command_from_kafka_assigns_like_the_api(routing: Handlers) -> None:
+    cid = uuid.uuid4()
+    await routing.apply(presence("anna"), presence("bruno"))
+    await routing.apply(handoff(cid))
+    (offer,) = of_type(await routing.new_events(), OfferMade)
+    await routing.apply(command(TakeConversation(operator_id=offer.operator_id), cid))
+    (assigned,) = of_type(await routing.new_events(), OperatorAssigned)
+    assert (assigned.operator_id, assigned.via) == (offer.operator_id, "offer")
+    assert f"offer:{offer.offer_id}" not in await routing.timers()
