@@ -30,6 +30,12 @@ def test_every_state_of_the_design_is_modelled() -> None:
         (S.WITH_OPERATOR, S.NOT_RESOLVED),
         (S.TICKET_PENDING, S.TICKET_CREATED),
         (S.AI, S.ABANDONED),
+        (S.AI, S.QUEUED),  # the customer asks for a person from the widget's menu
+        (S.QUEUED, S.AI),  # the customer leaves the queue
+        (S.WITH_OPERATOR, S.AI),  # an operator hands back to the assistant
+        (S.WAITING_CUSTOMER, S.AI),
+        (S.WAITING_CUSTOMER, S.QUEUED),  # transferred back to the queue
+        (S.WAITING_CUSTOMER, S.ABANDONED),
     ],
 )
 def test_the_designed_transitions_are_allowed(current: S, target: S) -> None:

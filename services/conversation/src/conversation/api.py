@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.common import Sender
-from contracts.readapi import ConversationView, HistoryView, MessageView
-from conversation.store import Conversation, Message, messages_after
+from contracts.readapi import ConversationView, HandoverSummaryView, HistoryView, MessageView, NotesView, NoteView
+from conversation.store import Conversation, Message, messages_after, notes_of
+from conversation.summary import handover_summary
 from servicekit.http import ApiError, Runtime
 
 router = APIRouter(prefix="/internal", tags=["read API"])
@@ -55,6 +56,7 @@ async def get_conversation(conversation_id: uuid.UUID, session: Session) -> Conv
         status=conversation.state,
         last_seq=conversation.last_seq,
         created_at=conversation.created_at,
+        operator_id=conversation.operator_id,
     )
 
 
@@ -75,3 +77,24 @@ async def get_messages(
         status=conversation.state,
         messages=[message_view(m) for m in messages],
     )
+
+
+@router.get("/conversations/{conversation_id}/notes", response_model=NotesView)
+async def get_notes(conversation_id: uuid.UUID, session: Session) -> NotesView:
+    """The internal notes, for the operators' dashboard only: the messages above never include
+    them (they are stored apart), so the widget's history cannot show one."""
+    conversation = await existing(session, conversation_id)
+    notes = await notes_of(session, conversation_id)
+    return NotesView(
+        conversation_id=conversation.id,
+        tenant_id=conversation.tenant_id,
+        notes=[NoteView(note_id=n.id, operator_id=n.operator_id, text=n.text, created_at=n.created_at) for n in notes],
+    )
+
+
+@router.get("/conversations/{conversation_id}/summary", response_model=HandoverSummaryView)
+async def get_summary(conversation_id: uuid.UUID, request: Request, session: Session) -> HandoverSummaryView:
+    """For the operator taking over: what the customer wants, what the AI answered, what is open."""
+    conversation = await existing(session, conversation_id)
+    messages = await messages_after(session, conversation_id, 0, request.app.state.runtime.settings.history_page_size)
+    return handover_summary(conversation, messages)

@@ -17,5 +17,5 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = Runtime.build(settings, migrations_dir=MIGRATIONS)
-    handlers.register(runtime.consumer())
+    handlers.register(runtime.consumer(), settings)
     return create_app(runtime, title="conversation", routers=[router])

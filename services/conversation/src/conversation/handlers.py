@@ -6,47 +6,86 @@ rows it writes and the events it stages in the outbox commit together, exactly o
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Envelope
-from contracts.common import TRANSCRIPT_EXCERPT_LINES, Sender, TranscriptExcerpt, TranscriptLine
+from contracts import Envelope, new_envelope
+from contracts.common import (
+    TRANSCRIPT_EXCERPT_LINES,
+    HandoffChoice,
+    HandoffReason,
+    Sender,
+    SmartActionType,
+    TranscriptExcerpt,
+    TranscriptLine,
+)
 from contracts.common import ConversationStatus as S
+from contracts.envelope import utc_now
 from contracts.events import (
+    AddInternalNote,
     AiReplyGenerated,
+    CheckInactivity,
     ChooseHandoff,
+    CloseConversation,
     CommandRejected,
+    ConversationQueued,
     ConversationRated,
     ConversationStarted,
     HandoffRequested,
     MessagePosted,
+    NoOperatorAvailable,
+    NoteAdded,
     OpenTicket,
+    OperatorAssigned,
+    OperatorReleased,
     PostCustomerMessage,
+    PostOperatorMessage,
+    QueuePositionChanged,
+    QueuePositionUpdated,
     RateConversation,
+    ReleaseConversation,
     StartConversation,
     StatusChanged,
     SubmitTicketDetails,
     TicketOpened,
+    TransferConversation,
 )
+from conversation.config import Settings
 from conversation.domain import (
     ACCEPTS_CUSTOMER_MESSAGES,
+    CLOSED,
+    OWNED_BY_OPERATORS,
+    WITH_AN_OPERATOR,
     IllegalTransitionError,
     status_after_customer_message,
     transition,
 )
-from conversation.store import Batch, ConversationState, NewMessage, last_messages, load_batch
+from conversation.metrics import AI_REPLIES_DROPPED
+from conversation.notices import Notice, notice_text, queued_text
+from conversation.store import (
+    Batch,
+    ConversationState,
+    InternalNote,
+    Message,
+    NewMessage,
+    last_ai_message,
+    last_messages,
+    load_batch,
+)
+from servicekit import timers
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
 from servicekit.outgoing import Outgoing
 
 log = get_logger(__name__)
 
-TICKET_CREATED_TEXT = {
-    "it": "Abbiamo aperto la richiesta {number}. Ti contatteremo al più presto.",
-    "en": "We opened request {number}. We will get back to you as soon as possible.",
-}
+HANDOFF_ACTIONS = frozenset({SmartActionType.REQUEST_OPERATOR, SmartActionType.CONTINUE_AI})
+SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
+OperatorCommand = PostOperatorMessage | AddInternalNote | TransferConversation | CloseConversation | ReleaseConversation
 
 
 def post_message(
@@ -93,11 +132,13 @@ def change_status(
     out.emit(StatusChanged(previous=previous, status=target, reason=reason, operator_id=operator_id), conversation.id)
 
 
-def move_or_reject(out: Outgoing, conversation: ConversationState, target: S, reason: str) -> bool:
+def move_or_reject(
+    out: Outgoing, conversation: ConversationState, target: S, reason: str, operator_id: str | None = None
+) -> bool:
     """Moves the conversation, or answers the command with `command_rejected` when the state
     machine does not allow it; tells which happened."""
     try:
-        change_status(out, conversation, target, reason)
+        change_status(out, conversation, target, reason, operator_id)
     except IllegalTransitionError as error:
         reject(out, "illegal_transition", str(error))
         return False
@@ -120,6 +161,8 @@ def message_it_may_add(envelope: Envelope[Any]) -> uuid.UUID | None:
         return payload.reply_id
     if isinstance(payload, TicketOpened):
         return ticket_message_id(payload)
+    if isinstance(payload, PostOperatorMessage):
+        return payload.message_id
     return None
 
 
@@ -127,7 +170,50 @@ def ticket_message_id(ticket: TicketOpened) -> uuid.UUID:
     return uuid.uuid5(ticket.ticket_id, "ticket-created")
 
 
-def register(consumer: EventConsumer) -> None:
+def notify(out: Outgoing, conversation: ConversationState, purpose: str, text: str) -> None:
+    """Tells the customer what is happening, as a system message in the conversation. Its id
+    comes from the cause and a purpose, so applying the cause again makes the same message."""
+    post_message(out, conversation, uuid.uuid5(out.cause.event_id, purpose), Sender.SYSTEM, text)
+
+
+def inactivity_timer(conversation: ConversationState) -> str:
+    return f"inactivity:{conversation.id}"
+
+
+def check_inactivity_at(out: Outgoing, conversation: ConversationState, since: datetime, due_at: datetime) -> None:
+    """(Re)schedules the check of the customer's silence since `since`: one timer per
+    conversation, so each customer message replaces the previous one."""
+    envelope = new_envelope(
+        CheckInactivity(since=since),
+        tenant_id=conversation.tenant_id,
+        conversation_id=conversation.id,
+        causation=out.cause,
+    )
+    timers.schedule(out.session, inactivity_timer(conversation), due_at, envelope)
+
+
+def may_act(conversation: ConversationState, command: OperatorCommand) -> bool:
+    """The assigned operator acts on their conversation; a supervisor or admin on any of the tenant's."""
+    return command.role in SUPERVISOR_ROLES or conversation.operator_id == command.operator_id
+
+
+_NOT_AN_INTENT = re.compile(r"[^a-z0-9_-]+")
+
+
+def intent_of(reply: Message | None) -> str | None:
+    """What the customer asked about, as a routing skill: the knowledge-base article the AI's last
+    answer was grounded in (AI replies carry no explicit intent yet)."""
+    if reply is None or not reply.sources:
+        return None
+    article_id = str(reply.sources[0].get("article_id", ""))
+    return _NOT_AN_INTENT.sub("-", article_id.lower()).strip("-")[:40] or None
+
+
+def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    inactivity = timedelta(minutes=settings.inactivity_minutes)
+    abandon_after = timedelta(minutes=settings.abandon_after_minutes)
+
     @consumer.prepare
     async def load(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
         await load_batch(
@@ -175,6 +261,7 @@ def register(consumer: EventConsumer) -> None:
         else:
             change_status(out, conversation, status_after_customer_message(conversation.state), "customer_message")
             conversation.last_customer_message_at = envelope.occurred_at
+            conversation.handoff_offer_blocked = False  # a new message: the AI may offer a person again
             post_message(
                 out,
                 conversation,
@@ -183,6 +270,8 @@ def register(consumer: EventConsumer) -> None:
                 payload.text,
                 client_message_id=payload.client_message_id,
             )
+            if conversation.state in WITH_AN_OPERATOR:
+                check_inactivity_at(out, conversation, envelope.occurred_at, envelope.occurred_at + inactivity)
         out.flush()
 
     @consumer.on(AiReplyGenerated)
@@ -193,12 +282,18 @@ def register(consumer: EventConsumer) -> None:
         if conversation is None or reply.reply_id in Batch.of(session).message_ids:
             return
         if conversation.state != S.AI:
-            # An operator or a ticket took over while the assistant was thinking: drop the reply.
+            # Checked against the state now, under the row lock, not when the reply was asked
+            # for: an operator, the queue or a ticket took over while the assistant was thinking.
+            AI_REPLIES_DROPPED.labels(conversation.status).inc()
             log.info("AI reply dropped", status=conversation.status)
             return
-        if reply.handoff_reason is not None:
-            conversation.handoff_reason = reply.handoff_reason.value
-            change_status(out, conversation, S.HANDOFF_OFFERED, reply.handoff_reason.value)
+        offer, smart_actions = reply.handoff_reason, reply.smart_actions
+        if offer is not None and conversation.handoff_offer_blocked:
+            # The reply answers what was said before the conversation came back to the AI.
+            offer, smart_actions = None, [a for a in smart_actions if a.type not in HANDOFF_ACTIONS]
+        if offer is not None:
+            conversation.handoff_reason = offer.value
+            change_status(out, conversation, S.HANDOFF_OFFERED, offer.value)
         post_message(
             out,
             conversation,
@@ -208,7 +303,7 @@ def register(consumer: EventConsumer) -> None:
             language=reply.language,
             confidence=reply.confidence,
             sources=reply.sources,
-            smart_actions=reply.smart_actions,
+            smart_actions=smart_actions,
         )
         out.flush()
 
@@ -218,13 +313,43 @@ def register(consumer: EventConsumer) -> None:
         conversation = owned_conversation(out, envelope)
         if conversation is None:
             pass
-        elif envelope.payload.choice == "request_operator":
-            if move_or_reject(out, conversation, S.QUEUED, "customer_accepted_handoff"):
-                reason = conversation.handoff_reason or "customer_request"
-                out.emit(HandoffRequested(reason=reason, language=conversation.locale))
+        elif envelope.payload.choice == HandoffChoice.REQUEST_OPERATOR:
+            await request_operator(out, conversation)
+        elif conversation.state == S.QUEUED:
+            if move_or_reject(out, conversation, S.AI, "customer_left_queue"):
+                conversation.handoff_offer_blocked = True
+                notify(out, conversation, "left-queue", notice_text(Notice.LEFT_QUEUE, conversation.locale))
+        elif conversation.state == S.HANDOFF_OFFERED:
+            if move_or_reject(out, conversation, S.AI, "customer_continued_with_ai"):
+                conversation.handoff_offer_blocked = True
         else:
             move_or_reject(out, conversation, S.AI, "customer_continued_with_ai")
         out.flush()
+
+    async def request_operator(out: Outgoing, conversation: ConversationState) -> None:
+        """The customer wants a person: after the AI's offer, or at any time from the widget."""
+        if conversation.state in OWNED_BY_OPERATORS:
+            log.info("operator already requested", status=conversation.status)  # a second click
+            return
+        offered = conversation.state == S.HANDOFF_OFFERED
+        if not move_or_reject(out, conversation, S.QUEUED, "customer_accepted_handoff"):
+            return
+        reason = HandoffReason.CUSTOMER_REQUEST
+        if offered and conversation.handoff_reason is not None:
+            reason = HandoffReason(conversation.handoff_reason)
+        conversation.handoff_reason = reason.value
+        await Batch.of(out.session).write(out.session)  # the last AI reply may be of this batch
+        last_reply = await last_ai_message(out.session, conversation.id)
+        out.emit(
+            HandoffRequested(
+                reason=reason,
+                language=conversation.locale,
+                confidence=last_reply.confidence if last_reply is not None else None,
+                intent=intent_of(last_reply),
+                priority="high" if reason == HandoffReason.NEGATIVE_SENTIMENT else "normal",
+            )
+        )
+        notify(out, conversation, "connecting", notice_text(Notice.CONNECTING, conversation.locale))
 
     @consumer.on(SubmitTicketDetails)
     async def on_ticket_details(envelope: Envelope[SubmitTicketDetails], session: AsyncSession) -> None:
@@ -261,21 +386,208 @@ def register(consumer: EventConsumer) -> None:
         conversation = owned_conversation(out, envelope, report=False)
         if conversation is not None and conversation.state == S.TICKET_PENDING:
             change_status(out, conversation, S.TICKET_CREATED, envelope.payload.ticket_number)
-            template = TICKET_CREATED_TEXT.get(conversation.locale or "it", TICKET_CREATED_TEXT["it"])
-            message_id = ticket_message_id(envelope.payload)
-            post_message(
-                out, conversation, message_id, Sender.SYSTEM, template.format(number=envelope.payload.ticket_number)
-            )
+            text = notice_text(Notice.TICKET_CREATED, conversation.locale, number=envelope.payload.ticket_number)
+            post_message(out, conversation, ticket_message_id(envelope.payload), Sender.SYSTEM, text)
         out.flush()
 
     @consumer.on(RateConversation)
     async def on_rating(envelope: Envelope[RateConversation], session: AsyncSession) -> None:
         out = Outgoing(session, envelope)
         conversation = owned_conversation(out, envelope)
-        if conversation is not None:
+        if conversation is None:
+            pass
+        elif conversation.state not in CLOSED:
+            reject(out, "not_closed", f"a conversation is rated after it is closed; it is {conversation.status}")
+        elif conversation.rating_score is not None:
+            reject(out, "already_rated", "the conversation has been rated already")
+        else:
             conversation.rating_score = envelope.payload.score
             conversation.rating_comment = envelope.payload.comment
             out.emit(ConversationRated(score=envelope.payload.score, comment=envelope.payload.comment))
+        out.flush()
+
+    # ------------------------------------------------------------------ routing's decisions
+
+    @consumer.on(ConversationQueued)
+    async def on_queued(envelope: Envelope[ConversationQueued], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = owned_conversation(out, envelope, report=False)
+        if conversation is not None and conversation.state == S.QUEUED:
+            position, wait = envelope.payload.position, envelope.payload.estimated_wait_seconds
+            # One message when the wait starts; later moves are a status the widget shows in place.
+            notify(out, conversation, "queued", queued_text(conversation.locale, position, wait))
+            out.emit(QueuePositionUpdated(position=position, estimated_wait_seconds=wait))
+        out.flush()
+
+    @consumer.on(QueuePositionChanged)
+    async def on_queue_position(envelope: Envelope[QueuePositionChanged], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = owned_conversation(out, envelope, report=False)
+        if conversation is not None and conversation.state == S.QUEUED:
+            payload = envelope.payload
+            out.emit(
+                QueuePositionUpdated(position=payload.position, estimated_wait_seconds=payload.estimated_wait_seconds)
+            )
+        out.flush()
+
+    @consumer.on(OperatorAssigned)
+    async def on_operator_assigned(envelope: Envelope[OperatorAssigned], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = owned_conversation(out, envelope, report=False)
+        assigned = envelope.payload
+        if conversation is None:
+            pass
+        elif conversation.state not in OWNED_BY_OPERATORS:
+            # The customer left the queue (or took the ticket form) first: answered, so that
+            # routing frees the operator it assigned.
+            reject(out, "not_waiting", f"the conversation is {conversation.status}")
+        else:
+            change_status(out, conversation, S.WITH_OPERATOR, f"assigned_via_{assigned.via}", assigned.operator_id)
+            if conversation.operator_id != assigned.operator_id:
+                conversation.operator_id = assigned.operator_id
+                text = notice_text(Notice.OPERATOR_JOINED, conversation.locale, name=assigned.display_name)
+                notify(out, conversation, "operator-joined", text)
+            # The new operator's window of customer silence starts now.
+            check_inactivity_at(out, conversation, envelope.occurred_at, envelope.occurred_at + inactivity)
+        out.flush()
+
+    @consumer.on(NoOperatorAvailable)
+    async def on_no_operator(envelope: Envelope[NoOperatorAvailable], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = owned_conversation(out, envelope, report=False)
+        if conversation is not None and conversation.state == S.QUEUED:
+            change_status(out, conversation, S.TICKET_PENDING, "no_operator_available")
+            notify(out, conversation, "no-operator", notice_text(Notice.NO_OPERATOR, conversation.locale))
+        out.flush()
+
+    # ------------------------------------------------------------------ the customer's silence
+
+    @consumer.on(CheckInactivity)
+    async def on_check_inactivity(envelope: Envelope[CheckInactivity], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = owned_conversation(out, envelope, report=False)
+        since = envelope.payload.since
+        last_customer_message = conversation.last_customer_message_at if conversation is not None else None
+        if conversation is None or (last_customer_message is not None and last_customer_message > since):
+            pass  # the customer wrote after the timer was set: the newer timer decides
+        elif conversation.state == S.WITH_OPERATOR:
+            change_status(out, conversation, S.WAITING_CUSTOMER, "customer_inactive")
+            notify(out, conversation, "waiting-customer", notice_text(Notice.WAITING_CUSTOMER, conversation.locale))
+            check_inactivity_at(out, conversation, since, utc_now() + abandon_after)
+        elif conversation.state == S.WAITING_CUSTOMER:
+            change_status(out, conversation, S.ABANDONED, "customer_inactive")
+            notify(out, conversation, "abandoned", notice_text(Notice.ABANDONED, conversation.locale))
+        out.flush()
+
+    # ------------------------------------------------------------------ operators' commands
+
+    def operated_conversation(out: Outgoing, envelope: Envelope[Any]) -> ConversationState | None:
+        """The command's conversation, if its sender may act on it; rejected otherwise."""
+        conversation = owned_conversation(out, envelope)
+        command: OperatorCommand = envelope.payload
+        if conversation is not None and not may_act(conversation, command):
+            reject(out, "not_assigned", f"operator {command.operator_id} does not have this conversation")
+            return None
+        return conversation
+
+    def reject_unless_with_operator(out: Outgoing, conversation: ConversationState) -> bool:
+        if conversation.state in WITH_AN_OPERATOR:
+            return False
+        reject(out, "not_with_operator", f"the conversation is {conversation.status}")
+        return True
+
+    @consumer.on(PostOperatorMessage)
+    async def on_operator_message(envelope: Envelope[PostOperatorMessage], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = operated_conversation(out, envelope)
+        command = envelope.payload
+        if conversation is None:
+            pass
+        elif command.message_id in Batch.of(session).message_ids:
+            log.info("operator message already posted", message_id=str(command.message_id))
+        elif not reject_unless_with_operator(out, conversation):
+            post_message(
+                out, conversation, command.message_id, Sender.OPERATOR, command.text, operator_id=command.operator_id
+            )
+        out.flush()
+
+    @consumer.on(AddInternalNote)
+    async def on_note(envelope: Envelope[AddInternalNote], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = operated_conversation(out, envelope)
+        command = envelope.payload
+        # Stored apart from the messages: no widget read or stream can come across a note.
+        if conversation is not None and await session.get(InternalNote, command.note_id) is None:
+            session.add(
+                InternalNote(
+                    id=command.note_id,
+                    conversation_id=conversation.id,
+                    tenant_id=conversation.tenant_id,
+                    operator_id=command.operator_id,
+                    text=command.text,
+                )
+            )
+            out.emit(NoteAdded(note_id=command.note_id, operator_id=command.operator_id, text=command.text))
+        out.flush()
+
+    @consumer.on(TransferConversation)
+    async def on_transfer(envelope: Envelope[TransferConversation], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = operated_conversation(out, envelope)
+        command = envelope.payload
+        if conversation is None or reject_unless_with_operator(out, conversation):
+            pass
+        elif command.to_operator_id is None:
+            back_to_queue(out, conversation, command.operator_id)
+        # Routing reads the same command: it queues the conversation again (requeued), or assigns
+        # the named operator (OperatorAssigned via transfer, handled above).
+        out.flush()
+
+    @consumer.on(OperatorReleased)
+    async def on_operator_released(envelope: Envelope[OperatorReleased], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = owned_conversation(out, envelope, report=False)
+        released = envelope.payload
+        # Routing also requeues by itself (a transfer to an operator who went offline).
+        if (
+            conversation is not None
+            and released.reason == "requeued"
+            and conversation.state in WITH_AN_OPERATOR
+            and conversation.operator_id == released.operator_id
+        ):
+            back_to_queue(out, conversation, released.operator_id)
+        out.flush()
+
+    def back_to_queue(out: Outgoing, conversation: ConversationState, operator_id: str) -> None:
+        change_status(out, conversation, S.QUEUED, "transferred_to_queue", operator_id)
+        conversation.operator_id = None
+        timers.cancel(out.session, inactivity_timer(conversation))
+        notify(out, conversation, "requeued", notice_text(Notice.TRANSFERRED_TO_QUEUE, conversation.locale))
+
+    @consumer.on(ReleaseConversation)
+    async def on_release(envelope: Envelope[ReleaseConversation], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = operated_conversation(out, envelope)
+        if conversation is not None and not reject_unless_with_operator(out, conversation):
+            change_status(out, conversation, S.AI, "released_to_ai", envelope.payload.operator_id)
+            conversation.operator_id = None
+            conversation.handoff_offer_blocked = True
+            timers.cancel(session, inactivity_timer(conversation))
+            notify(out, conversation, "back-to-ai", notice_text(Notice.BACK_TO_AI, conversation.locale))
+        out.flush()
+
+    @consumer.on(CloseConversation)
+    async def on_close(envelope: Envelope[CloseConversation], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = operated_conversation(out, envelope)
+        command = envelope.payload
+        if conversation is None:
+            pass
+        elif conversation.state not in OWNED_BY_OPERATORS:
+            reject(out, "not_with_operator", f"the conversation is {conversation.status}")
+        elif move_or_reject(out, conversation, S(command.outcome.value), "closed_by_operator", command.operator_id):
+            timers.cancel(session, inactivity_timer(conversation))
+            notify(out, conversation, "closed", notice_text(Notice.CLOSED, conversation.locale))
         out.flush()
 
 

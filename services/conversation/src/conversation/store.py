@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     select,
     text,
@@ -25,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from contracts.common import ConversationStatus
+from contracts.common import ConversationStatus, Sender
 from servicekit.db import column_arrays
 
 
@@ -51,6 +53,7 @@ class Conversation(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     last_customer_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    handoff_offer_blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def state(self) -> ConversationStatus:
@@ -111,6 +114,10 @@ class ConversationState:
     rating_score: int | None = None
     rating_comment: str | None = None
     last_customer_message_at: datetime | None = None
+    handoff_offer_blocked: bool = False
+    """Set when the conversation goes back to the AI (the customer said no, an operator released
+    it) and cleared by the customer's next message: until then an AI reply answers the old
+    context, so it may not offer the handoff again."""
 
     @property
     def state(self) -> ConversationStatus:
@@ -202,15 +209,17 @@ _MESSAGE_PARAMETERS = tuple(f"m_{name}" for name in _MESSAGE_COLUMNS)
 _WRITE_BATCH = text(
     "WITH written AS ("
     " INSERT INTO conversations (id, tenant_id, status, channel, locale, last_seq, operator_id, handoff_reason,"
-    " rating_score, rating_comment, last_customer_message_at)"
+    " rating_score, rating_comment, last_customer_message_at, handoff_offer_blocked)"
     " SELECT * FROM unnest(CAST(:c_id AS uuid[]), CAST(:c_tenant_id AS varchar[]), CAST(:c_status AS varchar[]),"
     " CAST(:c_channel AS varchar[]), CAST(:c_locale AS varchar[]), CAST(:c_last_seq AS int[]),"
     " CAST(:c_operator_id AS varchar[]), CAST(:c_handoff_reason AS varchar[]), CAST(:c_rating_score AS int[]),"
-    " CAST(:c_rating_comment AS text[]), CAST(:c_last_customer_message_at AS timestamptz[]))"
+    " CAST(:c_rating_comment AS text[]), CAST(:c_last_customer_message_at AS timestamptz[]),"
+    " CAST(:c_handoff_offer_blocked AS bool[]))"
     " ON CONFLICT (id) DO UPDATE SET status = excluded.status, locale = excluded.locale,"
     " last_seq = excluded.last_seq, operator_id = excluded.operator_id, handoff_reason = excluded.handoff_reason,"
     " rating_score = excluded.rating_score, rating_comment = excluded.rating_comment,"
-    " last_customer_message_at = excluded.last_customer_message_at, updated_at = now())"
+    " last_customer_message_at = excluded.last_customer_message_at,"
+    " handoff_offer_blocked = excluded.handoff_offer_blocked, updated_at = now())"
     " INSERT INTO messages (id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id,"
     " language, confidence, sources, smart_actions)"
     " SELECT id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id, language,"
@@ -231,7 +240,7 @@ _WRITE_BATCH = text(
 # and each conversation's client message ids by the (conversation, client message id) index.
 _LOCK_CONVERSATIONS = text(
     "SELECT c.id, c.tenant_id, c.status, c.channel, c.locale, c.last_seq, c.operator_id, c.handoff_reason,"
-    " c.rating_score, c.rating_comment, c.last_customer_message_at,"
+    " c.rating_score, c.rating_comment, c.last_customer_message_at, c.handoff_offer_blocked,"
     " ARRAY(SELECT m.id FROM messages m WHERE m.id = ANY(CAST(:message_ids AS uuid[]))) AS message_ids,"
     " ARRAY(SELECT m.client_message_id FROM messages m WHERE m.conversation_id = c.id"
     "   AND m.client_message_id = ANY(CAST(:client_ids AS varchar[]))) AS client_message_ids"
@@ -278,3 +287,22 @@ async def last_messages(session: AsyncSession, conversation_id: uuid.UUID, count
         select(Message).where(Message.conversation_id == conversation_id).order_by(Message.seq.desc()).limit(count)
     )
     return list(rows)[::-1]
+
+
+async def last_ai_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
+    """The assistant's latest message in the conversation (a backward walk of its seq index)."""
+    return await session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.sender == Sender.AI.value)
+        .order_by(Message.seq.desc())
+        .limit(1)
+    )
+
+
+async def notes_of(session: AsyncSession, conversation_id: uuid.UUID) -> list[InternalNote]:
+    rows = await session.scalars(
+        select(InternalNote)
+        .where(InternalNote.conversation_id == conversation_id)
+        .order_by(InternalNote.created_at, InternalNote.id)
+    )
+    return list(rows)

@@ -1,0 +1,93 @@
+"""What the customer is told, as system messages, when the conversation changes hands.
+
+Each text exists in Italian and English; the conversation's locale picks one (Italian when unknown,
+the platform's first tenant being Italian).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+
+DEFAULT_LOCALE = "it"
+
+
+class Notice(StrEnum):
+    CONNECTING = "connecting"
+    QUEUED = "queued"
+    QUEUED_WITH_WAIT = "queued_with_wait"
+    OPERATOR_JOINED = "operator_joined"
+    TRANSFERRED_TO_QUEUE = "transferred_to_queue"
+    NO_OPERATOR = "no_operator"
+    BACK_TO_AI = "back_to_ai"
+    LEFT_QUEUE = "left_queue"
+    WAITING_CUSTOMER = "waiting_customer"
+    ABANDONED = "abandoned"
+    CLOSED = "closed"
+    TICKET_CREATED = "ticket_created"
+
+
+TEXTS: dict[Notice, dict[str, str]] = {
+    Notice.CONNECTING: {
+        "it": "Ti sto mettendo in contatto con un operatore, attendi un momento.",
+        "en": "I'm connecting you with an operator, please wait a moment.",
+    },
+    Notice.QUEUED: {
+        "it": "Tutti gli operatori sono occupati: sei {position}° in coda.",
+        "en": "All our operators are busy: you are number {position} in the queue.",
+    },
+    Notice.QUEUED_WITH_WAIT: {
+        "it": "Tutti gli operatori sono occupati: sei {position}° in coda, attesa stimata circa {minutes} min.",
+        "en": "All our operators are busy: you are number {position} in the queue, estimated wait about {minutes} min.",
+    },
+    Notice.OPERATOR_JOINED: {
+        "it": "Ora sei in contatto con {name}.",
+        "en": "You are now chatting with {name}.",
+    },
+    Notice.TRANSFERRED_TO_QUEUE: {
+        "it": "Ti sto passando a un altro operatore, attendi un momento.",
+        "en": "I'm passing you to another operator, please wait a moment.",
+    },
+    Notice.NO_OPERATOR: {
+        "it": "Al momento non ci sono operatori disponibili. Lasciaci nome, email o telefono"
+        " e ti ricontatteremo al più presto.",
+        "en": "No operator is available right now. Leave us your name, email or phone"
+        " and we will get back to you as soon as possible.",
+    },
+    Notice.BACK_TO_AI: {
+        "it": "L'operatore ti ha passato di nuovo all'assistente virtuale. Come posso aiutarti?",
+        "en": "The operator handed you back to the virtual assistant. How can I help?",
+    },
+    Notice.LEFT_QUEUE: {
+        "it": "Hai lasciato la coda: continui con l'assistente virtuale.",
+        "en": "You left the queue: you are back with the virtual assistant.",
+    },
+    Notice.WAITING_CUSTOMER: {
+        "it": "Sei ancora lì? Scrivici quando vuoi: l'operatore ti risponderà.",
+        "en": "Are you still there? Write whenever you like: the operator will answer.",
+    },
+    Notice.ABANDONED: {
+        "it": "La conversazione è stata chiusa per inattività.",
+        "en": "The conversation was closed for inactivity.",
+    },
+    Notice.CLOSED: {
+        "it": "La conversazione è stata chiusa. Com'è andata? Lascia una valutazione da 1 a 5.",
+        "en": "The conversation was closed. How did it go? Leave a rating from 1 to 5.",
+    },
+    Notice.TICKET_CREATED: {
+        "it": "Abbiamo aperto la richiesta {number}. Ti contatteremo al più presto.",
+        "en": "We opened request {number}. We will get back to you as soon as possible.",
+    },
+}
+
+
+def notice_text(notice: Notice, locale: str | None, **fields: object) -> str:
+    texts = TEXTS[notice]
+    return texts.get(locale or DEFAULT_LOCALE, texts[DEFAULT_LOCALE]).format(**fields)
+
+
+def queued_text(locale: str | None, position: int, estimated_wait_seconds: int | None) -> str:
+    if estimated_wait_seconds is None:
+        return notice_text(Notice.QUEUED, locale, position=position)
+    minutes = max(1, math.ceil(estimated_wait_seconds / 60))
+    return notice_text(Notice.QUEUED_WITH_WAIT, locale, position=position, minutes=minutes)

@@ -1,0 +1,386 @@
+"""The conversation's side of the operator handoff, through the real handlers and PostgreSQL:
+queueing, what the customer is told, ownership, operators' commands, inactivity, notes, rating."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import REGISTRY
+
+from contracts import Envelope
+from contracts.common import (
+    CloseOutcome,
+    HandoffChoice,
+    HandoffReason,
+    SmartAction,
+    SmartActionType,
+    Source,
+)
+from contracts.common import ConversationStatus as S
+from contracts.events import (
+    AddInternalNote,
+    AiReplyGenerated,
+    CheckInactivity,
+    ChooseHandoff,
+    CloseConversation,
+    CommandRejected,
+    ConversationQueued,
+    ConversationRated,
+    HandoffRequested,
+    NoOperatorAvailable,
+    NoteAdded,
+    OperatorAssigned,
+    OperatorReleased,
+    PostCustomerMessage,
+    PostOperatorMessage,
+    QueuePositionChanged,
+    QueuePositionUpdated,
+    RateConversation,
+    ReleaseConversation,
+    StartConversation,
+    TransferConversation,
+)
+
+if TYPE_CHECKING:
+    from conftest import HandlerHarness
+
+HANDOFF_BUTTONS = [
+    SmartAction(type=SmartActionType.REQUEST_OPERATOR, label="Sì, chiama un operatore"),
+    SmartAction(type=SmartActionType.CONTINUE_AI, label="No, continua con l'assistente"),
+]
+
+
+class Conversation:
+    """One conversation driven through the handlers, as the widget, the AI, routing and the
+    dashboard would drive it."""
+
+    def __init__(self, service: HandlerHarness, locale: str = "it") -> None:
+        self.service = service
+        self.id = uuid.uuid4()
+        self.locale = locale
+
+    async def send(self, payload: Any) -> Envelope[Any]:
+        envelope = self.service.command(payload, self.id)
+        await self.service.apply(envelope)
+        return envelope
+
+    async def start(self) -> Conversation:
+        await self.send(StartConversation(locale=self.locale))
+        return self
+
+    async def customer_says(self, text: str) -> uuid.UUID:
+        message_id = uuid.uuid4()
+        await self.send(PostCustomerMessage(message_id=message_id, client_message_id=message_id.hex, text=text))
+        return message_id
+
+    def ai_reply(self, in_reply_to: uuid.UUID, handoff: HandoffReason | None = None, **fields: Any) -> AiReplyGenerated:
+        return AiReplyGenerated(
+            in_reply_to=in_reply_to,
+            reply_id=uuid.uuid4(),
+            text=fields.pop("text", "Vuoi parlare con un operatore?" if handoff else "Apriamo alle 17:30."),
+            language=self.locale,
+            confidence=fields.pop("confidence", 0.9),
+            mode="retrieval",
+            handoff_reason=handoff,
+            smart_actions=HANDOFF_BUTTONS if handoff else [],
+            **fields,
+        )
+
+    async def offered_a_person(self, reason: HandoffReason = HandoffReason.CUSTOMER_REQUEST) -> None:
+        question = await self.customer_says("Voglio parlare con qualcuno")
+        await self.send(self.ai_reply(question, reason))
+
+    async def assigned(self, operator_id: str = "op-marco", name: str = "Marco", via: str = "offer") -> None:
+        await self.send(OperatorAssigned(operator_id=operator_id, display_name=name, via=via))  # type: ignore[arg-type]
+
+    async def with_operator(self, operator_id: str = "op-marco") -> Conversation:
+        await self.start()
+        await self.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+        await self.assigned(operator_id)
+        return self
+
+    async def status(self) -> S:
+        return (await self.service.conversation(self.id)).state
+
+    async def texts(self, sender: str | None = None) -> list[str]:
+        return [m.text for m in await self.service.messages(self.id) if sender in (None, m.sender)]
+
+    async def emitted(self, payload_cls: type[Any]) -> list[Any]:
+        return [e.payload for e in await self.service.emitted(payload_cls) if e.conversation_id == self.id]
+
+    async def rejections(self) -> list[CommandRejected]:
+        return await self.emitted(CommandRejected)
+
+    def inactivity_timer(self) -> str:
+        return f"inactivity:{self.id}"
+
+
+def dropped_replies(status: S) -> float:
+    return REGISTRY.get_sample_value("conversation_ai_replies_dropped_total", {"status": status.value}) or 0.0
+
+
+async def test_yes_queues_with_a_structured_request_and_tells_the_customer(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    question = await conversation.customer_says("Siete dei ladri, il biglietto non funziona!")
+    sources = [Source(article_id="refunds", title="Rimborsi", score=0.4)]
+    await conversation.send(
+        conversation.ai_reply(question, HandoffReason.NEGATIVE_SENTIMENT, confidence=0.35, sources=sources)
+    )
+    assert await conversation.status() == S.HANDOFF_OFFERED
+
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))  # a second click
+
+    assert await conversation.status() == S.QUEUED
+    (request,) = await conversation.emitted(HandoffRequested)
+    assert request.reason == HandoffReason.NEGATIVE_SENTIMENT
+    assert (request.confidence, request.intent, request.priority) == (0.35, "refunds", "high")
+    assert request.language == "it"
+    assert (await conversation.texts("system"))[-1].startswith("Ti sto mettendo in contatto con un operatore")
+    assert not await conversation.rejections()
+
+
+async def test_a_customer_can_ask_for_a_person_at_any_time(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers, locale="en").start()
+    question = await conversation.customer_says("When do you open?")
+    await conversation.send(conversation.ai_reply(question, confidence=0.8))
+    assert await conversation.status() == S.AI
+
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))  # from the widget's menu
+
+    assert await conversation.status() == S.QUEUED
+    (request,) = await conversation.emitted(HandoffRequested)
+    assert (request.reason, request.priority, request.confidence) == (HandoffReason.CUSTOMER_REQUEST, "normal", 0.8)
+    assert (await conversation.texts("system"))[-1].startswith("I'm connecting you with an operator")
+
+
+async def test_no_returns_to_the_ai_which_offers_again_only_after_a_new_customer_message(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    first = await conversation.customer_says("Voglio un operatore")
+    second = await conversation.customer_says("Subito")  # answered after the customer said no
+    await conversation.send(conversation.ai_reply(first, HandoffReason.CUSTOMER_REQUEST))
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.CONTINUE_AI))
+    assert await conversation.status() == S.AI
+
+    late_offer = conversation.ai_reply(second, HandoffReason.CUSTOMER_REQUEST)
+    await conversation.send(late_offer)
+    assert await conversation.status() == S.AI, "the old context does not offer a person again"
+    (stored,) = [m for m in await conversation_handlers.messages(conversation.id) if m.id == late_offer.reply_id]
+    assert stored.smart_actions == [], "no YES/NO buttons on it"
+
+    again = await conversation.customer_says("Per favore, una persona")
+    await conversation.send(conversation.ai_reply(again, HandoffReason.CUSTOMER_REQUEST))
+    assert await conversation.status() == S.HANDOFF_OFFERED
+
+
+async def test_the_customer_sees_the_queue_position_once_as_a_message_then_as_a_status(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+
+    await conversation.send(ConversationQueued(position=3, estimated_wait_seconds=200))
+    await conversation.send(QueuePositionChanged(position=2, estimated_wait_seconds=120))
+    await conversation.send(QueuePositionChanged(position=1))
+
+    system = await conversation.texts("system")
+    assert system[-1] == "Tutti gli operatori sono occupati: sei 3° in coda, attesa stimata circa 4 min."
+    assert sum("in coda" in text for text in system) == 1, "position changes post no message"
+    updates = await conversation.emitted(QueuePositionUpdated)
+    assert [(u.position, u.estimated_wait_seconds) for u in updates] == [(3, 200), (2, 120), (1, None)]
+
+
+async def test_an_ai_reply_arriving_after_the_operator_was_assigned_is_dropped_and_counted(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    question = await conversation.customer_says("Quanto costa il parcheggio?")
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    await conversation.assigned("op-marco", "Marco")
+    assert await conversation.status() == S.WITH_OPERATOR
+    assert (await conversation_handlers.conversation(conversation.id)).operator_id == "op-marco"
+    assert (await conversation.texts("system"))[-1] == "Ora sei in contatto con Marco."
+    dropped_before = dropped_replies(S.WITH_OPERATOR)
+
+    await conversation.send(conversation.ai_reply(question))  # was in flight at takeover
+
+    assert await conversation.texts("ai") == []
+    assert dropped_replies(S.WITH_OPERATOR) == dropped_before + 1
+
+
+async def test_operator_messages_come_from_the_assigned_operator_or_a_supervisor(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).with_operator("op-marco")
+    mine = PostOperatorMessage(operator_id="op-marco", message_id=uuid.uuid4(), text="Ciao, sono Marco")
+    await conversation.send(mine)
+    await conversation.send(mine)  # a retry
+    await conversation.send(
+        PostOperatorMessage(operator_id="op-lia", message_id=uuid.uuid4(), text="Ciao", role="supervisor")
+    )
+    await conversation.send(PostOperatorMessage(operator_id="op-intruder", message_id=uuid.uuid4(), text="Ciao"))
+
+    messages = [m for m in await conversation_handlers.messages(conversation.id) if m.sender == "operator"]
+    assert [(m.operator_id, m.text) for m in messages] == [("op-marco", "Ciao, sono Marco"), ("op-lia", "Ciao")]
+    (rejected,) = await conversation.rejections()
+    assert (rejected.code, rejected.command_type) == ("not_assigned", "operator.post_message")
+
+    other_tenant = conversation_handlers.command(
+        PostOperatorMessage(operator_id="op-marco", message_id=uuid.uuid4(), text="x", role="admin"),
+        conversation.id,
+        tenant_id="another-tenant",
+    )
+    await conversation_handlers.apply(other_tenant)
+    assert len([m for m in await conversation_handlers.messages(conversation.id) if m.sender == "operator"]) == 2
+
+
+async def test_customer_silence_leads_to_waiting_customer_on_a_timer_and_a_message_reactivates(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).with_operator()
+    assert conversation.inactivity_timer() in await conversation_handlers.timer_names()
+
+    fired = await conversation_handlers.fire_timer(conversation.inactivity_timer())
+    assert [type(e.payload) for e in fired] == [CheckInactivity]
+    await conversation_handlers.apply(*fired)
+    assert await conversation.status() == S.WAITING_CUSTOMER
+    assert (await conversation.texts("system"))[-1].startswith("Sei ancora lì?")
+
+    await conversation.customer_says("Eccomi, scusate")
+    assert await conversation.status() == S.WITH_OPERATOR
+    await conversation_handlers.apply(*fired)  # a check from before the customer wrote changes nothing
+    assert await conversation.status() == S.WITH_OPERATOR
+
+    # Silent again: waiting, and after the longer window abandoned.
+    await conversation_handlers.apply(*await conversation_handlers.fire_timer(conversation.inactivity_timer()))
+    assert await conversation.status() == S.WAITING_CUSTOMER
+    await conversation_handlers.apply(*await conversation_handlers.fire_timer(conversation.inactivity_timer()))
+    assert await conversation.status() == S.ABANDONED
+
+
+async def test_internal_notes_never_reach_the_widget_history(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers).with_operator("op-marco")
+    await conversation.customer_says("Ho perso il biglietto")
+    note = AddInternalNote(operator_id="op-marco", note_id=uuid.uuid4(), text="Cliente VIP, rimborso ok")
+    await conversation.send(note)
+    await conversation.send(AddInternalNote(operator_id="op-other", note_id=uuid.uuid4(), text="non mio"))
+
+    (added,) = await conversation.emitted(NoteAdded)
+    assert added.text == "Cliente VIP, rimborso ok"
+    assert [r.code for r in await conversation.rejections()] == ["not_assigned"]
+    async with conversation_handlers.read_api() as api:
+        history = (await api.get(f"/internal/conversations/{conversation.id}/messages")).json()
+        notes = (await api.get(f"/internal/conversations/{conversation.id}/notes")).json()
+    assert history["messages"], "the customer's and the system's messages are there"
+    assert all("VIP" not in m["text"] for m in history["messages"])
+    assert [(n["note_id"], n["operator_id"], n["text"]) for n in notes["notes"]] == [
+        (str(note.note_id), "op-marco", "Cliente VIP, rimborso ok")
+    ]
+
+
+async def test_a_conversation_is_rated_once_after_it_is_closed(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers).with_operator("op-marco")
+    await conversation.send(RateConversation(score=5))  # too early
+
+    await conversation.send(CloseConversation(operator_id="op-marco", outcome=CloseOutcome.RESOLVED))
+    assert await conversation.status() == S.RESOLVED
+    assert conversation.inactivity_timer() not in await conversation_handlers.timer_names()
+    assert (await conversation.texts("system"))[-1].startswith("La conversazione è stata chiusa")
+
+    await conversation.send(RateConversation(score=4, comment="Gentilissimi"))
+    await conversation.send(RateConversation(score=1, comment="ripensandoci"))
+
+    (rating,) = await conversation.emitted(ConversationRated)
+    assert (rating.score, rating.comment) == (4, "Gentilissimi")
+    stored = await conversation_handlers.conversation(conversation.id)
+    assert (stored.rating_score, stored.rating_comment) == (4, "Gentilissimi")
+    assert [r.code for r in await conversation.rejections()] == ["not_closed", "already_rated"]
+
+
+async def test_no_operator_available_invites_the_customer_to_leave_contact_details(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers, locale="en").start()
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    await conversation.send(NoOperatorAvailable())
+
+    assert await conversation.status() == S.TICKET_PENDING
+    assert (await conversation.texts("system"))[-1].startswith("No operator is available right now. Leave us")
+
+
+async def test_release_hands_back_to_the_ai_without_an_offer_on_the_old_context(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).with_operator("op-marco")
+    question = await conversation.customer_says("Voglio un operatore")  # while with the operator
+    await conversation.send(ReleaseConversation(operator_id="op-marco"))
+
+    assert await conversation.status() == S.AI
+    stored = await conversation_handlers.conversation(conversation.id)
+    assert stored.operator_id is None
+    assert conversation.inactivity_timer() not in await conversation_handlers.timer_names()
+    assert (await conversation.texts("system"))[-1].startswith("L'operatore ti ha passato")
+    await conversation.send(conversation.ai_reply(question, HandoffReason.CUSTOMER_REQUEST))
+    assert await conversation.status() == S.AI
+
+
+async def test_transfers_to_the_queue_and_to_another_operator(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers).with_operator("op-marco")
+    await conversation.send(TransferConversation(operator_id="op-marco"))
+    assert await conversation.status() == S.QUEUED
+    assert (await conversation_handlers.conversation(conversation.id)).operator_id is None
+    await conversation.send(OperatorReleased(operator_id="op-marco", reason="requeued"))  # routing agrees
+    assert sum("altro operatore" in t for t in await conversation.texts("system")) == 1
+
+    await conversation.assigned("op-lia", "Lia")
+    await conversation.send(TransferConversation(operator_id="op-lia", to_operator_id="op-sara"))
+    assert (await conversation_handlers.conversation(conversation.id)).operator_id == "op-lia", "routing decides"
+    await conversation.assigned("op-sara", "Sara", via="transfer")
+    assert (await conversation_handlers.conversation(conversation.id)).operator_id == "op-sara"
+    assert (await conversation.texts("system"))[-1] == "Ora sei in contatto con Sara."
+    assert await conversation.status() == S.WITH_OPERATOR
+
+
+async def test_an_assignment_after_the_customer_left_the_queue_is_answered_for_routing(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.CONTINUE_AI))  # leaves the queue
+    assert await conversation.status() == S.AI
+    assert (await conversation.texts("system"))[-1].startswith("Hai lasciato la coda")
+
+    await conversation.assigned("op-marco")
+
+    assert await conversation.status() == S.AI
+    (rejected,) = await conversation.rejections()
+    assert (rejected.code, rejected.command_type) == ("not_waiting", "routing.operator_assigned")
+
+
+async def test_the_handover_summary_tells_what_the_customer_wants_and_what_is_open(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    prices = await conversation.customer_says("Quanto costano i biglietti?")
+    sources = [Source(article_id="ticket-prices", title="Prezzi dei biglietti", score=0.9)]
+    await conversation.send(conversation.ai_reply(prices, sources=sources, text="Intero 13 euro."))
+    refund = await conversation.customer_says("Il pagamento è fallito due volte, sono furioso")
+    await conversation.send(conversation.ai_reply(refund, HandoffReason.NEGATIVE_SENTIMENT, confidence=0.2))
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+
+    async with conversation_handlers.read_api() as api:
+        summary = (await api.get(f"/internal/conversations/{conversation.id}/summary")).json()
+
+    assert summary["customer_wants"] == "Quanto costano i biglietti?"
+    assert summary["ai_answered"] == ["Prezzi dei biglietti"]
+    assert summary["still_open"] == ["Il pagamento è fallito due volte, sono furioso"]
+    assert (summary["mood"], summary["handoff_reason"], summary["last_ai_confidence"]) == (
+        "upset",
+        "negative_sentiment",
+        0.2,
+    )
