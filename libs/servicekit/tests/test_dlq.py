@@ -8,7 +8,7 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -19,13 +19,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contracts import Envelope, new_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ALL_TOPICS, ANALYTICS_FACTS
-from devkit.testing import Infra, create_database, drop_database
+from devkit.testing import Infra, create_database, drop_database, eventually, topic_namespace
 from servicekit.consumer import EventConsumer
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.dlq import DeadLetter, get_dead_letter, list_dead_letters, replay
 from servicekit.kafka import create_broker
-from servicekit.topics import admin_client, delete_topics, ensure_topics
+from servicekit.topics import admin_client
 
 # This module's own namespace of topics: its dead-letter topics hold only its own dead letters.
 PREFIX = f"dlq-{uuid.uuid4().hex[:8]}."
@@ -35,9 +35,7 @@ FACTS_DLQ = PREFIX + ANALYTICS_FACTS.dlq
 
 @pytest.fixture(scope="module", autouse=True)
 def prefixed_topics(infra: Infra) -> Iterator[None]:
-    asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=PREFIX))
-    yield
-    asyncio.run(delete_topics(infra.kafka_bootstrap_servers, PREFIX))
+    yield from topic_namespace(infra, PREFIX)
 
 
 class Base(DeclarativeBase):
@@ -108,18 +106,6 @@ class FactConsumer:
         async with self.sessions() as session:
             names = await session.scalars(select(AppliedFact.name).where(AppliedFact.consumer_group == self.group_id))
         return sorted(names)
-
-
-async def eventually(check: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 async def publish(infra: Infra, tenant: str, *values: bytes) -> list[tuple[int, int]]:

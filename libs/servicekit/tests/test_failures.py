@@ -26,14 +26,13 @@ from contracts import Envelope, new_envelope
 from contracts.envelope import idempotency_key
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
-from devkit.testing import Infra, create_database, drop_database
+from devkit.testing import Infra, create_database, drop_database, eventually, topic_namespace
 from servicekit.consumer import PRUNE_LOCK, EventConsumer, outside_call, prune_processed_events
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.http import Runtime
 from servicekit.kafka import create_broker
 from servicekit.settings import ServiceSettings
-from servicekit.topics import delete_topics, ensure_topics
 
 PREFIX = f"fail-{uuid.uuid4().hex[:8]}."
 FACTS = PREFIX + ANALYTICS_FACTS.name
@@ -42,9 +41,7 @@ FACTS_DLQ = PREFIX + ANALYTICS_FACTS.dlq
 
 @pytest.fixture(scope="module", autouse=True)
 def prefixed_topics(infra: Infra) -> Iterator[None]:
-    asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=PREFIX))
-    yield
-    asyncio.run(delete_topics(infra.kafka_bootstrap_servers, PREFIX))
+    yield from topic_namespace(infra, PREFIX)
 
 
 class Base(DeclarativeBase):
@@ -68,18 +65,6 @@ def nth(name: str, index: int) -> str:
 
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-async def eventually(check: Any, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 class DatabaseProxy:
@@ -327,7 +312,6 @@ async def test_a_failing_outside_call_is_retried_for_its_record_alone_in_order_t
         healthy_keys = {key for conversation, key in webhook.calls if conversation == str(healthy)}
         assert len(healthy_keys) == 5
 
-        dead = await _read_dead_letters(infra, tenant)
         await eventually(lambda: _dead_letter_arrived(infra, tenant), what="the broken record to be dead-lettered")
         dead = await _read_dead_letters(infra, tenant)
         assert len(dead) == 1
@@ -346,18 +330,23 @@ async def test_a_failing_outside_call_is_retried_for_its_record_alone_in_order_t
 
 
 async def _read_dead_letters(infra: Infra, tenant: str) -> list[tuple[dict[str, str], bytes]]:
-    from aiokafka import AIOKafkaConsumer
+    """This tenant's dead letters: the whole topic, read up to the end offsets seen at the start."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(
-        FACTS_DLQ, bootstrap_servers=infra.kafka_bootstrap_servers, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap_servers, auto_offset_reset="earliest")
     await consumer.start()
     found: list[tuple[dict[str, str], bytes]] = []
     try:
-        for records in (await consumer.getmany(timeout_ms=2000)).values():
-            for record in records:
-                if tenant.encode() in record.value:
-                    found.append(({k: v.decode() for k, v in record.headers}, record.value))
+        partitions = [TopicPartition(FACTS_DLQ, 0)]  # dead-letter topics have one partition
+        consumer.assign(partitions)
+        end = (await consumer.end_offsets(partitions))[partitions[0]]
+        while await consumer.position(partitions[0]) < end:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(
+                    ({k: v.decode() for k, v in record.headers}, record.value)
+                    for record in records
+                    if tenant.encode() in record.value
+                )
     finally:
         await consumer.stop()
     return found

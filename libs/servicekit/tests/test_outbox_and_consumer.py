@@ -25,13 +25,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contracts import Envelope, new_envelope, parse_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
-from devkit.testing import Infra, create_database, drop_database, wait_until_caught_up
+from devkit.testing import Infra, create_database, drop_database, eventually, topic_namespace, wait_until_caught_up
 from servicekit.consumer import EventConsumer, prune_processed_events
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
 from servicekit.outbox import OutboxRelay, add_to_outbox
-from servicekit.topics import delete_topics, ensure_topics
 from servicekit.tracing import configure_tracing, tracer
 
 LEDGER_SERVICE = Path(__file__).with_name("ledger_service.py")
@@ -43,9 +42,7 @@ FACTS_DLQ = PREFIX + ANALYTICS_FACTS.dlq
 
 @pytest.fixture(scope="module", autouse=True)
 def prefixed_topics(infra: Infra) -> Iterator[None]:
-    asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=PREFIX))
-    yield
-    asyncio.run(delete_topics(infra.kafka_bootstrap_servers, PREFIX))
+    yield from topic_namespace(infra, PREFIX)
 
 
 class Base(DeclarativeBase):
@@ -60,18 +57,6 @@ class AppliedEffect(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     source_event_id: Mapped[str] = mapped_column(String(36))
-
-
-async def eventually(check: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 class RunningConsumer:

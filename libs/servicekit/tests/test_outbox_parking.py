@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts import new_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
-from devkit.testing import Infra
+from devkit.testing import Infra, topic_namespace
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
@@ -33,11 +33,7 @@ SMALL_REQUESTS = 2_000  # the refusing relay's producer limit; the "large" rows 
 
 @pytest.fixture(scope="module", autouse=True)
 def prefixed_topics(infra: Infra) -> Iterator[None]:
-    from servicekit.topics import delete_topics, ensure_topics
-
-    asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=PREFIX))
-    yield
-    asyncio.run(delete_topics(infra.kafka_bootstrap_servers, PREFIX))
+    yield from topic_namespace(infra, PREFIX)
 
 
 @pytest.fixture

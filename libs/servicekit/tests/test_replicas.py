@@ -33,9 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import new_envelope, parse_envelope
 from contracts.events import PostCustomerMessage
 from contracts.topics import CONVERSATION_COMMANDS, CONVERSATION_EVENTS
-from devkit.testing import Infra
+from devkit.testing import Infra, topic_namespace
 from servicekit.db import create_engine
-from servicekit.topics import admin_client, delete_topics, ensure_topics
+from servicekit.topics import admin_client
 
 SEQUENCER_SERVICE = Path(__file__).with_name("sequencer_service.py")
 ORDER_CHECKER = Path(__file__).with_name("order_checker.py")
@@ -58,9 +58,7 @@ GROUP_TIMEOUT = 60.0  # seconds for the group to settle (a killed member leaves 
 
 @pytest.fixture(scope="module", autouse=True)
 def prefixed_topics(infra: Infra) -> Iterator[None]:
-    asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=PREFIX))
-    yield
-    asyncio.run(delete_topics(infra.kafka_bootstrap_servers, PREFIX))
+    yield from topic_namespace(infra, PREFIX)
 
 
 class Replicas:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,13 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts import Envelope, new_envelope, parse_envelope, utc_now
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
-from devkit.testing import Infra, create_database, drop_database
+from devkit.testing import Infra, create_database, drop_database, eventually, topic_namespace
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
 from servicekit.outbox import OutboxRelay
 from servicekit.timers import FIRE_DUE, TimerFirer, cancel, schedule
-from servicekit.topics import delete_topics, ensure_topics
 from servicekit.tracing import configure_tracing, tracer
 
 TIMER_SERVICE = Path(__file__).with_name("timer_service.py")
@@ -41,9 +40,7 @@ FACTS = PREFIX + ANALYTICS_FACTS.name
 
 @pytest.fixture(scope="module", autouse=True)
 def prefixed_topics(infra: Infra) -> Iterator[None]:
-    asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=PREFIX))
-    yield
-    asyncio.run(delete_topics(infra.kafka_bootstrap_servers, PREFIX))
+    yield from topic_namespace(infra, PREFIX)
 
 
 @dataclass
@@ -81,15 +78,6 @@ def fact(tenant: str, name: str) -> Envelope[AnalyticsFact]:
 async def commit_schedule(store: PlatformStore, name: str, due_at: datetime, envelope: Envelope[Any]) -> None:
     async with store.sessions() as session, session.begin():
         schedule(session, name, due_at, envelope)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 async def read_topic(infra: Infra, tenant: str) -> list[ConsumerRecord[bytes, bytes]]:

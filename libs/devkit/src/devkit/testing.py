@@ -9,18 +9,19 @@ missing infrastructure: it is started, or the test fails saying why.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from servicekit.topics import ensure_topics
+from servicekit.topics import delete_topics, ensure_topics
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -191,3 +192,30 @@ async def wait_until_caught_up(infra: Infra, group_id: str, topic: str, timeout:
                 await asyncio.sleep(0.2)
         finally:
             await probe.stop()
+
+
+async def eventually(check: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
+    """Waits until `check()` (a value or an awaitable) is truthy, polling every 0.2 s; fails the
+    test saying `what` after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def topic_namespace(infra: Infra, prefix: str) -> Iterator[None]:
+    """The body of a module's topics fixture: every topic under `prefix` while its tests run, all
+    deleted afterwards (each partition left behind keeps costing the broker).
+
+        @pytest.fixture(scope="module", autouse=True)
+        def prefixed_topics(infra: Infra) -> Iterator[None]:
+            yield from topic_namespace(infra, PREFIX)
+    """
+    asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix))
+    yield
+    asyncio.run(delete_topics(infra.kafka_bootstrap_servers, prefix))
