@@ -328,6 +328,23 @@ async def test_a_transfer_moves_the_load_and_back_to_the_queue_goes_to_someone_e
     assert [o.operator_id for o in of_type(events, OfferMade)] in (["anna"], ["carla"])
 
 
+async def test_only_the_assigned_operator_or_a_supervisor_transfers_a_conversation(
+    routing: Handlers, api: httpx.AsyncClient
+) -> None:
+    cid = uuid.uuid4()
+    await routing.apply(presence("anna"), presence("bruno"), presence("carla"))
+    await routing.apply(handoff(cid))
+    await take(api, cid, "anna")
+    await routing.new_events()
+    await routing.apply(command(TransferConversation(operator_id="bruno", to_operator_id="bruno"), cid))
+    assert await routing.new_events() == [], "an operator without the conversation moves nothing"
+
+    supervisor = TransferConversation(operator_id="carla", to_operator_id="bruno", role="supervisor")
+    await routing.apply(command(supervisor, cid))
+    (assigned,) = of_type(await routing.new_events(), OperatorAssigned)
+    assert (assigned.operator_id, assigned.previous_operator_id) == ("bruno", "anna")
+
+
 async def test_a_conversation_handed_back_to_the_ai_withdraws_its_offer(routing: Handlers) -> None:
     cid = uuid.uuid4()
     await routing.apply(presence("anna"))

@@ -433,6 +433,11 @@ def register(consumer: EventConsumer, settings: Settings) -> None:
         decision, command = decision_for(envelope, session), envelope.payload
         previous = conversation.operator_id
         assert previous is not None
+        if command.operator_id != previous and command.role == "operator":
+            # Only the assigned operator, or a supervisor or admin, moves a conversation (the
+            # conversation service refuses the same transfer, so both keep the same owner).
+            log.info("transfer by an operator who does not have the conversation; ignored")
+            return
         target = None
         if command.to_operator_id and command.to_operator_id != previous:
             target = await store.get_operator(session, envelope.tenant_id, command.to_operator_id)
