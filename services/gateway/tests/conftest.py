@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import Envelope, Payload, new_envelope, parse_envelope, topics
-from contracts.events import StatusChanged
+from contracts.events import NoOperatorAvailable, StatusChanged
 from devkit.testing import Infra, create_database, drop_database
 from gateway.app import build_app
 from gateway.runtime import GatewayRuntime
@@ -54,6 +54,7 @@ class Gateway:
     read_api: Any
     prefix: str
     infra: Infra
+    routing_api: Any = None
     http: httpx.AsyncClient = field(init=False)
 
     @property
@@ -73,33 +74,44 @@ class Gateway:
         producer = AIOKafkaProducer(bootstrap_servers=self.infra.kafka_bootstrap_servers, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(
-                self.prefix + topics.CONVERSATION_EVENTS.name, envelope.to_json(), key=envelope.key
-            )
+            await producer.send_and_wait(self.prefix + payload.topic, envelope.to_json(), key=envelope.key)
         finally:
             await producer.stop()
 
     async def wait_live(self) -> None:
-        """The subscriber starts at "latest": wait until it demonstrably receives, or events
-        published by a test right after start-up could land before its position is set."""
+        """The subscribers start at "latest": wait until they demonstrably receive, or events
+        published by a test right after start-up could land before their position is set."""
         probe = uuid.uuid4()
-        seen = self.runtime.hub.events_seen
-        for _ in range(100):
-            await self.publish_event(StatusChanged(previous="AI", status="QUEUED"), probe)
-            await asyncio.sleep(0.2)
-            if self.runtime.hub.events_seen > seen:
-                return
-        raise AssertionError("the gateway never received an event from conversation.events")
+        for hub, event in (
+            (self.runtime.hub, StatusChanged(previous="AI", status="QUEUED")),
+            (self.runtime.operator_hub, NoOperatorAvailable()),
+        ):
+            seen = hub.events_seen
+            for _ in range(100):
+                await self.publish_event(event, probe)
+                await asyncio.sleep(0.2)
+                if hub.events_seen > seen:
+                    break
+            else:
+                raise AssertionError(f"the gateway never received an event from {event.topic}")
 
-    async def commands(self, conversation_id: uuid.UUID, count: int, timeout: float = 15) -> list[Envelope[Any]]:
-        """Reads back the commands of one conversation from the (prefixed) commands topic."""
-        return await read_commands(self.infra, self.prefix, conversation_id, count, timeout)
+    async def commands(
+        self, conversation_id: uuid.UUID | str, count: int, timeout: float = 15, topic: str | None = None
+    ) -> list[Envelope[Any]]:
+        """Reads back the commands of one conversation (or other key) from a (prefixed) commands
+        topic: the widget's by default."""
+        return await read_commands(self.infra, self.prefix, conversation_id, count, timeout, topic)
 
 
 async def read_commands(
-    infra: Infra, prefix: str, conversation_id: uuid.UUID, count: int, timeout: float = 15
+    infra: Infra,
+    prefix: str,
+    conversation_id: uuid.UUID | str,
+    count: int,
+    timeout: float = 15,
+    topic_name: str | None = None,
 ) -> list[Envelope[Any]]:
-    topic = prefix + topics.CONVERSATION_COMMANDS.name
+    topic = prefix + (topic_name or topics.CONVERSATION_COMMANDS.name)
     consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
     found: list[Envelope[Any]] = []
@@ -137,23 +149,62 @@ async def read_api() -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="session")
 def tenants_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped tenant plus a second one, to test that nothing crosses tenants."""
-    directory = tmp_path_factory.mktemp("tenants")
+    """The shipped tenant plus a second one, to test that nothing crosses tenants; their
+    operators in the sibling folder `operators` (where `gateway_settings` points)."""
+    root = tmp_path_factory.mktemp("directory")
+    directory = root / "tenants"
+    directory.mkdir()
     shutil.copy(SERVICE_DIR / "tenants" / "lucine-di-natale.yaml", directory)
     (directory / "acme.yaml").write_text(
         "tenant_id: acme\nname: ACME\nwidget_key: " + OTHER_KEY + "\n"
         "allowed_origins: ['" + OTHER_ORIGIN + "']\ndefault_language: en\n"
     )
+    operators = root / "operators"
+    operators.mkdir()
+    shutil.copy(SERVICE_DIR / "operators" / "lucine-di-natale.yaml", operators)
+    username, password, operator_id = servers.WILE
+    (operators / "acme.yaml").write_text(
+        f"tenant_id: acme\noperators:\n  - operator_id: {operator_id}\n    username: {username}\n"
+        f"    display_name: Wile\n    password: {password}\n    role: supervisor\n"
+    )
     return directory
 
 
 @pytest.fixture(scope="session")
-async def gateway(infra: Infra, topic_prefix: str, read_api: Any, tenants_dir: Path) -> AsyncIterator[Gateway]:
+async def routing_api() -> AsyncIterator[Any]:
+    api = servers.RoutingApi()
+    async with servers.serve_app(api.app) as url:
+        api.url = url
+        yield api
+
+
+@pytest.fixture(scope="session")
+async def gateway(
+    infra: Infra, topic_prefix: str, read_api: Any, routing_api: Any, tenants_dir: Path
+) -> AsyncIterator[Gateway]:
     database = await create_database(infra, "gateway_test")
-    app = build_app(servers.gateway_settings(infra, database, topic_prefix, read_api.url, tenants_dir))
+    settings = servers.gateway_settings(
+        infra,
+        database,
+        topic_prefix,
+        read_api.url,
+        tenants_dir,
+        routing_url=routing_api.url,
+        presence_heartbeat_seconds=0.5,
+        login_attempts_per_ip=100_000,
+        login_attempts_per_account=100_000,  # the tests log in again and again; throttling has its own test
+    )
+    app = build_app(settings)
     try:
         async with servers.serve_app(app) as url:
-            gw = Gateway(url=url, runtime=app.state.runtime, read_api=read_api, prefix=topic_prefix, infra=infra)
+            gw = Gateway(
+                url=url,
+                runtime=app.state.runtime,
+                read_api=read_api,
+                prefix=topic_prefix,
+                infra=infra,
+                routing_api=routing_api,
+            )
             async with httpx.AsyncClient(base_url=url, timeout=15) as client:
                 gw.http = client
                 await gw.wait_live()

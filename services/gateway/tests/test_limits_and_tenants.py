@@ -110,9 +110,12 @@ def test_placeholder_jwt_secret_is_refused_in_production():
     import pytest
     from pydantic import ValidationError
 
+    real = {"environment": "production", "postgres_password": "a-real-one", "operator_jwt_secret": "y" * 40}
     with pytest.raises(ValidationError, match="JWT_SECRET"):
-        Settings(environment="production", postgres_password="a-real-one", jwt_secret="dev-secret-change-me")
-    assert Settings(environment="production", postgres_password="a-real-one", jwt_secret="x" * 40).jwt_secret
+        Settings(**{**real, "jwt_secret": "dev-secret-change-me"})
+    with pytest.raises(ValidationError, match="OPERATOR_JWT_SECRET"):
+        Settings(**{**real, "jwt_secret": "x" * 40, "operator_jwt_secret": "dev-secret-change-me"})
+    assert Settings(**{**real, "jwt_secret": "x" * 40}).jwt_secret
 
 
 async def test_lookups_that_find_the_directory_stale_together_refresh_it_once(infra, database):
@@ -134,5 +137,70 @@ async def test_lookups_that_find_the_directory_stale_together_refresh_it_once(in
         assert {tenant.tenant_id for tenant in found if tenant} == {"lucine-di-natale"}
         assert len([tenant for tenant in found if tenant]) == 50
         assert opened == 1, f"{opened} queries for one stale directory"
+    finally:
+        await engine.dispose()
+
+
+async def test_operators_command_creates_lists_and_loads_accounts(infra, database, tmp_path):
+    env = {**os.environ, **infra.service_env(database)}
+
+    async def run(*arguments: str, stdin: bytes = b"") -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.operators",
+            *arguments,
+            env=env,
+            cwd=SERVICE_DIR,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate(stdin)
+        assert process.returncode == 0, output.decode()
+        return output.decode()
+
+    await load_tenants_of(infra, database)
+    await run("load", str(SERVICE_DIR / "operators" / "lucine-di-natale.yaml"))  # needs no running gateway
+    await run(
+        *("create", "--tenant", "lucine-di-natale", "--username", "Anna", "--display-name", "Anna"),
+        *("--role", "admin", "--skills", "tickets,groups", "--capacity", "4", "--password-stdin"),
+        stdin=b"a-long-enough-password\n",
+    )
+    listing = await run("list", "--tenant", "lucine-di-natale")
+    assert [line.split()[2] for line in listing.splitlines()] == ["anna", "giulia", "marco", "sofia"]
+
+    connection = await asyncpg.connect(infra.database_url(database, driver="postgresql"))
+    try:
+        row = await connection.fetchrow(
+            "SELECT operator_id, role, skills, capacity, password_hash FROM operators WHERE username = 'anna'"
+        )
+        seeded = await connection.fetchval("SELECT password_hash FROM operators WHERE username = 'giulia'")
+    finally:
+        await connection.close()
+    assert (row["operator_id"], row["role"], row["skills"], row["capacity"]) == (
+        "lucine-di-natale-anna",
+        "admin",
+        ["tickets", "groups"],
+        4,
+    )
+    assert row["password_hash"].startswith("$argon2id$")
+    # Loading the seed file again keeps a password set since.
+    await run("load", str(SERVICE_DIR / "operators" / "lucine-di-natale.yaml"))
+    connection = await asyncpg.connect(infra.database_url(database, driver="postgresql"))
+    try:
+        assert await connection.fetchval("SELECT password_hash FROM operators WHERE username = 'giulia'") == seeded
+    finally:
+        await connection.close()
+
+
+async def load_tenants_of(infra, database) -> None:
+    url = infra.database_url(database)
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url)
+    engine = create_engine(url)
+    try:
+        await load_tenants(
+            session_factory(engine), [read_tenant_file(SERVICE_DIR / "tenants" / "lucine-di-natale.yaml")]
+        )
     finally:
         await engine.dispose()

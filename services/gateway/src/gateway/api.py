@@ -25,7 +25,7 @@ from contracts.events import (
 )
 from contracts.readapi import MessagesResponse
 from gateway.commands import P, send_command
-from gateway.hub import PONG, WidgetSocket, status_frame
+from gateway.hub import PONG, WidgetSocket
 from gateway.ratelimit import Limit, RateLimitExceeded
 from gateway.runtime import GatewayRuntime
 from gateway.schemas import (
@@ -298,19 +298,10 @@ async def stream(websocket: WebSocket, conversation_id: str) -> None:
     hub.add(socket)
     try:
         try:
-            transcript = await runtime.reader.messages(who.conversation_id, socket.last_seq)
+            await hub.catch_up(socket, who.tenant.tenant_id)
         except ApiError as error:
-            await websocket.close(CLOSE_UNAVAILABLE, error.message[:120])
+            await websocket.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAVAILABLE, error.message[:120])
             return
-        if transcript is not None and transcript.tenant_id != who.tenant.tenant_id:
-            await websocket.close(CLOSE_FORBIDDEN, "this conversation belongs to another tenant")
-            return
-        if transcript is not None:
-            await socket.send_messages(transcript.messages)
-        # Sent directly, before the queued live frames: a queued StatusChanged is newer than this.
-        await socket.send_now(status_frame(transcript.status if transcript else ConversationStatus.AI))
-        socket.ready = True
-        socket.kick()
         await receive_loop(websocket, socket)
     except WebSocketDisconnect:
         pass

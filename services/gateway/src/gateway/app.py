@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway import api, web
+from gateway import api, operator_api, web
 from gateway.config import Settings
 from gateway.middleware import BodyLimit, WidgetCors
 from gateway.runtime import GatewayRuntime
 from servicekit.http import create_app
 
-DESCRIPTION = """Public API of the support platform: the website widget (this part) and, later, the
-operator dashboard.
+DESCRIPTION = """Public API of the support platform: the website widget and the operator dashboard.
 
 The widget authenticates with its tenant's `X-Widget-Key` to start a conversation, then with the
 customer token returned (`Authorization: Bearer <token>`).
@@ -22,6 +21,17 @@ sends the messages after `after`, then the current status, then live JSON frames
 `{"type":"status","status":"<status>"}`, `{"type":"typing","sender":"ai"}`; send `{"type":"ping"}` to get
 `{"type":"pong"}`. A socket never sees a seq twice or out of order. Close codes: 4401 bad token, 4403
 wrong conversation or origin, 4429 rate limited, 4503 history unavailable, 4408 too slow to read.
+
+**Operators** log in (`POST /v1/operators/login`) for an access token (`Authorization: Bearer <token>`,
+15 minutes) and a refresh token (12 hours, `POST /v1/operators/refresh`). Another tenant's conversation
+answers 404, like an unknown one. **Operator stream** (WebSocket): `GET /v1/operators/stream?access_token=<token>`
+(or the token in a first frame `{"type":"auth","access_token":"..."}`) sends `{"type":"ready"}`, then routing's
+events for the tenant as `{"type", "event", "conversation_id", "occurred_at", "data"}` (`type`: `queue`, `offer`,
+`assignment` or `presence`)
+(offers only to the operator offered and to supervisors), and, for each conversation the operator has or
+subscribes to (`{"type":"subscribe","conversation_id","after"}`), its `message`, `status` and `note` frames
+tagged with `conversation_id`, with the widget stream's seq rules. While it is open the gateway re-sends the
+operator's presence to routing every 15 s. Close codes: 4401 bad token, 4429 rate limited, 4408 too slow to read.
 
 Errors are `{"error": {"code", "message"}}`; 429 answers carry `Retry-After` (seconds)."""
 
@@ -34,7 +44,14 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         title="Support platform gateway",
         version="1.0.0",
         description=DESCRIPTION,
-        routers=[api.router, api.messages_router, api.stream_router, web.router],
+        routers=[
+            api.router,
+            api.messages_router,
+            api.stream_router,
+            operator_api.router,
+            operator_api.stream_router,
+            web.router,
+        ],
         # A span held open for a socket's whole life (hours) says nothing and costs memory on each
         # of 10,000 idle sockets; the commands a socket's customer sends are traced as HTTP requests.
         telemetry={"exclude": lambda scope: scope["type"] == "websocket"},

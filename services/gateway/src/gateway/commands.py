@@ -10,7 +10,7 @@ from typing import TypeVar
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
-from contracts import Envelope, Payload, new_envelope, topics
+from contracts import Envelope, Payload, new_envelope
 from servicekit.http import ApiError, Runtime
 from servicekit.logs import get_logger, log_context
 from servicekit.tracing import current_trace_headers
@@ -22,13 +22,17 @@ P = TypeVar("P", bound=Payload)
 COMMANDS_PUBLISHED = Counter("gateway_commands_published_total", "Commands published to Kafka.", ["type"])
 
 
-async def send_command(runtime: Runtime, payload: P, *, tenant_id: str, conversation_id: uuid.UUID) -> Envelope[P]:
+async def send_command(
+    runtime: Runtime, payload: P, *, tenant_id: str, conversation_id: uuid.UUID | None
+) -> Envelope[P]:
+    """Publishes on the payload's own topic (widget commands on conversation.commands.v1,
+    dashboard commands on operator.commands.v1); keyed by the conversation, else the aggregate."""
     envelope = new_envelope(payload, tenant_id=tenant_id, conversation_id=conversation_id)
     with log_context(correlation_id=envelope.correlation_id, conversation_id=conversation_id, tenant_id=tenant_id):
         try:
             await runtime.broker.publish(
                 envelope.to_json(),
-                runtime.topic(topics.CONVERSATION_COMMANDS.name),
+                runtime.topic(payload.topic),
                 key=envelope.key,
                 headers=current_trace_headers(),
             )

@@ -30,6 +30,21 @@ class Settings(ServiceSettings):
     conversation_timeout_seconds: float = Field(default=5.0, gt=0)
     public_base_url: str = "http://127.0.0.1:8080"
     tenants_dir: Path = Field(default_factory=lambda: service_path("tenants"))
+    # Operator accounts seeded at start-up (outside production only: the shipped ones are demos).
+    operators_dir: Path = Field(default_factory=lambda: service_path("operators"))
+
+    # Operators: access and refresh tokens (HS256), signed with their own secret.
+    operator_jwt_secret: str = "dev-secret-change-me"  # noqa: S105 -- local default, refused in production
+    operator_access_ttl_seconds: int = Field(default=15 * 60, ge=10)
+    operator_refresh_ttl_seconds: int = Field(default=12 * 3600, ge=60)
+    # Login attempts allowed per window, per username and per client IP.
+    login_window_seconds: int = Field(default=300, ge=1)
+    login_attempts_per_account: int = Field(default=10, ge=1)
+    login_attempts_per_ip: int = Field(default=50, ge=1)
+    # How often an open operator stream re-sends the operator's presence to routing.
+    presence_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    routing_url: str = "http://127.0.0.1:8083"
+    routing_timeout_seconds: float = Field(default=5.0, gt=0)
 
     # Fixed-window rate limits (Redis); a benchmark raises them.
     rate_limit_window_seconds: int = Field(default=60, ge=1)
@@ -38,4 +53,4 @@ class Settings(ServiceSettings):
     max_body_bytes: int = Field(default=16 * 1024, ge=1024)
 
     def secret_fields(self) -> tuple[str, ...]:
-        return (*super().secret_fields(), "jwt_secret")
+        return (*super().secret_fields(), "jwt_secret", "operator_jwt_secret")

@@ -15,18 +15,19 @@ import json
 import uuid
 from collections import deque
 from collections.abc import Coroutine
+from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord
-from fastapi import WebSocket
 from prometheus_client import Counter, Gauge
 
 from contracts import parse_envelope
 from contracts.common import ConversationStatus, Sender
-from contracts.events import MessagePosted, StatusChanged
+from contracts.events import MessagePosted, NoteAdded, StatusChanged
 from contracts.readapi import WidgetMessage
 from gateway.readapi import ConversationReader
+from servicekit.http import ApiError
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
@@ -44,6 +45,7 @@ class Kind(Enum):
     MESSAGE = 1
     TYPING = 2  # sent only if nothing newer than its message went out meanwhile
     OTHER = 3
+    NOTE = 4  # internal notes: operators' feeds only
 
 
 Frame = tuple[Kind, int, str]  # kind, seq it relates to (0: none), JSON text
@@ -58,18 +60,38 @@ def status_frame(status: ConversationStatus) -> Frame:
     return (Kind.OTHER, 0, json.dumps({"type": "status", "status": status.value}, separators=(",", ":")))
 
 
+def note_frame(note: NoteAdded, created_at: datetime) -> Frame:
+    body = {"type": "note", "note": {**note.model_dump(mode="json"), "created_at": created_at.isoformat()}}
+    return (Kind.NOTE, 0, json.dumps(body, separators=(",", ":")))
+
+
 TYPING_TEXT = json.dumps({"type": "typing", "sender": "ai"}, separators=(",", ":"))
 PONG: Frame = (Kind.OTHER, 0, json.dumps({"type": "pong"}, separators=(",", ":")))
 
 
-class WidgetSocket:
-    __slots__ = ("conversation_id", "draining", "hub", "last_seq", "queue", "ready", "websocket")
+class FrameSink(Protocol):
+    """Where a conversation's frames go: a widget's WebSocket, or one conversation of an
+    operator's stream (gateway.operator_stream), which carries several."""
 
-    def __init__(self, hub: Hub, websocket: WebSocket, conversation_id: uuid.UUID, last_seq: int) -> None:
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+class WidgetSocket:
+    """One conversation's feed to one socket: the seq bookkeeping (no gap, no duplicate) and the
+    single writer of its frames. `sees_notes`: an operator's feed, which also gets internal notes."""
+
+    __slots__ = ("conversation_id", "draining", "hub", "last_seq", "queue", "ready", "sees_notes", "websocket")
+
+    def __init__(
+        self, hub: Hub, websocket: FrameSink, conversation_id: uuid.UUID, last_seq: int, *, sees_notes: bool = False
+    ) -> None:
         self.hub = hub
         self.websocket = websocket
         self.conversation_id = conversation_id
         self.last_seq = last_seq
+        self.sees_notes = sees_notes
         self.queue: deque[Frame] | None = None  # made on first use: most sockets sit idle
         self.ready = False  # False while the history is being sent: live frames wait in the queue
         self.draining = False
@@ -157,13 +179,29 @@ class Hub:
 
     def add(self, socket: WidgetSocket) -> None:
         self.sockets.setdefault(socket.conversation_id, set()).add(socket)
-        OPEN_SOCKETS.inc()
+        if not socket.sees_notes:  # operators' feeds are counted as operator sockets
+            OPEN_SOCKETS.inc()
+
+    async def catch_up(self, socket: WidgetSocket, tenant_id: str) -> None:
+        """Sends a registered socket the messages after its `last_seq` and the conversation's
+        status, then lets the live frames queued meanwhile flow. Raises ApiError: 403 when the
+        conversation is another tenant's, 502/503 when the history cannot be read."""
+        transcript = await self.reader.messages(socket.conversation_id, socket.last_seq)
+        if transcript is not None and transcript.tenant_id != tenant_id:
+            raise ApiError(403, "forbidden", "this conversation belongs to another tenant")
+        if transcript is not None:
+            await socket.send_messages(transcript.messages)
+        # Sent directly, before the queued live frames: a queued StatusChanged is newer than this.
+        await socket.send_now(status_frame(transcript.status if transcript else ConversationStatus.AI))
+        socket.ready = True
+        socket.kick()
 
     def remove(self, socket: WidgetSocket) -> None:
         group = self.sockets.get(socket.conversation_id)
         if group is not None and socket in group:
             group.discard(socket)
-            OPEN_SOCKETS.dec()
+            if not socket.sees_notes:
+                OPEN_SOCKETS.dec()
             if not group:
                 del self.sockets[socket.conversation_id]
 
@@ -205,8 +243,11 @@ class Hub:
                 frames.append((Kind.TYPING, payload.seq, TYPING_TEXT))
         elif isinstance(payload, StatusChanged):
             frames = [status_frame(payload.status)]
+        elif isinstance(payload, NoteAdded):
+            frames = [note_frame(payload, envelope.occurred_at)]
         else:
             return
         for socket in list(group):
             for frame in frames:
-                socket.push(frame)
+                if frame[0] is not Kind.NOTE or socket.sees_notes:  # never a widget's
+                    socket.push(frame)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from contracts.readapi import HistoryView, WidgetMessage
+from contracts.readapi import ConversationView, HistoryView, WidgetMessage
 from servicekit.http import ApiError
 from servicekit.logs import get_logger
 
@@ -16,30 +17,51 @@ log = get_logger(__name__)
 
 # The conversation service's history, read as the widget may see it (its operator ids left out).
 Transcript = HistoryView[WidgetMessage]
+ViewT = TypeVar("ViewT", bound=BaseModel)
+
+
+class OwnedConversationView(ConversationView):
+    """`ConversationView`, with the operator who has the conversation when the conversation
+    service says so (an optional field: without it, ownership is left to the conversation
+    service, which refuses a non-owner's commands)."""
+
+    operator_id: str | None = None
 
 
 class ConversationReader:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
-    async def messages(self, conversation_id: uuid.UUID, after: int = 0) -> Transcript | None:
-        """The messages with seq > `after`, in order; None while the conversation is not materialised."""
-        try:
-            response = await self._client.get(
-                f"/internal/conversations/{conversation_id}/messages", params={"after": after}
-            )
-        except httpx.HTTPError as error:
-            log.warning("conversation read API unreachable", error=str(error))
-            raise ApiError(503, "unavailable", "the conversation history is unavailable now; retry") from error
+    async def conversation(self, conversation_id: uuid.UUID) -> OwnedConversationView | None:
+        """The conversation without its messages; None when the conversation service has none."""
+        response = await self._get(f"/internal/conversations/{conversation_id}")
         if response.status_code == 404:
             return None
+        return self._parse(OwnedConversationView, response)
+
+    async def _get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
+        try:
+            return await self._client.get(path, params=params)
+        except httpx.HTTPError as error:
+            log.warning("conversation read API unreachable", error=str(error))
+            raise ApiError(503, "unavailable", "the conversation service is unreachable now; retry") from error
+
+    @staticmethod
+    def _parse(model: type[ViewT], response: httpx.Response) -> ViewT:
         if response.status_code != 200:
             log.warning("conversation read API failed", status=response.status_code, body=response.text[:500])
             raise ApiError(502, "upstream_error", f"the conversation service answered {response.status_code}")
         try:
-            transcript = Transcript.model_validate_json(response.content)
+            return model.model_validate_json(response.content)
         except ValidationError as error:
             log.warning("conversation read API answered an unexpected shape", error=str(error))
             raise ApiError(502, "upstream_error", "the conversation service answered an unexpected body") from error
+
+    async def messages(self, conversation_id: uuid.UUID, after: int = 0) -> Transcript | None:
+        """The messages with seq > `after`, in order; None while the conversation is not materialised."""
+        response = await self._get(f"/internal/conversations/{conversation_id}/messages", params={"after": after})
+        if response.status_code == 404:
+            return None
+        transcript = self._parse(Transcript, response)
         transcript.messages.sort(key=lambda message: message.seq)
         return transcript

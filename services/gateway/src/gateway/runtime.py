@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import httpx
+from aiokafka import ConsumerRecord
 
 from contracts import topics
 from gateway.config import MIGRATIONS, Settings
 from gateway.hub import Hub
+from gateway.operator_stream import OperatorHub
+from gateway.operators import load_operators, operator_files, read_operators_file
 from gateway.ratelimit import RateLimiter
 from gateway.readapi import ConversationReader
+from gateway.routing import RoutingClient
 from gateway.tenants import TenantDirectory, load_tenants, origin_of, read_tenant_file, tenant_files
 from servicekit.http import Runtime
 from servicekit.kafka import RecordStream
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
+
+RecordHandler = Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -30,8 +37,13 @@ class GatewayRuntime(Runtime):
     reader: ConversationReader = field(init=False)
     hub: Hub = field(init=False)
     limiter: RateLimiter = field(init=False)
+    login_limiter: RateLimiter = field(init=False)
+    routing_http: httpx.AsyncClient = field(init=False)
+    routing: RoutingClient = field(init=False)
+    operator_hub: OperatorHub = field(init=False)
     conversation_events: RecordStream = field(init=False)
-    _fan_out: asyncio.Task[None] | None = None
+    routing_events: RecordStream = field(init=False)
+    _fan_outs: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: Settings) -> GatewayRuntime:
@@ -55,6 +67,16 @@ class GatewayRuntime(Runtime):
         runtime.limiter = RateLimiter(
             runtime.redis, namespace=settings.kafka_topic_prefix, window_seconds=settings.rate_limit_window_seconds
         )
+        runtime.login_limiter = RateLimiter(
+            runtime.redis, namespace=settings.kafka_topic_prefix, window_seconds=settings.login_window_seconds
+        )
+        runtime.routing_http = httpx.AsyncClient(
+            base_url=settings.routing_url,
+            timeout=settings.routing_timeout_seconds,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        )
+        runtime.routing = RoutingClient(runtime.routing_http)
+        runtime.operator_hub = OperatorHub(runtime.hub)
         # No group: every replica reads every event, because any of them may hold the socket.
         # "latest": a socket fetches its history from the read API, so old events are not needed.
         runtime.conversation_events = RecordStream(
@@ -65,30 +87,45 @@ class GatewayRuntime(Runtime):
             auto_offset_reset="latest",
             max_batch=500,
         )
-        runtime.on_start += [runtime._load_tenants, runtime._start_fan_out]
-        runtime.on_stop += [runtime._stop_fan_out, runtime.http.aclose]
+        # Routing's decisions, for the operator streams: read the same way.
+        runtime.routing_events = RecordStream(
+            [runtime.topic(topics.ROUTING_EVENTS.name)],
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=f"{settings.service_name}-operator-fan-out",
+            group_id=None,
+            auto_offset_reset="latest",
+            max_batch=500,
+        )
+        runtime.on_start += [runtime._load_tenants, runtime._seed_operators, runtime._start_fan_out]
+        runtime.on_stop += [runtime._stop_fan_out, runtime.http.aclose, runtime.routing_http.aclose]
         return runtime
 
     async def _start_fan_out(self) -> None:
-        await self.conversation_events.start()
-        self._fan_out = asyncio.create_task(self._fan_out_events(), name="fan-out")
+        for stream, handler in (
+            (self.conversation_events, self.hub.on_record),
+            (self.routing_events, self.operator_hub.on_record),
+        ):
+            await stream.start()
+            self._fan_outs.append(asyncio.create_task(self._fan_out_events(stream, handler), name="fan-out"))
 
-    async def _fan_out_events(self) -> None:
-        """Hands each conversation event to the hub, which sends it to this replica's sockets of
-        that conversation (most events concern sockets of other replicas and are skipped by key)."""
-        while batch := await self.conversation_events.batch():
+    @staticmethod
+    async def _fan_out_events(stream: RecordStream, handler: RecordHandler) -> None:
+        """Hands each event to its hub, which sends it to this replica's sockets concerned (most
+        conversation events concern sockets of other replicas and are skipped by key)."""
+        while batch := await stream.batch():
             for record in batch:
                 try:
-                    await self.hub.on_record(record)
+                    await handler(record)
                 except Exception:
-                    log.exception("conversation event not fanned out", offset=record.offset)
+                    log.exception("event not fanned out", topic=record.topic, offset=record.offset)
 
     async def _stop_fan_out(self) -> None:
-        await self.conversation_events.close()
-        if self._fan_out is not None:
-            self._fan_out.cancel()
+        for stream in (self.conversation_events, self.routing_events):
+            await stream.close()
+        for task in self._fan_outs:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._fan_out
+                await task
 
     async def _load_tenants(self) -> None:
         files = tenant_files(self.config.tenants_dir)
@@ -98,3 +135,18 @@ class GatewayRuntime(Runtime):
         for tenant in self.tenants.tenants:
             log.info("widget demo", tenant_id=tenant.tenant_id, url=f"{base}/demo/{tenant.tenant_id}")
         log.info("tenants loaded", files=[str(path) for path in files], tenants=len(self.tenants.tenants))
+
+    async def _seed_operators(self) -> None:
+        """Outside production, the shipped operator files (demo accounts with public passwords)
+        are loaded; a production gateway only has the accounts made with `gateway.operators`."""
+        base = self.config.public_base_url.rstrip("/")
+        log.info("operator dashboard", url=f"{base}/dashboard")
+        if self.config.environment == "production":
+            return
+        seeds = [read_operators_file(path) for path in operator_files(self.config.operators_dir)]
+        known = [seed for seed in seeds if await self.tenants.by_id(seed.tenant_id) is not None]
+        for seed in seeds:
+            if seed not in known:
+                log.warning("operators of an unknown tenant not seeded", tenant_id=seed.tenant_id)
+        count = await load_operators(self.sessions, known)  # type: ignore[arg-type]
+        log.info("operators seeded", tenants=[seed.tenant_id for seed in known], operators=count)

@@ -6,18 +6,23 @@ client, are in `contracts.readapi`."""
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from contracts.common import (
     ClientMessageId,
+    CloseOutcome,
     ContactChannel,
     ConversationStatus,
     HandoffChoice,
     MessageText,
+    OperatorId,
+    OperatorPresence,
     Phone,
 )
+from contracts.events import NoteText
 
 
 class ErrorDetail(BaseModel):
@@ -31,8 +36,9 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route: the error model under each status it can answer."""
+def errors(*statuses: int, **overrides: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: the error model under each status it can answer
+    (`overrides`: `s401="..."` words a status for this route)."""
     described = {
         401: "Missing or invalid widget key or customer token",
         403: "Token for another conversation, or Origin not allowed for the tenant",
@@ -42,8 +48,21 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: "Rate limit exceeded; see the Retry-After header",
         502: "The conversation service answered badly",
         503: "Kafka or the conversation service is unreachable",
-    }
+    } | {int(name.removeprefix("s")): text for name, text in overrides.items()}
     return {status: {"model": ErrorBody, "description": described[status]} for status in statuses}
+
+
+def operator_errors(*statuses: int, **overrides: str) -> dict[int | str, dict[str, Any]]:
+    """`errors(...)` worded for the operator API."""
+    worded = {
+        "s401": "Missing, invalid or expired operator access token",
+        "s403": "The operator's role does not allow this",
+        "s404": "No such conversation in the operator's tenant",
+        "s409": "Another operator has the conversation (`already_taken`)",
+        "s502": "The conversation service or routing answered badly",
+        "s503": "Kafka, the conversation service or routing is unreachable",
+    }
+    return errors(*statuses, **(worded | overrides))
 
 
 class StartConversationRequest(BaseModel):
@@ -98,3 +117,66 @@ class Accepted(BaseModel):
 
     accepted: Literal[True] = True
     command_id: uuid.UUID = Field(description="event_id of the command published")
+
+
+# ---------------------------------------------------------------------------------- operators
+
+
+class LoginRequest(BaseModel):
+    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+class TokenPair(BaseModel):
+    access_token: str = Field(description="Send as `Authorization: Bearer <token>`, or `?access_token=` on the stream")
+    refresh_token: str = Field(description="Exchanged at POST /v1/operators/refresh for a new pair")
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 -- the OAuth token type, not a secret
+    expires_in: int = Field(description="Seconds the access token is valid")
+
+
+class StatusRequest(BaseModel):
+    status: OperatorPresence
+
+
+class OperatorStatus(BaseModel):
+    operator_id: str
+    status: OperatorPresence
+    command_id: uuid.UUID = Field(description="event_id of the SetOperatorPresence published")
+
+
+class OperatorMessageRequest(BaseModel):
+    text: MessageText
+    client_message_id: ClientMessageId | None = Field(
+        default=None, description="Chosen by the dashboard; a retry with the same id is the same message"
+    )
+
+
+class OperatorMessageAccepted(Accepted):
+    message_id: uuid.UUID
+
+
+class NoteRequest(BaseModel):
+    text: NoteText
+
+
+class TransferRequest(BaseModel):
+    operator_id: OperatorId | None = Field(default=None, description="The operator to hand it to; none: the queue")
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class Resolution(StrEnum):
+    RESOLVED = "resolved"
+    NOT_RESOLVED = "not_resolved"
+    CANCELLED = "cancelled"
+
+    @property
+    def outcome(self) -> CloseOutcome:
+        return CloseOutcome(self.value.upper())
+
+
+class CloseRequest(BaseModel):
+    resolution: Resolution

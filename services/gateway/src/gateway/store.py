@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, func, select
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -51,3 +51,81 @@ async def upsert_tenant(
 
 async def all_tenants(session: AsyncSession) -> list[TenantRow]:
     return list((await session.scalars(select(TenantRow))).all())
+
+
+class OperatorRow(Base):
+    """An operator's account: how they log in, their role, and what routing needs to know of them
+    (skills, capacity). `presence` is the status they chose, re-sent to routing as a heartbeat."""
+
+    __tablename__ = "operators"
+
+    operator_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63), ForeignKey("tenants.tenant_id"), index=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    skills: Mapped[list[str]] = mapped_column(ARRAY(String(40)), default=list)
+    capacity: Mapped[int] = mapped_column(Integer, default=3)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    presence: Mapped[str] = mapped_column(String(10), default="offline")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+async def upsert_operator(
+    session: AsyncSession,
+    *,
+    operator_id: str,
+    tenant_id: str,
+    username: str,
+    display_name: str,
+    password_hash: str,
+    role: str,
+    skills: Sequence[str],
+    capacity: int,
+    active: bool,
+    replace_password: bool,
+) -> None:
+    """Creates the account, or updates its profile; the password of an existing account changes
+    only with `replace_password` (seeding again must not undo a password changed since)."""
+    profile = {
+        "tenant_id": tenant_id,
+        "username": username,
+        "display_name": display_name,
+        "role": role,
+        "skills": list(skills),
+        "capacity": capacity,
+        "active": active,
+    }
+    statement = insert(OperatorRow).values(operator_id=operator_id, password_hash=password_hash, **profile)
+    changes = {**profile, "updated_at": func.now()}
+    if replace_password:
+        changes["password_hash"] = password_hash
+    await session.execute(statement.on_conflict_do_update(index_elements=[OperatorRow.operator_id], set_=changes))
+
+
+async def operator_by_username(session: AsyncSession, username: str) -> OperatorRow | None:
+    return (await session.scalars(select(OperatorRow).where(OperatorRow.username == username))).one_or_none()
+
+
+async def operator_by_id(session: AsyncSession, operator_id: str) -> OperatorRow | None:
+    return await session.get(OperatorRow, operator_id)
+
+
+async def operators_of(session: AsyncSession, tenant_id: str | None = None) -> list[OperatorRow]:
+    query = select(OperatorRow).order_by(OperatorRow.tenant_id, OperatorRow.username)
+    if tenant_id is not None:
+        query = query.where(OperatorRow.tenant_id == tenant_id)
+    return list((await session.scalars(query)).all())
+
+
+async def set_presence(session: AsyncSession, operator_id: str, presence: str) -> OperatorRow | None:
+    """Stores the operator's chosen presence; their account as it is then (None if unknown)."""
+    statement = (
+        update(OperatorRow)
+        .where(OperatorRow.operator_id == operator_id)
+        .values(presence=presence, updated_at=func.now())
+        .returning(OperatorRow)
+    )
+    return (await session.scalars(statement)).one_or_none()

@@ -1,4 +1,6 @@
-"""Customer tokens: an HS256 JWT naming one conversation (`sub`) of one tenant."""
+"""Customer tokens: an HS256 JWT naming one conversation (`sub`) of one tenant. Operator tokens:
+an access token (minutes) and a refresh token (hours), HS256 JWTs naming the operator (`sub`),
+their tenant and role, each with an audience of its own so that neither passes for the other."""
 
 from __future__ import annotations
 
@@ -58,3 +60,51 @@ def _verified(secret: str, token: str) -> tuple[CustomerClaims, int]:
         return customer, int(claims["exp"])
     except (jwt.PyJWTError, ValueError) as error:
         raise InvalidToken(str(error)) from error
+
+
+OPERATOR_AUDIENCE = "operator"
+REFRESH_AUDIENCE = "operator-refresh"
+
+
+@dataclass(frozen=True)
+class OperatorClaims:
+    operator_id: str
+    tenant_id: str
+    role: str
+    display_name: str
+
+
+def issue_operator_token(secret: str, claims: OperatorClaims, ttl_seconds: int, *, refresh: bool = False) -> str:
+    now = int(time.time())
+    body = {
+        "sub": claims.operator_id,
+        "tenant_id": claims.tenant_id,
+        "role": claims.role,
+        "name": claims.display_name,
+        "aud": REFRESH_AUDIENCE if refresh else OPERATOR_AUDIENCE,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        # Two tokens issued in the same second differ, so a refreshed token is a new one.
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(body, secret, algorithm=ALGORITHM)
+
+
+def read_operator_token(secret: str, token: str, *, refresh: bool = False) -> OperatorClaims:
+    """Operators send few requests: each token is verified in full (no cache), expiry included."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=REFRESH_AUDIENCE if refresh else OPERATOR_AUDIENCE,
+            options={"require": ["sub", "exp", "aud", "tenant_id", "role", "name"]},
+        )
+    except jwt.PyJWTError as error:
+        raise InvalidToken(str(error)) from error
+    return OperatorClaims(
+        operator_id=str(claims["sub"]),
+        tenant_id=str(claims["tenant_id"]),
+        role=str(claims["role"]),
+        display_name=str(claims["name"]),
+    )

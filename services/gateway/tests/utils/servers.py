@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from contracts.readapi import ConversationView, QueueEntryView, QueueView, TakeRequest, TakeResult
 from devkit.testing import Infra
 from gateway.config import Settings
 
@@ -29,6 +30,12 @@ LUCINE_ORIGIN = "http://localhost:8080"
 OTHER_KEY = "wk_acme_test_0001"
 OTHER_ORIGIN = "https://acme.example"
 JWT_SECRET = "test-secret-of-the-gateway-tests-0123456789"
+OPERATOR_JWT_SECRET = "operator-secret-of-the-gateway-tests-0123456789"
+# The shipped demo operators of lucine-di-natale, and one of the second tenant (acme).
+GIULIA = ("giulia", "lucine-demo-giulia", "lucine-giulia")
+MARCO = ("marco", "lucine-demo-marco", "lucine-marco")
+SOFIA = ("sofia", "lucine-demo-sofia", "lucine-sofia")
+WILE = ("wile", "acme-test-password", "acme-wile")
 
 
 def free_port() -> int:
@@ -69,16 +76,28 @@ def message(seq: int, sender: str = "ai", text: str | None = None, **extra: Any)
 
 
 class ReadApi:
-    """`GET /internal/conversations/{id}/messages?after=N` over an in-memory set of conversations."""
+    """`GET /internal/conversations/{id}` and `.../messages?after=N` over an in-memory set of
+    conversations."""
 
     def __init__(self) -> None:
         self.conversations: dict[str, dict[str, Any]] = {}
+        self.owners: dict[str, str] = {}
         self.delays: dict[str, float] = {}
         self.requests: list[tuple[str, int]] = []
-        self.app = Starlette(routes=[Route("/internal/conversations/{cid}/messages", self.messages)])
+        self.app = Starlette(
+            routes=[
+                Route("/internal/conversations/{cid}", self.conversation),
+                Route("/internal/conversations/{cid}/messages", self.messages),
+            ]
+        )
 
     def put(
-        self, conversation_id: uuid.UUID, tenant_id: str, messages: list[dict[str, Any]], status: str = "AI"
+        self,
+        conversation_id: uuid.UUID,
+        tenant_id: str,
+        messages: list[dict[str, Any]],
+        status: str = "AI",
+        operator_id: str | None = None,
     ) -> None:
         self.conversations[str(conversation_id)] = {
             "conversation_id": str(conversation_id),
@@ -86,6 +105,24 @@ class ReadApi:
             "status": status,
             "messages": messages,
         }
+        if operator_id is not None:
+            self.owners[str(conversation_id)] = operator_id
+
+    async def conversation(self, request: Request) -> JSONResponse:
+        cid = request.path_params["cid"]
+        conversation = self.conversations.get(cid)
+        if conversation is None:
+            return JSONResponse({"error": {"code": "not_found", "message": "unknown conversation"}}, status_code=404)
+        view = ConversationView(
+            conversation_id=uuid.UUID(cid),
+            tenant_id=conversation["tenant_id"],
+            status=conversation["status"],
+            last_seq=max((m["seq"] for m in conversation["messages"]), default=0),
+            created_at=datetime.now(UTC),
+        ).model_dump(mode="json")
+        if cid in self.owners:  # the optional owner the gateway reads when it is there
+            view["operator_id"] = self.owners[cid]
+        return JSONResponse(view)
 
     async def messages(self, request: Request) -> JSONResponse:
         cid = request.path_params["cid"]
@@ -97,6 +134,53 @@ class ReadApi:
         if conversation is None:
             return JSONResponse({"error": {"code": "not_found", "message": "unknown conversation"}}, status_code=404)
         return JSONResponse({**conversation, "messages": [m for m in conversation["messages"] if m["seq"] > after]})
+
+
+class RoutingApi:
+    """The routing service's internal API as the gateway sees it (another service): the queue of
+    a tenant and taking a conversation, answering `contracts.readapi` bodies; a conversation is
+    taken once, then `409 already_taken`."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, list[QueueEntryView]] = {}
+        self.taken: dict[str, str] = {}
+        self.take_requests: list[tuple[str, TakeRequest]] = []
+        self.queue_requests: list[str] = []
+        self.app = Starlette(
+            routes=[
+                Route("/internal/queue", self.queue),
+                Route("/internal/conversations/{cid}/take", self.take, methods=["POST"]),
+            ]
+        )
+
+    def wait(self, conversation_id: uuid.UUID, tenant_id: str, position: int = 1) -> None:
+        entry = QueueEntryView(
+            conversation_id=conversation_id,
+            tenant_id=tenant_id,
+            position=position,
+            priority="normal",
+            reason="customer_request",
+            intent="tickets",
+            waiting_since=datetime.now(UTC),
+        )
+        self.queues.setdefault(tenant_id, []).append(entry)
+
+    async def queue(self, request: Request) -> JSONResponse:
+        tenant_id = request.query_params["tenant_id"]
+        self.queue_requests.append(tenant_id)
+        view = QueueView(tenant_id=tenant_id, entries=self.queues.get(tenant_id, []))
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def take(self, request: Request) -> JSONResponse:
+        cid = request.path_params["cid"]
+        body = TakeRequest.model_validate_json(await request.body())
+        self.take_requests.append((cid, body))
+        if cid in self.taken:
+            error = {"code": "already_taken", "message": f"{self.taken[cid]} has it"}
+            return JSONResponse({"error": error}, status_code=409)
+        self.taken[cid] = body.operator_id
+        result = TakeResult(conversation_id=uuid.UUID(cid), operator_id=body.operator_id, via="take")
+        return JSONResponse(result.model_dump(mode="json"))
 
 
 def gateway_settings(
@@ -114,7 +198,9 @@ def gateway_settings(
         "redis_url": infra.redis_url,
         "conversation_url": read_api_url,
         "jwt_secret": JWT_SECRET,
+        "operator_jwt_secret": OPERATOR_JWT_SECRET,
         "tenants_dir": tenants,
+        "operators_dir": tenants.parent / "operators",
         "rate_limit_ip_requests": 100_000,
         "rate_limit_conversation_messages": 5,
     }

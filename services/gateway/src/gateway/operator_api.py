@@ -1,0 +1,445 @@
+"""The operator half of the public API: login, presence, the queue, taking and working a
+conversation, and the live stream (see README.md).
+
+Every conversation route first reads the conversation through the conversation service's read
+API: another tenant's conversation answers 404 exactly like one that does not exist, so nothing
+about it leaks. An operator may work only a conversation nobody has or one they have;
+supervisors and admins any of their tenant's (the conversation service and routing, which own
+ownership, refuse what no longer applies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Depends, Request, Security, WebSocket
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from contracts import Payload
+from contracts.common import OperatorPresence
+from contracts.events import (
+    AddInternalNote,
+    CloseConversation,
+    PostOperatorMessage,
+    ReleaseConversation,
+    SetOperatorPresence,
+    TransferConversation,
+)
+from contracts.readapi import QueueView, TakeRequest, TakeResult
+from gateway.api import CLOSE_UNAUTHORIZED, RuntimeDep, client_ip, limit_per_ip, runtime_of
+from gateway.commands import send_command
+from gateway.hub import PONG
+from gateway.operator_stream import SUPERVISING_ROLES, OperatorConnection, error_frame
+from gateway.operators import verify_password
+from gateway.ratelimit import Limit, RateLimitExceeded
+from gateway.readapi import OwnedConversationView
+from gateway.runtime import GatewayRuntime
+from gateway.schemas import (
+    Accepted,
+    CloseRequest,
+    LoginRequest,
+    NoteRequest,
+    OperatorMessageAccepted,
+    OperatorMessageRequest,
+    OperatorStatus,
+    RefreshRequest,
+    StatusRequest,
+    TokenPair,
+    TransferRequest,
+    operator_errors,
+)
+from gateway.store import OperatorRow, operator_by_id, operator_by_username, set_presence
+from gateway.tokens import InvalidToken, OperatorClaims, issue_operator_token, read_operator_token
+from servicekit.http import ApiError
+from servicekit.logs import get_logger
+
+log = get_logger(__name__)
+
+CLOSE_POLICY = 4403
+AUTH_FRAME_TIMEOUT_SECONDS = 10.0
+
+operator_bearer = HTTPBearer(auto_error=False, description="The operator access token from POST /v1/operators/login")
+
+router = APIRouter(prefix="/v1", tags=["operators"], dependencies=[Depends(limit_per_ip)])
+
+
+# ------------------------------------------------------------------------------ authentication
+
+
+def read_access_token(runtime: GatewayRuntime, token: str | None) -> OperatorClaims:
+    if not token:
+        raise ApiError(401, "unauthorized", "an operator access token is required")
+    try:
+        return read_operator_token(runtime.config.operator_jwt_secret, token)
+    except InvalidToken as error:
+        raise ApiError(401, "unauthorized", "invalid or expired access token") from error
+
+
+async def current_operator(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(operator_bearer)]
+) -> OperatorClaims:
+    return read_access_token(runtime_of(request), credentials.credentials if credentials else None)
+
+
+OperatorDep = Annotated[OperatorClaims, Depends(current_operator)]
+
+
+def issue_pair(runtime: GatewayRuntime, row: OperatorRow) -> TokenPair:
+    settings = runtime.config
+    claims = OperatorClaims(
+        operator_id=row.operator_id, tenant_id=row.tenant_id, role=row.role, display_name=row.display_name
+    )
+    return TokenPair(
+        access_token=issue_operator_token(settings.operator_jwt_secret, claims, settings.operator_access_ttl_seconds),
+        refresh_token=issue_operator_token(
+            settings.operator_jwt_secret, claims, settings.operator_refresh_ttl_seconds, refresh=True
+        ),
+        expires_in=settings.operator_access_ttl_seconds,
+    )
+
+
+@router.post(
+    "/operators/login",
+    response_model=TokenPair,
+    summary="Log in with username and password: an access token (minutes) and a refresh token (hours)",
+    responses=operator_errors(401, 413, 422, 429, 503, s401="Wrong username or password"),
+)
+async def login(request: Request, runtime: RuntimeDep, body: LoginRequest) -> TokenPair:
+    username = body.username.lower()
+    settings = runtime.config
+    # Counted before the password is checked, unknown usernames too: guessing costs the same.
+    await runtime.login_limiter.hit(
+        Limit("login-ip", client_ip(request), settings.login_attempts_per_ip),
+        Limit("login-account", username, settings.login_attempts_per_account),
+    )
+    row = await _operator(runtime, lambda session: operator_by_username(session, username))
+    password_hash = row.password_hash if row is not None and row.active else None
+    # argon2 is slow by design: off the event loop. An unknown or inactive account is checked
+    # against a dummy hash, so that it answers like a wrong password, in about the same time.
+    matched = await asyncio.to_thread(verify_password, password_hash, body.password)
+    if row is None or not matched:
+        log.info("operator login refused", username=username[:100])
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    log.info("operator logged in", operator_id=row.operator_id, tenant_id=row.tenant_id)
+    return issue_pair(runtime, row)
+
+
+@router.post(
+    "/operators/refresh",
+    response_model=TokenPair,
+    summary="Exchange a refresh token for a new pair of tokens",
+    responses=operator_errors(401, 413, 422, 429, 503, s401="Invalid or expired refresh token, or account disabled"),
+)
+async def refresh(runtime: RuntimeDep, body: RefreshRequest) -> TokenPair:
+    try:
+        claims = read_operator_token(runtime.config.operator_jwt_secret, body.refresh_token, refresh=True)
+    except InvalidToken as error:
+        raise ApiError(401, "unauthorized", "invalid or expired refresh token") from error
+    # The account is read again: a disabled operator, or a changed role, takes effect here.
+    row = await _operator(runtime, lambda session: operator_by_id(session, claims.operator_id))
+    if row is None or not row.active:
+        raise ApiError(401, "unauthorized", "this account is no longer active")
+    return issue_pair(runtime, row)
+
+
+async def _operator(runtime: GatewayRuntime, query: Callable[..., Awaitable[OperatorRow | None]]) -> OperatorRow | None:
+    assert runtime.sessions is not None
+    try:
+        async with runtime.sessions() as session, session.begin():
+            return await query(session)
+    except (OSError, DBAPIError) as error:  # the database is unreachable
+        raise ApiError(503, "unavailable", "operator accounts are unavailable now; retry") from error
+
+
+# ------------------------------------------------------------------------------ presence and queue
+
+
+def presence_command(row: OperatorRow, presence: str) -> SetOperatorPresence:
+    return SetOperatorPresence(
+        operator_id=row.operator_id,
+        display_name=row.display_name,
+        presence=cast(OperatorPresence, presence),
+        skills=list(row.skills),
+        capacity=row.capacity,
+    )
+
+
+@router.put(
+    "/operators/me/status",
+    response_model=OperatorStatus,
+    summary="Go online, away or offline (routing offers conversations to online operators)",
+    responses=operator_errors(401, 413, 422, 429, 503),
+)
+async def set_status(runtime: RuntimeDep, operator: OperatorDep, body: StatusRequest) -> OperatorStatus:
+    # Stored, so that every replica's heartbeat for this operator re-sends the chosen status.
+    row = await _operator(runtime, lambda session: set_presence(session, operator.operator_id, body.status))
+    if row is None or not row.active:
+        raise ApiError(401, "unauthorized", "this account is no longer active")
+    envelope = await send_command(
+        runtime, presence_command(row, body.status), tenant_id=row.tenant_id, conversation_id=None
+    )
+    return OperatorStatus(operator_id=row.operator_id, status=body.status, command_id=envelope.event_id)
+
+
+@router.get(
+    "/queue",
+    response_model=QueueView,
+    summary="The conversations of the operator's tenant waiting for an operator, first served first",
+    responses=operator_errors(401, 429, 502, 503),
+)
+async def queue(runtime: RuntimeDep, operator: OperatorDep) -> QueueView:
+    return await runtime.routing.queue(operator.tenant_id)
+
+
+# ------------------------------------------------------------------------------ conversations
+
+
+async def readable_conversation(
+    runtime: GatewayRuntime, operator: OperatorClaims, conversation_id: uuid.UUID
+) -> OwnedConversationView:
+    """The conversation, if it is of the operator's tenant (else 404, as for an unknown one)."""
+    view = await runtime.reader.conversation(conversation_id)
+    if view is None or view.tenant_id != operator.tenant_id:
+        raise ApiError(404, "not_found", "no such conversation")
+    return view
+
+
+async def workable_conversation(
+    runtime: GatewayRuntime, operator: OperatorClaims, conversation_id: uuid.UUID
+) -> OwnedConversationView:
+    """Readable, and not another operator's unless the operator supervises."""
+    view = await readable_conversation(runtime, operator, conversation_id)
+    owner = view.operator_id
+    if owner is not None and owner != operator.operator_id and operator.role not in SUPERVISING_ROLES:
+        raise ApiError(403, "forbidden", "another operator has this conversation")
+    return view
+
+
+async def send_about(
+    runtime: GatewayRuntime, operator: OperatorClaims, conversation_id: uuid.UUID, payload: Payload
+) -> Accepted:
+    await workable_conversation(runtime, operator, conversation_id)
+    envelope = await send_command(runtime, payload, tenant_id=operator.tenant_id, conversation_id=conversation_id)
+    return Accepted(command_id=envelope.event_id)
+
+
+CONVERSATION_ERRORS = operator_errors(401, 403, 404, 413, 422, 429, 502, 503)
+
+
+@router.post(
+    "/conversations/{conversation_id}/take",
+    response_model=TakeResult,
+    summary="Accept an offer, or take a waiting conversation from the queue",
+    responses=operator_errors(
+        401, 404, 409, 413, 422, 429, 502, 503, s404="No such conversation in the tenant, or it is not waiting"
+    ),
+)
+async def take(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID) -> TakeResult:
+    await readable_conversation(runtime, operator, conversation_id)
+    request = TakeRequest(
+        tenant_id=operator.tenant_id, operator_id=operator.operator_id, display_name=operator.display_name
+    )
+    return await runtime.routing.take(conversation_id, request)
+
+
+@router.post(
+    "/conversations/{conversation_id}/operator-messages",
+    status_code=202,
+    response_model=OperatorMessageAccepted,
+    summary="Write to the customer",
+    responses=CONVERSATION_ERRORS,
+)
+async def post_operator_message(
+    runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID, body: OperatorMessageRequest
+) -> OperatorMessageAccepted:
+    # Derived when the dashboard names the message: a retry is the same message.
+    message_id = (
+        uuid.uuid5(conversation_id, f"operator:{operator.operator_id}:{body.client_message_id}")
+        if body.client_message_id
+        else uuid.uuid4()
+    )
+    payload = PostOperatorMessage(operator_id=operator.operator_id, message_id=message_id, text=body.text)
+    accepted = await send_about(runtime, operator, conversation_id, payload)
+    return OperatorMessageAccepted(command_id=accepted.command_id, message_id=message_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/notes",
+    status_code=202,
+    response_model=Accepted,
+    summary="Add an internal note (operators only, never shown to the customer)",
+    responses=CONVERSATION_ERRORS,
+)
+async def add_note(
+    runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID, body: NoteRequest
+) -> Accepted:
+    payload = AddInternalNote(operator_id=operator.operator_id, note_id=uuid.uuid4(), text=body.text)
+    return await send_about(runtime, operator, conversation_id, payload)
+
+
+@router.post(
+    "/conversations/{conversation_id}/transfer",
+    status_code=202,
+    response_model=Accepted,
+    summary="Hand the conversation to another operator, or back to the queue",
+    responses=CONVERSATION_ERRORS,
+)
+async def transfer(
+    runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID, body: TransferRequest | None = None
+) -> Accepted:
+    body = body or TransferRequest()
+    payload = TransferConversation(
+        operator_id=operator.operator_id, to_operator_id=body.operator_id, reason=body.reason
+    )
+    return await send_about(runtime, operator, conversation_id, payload)
+
+
+@router.post(
+    "/conversations/{conversation_id}/close",
+    status_code=202,
+    response_model=Accepted,
+    summary="Close the conversation as resolved, not resolved or cancelled",
+    responses=CONVERSATION_ERRORS,
+)
+async def close(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID, body: CloseRequest) -> Accepted:
+    payload = CloseConversation(operator_id=operator.operator_id, outcome=body.resolution.outcome)
+    return await send_about(runtime, operator, conversation_id, payload)
+
+
+@router.post(
+    "/conversations/{conversation_id}/release",
+    status_code=202,
+    response_model=Accepted,
+    summary="Hand the conversation back to the AI assistant",
+    responses=CONVERSATION_ERRORS,
+)
+async def release(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID) -> Accepted:
+    payload = ReleaseConversation(operator_id=operator.operator_id)
+    return await send_about(runtime, operator, conversation_id, payload)
+
+
+# ------------------------------------------------------------------------------ live stream
+
+stream_router = APIRouter(prefix="/v1", tags=["operators"])
+
+
+@stream_router.websocket("/operators/stream")
+async def operator_stream(websocket: WebSocket) -> None:
+    """Routing's events for the tenant and the operator's conversations (see README).
+    The access token comes as `?access_token=`, or as a first frame `{"type":"auth","access_token":...}`."""
+    runtime = runtime_of(websocket)
+    await websocket.accept()
+    try:
+        await runtime.limiter.hit(Limit("ip", client_ip(websocket), runtime.config.rate_limit_ip_requests))
+        claims = read_access_token(runtime, websocket.query_params.get("access_token") or await _auth_frame(websocket))
+    except RateLimitExceeded as error:
+        await websocket.close(4429, error.message[:120])
+        return
+    except ApiError as error:
+        await websocket.close(CLOSE_UNAUTHORIZED, error.message[:120])
+        return
+    except WebSocketDisconnect:
+        return
+
+    connection = OperatorConnection(runtime.hub, websocket, claims)
+    runtime.operator_hub.add(connection)
+    heartbeat = asyncio.create_task(_heartbeat(runtime, connection), name="operator-heartbeat")
+    try:
+        connection.push(json.dumps({"type": "ready", "operator_id": claims.operator_id, "role": claims.role}))
+        await _receive_loop(runtime, websocket, connection)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        heartbeat.cancel()
+        runtime.operator_hub.remove(connection)
+        if (
+            websocket.application_state is WebSocketState.CONNECTED
+            and websocket.client_state is WebSocketState.CONNECTED
+        ):
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close()
+
+
+async def _auth_frame(websocket: WebSocket) -> str | None:
+    try:
+        text = await asyncio.wait_for(websocket.receive_text(), AUTH_FRAME_TIMEOUT_SECONDS)
+        frame = json.loads(text)
+    except (TimeoutError, ValueError, KeyError):
+        return None
+    if isinstance(frame, dict) and frame.get("type") == "auth" and isinstance(frame.get("access_token"), str):
+        return str(frame["access_token"])
+    return None
+
+
+async def _heartbeat(runtime: GatewayRuntime, connection: OperatorConnection) -> None:
+    """While the stream is open, re-sends the operator's chosen presence (routing sets an
+    operator offline when these stop). Read from the store each time: the status may have been
+    changed through another replica."""
+    operator_id = connection.claims.operator_id
+    assert runtime.sessions is not None
+    while True:
+        try:
+            async with runtime.sessions() as session:
+                row = await operator_by_id(session, operator_id)
+            if row is None or not row.active:
+                connection.close(CLOSE_UNAUTHORIZED, "this account is no longer active")
+                return
+            if row.presence != "offline":
+                await send_command(
+                    runtime, presence_command(row, row.presence), tenant_id=row.tenant_id, conversation_id=None
+                )
+        except Exception as error:  # a missed beat is retried at the next one
+            log.warning("operator heartbeat not sent", operator_id=operator_id, error=repr(error))
+        await asyncio.sleep(runtime.config.presence_heartbeat_seconds)
+
+
+async def _receive_loop(runtime: GatewayRuntime, websocket: WebSocket, connection: OperatorConnection) -> None:
+    """Pings, and following or leaving a conversation:
+    `{"type":"subscribe","conversation_id":"...","after":N}`, `{"type":"unsubscribe","conversation_id":"..."}`."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if not text or len(text) > 1000:
+            continue
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(frame, dict):
+            continue
+        kind = frame.get("type")
+        if kind == "ping":
+            connection.push(PONG[2])
+        elif kind in {"subscribe", "unsubscribe"}:
+            try:
+                conversation_id = uuid.UUID(str(frame.get("conversation_id")))
+                after = max(int(frame.get("after") or 0), 0)
+            except (ValueError, TypeError):
+                connection.push(error_frame("invalid_request", "conversation_id must be a UUID, after an integer"))
+                continue
+            if kind == "unsubscribe":
+                connection.unfollow(conversation_id)
+            else:
+                runtime.hub.spawn(_subscribe(runtime, connection, conversation_id, after))
+
+
+async def _subscribe(
+    runtime: GatewayRuntime, connection: OperatorConnection, conversation_id: uuid.UUID, after: int
+) -> None:
+    """Follows a conversation the operator may read: of their tenant (else `not_found`, as for an
+    unknown one), and, for an operator, nobody's or theirs (else `forbidden`)."""
+    try:
+        await workable_conversation(runtime, connection.claims, conversation_id)
+    except ApiError as error:
+        connection.push(error_frame(error.code, error.message, conversation_id))
+        return
+    await connection.follow(conversation_id, after)

@@ -1,0 +1,222 @@
+"""The operators' live stream: routing's decisions for the operator's tenant, and the messages,
+notes and status of the conversations the operator follows.
+
+A conversation an operator follows is a `hub.WidgetSocket` registered in the same `Hub` as the
+widgets' (so the same seq rules hold: history then live, no gap, no duplicate), whose frames go
+into the operator's one socket tagged with their `conversation_id`. An operator follows the
+conversations assigned to them (learned from `routing.events.v1`) and any other of their tenant
+they subscribe to. Every replica reads every routing event (no consumer group), like the
+conversation events: any replica may hold the operator's socket.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import deque
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from fastapi import WebSocket
+from prometheus_client import Gauge
+
+from contracts import Envelope, parse_envelope
+from contracts.events import (
+    ConversationQueued,
+    NoOperatorAvailable,
+    OfferClosed,
+    OfferMade,
+    OperatorAssigned,
+    OperatorPresenceChanged,
+    OperatorReleased,
+    QueuePositionChanged,
+)
+from gateway.hub import CLOSE_TOO_SLOW, MAX_QUEUED_FRAMES, Hub, WidgetSocket
+from gateway.tokens import OperatorClaims
+from servicekit.http import ApiError
+from servicekit.logs import get_logger
+
+log = get_logger(__name__)
+
+OPEN_OPERATOR_SOCKETS = Gauge("gateway_operator_sockets", "Operator WebSockets open in this process.")
+
+# The frame `type` of each routing event (its `event` field is the event's own name).
+FRAME_TYPES: dict[type[Any], str] = {
+    ConversationQueued: "queue",
+    QueuePositionChanged: "queue",
+    NoOperatorAvailable: "queue",
+    OfferMade: "offer",
+    OfferClosed: "offer",
+    OperatorAssigned: "assignment",
+    OperatorReleased: "assignment",
+    OperatorPresenceChanged: "presence",
+}
+SUPERVISING_ROLES = frozenset({"supervisor", "admin"})
+
+
+def dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+def error_frame(code: str, message: str, conversation_id: uuid.UUID | None = None) -> str:
+    body: dict[str, Any] = {"type": "error", "error": {"code": code, "message": message}}
+    if conversation_id is not None:
+        body["conversation_id"] = str(conversation_id)
+    return dumps(body)
+
+
+def routing_frame(envelope: Envelope[Any]) -> str | None:
+    frame_type = FRAME_TYPES.get(type(envelope.payload))
+    if frame_type is None:
+        return None
+    return dumps(
+        {
+            "type": frame_type,
+            "event": envelope.type.removeprefix("routing."),
+            "conversation_id": str(envelope.conversation_id) if envelope.conversation_id else None,
+            "occurred_at": envelope.occurred_at.isoformat(),
+            "data": envelope.payload.model_dump(mode="json"),
+        }
+    )
+
+
+class FeedSink:
+    """What a followed conversation's feed writes to: the operator's socket, each frame tagged
+    with the conversation it belongs to."""
+
+    __slots__ = ("connection", "prefix")
+
+    def __init__(self, connection: OperatorConnection, conversation_id: uuid.UUID) -> None:
+        self.connection = connection
+        # Every frame is a JSON object: the tag goes right after its opening brace.
+        self.prefix = '{"conversation_id":"' + str(conversation_id) + '",'
+
+    async def send_text(self, data: str) -> None:
+        self.connection.push(self.prefix + data[1:])
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.connection.close(code, reason or "")
+
+
+class OperatorConnection:
+    """One open operator stream. Its frames are queued and written by one drain task at a time
+    (the socket's single writer), so each conversation's frames keep their order."""
+
+    def __init__(self, hub: Hub, websocket: WebSocket, claims: OperatorClaims) -> None:
+        self.hub = hub
+        self.websocket = websocket
+        self.claims = claims
+        self.feeds: dict[uuid.UUID, WidgetSocket] = {}
+        self.queue: deque[str] = deque()
+        self.draining = False
+        self.closed = False
+
+    @property
+    def supervises(self) -> bool:
+        return self.claims.role in SUPERVISING_ROLES
+
+    def push(self, text: str) -> None:
+        if self.closed:
+            return
+        # Several conversations share the socket: it may hold a few frames more than a widget's.
+        if len(self.queue) >= 4 * MAX_QUEUED_FRAMES:
+            self.close(CLOSE_TOO_SLOW, "not reading; reconnect")
+            return
+        self.queue.append(text)
+        if not self.draining:
+            self.draining = True
+            self.hub.spawn(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                await self.websocket.send_text(self.queue.popleft())
+        except Exception as error:  # the socket is gone
+            log.debug("operator socket drain stopped", error=repr(error))
+            self.queue.clear()
+        finally:
+            self.draining = False
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.hub.spawn(self.websocket.close(code, reason[:120]))
+
+    async def follow(self, conversation_id: uuid.UUID, after: int = 0) -> None:
+        """Sends the conversation's messages after `after`, its status, then its live frames.
+        The caller has checked that the operator may read it."""
+        if conversation_id in self.feeds or self.closed:
+            return
+        feed = WidgetSocket(self.hub, FeedSink(self, conversation_id), conversation_id, after, sees_notes=True)
+        self.feeds[conversation_id] = feed
+        self.hub.add(feed)  # registered before the history is read: live frames wait in its queue
+        try:
+            await self.hub.catch_up(feed, self.claims.tenant_id)
+        except ApiError as error:
+            self.unfollow(conversation_id)
+            self.push(error_frame(error.code, error.message, conversation_id))
+
+    def unfollow(self, conversation_id: uuid.UUID) -> None:
+        feed = self.feeds.pop(conversation_id, None)
+        if feed is not None:
+            self.hub.remove(feed)
+
+    def release_all(self) -> None:
+        for conversation_id in list(self.feeds):
+            self.unfollow(conversation_id)
+
+    def sees(self, payload: Any) -> bool:
+        """Offers are the offered operator's (and their supervisors'); the rest is the tenant's."""
+        if isinstance(payload, OfferMade | OfferClosed):
+            return self.supervises or payload.operator_id == self.claims.operator_id
+        return True
+
+
+class OperatorHub:
+    """The operator streams this process holds, by tenant; routing's events are handed to them."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.by_tenant: dict[str, set[OperatorConnection]] = {}
+        self.events_seen = 0
+
+    def add(self, connection: OperatorConnection) -> None:
+        self.by_tenant.setdefault(connection.claims.tenant_id, set()).add(connection)
+        OPEN_OPERATOR_SOCKETS.inc()
+
+    def remove(self, connection: OperatorConnection) -> None:
+        connection.release_all()
+        group = self.by_tenant.get(connection.claims.tenant_id)
+        if group is not None and connection in group:
+            group.discard(connection)
+            OPEN_OPERATOR_SOCKETS.dec()
+            if not group:
+                del self.by_tenant[connection.claims.tenant_id]
+
+    async def on_record(self, record: ConsumerRecord[Any, Any]) -> None:
+        """One record of routing.events.v1: pushed to the streams of its tenant, never another's."""
+        self.events_seen += 1
+        if not self.by_tenant:
+            return
+        try:
+            envelope = parse_envelope(record.value)
+        except ValueError as error:
+            log.debug("routing event ignored", error=str(error))
+            return
+        connections = self.by_tenant.get(envelope.tenant_id)
+        frame = routing_frame(envelope) if connections else None
+        if not connections or frame is None:
+            return
+        payload = envelope.payload
+        conversation_id = envelope.conversation_id
+        for connection in list(connections):
+            if not connection.sees(payload):
+                continue
+            connection.push(frame)
+            if conversation_id is None or getattr(payload, "operator_id", None) != connection.claims.operator_id:
+                continue
+            # The operator's own conversations are followed while they have them.
+            if isinstance(payload, OperatorAssigned):
+                self.hub.spawn(connection.follow(conversation_id))
+            elif isinstance(payload, OperatorReleased):
+                connection.unfollow(conversation_id)

@@ -1,0 +1,532 @@
+"""The operator API against real Kafka, PostgreSQL and Redis, with stand-ins for the conversation
+service's read API and routing's internal API (other services, serving their documented bodies)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import websockets
+from gateway_testkit import (
+    GIULIA,
+    MARCO,
+    OPERATOR_JWT_SECRET,
+    SOFIA,
+    WILE,
+    free_port,
+    gateway_settings,
+    message,
+    serve_app,
+)
+from websockets.exceptions import ConnectionClosed
+
+from contracts import topics
+from contracts.events import (
+    AddInternalNote,
+    CloseConversation,
+    ConversationQueued,
+    MessagePosted,
+    NoteAdded,
+    OfferMade,
+    OperatorAssigned,
+    PostOperatorMessage,
+    ReleaseConversation,
+    SetOperatorPresence,
+    TransferConversation,
+)
+from gateway.app import build_app
+
+LUCINE = "lucine-di-natale"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def login(http: httpx.AsyncClient, account: tuple[str, str, str]) -> dict[str, Any]:
+    username, password, _ = account
+    response = await http.post("/v1/operators/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def access(gateway, account: tuple[str, str, str]) -> str:
+    return str((await login(gateway.http, account))["access_token"])
+
+
+def conversation_of(
+    gateway, tenant_id: str, operator_id: str | None = None, status: str = "WITH_OPERATOR"
+) -> uuid.UUID:
+    """A conversation the read API knows, of `tenant_id`, with `operator_id` if given."""
+    conversation_id = uuid.uuid4()
+    gateway.read_api.put(
+        conversation_id, tenant_id, [message(1, "customer", "Aiuto")], status=status, operator_id=operator_id
+    )
+    return conversation_id
+
+
+async def operator_commands(gateway, key: uuid.UUID | str, count: int, timeout: float = 15) -> list[Any]:
+    return await gateway.commands(key, count, timeout=timeout, topic=topics.OPERATOR_COMMANDS.name)
+
+
+# ------------------------------------------------------------------------------ login
+
+
+async def test_login_issues_an_access_and_a_refresh_token(gateway):
+    tokens = await login(gateway.http, GIULIA)
+    assert tokens["expires_in"] == 15 * 60
+    claims = jwt.decode(tokens["access_token"], OPERATOR_JWT_SECRET, algorithms=["HS256"], audience="operator")
+    assert (claims["sub"], claims["tenant_id"], claims["role"]) == ("lucine-giulia", LUCINE, "operator")
+    assert claims["exp"] - claims["iat"] == 15 * 60
+    refresh = jwt.decode(
+        tokens["refresh_token"], OPERATOR_JWT_SECRET, algorithms=["HS256"], audience="operator-refresh"
+    )
+    assert refresh["exp"] - refresh["iat"] == 12 * 3600
+    # Usernames are case-insensitive.
+    response = await gateway.http.post("/v1/operators/login", json={"username": "GIULIA", "password": GIULIA[1]})
+    assert response.status_code == 200
+
+
+async def test_a_wrong_password_and_an_unknown_user_get_the_same_answer_in_similar_time(gateway):
+    async def attempt(username: str) -> tuple[httpx.Response, float]:
+        started = time.perf_counter()
+        response = await gateway.http.post(
+            "/v1/operators/login", json={"username": username, "password": "not-the-password"}
+        )
+        return response, time.perf_counter() - started
+
+    wrong = [await attempt("marco") for _ in range(3)]
+    unknown = [await attempt(f"nobody-{uuid.uuid4().hex[:6]}") for _ in range(3)]
+    for response, _ in wrong + unknown:
+        assert response.status_code == 401
+        assert response.json() == {"error": {"code": "invalid_credentials", "message": "wrong username or password"}}
+    wrong_time = statistics.median(elapsed for _, elapsed in wrong)
+    unknown_time = statistics.median(elapsed for _, elapsed in unknown)
+    assert 1 / 3 < unknown_time / wrong_time < 3, (wrong_time, unknown_time)
+    response = await gateway.http.post("/v1/operators/login", json={"username": "marco"})
+    assert response.status_code == 422
+
+
+async def test_login_attempts_are_throttled_per_account_and_per_ip(
+    infra, database, topic_prefix, read_api, tenants_dir
+):
+    settings = gateway_settings(
+        infra,
+        database,
+        topic_prefix,
+        read_api.url,
+        tenants_dir,
+        login_attempts_per_account=2,
+        login_attempts_per_ip=5,
+        routing_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        redis_url=infra.redis_url.rsplit("/", 1)[0] + f"/{1 + uuid.uuid4().int % 14}",  # counters of its own
+    )
+    app = build_app(settings)
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=15) as client:
+        await app.state.runtime.redis.flushdb()
+        username, password, _ = GIULIA
+        wrong = {"username": username, "password": "wrong-password"}
+        statuses = [(await client.post("/v1/operators/login", json=wrong)).status_code for _ in range(2)]
+        # The third attempt on the account is refused, even with the right password.
+        refused = await client.post("/v1/operators/login", json={"username": username, "password": password})
+        assert [*statuses, refused.status_code] == [401, 401, 429]
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert int(refused.headers["Retry-After"]) >= 1
+        # Other accounts from the same IP, up to the IP's limit (5 attempts in all).
+        tokens = await login(client, MARCO)
+        others = [
+            (await client.post("/v1/operators/login", json={"username": f"x{n}", "password": "p"})).status_code
+            for n in range(2)
+        ]
+        assert others == [401, 429]
+
+        # Routing unreachable: the queue answers 503 with the error shape.
+        response = await client.get("/v1/queue", headers=bearer(tokens["access_token"]))
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "unavailable"
+        await app.state.runtime.redis.flushdb()
+
+
+async def test_refresh_and_expiry(gateway):
+    tokens = await login(gateway.http, SOFIA)
+    response = await gateway.http.post("/v1/operators/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert response.status_code == 200
+    renewed = response.json()
+    assert renewed["access_token"] != tokens["access_token"]
+    assert (await gateway.http.get("/v1/queue", headers=bearer(renewed["access_token"]))).status_code == 200
+
+    # Neither token passes for the other.
+    response = await gateway.http.post("/v1/operators/refresh", json={"refresh_token": tokens["access_token"]})
+    assert response.status_code == 401
+    assert (await gateway.http.get("/v1/queue", headers=bearer(tokens["refresh_token"]))).status_code == 401
+
+    now = int(time.time())
+    claims = {"sub": "lucine-sofia", "tenant_id": LUCINE, "role": "supervisor", "name": "Sofia", "iat": now - 60}
+    expired = jwt.encode({**claims, "aud": "operator", "exp": now - 1}, OPERATOR_JWT_SECRET)
+    response = await gateway.http.get("/v1/queue", headers=bearer(expired))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    expired_refresh = jwt.encode({**claims, "aud": "operator-refresh", "exp": now - 1}, OPERATOR_JWT_SECRET)
+    response = await gateway.http.post("/v1/operators/refresh", json={"refresh_token": expired_refresh})
+    assert response.status_code == 401
+    forged = jwt.encode({**claims, "aud": "operator", "exp": now + 60}, "another-secret-0123456789-0123456789")
+    assert (await gateway.http.get("/v1/queue", headers=bearer(forged))).status_code == 401
+    assert (await gateway.http.get("/v1/queue")).status_code == 401
+
+
+# ------------------------------------------------------------------------------ presence and queue
+
+
+async def test_status_publishes_the_presence_and_the_stream_repeats_it(gateway):
+    token = await access(gateway, MARCO)
+    response = await gateway.http.put("/v1/operators/me/status", json={"status": "online"}, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "online"
+    [command] = await operator_commands(gateway, "lucine-marco", 1)
+    assert isinstance(command.payload, SetOperatorPresence)
+    assert command.tenant_id == LUCINE
+    assert (command.payload.presence, command.payload.capacity) == ("online", 3)
+    assert command.payload.skills == ["tickets", "groups", "accessibility"]
+    assert command.payload.display_name == "Marco"
+
+    # While the stream is open the presence is re-sent (every 0.5 s in these tests).
+    async with await websockets.connect(f"{gateway.ws_url}/v1/operators/stream?access_token={token}") as ws:
+        assert (await next_frame(ws))["type"] == "ready"
+        commands = await operator_commands(gateway, "lucine-marco", 4)
+        assert len(commands) >= 4
+        assert all(c.payload.presence == "online" for c in commands)
+    response = await gateway.http.put("/v1/operators/me/status", json={"status": "busy"}, headers=bearer(token))
+    assert response.status_code == 422
+    response = await gateway.http.put("/v1/operators/me/status", json={"status": "offline"}, headers=bearer(token))
+    assert response.status_code == 200
+
+
+async def test_the_queue_is_routings_for_the_operators_tenant(gateway):
+    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    gateway.routing_api.wait(mine, LUCINE)
+    gateway.routing_api.wait(theirs, "acme")
+    response = await gateway.http.get("/v1/queue", headers=bearer(await access(gateway, GIULIA)))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["tenant_id"] == LUCINE
+    ids = {entry["conversation_id"] for entry in body["entries"]}
+    assert str(mine) in ids
+    assert str(theirs) not in ids
+    assert gateway.routing_api.queue_requests[-1] == LUCINE
+
+
+async def test_take_is_proxied_and_a_second_take_is_409(gateway):
+    conversation_id = conversation_of(gateway, LUCINE, status="QUEUED")
+    giulia, marco = await access(gateway, GIULIA), await access(gateway, MARCO)
+    first = await gateway.http.post(f"/v1/conversations/{conversation_id}/take", headers=bearer(giulia))
+    assert first.status_code == 200, first.text
+    assert first.json() == {"conversation_id": str(conversation_id), "operator_id": "lucine-giulia", "via": "take"}
+    second = await gateway.http.post(f"/v1/conversations/{conversation_id}/take", headers=bearer(marco))
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "already_taken"
+    cid, request = gateway.routing_api.take_requests[-1]
+    assert (cid, request.tenant_id, request.operator_id, request.display_name) == (
+        str(conversation_id),
+        LUCINE,
+        "lucine-marco",
+        "Marco",
+    )
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+async def test_each_command_endpoint_publishes_its_command(gateway):
+    conversation_id = conversation_of(gateway, LUCINE, operator_id="lucine-giulia")
+    base = f"/v1/conversations/{conversation_id}"
+    headers = bearer(await access(gateway, GIULIA))
+    posted = await gateway.http.post(
+        f"{base}/operator-messages",
+        json={"text": "Buonasera, sono Giulia", "client_message_id": "op-1"},
+        headers=headers,
+    )
+    assert posted.status_code == 202, posted.text
+    again = await gateway.http.post(
+        f"{base}/operator-messages",
+        json={"text": "Buonasera, sono Giulia", "client_message_id": "op-1"},
+        headers=headers,
+    )
+    assert again.json()["message_id"] == posted.json()["message_id"]
+    for path, body in [
+        ("notes", {"text": "Cliente abituale"}),
+        ("transfer", {"operator_id": "lucine-marco", "reason": "gruppi"}),
+        ("transfer", None),
+        ("close", {"resolution": "not_resolved"}),
+        ("release", None),
+    ]:
+        response = await gateway.http.post(f"{base}/{path}", json=body, headers=headers)
+        assert response.status_code == 202, (path, response.text)
+        assert response.json()["accepted"] is True
+
+    commands = await operator_commands(gateway, conversation_id, 7)
+    payloads = [c.payload for c in commands]
+    assert [type(p) for p in payloads] == [
+        PostOperatorMessage,
+        PostOperatorMessage,
+        AddInternalNote,
+        TransferConversation,
+        TransferConversation,
+        CloseConversation,
+        ReleaseConversation,
+    ]
+    assert all(c.tenant_id == LUCINE and c.conversation_id == conversation_id for c in commands)
+    assert all(p.operator_id == "lucine-giulia" for p in payloads)
+    assert str(payloads[0].message_id) == posted.json()["message_id"]
+    assert payloads[0].text == "Buonasera, sono Giulia"
+    assert payloads[2].text == "Cliente abituale"
+    assert (payloads[3].to_operator_id, payloads[3].reason) == ("lucine-marco", "gruppi")
+    assert payloads[4].to_operator_id is None
+    assert payloads[5].outcome == "NOT_RESOLVED"
+
+    response = await gateway.http.post(f"{base}/close", json={"resolution": "done"}, headers=headers)
+    assert response.status_code == 422
+    response = await gateway.http.post(f"{base}/notes", json={"text": "  "}, headers=headers)
+    assert response.status_code == 422
+
+
+async def test_roles_an_operator_works_only_their_own_or_nobodys_a_supervisor_any_of_the_tenant(gateway):
+    conversation_id = conversation_of(gateway, LUCINE, operator_id="lucine-marco")
+    base = f"/v1/conversations/{conversation_id}"
+    giulia, sofia = bearer(await access(gateway, GIULIA)), bearer(await access(gateway, SOFIA))
+    for path, body in [
+        ("operator-messages", {"text": "ciao"}),
+        ("notes", {"text": "nota"}),
+        ("transfer", {"operator_id": "lucine-giulia"}),
+        ("close", {"resolution": "resolved"}),
+        ("release", None),
+    ]:
+        refused = await gateway.http.post(f"{base}/{path}", json=body, headers=giulia)
+        assert refused.status_code == 403, path
+        assert refused.json()["error"]["code"] == "forbidden"
+        accepted = await gateway.http.post(f"{base}/{path}", json=body, headers=sofia)
+        assert accepted.status_code == 202, path
+    commands = await operator_commands(gateway, conversation_id, 5)
+    assert len(commands) == 5
+    assert {c.payload.operator_id for c in commands} == {"lucine-sofia"}
+    [transfer] = [c.payload for c in commands if isinstance(c.payload, TransferConversation)]
+    assert transfer.to_operator_id == "lucine-giulia"  # the supervisor reassigns Marco's conversation
+
+
+# ------------------------------------------------------------------------------ tenant isolation
+
+ISOLATION_CASES = [
+    ("take", None),
+    ("operator-messages", {"text": "ciao"}),
+    ("notes", {"text": "nota"}),
+    ("transfer", {"operator_id": "lucine-giulia"}),
+    ("close", {"resolution": "resolved"}),
+    ("release", None),
+    ("stream", None),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "body"), ISOLATION_CASES, ids=[case[0] for case in ISOLATION_CASES])
+@pytest.mark.parametrize("account", [GIULIA, SOFIA], ids=["operator", "supervisor"])
+async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint, body, account):
+    foreign = conversation_of(gateway, "acme", operator_id=account[2])  # even "owned" by this operator's id
+    gateway.routing_api.wait(foreign, "acme")
+    unknown = uuid.uuid4()
+    token = await access(gateway, account)
+    takes_before = len(gateway.routing_api.take_requests)
+    for conversation_id in (foreign, unknown):
+        if endpoint == "stream":
+            async with await websockets.connect(f"{gateway.ws_url}/v1/operators/stream?access_token={token}") as ws:
+                assert (await next_frame(ws))["type"] == "ready"
+                await ws.send(json.dumps({"type": "subscribe", "conversation_id": str(conversation_id)}))
+                frame = await next_frame(ws)
+                assert frame == {
+                    "type": "error",
+                    "error": {"code": "not_found", "message": "no such conversation"},
+                    "conversation_id": str(conversation_id),
+                }
+                await no_more_frames(ws, 0.5)  # none of its messages
+            continue
+        response = await gateway.http.post(
+            f"/v1/conversations/{conversation_id}/{endpoint}", json=body, headers=bearer(token)
+        )
+        assert response.status_code == 404, response.text
+        # The same answer as for a conversation that does not exist: nothing about it leaks.
+        assert response.json() == {"error": {"code": "not_found", "message": "no such conversation"}}
+    assert len(gateway.routing_api.take_requests) == takes_before
+    assert await operator_commands(gateway, foreign, 1, timeout=1.5) == []
+
+
+async def test_the_other_tenants_operator_is_kept_out_too(gateway):
+    conversation_id = conversation_of(gateway, LUCINE, operator_id="lucine-giulia")
+    token = await access(gateway, WILE)
+    response = await gateway.http.post(
+        f"/v1/conversations/{conversation_id}/operator-messages", json={"text": "hi"}, headers=bearer(token)
+    )
+    assert response.status_code == 404
+    assert (await gateway.http.get("/v1/queue", headers=bearer(token))).json()["tenant_id"] == "acme"
+
+
+# ------------------------------------------------------------------------------ stream
+
+
+async def next_frame(ws: Any, timeout: float = 10) -> dict[str, Any]:
+    return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+
+
+async def frames_until(ws: Any, predicate: Any, timeout: float = 10) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not frames or not predicate(frames[-1]):
+        frames.append(await next_frame(ws, max(deadline - asyncio.get_running_loop().time(), 0.01)))
+    return frames
+
+
+async def no_more_frames(ws: Any, wait: float = 1.0) -> None:
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ws.recv(), wait)
+
+
+def posted(seq: int, sender: str, text: str, status: str = "WITH_OPERATOR") -> MessagePosted:
+    return MessagePosted(message_id=uuid.uuid4(), seq=seq, sender=sender, text=text, status=status)
+
+
+async def operator_socket(gateway, account: tuple[str, str, str]) -> Any:
+    token = await access(gateway, account)
+    ws = await websockets.connect(f"{gateway.ws_url}/v1/operators/stream?access_token={token}")
+    ready = await next_frame(ws)
+    assert (ready["type"], ready["operator_id"]) == ("ready", account[2])
+    return ws
+
+
+async def test_the_stream_pushes_the_tenants_routing_events_and_not_another_tenants(gateway):
+    giulia, marco, sofia, wile = [await operator_socket(gateway, account) for account in (GIULIA, MARCO, SOFIA, WILE)]
+    try:
+        theirs, ours = uuid.uuid4(), uuid.uuid4()
+        await gateway.publish_event(ConversationQueued(position=1), theirs, tenant_id="acme")
+        await gateway.publish_event(ConversationQueued(position=2, estimated_wait_seconds=40), ours)
+        for ws in (giulia, marco, sofia):
+            frame = await next_frame(ws)
+            assert (frame["type"], frame["event"], frame["conversation_id"]) == (
+                "queue",
+                "conversation_queued",
+                str(ours),
+            )
+            assert frame["data"]["position"] == 2
+        frame = await next_frame(wile)
+        assert frame["conversation_id"] == str(theirs)  # acme's own event, and only that one
+        await no_more_frames(wile, 0.5)
+
+        # An offer goes to the operator offered and to the supervisor, not to a colleague.
+        offer = OfferMade(offer_id=uuid.uuid4(), operator_id="lucine-giulia", expires_at="2030-01-01T00:00:00Z")
+        await gateway.publish_event(offer, ours)
+        for ws in (giulia, sofia):
+            frame = await next_frame(ws)
+            assert (frame["type"], frame["data"]["operator_id"]) == ("offer", "lucine-giulia")
+        await no_more_frames(marco, 0.5)
+    finally:
+        for ws in (giulia, marco, sofia, wile):
+            await ws.close()
+
+
+async def test_an_assigned_conversation_streams_its_messages_and_notes_with_no_gap_or_duplicate(gateway):
+    conversation_id = uuid.uuid4()
+    history = [message(1, "customer", "Vorrei parlare con una persona"), message(2, "system", "In coda")]
+    gateway.read_api.put(conversation_id, LUCINE, history, status="QUEUED")
+    customer_conversation, customer_token = await gateway.start_conversation()
+    giulia = await operator_socket(gateway, GIULIA)
+    widget = await websockets.connect(
+        f"{gateway.ws_url}/v1/conversations/{customer_conversation}/stream?token={customer_token}"
+    )
+    try:
+        assert (await next_frame(widget))["type"] == "status"
+        await gateway.publish_event(
+            OperatorAssigned(operator_id="lucine-giulia", display_name="Giulia"), conversation_id
+        )
+        frames = await frames_until(giulia, lambda f: f["type"] == "status")
+        assert frames[0]["type"] == "assignment"
+        followed = [f for f in frames if f["type"] in {"message", "status"}]
+        assert {f["conversation_id"] for f in followed} == {str(conversation_id)}
+        assert [f["message"]["seq"] for f in followed if f["type"] == "message"] == [1, 2]
+        assert followed[-1]["status"] == "QUEUED"
+
+        await gateway.publish_event(posted(2, "system", "In coda"), conversation_id)  # a redelivery: skipped
+        await gateway.publish_event(posted(3, "operator", "Buonasera!"), conversation_id)
+        frame = await next_frame(giulia)
+        assert (frame["type"], frame["message"]["seq"], frame["conversation_id"]) == (
+            "message",
+            3,
+            str(conversation_id),
+        )
+        note = NoteAdded(note_id=uuid.uuid4(), operator_id="lucine-giulia", text="cliente gentile")
+        await gateway.publish_event(note, conversation_id)
+        frame = await next_frame(giulia)
+        assert (frame["type"], frame["note"]["text"]) == ("note", "cliente gentile")
+
+        # Notes never reach a customer's socket.
+        await gateway.publish_event(note, customer_conversation)
+        await no_more_frames(widget, 0.7)
+    finally:
+        await giulia.close()
+        await widget.close()
+
+
+async def test_a_supervisor_can_subscribe_to_any_conversation_of_the_tenant(gateway):
+    conversation_id = conversation_of(gateway, LUCINE, operator_id="lucine-marco")
+    sofia, giulia = await operator_socket(gateway, SOFIA), await operator_socket(gateway, GIULIA)
+    try:
+        await sofia.send(json.dumps({"type": "subscribe", "conversation_id": str(conversation_id)}))
+        frames = await frames_until(sofia, lambda f: f["type"] == "status")
+        assert [f["message"]["seq"] for f in frames if f["type"] == "message"] == [1]
+        await giulia.send(json.dumps({"type": "subscribe", "conversation_id": str(conversation_id)}))
+        assert (await next_frame(giulia))["error"]["code"] == "forbidden"
+        await giulia.send(json.dumps({"type": "ping"}))
+        assert await next_frame(giulia) == {"type": "pong"}
+    finally:
+        await sofia.close()
+        await giulia.close()
+
+
+async def test_the_stream_needs_a_valid_access_token(gateway):
+    async def closed_with(url: str, first: str | None = None) -> int:
+        ws = await websockets.connect(url)
+        if first is not None:
+            await ws.send(first)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 15)
+        return closed.value.rcvd.code
+
+    assert await closed_with(f"{gateway.ws_url}/v1/operators/stream?access_token=garbage") == 4401
+    refresh = (await login(gateway.http, GIULIA))["refresh_token"]
+    assert await closed_with(f"{gateway.ws_url}/v1/operators/stream?access_token={refresh}") == 4401
+    assert await closed_with(f"{gateway.ws_url}/v1/operators/stream", json.dumps({"type": "hello"})) == 4401
+    token = await access(gateway, GIULIA)
+    async with await websockets.connect(f"{gateway.ws_url}/v1/operators/stream") as ws:
+        await ws.send(json.dumps({"type": "auth", "access_token": token}))
+        assert (await next_frame(ws))["type"] == "ready"
+
+
+# ------------------------------------------------------------------------------ OpenAPI
+
+
+async def test_openapi_declares_every_operator_error(gateway):
+    paths = (await gateway.http.get("/openapi.json")).json()["paths"]
+    assert set(paths["/v1/operators/login"]["post"]["responses"]) >= {"200", "401", "422", "429"}
+    assert set(paths["/v1/conversations/{conversation_id}/take"]["post"]["responses"]) >= {
+        "200",
+        "401",
+        "404",
+        "409",
+        "503",
+    }
+    for path in ("operator-messages", "notes", "transfer", "close", "release"):
+        responses = paths[f"/v1/conversations/{{conversation_id}}/{path}"]["post"]["responses"]
+        assert set(responses) >= {"202", "401", "403", "404", "422", "429", "503"}, path
+    assert set(paths["/v1/queue"]["get"]["responses"]) >= {"200", "401", "503"}
+    assert set(paths["/v1/operators/me/status"]["put"]["responses"]) >= {"200", "401", "422"}
