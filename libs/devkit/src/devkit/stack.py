@@ -16,9 +16,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[4]
 STATE = Path(os.environ.get("LOCAL_INFRA_DIR", REPO / ".local"))
 SHIPPED_KNOWLEDGE = REPO / "services" / "ai-responder" / "kb"
+SHIPPED_OPERATORS = REPO / "services" / "gateway" / "operators"
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,15 @@ def stop_detached(stack: Stack) -> None:
         pid_file.unlink()
 
 
+def print_demo_operators() -> None:
+    """The demo accounts the gateway seeds outside production (public passwords, demo only)."""
+    for path in sorted(SHIPPED_OPERATORS.glob("*.yaml")):
+        seed = yaml.safe_load(path.read_text())
+        print(f"\nDemo operators of {seed['tenant_id']} (demo-only passwords):")
+        for operator in seed["operators"]:
+            print(f"  {operator['username']:10} {operator['password']:22} {operator.get('role', 'operator')}")
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
     stack = local_stack()
@@ -174,7 +186,9 @@ def main(argv: list[str]) -> int:
             print(f"  {spec.name:13} {stack.url(spec.name)}  (log: {stack.log_dir / (spec.name + '.log')})")
         gateway = stack.url("gateway")
         print(f"\nWidget demo:  {gateway}/demo/lucine-di-natale")
+        print(f"Dashboard:    {gateway}/dashboard")
         print(f"API docs:     {gateway}/docs")
+        print_demo_operators()
         return 0
     if command == "down":
         stop_detached(stack)
