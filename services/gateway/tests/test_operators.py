@@ -282,7 +282,7 @@ async def test_each_command_endpoint_publishes_its_command(gateway):
         ReleaseConversation,
     ]
     assert all(c.tenant_id == LUCINE and c.conversation_id == conversation_id for c in commands)
-    assert all(p.operator_id == "lucine-giulia" for p in payloads)
+    assert all((p.operator_id, p.role) == ("lucine-giulia", "operator") for p in payloads)
     assert str(payloads[0].message_id) == posted.json()["message_id"]
     assert payloads[0].text == "Buonasera, sono Giulia"
     assert payloads[2].text == "Cliente abituale"
@@ -296,7 +296,7 @@ async def test_each_command_endpoint_publishes_its_command(gateway):
     assert response.status_code == 422
 
 
-async def test_roles_an_operator_works_only_their_own_or_nobodys_a_supervisor_any_of_the_tenant(gateway):
+async def test_roles_an_operator_works_only_what_no_one_else_has_a_supervisor_any_of_the_tenant(gateway):
     conversation_id = conversation_of(gateway, LUCINE, operator_id="lucine-marco")
     base = f"/v1/conversations/{conversation_id}"
     giulia, sofia = bearer(await access(gateway, GIULIA)), bearer(await access(gateway, SOFIA))
@@ -314,7 +314,8 @@ async def test_roles_an_operator_works_only_their_own_or_nobodys_a_supervisor_an
         assert accepted.status_code == 202, path
     commands = await operator_commands(gateway, conversation_id, 5)
     assert len(commands) == 5
-    assert {c.payload.operator_id for c in commands} == {"lucine-sofia"}
+    # The supervisor's role goes along: the owning services let a supervisor act on Marco's conversation.
+    assert {(c.payload.operator_id, c.payload.role) for c in commands} == {("lucine-sofia", "supervisor")}
     [transfer] = [c.payload for c in commands if isinstance(c.payload, TransferConversation)]
     assert transfer.to_operator_id == "lucine-giulia"  # the supervisor reassigns Marco's conversation
 
@@ -486,6 +487,11 @@ async def test_a_supervisor_can_subscribe_to_any_conversation_of_the_tenant(gate
         assert [f["message"]["seq"] for f in frames if f["type"] == "message"] == [1]
         await giulia.send(json.dumps({"type": "subscribe", "conversation_id": str(conversation_id)}))
         assert (await next_frame(giulia))["error"]["code"] == "forbidden"
+        # A waiting conversation (last had by Marco) any operator may look at before taking it.
+        waiting = conversation_of(gateway, LUCINE, operator_id="lucine-marco", status="QUEUED")
+        await giulia.send(json.dumps({"type": "subscribe", "conversation_id": str(waiting)}))
+        frames = await frames_until(giulia, lambda f: f["type"] == "status")
+        assert frames[-1] == {"conversation_id": str(waiting), "type": "status", "status": "QUEUED"}
         await giulia.send(json.dumps({"type": "ping"}))
         assert await next_frame(giulia) == {"type": "pong"}
     finally:

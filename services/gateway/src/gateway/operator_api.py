@@ -3,9 +3,9 @@ conversation, and the live stream (see README.md).
 
 Every conversation route first reads the conversation through the conversation service's read
 API: another tenant's conversation answers 404 exactly like one that does not exist, so nothing
-about it leaks. An operator may work only a conversation nobody has or one they have;
-supervisors and admins any of their tenant's (the conversation service and routing, which own
-ownership, refuse what no longer applies).
+about it leaks. An operator may not work a conversation another operator has (403); supervisors
+and admins may work any of their tenant's. Commands carry the sender's role: the conversation
+service and routing, whose word on ownership is final, refuse what no longer applies.
 """
 
 from __future__ import annotations
@@ -23,23 +23,23 @@ from sqlalchemy.exc import DBAPIError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from contracts import Payload
-from contracts.common import OperatorPresence
+from contracts.common import ConversationStatus, OperatorPresence
 from contracts.events import (
     AddInternalNote,
     CloseConversation,
+    OperatorRole,
     PostOperatorMessage,
     ReleaseConversation,
     SetOperatorPresence,
     TransferConversation,
 )
-from contracts.readapi import QueueView, TakeRequest, TakeResult
+from contracts.readapi import ConversationView, QueueView, TakeRequest, TakeResult
 from gateway.api import CLOSE_UNAUTHORIZED, RuntimeDep, client_ip, limit_per_ip, runtime_of
 from gateway.commands import send_command
 from gateway.hub import PONG
 from gateway.operator_stream import SUPERVISING_ROLES, OperatorConnection, error_frame
 from gateway.operators import verify_password
 from gateway.ratelimit import Limit, RateLimitExceeded
-from gateway.readapi import OwnedConversationView
 from gateway.runtime import GatewayRuntime
 from gateway.schemas import (
     Accepted,
@@ -201,9 +201,16 @@ async def queue(runtime: RuntimeDep, operator: OperatorDep) -> QueueView:
 # ------------------------------------------------------------------------------ conversations
 
 
-async def readable_conversation(
+# While a conversation is in these states its `operator_id` has it; otherwise it names, at most,
+# who last had it.
+HELD_STATUSES = frozenset({ConversationStatus.WITH_OPERATOR, ConversationStatus.WAITING_CUSTOMER})
+# Waiting conversations any operator of the tenant may look at before taking one.
+WAITING_STATUSES = frozenset({ConversationStatus.HANDOFF_OFFERED, ConversationStatus.QUEUED})
+
+
+async def tenant_conversation(
     runtime: GatewayRuntime, operator: OperatorClaims, conversation_id: uuid.UUID
-) -> OwnedConversationView:
+) -> ConversationView:
     """The conversation, if it is of the operator's tenant (else 404, as for an unknown one)."""
     view = await runtime.reader.conversation(conversation_id)
     if view is None or view.tenant_id != operator.tenant_id:
@@ -213,13 +220,30 @@ async def readable_conversation(
 
 async def workable_conversation(
     runtime: GatewayRuntime, operator: OperatorClaims, conversation_id: uuid.UUID
-) -> OwnedConversationView:
-    """Readable, and not another operator's unless the operator supervises."""
-    view = await readable_conversation(runtime, operator, conversation_id)
-    owner = view.operator_id
-    if owner is not None and owner != operator.operator_id and operator.role not in SUPERVISING_ROLES:
+) -> ConversationView:
+    """Of the tenant, and not held by another operator unless the operator supervises."""
+    view = await tenant_conversation(runtime, operator, conversation_id)
+    held_by_another = view.status in HELD_STATUSES and view.operator_id not in (None, operator.operator_id)
+    if held_by_another and operator.role not in SUPERVISING_ROLES:
         raise ApiError(403, "forbidden", "another operator has this conversation")
     return view
+
+
+async def readable_conversation(
+    runtime: GatewayRuntime, operator: OperatorClaims, conversation_id: uuid.UUID
+) -> ConversationView:
+    """Of the tenant, and for an operator: waiting, or theirs (now or last); supervisors read all."""
+    view = await tenant_conversation(runtime, operator, conversation_id)
+    mine = view.operator_id == operator.operator_id
+    if operator.role not in SUPERVISING_ROLES and not mine and view.status not in WAITING_STATUSES:
+        raise ApiError(403, "forbidden", "this conversation is not yours")
+    return view
+
+
+def role_of(operator: OperatorClaims) -> OperatorRole:
+    """The role the token names, sent with each command: the owning services let a supervisor
+    act on a conversation another operator has."""
+    return cast(OperatorRole, operator.role)
 
 
 async def send_about(
@@ -242,7 +266,7 @@ CONVERSATION_ERRORS = operator_errors(401, 403, 404, 413, 422, 429, 502, 503)
     ),
 )
 async def take(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID) -> TakeResult:
-    await readable_conversation(runtime, operator, conversation_id)
+    await tenant_conversation(runtime, operator, conversation_id)
     request = TakeRequest(
         tenant_id=operator.tenant_id, operator_id=operator.operator_id, display_name=operator.display_name
     )
@@ -265,7 +289,9 @@ async def post_operator_message(
         if body.client_message_id
         else uuid.uuid4()
     )
-    payload = PostOperatorMessage(operator_id=operator.operator_id, message_id=message_id, text=body.text)
+    payload = PostOperatorMessage(
+        operator_id=operator.operator_id, message_id=message_id, text=body.text, role=role_of(operator)
+    )
     accepted = await send_about(runtime, operator, conversation_id, payload)
     return OperatorMessageAccepted(command_id=accepted.command_id, message_id=message_id)
 
@@ -280,7 +306,9 @@ async def post_operator_message(
 async def add_note(
     runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID, body: NoteRequest
 ) -> Accepted:
-    payload = AddInternalNote(operator_id=operator.operator_id, note_id=uuid.uuid4(), text=body.text)
+    payload = AddInternalNote(
+        operator_id=operator.operator_id, note_id=uuid.uuid4(), text=body.text, role=role_of(operator)
+    )
     return await send_about(runtime, operator, conversation_id, payload)
 
 
@@ -296,7 +324,7 @@ async def transfer(
 ) -> Accepted:
     body = body or TransferRequest()
     payload = TransferConversation(
-        operator_id=operator.operator_id, to_operator_id=body.operator_id, reason=body.reason
+        operator_id=operator.operator_id, to_operator_id=body.operator_id, reason=body.reason, role=role_of(operator)
     )
     return await send_about(runtime, operator, conversation_id, payload)
 
@@ -309,7 +337,9 @@ async def transfer(
     responses=CONVERSATION_ERRORS,
 )
 async def close(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID, body: CloseRequest) -> Accepted:
-    payload = CloseConversation(operator_id=operator.operator_id, outcome=body.resolution.outcome)
+    payload = CloseConversation(
+        operator_id=operator.operator_id, outcome=body.resolution.outcome, role=role_of(operator)
+    )
     return await send_about(runtime, operator, conversation_id, payload)
 
 
@@ -321,7 +351,7 @@ async def close(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uui
     responses=CONVERSATION_ERRORS,
 )
 async def release(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID) -> Accepted:
-    payload = ReleaseConversation(operator_id=operator.operator_id)
+    payload = ReleaseConversation(operator_id=operator.operator_id, role=role_of(operator))
     return await send_about(runtime, operator, conversation_id, payload)
 
 
@@ -436,9 +466,9 @@ async def _subscribe(
     runtime: GatewayRuntime, connection: OperatorConnection, conversation_id: uuid.UUID, after: int
 ) -> None:
     """Follows a conversation the operator may read: of their tenant (else `not_found`, as for an
-    unknown one), and, for an operator, nobody's or theirs (else `forbidden`)."""
+    unknown one), and, for an operator, waiting or theirs (else `forbidden`)."""
     try:
-        await workable_conversation(runtime, connection.claims, conversation_id)
+        await readable_conversation(runtime, connection.claims, conversation_id)
     except ApiError as error:
         connection.push(error_frame(error.code, error.message, conversation_id))
         return

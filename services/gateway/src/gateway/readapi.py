@@ -20,24 +20,16 @@ Transcript = HistoryView[WidgetMessage]
 ViewT = TypeVar("ViewT", bound=BaseModel)
 
 
-class OwnedConversationView(ConversationView):
-    """`ConversationView`, with the operator who has the conversation when the conversation
-    service says so (an optional field: without it, ownership is left to the conversation
-    service, which refuses a non-owner's commands)."""
-
-    operator_id: str | None = None
-
-
 class ConversationReader:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
-    async def conversation(self, conversation_id: uuid.UUID) -> OwnedConversationView | None:
+    async def conversation(self, conversation_id: uuid.UUID) -> ConversationView | None:
         """The conversation without its messages; None when the conversation service has none."""
         response = await self._get(f"/internal/conversations/{conversation_id}")
         if response.status_code == 404:
             return None
-        return self._parse(OwnedConversationView, response)
+        return self._parse(ConversationView, response)
 
     async def _get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
         try:

@@ -119,10 +119,9 @@ class ReadApi:
             status=conversation["status"],
             last_seq=max((m["seq"] for m in conversation["messages"]), default=0),
             created_at=datetime.now(UTC),
-        ).model_dump(mode="json")
-        if cid in self.owners:  # the optional owner the gateway reads when it is there
-            view["operator_id"] = self.owners[cid]
-        return JSONResponse(view)
+            operator_id=self.owners.get(cid),
+        )
+        return JSONResponse(view.model_dump(mode="json"))
 
     async def messages(self, request: Request) -> JSONResponse:
         cid = request.path_params["cid"]
