@@ -264,6 +264,7 @@ def test_app_environment_values(app: dict[str, Any], service: str, package: str)
     assert env["REDIS_URL"].startswith("redis://redis:6379")
     if service == "gateway":
         assert env["CONVERSATION_URL"] == "http://conversation:8000"
+        assert env["ROUTING_URL"] == "http://routing:8000"
     if service == "ai-responder":
         assert env["OPENAI_API_KEY"] == "", "no key by default: retrieval-only mode needs no outside account"
 

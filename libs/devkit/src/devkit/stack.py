@@ -79,6 +79,8 @@ class Stack:
         if spec.database:
             env["POSTGRES_DB"] = self.databases[spec.name]
         env["CONVERSATION_URL"] = self.url("conversation")
+        if "routing" in self.ports:
+            env["ROUTING_URL"] = self.url("routing")
         env["PUBLIC_BASE_URL"] = self.url("gateway")
         env.update(self.extra_env.get(spec.name, {}))
         return env
