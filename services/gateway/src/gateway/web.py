@@ -38,3 +38,27 @@ async def demo_page(tenant_id: str, request: Request) -> HTMLResponse:
     }.items():
         page = page.replace(placeholder, html.escape(value))
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+DASHBOARD = STATIC / "dashboard"
+VENDOR = STATIC / "vendor"
+DASHBOARD_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+}
+
+
+@router.get("/dashboard", include_in_schema=False)
+@router.get("/dashboard/{asset:path}", include_in_schema=False)
+async def dashboard(asset: str = "") -> FileResponse:
+    """The operator dashboard (static/dashboard) and its vendored library (static/vendor, as
+    /dashboard/vendor/...). Only files of those two folders with a known type are served."""
+    root, name = (VENDOR, asset.removeprefix("vendor/")) if asset.startswith("vendor/") else (DASHBOARD, asset)
+    path = (root / (name or "index.html")).resolve()
+    media_type = DASHBOARD_TYPES.get(path.suffix)
+    if media_type is None or not path.is_relative_to(root) or not path.is_file():
+        raise ApiError(404, "not_found", "no such file")
+    # The page is re-read on every load; its modules are revalidated (no stale code after a release).
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "no-cache"})

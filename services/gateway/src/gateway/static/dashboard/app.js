@@ -1,0 +1,674 @@
+// The operator dashboard: Preact with htm (vendored, no build step).
+import { html, render, useEffect, useMemo, useRef, useState } from "/dashboard/vendor/preact-htm.module.js";
+import { initialLanguage, LANGUAGES, saveLanguage, words } from "/dashboard/i18n.js";
+import { Store } from "/dashboard/store.js";
+
+const store = new Store();
+const SUPERVISING = new Set(["supervisor", "admin"]);
+const CLOSED = new Set(["RESOLVED", "NOT_RESOLVED", "CANCELLED", "ABANDONED", "TICKET_CREATED"]);
+
+// ------------------------------------------------------------------------------ alerts
+
+let audio = null;
+function unlockAudio() {
+  if (!audio && window.AudioContext) audio = new AudioContext();
+  if (audio && audio.state === "suspended") audio.resume();
+}
+addEventListener("pointerdown", unlockAudio);
+addEventListener("keydown", unlockAudio);
+
+// Two short rising tones, made with the Web Audio API (no audio file).
+function chime() {
+  if (!audio) return;
+  const start = audio.currentTime + 0.01;
+  [660, 880].forEach((frequency, i) => {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = "sine";
+    osc.frequency.value = frequency;
+    const t = start + i * 0.16;
+    gain.gain.setValueAtTime(0.0001, t);
+    gain.gain.exponentialRampToValueAtTime(0.25, t + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.15);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(t);
+    osc.stop(t + 0.16);
+  });
+}
+
+function askNotificationPermission() {
+  if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
+}
+
+// ------------------------------------------------------------------------------ helpers
+
+function useStore() {
+  const [, setVersion] = useState(0);
+  useEffect(() => store.subscribe(() => setVersion((v) => v + 1)), []);
+  return store.state;
+}
+
+function useNow(everyMs = 1000) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), everyMs);
+    return () => clearInterval(timer);
+  }, [everyMs]);
+  return now;
+}
+
+function duration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return s + " s";
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + " min " + String(s % 60).padStart(2, "0") + " s";
+  const h = Math.floor(m / 60);
+  if (h < 48) return h + " h " + String(m % 60).padStart(2, "0") + " min";
+  return Math.floor(h / 24) + " d";
+}
+
+function clock(value) {
+  const d = new Date(value);
+  return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function shortId(id) {
+  return "#" + String(id).slice(0, 8);
+}
+
+function reasonText(t, reason) {
+  if (!reason) return "—";
+  return t.reasons[reason] || reason.replace(/_/g, " ");
+}
+
+function errorText(t, error) {
+  if (!error) return t.errorGeneric;
+  if (error.code === "already_taken") return t.takenBySomeoneElse;
+  if (error.code === "not_waiting") return t.notWaiting;
+  if (error.code === "forbidden") return t.forbidden;
+  if (error.code === "unavailable" || error.status >= 500) return t.unavailable;
+  return t.errorGeneric + ": " + (error.message || error.code);
+}
+
+function closed(c) {
+  return c && CLOSED.has(c.status);
+}
+
+function canWrite(state, c) {
+  if (!c || closed(c)) return false;
+  return c.mine || (SUPERVISING.has(state.me.role) && c.ownerId);
+}
+
+// A summary built from the transcript, when the gateway does not serve one.
+function localSummary(c) {
+  const customer = c.messages.filter((m) => m.sender === "customer");
+  const ai = c.messages.filter((m) => m.sender === "ai");
+  const lastAi = ai.length ? ai[ai.length - 1].seq : 0;
+  const titles = [];
+  for (const m of ai) for (const s of m.sources || []) if (s.title && !titles.includes(s.title)) titles.push(s.title);
+  return {
+    customer_wants: customer.length ? customer[0].text.split("\n")[0].slice(0, 160) : "",
+    ai_answered: titles.length ? titles : ai.slice(-3).map((m) => m.text.split("\n")[0].slice(0, 100)),
+    still_open: customer.filter((m) => m.seq > lastAi).map((m) => m.text.split("\n")[0].slice(0, 120)),
+    mood: c.reason === "negative_sentiment" || c.priority === "high" ? "upset" : "neutral",
+  };
+}
+
+// ------------------------------------------------------------------------------ login
+
+function Login({ t }) {
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const submit = async (event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await store.login(username.trim(), password);
+    } catch (failure) {
+      setError(
+        failure.status === 401 ? t.wrongCredentials : failure.status === 429 ? t.tooManyAttempts : t.unavailable,
+      );
+      setBusy(false);
+    }
+  };
+  return html`
+    <main class="login">
+      <form class="login-card" onSubmit=${submit} data-testid="login-form">
+        <div class="brand brand-large"><span class="brand-mark" aria-hidden="true">✦</span> Lucine Support</div>
+        <h1>${t.signInTitle}</h1>
+        <label>${t.username}
+          <input name="username" autocomplete="username" autofocus required value=${username}
+            onInput=${(e) => setUsername(e.target.value)} data-testid="login-username" />
+        </label>
+        <label>${t.password}
+          <input name="password" type="password" autocomplete="current-password" required value=${password}
+            onInput=${(e) => setPassword(e.target.value)} data-testid="login-password" />
+        </label>
+        ${error && html`<p class="form-error" role="alert" data-testid="login-error">${error}</p>`}
+        <button class="primary wide" type="submit" disabled=${busy} data-testid="login-submit">
+          ${busy ? t.signingIn : t.signIn}
+        </button>
+        <${LanguageSwitch} t=${t} />
+      </form>
+    </main>
+  `;
+}
+
+function LanguageSwitch({ t }) {
+  const lang = useContextLang();
+  return html`
+    <div class="lang" role="group" aria-label=${t.language}>
+      ${LANGUAGES.map(
+        (code) => html`
+          <button type="button" class=${"chip" + (code === lang.value ? " on" : "")} aria-pressed=${code === lang.value}
+            onClick=${() => lang.set(code)} data-testid=${"lang-" + code}>${code.toUpperCase()}</button>
+        `,
+      )}
+    </div>
+  `;
+}
+
+// The language lives at the top; a tiny shared holder avoids threading a setter everywhere.
+const langHolder = { value: initialLanguage(), set: () => {} };
+function useContextLang() {
+  return langHolder;
+}
+
+// ------------------------------------------------------------------------------ header
+
+function Header({ t, state }) {
+  const me = state.me;
+  const choose = async (status) => {
+    if (status === "online") askNotificationPermission();
+    try {
+      await store.setPresence(status);
+    } catch (error) {
+      store.toast("error", errorText(t, error));
+    }
+  };
+  const connection =
+    state.connection === "open" ? t.connected : state.connection === "retrying" ? t.reconnecting : t.connecting;
+  return html`
+    <header class="topbar">
+      <div class="brand"><span class="brand-mark" aria-hidden="true">✦</span> Lucine Support${" "}
+        <span class="muted">· ${t.title}</span></div>
+      <div class="presence" role="radiogroup" aria-label=${t.presence} data-testid="presence">
+        ${["online", "away", "offline"].map(
+          (status) => html`
+            <button type="button" role="radio" aria-checked=${state.presence === status}
+              class=${"presence-option " + status + (state.presence === status ? " on" : "")}
+              onClick=${() => choose(status)} data-testid=${"presence-" + status}>
+              <span class="dot" aria-hidden="true"></span>${t[status]}
+            </button>
+          `,
+        )}
+      </div>
+      <div class="topbar-right">
+        <span class=${"conn " + state.connection} data-testid="connection" role="status">${connection}</span>
+        <span class="who" data-testid="me">${me.name} <span class="role">${me.role}</span></span>
+        <${LanguageSwitch} t=${t} />
+        <button type="button" class="ghost" onClick=${() => store.logout()} data-testid="logout">${t.logout}</button>
+      </div>
+    </header>
+  `;
+}
+
+// ------------------------------------------------------------------------------ offers
+
+function Offers({ t, state }) {
+  const now = useNow();
+  const offers = Object.values(state.offers);
+  if (!offers.length) return null;
+  return html`
+    <div class="offers" role="alert">
+      ${offers.map((offer) => {
+        const left = new Date(offer.expires_at).getTime() - now;
+        return html`
+          <div class=${"offer" + (offer.priority === "high" ? " high" : "")} data-testid="offer">
+            <strong>${t.newOffer}</strong>
+            <span>${shortId(offer.conversation_id)}</span>
+            <span>${reasonText(t, offer.reason)}</span>
+            ${offer.priority === "high" && html`<span class="badge high">${t.priorityHigh}</span>`}
+            <span class="muted">${t.expiresIn} ${duration(left)}</span>
+            <button type="button" class="primary" onClick=${() => takeConversation(t, offer.conversation_id)}
+              data-testid="accept-offer">${t.accept} <kbd>Alt+T</kbd></button>
+          </div>
+        `;
+      })}
+    </div>
+  `;
+}
+
+async function takeConversation(t, id) {
+  try {
+    await store.take(id);
+  } catch (error) {
+    store.toast("error", errorText(t, error));
+  }
+}
+
+// ------------------------------------------------------------------------------ list
+
+function ConversationList({ t, state }) {
+  const now = useNow();
+  const supervising = SUPERVISING.has(state.me.role);
+  const tabs = supervising ? ["mine", "queue", "all"] : ["mine", "queue"];
+  const conversations = Object.values(state.conversations);
+  const mine = conversations.filter((c) => c.mine);
+  const all = conversations.filter((c) => c.ownerId || c.queued || c.mine);
+  const counts = { mine: mine.length, queue: state.queue.length, all: all.length };
+  const labels = { mine: t.tabMine, queue: t.tabQueue, all: t.tabAll };
+  let body;
+  if (state.tab === "queue") {
+    body = state.queue.length
+      ? state.queue.map((entry) => html`<${QueueItem} t=${t} state=${state} entry=${entry} now=${now} />`)
+      : html`<p class="empty">${t.emptyQueue}</p>`;
+  } else {
+    const list = state.tab === "all" ? all : mine;
+    body = list.length
+      ? list.map((c) => html`<${ConversationItem} t=${t} state=${state} c=${c} now=${now} />`)
+      : html`<p class="empty">${state.tab === "all" ? t.emptyAll : t.emptyMine}</p>`;
+  }
+  return html`
+    <nav class="pane list-pane" aria-label=${t.tabQueue}>
+      <div class="tabs" role="tablist">
+        ${tabs.map(
+          (tab, i) => html`
+            <button type="button" role="tab" aria-selected=${state.tab === tab} class=${"tab" + (state.tab === tab ? " on" : "")}
+              onClick=${() => {
+                store.state.tab = tab;
+                store.changed();
+              }} title=${"Alt+" + (i + 1)} data-testid=${"tab-" + tab}>
+              ${labels[tab]} <span class="count">${counts[tab]}</span>
+            </button>
+          `,
+        )}
+      </div>
+      <ul class="items" data-testid=${"list-" + state.tab}>${body}</ul>
+    </nav>
+  `;
+}
+
+function QueueItem({ t, state, entry, now }) {
+  const id = entry.conversation_id;
+  const high = entry.priority === "high";
+  const offeredToMe = entry.offered_to && entry.offered_to === state.me.operatorId;
+  return html`
+    <li class=${"item" + (state.selected === id ? " selected" : "") + (high ? " high" : "")} data-testid="queue-entry">
+      <button type="button" class="item-main" onClick=${() => store.select(id)}>
+        <span class="item-top">
+          <span class=${"badge " + (high ? "high" : "normal")}>${high ? t.priorityHigh : t.priorityNormal}</span>
+          <span class="wait" data-testid="queue-wait">${t.waiting} ${duration(now - new Date(entry.waiting_since).getTime())}</span>
+        </span>
+        <span class="item-reason wrap" data-testid="queue-reason">${reasonText(t, entry.reason)}</span>
+        <span class="item-sub">
+          ${t.position} ${entry.position} · ${shortId(id)}${entry.intent ? " · " + entry.intent : ""}
+          ${entry.offered_to ? " · " + t.offeredTo + " " + (offeredToMe ? t.you : entry.offered_to) : ""}
+        </span>
+      </button>
+      <button type="button" class="take" onClick=${() => takeConversation(t, id)} data-testid="take">
+        ${offeredToMe ? t.accept : t.take}
+      </button>
+    </li>
+  `;
+}
+
+function ConversationItem({ t, state, c, now }) {
+  const last = c.messages[c.messages.length - 1];
+  const unreadDraft = store.draft(c.id);
+  return html`
+    <li class=${"item" + (state.selected === c.id ? " selected" : "") + (c.priority === "high" ? " high" : "")}
+      data-testid="conversation-item">
+      <button type="button" class="item-main" onClick=${() => store.select(c.id)}>
+        <span class="item-top">
+          <span class="item-id">${shortId(c.id)}</span>
+          ${c.status && html`<span class=${"status s-" + c.status}>${t.statuses[c.status] || c.status}</span>`}
+          ${c.priority === "high" && html`<span class="badge high">${t.priorityHigh}</span>`}
+        </span>
+        <span class="item-reason">${last ? last.text.slice(0, 80) : reasonText(t, c.reason)}</span>
+        <span class="item-sub">
+          ${c.ownerName || c.ownerId || (c.queued ? t.tabQueue : "")}
+          ${c.waitingSince && c.queued ? " · " + duration(now - new Date(c.waitingSince).getTime()) : ""}
+          ${unreadDraft ? " · ✎" : ""}
+        </span>
+      </button>
+    </li>
+  `;
+}
+
+// ------------------------------------------------------------------------------ chat
+
+function Chat({ t, state }) {
+  const c = state.selected ? state.conversations[state.selected] : null;
+  const scroller = useRef(null);
+  const count = c ? c.messages.length + c.pending.length : 0;
+  useEffect(() => {
+    if (scroller.current) scroller.current.scrollTop = scroller.current.scrollHeight;
+  }, [count, state.selected]);
+  if (!c) return html`<section class="pane chat-pane empty-chat"><p class="empty">${t.selectConversation}</p></section>`;
+  const split = c.messages.findIndex((m) => m.sender === "operator");
+  const aiPart = split === -1 ? c.messages : c.messages.slice(0, split);
+  const operatorPart = split === -1 ? [] : c.messages.slice(split);
+  const handedOver = split !== -1 || ["WITH_OPERATOR", "WAITING_CUSTOMER"].includes(c.status) || closed(c);
+  return html`
+    <section class="pane chat-pane" aria-label=${shortId(c.id)}>
+      <div class="chat-head">
+        <div>
+          <h2>${shortId(c.id)}</h2>
+          <span class="muted">${reasonText(t, c.reason)}</span>
+        </div>
+        ${c.status && html`<span class=${"status s-" + c.status} data-testid="chat-status">${t.statuses[c.status] || c.status}</span>`}
+      </div>
+      <div class="transcript" ref=${scroller} data-testid="transcript" aria-live="polite">
+        ${aiPart.length > 0 && html`<div class="divider ai">${t.aiPart}</div>`}
+        ${aiPart.map((m) => html`<${Message} t=${t} m=${m} />`)}
+        ${handedOver && html`<div class="divider op">${t.operatorPart}</div>`}
+        ${operatorPart.map((m) => html`<${Message} t=${t} m=${m} />`)}
+        ${c.pending.map(
+          (p) => html`<div class="msg operator pending" data-testid="pending"><div class="bubble">${p.text}</div>
+            <div class="meta">${t.sending}</div></div>`,
+        )}
+      </div>
+      <${Composer} t=${t} state=${state} c=${c} />
+    </section>
+  `;
+}
+
+function Message({ t, m }) {
+  return html`
+    <div class=${"msg " + m.sender} data-testid="message" data-sender=${m.sender}>
+      <div class="meta"><span class="sender">${t.senders[m.sender] || m.sender}</span> ${clock(m.created_at)}</div>
+      <div class="bubble">${m.text}</div>
+    </div>
+  `;
+}
+
+function Composer({ t, state, c }) {
+  const [text, setText] = useState(store.draft(c.id));
+  const [pick, setPick] = useState(0);
+  const area = useRef(null);
+  useEffect(() => setText(store.draft(c.id)), [c.id]);
+  const writable = canWrite(state, c);
+  const match = /^\/(\S*)$/.exec(text);
+  const suggestions = useMemo(() => {
+    if (!match) return [];
+    const q = match[1].toLowerCase();
+    return state.canned.filter((r) => r.shortcut.toLowerCase().startsWith(q) || r.title.toLowerCase().includes(q)).slice(0, 6);
+  }, [text, state.canned]);
+  const update = (value) => {
+    setText(value);
+    setPick(0);
+    store.setDraft(c.id, value);
+  };
+  const insert = (response) => {
+    update(response.text.replace(/\{operator\}/g, state.me.name));
+    area.current && area.current.focus();
+  };
+  const submit = async () => {
+    const value = text.trim();
+    if (!value || !writable) return;
+    update("");
+    try {
+      await store.sendMessage(c.id, value);
+    } catch (error) {
+      update(value);
+      store.toast("error", t.sendFailed + " " + errorText(t, error));
+    }
+  };
+  const onKeyDown = (event) => {
+    if (suggestions.length) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        const step = event.key === "ArrowDown" ? 1 : -1;
+        setPick((pick + step + suggestions.length) % suggestions.length);
+        return;
+      }
+      if (event.key === "Enter" || event.key === "Tab") {
+        event.preventDefault();
+        insert(suggestions[pick] || suggestions[0]);
+        return;
+      }
+      if (event.key === "Escape") {
+        update("");
+        return;
+      }
+    }
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  };
+  return html`
+    <div class="composer">
+      ${suggestions.length > 0 &&
+      html`<ul class="canned" role="listbox" data-testid="canned">
+        ${suggestions.map(
+          (r, i) => html`<li role="option" aria-selected=${i === pick} class=${i === pick ? "on" : ""}
+            onMouseDown=${(e) => {
+              e.preventDefault();
+              insert(r);
+            }}><code>/${r.shortcut}</code> <strong>${r.title}</strong> <span class="muted">${r.text.slice(0, 70)}</span></li>`,
+        )}
+      </ul>`}
+      <textarea ref=${area} id="composer" rows="3" value=${text} disabled=${!writable}
+        placeholder=${writable ? t.composerPlaceholder : t.composerReadOnly}
+        onInput=${(e) => update(e.target.value)} onKeyDown=${onKeyDown} data-testid="composer"
+        aria-label=${t.composerPlaceholder}></textarea>
+      <div class="composer-bar">
+        <span class="hint">${t.shortcuts}</span>
+        <button type="button" class="primary" disabled=${!writable || !text.trim()} onClick=${submit} data-testid="send">${t.send}</button>
+      </div>
+    </div>
+  `;
+}
+
+// ------------------------------------------------------------------------------ details
+
+function Details({ t, state }) {
+  const c = state.selected ? state.conversations[state.selected] : null;
+  if (!c) return html`<aside class="pane details-pane"></aside>`;
+  const writable = canWrite(state, c);
+  const takeable = !c.mine && !closed(c) && (c.queued || state.offers[c.id] || !c.ownerId);
+  const summary = c.summaryState === "server" && c.summary ? c.summary : localSummary(c);
+  return html`
+    <aside class="pane details-pane" aria-label=${t.details}>
+      <section class="card">
+        <h3>${t.details}</h3>
+        <dl>
+          <dt>${t.status}</dt><dd data-testid="detail-status">${c.status ? t.statuses[c.status] || c.status : "—"}</dd>
+          <dt>${t.owner}</dt><dd>${c.mine ? state.me.name + " (" + t.you + ")" : c.ownerName || c.ownerId || t.nobody}</dd>
+          <dt>${t.handoffReason}</dt><dd data-testid="detail-reason">${reasonText(t, c.reason)}</dd>
+          <dt>${t.priority}</dt><dd>${c.priority === "high" ? html`<span class="badge high">${t.priorityHigh}</span>` : t.priorityNormal}</dd>
+          ${c.intent && html`<dt>${t.topic}</dt><dd>${c.intent}</dd>`}
+        </dl>
+        ${takeable && html`<button type="button" class="primary wide" onClick=${() => takeConversation(t, c.id)} data-testid="take-selected">
+          ${state.offers[c.id] ? t.accept : t.take} <kbd>Alt+T</kbd></button>`}
+      </section>
+      <section class="card" data-testid="summary">
+        <h3>${t.summary} ${c.summaryState !== "server" && html`<span class="muted small">(${t.summaryFromTranscript})</span>`}</h3>
+        <dl class="stack">
+          <dt>${t.customerWants}</dt><dd>${summary.customer_wants || "—"}</dd>
+          <dt>${t.aiAnswered}</dt><dd>${summary.ai_answered && summary.ai_answered.length ? html`<ul>${summary.ai_answered.map((x) => html`<li>${x}</li>`)}</ul>` : "—"}</dd>
+          <dt>${t.stillOpen}</dt><dd>${summary.still_open && summary.still_open.length ? html`<ul>${summary.still_open.map((x) => html`<li>${x}</li>`)}</ul>` : "—"}</dd>
+          <dt>${t.mood}</dt><dd class=${summary.mood === "upset" ? "upset" : ""}>${summary.mood === "upset" ? t.moodUpset : t.moodNeutral}</dd>
+        </dl>
+      </section>
+      <${Notes} t=${t} state=${state} c=${c} writable=${writable || SUPERVISING.has(state.me.role)} />
+      ${writable && html`<${Actions} t=${t} state=${state} c=${c} />`}
+    </aside>
+  `;
+}
+
+function Notes({ t, c, writable }) {
+  const [text, setText] = useState("");
+  const add = async (event) => {
+    event.preventDefault();
+    const value = text.trim();
+    if (!value) return;
+    try {
+      await store.call("POST", "/v1/conversations/" + c.id + "/notes", { text: value });
+      setText("");
+      store.toast("ok", t.noteAdded);
+    } catch (error) {
+      store.toast("error", errorText(t, error));
+    }
+  };
+  return html`
+    <section class="card notes" data-testid="notes">
+      <h3>${t.notes} <span class="muted small">${t.notesHint}</span></h3>
+      ${c.notes.length ? html`<ul class="note-list">${c.notes.map((n) => html`<li data-testid="note"><div>${n.text}</div>
+        <span class="muted small">${n.operator_id} · ${clock(n.created_at)}</span></li>`)}</ul>` : html`<p class="muted small">${t.noNotes}</p>`}
+      ${writable && html`<form onSubmit=${add} class="inline-form">
+        <textarea rows="2" value=${text} placeholder=${t.notePlaceholder} aria-label=${t.addNote}
+          onInput=${(e) => setText(e.target.value)} data-testid="note-input"
+          onKeyDown=${(e) => e.key === "Enter" && (e.ctrlKey || e.metaKey) && add(e)}></textarea>
+        <button type="submit" class="secondary" data-testid="add-note">${t.addNote}</button>
+      </form>`}
+    </section>
+  `;
+}
+
+function Actions({ t, state, c }) {
+  const [closing, setClosing] = useState(false);
+  const [resolution, setResolution] = useState("resolved");
+  const [target, setTarget] = useState("");
+  const first = useRef(null);
+  useEffect(() => {
+    const open = () => setClosing(true);
+    addEventListener("dashboard:close", open);
+    return () => removeEventListener("dashboard:close", open);
+  }, []);
+  useEffect(() => {
+    if (closing && first.current) first.current.focus();
+  }, [closing]);
+  const act = async (path, body, done) => {
+    try {
+      await store.call("POST", "/v1/conversations/" + c.id + path, body);
+      store.toast("ok", done);
+      return true;
+    } catch (error) {
+      store.toast("error", errorText(t, error));
+      return false;
+    }
+  };
+  const others = Object.entries(state.operators).filter(([id]) => id !== state.me.operatorId);
+  return html`
+    <section class="card actions">
+      ${closing
+        ? html`<form class="close-form" data-testid="close-form" onSubmit=${async (e) => {
+            e.preventDefault();
+            if (await act("/close", { resolution }, t.closed)) setClosing(false);
+          }} onKeyDown=${(e) => e.key === "Escape" && setClosing(false)}>
+            <fieldset>
+              <legend>${t.closeAs}</legend>
+              ${["resolved", "not_resolved", "cancelled"].map(
+                (r, i) => html`<label class="radio"><input type="radio" name="resolution" value=${r} ref=${i === 0 ? first : null}
+                  checked=${resolution === r} onChange=${() => setResolution(r)} data-testid=${"resolution-" + r} /> ${t[r]}</label>`,
+              )}
+            </fieldset>
+            <div class="row">
+              <button type="submit" class="danger" data-testid="confirm-close">${t.confirmClose}</button>
+              <button type="button" class="ghost" onClick=${() => setClosing(false)}>${t.cancel}</button>
+            </div>
+          </form>`
+        : html`<button type="button" class="danger wide" onClick=${() => setClosing(true)} data-testid="close">
+            ${t.close} <kbd>Alt+C</kbd></button>`}
+      <form class="inline-form" onSubmit=${(e) => {
+        e.preventDefault();
+        const body = target.trim() ? { operator_id: target.trim() } : {};
+        act("/transfer", body, t.transferred).then((ok) => ok && setTarget(""));
+      }}>
+        <label class="small muted" for="transfer-to">${t.transferTo}</label>
+        <div class="row">
+          <input id="transfer-to" list="operators" value=${target} onInput=${(e) => setTarget(e.target.value)} data-testid="transfer-to" />
+          <datalist id="operators">${others.map(([id, o]) => html`<option value=${id}>${o.name || id} · ${o.presence || ""}</option>`)}</datalist>
+          <button type="submit" class="secondary" data-testid="transfer">${t.transfer}</button>
+        </div>
+      </form>
+      <button type="button" class="secondary wide" onClick=${() => act("/release", undefined, t.handedBack)} data-testid="hand-back">
+        ${t.handBack}</button>
+    </section>
+  `;
+}
+
+// ------------------------------------------------------------------------------ shell
+
+function Toast({ state }) {
+  if (!state.toast) return null;
+  return html`<div class=${"toast " + state.toast.kind} role=${state.toast.kind === "error" ? "alert" : "status"} data-testid="toast">${state.toast.text}</div>`;
+}
+
+function shortcuts(t, event) {
+  const state = store.state;
+  if (!state.session || !event.altKey || event.ctrlKey || event.metaKey) return;
+  const c = state.selected ? state.conversations[state.selected] : null;
+  if (event.code === "KeyT") {
+    event.preventDefault();
+    const offered = Object.keys(state.offers);
+    const id = c && !c.mine && !closed(c) ? c.id : offered[0] || (state.queue[0] && state.queue[0].conversation_id);
+    if (id) takeConversation(t, id);
+  } else if (event.code === "KeyC") {
+    event.preventDefault();
+    if (c && canWrite(state, c)) dispatchEvent(new Event("dashboard:close"));
+  } else if (/^Digit[123]$/.test(event.code)) {
+    event.preventDefault();
+    const tabs = SUPERVISING.has(state.me.role) ? ["mine", "queue", "all"] : ["mine", "queue"];
+    const tab = tabs[Number(event.code.slice(5)) - 1];
+    if (tab) {
+      state.tab = tab;
+      store.changed();
+    }
+  }
+}
+
+function App() {
+  const state = useStore();
+  const [lang, setLang] = useState(langHolder.value);
+  langHolder.value = lang;
+  langHolder.set = (code) => {
+    saveLanguage(code);
+    setLang(code);
+  };
+  const t = words(lang);
+  useEffect(() => {
+    document.documentElement.lang = lang;
+    document.title = "Lucine Support · " + t.title;
+  }, [lang]);
+  useEffect(() => {
+    const onKey = (event) => shortcuts(words(langHolder.value), event);
+    addEventListener("keydown", onKey);
+    return () => removeEventListener("keydown", onKey);
+  }, []);
+  useEffect(() => {
+    store.onOffer = (id, data) => {
+      const tt = words(langHolder.value);
+      chime();
+      if ("Notification" in window && Notification.permission === "granted") {
+        const n = new Notification(tt.newOffer, { body: tt.notificationBody + " " + reasonText(tt, data.reason), tag: id });
+        n.onclick = () => {
+          focus();
+          store.select(id);
+        };
+      }
+    };
+  }, []);
+  if (!state.session) return html`<${Login} t=${t} />`;
+  return html`
+    <div class="app">
+      <${Header} t=${t} state=${state} />
+      <${Offers} t=${t} state=${state} />
+      <div class="panes">
+        <${ConversationList} t=${t} state=${state} />
+        <${Chat} t=${t} state=${state} />
+        <${Details} t=${t} state=${state} />
+      </div>
+      <${Toast} state=${state} />
+    </div>
+  `;
+}
+
+render(html`<${App} />`, document.getElementById("app"));
+store.start();

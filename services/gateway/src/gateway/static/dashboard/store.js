@@ -1,0 +1,569 @@
+// The dashboard's state and its I/O: the session (tokens, refresh before expiry), the REST calls,
+// and the operator stream (reconnect with back-off, re-following the open conversations).
+// The UI (app.js) reads `store.state` and re-renders on every `store.changed()`.
+
+const SESSION = "lucine.dashboard.session";
+const DRAFTS = "lucine.dashboard.drafts";
+const FOLLOWED = "lucine.dashboard.followed";
+const REFRESH_MARGIN_MS = 60_000;
+const PING_EVERY_MS = 25_000;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 15_000;
+
+export class ApiFailure extends Error {
+  constructor(status, code, message) {
+    super(message || code);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function readJson(storage, key, fallback) {
+  try {
+    const value = JSON.parse(storage.getItem(key) || "null");
+    return value ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function claimsOf(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const text = decodeURIComponent(
+      Array.from(atob(part), (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""),
+    );
+    const body = JSON.parse(text);
+    return { operatorId: body.sub, tenantId: body.tenant_id, role: body.role, name: body.name || body.sub };
+  } catch {
+    return null;
+  }
+}
+
+function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class Store {
+  constructor() {
+    this.listeners = new Set();
+    this.socket = null;
+    this.backoff = BACKOFF_MIN_MS;
+    this.reconnectTimer = null;
+    this.refreshTimer = null;
+    this.pingTimer = null;
+    this.queueTimer = null;
+    this.onOffer = () => {};
+    const session = readJson(sessionStorage, SESSION, null);
+    this.state = {
+      session: session && session.refreshToken ? session : null,
+      me: session ? claimsOf(session.accessToken) : null,
+      presence: (session && session.presence) || "offline",
+      connection: "idle", // idle | connecting | open | retrying
+      queue: [],
+      conversations: {}, // id -> conversation
+      operators: {}, // id -> {presence, active, capacity, name}
+      offers: {}, // conversation id -> offer frame data
+      selected: null,
+      tab: "mine",
+      toast: null,
+      canned: [],
+    };
+    this.drafts = readJson(localStorage, DRAFTS, {});
+  }
+
+  // ---------------------------------------------------------------------------- change feed
+
+  subscribe(listener) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  changed() {
+    for (const listener of this.listeners) listener();
+  }
+
+  toast(kind, text) {
+    const toast = { kind, text, id: newId() };
+    this.state.toast = toast;
+    this.changed();
+    setTimeout(() => {
+      if (this.state.toast === toast) {
+        this.state.toast = null;
+        this.changed();
+      }
+    }, 5000);
+  }
+
+  // ---------------------------------------------------------------------------- session
+
+  saveSession() {
+    const s = this.state.session;
+    if (s) sessionStorage.setItem(SESSION, JSON.stringify({ ...s, presence: this.state.presence }));
+    else sessionStorage.removeItem(SESSION);
+  }
+
+  adopt(pair) {
+    this.state.session = {
+      accessToken: pair.access_token,
+      refreshToken: pair.refresh_token,
+      expiresAt: Date.now() + pair.expires_in * 1000,
+    };
+    this.state.me = claimsOf(pair.access_token);
+    this.saveSession();
+    this.scheduleRefresh();
+  }
+
+  async login(username, password) {
+    const response = await fetch("/v1/operators/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username, password }),
+    });
+    if (!response.ok) throw await this.failure(response);
+    this.adopt(await response.json());
+    this.start();
+  }
+
+  async refresh() {
+    const session = this.state.session;
+    if (!session) return false;
+    try {
+      const response = await fetch("/v1/operators/refresh", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh_token: session.refreshToken }),
+      });
+      if (response.status === 401) {
+        this.logout(false);
+        return false;
+      }
+      if (!response.ok) return false;
+      this.adopt(await response.json());
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  scheduleRefresh() {
+    clearTimeout(this.refreshTimer);
+    const session = this.state.session;
+    if (!session) return;
+    const wait = Math.max(session.expiresAt - Date.now() - REFRESH_MARGIN_MS, 1000);
+    this.refreshTimer = setTimeout(async () => {
+      if (!(await this.refresh())) this.refreshTimer = setTimeout(() => this.scheduleRefresh(), 5000);
+    }, wait);
+  }
+
+  async logout(sayOffline = true) {
+    if (sayOffline && this.state.session) {
+      try {
+        await this.call("PUT", "/v1/operators/me/status", { status: "offline" });
+      } catch {
+        // logging out anyway
+      }
+    }
+    clearTimeout(this.refreshTimer);
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.pingTimer);
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) socket.close(1000, "logout");
+    this.state.session = null;
+    this.state.me = null;
+    this.state.connection = "idle";
+    this.state.queue = [];
+    this.state.conversations = {};
+    this.state.offers = {};
+    this.state.selected = null;
+    this.state.presence = "offline";
+    this.saveSession();
+    sessionStorage.removeItem(FOLLOWED);
+    this.changed();
+  }
+
+  start() {
+    if (!this.state.session) return;
+    if (this.state.session.expiresAt - Date.now() < REFRESH_MARGIN_MS) {
+      this.refresh().then((ok) => ok && this.connect());
+    } else {
+      this.scheduleRefresh();
+      this.connect();
+    }
+    this.loadQueue();
+    this.loadCanned();
+    // Conversations followed before a reload come back (the stream re-sends their history).
+    for (const id of readJson(sessionStorage, FOLLOWED, [])) this.conversation(id).mine = true;
+    this.changed();
+  }
+
+  // ---------------------------------------------------------------------------- REST
+
+  async failure(response) {
+    let code = "http_" + response.status;
+    let message = response.statusText;
+    try {
+      const body = await response.json();
+      if (body && body.error) {
+        code = body.error.code || code;
+        message = body.error.message || message;
+      }
+    } catch {
+      // not JSON
+    }
+    return new ApiFailure(response.status, code, message);
+  }
+
+  async call(method, path, body, retried = false) {
+    const session = this.state.session;
+    if (!session) throw new ApiFailure(401, "unauthorized", "not logged in");
+    const headers = { Authorization: "Bearer " + session.accessToken };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (response.status === 401 && !retried && (await this.refresh())) return this.call(method, path, body, true);
+    if (!response.ok) throw await this.failure(response);
+    return response.status === 204 ? null : response.json();
+  }
+
+  async setPresence(status) {
+    const previous = this.state.presence;
+    this.state.presence = status;
+    this.changed();
+    try {
+      await this.call("PUT", "/v1/operators/me/status", { status });
+      this.saveSession();
+    } catch (error) {
+      this.state.presence = previous;
+      this.changed();
+      throw error;
+    }
+  }
+
+  async loadQueue() {
+    try {
+      const view = await this.call("GET", "/v1/queue");
+      this.state.queue = view.entries || [];
+      for (const entry of this.state.queue) {
+        const c = this.conversation(entry.conversation_id);
+        c.priority = entry.priority;
+        c.reason = entry.reason ?? c.reason;
+        c.intent = entry.intent ?? c.intent;
+        c.waitingSince = entry.waiting_since;
+        c.queued = true;
+      }
+      const waiting = new Set(this.state.queue.map((e) => e.conversation_id));
+      for (const c of Object.values(this.state.conversations)) if (!waiting.has(c.id)) c.queued = false;
+      this.changed();
+    } catch (error) {
+      if (error.status !== 401) this.state.queueError = error.message;
+    }
+  }
+
+  // Routing's frames say the queue moved: read it again, at most a few times a second.
+  queueSoon() {
+    if (this.queueTimer) return;
+    this.queueTimer = setTimeout(() => {
+      this.queueTimer = null;
+      this.loadQueue();
+    }, 150);
+  }
+
+  async loadCanned() {
+    const tenant = this.state.me && this.state.me.tenantId;
+    if (!tenant || !/^[a-z0-9-]+$/.test(tenant)) return;
+    try {
+      const response = await fetch("/dashboard/canned/" + tenant + ".json");
+      if (response.ok) this.state.canned = (await response.json()).responses || [];
+      this.changed();
+    } catch {
+      this.state.canned = [];
+    }
+  }
+
+  async loadSummary(id) {
+    const c = this.conversation(id);
+    if (c.summaryState) return;
+    c.summaryState = "loading";
+    try {
+      c.summary = await this.call("GET", "/v1/conversations/" + id + "/summary");
+      c.summaryState = "server";
+    } catch {
+      c.summaryState = "local"; // built from the transcript by the UI
+    }
+    try {
+      const notes = await this.call("GET", "/v1/conversations/" + id + "/notes");
+      for (const note of notes.notes || []) this.addNote(c, note);
+    } catch {
+      // only the notes written while this dashboard is open are shown
+    }
+    this.changed();
+  }
+
+  // ---------------------------------------------------------------------------- conversations
+
+  conversation(id) {
+    let c = this.state.conversations[id];
+    if (!c) {
+      c = {
+        id,
+        messages: [],
+        notes: [],
+        pending: [],
+        status: null,
+        ownerId: null,
+        ownerName: null,
+        priority: "normal",
+        reason: null,
+        intent: null,
+        waitingSince: null,
+        queued: false,
+        mine: false,
+        followed: false,
+        lastSeq: 0,
+        summary: null,
+        summaryState: null,
+        firstOperatorSeq: null,
+      };
+      this.state.conversations[id] = c;
+    }
+    return c;
+  }
+
+  rememberFollowed() {
+    const ids = Object.values(this.state.conversations)
+      .filter((c) => c.mine)
+      .map((c) => c.id);
+    sessionStorage.setItem(FOLLOWED, JSON.stringify(ids));
+  }
+
+  select(id) {
+    this.state.selected = id;
+    if (id) {
+      this.follow(id);
+      this.loadSummary(id);
+    }
+    this.changed();
+  }
+
+  follow(id) {
+    const c = this.conversation(id);
+    if (c.followed) return;
+    if (this.send({ type: "subscribe", conversation_id: id, after: c.lastSeq })) c.followed = true;
+  }
+
+  draft(id) {
+    return this.drafts[id] || "";
+  }
+
+  setDraft(id, text) {
+    if (text) this.drafts[id] = text;
+    else delete this.drafts[id];
+    localStorage.setItem(DRAFTS, JSON.stringify(this.drafts));
+  }
+
+  async take(id) {
+    try {
+      await this.call("POST", "/v1/conversations/" + id + "/take");
+      const c = this.conversation(id);
+      c.mine = true;
+      c.ownerId = this.state.me.operatorId;
+      delete this.state.offers[id];
+      this.rememberFollowed();
+      this.state.tab = "mine";
+      this.select(id);
+      this.queueSoon();
+      return true;
+    } catch (error) {
+      delete this.state.offers[id];
+      this.queueSoon();
+      this.changed();
+      throw error;
+    }
+  }
+
+  async sendMessage(id, text) {
+    const c = this.conversation(id);
+    const clientId = newId();
+    const pending = { clientId, text, messageId: null };
+    c.pending.push(pending);
+    this.changed();
+    try {
+      const accepted = await this.call("POST", "/v1/conversations/" + id + "/operator-messages", {
+        text,
+        client_message_id: clientId,
+      });
+      pending.messageId = accepted.message_id;
+      if (c.messages.some((m) => m.message_id === accepted.message_id)) {
+        c.pending = c.pending.filter((p) => p !== pending);
+      }
+      this.changed();
+    } catch (error) {
+      c.pending = c.pending.filter((p) => p !== pending);
+      this.changed();
+      throw error;
+    }
+  }
+
+  addNote(c, note) {
+    if (!c.notes.some((n) => n.note_id === note.note_id)) {
+      c.notes.push(note);
+      c.notes.sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
+    }
+  }
+
+  // ---------------------------------------------------------------------------- the stream
+
+  connect() {
+    if (!this.state.session || this.socket) return;
+    const url = location.origin.replace(/^http/, "ws") + "/v1/operators/stream";
+    const socket = new WebSocket(url);
+    this.socket = socket;
+    this.state.connection = this.state.connection === "idle" ? "connecting" : "retrying";
+    this.changed();
+    socket.onopen = () => {
+      socket.send(JSON.stringify({ type: "auth", access_token: this.state.session.accessToken }));
+    };
+    socket.onmessage = (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this.onFrame(frame);
+    };
+    socket.onclose = async (event) => {
+      if (this.socket !== socket) return; // replaced or logged out
+      this.socket = null;
+      clearInterval(this.pingTimer);
+      for (const c of Object.values(this.state.conversations)) c.followed = false;
+      if (!this.state.session) return;
+      this.state.connection = "retrying";
+      this.changed();
+      if (event.code === 4401 && !(await this.refresh())) return;
+      const wait = this.backoff * (0.75 + Math.random() / 2);
+      this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+      this.reconnectTimer = setTimeout(() => this.connect(), wait);
+    };
+  }
+
+  send(frame) {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN && this.state.connection === "open") {
+      this.socket.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  onFrame(frame) {
+    const me = this.state.me;
+    switch (frame.type) {
+      case "ready": {
+        this.state.connection = "open";
+        this.backoff = BACKOFF_MIN_MS;
+        clearInterval(this.pingTimer);
+        this.pingTimer = setInterval(() => this.send({ type: "ping" }), PING_EVERY_MS);
+        // Follow again what was followed: the messages after the last seen seq come back.
+        for (const c of Object.values(this.state.conversations)) {
+          if (c.mine || c.id === this.state.selected) this.follow(c.id);
+        }
+        this.loadQueue();
+        break;
+      }
+      case "queue":
+        this.queueSoon();
+        break;
+      case "offer": {
+        const id = frame.conversation_id;
+        const data = frame.data || {};
+        if (frame.event === "offer_made") {
+          const c = this.conversation(id);
+          c.priority = data.priority || c.priority;
+          c.reason = data.reason || c.reason;
+          if (data.operator_id === me.operatorId) {
+            this.state.offers[id] = { ...data, conversation_id: id };
+            this.onOffer(id, data);
+          }
+        } else if (frame.event === "offer_closed") {
+          const offer = this.state.offers[id];
+          if (offer && offer.offer_id === data.offer_id) delete this.state.offers[id];
+        }
+        this.queueSoon();
+        break;
+      }
+      case "assignment": {
+        const id = frame.conversation_id;
+        const data = frame.data || {};
+        const c = this.conversation(id);
+        if (frame.event === "operator_assigned") {
+          c.ownerId = data.operator_id;
+          c.ownerName = data.display_name;
+          c.queued = false;
+          this.state.operators[data.operator_id] = {
+            ...(this.state.operators[data.operator_id] || {}),
+            name: data.display_name,
+          };
+          if (data.operator_id === me.operatorId) {
+            c.mine = true;
+            c.followed = true; // the gateway follows an operator's own conversations
+            delete this.state.offers[id];
+            if (!this.state.selected) this.select(id);
+          } else {
+            c.mine = false;
+            delete this.state.offers[id];
+          }
+        } else if (frame.event === "operator_released") {
+          if (c.ownerId === data.operator_id) c.ownerId = null;
+          if (data.operator_id === me.operatorId) {
+            c.mine = false;
+            c.followed = false;
+            if (this.state.selected === id) this.follow(id); // keep watching the open one
+          }
+        }
+        this.rememberFollowed();
+        this.queueSoon();
+        break;
+      }
+      case "presence": {
+        const data = frame.data || {};
+        this.state.operators[data.operator_id] = {
+          ...(this.state.operators[data.operator_id] || {}),
+          presence: data.presence,
+          active: data.active_conversations,
+          capacity: data.capacity,
+        };
+        break;
+      }
+      case "message": {
+        const c = this.conversation(frame.conversation_id);
+        const message = frame.message;
+        if (message.seq <= c.lastSeq) return;
+        c.messages.push(message);
+        c.lastSeq = message.seq;
+        if (message.sender === "operator" && c.firstOperatorSeq === null) c.firstOperatorSeq = message.seq;
+        c.pending = c.pending.filter((p) => p.messageId !== message.message_id);
+        break;
+      }
+      case "status": {
+        const c = this.conversation(frame.conversation_id);
+        c.status = frame.status;
+        break;
+      }
+      case "note":
+        this.addNote(this.conversation(frame.conversation_id), frame.note);
+        break;
+      case "error":
+        if (frame.conversation_id) {
+          const c = this.conversation(frame.conversation_id);
+          c.followed = false;
+          c.error = frame.error;
+        }
+        break;
+      default:
+        return; // pong, typing and frames of later versions
+    }
+    this.changed();
+  }
+}

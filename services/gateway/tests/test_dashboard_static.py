@@ -1,0 +1,499 @@
+"""The operator dashboard: its route and static guards, plus a browser test against a fake gateway.
+
+The route is exercised through the real `gateway.web` router (no runtime needed). The browser test
+(marker `browser`) drives Debian's Chromium through Playwright: the dashboard's files come from the
+real route, and the operator API and stream are answered by an in-test fake (`page.route` /
+`page.route_web_socket`), so the UI's logic is checked without any backend. The whole system is
+driven by tests/e2e/test_dashboard_browser.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gateway import web
+from servicekit.http import ApiError, error_response
+
+STATIC = Path(__file__).resolve().parents[1] / "src" / "gateway" / "static"
+DASHBOARD = STATIC / "dashboard"
+VENDOR = STATIC / "vendor"
+CHROMIUM = "/usr/bin/chromium"
+ORIGIN = "http://gateway.test"
+TENANT = "lucine-di-natale"
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    app.include_router(web.router)
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(_: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message)
+
+    return app
+
+
+async def _get(path: str) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url=ORIGIN) as client:
+        return await client.get(path)
+
+
+# --------------------------------------------------------------------------------------------
+# The route and static guards
+# --------------------------------------------------------------------------------------------
+
+
+async def test_the_route_serves_the_page_and_its_modules() -> None:
+    page = await _get("/dashboard")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="/dashboard/app.js">' in page.text
+    assert (await _get("/dashboard/")).text == page.text
+    for path, kind in [
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/store.js", "text/javascript"),
+        ("/dashboard/i18n.js", "text/javascript"),
+        ("/dashboard/dashboard.css", "text/css"),
+        (f"/dashboard/canned/{TENANT}.json", "application/json"),
+    ]:
+        response = await _get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith(kind), path
+
+
+async def test_the_vendored_library_is_served_locally() -> None:
+    response = await _get("/dashboard/vendor/preact-htm.module.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.content == (VENDOR / "preact-htm.module.js").read_bytes()
+    assert "export{" in response.text
+    license_text = (VENDOR / "preact-htm.LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in license_text
+    assert "MIT License" in license_text
+    app = (DASHBOARD / "app.js").read_text(encoding="utf-8")
+    assert 'from "/dashboard/vendor/preact-htm.module.js"' in app
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/../web.py",
+        "/dashboard/%2e%2e/web.py",
+        "/dashboard/vendor/../../web.py",
+        "/dashboard/vendor/preact-htm.LICENSE",
+        "/dashboard/nothing.js",
+        "/dashboard/canned",
+    ],
+)
+async def test_nothing_else_is_served(path: str) -> None:
+    assert (await _get(path)).status_code == 404
+
+
+def test_no_dashboard_file_names_an_outside_url() -> None:
+    files = [p for p in DASHBOARD.rglob("*") if p.is_file()]
+    assert len(files) >= 5
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), file.name
+        assert "cdn" not in text.lower(), file.name
+    # The library itself names only the SVG namespace (an identifier, never fetched).
+    library = (VENDOR / "preact-htm.module.js").read_text(encoding="utf-8")
+    assert set(re.findall(r"https?://[^\s\"']+", library)) <= {"http://www.w3.org/2000/svg"}
+
+
+SINKS = ["innerHTML", "outerHTML", "insertAdjacentHTML", "dangerouslySetInnerHTML", "eval(", "new Function"]
+
+
+def test_dashboard_never_builds_html_from_strings() -> None:
+    for name in ["app.js", "store.js", "i18n.js"]:
+        src = (DASHBOARD / name).read_text(encoding="utf-8")
+        for sink in SINKS:
+            assert sink not in src, (name, sink)
+
+
+def test_both_languages_have_every_word() -> None:
+    node = shutil.which("node")
+    assert node, "node is required to read the dashboard's modules"
+    script = (
+        "import(process.argv[1]).then(m => { const it = m.words('it'), en = m.words('en');"
+        " const keys = o => Object.keys(o).sort().join(',');"
+        " console.log(JSON.stringify({same: keys(it) === keys(en),"
+        " nested: ['reasons','statuses','senders'].every(k => keys(it[k]) === keys(en[k]))})); })"
+    )
+    # i18n.js reads localStorage and navigator only when asked for the initial language.
+    result = subprocess.run(
+        [node, "--input-type=module", "-e", script, (DASHBOARD / "i18n.js").as_uri()],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"same": True, "nested": True}
+
+
+def test_modules_parse() -> None:
+    node = shutil.which("node")
+    assert node, "node is required to syntax-check the dashboard"
+    for name in ["app.js", "store.js", "i18n.js"]:
+        # --check needs the file to be read as a module: copy it under an .mjs name.
+        source = (DASHBOARD / name).read_text(encoding="utf-8")
+        result = subprocess.run(
+            [node, "--input-type=module", "--check"], input=source, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, (name, result.stderr)
+
+
+def test_canned_responses_are_well_formed() -> None:
+    body = json.loads((DASHBOARD / "canned" / f"{TENANT}.json").read_text(encoding="utf-8"))
+    assert body["tenant_id"] == TENANT
+    shortcuts = [r["shortcut"] for r in body["responses"]]
+    assert len(shortcuts) == len(set(shortcuts))
+    for response in body["responses"]:
+        assert re.fullmatch(r"[a-z0-9-]+", response["shortcut"])
+        assert response["title"]
+        assert response["text"]
+
+
+# --------------------------------------------------------------------------------------------
+# Browser test against a fake operator API
+# --------------------------------------------------------------------------------------------
+
+ME = "lucine-giulia"
+WAITING = "11111111-1111-4111-8111-111111111111"
+OFFERED = "22222222-2222-4222-8222-222222222222"
+RACED = "33333333-3333-4333-8333-333333333333"
+
+
+def _token(role: str = "operator") -> str:
+    def part(body: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+    claims = {"sub": ME, "tenant_id": TENANT, "role": role, "name": "Giulia", "aud": "operator"}
+    return f"{part({'alg': 'HS256'})}.{part(claims)}.sig"
+
+
+def _ago(seconds: int) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
+
+
+def _message(seq: int, sender: str, text: str, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "message_id": message_id or f"00000000-0000-4000-8000-{seq:012d}",
+        "sender": sender,
+        "text": text,
+        "smart_actions": [],
+        "sources": [],
+        "created_at": "2025-12-10T18:30:00Z",
+    }
+
+
+class FakeOperatorApi:
+    """Just enough of the operator API and stream, recording what the dashboard asks."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        self.sockets: list[Any] = []
+        self.subscriptions: list[dict[str, Any]] = []
+        self.transcripts: dict[str, list[dict[str, Any]]] = {
+            OFFERED: [
+                _message(1, "customer", "Ciao, i biglietti di sabato sono finiti?"),
+                _message(2, "ai", "I biglietti si comprano online; per sabato controlla la disponibilità sul sito."),
+                _message(3, "customer", "Voglio parlare con una persona, ho pagato due volte!"),
+                _message(4, "system", "Ti sto mettendo in contatto con un operatore."),
+            ]
+        }
+        self.status: dict[str, str] = {OFFERED: "QUEUED"}
+        self.queue = [
+            {
+                "conversation_id": OFFERED,
+                "tenant_id": TENANT,
+                "position": 1,
+                "priority": "high",
+                "reason": "negative_sentiment",
+                "intent": "tickets",
+                "waiting_since": _ago(185),
+                "offered_to": ME,
+            },
+            {
+                "conversation_id": WAITING,
+                "tenant_id": TENANT,
+                "position": 2,
+                "priority": "normal",
+                "reason": "customer_request",
+                "intent": "opening-hours",
+                "waiting_since": _ago(95),
+                "offered_to": None,
+            },
+            {
+                "conversation_id": RACED,
+                "tenant_id": TENANT,
+                "position": 3,
+                "priority": "normal",
+                "reason": "low_confidence",
+                "intent": None,
+                "waiting_since": _ago(40),
+                "offered_to": None,
+            },
+        ]
+
+    def push(self, frame: dict[str, Any]) -> None:
+        for ws in list(self.sockets):
+            with contextlib.suppress(Exception):
+                ws.send(json.dumps(frame))
+
+    def push_message(self, conversation_id: str, sender: str, text: str, message_id: str | None = None) -> None:
+        transcript = self.transcripts.setdefault(conversation_id, [])
+        message = _message(len(transcript) + 1, sender, text, message_id)
+        transcript.append(message)
+        self.push({"conversation_id": conversation_id, "type": "message", "message": message})
+
+    async def handle(self, route: Any) -> None:
+        request = route.request
+        path = urlparse(request.url).path
+        body = json.loads(request.post_data) if request.post_data else {}
+        self.requests.append((request.method, path, body))
+        if path.startswith("/dashboard"):
+            response = await _get(path)
+            await route.fulfill(
+                status=response.status_code, body=response.content, content_type=response.headers["content-type"]
+            )
+            return
+        if path == "/v1/operators/login":
+            if body.get("password") != "right":
+                await _json(route, 401, {"error": {"code": "invalid_credentials", "message": "wrong"}})
+                return
+            await _json(route, 200, {"access_token": _token(), "refresh_token": "r", "expires_in": 900})
+            return
+        if path == "/v1/operators/me/status":
+            await _json(route, 200, {"operator_id": ME, "status": body["status"], "command_id": WAITING})
+            return
+        if path == "/v1/queue":
+            await _json(route, 200, {"tenant_id": TENANT, "entries": self.queue})
+            return
+        match = re.fullmatch(r"/v1/conversations/([0-9a-f-]+)/([a-z-]+)", path)
+        if match and request.method == "POST":
+            conversation_id, action = match.groups()
+            await self.conversation(route, conversation_id, action, body)
+            return
+        await _json(route, 404, {"error": {"code": "not_found", "message": "no route"}})
+
+    async def conversation(self, route: Any, conversation_id: str, action: str, body: dict[str, Any]) -> None:
+        if action == "take":
+            if conversation_id == RACED:
+                await _json(route, 409, {"error": {"code": "already_taken", "message": "already taken"}})
+                return
+            self.queue = [e for e in self.queue if e["conversation_id"] != conversation_id]
+            await _json(route, 200, {"conversation_id": conversation_id, "operator_id": ME, "via": "offer"})
+            self.push(
+                {
+                    "type": "assignment",
+                    "event": "operator_assigned",
+                    "conversation_id": conversation_id,
+                    "occurred_at": "2025-12-10T18:31:00Z",
+                    "data": {"operator_id": ME, "display_name": "Giulia", "via": "offer"},
+                }
+            )
+            # The gateway follows an operator's new conversation: its history, then its status.
+            for message in self.transcripts.get(conversation_id, []):
+                self.push({"conversation_id": conversation_id, "type": "message", "message": message})
+            self.status[conversation_id] = "WITH_OPERATOR"
+            self.push({"conversation_id": conversation_id, "type": "status", "status": "WITH_OPERATOR"})
+        elif action == "operator-messages":
+            message_id = f"00000000-0000-4000-9000-{len(self.requests):012d}"
+            await _json(route, 202, {"accepted": True, "command_id": WAITING, "message_id": message_id})
+            self.push_message(conversation_id, "operator", body["text"], message_id)
+        elif action == "notes":
+            await _json(route, 202, {"accepted": True, "command_id": WAITING})
+            note = {"note_id": RACED, "operator_id": ME, "text": body["text"], "created_at": "2025-12-10T18:32:00Z"}
+            self.push({"conversation_id": conversation_id, "type": "note", "note": note})
+        elif action == "close":
+            await _json(route, 202, {"accepted": True, "command_id": WAITING})
+            status = {"resolved": "RESOLVED", "not_resolved": "NOT_RESOLVED", "cancelled": "CANCELLED"}
+            self.push({"conversation_id": conversation_id, "type": "status", "status": status[body["resolution"]]})
+        else:
+            await _json(route, 404, {"error": {"code": "not_found", "message": "no route"}})
+
+    def on_socket(self, ws: Any) -> None:
+        def on_message(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "auth":
+                assert frame["access_token"] == _token()
+                self.sockets.append(ws)
+                ws.send(json.dumps({"type": "ready", "operator_id": ME, "role": "operator"}))
+            elif frame.get("type") == "subscribe":
+                self.subscriptions.append(frame)
+                conversation_id = frame["conversation_id"]
+                for message in self.transcripts.get(conversation_id, []):
+                    if message["seq"] > frame["after"]:
+                        ws.send(json.dumps({"conversation_id": conversation_id, "type": "message", "message": message}))
+                status = self.status.get(conversation_id, "QUEUED")
+                ws.send(json.dumps({"conversation_id": conversation_id, "type": "status", "status": status}))
+            elif frame.get("type") == "ping":
+                ws.send(json.dumps({"type": "pong"}))
+
+        ws.on_message(on_message)
+        ws.on_close(lambda *_: self.sockets.remove(ws) if ws in self.sockets else None)
+
+
+async def _json(route: Any, status: int, body: dict[str, Any]) -> None:
+    await route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
+
+
+@pytest.fixture
+async def browser() -> Any:
+    from playwright.async_api import async_playwright
+
+    assert Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM}) is required: run `make test`"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+def _shots(tmp_path: Path) -> Path:
+    # Screenshots go to the test's temporary folder unless DASHBOARD_SCREENSHOTS names one.
+    folder = Path(os.environ.get("DASHBOARD_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.mark.browser
+async def test_operator_works_a_conversation_with_the_keyboard(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    api = FakeOperatorApi()
+    shots = _shots(tmp_path)
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="it-IT")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.route(f"{ORIGIN}/**", api.handle)
+    await page.route_web_socket(re.compile(r"^ws://gateway\.test/.*"), api.on_socket)
+    await page.goto(f"{ORIGIN}/dashboard")
+
+    # Italian from the browser's language; a wrong password says so.
+    await expect(page.get_by_test_id("login-submit")).to_have_text("Accedi")
+    await page.screenshot(path=str(shots / "dashboard-login.png"))
+    await page.get_by_test_id("login-username").fill("giulia")
+    await page.get_by_test_id("login-password").fill("wrong")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("login-error")).to_have_text("Nome utente o password errati.")
+    await page.get_by_test_id("login-password").fill("right")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("connection")).to_have_text("In linea")
+    await expect(page.get_by_test_id("me")).to_contain_text("Giulia")
+
+    await page.get_by_test_id("presence-online").click()
+    await expect(page.get_by_test_id("presence-online")).to_have_attribute("aria-checked", "true")
+    assert ("PUT", "/v1/operators/me/status", {"status": "online"}) in api.requests
+
+    # The queue: priority first, the AI's reason, the waiting time.
+    await page.keyboard.press("Alt+2")
+    entries = page.get_by_test_id("queue-entry")
+    await expect(entries).to_have_count(3)
+    await expect(entries.first).to_contain_text("Urgente")
+    await expect(entries.first.get_by_test_id("queue-reason")).to_have_text("Cliente contrariato")
+    await expect(entries.nth(1).get_by_test_id("queue-reason")).to_have_text("Il cliente ha chiesto una persona")
+    await expect(entries.first.get_by_test_id("queue-wait")).to_contain_text("attesa")
+
+    # A new offer: a banner (with sound and a notification); Alt+T accepts it.
+    api.push(
+        {
+            "type": "offer",
+            "event": "offer_made",
+            "conversation_id": OFFERED,
+            "occurred_at": "2025-12-10T18:30:00Z",
+            "data": {
+                "offer_id": WAITING,
+                "operator_id": ME,
+                "expires_at": _ago(-30),
+                "reason": "negative_sentiment",
+                "priority": "high",
+            },
+        }
+    )
+    await expect(page.get_by_test_id("offer")).to_contain_text("Nuova conversazione per te")
+    await page.screenshot(path=str(shots / "dashboard-queue.png"))
+    await page.keyboard.press("Alt+t")
+    await expect(page.get_by_test_id("offer")).to_have_count(0)
+    await expect(page.get_by_test_id("chat-status")).to_have_text("Con operatore")
+    transcript = page.get_by_test_id("transcript")
+    await expect(transcript.get_by_test_id("message")).to_have_count(4)
+    await expect(transcript).to_contain_text("Conversazione con l'assistente AI")
+    await expect(page.get_by_test_id("summary")).to_contain_text("i biglietti di sabato")
+
+    # A canned response with /ciao, then Enter sends it; the customer answers live.
+    composer = page.get_by_test_id("composer")
+    await composer.click()
+    await composer.type("/ci")
+    await expect(page.get_by_test_id("canned")).to_contain_text("/ciao")
+    await composer.press("Enter")
+    await expect(composer).to_have_value("Ciao, sono Giulia dello staff di Lucine di Natale. Come posso aiutarti?")
+    await composer.press("Enter")
+    await expect(transcript.locator('[data-sender="operator"]')).to_have_count(1)
+    await expect(composer).to_have_value("")
+    api.push_message(OFFERED, "customer", "Ho pagato due volte il biglietto")
+    await expect(transcript.locator('[data-sender="customer"]')).to_have_count(3)
+
+    # An internal note.
+    await page.get_by_test_id("note-input").fill("Doppio addebito: verificare con l'amministrazione")
+    await page.get_by_test_id("add-note").click()
+    await expect(page.get_by_test_id("note")).to_have_text(re.compile("Doppio addebito"))
+
+    # A draft survives a dropped stream: the dashboard reconnects and follows the chat again.
+    await composer.fill("Sto controllando il tuo ordine")
+    subscriptions = len(api.subscriptions)
+    for ws in list(api.sockets):
+        await ws.close(code=1011)
+    await expect(page.get_by_test_id("connection")).to_have_text("In linea", timeout=10_000)
+    assert len(api.subscriptions) > subscriptions
+    assert api.subscriptions[-1]["after"] == 6  # only what came after the last message seen
+    await expect(composer).to_have_value("Sto controllando il tuo ordine")
+    await expect(transcript.get_by_test_id("message")).to_have_count(6)
+    await page.screenshot(path=str(shots / "dashboard-main.png"))
+
+    # Someone else took the next one: a clear message.
+    await page.keyboard.press("Alt+2")
+    raced = page.get_by_test_id("queue-entry").filter(has_text="#33333333")
+    await raced.get_by_test_id("take").click()
+    await expect(page.get_by_test_id("toast")).to_have_text("Presa da un altro operatore.")
+
+    # Back to the chat; Alt+C opens the close form, the resolution is chosen and confirmed.
+    await page.keyboard.press("Alt+1")
+    await page.get_by_test_id("conversation-item").first.click()
+    await page.keyboard.press("Alt+c")
+    await expect(page.get_by_test_id("close-form")).to_be_visible()
+    await page.get_by_test_id("resolution-resolved").check()
+    await page.get_by_test_id("confirm-close").click()
+    await expect(page.get_by_test_id("chat-status")).to_have_text("Risolta")
+    assert ("POST", f"/v1/conversations/{OFFERED}/close", {"resolution": "resolved"}) in api.requests
+
+    # English with the switch.
+    await page.get_by_test_id("lang-en").first.click()
+    await expect(page.get_by_test_id("chat-status")).to_have_text("Resolved")
+    await expect(page.get_by_test_id("logout")).to_have_text("Log out")
+    await page.get_by_test_id("logout").click()
+    await expect(page.get_by_test_id("login-submit")).to_have_text("Sign in")
+    assert errors == []
+    await context.close()
