@@ -484,6 +484,7 @@ async def test_operator_works_a_conversation_with_the_keyboard(browser: Any, tmp
     await page.get_by_test_id("conversation-item").first.click()
     await page.keyboard.press("Alt+c")
     await expect(page.get_by_test_id("close-form")).to_be_visible()
+    await page.locator(".details-pane").screenshot(path=str(shots / "dashboard-details.png"))
     await page.get_by_test_id("resolution-resolved").check()
     await page.get_by_test_id("confirm-close").click()
     await expect(page.get_by_test_id("chat-status")).to_have_text("Risolta")

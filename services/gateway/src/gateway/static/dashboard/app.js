@@ -270,7 +270,7 @@ function ConversationList({ t, state }) {
     const list = state.tab === "all" ? all : mine;
     body = list.length
       ? list.map((c) => html`<${ConversationItem} t=${t} state=${state} c=${c} now=${now} />`)
-      : html`<p class="empty">${state.tab === "all" ? t.emptyAll : t.emptyMine}</p>`;
+      : html`<p class="empty">${state.tab === "all" ? t.emptyAll : state.presence === "online" ? t.emptyMineOnline : t.emptyMine}</p>`;
   }
   return html`
     <nav class="pane list-pane" aria-label=${t.tabQueue}>
