@@ -7,13 +7,17 @@ stack is isolated from `make up` and from earlier runs on the same infrastructur
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from contracts.topics import CONVERSATION_EVENTS
 from devkit.stack import SERVICES, Stack, free_port
 from devkit.testing import Infra, create_database, drop_database
 from servicekit.topics import delete_topics, ensure_topics
@@ -52,3 +56,22 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
 async def gateway(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as client:
         yield client
+
+
+async def first_event(stack: Stack, conversation_id: str, event_type: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The first event of `event_type` about a conversation on the stack's conversation.events topic."""
+    topic = stack.base_env["KAFKA_TOPIC_PREFIX"] + CONVERSATION_EVENTS.name
+    reader = AIOKafkaConsumer(
+        topic, bootstrap_servers=stack.base_env["KAFKA_BOOTSTRAP_SERVERS"], auto_offset_reset="earliest"
+    )
+    await reader.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                for records in (await reader.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        event = json.loads(record.value)
+                        if event["conversation_id"] == conversation_id and event["type"] == event_type:
+                            return event  # type: ignore[no-any-return]
+    finally:
+        await reader.stop()

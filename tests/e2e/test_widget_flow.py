@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import uuid
-from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from contracts.readapi import WidgetMessage
-from contracts.topics import CONVERSATION_EVENTS
 from devkit.stack import Stack
 from devkit.widget_client import Stream, WidgetConversation, start_conversation
 
-from .conftest import DEMO_WIDGET_KEY
+from .conftest import DEMO_WIDGET_KEY, first_event
 
 pytestmark = pytest.mark.e2e
 
@@ -212,22 +208,3 @@ async def test_accepting_a_person_queues_the_conversation_and_contact_details_op
         assert "TICKET_PENDING cannot move to QUEUED" in rejection["payload"]["message"]
     history = await conversation.history()
     assert history.status == "TICKET_PENDING"
-
-
-async def first_event(stack: Stack, conversation_id: str, event_type: str, timeout: float = 30.0) -> dict[str, Any]:
-    """The first event of `event_type` about a conversation on the stack's conversation.events topic."""
-    topic = stack.base_env["KAFKA_TOPIC_PREFIX"] + CONVERSATION_EVENTS.name
-    reader = AIOKafkaConsumer(
-        topic, bootstrap_servers=stack.base_env["KAFKA_BOOTSTRAP_SERVERS"], auto_offset_reset="earliest"
-    )
-    await reader.start()
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                for records in (await reader.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        event = json.loads(record.value)
-                        if event["conversation_id"] == conversation_id and event["type"] == event_type:
-                            return event  # type: ignore[no-any-return]
-    finally:
-        await reader.stop()

@@ -1,0 +1,158 @@
+"""Flows B and D end to end: a customer asks for a person, routing offers the conversation to the
+operators online, two of them race to take it, and the winner and the customer talk until the
+operator closes and the customer rates. Gateway, conversation, ai-responder and routing run as real
+processes over Kafka; the operators are the demo tenant's, seeded by the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from devkit.stack import Stack
+from devkit.widget_client import Stream, start_conversation
+
+from .conftest import DEMO_TENANT, DEMO_WIDGET_KEY, first_event
+
+pytestmark = pytest.mark.e2e
+
+DEMO_OPERATORS = {"giulia": "lucine-demo-giulia", "marco": "lucine-demo-marco"}
+
+
+async def log_in(gateway: httpx.AsyncClient, username: str) -> str:
+    response = await gateway.post(
+        "/v1/operators/login", json={"username": username, "password": DEMO_OPERATORS[username]}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def operator_stream_url(stack: Stack, token: str) -> str:
+    return stack.url("gateway").replace("http://", "ws://") + f"/v1/operators/stream?access_token={token}"
+
+
+def is_online(operator_id: str) -> Any:
+    return lambda f: (
+        f.get("type") == "presence" and f["data"]["operator_id"] == operator_id and f["data"]["presence"] == "online"
+    )
+
+
+async def test_a_customer_who_asks_for_a_person_talks_with_the_operator_who_won_the_race_until_closed(
+    gateway: httpx.AsyncClient, stack: Stack
+) -> None:
+    tokens = {name: await log_in(gateway, name) for name in DEMO_OPERATORS}
+    operator_ids = {"giulia": "lucine-giulia", "marco": "lucine-marco"}
+    async with (
+        Stream(operator_stream_url(stack, tokens["giulia"])) as giulia,
+        Stream(operator_stream_url(stack, tokens["marco"])) as marco,
+    ):
+        streams = {"giulia": giulia, "marco": marco}
+        for token in tokens.values():
+            response = await gateway.put("/v1/operators/me/status", json={"status": "online"}, headers=bearer(token))
+            assert response.status_code in (200, 202), response.text
+        for name in DEMO_OPERATORS:  # routing has them online: the offer cannot miss them
+            await giulia.receive_until(is_online(operator_ids[name]), timeout=60)
+
+        conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY, "it")
+        cid = conversation.conversation_id
+        async with Stream(conversation.stream_url()) as customer:
+            asked = await conversation.action("request_operator")
+            assert asked.status_code == 202, asked.text
+
+            offered = await giulia.receive_until(
+                lambda f: f.get("type") == "offer" and f["conversation_id"] == cid and f["event"] == "offer_made",
+                timeout=60,
+            )
+            assert offered["data"]["operator_id"] in operator_ids.values()
+
+            # Both press "take" at once: exactly one gets the conversation.
+            takes = await asyncio.gather(
+                *(gateway.post(f"/v1/conversations/{cid}/take", headers=bearer(t)) for t in tokens.values())
+            )
+            statuses = {name: response.status_code for name, response in zip(tokens, takes, strict=True)}
+            assert sorted(statuses.values()) == [200, 409], {n: r.text for n, r in zip(tokens, takes, strict=True)}
+            loser_response = next(r for r in takes if r.status_code == 409)
+            assert loser_response.json()["error"]["code"] == "already_taken"
+            winner = next(name for name, status in statuses.items() if status == 200)
+            stream = streams[winner]
+
+            await stream.receive_until(
+                lambda f: (
+                    f.get("type") == "assignment"
+                    and f["conversation_id"] == cid
+                    and f["data"]["operator_id"] == operator_ids[winner]
+                ),
+                timeout=30,
+            )
+            hello = await gateway.post(
+                f"/v1/conversations/{cid}/operator-messages",
+                json={"text": "Ciao, sono qui per aiutarti."},
+                headers=bearer(tokens[winner]),
+            )
+            assert hello.status_code == 202, hello.text
+            from_operator = await customer.message_from("operator", timeout=30)
+            assert from_operator.text == "Ciao, sono qui per aiutarti."
+
+            reply = await conversation.post("Grazie! Posso portare il cane?")
+            assert reply.status_code == 202, reply.text
+            seen = await stream.receive_until(
+                lambda f: (
+                    f.get("type") == "message"
+                    and f.get("conversation_id") == cid
+                    and f["message"]["sender"] == "customer"
+                    and f["message"]["text"].startswith("Grazie!")
+                ),
+                timeout=30,
+            )
+            assert seen["message"]["seq"] > from_operator.seq, "the customer's answer comes after the operator's"
+
+            closed = await gateway.post(
+                f"/v1/conversations/{cid}/close", json={"resolution": "resolved"}, headers=bearer(tokens[winner])
+            )
+            assert closed.status_code == 202, closed.text
+            await customer.receive_until(lambda f: f.get("type") == "status" and f["status"] == "RESOLVED", timeout=30)
+
+        rated = await gateway.post(
+            f"/v1/conversations/{cid}/rating", json={"score": 5, "comment": "Gentilissima"}, headers=conversation.auth
+        )
+        assert rated.status_code == 202, rated.text
+        rating = await first_event(stack, cid, "conversation.rated")
+        assert (rating["payload"]["score"], rating["tenant_id"]) == (5, DEMO_TENANT)
+
+        history = await conversation.history()
+        senders = [m.sender for m in history.messages]
+        operator_at = senders.index("operator")
+        assert "ai" not in senders[operator_at:], "the AI never posts while an operator has the conversation"
+
+
+async def test_with_no_operator_online_the_customer_is_offered_the_ticket_form(
+    gateway: httpx.AsyncClient, stack: Stack
+) -> None:
+    tokens = {name: await log_in(gateway, name) for name in DEMO_OPERATORS}
+    for token in tokens.values():
+        response = await gateway.put("/v1/operators/me/status", json={"status": "offline"}, headers=bearer(token))
+        assert response.status_code in (200, 202), response.text
+    async with httpx.AsyncClient(base_url=stack.url("routing"), timeout=10) as routing:
+        for _ in range(150):  # routing learns it from the operators' commands
+            operators = (await routing.get("/internal/operators", params={"tenant_id": DEMO_TENANT})).json()
+            if all(o["presence"] == "offline" for o in operators):
+                break
+            await asyncio.sleep(0.2)
+        assert all(o["presence"] == "offline" for o in operators), operators
+
+    conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY, "en")
+    async with Stream(conversation.stream_url()) as customer:
+        asked = await conversation.action("request_operator")
+        assert asked.status_code == 202, asked.text
+        await customer.receive_until(lambda f: f.get("type") == "status" and f["status"] == "TICKET_PENDING", 30)
+        notice = await customer.receive_until(
+            lambda f: f.get("type") == "message" and "No operator is available" in f["message"]["text"], 30
+        )
+    assert notice["message"]["sender"] == "system"
+    assert "email or phone" in notice["message"]["text"], "invited to leave contact details for a ticket"
