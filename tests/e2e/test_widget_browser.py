@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -74,4 +75,28 @@ async def test_text_is_rendered_as_text_and_the_widget_works_on_a_phone(
     assert panel is not None
     assert panel["width"] >= 380, "the panel fills a phone-sized screen"
     await page.screenshot(path=str(tmp_path / "widget-phone.png"))
+    await page.close()
+
+
+async def test_a_person_can_be_asked_for_from_the_header_at_any_time(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    page = await open_demo(browser, stack, {"width": 1280, "height": 800})
+    ask_person = page.get_by_test_id("ask-person")
+    await expect(ask_person).to_be_hidden()  # no conversation yet
+    await ask(page, "Quanto costano i biglietti?")
+    await expect(page.locator('[data-testid="message"][data-sender="ai"]').first).to_be_visible(timeout=20_000)
+    await expect(ask_person).to_be_visible()
+    await page.screenshot(path=str(tmp_path / "widget-ask-person.png"))
+
+    await ask_person.click()
+    # Queued when someone is online, else invited to leave contact details: either way the
+    # customer is told, and the button goes away while a person is being found.
+    status = page.get_by_test_id("status")
+    await expect(status).to_have_attribute(
+        "data-conversation-status", re.compile("QUEUED|TICKET_PENDING"), timeout=20_000
+    )
+    await expect(status).to_be_visible()
+    await expect(ask_person).to_be_hidden()
+    await page.screenshot(path=str(tmp_path / "widget-after-asking.png"))
     await page.close()

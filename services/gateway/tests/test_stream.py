@@ -13,7 +13,7 @@ import websockets
 from gateway_testkit import LUCINE_ORIGIN, OTHER_ORIGIN, message
 from websockets.exceptions import ConnectionClosed
 
-from contracts.events import MessagePosted, StatusChanged
+from contracts.events import MessagePosted, QueuePositionUpdated, StatusChanged
 
 
 def posted(seq: int, sender: str = "ai", status: str = "AI", text: str | None = None) -> MessagePosted:
@@ -89,6 +89,15 @@ async def test_history_then_live_with_no_duplicate_and_no_gap(gateway):
         await ws.send(json.dumps({"type": "ping"}))
         assert await next_frame(ws) == {"type": "pong"}
         await no_more_frames(ws)
+
+
+async def test_the_queue_position_reaches_the_widget_as_a_frame_of_its_own(gateway):
+    conversation_id, token = await gateway.start_conversation()
+    gateway.read_api.put(conversation_id, "lucine-di-natale", [message(1, "customer", "Un operatore, per favore")])
+    async with await open_stream(gateway, conversation_id, token, after=1) as ws:
+        await frames_until(ws, lambda f: f["type"] == "status")
+        await gateway.publish_event(QueuePositionUpdated(position=3, estimated_wait_seconds=240), conversation_id)
+        assert await next_frame(ws) == {"type": "queue", "position": 3, "estimated_wait_seconds": 240}
 
 
 async def test_live_events_during_the_history_fetch_are_buffered(gateway):

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 
 from contracts import parse_envelope
 from contracts.common import ConversationStatus, Sender
-from contracts.events import MessagePosted, NoteAdded, StatusChanged
+from contracts.events import MessagePosted, NoteAdded, QueuePositionUpdated, StatusChanged
 from contracts.readapi import WidgetMessage
 from gateway.readapi import ConversationReader
 from servicekit.http import ApiError
@@ -58,6 +58,12 @@ def message_frame(message: WidgetMessage) -> Frame:
 
 def status_frame(status: ConversationStatus) -> Frame:
     return (Kind.OTHER, 0, json.dumps({"type": "status", "status": status.value}, separators=(",", ":")))
+
+
+def queue_frame(update: QueuePositionUpdated) -> Frame:
+    """Where the customer is in the operators' queue, shown in place by the widget."""
+    body = {"type": "queue", "position": update.position, "estimated_wait_seconds": update.estimated_wait_seconds}
+    return (Kind.OTHER, 0, json.dumps(body, separators=(",", ":")))
 
 
 def note_frame(note: NoteAdded, created_at: datetime) -> Frame:
@@ -245,6 +251,8 @@ class Hub:
             frames = [status_frame(payload.status)]
         elif isinstance(payload, NoteAdded):
             frames = [note_frame(payload, envelope.occurred_at)]
+        elif isinstance(payload, QueuePositionUpdated):
+            frames = [queue_frame(payload)]
         else:
             return
         for socket in list(group):

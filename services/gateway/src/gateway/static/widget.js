@@ -73,6 +73,9 @@
       connecting: "Connessione…",
       reconnecting: "Riconnessione…",
       queued: "In attesa di un operatore…",
+      queuedAt: "In attesa di un operatore: sei {p}° in coda",
+      queuedWait: " (circa {m} min)",
+      askPerson: "Parla con una persona",
       withOperator: "Sei in chat con un operatore",
       ticketPending: "Lasciaci i tuoi contatti: ti risponderemo al più presto",
       ticketCreated: "Richiesta di assistenza registrata",
@@ -103,6 +106,9 @@
       connecting: "Connecting…",
       reconnecting: "Reconnecting…",
       queued: "Waiting for an operator…",
+      queuedAt: "Waiting for an operator: you are number {p} in the queue",
+      queuedWait: " (about {m} min)",
+      askPerson: "Talk to a person",
       withOperator: "You are chatting with an operator",
       ticketPending: "Leave us your contact details: we will get back to you soon",
       ticketCreated: "Support request registered",
@@ -178,6 +184,8 @@
 
   var conv = null; // {id, token}
   var convStatus = null;
+  var queuePosition = 0; // where the conversation is in the operators' queue, while QUEUED
+  var queueWaitSeconds = 0;
   var lastSeq = 0;
   var isOpen = false;
   var connected = false;
@@ -367,6 +375,10 @@
     ".lw-close{flex:none;width:40px;height:40px;border-radius:50%;border:0;background:transparent;color:#fff;cursor:pointer;",
     "display:flex;align-items:center;justify-content:center;padding:0;}",
     ".lw-close:hover{background:rgba(255,255,255,.14);}",
+    ".lw-ask-person{flex:none;border:1px solid rgba(255,255,255,.6);background:transparent;color:#fff;border-radius:16px;",
+    "padding:5px 10px;font:inherit;font-size:12px;font-weight:600;cursor:pointer;margin-right:4px;}",
+    ".lw-ask-person:hover,.lw-ask-person:focus-visible{background:rgba(255,255,255,.16);}",
+    ".lw-ask-person[hidden]{display:none;}",
     ".lw-close svg{fill:currentColor;}",
     ".lw-status{padding:7px 14px;font-size:13px;font-weight:600;text-align:center;background:#fff4d6;color:#5c4300;",
     "border-bottom:1px solid #f0dfae;}",
@@ -462,10 +474,18 @@
     { type: "button", className: "lw-close", "data-testid": "close", "aria-label": T.close },
     [svgIcon(ICON_CLOSE, 22)]
   );
+  var askPersonBtn = el("button", {
+    type: "button",
+    className: "lw-ask-person",
+    "data-testid": "ask-person",
+    hidden: "",
+    text: T.askPerson
+  });
   var titleEl = el("h2", { className: "lw-title", id: "lw-title", text: title });
   var header = el("div", { className: "lw-header" }, [
     el("div", { className: "lw-avatar", "aria-hidden": "true" }, [svgIcon(ICON_STAR, 22)]),
     el("div", { className: "lw-titles" }, [titleEl, el("p", { className: "lw-subtitle", text: T.subtitle })]),
+    askPersonBtn,
     closeBtn
   ]);
 
@@ -567,6 +587,12 @@
       text = everConnected ? T.reconnecting : T.connecting;
     } else if (convStatus === "QUEUED") {
       text = T.queued;
+      if (queuePosition) {
+        text = T.queuedAt.replace("{p}", String(queuePosition));
+        if (queueWaitSeconds) {
+          text += T.queuedWait.replace("{m}", String(Math.max(1, Math.round(queueWaitSeconds / 60))));
+        }
+      }
     } else if (convStatus === "WITH_OPERATOR") {
       text = T.withOperator;
     } else if (convStatus === "TICKET_PENDING") {
@@ -583,6 +609,8 @@
     }
     statusEl.hidden = !text;
     newConvBtn.hidden = !(convStatus && TERMINAL[convStatus]);
+    // A person can be asked for at any time while the assistant has the conversation.
+    askPersonBtn.hidden = !(conv && (convStatus === "AI" || convStatus === "HANDOFF_OFFERED"));
     if (!newConvBtn.hidden && messagesEl.lastChild !== newConvBtn) {
       messagesEl.appendChild(newConvBtn); // keep it last
     }
@@ -593,10 +621,45 @@
       return;
     }
     convStatus = s;
+    if (s !== "QUEUED") {
+      queuePosition = 0;
+      queueWaitSeconds = 0;
+    }
     if (s === "QUEUED" || s === "WITH_OPERATOR" || TERMINAL[s] || s.indexOf("TICKET") === 0) {
       disableHandoffButtons(null);
     }
     renderStatus();
+  }
+
+  function askForPerson() {
+    if (!conv || askPersonBtn.disabled) {
+      return;
+    }
+    askPersonBtn.disabled = true;
+    var gen = generation;
+    withRetry(function () {
+      return api("POST", "/v1/conversations/" + encodeURIComponent(conv.id) + "/actions", { action: "request_operator" }, true);
+    }, 3)
+      .then(function (res) {
+        askPersonBtn.disabled = false;
+        if (gen !== generation) {
+          return;
+        }
+        if (res.ok) {
+          if (res.data && typeof res.data.status === "string") {
+            setStatus(res.data.status);
+          }
+          showError(null);
+        } else if (res.status === 409) {
+          showError(errorMessage(res));
+        } else {
+          handleHttpError(res);
+        }
+      })
+      .catch(function () {
+        askPersonBtn.disabled = false;
+        showError(T.networkError);
+      });
   }
 
   function setConnected(v) {
@@ -1408,6 +1471,10 @@
       acceptMessage(frame.message);
     } else if (frame.type === "status") {
       setStatus(frame.status);
+    } else if (frame.type === "queue") {
+      queuePosition = typeof frame.position === "number" ? frame.position : 0;
+      queueWaitSeconds = typeof frame.estimated_wait_seconds === "number" ? frame.estimated_wait_seconds : 0;
+      renderStatus();
     } else if (frame.type === "typing") {
       if (frame.sender !== "customer") {
         showTyping(frame.sender);
@@ -1612,6 +1679,7 @@
     }
   });
   closeBtn.addEventListener("click", close);
+  askPersonBtn.addEventListener("click", askForPerson);
   newConvBtn.addEventListener("click", function () {
     resetConversation();
     showError(null);
