@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.CheckConstraint("presence IN ('online', 'away', 'offline')", name="operators_presence"),
         sa.CheckConstraint("capacity BETWEEN 1 AND 20", name="operators_capacity"),
     )
-    op.create_index("operators_tenant", "operators", ["tenant_id"])
+    op.create_index("ix_operators_tenant_id", "operators", ["tenant_id"])
 
 
 def downgrade() -> None:
