@@ -90,6 +90,17 @@ async def test_a_customer_who_asks_for_a_person_talks_with_the_operator_who_won_
                 ),
                 timeout=30,
             )
+            loser = next(name for name in tokens if name != winner)
+            summary = await gateway.get(f"/v1/conversations/{cid}/summary", headers=bearer(tokens[winner]))
+            assert summary.status_code == 200, summary.text
+            assert summary.json()["handoff_reason"] == "customer_request"
+            not_theirs = await gateway.get(f"/v1/conversations/{cid}/summary", headers=bearer(tokens[loser]))
+            assert not_theirs.status_code == 403, "another operator's conversation is not read by a plain operator"
+            noted = await gateway.post(
+                f"/v1/conversations/{cid}/notes", json={"text": "Cliente gentile"}, headers=bearer(tokens[winner])
+            )
+            assert noted.status_code == 202, noted.text
+
             hello = await gateway.post(
                 f"/v1/conversations/{cid}/operator-messages",
                 json={"text": "Ciao, sono qui per aiutarti."},
@@ -125,9 +136,13 @@ async def test_a_customer_who_asks_for_a_person_talks_with_the_operator_who_won_
         rating = await first_event(stack, cid, "conversation.rated")
         assert (rating["payload"]["score"], rating["tenant_id"]) == (5, DEMO_TENANT)
 
+        notes = (await gateway.get(f"/v1/conversations/{cid}/notes", headers=bearer(tokens[winner]))).json()
+        assert [n["text"] for n in notes["notes"]] == ["Cliente gentile"]
+
         history = await conversation.history()
         senders = [m.sender for m in history.messages]
         operator_at = senders.index("operator")
+        assert "Cliente gentile" not in [m.text for m in history.messages], "notes never reach the customer"
         assert "ai" not in senders[operator_at:], "the AI never posts while an operator has the conversation"
 
 

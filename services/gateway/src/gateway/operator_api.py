@@ -33,7 +33,7 @@ from contracts.events import (
     SetOperatorPresence,
     TransferConversation,
 )
-from contracts.readapi import ConversationView, QueueView, TakeRequest, TakeResult
+from contracts.readapi import ConversationView, HandoverSummaryView, NotesView, QueueView, TakeRequest, TakeResult
 from gateway.api import CLOSE_UNAUTHORIZED, RuntimeDep, client_ip, limit_per_ip, runtime_of
 from gateway.commands import send_command
 from gateway.hub import PONG
@@ -255,6 +255,30 @@ async def send_about(
 
 
 CONVERSATION_ERRORS = operator_errors(401, 403, 404, 413, 422, 429, 502, 503)
+
+
+@router.get(
+    "/conversations/{conversation_id}/notes",
+    response_model=NotesView,
+    summary="The internal notes of a conversation (operators only; never shown to the customer)",
+    responses=operator_errors(401, 403, 404, 429, 502, 503),
+)
+async def list_notes(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID) -> NotesView:
+    await readable_conversation(runtime, operator, conversation_id)
+    return await runtime.reader.notes(conversation_id)
+
+
+@router.get(
+    "/conversations/{conversation_id}/summary",
+    response_model=HandoverSummaryView,
+    summary="What the customer wants, what the AI answered, what is open, and the customer's mood",
+    responses=operator_errors(401, 403, 404, 429, 502, 503),
+)
+async def handover_summary(
+    runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID
+) -> HandoverSummaryView:
+    await readable_conversation(runtime, operator, conversation_id)
+    return await runtime.reader.summary(conversation_id)
 
 
 @router.post(

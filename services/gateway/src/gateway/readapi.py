@@ -8,7 +8,7 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from contracts.readapi import ConversationView, HistoryView, WidgetMessage
+from contracts.readapi import ConversationView, HandoverSummaryView, HistoryView, NotesView, WidgetMessage
 from servicekit.http import ApiError
 from servicekit.logs import get_logger
 
@@ -30,6 +30,14 @@ class ConversationReader:
         if response.status_code == 404:
             return None
         return self._parse(ConversationView, response)
+
+    async def notes(self, conversation_id: uuid.UUID) -> NotesView:
+        """The internal notes (operators only: the widget's reads never include them)."""
+        return self._parse(NotesView, await self._get(f"/internal/conversations/{conversation_id}/notes"))
+
+    async def summary(self, conversation_id: uuid.UUID) -> HandoverSummaryView:
+        """The handover summary of the AI part of the conversation, for the operator taking over."""
+        return self._parse(HandoverSummaryView, await self._get(f"/internal/conversations/{conversation_id}/summary"))
 
     async def _get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
         try:
