@@ -6,12 +6,13 @@ processes over Kafka; the operators are the demo tenant's, seeded by the gateway
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devkit.stack import Stack
+from devkit.stack import Stack, free_port
 from devkit.widget_client import Stream, start_conversation
 
 from .conftest import DEMO_TENANT, DEMO_WIDGET_KEY, first_event
@@ -171,3 +172,61 @@ async def test_with_no_operator_online_the_customer_is_offered_the_ticket_form(
         )
     assert notice["message"]["sender"] == "system"
     assert "email or phone" in notice["message"]["text"], "invited to leave contact details for a ticket"
+
+
+async def test_a_customer_on_one_gateway_process_and_an_operator_on_another_talk_in_real_time(
+    gateway: httpx.AsyncClient, stack: Stack, tmp_path: Path
+) -> None:
+    # A second gateway process on the same stack: every replica reads every conversation event.
+    other = Stack(
+        base_env=stack.base_env,
+        ports={**stack.ports, "gateway": free_port()},
+        databases=stack.databases,
+        log_dir=tmp_path,
+        extra_env=stack.extra_env,
+    )
+    other.start("gateway")
+    try:
+        async with httpx.AsyncClient(base_url=other.url("gateway"), timeout=15) as second:
+            token = await log_in(second, "giulia")
+            async with Stream(operator_stream_url(other, token)) as operator:
+                online = await second.put("/v1/operators/me/status", json={"status": "online"}, headers=bearer(token))
+                assert online.status_code in (200, 202), online.text
+                await operator.receive_until(is_online("lucine-giulia"), timeout=60)
+
+                conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY, "it")
+                cid = conversation.conversation_id
+                async with Stream(conversation.stream_url()) as customer:
+                    assert (await conversation.action("request_operator")).status_code == 202
+                    await operator.receive_until(
+                        lambda f: f.get("type") == "offer" and f["conversation_id"] == cid, timeout=60
+                    )
+                    taken = await second.post(f"/v1/conversations/{cid}/take", headers=bearer(token))
+                    assert taken.status_code == 200, taken.text
+                    await operator.receive_until(
+                        lambda f: f.get("type") == "assignment" and f["conversation_id"] == cid, timeout=30
+                    )
+
+                    sent = await second.post(
+                        f"/v1/conversations/{cid}/operator-messages",
+                        json={"text": "Buonasera da un altro processo"},
+                        headers=bearer(token),
+                    )
+                    assert sent.status_code == 202, sent.text
+                    assert (await customer.message_from("operator")).text == "Buonasera da un altro processo"
+
+                    assert (await conversation.post("Ricevuto!")).status_code == 202
+                    await operator.receive_until(
+                        lambda f: (
+                            f.get("type") == "message"
+                            and f.get("conversation_id") == cid
+                            and f["message"]["text"] == "Ricevuto!"
+                        ),
+                        timeout=30,
+                    )
+                    await second.post(
+                        f"/v1/conversations/{cid}/close", json={"resolution": "resolved"}, headers=bearer(token)
+                    )
+            await second.put("/v1/operators/me/status", json={"status": "offline"}, headers=bearer(token))
+    finally:
+        other.stop_all()
