@@ -143,14 +143,20 @@ async def test_too_long_text_is_422_and_a_too_large_body_413(gateway):
         url, json={"text": "a" * 4000, "client_message_id": "max"}, headers=bearer(token)
     )
     assert response.status_code == 202
+    # The longest valid text of astral characters, each escaped as two \uXXXX: 48 KB, accepted.
+    escaped = b'{"text": "' + b"\\ud83c\\udf84" * 4000 + b'", "client_message_id": "emoji"}'
+    response = await gateway.http.post(
+        url, content=escaped, headers={**bearer(token), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
 
-    huge = b'{"text": "' + b"a" * 20_000 + b'", "client_message_id": "huge"}'
+    huge = b'{"text": "' + b"a" * 70_000 + b'", "client_message_id": "huge"}'
     response = await gateway.http.post(url, content=huge, headers={**bearer(token), "Content-Type": "application/json"})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
 
     async def chunks():  # no Content-Length: the limit is counted while reading
-        for _ in range(20):
+        for _ in range(70):
             yield b"a" * 1024
 
     response = await gateway.http.post(

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from servicekit.consumer import EventConsumer, prune_processed_events
 from servicekit.db import create_engine, session_factory
@@ -230,11 +231,18 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
         return error_response(error.status, error.code, error.message, error.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and isinstance(error.__cause__, ValueError):
+            # FastAPI answers 422 for a body that is not JSON but 400 for one that is not even
+            # UTF-8: both are a body that cannot be read, so both are the documented 422.
+            return error_response(422, "invalid_request", "the request body is not valid JSON")
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
             error.status_code, "http_error"
         )
-        return error_response(error.status_code, code, str(error.detail), getattr(error, "headers", None))
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            headers = (headers or {}) | {"Allow": allowed_methods(request)}
+        return error_response(error.status_code, code, str(error.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -247,6 +255,16 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
     for router in routers:
         app.include_router(router)
     return app
+
+
+def allowed_methods(request: Request) -> str:
+    """`Allow` of a 405: the methods of every route on this path. Starlette names only those of
+    the first route that matched, and one path may be served by routes of several routers."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def raise_open_file_limit() -> int:

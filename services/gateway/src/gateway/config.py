@@ -50,7 +50,9 @@ class Settings(ServiceSettings):
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     rate_limit_ip_requests: int = Field(default=300, ge=1)
     rate_limit_conversation_messages: int = Field(default=30, ge=1)
-    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    # The largest valid body fits: a 4000-character text escaped as JSON takes up to 12 bytes a
+    # character (an astral character is two `\uXXXX` escapes), a ticket about 4,500 characters.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     def secret_fields(self) -> tuple[str, ...]:
         return (*super().secret_fields(), "jwt_secret", "operator_jwt_secret")

@@ -9,7 +9,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema, field_validator
 
 from contracts.common import (
     ClientMessageId,
@@ -91,12 +91,34 @@ class ActionRequest(BaseModel):
     action: HandoffChoice
 
 
-class TicketRequest(BaseModel):
-    model_config = ConfigDict(str_strip_whitespace=True)
+# An empty form field: documented as allowed, and read as "not given".
+BlankField = Annotated[str, StringConstraints(pattern=r"^\s*$", max_length=254)]
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    email: EmailStr | None = None
-    phone: Phone | None = None
+
+# Addresses at special-use domains (RFC 6761) cannot receive mail and are refused: so documented.
+SPECIAL_USE_DOMAIN = r"\.(arpa|invalid|local|localhost|onion|test)\.?$"
+TicketEmail = Annotated[
+    EmailStr, WithJsonSchema({"type": "string", "format": "email", "not": {"pattern": SPECIAL_USE_DOMAIN}})
+]
+NOT_BLANK: dict[str, Any] = {"not": {"pattern": r"^\s*$"}}
+# The cross-field rule of `SubmitTicketDetails`, stated in the schema: the preferred channel's
+# field is given (an absent `preferred_contact` is email).
+REACHABLE: dict[str, Any] = {
+    "if": {"properties": {"preferred_contact": {"const": "email"}}},
+    "then": {"required": ["email"], "properties": {"email": {"type": "string", "format": "email"} | NOT_BLANK}},
+    "else": {
+        "required": ["phone"],
+        "properties": {"phone": {"type": "string", "pattern": r"^\+?[0-9 ().-]{6,24}$"} | NOT_BLANK},
+    },
+}
+
+
+class TicketRequest(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True, json_schema_extra=REACHABLE)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
+    email: TicketEmail | BlankField | None = None
+    phone: Phone | BlankField | None = None
     preferred_contact: ContactChannel = ContactChannel.EMAIL
     message: Annotated[str, StringConstraints(max_length=4000)] = ""
 
