@@ -26,7 +26,10 @@ MAX_URL_CHARS = 1000
 TRANSCRIPT_EXCERPT_LINES = 20
 TRANSCRIPT_EXCERPT_LINE_CHARS = 200
 
-MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS)]
+# `\S`: at least one character that is not a space (stripped, blank text is refused; the schema says so).
+MessageText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")
+]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # Patterned strings repeat their length as max_length, so that the JSON Schema states the bound.
 ClientMessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)]

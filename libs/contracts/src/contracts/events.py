@@ -32,7 +32,7 @@ from contracts.common import (
 from contracts.envelope import EventType, Payload, UtcDatetime, event
 
 Confidence = Annotated[float, Field(ge=0, le=1)]
-NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=r"\S")]
 TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4,10}$", max_length=16)]
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,40}$", max_length=40)]
 TicketMessage = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]

@@ -21,7 +21,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from contracts.readapi import ConversationView, QueueEntryView, QueueView, TakeRequest, TakeResult
+from contracts.readapi import (
+    ConversationView,
+    HandoverSummaryView,
+    NotesView,
+    QueueEntryView,
+    QueueView,
+    TakeRequest,
+    TakeResult,
+)
 from devkit.testing import Infra
 from gateway.config import Settings
 
@@ -88,6 +96,8 @@ class ReadApi:
             routes=[
                 Route("/internal/conversations/{cid}", self.conversation),
                 Route("/internal/conversations/{cid}/messages", self.messages),
+                Route("/internal/conversations/{cid}/notes", self.notes),
+                Route("/internal/conversations/{cid}/summary", self.summary),
             ]
         )
 
@@ -120,6 +130,29 @@ class ReadApi:
             last_seq=max((m["seq"] for m in conversation["messages"]), default=0),
             created_at=datetime.now(UTC),
             operator_id=self.owners.get(cid),
+        )
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def notes(self, request: Request) -> JSONResponse:
+        conversation = self.conversations.get(request.path_params["cid"])
+        if conversation is None:
+            return JSONResponse({"error": {"code": "not_found", "message": "unknown conversation"}}, status_code=404)
+        view = NotesView(conversation_id=conversation["conversation_id"], tenant_id=conversation["tenant_id"], notes=[])
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def summary(self, request: Request) -> JSONResponse:
+        conversation = self.conversations.get(request.path_params["cid"])
+        if conversation is None:
+            return JSONResponse({"error": {"code": "not_found", "message": "unknown conversation"}}, status_code=404)
+        customer = [m["text"] for m in conversation["messages"] if m["sender"] == "customer"]
+        view = HandoverSummaryView(
+            conversation_id=conversation["conversation_id"],
+            tenant_id=conversation["tenant_id"],
+            status=conversation["status"],
+            customer_wants=customer[0] if customer else "",
+            ai_answered=[],
+            still_open=customer[1:],
+            mood="neutral",
         )
         return JSONResponse(view.model_dump(mode="json"))
 
