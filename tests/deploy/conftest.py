@@ -30,7 +30,9 @@ COMMON_ENV: frozenset[str] = frozenset(
     }
 )
 EXTRA_ENV: dict[str, frozenset[str]] = {
-    "gateway": frozenset({"JWT_SECRET", "OPERATOR_JWT_SECRET", "CONVERSATION_URL", "ROUTING_URL", "PUBLIC_BASE_URL"}),
+    "gateway": frozenset(
+        {"JWT_SECRET", "OPERATOR_JWT_SECRET", "CONVERSATION_URL", "ROUTING_URL", "AI_RESPONDER_URL", "PUBLIC_BASE_URL"}
+    ),
     "ai-responder": frozenset({"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"}),
     "notifier": frozenset({"SMTP_HOST", "SMTP_PORT", "TWILIO_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}),
 }

@@ -119,6 +119,22 @@ async def test_a_customer_asks_for_a_person_and_the_operator_takes_answers_and_c
     from_operator = customer.locator('[data-testid="message"][data-sender="operator"]')
     await expect(from_operator.first).to_contain_text("Giulia", timeout=15_000)
 
+    # The copilot: the customer asks about prices, the operator asks for a suggestion, inserts it
+    # into the composer and sends it; nothing reaches the customer before the operator sends.
+    await customer.get_by_test_id("input").fill("Quanto costano i biglietti?")
+    await customer.get_by_test_id("send").click()
+    await expect(transcript).to_contain_text("Quanto costano i biglietti?", timeout=15_000)
+    await dashboard.get_by_test_id("suggest").click()
+    await expect(dashboard.get_by_test_id("suggestion-text")).to_contain_text("€", timeout=15_000)
+    await expect(dashboard.get_by_test_id("suggestion-sources")).to_contain_text("Prezzi")
+    await dashboard.screenshot(path=str(shots(tmp_path) / "e2e-dashboard-suggestion.png"))
+    assert await from_operator.count() == 1, "a suggestion is not sent on its own"
+    await dashboard.get_by_test_id("use-suggestion").click()
+    await expect(composer).to_have_value(re.compile("€"))
+    await expect(dashboard.get_by_test_id("suggestion")).to_have_count(0)
+    await composer.press("Enter")
+    await expect(from_operator.nth(1)).to_contain_text("€", timeout=15_000)
+
     # The customer answers; the dashboard shows it live.
     await customer.get_by_test_id("input").fill("Ho pagato due volte il biglietto")
     await customer.get_by_test_id("send").click()

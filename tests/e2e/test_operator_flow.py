@@ -63,6 +63,9 @@ async def test_a_customer_who_asks_for_a_person_talks_with_the_operator_who_won_
         conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY, "it")
         cid = conversation.conversation_id
         async with Stream(conversation.stream_url()) as customer:
+            prices = await conversation.post("Quanto costano i biglietti?")
+            assert prices.status_code == 202, prices.text
+            await customer.message_from("ai", timeout=30)
             asked = await conversation.action("request_operator")
             assert asked.status_code == 202, asked.text
 
@@ -97,6 +100,15 @@ async def test_a_customer_who_asks_for_a_person_talks_with_the_operator_who_won_
             assert summary.json()["handoff_reason"] == "customer_request"
             not_theirs = await gateway.get(f"/v1/conversations/{cid}/summary", headers=bearer(tokens[loser]))
             assert not_theirs.status_code == 403, "another operator's conversation is not read by a plain operator"
+            # The copilot: a reply grounded in the knowledge base, for the operator to edit and send.
+            suggested = await gateway.get(f"/v1/conversations/{cid}/suggestion", headers=bearer(tokens[winner]))
+            assert suggested.status_code == 200, suggested.text
+            suggestion = suggested.json()
+            assert suggestion["question"] == "Quanto costano i biglietti?"
+            assert "€" in suggestion["text"]
+            assert "ticket-prices" in [source["article_id"] for source in suggestion["sources"]]
+            not_theirs = await gateway.get(f"/v1/conversations/{cid}/suggestion", headers=bearer(tokens[loser]))
+            assert not_theirs.status_code == 403, not_theirs.text
             noted = await gateway.post(
                 f"/v1/conversations/{cid}/notes", json={"text": "Cliente gentile"}, headers=bearer(tokens[winner])
             )
@@ -145,6 +157,7 @@ async def test_a_customer_who_asks_for_a_person_talks_with_the_operator_who_won_
         operator_at = senders.index("operator")
         assert "Cliente gentile" not in [m.text for m in history.messages], "notes never reach the customer"
         assert "ai" not in senders[operator_at:], "the AI never posts while an operator has the conversation"
+        assert suggestion["text"] not in [m.text for m in history.messages[operator_at:]], "a suggestion is never sent"
 
 
 async def test_with_no_operator_online_the_customer_is_offered_the_ticket_form(

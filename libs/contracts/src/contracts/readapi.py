@@ -7,7 +7,9 @@ reads another's tables), so these bodies are contracts as much as the events are
   `.../messages?after=N`): `ConversationView`, `HistoryView[MessageView]`;
 - the gateway reads the latter as `HistoryView[WidgetMessage]`, which leaves out what the widget
   must not see, and answers the widget with `MessagesResponse` and `message` stream frames
-  carrying a `WidgetMessage` (its public OpenAPI documents them under these names).
+  carrying a `WidgetMessage` (its public OpenAPI documents them under these names);
+- routing's internal API (`QueueView`, `TakeRequest`, `TakeResult`) and the ai-responder's
+  (`SuggestionRequest`, `SuggestionView`), below.
 
 Unknown fields are ignored, so a field added by the answering side breaks no reader.
 """
@@ -167,3 +169,35 @@ class TakeResult(BaseModel):
     conversation_id: uuid.UUID
     operator_id: str
     via: str
+
+
+# ---------------------------------------------------------------------- the ai-responder's internal API
+# `POST /internal/suggestions` takes `SuggestionRequest` and answers `SuggestionView` (200): a reply
+# for an operator to edit and send, written as the assistant answers customers. It posts nothing.
+
+
+class SuggestionRequest(BaseModel):
+    """The customer's latest message(s) in a conversation, for which an operator wants a reply."""
+
+    tenant_id: str = Field(min_length=1, max_length=64)
+    conversation_id: uuid.UUID
+    question: str = Field(min_length=1, max_length=4000)
+
+
+class SuggestionView(BaseModel):
+    """A suggested reply grounded in the tenant's knowledge base, with its sources; only text."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID
+    question: str
+    """What was answered: the customer's latest message(s)."""
+    text: str
+    language: str
+    confidence: float = Field(ge=0, le=1)
+    mode: str
+    """`retrieval`, `llm`, or `fallback` (LLM mode answered by retrieval)."""
+    sources: list[Source] = Field(default_factory=list)
+    smart_actions: list[SmartAction] = Field(default_factory=list)
+    handoff_reason: str | None = None
+    """Set when the assistant would have offered a person instead of answering."""

@@ -81,6 +81,8 @@ class Stack:
         env["CONVERSATION_URL"] = self.url("conversation")
         if "routing" in self.ports:
             env["ROUTING_URL"] = self.url("routing")
+        if "ai-responder" in self.ports:
+            env["AI_RESPONDER_URL"] = self.url("ai-responder")
         env["PUBLIC_BASE_URL"] = self.url("gateway")
         env.update(self.extra_env.get(spec.name, {}))
         return env

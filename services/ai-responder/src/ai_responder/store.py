@@ -153,3 +153,12 @@ async def remember_messages_and_recall(
         if sender is not None:
             context.history.append((sender, message_text))
     return contexts
+
+
+async def conversation_locale(session: AsyncSession, tenant_id: str, conversation_id: uuid.UUID) -> str | None:
+    """The locale the conversation started with, if this service has seen it start."""
+    return await session.scalar(
+        select(ConversationContext.locale).where(
+            ConversationContext.conversation_id == conversation_id, ConversationContext.tenant_id == tenant_id
+        )
+    )

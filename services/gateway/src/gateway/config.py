@@ -45,6 +45,9 @@ class Settings(ServiceSettings):
     presence_heartbeat_seconds: float = Field(default=15.0, gt=0)
     routing_url: str = "http://127.0.0.1:8083"
     routing_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The operators' copilot: suggested replies (an LLM answer may take seconds).
+    ai_responder_url: str = "http://127.0.0.1:8082"
+    ai_responder_timeout_seconds: float = Field(default=20.0, gt=0)
 
     # Fixed-window rate limits (Redis); a benchmark raises them.
     rate_limit_window_seconds: int = Field(default=60, ge=1)

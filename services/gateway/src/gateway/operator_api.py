@@ -33,9 +33,19 @@ from contracts.events import (
     SetOperatorPresence,
     TransferConversation,
 )
-from contracts.readapi import ConversationView, HandoverSummaryView, NotesView, QueueView, TakeRequest, TakeResult
+from contracts.readapi import (
+    ConversationView,
+    HandoverSummaryView,
+    NotesView,
+    QueueView,
+    SuggestionRequest,
+    SuggestionView,
+    TakeRequest,
+    TakeResult,
+)
 from gateway.api import CLOSE_UNAUTHORIZED, RuntimeDep, client_ip, limit_per_ip, runtime_of
 from gateway.commands import send_command
+from gateway.copilot import latest_question
 from gateway.hub import PONG
 from gateway.operator_stream import SUPERVISING_ROLES, OperatorConnection, error_frame
 from gateway.operators import verify_password
@@ -279,6 +289,34 @@ async def handover_summary(
 ) -> HandoverSummaryView:
     await readable_conversation(runtime, operator, conversation_id)
     return await runtime.reader.summary(conversation_id)
+
+
+@router.get(
+    "/conversations/{conversation_id}/suggestion",
+    response_model=SuggestionView,
+    summary="A reply to the customer's latest message(s) suggested by the assistant from the knowledge base, "
+    "with its sources, for the operator to edit and send (nothing is sent to the customer)",
+    responses=operator_errors(
+        401,
+        403,
+        404,
+        409,
+        429,
+        502,
+        503,
+        s409="The customer has written nothing to answer yet (`no_question`)",
+        s502="The conversation service or the assistant answered badly",
+        s503="The conversation service or the assistant is unreachable",
+    ),
+)
+async def suggestion(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid.UUID) -> SuggestionView:
+    await readable_conversation(runtime, operator, conversation_id)
+    transcript = await runtime.reader.messages(conversation_id)
+    question = latest_question(transcript.messages) if transcript is not None else None
+    if question is None:
+        raise ApiError(409, "no_question", "the customer has written nothing to answer yet")
+    request = SuggestionRequest(tenant_id=operator.tenant_id, conversation_id=conversation_id, question=question)
+    return await runtime.copilot.suggest(request)
 
 
 @router.post(

@@ -13,6 +13,7 @@ from aiokafka import ConsumerRecord
 
 from contracts import topics
 from gateway.config import MIGRATIONS, Settings
+from gateway.copilot import CopilotClient
 from gateway.hub import Hub
 from gateway.operator_stream import OperatorHub
 from gateway.operators import load_operators, operator_files, read_operators_file
@@ -40,6 +41,8 @@ class GatewayRuntime(Runtime):
     login_limiter: RateLimiter = field(init=False)
     routing_http: httpx.AsyncClient = field(init=False)
     routing: RoutingClient = field(init=False)
+    copilot_http: httpx.AsyncClient = field(init=False)
+    copilot: CopilotClient = field(init=False)
     operator_hub: OperatorHub = field(init=False)
     conversation_events: RecordStream = field(init=False)
     routing_events: RecordStream = field(init=False)
@@ -76,6 +79,12 @@ class GatewayRuntime(Runtime):
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
         )
         runtime.routing = RoutingClient(runtime.routing_http)
+        runtime.copilot_http = httpx.AsyncClient(
+            base_url=settings.ai_responder_url,
+            timeout=settings.ai_responder_timeout_seconds,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        )
+        runtime.copilot = CopilotClient(runtime.copilot_http)
         runtime.operator_hub = OperatorHub(runtime.hub)
         # No group: every replica reads every event, because any of them may hold the socket.
         # "latest": a socket fetches its history from the read API, so old events are not needed.
@@ -97,7 +106,12 @@ class GatewayRuntime(Runtime):
             max_batch=500,
         )
         runtime.on_start += [runtime._load_tenants, runtime._seed_operators, runtime._start_fan_out]
-        runtime.on_stop += [runtime._stop_fan_out, runtime.http.aclose, runtime.routing_http.aclose]
+        runtime.on_stop += [
+            runtime._stop_fan_out,
+            runtime.http.aclose,
+            runtime.routing_http.aclose,
+            runtime.copilot_http.aclose,
+        ]
         return runtime
 
     async def _start_fan_out(self) -> None:

@@ -390,7 +390,11 @@ function Composer({ t, state, c }) {
   const [text, setText] = useState(store.draft(c.id));
   const [pick, setPick] = useState(0);
   const area = useRef(null);
-  useEffect(() => setText(store.draft(c.id)), [c.id]);
+  const [suggested, setSuggested] = useState(null); // {loading} | {data} | null
+  useEffect(() => {
+    setText(store.draft(c.id));
+    setSuggested(null);
+  }, [c.id]);
   const writable = canWrite(state, c);
   const match = /^\/(\S*)$/.exec(text);
   const suggestions = useMemo(() => {
@@ -405,6 +409,22 @@ function Composer({ t, state, c }) {
   };
   const insert = (response) => {
     update(response.text.replace(/\{operator\}/g, state.me.name));
+    area.current && area.current.focus();
+  };
+  const suggest = async () => {
+    const id = c.id;
+    setSuggested({ loading: true });
+    try {
+      const data = await store.suggestion(id);
+      if (store.state.selected === id) setSuggested({ data });
+    } catch (error) {
+      setSuggested(null);
+      store.toast("error", error.code === "no_question" ? t.suggestionNoQuestion : errorText(t, error));
+    }
+  };
+  const insertSuggestion = () => {
+    update(suggested.data.text);
+    setSuggested(null);
     area.current && area.current.focus();
   };
   const submit = async () => {
@@ -453,12 +473,27 @@ function Composer({ t, state, c }) {
             }}><code>/${r.shortcut}</code> <strong>${r.title}</strong> <span class="muted">${r.text.slice(0, 70)}</span></li>`,
         )}
       </ul>`}
+      ${suggested && suggested.data &&
+      html`<div class="suggestion" data-testid="suggestion">
+        <div class="suggestion-head"><strong>${t.suggestionTitle}</strong>
+          <span class="muted small">${t.suggestionConfidence} ${Math.round(suggested.data.confidence * 100)}%</span></div>
+        <div class="suggestion-text" data-testid="suggestion-text">${suggested.data.text}</div>
+        ${suggested.data.sources.length > 0 &&
+        html`<div class="muted small" data-testid="suggestion-sources">${t.suggestionSources}: ${suggested.data.sources.map((s) => s.title).join(" · ")}</div>`}
+        ${suggested.data.handoff_reason && html`<div class="muted small">${t.suggestionHandoff}</div>`}
+        <div class="suggestion-bar">
+          <button type="button" class="primary" disabled=${!writable} onClick=${insertSuggestion} data-testid="use-suggestion">${t.suggestionUse}</button>
+          <button type="button" class="secondary" onClick=${() => setSuggested(null)}>${t.suggestionDismiss}</button>
+        </div>
+      </div>`}
       <textarea ref=${area} id="composer" rows="3" value=${text} disabled=${!writable}
         placeholder=${writable ? t.composerPlaceholder : t.composerReadOnly}
         onInput=${(e) => update(e.target.value)} onKeyDown=${onKeyDown} data-testid="composer"
         aria-label=${t.composerPlaceholder}></textarea>
       <div class="composer-bar">
         <span class="hint">${t.shortcuts}</span>
+        <button type="button" class="secondary" disabled=${!writable || (suggested && suggested.loading)} onClick=${suggest}
+          data-testid="suggest">${suggested && suggested.loading ? t.suggesting : t.suggest}</button>
         <button type="button" class="primary" disabled=${!writable || !text.trim()} onClick=${submit} data-testid="send">${t.send}</button>
       </div>
     </div>

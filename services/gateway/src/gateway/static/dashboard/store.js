@@ -282,6 +282,11 @@ export class Store {
     }
   }
 
+  // The copilot: a reply the assistant suggests from the knowledge base; only text, never sent.
+  suggestion(id) {
+    return this.call("GET", "/v1/conversations/" + id + "/suggestion");
+  }
+
   async loadSummary(id) {
     const c = this.conversation(id);
     if (c.summaryState) return;

@@ -1,0 +1,97 @@
+"""The operators' copilot endpoint against the real local PostgreSQL and Redis: the knowledge
+base comes from the store as the running service loads it, and nothing is posted anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ai_responder.admin import MIGRATIONS
+from ai_responder.assistant import Assistant
+from ai_responder.config import Settings
+from ai_responder.kb import load_tenant
+from ai_responder.store import StartedConversation, remember_conversations, save_knowledge_base
+from ai_responder.suggestions import router
+from contracts.readapi import SuggestionView
+from devkit.testing import Infra
+from servicekit.db import create_engine, session_factory
+from servicekit.migrations import upgrade_to_head
+
+from .conftest import KB_ROOT, TENANT
+
+
+@pytest.fixture
+async def sessions(infra: Infra, database: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    url = infra.database_url(database)
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url)
+    engine = create_engine(url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def client(
+    sessions: async_sessionmaker[AsyncSession], redis_client: Redis, key_prefix: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with sessions() as session, session.begin():
+        await save_knowledge_base(session, load_tenant(KB_ROOT / TENANT))
+    assistant = Assistant(Settings(llm_api_key=None, kb_refresh_s=3600), sessions, redis_client)
+    await assistant.reload()
+    app = FastAPI()
+    app.include_router(router)
+    app.state.assistant = assistant
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ai-responder") as client:
+        yield client
+
+
+async def test_a_suggestion_is_grounded_in_the_tenants_knowledge_base_with_sources(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    conversation = uuid.uuid4()
+    async with sessions() as session, session.begin():
+        await remember_conversations(session, [StartedConversation(conversation, TENANT, "it")])
+    response = await client.post(
+        "/internal/suggestions",
+        json={"tenant_id": TENANT, "conversation_id": str(conversation), "question": "Quanto costano i biglietti?"},
+    )
+    assert response.status_code == 200, response.text
+    suggestion = SuggestionView.model_validate_json(response.content)
+    assert suggestion.conversation_id == conversation
+    assert suggestion.language == "it"
+    assert suggestion.mode == "retrieval"
+    assert "€" in suggestion.text
+    assert suggestion.sources[0].article_id == "ticket-prices"
+    assert 0 < suggestion.confidence <= 1
+    assert suggestion.handoff_reason is None
+
+
+async def test_english_question_and_unknown_tenant(client: httpx.AsyncClient) -> None:
+    english = await client.post(
+        "/internal/suggestions",
+        json={"tenant_id": TENANT, "conversation_id": str(uuid.uuid4()), "question": "How much is a ticket?"},
+    )
+    assert english.status_code == 200, english.text
+    assert english.json()["language"] == "en"
+    assert english.json()["sources"][0]["article_id"] == "ticket-prices"
+
+    unknown = await client.post(
+        "/internal/suggestions",
+        json={"tenant_id": "nobody-here", "conversation_id": str(uuid.uuid4()), "question": "Quanto costa?"},
+    )
+    assert unknown.status_code == 200, unknown.text
+    assert unknown.json()["confidence"] == 0
+    assert unknown.json()["sources"] == []
+
+
+async def test_an_empty_question_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/internal/suggestions", json={"tenant_id": TENANT, "conversation_id": str(uuid.uuid4()), "question": ""}
+    )
+    assert response.status_code == 422
