@@ -28,6 +28,7 @@ import schemathesis
 from gateway_testkit import (
     GIULIA,
     LUCINE_KEY,
+    AiResponderApi,
     ReadApi,
     RoutingApi,
     gateway_settings,
@@ -71,9 +72,13 @@ def live_gateway(infra: Infra, tenants_dir: Path) -> Iterator[LiveGateway]:
         prefix = f"gwapi-{uuid.uuid4().hex[:8]}."
         await ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix)
         database = await create_database(infra, "gateway_openapi")
-        read_api, routing_api = ReadApi(), RoutingApi()
+        read_api, routing_api, ai_responder = ReadApi(), RoutingApi(), AiResponderApi()
         try:
-            async with serve_app(read_api.app) as read_url, serve_app(routing_api.app) as routing_url:
+            async with (
+                serve_app(read_api.app) as read_url,
+                serve_app(routing_api.app) as routing_url,
+                serve_app(ai_responder.app) as ai_responder_url,
+            ):
                 settings_ = gateway_settings(
                     infra,
                     database,
@@ -81,6 +86,7 @@ def live_gateway(infra: Infra, tenants_dir: Path) -> Iterator[LiveGateway]:
                     read_url,
                     tenants_dir,
                     routing_url=routing_url,
+                    ai_responder_url=ai_responder_url,
                     rate_limit_conversation_messages=100_000,
                     login_attempts_per_ip=100_000,
                     login_attempts_per_account=100_000,

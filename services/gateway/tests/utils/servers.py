@@ -27,6 +27,8 @@ from contracts.readapi import (
     NotesView,
     QueueEntryView,
     QueueView,
+    SuggestionRequest,
+    SuggestionView,
     TakeRequest,
     TakeResult,
 )
@@ -213,6 +215,28 @@ class RoutingApi:
         self.taken[cid] = body.operator_id
         result = TakeResult(conversation_id=uuid.UUID(cid), operator_id=body.operator_id, via="take")
         return JSONResponse(result.model_dump(mode="json"))
+
+
+class AiResponderApi:
+    """The ai-responder's suggestion endpoint as the gateway sees it (another service): a reply
+    that echoes the question, as a `contracts.readapi.SuggestionView`."""
+
+    def __init__(self) -> None:
+        self.requests: list[SuggestionRequest] = []
+        self.app = Starlette(routes=[Route("/internal/suggestions", self.suggest, methods=["POST"])])
+
+    async def suggest(self, request: Request) -> JSONResponse:
+        body = SuggestionRequest.model_validate_json(await request.body())
+        self.requests.append(body)
+        view = SuggestionView(
+            conversation_id=body.conversation_id,
+            question=body.question,
+            text=f"A grounded answer to: {body.question[:200]}",
+            language="it",
+            confidence=0.9,
+            mode="retrieval",
+        )
+        return JSONResponse(view.model_dump(mode="json"))
 
 
 def gateway_settings(
