@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Security, WebSocket
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -315,8 +316,9 @@ async def stream(websocket: WebSocket, conversation_id: str) -> None:
                 await websocket.close()
 
 
-async def receive_loop(websocket: WebSocket, socket: WidgetSocket) -> None:
-    """The only per-socket task: answers pings, and notices the disconnect."""
+async def client_frames(websocket: WebSocket) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects a client sends, until it disconnects; anything else (binary, oversized,
+    not JSON, not an object) is passed over: clients only ever send small control frames."""
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -328,5 +330,12 @@ async def receive_loop(websocket: WebSocket, socket: WidgetSocket) -> None:
             frame = json.loads(text)
         except ValueError:
             continue
-        if isinstance(frame, dict) and frame.get("type") == "ping":
+        if isinstance(frame, dict):
+            yield frame
+
+
+async def receive_loop(websocket: WebSocket, socket: WidgetSocket) -> None:
+    """The only per-socket task: answers pings, and notices the disconnect."""
+    async for frame in client_frames(websocket):
+        if frame.get("type") == "ping":
             socket.push(PONG)

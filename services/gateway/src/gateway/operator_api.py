@@ -43,7 +43,7 @@ from contracts.readapi import (
     TakeRequest,
     TakeResult,
 )
-from gateway.api import CLOSE_UNAUTHORIZED, RuntimeDep, client_ip, limit_per_ip, runtime_of
+from gateway.api import CLOSE_UNAUTHORIZED, RuntimeDep, client_frames, client_ip, limit_per_ip, runtime_of
 from gateway.commands import send_command
 from gateway.copilot import latest_question
 from gateway.hub import PONG
@@ -495,19 +495,7 @@ async def _heartbeat(runtime: GatewayRuntime, connection: OperatorConnection) ->
 async def _receive_loop(runtime: GatewayRuntime, websocket: WebSocket, connection: OperatorConnection) -> None:
     """Pings, and following or leaving a conversation:
     `{"type":"subscribe","conversation_id":"...","after":N}`, `{"type":"unsubscribe","conversation_id":"..."}`."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if not text or len(text) > 1000:
-            continue
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            continue
-        if not isinstance(frame, dict):
-            continue
+    async for frame in client_frames(websocket):
         kind = frame.get("type")
         if kind == "ping":
             connection.push(PONG[2])
