@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import contracts
-from contracts import Envelope, Payload, new_envelope, utc_now
+from contracts import Envelope, Payload, new_envelope
 from contracts.common import ConversationStatus, OperatorPresence
 from contracts.events import (
     ConversationQueued,
@@ -38,7 +38,7 @@ from contracts.events import (
     TransferConversation,
 )
 from contracts.readapi import QueueView, TakeResult
-from devkit.testing import Infra
+from devkit.testing import ConsumerHarness, Infra
 from routing import handlers
 from routing.api import router
 from routing.app import MIGRATIONS
@@ -47,50 +47,19 @@ from routing.store import unassigned
 from servicekit.db import OutboxRecord, Timer, create_engine, session_factory
 from servicekit.http import create_app
 from servicekit.migrations import upgrade_to_head
-from servicekit.timers import TimerFirer
 
 S = ConversationStatus
 
 TENANT = "lucine-di-natale"
-Step = Callable[[list[Envelope[Any]], AsyncSession], Awaitable[None]]
-Handler = Callable[[Envelope[Any], AsyncSession], Awaitable[None]]
 
 
-class Handlers:
-    """Collects what `handlers.register` registers on a consumer, to apply batches directly."""
+class Handlers(ConsumerHarness):
+    """Routing's handlers on its real consumer, applied batch by batch."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-        self.sessions = sessions
-        self.by_payload: dict[type[Payload], Handler] = {}
-        self.before: list[Step] = []
+        super().__init__(sessions)
         self.seen_outbox_id = 0
-        handlers.register(self, settings)  # type: ignore[arg-type]
-
-    def on(self, payload_cls: type[Payload]) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.by_payload[payload_cls] = handler
-            return handler
-
-        return register
-
-    def prepare(self, step: Step) -> Step:
-        self.before.append(step)
-        return step
-
-    async def apply(self, *envelopes: Envelope[Any]) -> None:
-        batch = list(envelopes)
-        async with self.sessions() as session, session.begin():
-            for step in self.before:
-                await step(batch, session)
-            for envelope in batch:
-                await self.by_payload[type(envelope.payload)](envelope, session)
-
-    async def emitted(self, payload_cls: type[Payload] | None = None) -> list[Envelope[Any]]:
-        async with self.sessions() as session:
-            rows = await session.scalars(select(OutboxRecord.value).order_by(OutboxRecord.id))
-        return [
-            e for e in map(contracts.parse_envelope, rows) if payload_cls is None or isinstance(e.payload, payload_cls)
-        ]
+        handlers.register(self.consumer, settings)
 
     async def new_events(self) -> list[Payload]:
         """The payloads emitted since the last call, in commit order."""
@@ -111,14 +80,10 @@ class Handlers:
             rows = await session.execute(select(Timer.name, Timer.value))
         return {name: contracts.parse_envelope(value) for name, value in rows.all()}
 
-    async def fire_timer(self, name: str) -> None:
+    async def fire_and_apply(self, name: str) -> None:
         """Makes the timer due, lets the firer move it to the outbox, and applies what it delivers."""
-        async with self.sessions() as session, session.begin():
-            await session.execute(update(Timer).where(Timer.name == name).values(due_at=utc_now()))
-        fired_before = {e.event_id for e in await self.emitted()}
-        assert await TimerFirer(self.sessions).fire_due() >= 1
-        fired = [e for e in await self.emitted() if e.event_id not in fired_before]
-        await self.apply(*[e for e in fired if type(e.payload) in self.by_payload])
+        fired = await self.fire_timer(name)
+        await self.apply(*[e for e in fired if e.type in self.consumer.handlers])
 
 
 def command(payload: Payload, conversation_id: uuid.UUID | None = None) -> Envelope[Any]:
@@ -230,7 +195,7 @@ async def test_an_expired_offer_goes_to_the_next_operator(routing: Handlers) -> 
     await routing.apply(handoff(cid))
     (offer,) = of_type(await routing.new_events(), OfferMade)
 
-    await routing.fire_timer(f"offer:{offer.offer_id}")
+    await routing.fire_and_apply(f"offer:{offer.offer_id}")
 
     events = await routing.new_events()
     (closed,) = of_type(events, OfferClosed)
@@ -250,7 +215,7 @@ async def test_an_operator_who_lets_two_offers_in_a_row_expire_is_set_away_and_h
     await routing.apply(handoff(first), handoff(second))
     for expected in (first, second):  # the one she let expire waits; the next one is offered to her
         (offer,) = [e for e in await routing.emitted(OfferMade) if e.conversation_id == expected]
-        await routing.fire_timer(f"offer:{offer.payload.offer_id}")
+        await routing.fire_and_apply(f"offer:{offer.payload.offer_id}")
 
     events = await routing.new_events()
     assert [c.outcome for c in of_type(events, OfferClosed)] == ["expired", "expired"]
@@ -371,7 +336,7 @@ async def test_heartbeats_push_the_presence_timer_back_and_its_expiry_sets_the_o
     await routing.apply(first)  # a timer from before the last heartbeat changes nothing
     assert await routing.new_events() == []
 
-    await routing.fire_timer(name)
+    await routing.fire_and_apply(name)
 
     (offline,) = of_type(await routing.new_events(), OperatorPresenceChanged)
     assert (offline.operator_id, offline.presence) == ("anna", "offline")

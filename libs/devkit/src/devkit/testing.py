@@ -17,10 +17,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import ConsumerRecord
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contracts import Envelope, Payload, parse_envelope, utc_now
+from servicekit.consumer import Delivery, EventConsumer
+from servicekit.db import OutboxRecord, Timer
+from servicekit.kafka import create_broker
+from servicekit.timers import TimerFirer
 from servicekit.topics import delete_topics, ensure_topics
 
 REPO = Path(__file__).resolve().parents[4]
@@ -219,3 +228,55 @@ def topic_namespace(infra: Infra, prefix: str) -> Iterator[None]:
     asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix))
     yield
     asyncio.run(delete_topics(infra.kafka_bootstrap_servers, prefix))
+
+
+class ConsumerHarness:
+    """A service's handlers on its real `EventConsumer`, applied without Kafka: each `apply` is
+    one consumer transaction (event ids claimed, the batch steps, the handlers, the outbox), as a
+    fetched batch would be. What the handlers emit is read back from the outbox; a durable timer
+    is fired by the real `TimerFirer` once made due. A service's tests register its handlers on
+    `consumer` (`handlers.register(harness.consumer, settings)`)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        # Never started: nothing here reaches Kafka (a dead letter would fail the test loudly).
+        self.consumer = EventConsumer(
+            create_broker("127.0.0.1:9", "harness"), sessions, group_id="harness", bootstrap_servers="127.0.0.1:9"
+        )
+
+    async def apply(self, *envelopes: Envelope[Any]) -> None:
+        """One batch, in this order, in one transaction."""
+        deliveries = [Delivery(_record_of(e), e, self.consumer.handlers[e.type]) for e in envelopes]
+        await self.consumer.apply(deliveries)
+
+    async def emitted(self, payload_cls: type[Payload] = Payload) -> list[Envelope[Any]]:
+        """Everything in the outbox of this type, in commit order."""
+        async with self.sessions() as session:
+            rows = await session.scalars(select(OutboxRecord.value).order_by(OutboxRecord.id))
+        return [e for e in map(parse_envelope, rows) if isinstance(e.payload, payload_cls)]
+
+    async def fire_timer(self, name: str) -> list[Envelope[Any]]:
+        """Makes the timer `name` due now, fires it into the outbox, and returns what it delivered."""
+        async with self.sessions() as session, session.begin():
+            moved = await session.execute(update(Timer).where(Timer.name == name).values(due_at=utc_now()))
+        assert getattr(moved, "rowcount", 0) == 1, f"no timer {name}"
+        before = {e.event_id for e in await self.emitted()}
+        await TimerFirer(self.sessions).fire_due()
+        return [e for e in await self.emitted() if e.event_id not in before]
+
+
+def _record_of(envelope: Envelope[Any]) -> ConsumerRecord[bytes, bytes]:
+    value = envelope.to_json()
+    return ConsumerRecord(
+        topic=envelope.payload.topic,
+        partition=0,
+        offset=0,
+        timestamp=0,
+        timestamp_type=0,
+        key=envelope.key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(envelope.key),
+        serialized_value_size=len(value),
+        headers=(),
+    )
