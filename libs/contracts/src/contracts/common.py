@@ -97,6 +97,38 @@ class ContactChannel(StrEnum):
     PHONE = "phone"
 
 
+class TicketStatus(StrEnum):
+    """A ticket's lifecycle: OPEN → IN_PROGRESS → WAITING_CUSTOMER → RESOLVED → CLOSED (the
+    tickets service refuses the other moves; a customer's answer reopens it)."""
+
+    OPEN = "OPEN"
+    IN_PROGRESS = "IN_PROGRESS"
+    WAITING_CUSTOMER = "WAITING_CUSTOMER"
+    RESOLVED = "RESOLVED"
+    CLOSED = "CLOSED"
+
+
+class TicketPriority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class SlaClock(StrEnum):
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
+class DeliveryChannel(StrEnum):
+    """Where the notifier sends: the customer's contact channels, and tenants' webhooks."""
+
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+    SMS = "sms"
+    WEBHOOK = "webhook"
+
+
 class SmartActionType(StrEnum):
     OPEN_URL = "open_url"
     REQUEST_OPERATOR = "request_operator"

@@ -17,6 +17,7 @@ from contracts.common import (
     ContactChannel,
     ContactDetails,
     ConversationStatus,
+    DeliveryChannel,
     HandoffChoice,
     HandoffReason,
     Language,
@@ -25,15 +26,20 @@ from contracts.common import (
     OperatorPresence,
     Sender,
     ShortText,
+    SlaClock,
     SmartAction,
     Source,
+    TicketPriority,
+    TicketStatus,
     TranscriptExcerpt,
 )
 from contracts.envelope import EventType, Payload, UtcDatetime, event
 
 Confidence = Annotated[float, Field(ge=0, le=1)]
 NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=r"\S")]
-TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4,10}$", max_length=16)]
+# `TCK-2026-000123`: a prefix, the year the ticket was opened, and a per-tenant counter.
+TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4}-[0-9]{6,10}$", max_length=21)]
+TicketSubject = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,40}$", max_length=40)]
 TicketMessage = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 RatingComment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
@@ -407,28 +413,89 @@ class ExpirePresence(Payload):
 
 @event("tickets.open_ticket", 1, topics.TICKETS_COMMANDS.name)
 class OpenTicket(Payload):
-    """Open a ticket for a conversation nobody could take live.
+    """Open a ticket: for a conversation nobody could take live, or directly by an operator.
 
-    `idempotency_key` is the same for every request about one conversation (the conversation
-    service derives it from the conversation id), so details submitted twice open one ticket.
+    `idempotency_key` is the same for every request about one ticket-to-be (the conversation
+    service derives it from the conversation id; the gateway from the operator's request id), so
+    details submitted twice, or a command delivered twice, open one ticket.
     """
 
     idempotency_key: uuid.UUID
     contact: ContactDetails
     message: TicketMessage = ""
     language: Language | None = None
-    transcript: TranscriptExcerpt
+    transcript: TranscriptExcerpt | None = None
+    """The end of the conversation and where to read it all; None for a ticket an operator opened."""
+    subject: TicketSubject = ""
+    """What the customer wants, in a line or two (the conversation's handover summary)."""
+    handoff_reason: HandoffReason | None = None
+    """Why the assistant offered a person, when it did: proposes the ticket's priority."""
+    upset: bool = False
+    """The assistant saw negative sentiment in the conversation."""
+    priority: TicketPriority | None = None
+    """Set by an operator who opens the ticket; otherwise proposed from the content."""
+    created_by: OperatorId | None = None
 
 
 @event("tickets.update_ticket", 1, topics.TICKETS_COMMANDS.name)
 class UpdateTicket(Payload):
-    """An operator changes a ticket's status, priority or assignee."""
+    """An operator changes a ticket's status, priority or assignee (the tickets service refuses an
+    illegal status move with a `TicketCommandRejected`)."""
 
     ticket_id: uuid.UUID
     operator_id: OperatorId
-    status: Literal["open", "pending", "resolved", "closed"] | None = None
-    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
     assignee_id: OperatorId | None = None
+    unassign: bool = False
+    """Clears the assignee (`assignee_id` None alone means "unchanged")."""
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
+
+
+@event("tickets.post_reply", 1, topics.TICKETS_COMMANDS.name)
+class PostTicketReply(Payload):
+    """A public reply on a ticket: an operator's answer, or the customer's (through the status page
+    or the signed link of an email). A customer's reply reopens a waiting or resolved ticket."""
+
+    ticket_id: uuid.UUID
+    reply_id: uuid.UUID
+    """Chosen by the caller, so that the same reply sent twice is stored once."""
+    author: Literal["customer", "operator"]
+    operator_id: OperatorId | None = None
+    text: MessageText
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
+
+
+@event("tickets.add_note", 1, topics.TICKETS_COMMANDS.name)
+class AddTicketNote(Payload):
+    """An internal note on a ticket: for operators only, never shown to the customer."""
+
+    ticket_id: uuid.UUID
+    note_id: uuid.UUID
+    operator_id: OperatorId
+    text: NoteText
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
+
+
+@event("tickets.check_sla", 1, topics.TICKETS_COMMANDS.name)
+class CheckSla(Payload):
+    """Delivered by the tickets service's own durable timer when an SLA clock reaches its warning
+    (80%) or its deadline. Ignored when the clock was paused, stopped or moved since (the stored
+    clock, not the timer, decides)."""
+
+    ticket_id: uuid.UUID
+    clock: SlaClock
+    threshold: Literal["warning", "breach"]
+    due_at: UtcDatetime
 
     @property
     def aggregate_id(self) -> uuid.UUID:
@@ -436,17 +503,28 @@ class UpdateTicket(Payload):
 
 
 # --------------------------------------------------------------------------- tickets.events.v1
+# A ticket opened from a conversation carries its conversation id in every envelope, so that all
+# of a ticket's events share one partition key (the conversation, else the ticket id).
 
 
 @event("tickets.ticket_opened", 1, topics.TICKETS_EVENTS.name)
 class TicketOpened(Payload):
-    """A ticket exists; the customer is told its number."""
+    """A ticket exists; the customer is told its number and when to expect an answer."""
 
     ticket_id: uuid.UUID
     ticket_number: TicketNumber
     contact: ContactDetails
-    first_response_due: UtcDatetime
-    resolution_due: UtcDatetime
+    language: Language | None = None
+    priority: TicketPriority = TicketPriority.NORMAL
+    subject: TicketSubject = ""
+    source: Literal["conversation", "operator"] = "conversation"
+    assignee_id: OperatorId | None = None
+    first_response_due: UtcDatetime | None = None
+    resolution_due: UtcDatetime | None = None
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
 
 
 @event("tickets.ticket_updated", 1, topics.TICKETS_EVENTS.name)
@@ -455,19 +533,88 @@ class TicketUpdated(Payload):
 
     ticket_id: uuid.UUID
     ticket_number: TicketNumber
-    status: Literal["open", "pending", "resolved", "closed"]
-    priority: Literal["low", "normal", "high", "urgent"]
+    status: TicketStatus
+    previous_status: TicketStatus
+    priority: TicketPriority
     assignee_id: OperatorId | None = None
+    changed_by: Annotated[str, StringConstraints(max_length=100)]
+    """The operator id, `customer` (a reply reopened it) or `system`."""
+    first_response_due: UtcDatetime | None = None
+    resolution_due: UtcDatetime | None = None
+    """The deadlines as they stand after the change (a paused clock moves them)."""
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
+
+
+@event("tickets.reply_posted", 1, topics.TICKETS_EVENTS.name)
+class TicketReplyPosted(Payload):
+    """A public reply on a ticket; an operator's reaches the customer through the notifier."""
+
+    ticket_id: uuid.UUID
+    ticket_number: TicketNumber
+    reply_id: uuid.UUID
+    author: Literal["customer", "operator"]
+    operator_id: OperatorId | None = None
+    text: MessageText
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
+
+
+@event("tickets.note_added", 1, topics.TICKETS_EVENTS.name)
+class TicketNoteAdded(Payload):
+    """An internal note on a ticket (operators only)."""
+
+    ticket_id: uuid.UUID
+    ticket_number: TicketNumber
+    note_id: uuid.UUID
+    operator_id: OperatorId
+    text: NoteText
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
+
+
+@event("tickets.sla_warning", 1, topics.TICKETS_EVENTS.name)
+class SlaWarning(Payload):
+    """A ticket's SLA clock passed 80% of its target: at risk (emitted once per clock)."""
+
+    ticket_id: uuid.UUID
+    ticket_number: TicketNumber
+    clock: SlaClock
+    due_at: UtcDatetime
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
 
 
 @event("tickets.sla_breached", 1, topics.TICKETS_EVENTS.name)
 class SlaBreached(Payload):
-    """A ticket missed its first-response or resolution deadline."""
+    """A ticket missed its first-response or resolution deadline (emitted once per clock)."""
 
     ticket_id: uuid.UUID
     ticket_number: TicketNumber
-    clock: Literal["first_response", "resolution"]
+    clock: SlaClock
     due_at: UtcDatetime
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.ticket_id
+
+
+@event("tickets.command_rejected", 1, topics.TICKETS_EVENTS.name)
+class TicketCommandRejected(Payload):
+    """A ticket command was refused (an illegal status move, an unknown ticket)."""
+
+    ticket_id: uuid.UUID | None = None
+    command_type: EventType
+    code: Annotated[str, StringConstraints(max_length=60)]
+    message: Annotated[str, StringConstraints(max_length=500)]
 
 
 # --------------------------------------------------------------------------- notifications.events.v1
@@ -475,10 +622,17 @@ class SlaBreached(Payload):
 
 @event("notifications.delivery_completed", 1, topics.NOTIFICATIONS_EVENTS.name)
 class DeliveryCompleted(Payload):
-    """A notification was delivered, or gave up after its retries."""
+    """A notification was delivered, or gave up after its retries (then it is also dead-lettered).
 
-    notification_id: uuid.UUID
-    channel: ContactChannel
+    `delivery_id` is the delivery's idempotency key: one per (source event, channel, recipient).
+    `recipient` is masked (`g***@example.com`, `+39 *** **12`, a webhook's host) so that this topic
+    carries no full contact details.
+    """
+
+    delivery_id: uuid.UUID
+    source_event_id: uuid.UUID
+    ticket_id: uuid.UUID | None = None
+    channel: DeliveryChannel
     template: Annotated[str, StringConstraints(max_length=80)]
     recipient: Annotated[str, StringConstraints(max_length=200)]
     succeeded: bool

@@ -8,8 +8,9 @@ reads another's tables), so these bodies are contracts as much as the events are
 - the gateway reads the latter as `HistoryView[WidgetMessage]`, which leaves out what the widget
   must not see, and answers the widget with `MessagesResponse` and `message` stream frames
   carrying a `WidgetMessage` (its public OpenAPI documents them under these names);
-- routing's internal API (`QueueView`, `TakeRequest`, `TakeResult`) and the ai-responder's
-  (`SuggestionRequest`, `SuggestionView`), below.
+- routing's internal API (`QueueView`, `TakeRequest`, `TakeResult`), the ai-responder's
+  (`SuggestionRequest`, `SuggestionView`) and the tickets service's (`TicketListView`,
+  `TicketView`, `PublicTicketView`), below.
 
 Unknown fields are ignored, so a field added by the answering side breaks no reader.
 """
@@ -18,11 +19,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.common import ConversationStatus, Sender, SmartAction, Source
+from contracts.common import (
+    ContactDetails,
+    ConversationStatus,
+    Sender,
+    SlaClock,
+    SmartAction,
+    Source,
+    TicketPriority,
+    TicketStatus,
+    TranscriptExcerpt,
+)
 
 
 class WidgetMessage(BaseModel):
@@ -201,3 +212,117 @@ class SuggestionView(BaseModel):
     smart_actions: list[SmartAction] = Field(default_factory=list)
     handoff_reason: str | None = None
     """Set when the assistant would have offered a person instead of answering."""
+
+
+# ---------------------------------------------------------------------- the tickets service's internal API
+# `GET /internal/tickets?tenant_id=T&status=&priority=&sla=&assignee_id=&q=&limit=` answers
+# `TicketListView`; `GET /internal/tickets/{id}?tenant_id=T` answers `TicketView` (404 `not_found`
+# for another tenant's ticket). The public status page reads through `POST /internal/tickets/lookup`
+# (`TicketLookupRequest`) or `POST /internal/tickets/link` (`TicketLinkRequest`, the signed link of
+# an email), which answer `PublicTicketView`, or one and the same 404 `not_found` whatever was wrong.
+
+SlaState = Literal["on_time", "at_risk", "breached", "paused", "met"]
+
+
+class SlaClockView(BaseModel):
+    """One SLA clock of a ticket as the dashboard's badges show it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    clock: SlaClock
+    state: SlaState
+    due_at: datetime | None = None
+    """When it breaches if nothing happens (None while paused: the remaining time is frozen)."""
+    remaining_seconds: float | None = None
+    """Business seconds left (negative once breached); None once met."""
+
+
+class TicketSummaryView(BaseModel):
+    """One line of the dashboard's ticket list."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_id: uuid.UUID
+    tenant_id: str
+    ticket_number: str
+    status: TicketStatus
+    priority: TicketPriority
+    assignee_id: str | None = None
+    contact_name: str
+    subject: str
+    """What the customer wants, in a line or two."""
+    conversation_id: uuid.UUID | None = None
+    created_at: datetime
+    updated_at: datetime
+    sla_state: SlaState
+    """The worst state of its clocks."""
+    sla: list[SlaClockView] = Field(default_factory=list)
+
+
+class TicketListView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    tickets: list[TicketSummaryView]
+
+
+class TicketReplyView(BaseModel):
+    """A public reply: what the customer sees on the status page."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reply_id: uuid.UUID
+    author: Literal["customer", "operator"]
+    text: str
+    created_at: datetime
+
+
+class TicketOperatorReplyView(TicketReplyView):
+    operator_id: str | None = None
+
+
+class TicketStatusChangeView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: TicketStatus
+    previous_status: TicketStatus | None = None
+    changed_by: str
+    changed_at: datetime
+
+
+class TicketView(TicketSummaryView):
+    """`GET /internal/tickets/{id}`: everything an operator sees of a ticket."""
+
+    contact: ContactDetails
+    language: str | None = None
+    message: str
+    transcript: TranscriptExcerpt | None = None
+    replies: list[TicketOperatorReplyView] = Field(default_factory=list)
+    notes: list[NoteView] = Field(default_factory=list)
+    history: list[TicketStatusChangeView] = Field(default_factory=list)
+
+
+class TicketLookupRequest(BaseModel):
+    """The public status page's question: a ticket number and the email or phone it was opened with."""
+
+    tenant_id: str = Field(min_length=1, max_length=64)
+    ticket_number: str = Field(min_length=1, max_length=40)
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=24)
+
+
+class TicketLinkRequest(BaseModel):
+    """The signed link of an email (see `contracts.ticketlinks`)."""
+
+    token: str = Field(min_length=1, max_length=1000)
+
+
+class PublicTicketView(BaseModel):
+    """What the public status page shows: the status and the public replies, nothing else."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_number: str
+    status: TicketStatus
+    created_at: datetime
+    replies: list[TicketReplyView] = Field(default_factory=list)
