@@ -4,6 +4,7 @@ queueing, what the customer is told, ownership, operators' commands, inactivity,
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY
@@ -18,6 +19,7 @@ from contracts.common import (
     Source,
 )
 from contracts.common import ConversationStatus as S
+from contracts.envelope import utc_now
 from contracts.events import (
     AddInternalNote,
     AiReplyGenerated,
@@ -30,6 +32,7 @@ from contracts.events import (
     HandoffRequested,
     NoOperatorAvailable,
     NoteAdded,
+    OfferMade,
     OperatorAssigned,
     OperatorReleased,
     PostCustomerMessage,
@@ -193,6 +196,50 @@ async def test_the_customer_sees_the_queue_position_once_as_a_message_then_as_a_
     assert sum("in coda" in text for text in system) == 1, "position changes post no message"
     updates = await conversation.emitted(QueuePositionUpdated)
     assert [(u.position, u.estimated_wait_seconds) for u in updates] == [(3, 200), (2, 120), (1, None)]
+
+
+def offer(operator_id: str = "op-marco") -> OfferMade:
+    return OfferMade(offer_id=uuid.uuid4(), operator_id=operator_id, expires_at=utc_now() + timedelta(seconds=30))
+
+
+async def test_the_customer_is_told_once_per_wait_that_an_operator_is_about_to_answer(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    first = offer("op-marco")
+    delivered = await conversation.send(first)
+    await conversation.send(offer("op-lia"))  # Marco let it expire: offered to the next operator
+
+    told = [t for t in await conversation.texts("system") if t.startswith("Un operatore sta per risponderti")]
+    assert len(told) == 1, "a re-offer tells the customer nothing new"
+    (notice,) = [m for m in await conversation_handlers.messages(conversation.id) if m.text == told[0]]
+    assert notice.id == uuid.uuid5(first.offer_id, "operator-offered"), "derived from the offer"
+    assert await conversation.status() == S.QUEUED, "an offer is not an assignment"
+
+    # Back in the queue after an operator had it: a new wait, whose first offer is told again;
+    # the first offer delivered again (another envelope of the same offer) posts nothing twice.
+    await conversation.assigned("op-lia", "Lia")
+    await conversation.send(TransferConversation(operator_id="op-lia"))
+    assert await conversation.status() == S.QUEUED
+    await conversation_handlers.apply(conversation_handlers.command(delivered.payload, conversation.id))
+    assert sum(t.startswith("Un operatore sta per") for t in await conversation.texts("system")) == 1
+    await conversation.send(offer("op-sara"))
+    assert sum(t.startswith("Un operatore sta per") for t in await conversation.texts("system")) == 2
+
+
+async def test_an_offer_after_the_customer_left_the_queue_tells_nothing(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers, locale="en").start()
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.CONTINUE_AI))  # leaves the queue
+    await conversation.send(offer())  # routing's offer crossed the customer's choice
+
+    assert await conversation.status() == S.AI
+    assert not any("about to answer" in t for t in await conversation.texts("system"))
+
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))  # asks again
+    await conversation.send(offer())
+    assert (await conversation.texts("system"))[-1] == "An operator is about to answer you, please stay here."
 
 
 async def test_an_ai_reply_arriving_after_the_operator_was_assigned_is_dropped_and_counted(

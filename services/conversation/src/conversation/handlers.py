@@ -39,6 +39,7 @@ from contracts.events import (
     MessagePosted,
     NoOperatorAvailable,
     NoteAdded,
+    OfferMade,
     OpenTicket,
     OperatorAssigned,
     OperatorReleased,
@@ -129,6 +130,8 @@ def change_status(
     if previous == target:
         return
     conversation.status = transition(previous, target).value
+    if target == S.QUEUED:
+        conversation.offer_notice_posted = False  # a new wait for an operator: its first offer is told
     out.emit(StatusChanged(previous=previous, status=target, reason=reason, operator_id=operator_id), conversation.id)
 
 
@@ -163,11 +166,17 @@ def message_it_may_add(envelope: Envelope[Any]) -> uuid.UUID | None:
         return ticket_message_id(payload)
     if isinstance(payload, PostOperatorMessage):
         return payload.message_id
+    if isinstance(payload, OfferMade):
+        return offer_notice_id(payload)
     return None
 
 
 def ticket_message_id(ticket: TicketOpened) -> uuid.UUID:
     return uuid.uuid5(ticket.ticket_id, "ticket-created")
+
+
+def offer_notice_id(offer: OfferMade) -> uuid.UUID:
+    return uuid.uuid5(offer.offer_id, "operator-offered")
 
 
 def notify(out: Outgoing, conversation: ConversationState, purpose: str, text: str) -> None:
@@ -428,6 +437,25 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
             out.emit(
                 QueuePositionUpdated(position=payload.position, estimated_wait_seconds=payload.estimated_wait_seconds)
             )
+        out.flush()
+
+    @consumer.on(OfferMade)
+    async def on_offer_made(envelope: Envelope[OfferMade], session: AsyncSession) -> None:
+        out = Outgoing(session, envelope)
+        conversation = owned_conversation(out, envelope, report=False)
+        message_id = offer_notice_id(envelope.payload)
+        # One notice per wait for an operator, on its first offer: an offer that expires or is
+        # declined goes to the next operator, and telling the customer again would say nothing
+        # new. The message id comes from the offer, so a redelivered offer posts nothing twice.
+        if (
+            conversation is not None
+            and conversation.state == S.QUEUED
+            and not conversation.offer_notice_posted
+            and message_id not in Batch.of(session).message_ids
+        ):
+            conversation.offer_notice_posted = True
+            text = notice_text(Notice.OPERATOR_OFFERED, conversation.locale)
+            post_message(out, conversation, message_id, Sender.SYSTEM, text)
         out.flush()
 
     @consumer.on(OperatorAssigned)

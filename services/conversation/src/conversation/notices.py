@@ -16,6 +16,7 @@ class Notice(StrEnum):
     CONNECTING = "connecting"
     QUEUED = "queued"
     QUEUED_WITH_WAIT = "queued_with_wait"
+    OPERATOR_OFFERED = "operator_offered"
     OPERATOR_JOINED = "operator_joined"
     TRANSFERRED_TO_QUEUE = "transferred_to_queue"
     NO_OPERATOR = "no_operator"
@@ -39,6 +40,10 @@ TEXTS: dict[Notice, dict[str, str]] = {
     Notice.QUEUED_WITH_WAIT: {
         "it": "Tutti gli operatori sono occupati: sei {position}° in coda, attesa stimata circa {minutes} min.",
         "en": "All our operators are busy: you are number {position} in the queue, estimated wait about {minutes} min.",
+    },
+    Notice.OPERATOR_OFFERED: {
+        "it": "Un operatore sta per risponderti, resta in linea.",
+        "en": "An operator is about to answer you, please stay here.",
     },
     Notice.OPERATOR_JOINED: {
         "it": "Ora sei in contatto con {name}.",
