@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,11 @@ def _message(seq: int, sender: str, text: str, message_id: str | None = None) ->
     }
 
 
+def _note(name: str, operator_id: str, text: str) -> dict[str, Any]:
+    note_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+    return {"note_id": note_id, "operator_id": operator_id, "text": text, "created_at": datetime.now(UTC).isoformat()}
+
+
 class FakeOperatorApi:
     """Just enough of the operator API and stream, recording what the dashboard asks."""
 
@@ -219,6 +225,10 @@ class FakeOperatorApi:
             ]
         }
         self.status: dict[str, str] = {OFFERED: "QUEUED"}
+        # Written before this operator had the conversation: only the notes read shows them.
+        self.notes: dict[str, list[dict[str, Any]]] = {
+            OFFERED: [_note("sofia-note", "lucine-sofia", "Ha già scritto ieri per lo stesso addebito")]
+        }
         self.queue = [
             {
                 "conversation_id": OFFERED,
@@ -287,6 +297,11 @@ class FakeOperatorApi:
             await _json(route, 200, {"tenant_id": TENANT, "entries": self.queue})
             return
         match = re.fullmatch(r"/v1/conversations/([0-9a-f-]+)/([a-z-]+)", path)
+        if match and request.method == "GET" and match.group(2) == "notes":
+            conversation_id = match.group(1)
+            notes = self.notes.get(conversation_id, [])
+            await _json(route, 200, {"conversation_id": conversation_id, "tenant_id": TENANT, "notes": notes})
+            return
         if match and request.method == "POST":
             conversation_id, action = match.groups()
             await self.conversation(route, conversation_id, action, body)
@@ -320,7 +335,8 @@ class FakeOperatorApi:
             self.push_message(conversation_id, "operator", body["text"], message_id)
         elif action == "notes":
             await _json(route, 202, {"accepted": True, "command_id": WAITING})
-            note = {"note_id": RACED, "operator_id": ME, "text": body["text"], "created_at": "2025-12-10T18:32:00Z"}
+            note = _note(f"note-{len(self.requests)}", ME, body["text"])
+            self.notes.setdefault(conversation_id, []).append(note)
             self.push({"conversation_id": conversation_id, "type": "note", "note": note})
         elif action == "close":
             await _json(route, 202, {"accepted": True, "command_id": WAITING})
@@ -442,6 +458,8 @@ async def test_operator_works_a_conversation_with_the_keyboard(browser: Any, tmp
     await expect(transcript.get_by_test_id("message")).to_have_count(4)
     await expect(transcript).to_contain_text("Conversazione con l'assistente AI")
     await expect(page.get_by_test_id("summary")).to_contain_text("i biglietti di sabato")
+    notes = page.get_by_test_id("note")
+    await expect(notes).to_contain_text(["Ha già scritto ieri per lo stesso addebito"])  # read on assignment
 
     # A canned response with /ciao, then Enter sends it; the customer answers live.
     composer = page.get_by_test_id("composer")
@@ -459,14 +477,18 @@ async def test_operator_works_a_conversation_with_the_keyboard(browser: Any, tmp
     # An internal note.
     await page.get_by_test_id("note-input").fill("Doppio addebito: verificare con l'amministrazione")
     await page.get_by_test_id("add-note").click()
-    await expect(page.get_by_test_id("note")).to_have_text(re.compile("Doppio addebito"))
+    await expect(notes.last).to_have_text(re.compile("Doppio addebito"))
 
-    # A draft survives a dropped stream: the dashboard reconnects and follows the chat again.
+    # A draft survives a dropped stream: the dashboard reconnects and follows the chat again, and
+    # reads the notes again (one was added by a supervisor while the stream was down).
     await composer.fill("Sto controllando il tuo ordine")
     subscriptions = len(api.subscriptions)
     for ws in list(api.sockets):
         await ws.close(code=1011)
+    api.notes[OFFERED].append(_note("while-away", "lucine-sofia", "Rimborso approvato"))
     await expect(page.get_by_test_id("connection")).to_have_text("In linea", timeout=10_000)
+    await expect(notes).to_have_count(3)
+    await expect(notes.last).to_contain_text("Rimborso approvato")
     assert len(api.subscriptions) > subscriptions
     assert api.subscriptions[-1]["after"] == 6  # only what came after the last message seen
     await expect(composer).to_have_value("Sto controllando il tuo ordine")

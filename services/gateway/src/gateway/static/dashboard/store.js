@@ -297,13 +297,21 @@ export class Store {
     } catch {
       c.summaryState = "local"; // built from the transcript by the UI
     }
-    try {
-      const notes = await this.call("GET", "/v1/conversations/" + id + "/notes");
-      for (const note of notes.notes || []) this.addNote(c, note);
-    } catch {
-      // only the notes written while this dashboard is open are shown
-    }
     this.changed();
+  }
+
+  // The notes' history comes from this read; the stream carries only the notes added after its
+  // feed of the conversation started. So it is read each time a feed starts (see `onFrame`,
+  // "status"): on opening a chat, on an assignment, and after every reconnect.
+  async loadNotes(id) {
+    const c = this.conversation(id);
+    try {
+      const view = await this.call("GET", "/v1/conversations/" + id + "/notes");
+      for (const note of view.notes || []) this.addNote(c, note);
+      this.changed();
+    } catch {
+      // read again when the feed restarts; live note frames arrive meanwhile
+    }
   }
 
   // ---------------------------------------------------------------------------- conversations
@@ -329,6 +337,7 @@ export class Store {
         lastSeq: 0,
         summary: null,
         summaryState: null,
+        notesDue: false,
         firstOperatorSeq: null,
       };
       this.state.conversations[id] = c;
@@ -355,7 +364,10 @@ export class Store {
   follow(id) {
     const c = this.conversation(id);
     if (c.followed) return;
-    if (this.send({ type: "subscribe", conversation_id: id, after: c.lastSeq })) c.followed = true;
+    if (this.send({ type: "subscribe", conversation_id: id, after: c.lastSeq })) {
+      c.followed = true;
+      c.notesDue = true;
+    }
   }
 
   draft(id) {
@@ -513,6 +525,7 @@ export class Store {
           if (data.operator_id === me.operatorId) {
             c.mine = true;
             c.followed = true; // the gateway follows an operator's own conversations
+            c.notesDue = true;
             delete this.state.offers[id];
             if (!this.state.selected) this.select(id);
           } else {
@@ -554,6 +567,12 @@ export class Store {
       case "status": {
         const c = this.conversation(frame.conversation_id);
         c.status = frame.status;
+        if (c.notesDue) {
+          // The feed's first status comes once the gateway has registered it: a note added from
+          // now on arrives live, and the read below has every one added before.
+          c.notesDue = false;
+          this.loadNotes(c.id);
+        }
         break;
       }
       case "note":
