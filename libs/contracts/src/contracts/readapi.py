@@ -8,7 +8,8 @@ reads another's tables), so these bodies are contracts as much as the events are
 - the gateway reads the latter as `HistoryView[WidgetMessage]`, which leaves out what the widget
   must not see, and answers the widget with `MessagesResponse` and `message` stream frames
   carrying a `WidgetMessage` (its public OpenAPI documents them under these names);
-- routing's internal API (`QueueView`, `TakeRequest`, `TakeResult`), the ai-responder's
+- the conversation service's list of a tenant's conversations (`ConversationListView`);
+- routing's internal API (`QueueView`, `OperatorView`, `TakeRequest`, `TakeResult`), the ai-responder's
   (`SuggestionRequest`, `SuggestionView`) and the tickets service's (`TicketListView`,
   `TicketView`, `PublicTicketView`), below.
 
@@ -86,6 +87,25 @@ class ConversationView(BaseModel):
     """The operator who has (or last had) the conversation."""
 
 
+class ConversationListItem(ConversationView):
+    """One conversation of a list, without its messages."""
+
+    updated_at: datetime
+    """Its last change (a message, a status, an assignment): lists are sorted by it, newest first."""
+    handoff_reason: str | None = None
+    locale: str | None = None
+
+
+class ConversationListView(BaseModel):
+    """`GET /internal/conversations?tenant_id=T&status=&operator_id=&limit=`: the tenant's
+    conversations, most recently changed first (`status` and `operator_id` narrow it, together)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    conversations: list[ConversationListItem]
+
+
 class NoteView(BaseModel):
     """An internal note: for operators only, never in a widget's history or stream."""
 
@@ -137,7 +157,8 @@ class MessagesResponse(BaseModel):
 
 
 # ---------------------------------------------------------------------- routing's internal API
-# `GET /internal/queue?tenant_id=T` answers `QueueView`; `POST /internal/conversations/{id}/take`
+# `GET /internal/queue?tenant_id=T` answers `QueueView`; `GET /internal/operators?tenant_id=T` a list
+# of `OperatorView`; `POST /internal/conversations/{id}/take`
 # takes `TakeRequest` and answers `TakeResult` (200), or `{"error": {"code": "already_taken"}}`
 # (409) when another operator has it, or `not_waiting` (404) when it is neither queued nor offered.
 
@@ -163,6 +184,22 @@ class QueueView(BaseModel):
 
     tenant_id: str
     entries: list[QueueEntryView]
+
+
+class OperatorView(BaseModel):
+    """One operator as routing sees it; `GET /internal/operators?tenant_id=T` answers a list of
+    them (operators routing has heard from: the gateway owns the accounts)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    operator_id: str
+    display_name: str
+    presence: str
+    """`online`, `away` or `offline`, as routing decides it (heartbeats, missed offers)."""
+    skills: list[str]
+    capacity: int
+    active_conversations: int
+    pending_offers: int
 
 
 class TakeRequest(BaseModel):
