@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -99,6 +99,16 @@ def add_to_outbox(session: AsyncSession, envelopes: Iterable[Envelope[Any]]) -> 
     headers = current_trace_headers()
     pending: list[tuple[str, bytes, bytes, dict[str, str]]] = session.info.setdefault(_PENDING, [])
     pending.extend((envelope.payload.topic, envelope.key, envelope.to_json(), headers) for envelope in envelopes)
+
+
+def add_record_to_outbox(
+    session: AsyncSession, topic: str, key: bytes, value: bytes, headers: Mapping[str, str] | None = None
+) -> None:
+    """Stages a record that is not one of the contracts' events, such as a dead letter a service
+    writes itself (`topic` by its contract name, e.g. `notifications.events.v1.dlq`): it is written
+    with the transaction's events, in order, and leaves only if the transaction commits."""
+    pending: list[tuple[str, bytes, bytes, dict[str, str]]] = session.info.setdefault(_PENDING, [])
+    pending.append((topic, key, value, {**current_trace_headers(), **(headers or {})}))
 
 
 @event.listens_for(Session, "before_commit")
