@@ -201,3 +201,30 @@ class TranscriptExcerpt(BaseModel):
 
 
 OperatorPresence = Literal["online", "away", "offline"]
+
+
+class FactName(StrEnum):
+    """The facts on the public analytics topic (`analytics.facts.v1`), one per domain event that
+    matters to analysts; docs/analytics-topic.md explains each and the fields it sets."""
+
+    CONVERSATION_STARTED = "conversation_started"
+    CUSTOMER_MESSAGE_POSTED = "customer_message_posted"
+    AI_ANSWER_POSTED = "ai_answer_posted"
+    OPERATOR_MESSAGE_POSTED = "operator_message_posted"
+    STATUS_CHANGED = "status_changed"
+    CONVERSATION_CLOSED = "conversation_closed"
+    HANDOFF_REQUESTED = "handoff_requested"
+    CONVERSATION_RATED = "conversation_rated"
+    AI_REPLY_DRAFTED = "ai_reply_drafted"
+    CONVERSATION_QUEUED = "conversation_queued"
+    OFFER_MADE = "offer_made"
+    OFFER_CLOSED = "offer_closed"
+    OPERATOR_ASSIGNED = "operator_assigned"
+    OPERATOR_RELEASED = "operator_released"
+    NO_OPERATOR_AVAILABLE = "no_operator_available"
+    OPERATOR_PRESENCE_CHANGED = "operator_presence_changed"
+    TICKET_OPENED = "ticket_opened"
+    TICKET_UPDATED = "ticket_updated"
+    TICKET_REPLIED = "ticket_replied"
+    SLA_WARNING = "sla_warning"
+    SLA_BREACHED = "sla_breached"

@@ -6,7 +6,7 @@ Commands ask a service to do something (it may refuse); events state what happen
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -18,6 +18,7 @@ from contracts.common import (
     ContactDetails,
     ConversationStatus,
     DeliveryChannel,
+    FactName,
     HandoffChoice,
     HandoffReason,
     Language,
@@ -33,7 +34,7 @@ from contracts.common import (
     TicketStatus,
     TranscriptExcerpt,
 )
-from contracts.envelope import EventType, Payload, UtcDatetime, event
+from contracts.envelope import EventType, Payload, TenantId, UtcDatetime, event
 
 Confidence = Annotated[float, Field(ge=0, le=1)]
 NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=r"\S")]
@@ -641,27 +642,88 @@ class DeliveryCompleted(Payload):
 
 
 # --------------------------------------------------------------------------- analytics.facts.v1
+# One flat fact per domain event that matters to analysts, written by the analytics service.
+# Ids, codes, numbers and times only: a fact never carries a name, an email, a phone number, a
+# message's text or a comment (docs/analytics-topic.md documents every field).
 
-FactKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-FactValue = Annotated[str, StringConstraints(max_length=200)]
+ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,60}$", max_length=60)]
 
 
 @event("analytics.fact", 1, topics.ANALYTICS_FACTS.name)
 class AnalyticsFact(Payload):
-    """One step of the customer journey, flattened for analysts (the public analytics topic).
+    """One step of the customer journey, flat and self-describing (the public analytics topic).
 
-    `name` is one of the documented fact names (conversation_started, ai_answered, handoff_offered,
-    handoff_accepted, operator_assigned, conversation_closed, ticket_opened, sla_breached, ...).
+    The identity and time fields are always set; each dimension is set only where it applies to
+    the fact's `name` (None otherwise). `fact_id` is the same on every delivery of one fact.
     """
 
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z_]{3,60}$", max_length=60)]
+    fact_id: uuid.UUID
+    """Derived from the source event and the fact name: deduplicate on it (delivery is at least once)."""
+    name: FactName
+    tenant_id: TenantId
+    conversation_id: uuid.UUID | None = None
+    ticket_id: uuid.UUID | None = None
+    operator_id: OperatorId | None = None
+    """The operator who acted, or who is concerned (assigned, offered, released, replying)."""
+    occurred_at: UtcDatetime
+    """When it happened: the source event's time."""
+    processed_at: UtcDatetime
+    """When the analytics service turned the event into this fact."""
     source_event_id: uuid.UUID
-    dimensions: dict[FactKey, FactValue] = Field(default_factory=dict, max_length=30)
-    measures: dict[FactKey, float] = Field(default_factory=dict, max_length=30)
+    source_event_type: EventType
 
-    @model_validator(mode="before")
-    @classmethod
-    def _stringify_dimensions(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("dimensions"), dict):
-            data = {**data, "dimensions": {k: str(v) for k, v in data["dimensions"].items()}}
-        return data
+    # Conversation dimensions
+    status: ConversationStatus | None = None
+    """The conversation's status after the event (status changes, closes, posted messages)."""
+    previous_status: ConversationStatus | None = None
+    reason_code: ReasonCode | None = None
+    """Why the status changed, as a code (`customer_inactive`, `closed_by_operator`...)."""
+    handoff_reason: HandoffReason | None = None
+    language: Language | None = None
+    channel: Literal["widget"] | None = None
+    seq: int | None = Field(default=None, ge=1)
+    """The message's place in its conversation."""
+    in_reply_to: uuid.UUID | None = None
+    """The customer message an AI reply answers."""
+    confidence: Confidence | None = None
+    answer_mode: Literal["retrieval", "llm"] | None = None
+    source_count: int | None = Field(default=None, ge=0, le=10)
+    """How many knowledge-base articles the answer is grounded in."""
+    kb_gap: bool | None = None
+    """The knowledge base could not answer (unknown answer, low confidence)."""
+    score: int | None = Field(default=None, ge=1, le=5)
+    has_comment: bool | None = None
+    """Whether the customer wrote a comment with the rating (the comment itself is not here)."""
+
+    # Routing dimensions
+    queue_priority: Literal["normal", "high"] | None = None
+    queue_position: int | None = Field(default=None, ge=1)
+    estimated_wait_seconds: int | None = Field(default=None, ge=0, le=86_400)
+    offer_id: uuid.UUID | None = None
+    offer_outcome: Literal["declined", "expired", "withdrawn"] | None = None
+    assignment_via: Literal["offer", "take", "transfer"] | None = None
+    previous_operator_id: OperatorId | None = None
+    release_reason: Literal["closed", "transferred", "handed_back", "requeued"] | None = None
+    presence: OperatorPresence | None = None
+    active_conversations: int | None = Field(default=None, ge=0)
+    capacity: int | None = Field(default=None, ge=1)
+
+    # Ticket dimensions
+    ticket_number: TicketNumber | None = None
+    ticket_status: TicketStatus | None = None
+    previous_ticket_status: TicketStatus | None = None
+    ticket_priority: TicketPriority | None = None
+    ticket_source: Literal["conversation", "operator"] | None = None
+    assignee_id: OperatorId | None = None
+    actor: Literal["customer", "operator", "system"] | None = None
+    """Who changed the ticket or wrote the reply."""
+    sla_clock: SlaClock | None = None
+    due_at: UtcDatetime | None = None
+    """The SLA clock's deadline (warnings and breaches)."""
+    first_response_due: UtcDatetime | None = None
+    resolution_due: UtcDatetime | None = None
+
+    @property
+    def aggregate_id(self) -> uuid.UUID | str:
+        # Keyed like its source (the envelope's conversation first), so one aggregate's facts stay in order.
+        return self.ticket_id or self.operator_id or self.fact_id

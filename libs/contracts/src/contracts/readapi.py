@@ -19,7 +19,8 @@ Unknown fields are ignored, so a field added by the answering side breaks no rea
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from enum import StrEnum
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -363,3 +364,225 @@ class PublicTicketView(BaseModel):
     status: TicketStatus
     created_at: datetime
     replies: list[TicketReplyView] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------- the analytics service's internal API
+# Every read takes `tenant_id`, `from` and `to` (dates, both included) and `tz` (an IANA time zone,
+# default UTC, for days and hours), and answers CSV instead of JSON with `format=csv`:
+# `GET /internal/analytics/overview` → `AnalyticsOverview`; `.../series?granularity=day|hour` →
+# `AnalyticsSeries`; `.../handoff-reasons` → `HandoffReasonsView`; `.../operators` →
+# `OperatorFiguresView`; `.../kb-gaps` → `KbGapsView`; `.../conversations?figure=F` (the drill-down:
+# what is behind a figure, filtered by `handoff_reason`, `operator_id`, `score` or `hour`) →
+# `DrilldownView`. Conversation figures count the conversations started in the range; ticket
+# figures the tickets opened in it.
+
+
+class AnalyticsFigure(StrEnum):
+    """A figure that drills down to the conversations (or tickets) behind it."""
+
+    STARTED = "started"
+    AI_INVOLVED = "ai_involved"
+    AI_RESOLVED = "ai_resolved"
+    AI_RESOLVED_CONFIRMED = "ai_resolved_confirmed"
+    AI_RESOLVED_ASSUMED = "ai_resolved_assumed"
+    AI_PENDING = "ai_pending"
+    HANDED_OFF = "handed_off"
+    ABANDONED = "abandoned"
+    ABANDONED_IN_QUEUE = "abandoned_in_queue"
+    ABANDONED_UNANSWERED = "abandoned_unanswered"
+    NO_OPERATOR_AVAILABLE = "no_operator_available"
+    QUEUE_WAIT = "queue_wait"
+    OPERATOR_HANDLED = "operator_handled"
+    RATED = "rated"
+    TICKETS_CREATED = "tickets_created"
+    SLA_FIRST_RESPONSE_MET = "sla_first_response_met"
+    SLA_FIRST_RESPONSE_MISSED = "sla_first_response_missed"
+    SLA_FIRST_RESPONSE_PENDING = "sla_first_response_pending"
+    SLA_RESOLUTION_MET = "sla_resolution_met"
+    SLA_RESOLUTION_MISSED = "sla_resolution_missed"
+    SLA_RESOLUTION_PENDING = "sla_resolution_pending"
+
+
+class ReportPeriod(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    from_date: date
+    to_date: date
+    timezone: str
+
+
+class DurationFigure(BaseModel):
+    """Durations in seconds over `count` cases (None when there are none)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    count: int
+    mean_seconds: float | None = None
+    p50_seconds: float | None = None
+    p90_seconds: float | None = None
+
+
+class SlaFigure(BaseModel):
+    """One SLA clock of the tickets opened in the range. `compliance` = met / (met + missed)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    met: int
+    missed: int
+    pending: int
+    compliance: float | None = None
+
+
+class ScoreCount(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    score: int
+    count: int
+
+
+class CsatFigure(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    count: int
+    average: float | None = None
+    distribution: list[ScoreCount]
+    """Every score from 1 to 5, with how many ratings gave it."""
+
+
+class HourCount(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    hour: int = Field(ge=0, le=23)
+    """Hour of the day on the tenant's clock (`tz`)."""
+    conversations: int
+
+
+class AnalyticsOverview(ReportPeriod):
+    """The figures of a tenant's period. Rates are None when their denominator is 0.
+
+    - `involvement_rate` = ai_involved / conversations_started (the AI answered at all);
+    - `ai_resolution_rate` = ai_resolved / ai_involved;
+    - `automation_rate` = ai_resolved / conversations_started = involvement × resolution;
+    - an AI resolution is `confirmed` when the customer marked an answer helpful (no such feedback
+      exists yet: always 0) and `assumed` otherwise; `ai_pending` are not yet settled (quiet for
+      less than the resolution window).
+    """
+
+    as_of: datetime
+    """When the figures were judged (settled conversations, pending SLA clocks)."""
+    conversations_started: int
+    ai_involved: int
+    involvement_rate: float | None = None
+    ai_resolved: int
+    ai_resolved_confirmed: int
+    ai_resolved_assumed: int
+    ai_pending: int
+    ai_resolution_rate: float | None = None
+    automation_rate: float | None = None
+    handed_off: int
+    handoff_rate: float | None = None
+    abandoned: int
+    abandoned_in_queue: int
+    abandoned_unanswered: int
+    abandonment_rate: float | None = None
+    no_operator_available: int
+    queue_wait: DurationFigure
+    """From the customer's request for a person to the first operator's assignment."""
+    operator_first_response: DurationFigure
+    """Per operator turn: from the assignment to the operator's first message."""
+    operator_handle_time: DurationFigure
+    """Per operator turn: from the assignment until released, transferred or closed."""
+    tickets_created: int
+    sla_first_response: SlaFigure
+    sla_resolution: SlaFigure
+    csat: CsatFigure
+    busiest_hours: list[HourCount]
+    """Conversations started per hour of the day, the busiest first (hours with none left out)."""
+
+
+class SeriesPoint(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    period_start: datetime
+    conversations_started: int
+    ai_involved: int
+    ai_resolved: int
+    handed_off: int
+    abandoned: int
+    tickets_created: int
+
+
+class AnalyticsSeries(ReportPeriod):
+    granularity: Literal["day", "hour"]
+    points: list[SeriesPoint]
+    """Only the days or hours with something to count, in time order."""
+
+
+class HandoffReasonCount(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    reason: str
+    """A `HandoffReason`, or `unspecified`."""
+    conversations: int
+    share: float
+    """Of the conversations handed off in the range."""
+
+
+class HandoffReasonsView(ReportPeriod):
+    handed_off: int
+    reasons: list[HandoffReasonCount]
+
+
+class OperatorFigures(BaseModel):
+    """One operator's turns on the conversations started in the range."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    operator_id: str
+    conversations: int
+    turns: int
+    first_response_mean_seconds: float | None = None
+    first_response_p50_seconds: float | None = None
+    handle_time_mean_seconds: float | None = None
+    handle_time_p50_seconds: float | None = None
+    csat_count: int
+    """Ratings of the conversations this operator had last."""
+    csat_average: float | None = None
+
+
+class OperatorFiguresView(ReportPeriod):
+    operators: list[OperatorFigures]
+
+
+class KbGap(BaseModel):
+    """Similar questions the knowledge base could not answer, with examples as customers wrote them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question: str
+    count: int
+    examples: list[str]
+    conversation_ids: list[uuid.UUID]
+
+
+class KbGapsView(ReportPeriod):
+    unanswered_questions: int
+    gaps: list[KbGap]
+    """The most frequent first."""
+
+
+class DrilldownItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID | None = None
+    ticket_id: uuid.UUID | None = None
+    at: datetime
+    """When the conversation started, or the ticket was opened."""
+
+
+class DrilldownView(ReportPeriod):
+    figure: AnalyticsFigure
+    count: int
+    """All the items behind the figure; `items` holds at most `limit` of them."""
+    items: list[DrilldownItem]
