@@ -431,3 +431,43 @@ async def test_the_handover_summary_tells_what_the_customer_wants_and_what_is_op
         "negative_sentiment",
         0.2,
     )
+
+
+async def test_the_list_of_a_tenants_conversations_is_narrowed_by_status_and_operator(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"  # the database is shared by the module's tests
+
+    async def started(*payloads: Any) -> Conversation:
+        conversation = Conversation(conversation_handlers)
+        for payload in (StartConversation(locale="it"), *payloads):
+            await conversation_handlers.apply(conversation_handlers.command(payload, conversation.id, tenant))
+        return conversation
+
+    queued = await started(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    marcos = await started(
+        ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR),
+        OperatorAssigned(operator_id="op-marco", display_name="Marco", via="take"),
+    )
+    with_ai = await started()
+    foreign = Conversation(conversation_handlers)
+    await foreign.start()  # another tenant's
+
+    async with conversation_handlers.read_api() as api:
+
+        async def listed(**params: Any) -> list[tuple[str, str | None]]:
+            response = await api.get("/internal/conversations", params={"tenant_id": tenant, **params})
+            assert response.status_code == 200, response.text
+            assert response.json()["tenant_id"] == tenant
+            return [(c["conversation_id"], c["operator_id"]) for c in response.json()["conversations"]]
+
+        everything = await listed()
+        assert everything == [(str(with_ai.id), None), (str(marcos.id), "op-marco"), (str(queued.id), None)]
+        assert await listed(status="QUEUED") == [(str(queued.id), None)]
+        assert await listed(operator_id="op-marco") == [(str(marcos.id), "op-marco")]
+        assert await listed(operator_id="op-marco", status="QUEUED") == []
+        assert await listed(limit=1) == [(str(with_ai.id), None)]
+        assert (
+            await api.get("/internal/conversations", params={"tenant_id": tenant, "status": "NOPE"})
+        ).status_code == 422
+        assert (await api.get("/internal/conversations")).status_code == 422

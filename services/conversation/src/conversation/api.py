@@ -8,9 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.common import Sender
-from contracts.readapi import ConversationView, HandoverSummaryView, HistoryView, MessageView, NotesView, NoteView
-from conversation.store import Conversation, Message, messages_after, notes_of
+from contracts.common import ConversationStatus, Sender
+from contracts.readapi import (
+    ConversationListItem,
+    ConversationListView,
+    ConversationView,
+    HandoverSummaryView,
+    HistoryView,
+    MessageView,
+    NotesView,
+    NoteView,
+)
+from conversation.store import Conversation, Message, conversations_of, messages_after, notes_of
 from conversation.summary import handover_summary
 from servicekit.http import ApiError, Runtime
 
@@ -45,6 +54,36 @@ async def existing(session: AsyncSession, conversation_id: uuid.UUID) -> Convers
     if conversation is None:
         raise ApiError(404, "conversation_not_found", f"conversation {conversation_id} does not exist")
     return conversation
+
+
+@router.get("/conversations", response_model=ConversationListView)
+async def list_conversations(
+    session: Session,
+    tenant_id: Annotated[str, Query(min_length=1, max_length=64)],
+    status: ConversationStatus | None = None,
+    operator_id: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ConversationListView:
+    """The tenant's conversations for the operators' lists; who may see which is the gateway's
+    decision (it asks with `operator_id` or `status` for a plain operator)."""
+    rows = await conversations_of(session, tenant_id, status, operator_id, limit)
+    return ConversationListView(
+        tenant_id=tenant_id,
+        conversations=[
+            ConversationListItem(
+                conversation_id=c.id,
+                tenant_id=c.tenant_id,
+                status=c.state,
+                last_seq=c.last_seq,
+                created_at=c.created_at,
+                updated_at=c.updated_at,
+                operator_id=c.operator_id,
+                handoff_reason=c.handoff_reason,
+                locale=c.locale,
+            )
+            for c in rows
+        ],
+    )
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationView)

@@ -37,6 +37,8 @@ class Base(DeclarativeBase):
 
 class Conversation(Base):
     __tablename__ = "conversations"
+    # The operators' lists: a tenant's conversations, most recently changed first.
+    __table_args__ = (Index("ix_conversations_tenant_updated", "tenant_id", "updated_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -302,6 +304,19 @@ async def last_ai_message(session: AsyncSession, conversation_id: uuid.UUID) -> 
         .order_by(Message.seq.desc())
         .limit(1)
     )
+
+
+async def conversations_of(
+    session: AsyncSession, tenant_id: str, status: ConversationStatus | None, operator_id: str | None, limit: int
+) -> list[Conversation]:
+    """The tenant's conversations, most recently changed first, narrowed by status and operator."""
+    query = select(Conversation).where(Conversation.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Conversation.status == status.value)
+    if operator_id is not None:
+        query = query.where(Conversation.operator_id == operator_id)
+    rows = await session.scalars(query.order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit))
+    return list(rows)
 
 
 async def notes_of(session: AsyncSession, conversation_id: uuid.UUID) -> list[InternalNote]:

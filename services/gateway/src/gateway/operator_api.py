@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Request, Security, WebSocket
+from fastapi import APIRouter, Depends, Query, Request, Security, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -34,6 +34,8 @@ from contracts.events import (
     TransferConversation,
 )
 from contracts.readapi import (
+    ConversationListItem,
+    ConversationListView,
     ConversationView,
     HandoverSummaryView,
     NotesView,
@@ -58,14 +60,16 @@ from gateway.schemas import (
     NoteRequest,
     OperatorMessageAccepted,
     OperatorMessageRequest,
+    OperatorsResponse,
     OperatorStatus,
+    OperatorSummary,
     RefreshRequest,
     StatusRequest,
     TokenPair,
     TransferRequest,
     operator_errors,
 )
-from gateway.store import OperatorRow, operator_by_id, operator_by_username, set_presence
+from gateway.store import OperatorRow, operator_by_id, operator_by_username, operators_of, set_presence
 from gateway.tokens import InvalidToken, OperatorClaims, issue_operator_token, read_operator_token
 from servicekit.http import ApiError
 from servicekit.logs import get_logger
@@ -208,6 +212,41 @@ async def queue(runtime: RuntimeDep, operator: OperatorDep) -> QueueView:
     return await runtime.routing.queue(operator.tenant_id)
 
 
+@router.get(
+    "/operators",
+    response_model=OperatorsResponse,
+    summary="The operators of the caller's tenant with their presence and load (for the transfer picker)",
+    responses=operator_errors(401, 429, 502, 503),
+)
+async def list_operators(runtime: RuntimeDep, operator: OperatorDep) -> OperatorsResponse:
+    assert runtime.sessions is not None
+    try:
+        async with runtime.sessions() as session:
+            accounts = [row for row in await operators_of(session, operator.tenant_id) if row.active]
+    except (OSError, DBAPIError) as error:
+        raise ApiError(503, "unavailable", "operator accounts are unavailable now; retry") from error
+    # The accounts are the gateway's; presence and load are routing's, for those it has heard from.
+    routed = {view.operator_id: view for view in await runtime.routing.operators(operator.tenant_id)}
+    summaries = []
+    for row in accounts:
+        seen = routed.get(row.operator_id)
+        summaries.append(
+            OperatorSummary(
+                operator_id=row.operator_id,
+                display_name=row.display_name,
+                role=cast(OperatorRole, row.role),
+                presence=cast(OperatorPresence, seen.presence if seen else "offline"),
+                active_conversations=seen.active_conversations if seen else 0,
+                capacity=row.capacity,
+                pending_offers=seen.pending_offers if seen else 0,
+                skills=list(row.skills),
+            )
+        )
+    order = {"online": 0, "away": 1, "offline": 2}
+    summaries.sort(key=lambda o: (order.get(o.presence, 3), o.display_name.lower(), o.operator_id))
+    return OperatorsResponse(tenant_id=operator.tenant_id, operators=summaries)
+
+
 # ------------------------------------------------------------------------------ conversations
 
 
@@ -265,6 +304,36 @@ async def send_about(
 
 
 CONVERSATION_ERRORS = operator_errors(401, 403, 404, 413, 422, 429, 502, 503)
+
+
+@router.get(
+    "/conversations",
+    response_model=ConversationListView,
+    summary="The tenant's conversations the caller may see, most recently changed first: an operator's own "
+    "(assigned now or last) and the queue; a supervisor's or admin's, all of the tenant",
+    responses=operator_errors(401, 422, 429, 502, 503),
+)
+async def list_conversations(
+    runtime: RuntimeDep,
+    operator: OperatorDep,
+    status: ConversationStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ConversationListView:
+    tenant_id = operator.tenant_id
+    # A supervisor sees the whole tenant; an operator, by the same rule as reading one, their own
+    # (now or last) and those waiting for anyone to take them.
+    asks: list[tuple[ConversationStatus | None, str | None]] = [(status, None)]
+    if operator.role not in SUPERVISING_ROLES:
+        asks = [(status, operator.operator_id)]
+        if status in (None, ConversationStatus.QUEUED):
+            asks.append((ConversationStatus.QUEUED, None))
+    found: dict[uuid.UUID, ConversationListItem] = {}
+    for wanted_status, operator_id in asks:
+        view = await runtime.reader.conversations(tenant_id, status=wanted_status, operator_id=operator_id, limit=limit)
+        # Checked again here: whatever the read API answers, nothing of another tenant goes out.
+        found.update((c.conversation_id, c) for c in view.conversations if c.tenant_id == tenant_id)
+    newest_first = sorted(found.values(), key=lambda c: c.updated_at, reverse=True)[:limit]
+    return ConversationListView(tenant_id=tenant_id, conversations=newest_first)
 
 
 @router.get(

@@ -8,7 +8,15 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from contracts.readapi import ConversationView, HandoverSummaryView, HistoryView, NotesView, WidgetMessage
+from contracts.common import ConversationStatus
+from contracts.readapi import (
+    ConversationListView,
+    ConversationView,
+    HandoverSummaryView,
+    HistoryView,
+    NotesView,
+    WidgetMessage,
+)
 from servicekit.http import ApiError
 from servicekit.logs import get_logger
 
@@ -31,6 +39,17 @@ class ConversationReader:
             return None
         return self._parse(ConversationView, response)
 
+    async def conversations(
+        self, tenant_id: str, *, status: ConversationStatus | None, operator_id: str | None, limit: int
+    ) -> ConversationListView:
+        """The tenant's conversations, newest change first, narrowed by status and operator (both)."""
+        params: dict[str, str | int] = {"tenant_id": tenant_id, "limit": limit}
+        if status is not None:
+            params["status"] = status.value
+        if operator_id is not None:
+            params["operator_id"] = operator_id
+        return self._parse(ConversationListView, await self._get("/internal/conversations", params))
+
     async def notes(self, conversation_id: uuid.UUID) -> NotesView:
         """The internal notes (operators only: the widget's reads never include them)."""
         return self._parse(NotesView, await self._get(f"/internal/conversations/{conversation_id}/notes"))
@@ -39,7 +58,7 @@ class ConversationReader:
         """The handover summary of the AI part of the conversation, for the operator taking over."""
         return self._parse(HandoverSummaryView, await self._get(f"/internal/conversations/{conversation_id}/summary"))
 
-    async def _get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
+    async def _get(self, path: str, params: dict[str, str | int] | None = None) -> httpx.Response:
         try:
             return await self._client.get(path, params=params)
         except httpx.HTTPError as error:

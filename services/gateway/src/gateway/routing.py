@@ -1,4 +1,5 @@
-"""Client of the routing service's internal API (the waiting queue, and taking a conversation).
+"""Client of the routing service's internal API (the waiting queue, the operators' presence and
+load, and taking a conversation).
 
 Routing is another service: its answers are read as the `contracts.readapi` bodies, its refusals
 (`409 already_taken`, `404 not_waiting`) passed on to the operator as they are."""
@@ -9,9 +10,9 @@ import uuid
 from typing import TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
-from contracts.readapi import QueueView, TakeRequest, TakeResult
+from contracts.readapi import OperatorView, QueueView, TakeRequest, TakeResult
 from servicekit.http import ApiError
 from servicekit.logs import get_logger
 
@@ -22,12 +23,20 @@ ViewT = TypeVar("ViewT", bound=BaseModel)
 PASSED_ON = {404, 409}
 
 
+class OperatorList(RootModel[list[OperatorView]]):
+    """`GET /internal/operators?tenant_id=T`: a JSON list."""
+
+
 class RoutingClient:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
     async def queue(self, tenant_id: str) -> QueueView:
         return await self._call(QueueView, "GET", "/internal/queue", params={"tenant_id": tenant_id})
+
+    async def operators(self, tenant_id: str) -> list[OperatorView]:
+        """The operators routing has heard from, with presence and load."""
+        return (await self._call(OperatorList, "GET", "/internal/operators", params={"tenant_id": tenant_id})).root
 
     async def take(self, conversation_id: uuid.UUID, request: TakeRequest) -> TakeResult:
         return await self._call(

@@ -22,7 +22,7 @@ from contracts.common import (
     OperatorPresence,
     Phone,
 )
-from contracts.events import NoteText
+from contracts.events import NoteText, OperatorRole
 
 
 class ErrorDetail(BaseModel):
@@ -202,3 +202,22 @@ class Resolution(StrEnum):
 
 class CloseRequest(BaseModel):
     resolution: Resolution
+
+
+class OperatorSummary(BaseModel):
+    """One operator of the tenant, for the transfer picker: the account (the gateway's) with the
+    presence and load routing reports (an operator routing has not heard from is offline, idle)."""
+
+    operator_id: str
+    display_name: str
+    role: OperatorRole
+    presence: OperatorPresence
+    active_conversations: int = Field(ge=0)
+    capacity: int = Field(ge=0)
+    pending_offers: int = Field(ge=0)
+    skills: list[str]
+
+
+class OperatorsResponse(BaseModel):
+    tenant_id: str
+    operators: list[OperatorSummary] = Field(description="Online first, then by name")

@@ -6,12 +6,11 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import new_envelope, utc_now
 from contracts.events import TakeConversation
-from contracts.readapi import QueueEntryView, QueueView, TakeRequest, TakeResult
+from contracts.readapi import OperatorView, QueueEntryView, QueueView, TakeRequest, TakeResult
 from routing import domain, store
 from routing.config import Settings
 from routing.handlers import AlreadyTakenError, Decision, NotWaitingError, take
@@ -30,16 +29,6 @@ async def get_session(request: Request) -> Any:
 
 
 Session = Annotated[AsyncSession, Depends(get_session)]
-
-
-class OperatorView(BaseModel):
-    operator_id: str
-    display_name: str
-    presence: str
-    skills: list[str]
-    capacity: int
-    active_conversations: int
-    pending_offers: int
 
 
 @router.post("/conversations/{conversation_id}/take", response_model=TakeResult)

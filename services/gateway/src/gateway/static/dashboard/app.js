@@ -90,6 +90,12 @@ function errorText(t, error) {
   return t.errorGeneric + ": " + (error.message || error.code);
 }
 
+function ownerName(state, c) {
+  if (!c.ownerId) return "";
+  const known = state.operators[c.ownerId];
+  return c.ownerName || (known && known.name) || c.ownerId;
+}
+
 function closed(c) {
   return c && CLOSED.has(c.status);
 }
@@ -258,7 +264,7 @@ function ConversationList({ t, state }) {
   const tabs = supervising ? ["mine", "queue", "all"] : ["mine", "queue"];
   const conversations = Object.values(state.conversations);
   const mine = conversations.filter((c) => c.mine);
-  const all = conversations.filter((c) => c.ownerId || c.queued || c.mine);
+  const all = state.all.map((id) => state.conversations[id]).filter(Boolean);
   const counts = { mine: mine.length, queue: state.queue.length, all: all.length };
   const labels = { mine: t.tabMine, queue: t.tabQueue, all: t.tabAll };
   let body;
@@ -268,9 +274,11 @@ function ConversationList({ t, state }) {
       : html`<p class="empty">${t.emptyQueue}</p>`;
   } else {
     const list = state.tab === "all" ? all : mine;
+    const empty = state.tab !== "all" ? (state.presence === "online" ? t.emptyMineOnline : t.emptyMine)
+      : state.allError ? errorText(t, state.allError) : t.emptyAll;
     body = list.length
       ? list.map((c) => html`<${ConversationItem} t=${t} state=${state} c=${c} now=${now} />`)
-      : html`<p class="empty">${state.tab === "all" ? t.emptyAll : state.presence === "online" ? t.emptyMineOnline : t.emptyMine}</p>`;
+      : html`<p class="empty">${empty}</p>`;
   }
   return html`
     <nav class="pane list-pane" aria-label=${t.tabQueue}>
@@ -278,15 +286,19 @@ function ConversationList({ t, state }) {
         ${tabs.map(
           (tab, i) => html`
             <button type="button" role="tab" aria-selected=${state.tab === tab} class=${"tab" + (state.tab === tab ? " on" : "")}
-              onClick=${() => {
-                store.state.tab = tab;
-                store.changed();
-              }} title=${"Alt+" + (i + 1)} data-testid=${"tab-" + tab}>
+              onClick=${() => store.showTab(tab)} title=${"Alt+" + (i + 1)} data-testid=${"tab-" + tab}>
               ${labels[tab]} <span class="count">${counts[tab]}</span>
             </button>
           `,
         )}
       </div>
+      ${state.tab === "all" && html`<div class="list-filter">
+        <select aria-label=${t.filterStatus} value=${state.allStatus} onChange=${(e) => store.loadAll(e.target.value)}
+          data-testid="all-status">
+          <option value="">${t.everyStatus}</option>
+          ${Object.keys(t.statuses).map((s) => html`<option value=${s}>${t.statuses[s]}</option>`)}
+        </select>
+      </div>`}
       <ul class="items" data-testid=${"list-" + state.tab}>${body}</ul>
     </nav>
   `;
@@ -330,8 +342,9 @@ function ConversationItem({ t, state, c, now }) {
         </span>
         <span class="item-reason">${last ? last.text.slice(0, 80) : reasonText(t, c.reason)}</span>
         <span class="item-sub">
-          ${c.ownerName || c.ownerId || (c.queued ? t.tabQueue : "")}
+          ${ownerName(state, c) || (c.queued ? t.tabQueue : "")}
           ${c.waitingSince && c.queued ? " · " + duration(now - new Date(c.waitingSince).getTime()) : ""}
+          ${c.updatedAt && !c.queued ? " · " + clock(c.updatedAt) : ""}
           ${unreadDraft ? " · ✎" : ""}
         </span>
       </button>
@@ -514,7 +527,7 @@ function Details({ t, state }) {
         <h3>${t.details}</h3>
         <dl>
           <dt>${t.status}</dt><dd data-testid="detail-status">${c.status ? t.statuses[c.status] || c.status : "—"}</dd>
-          <dt>${t.owner}</dt><dd>${c.mine ? state.me.name + " (" + t.you + ")" : c.ownerName || c.ownerId || t.nobody}</dd>
+          <dt>${t.owner}</dt><dd>${c.mine ? state.me.name + " (" + t.you + ")" : ownerName(state, c) || t.nobody}</dd>
           <dt>${t.handoffReason}</dt><dd data-testid="detail-reason">${reasonText(t, c.reason)}</dd>
           <dt>${t.priority}</dt><dd>${c.priority === "high" ? html`<span class="badge high">${t.priorityHigh}</span>` : t.priorityNormal}</dd>
           ${c.intent && html`<dt>${t.topic}</dt><dd>${c.intent}</dd>`}
@@ -589,7 +602,14 @@ function Actions({ t, state, c }) {
       return false;
     }
   };
-  const others = Object.entries(state.operators).filter(([id]) => id !== state.me.operatorId);
+  useEffect(() => {
+    store.loadOperators(); // fresh presence and load each time a conversation's actions show
+  }, [c.id]);
+  // Online first, then away, then offline; an offline operator cannot take it (routing would queue it).
+  const rank = { online: 0, away: 1, offline: 2 };
+  const others = Object.entries(state.operators)
+    .filter(([id]) => id !== state.me.operatorId && id !== c.ownerId)
+    .sort(([, a], [, b]) => (rank[a.presence] ?? 3) - (rank[b.presence] ?? 3) || String(a.name).localeCompare(String(b.name)));
   return html`
     <section class="card actions">
       ${closing
@@ -613,13 +633,18 @@ function Actions({ t, state, c }) {
             ${t.close} <kbd>Alt+C</kbd></button>`}
       <form class="inline-form" onSubmit=${(e) => {
         e.preventDefault();
-        const body = target.trim() ? { operator_id: target.trim() } : {};
+        const body = target ? { operator_id: target } : {};
         act("/transfer", body, t.transferred).then((ok) => ok && setTarget(""));
       }}>
         <label class="small muted" for="transfer-to">${t.transferTo}</label>
         <div class="row">
-          <input id="transfer-to" list="operators" value=${target} onInput=${(e) => setTarget(e.target.value)} data-testid="transfer-to" />
-          <datalist id="operators">${others.map(([id, o]) => html`<option value=${id}>${o.name || id} · ${o.presence || ""}</option>`)}</datalist>
+          <select id="transfer-to" value=${target} onChange=${(e) => setTarget(e.target.value)} data-testid="transfer-to">
+            <option value="">${t.transferToQueue}</option>
+            ${others.map(
+              ([id, o]) => html`<option value=${id} disabled=${o.presence === "offline"}>
+                ${(o.name || id) + " · " + (t[o.presence] || o.presence || "?") + (o.capacity ? " · " + (o.active || 0) + "/" + o.capacity : "")}</option>`,
+            )}
+          </select>
           <button type="submit" class="secondary" data-testid="transfer">${t.transfer}</button>
         </div>
       </form>
@@ -652,10 +677,7 @@ function shortcuts(t, event) {
     event.preventDefault();
     const tabs = SUPERVISING.has(state.me.role) ? ["mine", "queue", "all"] : ["mine", "queue"];
     const tab = tabs[Number(event.code.slice(5)) - 1];
-    if (tab) {
-      state.tab = tab;
-      store.changed();
-    }
+    if (tab) store.showTab(tab);
   }
 }
 

@@ -54,6 +54,7 @@ export class Store {
     this.refreshTimer = null;
     this.pingTimer = null;
     this.queueTimer = null;
+    this.allTimer = null;
     this.onOffer = () => {};
     const session = readJson(sessionStorage, SESSION, null);
     this.state = {
@@ -62,8 +63,10 @@ export class Store {
       presence: (session && session.presence) || "offline",
       connection: "idle", // idle | connecting | open | retrying
       queue: [],
+      all: [], // ids of the "all" tab (supervisors), newest change first, from GET /v1/conversations
+      allStatus: "", // its status filter; "" for every status
       conversations: {}, // id -> conversation
-      operators: {}, // id -> {presence, active, capacity, name}
+      operators: {}, // id -> {name, role, presence, active, capacity}, from GET /v1/operators and presence frames
       offers: {}, // conversation id -> offer frame data
       selected: null,
       tab: "mine",
@@ -175,6 +178,8 @@ export class Store {
     this.state.me = null;
     this.state.connection = "idle";
     this.state.queue = [];
+    this.state.all = [];
+    this.state.operators = {};
     this.state.conversations = {};
     this.state.offers = {};
     this.state.selected = null;
@@ -194,6 +199,7 @@ export class Store {
     }
     this.loadQueue();
     this.loadCanned();
+    this.loadOperators();
     // Conversations followed before a reload come back (the stream re-sends their history).
     for (const id of readJson(sessionStorage, FOLLOWED, [])) this.conversation(id).mine = true;
     this.changed();
@@ -261,13 +267,72 @@ export class Store {
     }
   }
 
-  // Routing's frames say the queue moved: read it again, at most a few times a second.
+  // Routing's frames say the queue moved: read it again, at most a few times a second (and the
+  // "all" tab, while it is shown: assignments and releases change it too).
   queueSoon() {
+    if (this.state.tab === "all") this.allSoon();
     if (this.queueTimer) return;
     this.queueTimer = setTimeout(() => {
       this.queueTimer = null;
       this.loadQueue();
     }, 150);
+  }
+
+  allSoon() {
+    if (this.allTimer) return;
+    this.allTimer = setTimeout(() => {
+      this.allTimer = null;
+      this.loadAll();
+    }, 500);
+  }
+
+  showTab(tab) {
+    this.state.tab = tab;
+    if (tab === "all") this.loadAll();
+    this.changed();
+  }
+
+  // The "all" tab: the tenant's conversations the operator may see (a supervisor: all of them).
+  async loadAll(status = this.state.allStatus) {
+    this.state.allStatus = status;
+    const query = "?limit=100" + (status ? "&status=" + encodeURIComponent(status) : "");
+    try {
+      const view = await this.call("GET", "/v1/conversations" + query);
+      if (this.state.allStatus !== status) return; // the filter changed meanwhile
+      this.state.all = (view.conversations || []).map((item) => {
+        const c = this.conversation(item.conversation_id);
+        c.status = item.status;
+        c.reason = item.handoff_reason ?? c.reason;
+        c.updatedAt = item.updated_at;
+        const held = item.status === "WITH_OPERATOR" || item.status === "WAITING_CUSTOMER";
+        c.ownerId = held ? item.operator_id : null;
+        if (c.ownerId && this.state.operators[c.ownerId]) c.ownerName = this.state.operators[c.ownerId].name;
+        return c.id;
+      });
+      this.state.allError = null;
+    } catch (error) {
+      this.state.allError = error;
+    }
+    this.changed();
+  }
+
+  // The tenant's operators with presence and load, for the transfer picker and the owners' names.
+  async loadOperators() {
+    try {
+      const view = await this.call("GET", "/v1/operators");
+      for (const o of view.operators || []) {
+        this.state.operators[o.operator_id] = {
+          name: o.display_name,
+          role: o.role,
+          presence: o.presence,
+          active: o.active_conversations,
+          capacity: o.capacity,
+        };
+      }
+      this.changed();
+    } catch {
+      // the picker shows those heard of on the stream
+    }
   }
 
   async loadCanned() {
@@ -487,6 +552,8 @@ export class Store {
           if (c.mine || c.id === this.state.selected) this.follow(c.id);
         }
         this.loadQueue();
+        this.loadOperators();
+        if (this.state.tab === "all") this.loadAll();
         break;
       }
       case "queue":
