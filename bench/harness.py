@@ -9,14 +9,18 @@ import asyncio
 import contextlib
 import os
 import resource
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from devkit.stack import REPO, SERVICES, Stack, free_port
 from devkit.testing import Infra, create_database, drop_database
@@ -73,7 +77,10 @@ def _stop_processes(stack: Stack) -> None:
 
 
 @contextlib.contextmanager
-def running_stack(log_dir: Path, log_level: str) -> Iterator[Stack]:
+def running_stack(
+    log_dir: Path, log_level: str, before_start: Callable[[Stack], None] | None = None
+) -> Iterator[Stack]:
+    """The stack, up; `before_start` runs once its topics and databases exist, before any service."""
     infra, infra_was_up = infra_up()
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     specs = [spec for spec in SERVICES if spec.built]
@@ -85,7 +92,12 @@ def running_stack(log_dir: Path, log_level: str) -> Iterator[Stack]:
         databases=databases,
         log_dir=log_dir,
         extra_env={
-            "gateway": {"RATE_LIMIT_IP_REQUESTS": NO_RATE_LIMIT, "RATE_LIMIT_CONVERSATION_MESSAGES": NO_RATE_LIMIT}
+            "gateway": {
+                "RATE_LIMIT_IP_REQUESTS": NO_RATE_LIMIT,
+                "RATE_LIMIT_CONVERSATION_MESSAGES": NO_RATE_LIMIT,
+                # The operators scenario logs in all its operators from one address.
+                "LOGIN_ATTEMPTS_PER_IP": NO_RATE_LIMIT,
+            }
         },
     )
     try:
@@ -94,6 +106,8 @@ def running_stack(log_dir: Path, log_level: str) -> Iterator[Stack]:
             if spec.database:
                 databases[spec.name] = asyncio.run(create_database(infra, f"bench_{spec.module}"))
         stack.seed_knowledge_bases()
+        if before_start is not None:
+            before_start(stack)
         stack.start_all()
         log("stack ready: " + ", ".join(f"{name} pid {p.pid}" for name, p in stack.processes.items()))
         yield stack
@@ -107,6 +121,58 @@ def running_stack(log_dir: Path, log_level: str) -> Iterator[Stack]:
             asyncio.run(delete_topics(infra.kafka_bootstrap_servers, prefix))
         if not infra_was_up:
             _localinfra("down")
+
+
+BENCH_TENANT = "bench-operators"
+
+
+@dataclass(frozen=True)
+class OperatorSeed:
+    """The benchmark tenant and its operators, as the gateway's seed files (read by the load
+    generator too, for the widget key and the operators' credentials)."""
+
+    tenant_file: Path
+    operators_file: Path
+
+
+def write_operator_seed(directory: Path, operators: int, capacity: int) -> OperatorSeed:
+    """A tenant of its own for the operators scenario, with `operators` accounts; fresh widget key
+    and passwords each run (they live only as long as the run's databases)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tenant = {
+        "tenant_id": BENCH_TENANT,
+        "name": "Benchmark operators",
+        "widget_key": f"wk_bench_{secrets.token_hex(12)}",
+        "default_language": "it",
+    }
+    accounts = [
+        {
+            "operator_id": f"{BENCH_TENANT}-{number:04d}",
+            "username": f"bench-op-{number:04d}",
+            "display_name": f"Operatore {number}",
+            "password": secrets.token_urlsafe(12),
+            "role": "operator",
+            "capacity": capacity,
+        }
+        for number in range(1, operators + 1)
+    ]
+    seed = OperatorSeed(directory / f"tenant-{BENCH_TENANT}.yaml", directory / f"operators-{BENCH_TENANT}.yaml")
+    seed.tenant_file.write_text(yaml.safe_dump(tenant, sort_keys=False))
+    seed.operators_file.write_text(yaml.safe_dump({"tenant_id": BENCH_TENANT, "operators": accounts}, sort_keys=False))
+    return seed
+
+
+def load_operator_seed(stack: Stack, seed: OperatorSeed) -> None:
+    """Loads the tenant and its operators into the stack's gateway database with the gateway's own
+    command line (`gateway.tenants load`, `gateway.operators load`), as an operator of the platform would."""
+    env = stack.env_for(next(spec for spec in stack.specs if spec.name == "gateway"))
+    for command in (["gateway.tenants", "load", seed.tenant_file], ["gateway.operators", "load", seed.operators_file]):
+        result = subprocess.run(
+            [sys.executable, "-m", *map(str, command)], env=env, cwd=REPO, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{command[0]} load failed:\n{result.stdout}\n{result.stderr}")
+        log(f"{command[0]}: {result.stdout.strip().splitlines()[-1] if result.stdout.strip() else 'loaded'}")
 
 
 def rss_mb(pid: int) -> float:

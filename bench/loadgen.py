@@ -8,6 +8,8 @@ its own HTTP connection, as each browser tab has.
 
     python -m bench.loadgen turns   --gateway URL --out FILE [--tps --seconds --warmup ...]
     python -m bench.loadgen sockets --gateway URL --out FILE --pid GATEWAY_PID [--count --step ...]
+    python -m bench.loadgen operators --gateway URL --routing URL --out FILE --tenant-file F --operators-file F
+                                      [--operators --handoffs --seconds --warmup --timeout ...]
 
 It writes raw observations as JSON; bench.report turns them into figures.
 """
@@ -23,6 +25,7 @@ import resource
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -400,9 +403,391 @@ async def run_sockets(args: argparse.Namespace) -> dict[str, Any]:
         return await Sockets(args, http).run()
 
 
+class Handoff:
+    """One conversation handed off: the customer's YES, the offer on an operator's socket, the
+    take, the conversation on the operator's socket as theirs, and the operator's first message
+    on the customer's socket. Times are the event loop's clock."""
+
+    __slots__ = (
+        "conversation_id",
+        "delivered",
+        "measured",
+        "message_at",
+        "offer_at",
+        "offered",
+        "operator_id",
+        "outcome",
+        "post_at",
+        "post_status",
+        "scheduled",
+        "take_at",
+        "take_done_at",
+        "take_status",
+        "widget",
+        "writable",
+        "writable_at",
+        "yes_at",
+        "yes_done_at",
+        "yes_status",
+    )
+
+    def __init__(self, widget: Widget) -> None:
+        self.widget = widget
+        self.conversation_id = widget.conversation_id
+        self.offered: asyncio.Event = asyncio.Event()
+        self.writable: asyncio.Event = asyncio.Event()  # WITH_OPERATOR on the operator's socket
+        self.delivered: asyncio.Event = asyncio.Event()  # the operator's message on the customer's
+        self.operator_id = ""
+        self.measured = False  # in the measured window (not the warm-up)
+        self.outcome = "pending"
+        self.scheduled = self.yes_at = self.yes_done_at = self.offer_at = self.take_at = -1.0
+        self.take_done_at = self.writable_at = self.post_at = self.message_at = -1.0
+        self.yes_status = self.take_status = self.post_status = 0
+
+    def row(self, origin: float) -> dict[str, Any]:
+        def at(value: float) -> float | None:
+            return None if value < 0 else round(value - origin, 4)
+
+        return {
+            "conversation_id": self.conversation_id,
+            "operator_id": self.operator_id,
+            "outcome": self.outcome,
+            "measured": self.measured,
+            "scheduled": at(self.scheduled),
+            "yes": at(self.yes_at),
+            "yes_done": at(self.yes_done_at),
+            "yes_status": self.yes_status,
+            "offer": at(self.offer_at),
+            "take": at(self.take_at),
+            "take_done": at(self.take_done_at),
+            "take_status": self.take_status,
+            "writable": at(self.writable_at),
+            "post": at(self.post_at),
+            "post_status": self.post_status,
+            "message": at(self.message_at),
+        }
+
+
+# Routing's tenant-wide frames (every assignment, presence and queue change goes to every operator
+# of the tenant) are skipped without parsing them: with 200 operators they are most of the traffic.
+OFFER_PREFIX = '{"type":"offer"'
+FEED_PREFIX = '{"conversation_id":'
+# A handoff is measured until it is done however late (the report counts those over --timeout as
+# timeouts): an offer left unanswered would expire and set its operator away, which is the
+# generator's doing, not the system's. Only after this long does a side give up.
+GIVE_UP_SECONDS = 60.0
+GAVE_UP: dict[str, Any] = {"type": "bench-gave-up"}  # put in a customer's frames when its operator's side failed
+
+
+def from_operator(frame: dict[str, Any]) -> bool:
+    return frame is GAVE_UP or (frame.get("type") == "message" and frame["message"]["sender"] == "operator")
+
+
+class Operator:
+    """One simulated operator: logged in, its stream open and read all the time, online. It takes
+    each conversation offered to it at once and, as soon as its socket shows the conversation as
+    theirs (WITH_OPERATOR: before that the conversation service refuses an operator's message),
+    writes to the customer."""
+
+    def __init__(self, scenario: Handoffs, account: dict[str, Any]) -> None:
+        self.scenario = scenario
+        self.username, self.password = str(account["username"]), str(account["password"])
+        self.operator_id = str(account["operator_id"])
+        self.http = http_session(scenario.args.gateway, 2, GIVE_UP_SECONDS)
+        self.token = ""
+        self.socket: aiohttp.ClientWebSocketResponse | None = None
+        self.ready = asyncio.Event()
+        self.reader: asyncio.Task[None] | None = None
+        self.frames = 0
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def log_in(self) -> None:
+        body = {"username": self.username, "password": self.password}
+        async with self.http.post("/v1/operators/login", json=body) as response:
+            response.raise_for_status()
+            self.token = (await response.json())["access_token"]
+
+    async def connect(self) -> None:
+        self.socket = await self.http.ws_connect(
+            f"/v1/operators/stream?access_token={self.token}", autoping=True, heartbeat=None
+        )
+        self.reader = asyncio.create_task(self._read(self.socket))
+        async with asyncio.timeout(self.scenario.args.timeout):
+            await self.ready.wait()
+
+    async def go_online(self) -> None:
+        async with self.http.put("/v1/operators/me/status", json={"status": "online"}, headers=self.auth) as response:
+            await response.read()
+            if response.status not in (200, 202):
+                raise RuntimeError(f"status online answered {response.status}")
+
+    async def _read(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        loop = asyncio.get_running_loop()
+        async for message in socket:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                if message.type == aiohttp.WSMsgType.ERROR:
+                    break
+                continue
+            self.frames += 1
+            data: str = message.data
+            if data.startswith(OFFER_PREFIX):
+                frame = json.loads(data)
+                if frame.get("event") == "offer_made" and frame["data"]["operator_id"] == self.operator_id:
+                    self.scenario.on_offer(self, frame["conversation_id"], loop.time())
+            elif data.startswith(FEED_PREFIX):
+                frame = json.loads(data)
+                if frame.get("type") == "status" and frame.get("status") == "WITH_OPERATOR":
+                    self.scenario.on_writable(frame["conversation_id"], loop.time())
+            elif not self.ready.is_set() and json.loads(data).get("type") == "ready":
+                self.ready.set()
+        self.scenario.errors["operator_socket_closed"] += 1
+
+    async def work(self, handoff: Handoff) -> None:
+        """Takes the offered conversation and writes the first message."""
+        loop = asyncio.get_running_loop()
+        cid = handoff.conversation_id
+        step = "take"
+        try:
+            async with asyncio.timeout(GIVE_UP_SECONDS):
+                handoff.take_at = loop.time()
+                async with self.http.post(f"/v1/conversations/{cid}/take", headers=self.auth) as response:
+                    await response.read()
+                    handoff.take_status = response.status
+                handoff.take_done_at = loop.time()
+                if response.status != 200:
+                    handoff.outcome = f"take_{response.status}"
+                    return
+                step = "assignment"
+                await handoff.writable.wait()
+                step = "message_post"
+                handoff.post_at = loop.time()
+                body = {"text": "Buongiorno, sono qui per aiutarla.", "client_message_id": uuid.uuid4().hex}
+                async with self.http.post(
+                    f"/v1/conversations/{cid}/operator-messages", json=body, headers=self.auth
+                ) as response:
+                    await response.read()
+                    handoff.post_status = response.status
+                if response.status != 202:
+                    handoff.outcome = f"message_{response.status}"
+                    return
+                step = "message_delivery"
+                await handoff.delivered.wait()
+                handoff.outcome = "ok" if handoff.message_at >= 0 else "customer_socket_closed"
+        except TimeoutError:
+            handoff.outcome = f"timeout_{step}"
+        except Exception as error:
+            handoff.outcome = f"operator_{type(error).__name__}"
+        finally:
+            if handoff.outcome != "ok":  # the customer stops waiting for a message that will not come
+                handoff.widget.frames.put_nowait(GAVE_UP)
+
+    async def close(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()
+        if self.reader is not None:
+            with contextlib.suppress(Exception):
+                await self.reader
+        await self.http.close()
+
+
+class Handoffs:
+    """Operators online on their streams; customers, each with a conversation and its socket,
+    choose YES (`request_operator`) at a steady rate: the handoffs spread evenly over the window
+    (after a short warm-up at the same rate). Measured: YES (just before the POST) → the offer frame
+    on the offered operator's socket, and take (just before the POST) → the operator's first
+    message on the customer's socket."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        tenant = yaml.safe_load(args.tenant_file.read_text())
+        self.key = str(tenant["widget_key"])
+        self.tenant_id = str(tenant["tenant_id"])
+        self.accounts: list[dict[str, Any]] = yaml.safe_load(args.operators_file.read_text())["operators"]
+        self.by_conversation: dict[str, Handoff] = {}
+        self.errors: Counter[str] = Counter()
+        self.repeat_offers = 0
+        self.stray_offers = 0
+        self.work: set[asyncio.Task[None]] = set()
+
+    # ---------------------------------------------------------------- what the sockets report
+
+    def on_offer(self, operator: Operator, conversation_id: str, at: float) -> None:
+        handoff = self.by_conversation.get(conversation_id)
+        if handoff is None:
+            self.stray_offers += 1
+            return
+        if handoff.offered.is_set():
+            self.repeat_offers += 1  # an offer that expired or was withdrawn went to another operator
+            return
+        handoff.offer_at, handoff.operator_id = at, operator.operator_id
+        handoff.offered.set()
+        if handoff.outcome != "pending":
+            return  # too late: the customer's side counted a timeout (routing offers it again later)
+        task = asyncio.create_task(operator.work(handoff))
+        self.work.add(task)
+        task.add_done_callback(self.work.discard)
+
+    def on_writable(self, conversation_id: str, at: float) -> None:
+        handoff = self.by_conversation.get(conversation_id)
+        if handoff is not None and not handoff.writable.is_set():
+            handoff.writable_at = at
+            handoff.writable.set()
+
+    # ------------------------------------------------------------------------- setting up
+
+    async def operators_online(self, operators: list[Operator]) -> int:
+        """Logs in, connects and sets online every operator; returns how many routing has online."""
+        gate = asyncio.Semaphore(8)  # a login is an argon2 verification on the gateway
+
+        async def one(operator: Operator) -> bool:
+            async with gate:
+                try:
+                    async with asyncio.timeout(60):
+                        await operator.log_in()
+                        await operator.connect()
+                        await operator.go_online()
+                    return True
+                except Exception as error:
+                    self.errors[f"operator_setup:{type(error).__name__}"] += 1
+                    return False
+
+        connected = sum(await asyncio.gather(*(one(o) for o in operators)))
+        print(f"[loadgen] {connected}/{len(operators)} operators connected and online", flush=True)
+        # Routing learns the presences from the gateway's commands: wait until it has them all.
+        online = 0
+        async with http_session(self.args.routing, 1, 10) as routing:
+            for _ in range(240):
+                async with routing.get("/internal/operators", params={"tenant_id": self.tenant_id}) as response:
+                    views = await response.json()
+                online = sum(1 for view in views if view["presence"] == "online")
+                if online >= connected:
+                    break
+                await asyncio.sleep(0.5)
+        print(f"[loadgen] routing has {online} operators online", flush=True)
+        return online
+
+    async def customers(self, http: aiohttp.ClientSession, count: int) -> list[Handoff]:
+        """The conversations and their open sockets, at a bounded rate, before the clock starts."""
+        handoffs: list[Handoff] = []
+        gate = asyncio.Semaphore(32)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def one(number: int) -> None:
+            await asyncio.sleep(max(0.0, start + number / self.args.create_rate - loop.time()))
+            widget = Widget(http, self.key)
+            try:
+                async with gate, asyncio.timeout(30):
+                    await widget.start("it")
+                    await widget.connect()
+                handoffs.append(Handoff(widget))
+            except Exception as error:
+                self.errors[f"customer_setup:{type(error).__name__}"] += 1
+                await widget.close()
+
+        await asyncio.gather(*(one(n) for n in range(count)))
+        return handoffs
+
+    # ---------------------------------------------------------------------------- the run
+
+    async def customer(self, handoff: Handoff) -> None:
+        """YES, then waits for the offer and for the operator's message on its socket."""
+        loop = asyncio.get_running_loop()
+        widget = handoff.widget
+        try:
+            async with asyncio.timeout(GIVE_UP_SECONDS):
+                handoff.yes_at = loop.time()
+                async with widget.http.post(
+                    f"/v1/conversations/{handoff.conversation_id}/actions",
+                    json={"action": "request_operator"},
+                    headers={"Authorization": f"Bearer {widget.token}"},
+                ) as response:
+                    await response.read()
+                    handoff.yes_status = response.status
+                handoff.yes_done_at = loop.time()
+                if response.status != 202:
+                    handoff.outcome = f"yes_{response.status}"
+                    return
+                await handoff.offered.wait()
+        except TimeoutError:
+            handoff.outcome = "timeout_offer"
+            return
+        except Exception as error:
+            handoff.outcome = f"customer_{type(error).__name__}"
+            return
+        # From here the operator's side sets the outcome; the customer reads its socket.
+        try:
+            async with asyncio.timeout(GIVE_UP_SECONDS):
+                frame = await widget.receive_until(from_operator)
+            if frame is not GAVE_UP:
+                handoff.message_at = loop.time()
+        except Exception as error:
+            self.errors[f"customer_socket:{type(error).__name__}"] += 1
+        finally:
+            handoff.delivered.set()
+
+    async def run(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        wall = time.time() - loop.time()
+        operators = [Operator(self, account) for account in self.accounts[: self.args.operators]]
+        rate = self.args.handoffs / self.args.seconds
+        warmup_count = round(rate * self.args.warmup)
+        total = warmup_count + self.args.handoffs
+        async with http_session(self.args.gateway, 0, GIVE_UP_SECONDS) as http:
+            try:
+                online = await self.operators_online(operators)
+                handoffs = await self.customers(http, total)
+                print(f"[loadgen] {len(handoffs)}/{total} customers connected", flush=True)
+                for handoff in handoffs:
+                    self.by_conversation[handoff.conversation_id] = handoff
+                freeze_startup_heap()  # the generator's own collector pauses would be counted as latency
+                await asyncio.sleep(2)  # the setup's last events settle
+                start = loop.time()
+                window = (start + self.args.warmup, start + self.args.warmup + self.args.seconds)
+                cpu: dict[str, float] = {}
+                loop.call_at(window[0], lambda: cpu.update(start=cpu_seconds()))
+                loop.call_at(window[1], lambda: cpu.update(end=cpu_seconds()))
+                customers = []
+                for number, handoff in enumerate(handoffs):
+                    handoff.scheduled = start + number / rate
+                    handoff.measured = number >= warmup_count
+                    await asyncio.sleep(max(0.0, handoff.scheduled - loop.time()))
+                    customers.append(asyncio.create_task(self.customer(handoff)))
+                await asyncio.gather(*customers)
+                if self.work:
+                    await asyncio.wait(list(self.work), timeout=GIVE_UP_SECONDS)
+                await asyncio.sleep(max(0.0, window[1] - loop.time()))
+                frames = sum(o.frames for o in operators)
+            finally:
+                for handoff in self.by_conversation.values():
+                    with contextlib.suppress(Exception):
+                        await handoff.widget.close()
+                await asyncio.gather(*(o.close() for o in operators), return_exceptions=True)
+        return {
+            "origin_wall": start + wall,
+            "window": [window[0] - start, window[1] - start],
+            "operators": len(operators),
+            "operators_online": online,
+            "customers_connected": len(handoffs),
+            "handoffs": [h.row(start) for h in handoffs],
+            "repeat_offers": self.repeat_offers,
+            "stray_offers": self.stray_offers,
+            "operator_frames": frames,
+            "errors": dict(self.errors),
+            "loadgen_cpu_seconds": cpu.get("end", cpu_seconds()) - cpu.get("start", 0.0),
+        }
+
+
+async def run_handoffs(args: argparse.Namespace) -> dict[str, Any]:
+    return await Handoffs(args).run()
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen")
-    parser.add_argument("scenario", choices=["turns", "sockets"])
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--gateway", required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tps", type=float, default=500)
@@ -417,14 +802,25 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hold", type=float, default=10)
     parser.add_argument("--final-ping", type=int, default=1000)
     parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate")
+    parser.add_argument("--routing", help="the routing service (operators: to see them online)")
+    parser.add_argument("--tenant-file", type=Path, help="operators: the benchmark tenant's seed file")
+    parser.add_argument("--operators-file", type=Path, help="operators: its operators' seed file")
+    parser.add_argument("--operators", type=int, default=200)
+    parser.add_argument("--handoffs", type=int, default=2000)
     return parser.parse_args(argv)
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "turns": run_turns,
+    "sockets": run_sockets,
+    "operators": run_handoffs,
+}
 
 
 def main() -> None:
     args = parse()
     raise_fd_limit()
-    scenario = run_turns if args.scenario == "turns" else run_sockets
-    result = uvloop.run(scenario(args))
+    result = uvloop.run(SCENARIOS[args.scenario](args))
     args.out.write_text(json.dumps(result))
 
 

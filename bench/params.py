@@ -6,6 +6,9 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# Every scenario, in the order they run; `BENCH_SCENARIOS` picks some (all by default).
+SCENARIOS = ("turns", "operators", "sockets")
+
 
 def _int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
@@ -26,6 +29,12 @@ class Params:
     socket_step: int
     create_rate: float  # conversations created per second for the sockets scenario
     socket_deflate: bool  # offer permessage-deflate, as browsers do
+    operators: int  # operators online in the operators scenario
+    operator_capacity: int  # conversations each of them may hold
+    handoffs: int  # handoffs in its measured window
+    handoff_seconds: float  # the measured window they are spread over
+    handoff_warmup: float  # handoffs at the same rate before it, not counted
+    handoff_timeout: float  # seconds for an offer, and for the operator's message, to arrive
     scenarios: tuple[str, ...]
 
     @classmethod
@@ -41,7 +50,13 @@ class Params:
             socket_step=_int("BENCH_SOCKET_STEP", 1000),
             create_rate=_float("BENCH_CREATE_RATE", 400),
             socket_deflate=_int("BENCH_SOCKET_DEFLATE", 1) != 0,
-            scenarios=tuple((os.environ.get("BENCH_SCENARIOS") or "turns,sockets").replace(" ", "").split(",")),
+            operators=_int("BENCH_OPERATORS", TARGET_OPERATORS),
+            operator_capacity=_int("BENCH_OPERATOR_CAPACITY", 20),
+            handoffs=_int("BENCH_HANDOFFS", TARGET_HANDOFFS),
+            handoff_seconds=_float("BENCH_HANDOFF_SECONDS", TARGET_HANDOFF_SECONDS),
+            handoff_warmup=_float("BENCH_HANDOFF_WARMUP", 10),
+            handoff_timeout=_float("BENCH_HANDOFF_TIMEOUT", 10),
+            scenarios=tuple((os.environ.get("BENCH_SCENARIOS") or ",".join(SCENARIOS)).replace(" ", "").split(",")),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -54,3 +69,7 @@ TARGET_SECONDS = 60.0
 TARGET_P99_MS = 250.0
 TARGET_SOCKETS = 10_000
 TARGET_RSS_MB = 600.0
+TARGET_OPERATORS = 200
+TARGET_HANDOFFS = 2000
+TARGET_HANDOFF_SECONDS = 60.0
+TARGET_HANDOFF_P99_MS = 500.0

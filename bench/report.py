@@ -18,7 +18,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bench.params import TARGET_P99_MS, TARGET_RSS_MB, TARGET_SECONDS, TARGET_SOCKETS, TARGET_TPS
+from bench.params import (
+    TARGET_HANDOFF_P99_MS,
+    TARGET_HANDOFF_SECONDS,
+    TARGET_HANDOFFS,
+    TARGET_OPERATORS,
+    TARGET_P99_MS,
+    TARGET_RSS_MB,
+    TARGET_SECONDS,
+    TARGET_SOCKETS,
+    TARGET_TPS,
+)
 from devkit.stack import REPO
 
 
@@ -124,7 +134,110 @@ def sockets_figures(raw: dict[str, Any], wanted: int) -> dict[str, Any]:
     }
 
 
-def targets(turns: dict[str, Any] | None, sockets: dict[str, Any] | None) -> dict[str, Any]:
+def _between(row: dict[str, Any], start: str, end: str) -> float | None:
+    """Milliseconds from one of a handoff's moments to another, if both happened."""
+    if row[start] is None or row[end] is None:
+        return None
+    return 1000 * (float(row[end]) - float(row[start]))
+
+
+def _spread(rows: list[dict[str, Any]], start: str, end: str) -> dict[str, float | None]:
+    return percentiles([ms for row in rows if (ms := _between(row, start, end)) is not None])
+
+
+def _outcome(row: dict[str, Any], timeout: float) -> str:
+    """The generator's outcome, with a step that took longer than `timeout` seconds a timeout."""
+    if row["outcome"] != "ok":
+        return str(row["outcome"])
+    if (_between(row, "yes", "offer") or 0.0) > 1000 * timeout:
+        return "timeout_offer"
+    if (_between(row, "take", "message") or 0.0) > 1000 * timeout:
+        return "timeout_message"
+    return "ok"
+
+
+def operators_figures(raw: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Figures of the handoffs whose YES fell in the measured window; a per-second timeline of the
+    whole run (t < 0 is the warm-up) by YES time."""
+    w0, w1 = raw["window"]
+    seconds = w1 - w0
+    inside = [row for row in raw["handoffs"] if row["measured"]]
+    offered = [row for row in inside if (ms := _between(row, "yes", "offer")) is not None and ms <= 1000 * timeout]
+    taken = [row for row in inside if row["take_status"] == 200]
+    delivered = [row for row in taken if row["message"] is not None]
+    outcomes = Counter(_outcome(row, timeout) for row in inside)
+    take_statuses = Counter(row["take_status"] for row in inside if row["take_status"])
+    by_operator = Counter(row["operator_id"] for row in offered)
+    by_second: dict[int, list[dict[str, Any]]] = {}
+    for row in raw["handoffs"]:
+        by_second.setdefault(math.floor(row["scheduled"] - w0), []).append(row)
+
+    def p99(rows: list[dict[str, Any]], start: str, end: str) -> float | None:
+        values = [ms for row in rows if (ms := _between(row, start, end)) is not None]
+        return round(float(np.percentile(values, 99)), 1) if values else None
+
+    timeline = [
+        {
+            "t": second,
+            "handoffs": len(by_second.get(second, [])),
+            "offer_p99_ms": p99(by_second.get(second, []), "yes", "offer"),
+            "message_p99_ms": p99(by_second.get(second, []), "take", "message"),
+        }
+        for second in range(-math.ceil(w0), math.ceil(seconds))
+    ]
+    return {
+        "operators": raw["operators"],
+        "operators_online": raw["operators_online"],
+        "warmup_seconds": w0,
+        "measured_seconds": seconds,
+        "handoffs": len(inside),
+        "handoffs_per_s": round(len(inside) / seconds, 1) if seconds else 0.0,
+        "yes_to_offer_ms": _spread(inside, "yes", "offer"),
+        "take_to_message_ms": _spread(inside, "take", "message"),
+        # Where take → message goes: the take's answer, the conversation becoming the operator's
+        # (WITH_OPERATOR on their socket: only then does the conversation service accept their
+        # message), the message's POST, and the message reaching the customer.
+        "breakdown_ms": {
+            "yes_http": _spread(inside, "yes", "yes_done"),
+            "take_http": _spread(inside, "take", "take_done"),
+            "take_to_with_operator": _spread(inside, "take", "writable"),
+            "message_post_to_customer": _spread(inside, "post", "message"),
+        },
+        "offers_received": len(offered),
+        "takes_200": len(taken),
+        "takes_409": take_statuses.get(409, 0),
+        "take_statuses": {str(k): n for k, n in sorted(take_statuses.items())},
+        "messages_delivered": len(delivered),
+        "timeouts": sum(n for outcome, n in outcomes.items() if outcome.startswith("timeout")),
+        "errors": sum(n for outcome, n in outcomes.items() if outcome != "ok" and not outcome.startswith("timeout")),
+        "outcomes": dict(outcomes.most_common()),
+        "offers_per_operator": {
+            "min": min(by_operator.values(), default=0),
+            "max": max(by_operator.values(), default=0),
+            "operators_offered": len(by_operator),
+        },
+        "repeat_offers": raw["repeat_offers"],
+        "stray_offers": raw["stray_offers"],
+        "operator_frames_received": raw["operator_frames"],
+        "setup_errors": raw["errors"],
+        "customers_connected": raw["customers_connected"],
+        "loadgen_cpu_percent": round(100 * raw["loadgen_cpu_seconds"] / seconds, 1) if seconds else None,
+        "loadgen_cpu_ms_per_handoff": round(1000 * raw["loadgen_cpu_seconds"] / len(inside), 2) if inside else None,
+        "timeline": timeline,
+    }
+
+
+def cpu_ms_per_unit(percent_by_process: dict[str, float], seconds: float, units: int) -> dict[str, float]:
+    """CPU milliseconds per unit of work (a turn, a handoff), per process, from the average CPU
+    percentages of a window."""
+    if not units:
+        return {}
+    return {group: round(10 * percent * seconds / units, 2) for group, percent in percent_by_process.items()}
+
+
+def targets(
+    turns: dict[str, Any] | None, sockets: dict[str, Any] | None, operators: dict[str, Any] | None = None
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if turns is not None:
         p99 = turns["latency_ms"]["p99"]
@@ -150,12 +263,44 @@ def targets(turns: dict[str, Any] | None, sockets: dict[str, Any] | None) -> dic
                 and sockets["rss_mb"] < TARGET_RSS_MB
             ),
         }
+    if operators is not None:
+        offer_p99 = operators["yes_to_offer_ms"]["p99"]
+        message_p99 = operators["take_to_message_ms"]["p99"]
+        result["operators"] = {
+            "target": (
+                f"{TARGET_OPERATORS} operators online, {TARGET_HANDOFFS} handoffs in {TARGET_HANDOFF_SECONDS:.0f} s: "
+                f"p99 <= {TARGET_HANDOFF_P99_MS:.0f} ms from YES to the offer on an operator's socket and from "
+                "take to the operator's first message on the customer's socket, with the customer-turn target met"
+            ),
+            "yes_to_offer_p99_ms": offer_p99,
+            "take_to_message_p99_ms": message_p99,
+            "handoffs_completed": operators["messages_delivered"],
+            "met": bool(
+                operators["operators_online"] >= TARGET_OPERATORS
+                and operators["handoffs"] >= TARGET_HANDOFFS
+                and operators["measured_seconds"] <= TARGET_HANDOFF_SECONDS
+                and operators["outcomes"].get("ok", 0) == operators["handoffs"]
+                and offer_p99 is not None
+                and offer_p99 <= TARGET_HANDOFF_P99_MS
+                and message_p99 is not None
+                and message_p99 <= TARGET_HANDOFF_P99_MS
+            ),
+            # Judged by the turns scenario of the same run (None when it did not run).
+            "customer_turn_target_met": result["turns"]["met"] if "turns" in result else None,
+        }
     return result
 
 
-def plot(path: Path, turns: dict[str, Any] | None, sockets: dict[str, Any] | None, cpu: list[dict[str, float]]) -> None:
-    fig, axes = plt.subplots(2, 2, figsize=(14, 9))
-    (tps_ax, p99_ax), (cpu_ax, rss_ax) = axes
+def plot(
+    path: Path,
+    turns: dict[str, Any] | None,
+    sockets: dict[str, Any] | None,
+    cpu: list[dict[str, float]],
+    operators: dict[str, Any] | None = None,
+) -> None:
+    rows = 2 if operators is None else 3
+    fig, axes = plt.subplots(rows, 2, figsize=(14, 4.5 * rows), squeeze=False)
+    (tps_ax, p99_ax), (cpu_ax, rss_ax) = axes[0], axes[1]
     if turns is not None and turns["timeline"]:
         seconds = [row["t"] for row in turns["timeline"]]
         for ax in (tps_ax, p99_ax, cpu_ax):
@@ -186,6 +331,8 @@ def plot(path: Path, turns: dict[str, Any] | None, sockets: dict[str, Any] | Non
         rss_ax.set_xlabel("open idle widget sockets")
         rss_ax.set_ylabel("MB")
         rss_ax.set_title(f"Gateway RSS: {sockets['rss_mb']} MB with {sockets['open_at_end']} sockets")
+    if operators is not None:
+        _plot_operators(axes[2][0], axes[2][1], operators)
     for ax, label in ((tps_ax, "turns/s"), (p99_ax, "ms"), (cpu_ax, "% CPU")):
         ax.set_xlabel("seconds from the start of the measured window")
         ax.set_ylabel(label)
@@ -197,6 +344,33 @@ def plot(path: Path, turns: dict[str, Any] | None, sockets: dict[str, Any] | Non
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_operators(latency_ax: Any, cpu_ax: Any, operators: dict[str, Any]) -> None:
+    rows = operators["timeline"]
+    seconds = [row["t"] for row in rows]
+    latency_ax.axvspan(-operators["warmup_seconds"], 0, color="0.92", label="warm-up")
+    for key, label in (("offer_p99_ms", "YES → offer"), ("message_p99_ms", "take → operator message")):
+        values = [np.nan if row[key] is None else row[key] for row in rows]
+        latency_ax.plot(seconds, values, marker=".", label=f"{label}, p99 per second")
+    latency_ax.axhline(TARGET_HANDOFF_P99_MS, color="tab:red", ls="--", label=f"target {TARGET_HANDOFF_P99_MS:.0f} ms")
+    latency_ax.set_yscale("log")
+    offer, message = operators["yes_to_offer_ms"], operators["take_to_message_ms"]
+    latency_ax.set_title(
+        f"{operators['handoffs']} handoffs, {operators['operators_online']} operators: YES → offer p99 "
+        f"{offer['p99']} ms, take → message p99 {message['p99']} ms"
+    )
+    latency_ax.set_xlabel("seconds from the start of the measured window")
+    latency_ax.set_ylabel("ms")
+    latency_ax.legend(fontsize=8)
+    per_handoff = {k: v for k, v in operators.get("cpu_ms_per_handoff_by_process", {}).items() if k != "machine"}
+    if per_handoff:
+        names = sorted(per_handoff, key=lambda name: -per_handoff[name])
+        cpu_ax.barh(names, [per_handoff[name] for name in names], color="tab:blue")
+        cpu_ax.invert_yaxis()
+        cpu_ax.set_xlabel("CPU ms per handoff")
+        total = operators.get("cpu_ms_per_handoff_by_process", {}).get("machine")
+        cpu_ax.set_title(f"CPU per handoff by process (whole machine {total} ms)")
 
 
 def write(path: Path, document: dict[str, Any]) -> None:

@@ -8,14 +8,25 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from bench import report
-from bench.harness import CpuSampler, fd_limit, log, raise_fd_limit, rss_mb, running_stack
-from bench.params import Params
+from bench.harness import (
+    CpuSampler,
+    OperatorSeed,
+    fd_limit,
+    load_operator_seed,
+    log,
+    raise_fd_limit,
+    rss_mb,
+    running_stack,
+    write_operator_seed,
+)
+from bench.params import SCENARIOS, Params
 from devkit.stack import REPO, Stack
 
 RESULTS = REPO / "bench" / "results"
@@ -63,6 +74,40 @@ def turns_scenario(stack: Stack, params: Params, sampler: CpuSampler) -> tuple[d
     return figures, {"cpu_timeline": cpu}
 
 
+def operators_scenario(stack: Stack, params: Params, sampler: CpuSampler, seed: OperatorSeed) -> dict[str, Any]:
+    log(
+        f"operators: {params.operators} online (capacity {params.operator_capacity}), {params.handoffs} handoffs "
+        f"over {params.handoff_seconds:.0f}s after {params.handoff_warmup:.0f}s of warm-up"
+    )
+    args = ["operators", "--gateway", stack.url("gateway"), "--routing", stack.url("routing")]
+    args += ["--tenant-file", str(seed.tenant_file), "--operators-file", str(seed.operators_file)]
+    args += ["--operators", str(params.operators), "--handoffs", str(params.handoffs)]
+    args += ["--seconds", str(params.handoff_seconds), "--warmup", str(params.handoff_warmup)]
+    args += ["--timeout", str(params.handoff_timeout), "--create-rate", str(params.create_rate)]
+    timeout = params.handoff_warmup + params.handoff_seconds + 900
+    raw = run_loadgen(args, RESULTS / "raw-operators.json", sampler, timeout)
+    check_alive(stack)
+    figures = report.operators_figures(raw, params.handoff_timeout)
+    origin = raw["origin_wall"] + raw["window"][0]
+    seconds = figures["measured_seconds"]
+    figures["cpu_percent_by_process"] = sampler.percent(origin, origin + seconds)
+    figures["cpu_ms_per_handoff_by_process"] = report.cpu_ms_per_unit(
+        figures["cpu_percent_by_process"], seconds, figures["handoffs"]
+    )
+    figures["cpu_timeline"] = [row for row in sampler.timeline(origin) if -params.handoff_warmup - 1 <= row["t"]]
+    offer, message = figures["yes_to_offer_ms"], figures["take_to_message_ms"]
+    log(
+        f"operators: {figures['handoffs']} handoffs, {figures['offers_received']} offers, "
+        f"{figures['takes_200']} takes, {figures['takes_409']} 409s, {figures['messages_delivered']} messages, "
+        f"{figures['errors']} errors, {figures['timeouts']} timeouts"
+    )
+    log(f"YES → offer: p50 {offer['p50']} p99 {offer['p99']} max {offer['max']} ms")
+    log(f"take → message: p50 {message['p50']} p99 {message['p99']} max {message['max']} ms")
+    log(f"breakdown (ms): {json.dumps(figures['breakdown_ms'])}")
+    log(f"CPU ms per handoff: {figures['cpu_ms_per_handoff_by_process']}")
+    return figures
+
+
 def sockets_scenario(stack: Stack, params: Params, sampler: CpuSampler) -> dict[str, Any]:
     # A fresh gateway process, so the figure is what idle sockets cost, not the turns' leftovers.
     stack.kill("gateway", signal.SIGTERM)
@@ -88,6 +133,10 @@ def _terminate(signum: int, _: FrameType | None) -> None:
 
 def main() -> int:
     params = Params.from_env()
+    unknown = sorted(set(params.scenarios) - set(SCENARIOS))
+    if unknown:
+        log(f"unknown scenario(s) {', '.join(unknown)}; BENCH_SCENARIOS takes {','.join(SCENARIOS)}")
+        return 2
     signal.signal(signal.SIGTERM, _terminate)
     RESULTS.mkdir(parents=True, exist_ok=True)
     logs = RESULTS / "logs"
@@ -98,27 +147,40 @@ def main() -> int:
     log_level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
     date = datetime.now(UTC).isoformat(timespec="seconds")
     turns: dict[str, Any] | None = None
+    operators: dict[str, Any] | None = None
     sockets: dict[str, Any] | None = None
     extra: dict[str, Any] = {"cpu_timeline": []}
-    with (
-        running_stack(logs, log_level) as stack,
-        CpuSampler({p.pid: name for name, p in stack.processes.items()}) as sampler,
-    ):
-        if "turns" in params.scenarios:
-            turns, extra = turns_scenario(stack, params, sampler)
-        if "sockets" in params.scenarios:
-            sockets = sockets_scenario(stack, params, sampler)
+    with tempfile.TemporaryDirectory(prefix="bench-seed-") as seed_dir:
+        seed = None
+        if "operators" in params.scenarios:
+            seed = write_operator_seed(Path(seed_dir), params.operators, params.operator_capacity)
+
+        def before_start(stack: Stack) -> None:
+            if seed is not None:  # the benchmark tenant and its operators, in the gateway's fresh database
+                load_operator_seed(stack, seed)
+
+        with (
+            running_stack(logs, log_level, before_start) as stack,
+            CpuSampler({p.pid: name for name, p in stack.processes.items()}) as sampler,
+        ):
+            if "turns" in params.scenarios:
+                turns, extra = turns_scenario(stack, params, sampler)
+            if seed is not None:
+                operators = operators_scenario(stack, params, sampler, seed)
+            if "sockets" in params.scenarios:
+                sockets = sockets_scenario(stack, params, sampler)
     document = {
         "machine": report.machine(),
         "date": date,
         "parameters": {**params.as_dict(), "service_log_level": log_level, "llm": "none (retrieval only)"},
-        "targets": report.targets(turns, sockets),
+        "targets": report.targets(turns, sockets, operators),
         "turns": turns,
+        "operators": operators,
         "sockets": sockets,
         **extra,
     }
     report.write(RESULTS / "latest.json", document)
-    report.plot(RESULTS / "latest.png", turns, sockets, extra["cpu_timeline"])
+    report.plot(RESULTS / "latest.png", turns, sockets, extra["cpu_timeline"], operators)
     stamp = date.replace(":", "").replace("-", "").removesuffix("+0000")
     for suffix in ("json", "png"):  # kept per run, to compare runs
         shutil.copy(RESULTS / f"latest.{suffix}", RESULTS / f"run-{stamp}.{suffix}")
