@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from servicekit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "analytics"
+    http_port: int = 8086
+    # Hours a conversation must stay quiet (or be closed) before the AI's last answer counts as
+    # resolving it: a customer writing again within them reopens it.
+    ai_resolution_window_hours: float = Field(default=24, gt=0)
+    # An AI reply below this confidence is a question the knowledge base could not answer, even
+    # when the assistant offered no person (the ai-responder's default answer threshold).
+    kb_gap_confidence: float = Field(default=0.45, ge=0, le=1)
+    # Unanswered questions at least this similar (rapidfuzz token-set ratio, 0-100) are grouped.
+    kb_gap_similarity: float = Field(default=75, ge=0, le=100)
+    # Example questions shown per group.
+    kb_gap_examples: int = Field(default=3, ge=1, le=20)
