@@ -10,8 +10,8 @@ reads another's tables), so these bodies are contracts as much as the events are
   carrying a `WidgetMessage` (its public OpenAPI documents them under these names);
 - the conversation service's list of a tenant's conversations (`ConversationListView`);
 - routing's internal API (`QueueView`, `OperatorView`, `TakeRequest`, `TakeResult`), the ai-responder's
-  (`SuggestionRequest`, `SuggestionView`) and the tickets service's (`TicketListView`,
-  `TicketView`, `PublicTicketView`), below.
+  (`SuggestionRequest`, `SuggestionView`), the tickets service's (`TicketListView`,
+  `TicketView`, `PublicTicketView`) and the notifier's (`DeliveryLogView`), below.
 
 Unknown fields are ignored, so a field added by the answering side breaks no reader.
 """
@@ -586,3 +586,44 @@ class DrilldownView(ReportPeriod):
     count: int
     """All the items behind the figure; `items` holds at most `limit` of them."""
     items: list[DrilldownItem]
+
+
+# ---------------------------------------------------------------------- the notifier's internal API
+# `GET /internal/deliveries?tenant_id=T&ticket_id=` answers `DeliveryLogView`: every notification
+# about the ticket (to the customer, the supervisors, the tenant's webhooks), oldest first.
+# `POST /internal/deliveries/{id}/retry?tenant_id=T` sends a failed one again (`DeliveryView`).
+
+DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
+
+
+class DeliveryView(BaseModel):
+    """One delivery, its recipient masked (`g***@example.com`, `+39 *** **12`, a webhook's host)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    delivery_id: uuid.UUID
+    """The idempotency key: the email's Message-ID and the webhook's `webhook-id` derive from it."""
+    source_event_id: uuid.UUID
+    source_event_type: str
+    ticket_id: uuid.UUID | None = None
+    channel: Literal["email", "whatsapp", "sms", "webhook"]
+    template: str
+    """`ticket_created`, `operator_replied`, `ticket_resolved`, `sla_breach`, or a webhook's event type."""
+    recipient: str
+    status: DeliveryStatus
+    """pending (waiting for its next try), sending (a try under way), sent, failed (after its last try)."""
+    attempts: int = Field(ge=0)
+    last_error: str = ""
+    next_attempt_at: datetime | None = None
+    """When a pending delivery is tried next."""
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None = None
+
+
+class DeliveryLogView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    ticket_id: uuid.UUID
+    deliveries: list[DeliveryView]

@@ -1,1 +1,1 @@
-"""Email and WhatsApp/SMS notifications with a delivery log."""
+"""Email, WhatsApp/SMS and webhook notifications about tickets, with a delivery log."""

@@ -1,0 +1,134 @@
+"""The notifier's rules, without I/O."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from contracts.common import ContactChannel, ContactDetails, DeliveryChannel
+from contracts.events import TicketOpened
+from notifier import domain
+
+C = ContactChannel
+D = DeliveryChannel
+
+
+def contact(preferred: ContactChannel, email: str | None = "giulia@example.com", phone: str | None = "333 123 4567"):
+    return ContactDetails(name="Giulia", email=email, phone=phone, preferred_contact=preferred)
+
+
+@pytest.mark.parametrize(
+    ("preferred", "email", "phone", "expected"),
+    [
+        (C.EMAIL, "giulia@example.com", None, (D.EMAIL, "giulia@example.com")),
+        (C.WHATSAPP, "giulia@example.com", "333 123 4567", (D.WHATSAPP, "+393331234567")),
+        (C.SMS, None, "+39 333 123 4567", (D.SMS, "+393331234567")),
+        # `phone`: a person will call; the written notice goes by email, else by SMS.
+        (C.PHONE, "giulia@example.com", "333 123 4567", (D.EMAIL, "giulia@example.com")),
+        (C.PHONE, None, "333 123 4567", (D.SMS, "+393331234567")),
+        # Asked for a channel the customer gave no number for: the email.
+        (C.WHATSAPP, "giulia@example.com", None, (D.EMAIL, "giulia@example.com")),
+    ],
+)
+def test_the_customer_is_reached_on_the_channel_they_chose_or_the_next_best(
+    preferred: ContactChannel, email: str | None, phone: str | None, expected: tuple[DeliveryChannel, str]
+) -> None:
+    reach = domain.customer_reach(
+        contact(preferred, email, phone), sms_from=True, whatsapp_from=True, country_code="+39"
+    )
+    assert reach is not None
+    assert (reach.channel, reach.recipient) == expected
+
+
+def test_a_channel_the_tenant_cannot_send_on_falls_back() -> None:
+    whatsapp_only_number = contact(C.WHATSAPP, email=None)
+    reach = domain.customer_reach(whatsapp_only_number, sms_from=True, whatsapp_from=False, country_code="+39")
+    assert reach == domain.Reach(D.SMS, "+393331234567")
+    assert domain.customer_reach(whatsapp_only_number, sms_from=False, whatsapp_from=False, country_code="+39") is None
+
+
+def test_phone_numbers_become_e164() -> None:
+    assert domain.e164("+39 333 123-4567", "+39") == "+393331234567"
+    assert domain.e164("0039 02 1234 5678", "+39") == "+390212345678"
+    assert domain.e164("02 1234 5678", "+39") == "+390212345678"  # Italy keeps the leading 0
+    assert domain.e164("07700 900123", "+44") == "+447700900123"  # elsewhere the trunk 0 goes
+
+
+def test_the_delivery_id_is_the_same_for_the_same_notification_and_differs_otherwise() -> None:
+    event_id = uuid.uuid4()
+    first = domain.delivery_id(event_id, D.EMAIL, "ticket_created", "a@example.com")
+    assert first == domain.delivery_id(event_id, D.EMAIL, "ticket_created", "a@example.com")
+    assert first == uuid.uuid5(event_id, "email:ticket_created:a@example.com")
+    others = {
+        domain.delivery_id(uuid.uuid4(), D.EMAIL, "ticket_created", "a@example.com"),
+        domain.delivery_id(event_id, D.SMS, "ticket_created", "a@example.com"),
+        domain.delivery_id(event_id, D.EMAIL, "ticket_resolved", "a@example.com"),
+        domain.delivery_id(event_id, D.EMAIL, "ticket_created", "b@example.com"),
+    }
+    assert first not in others
+    assert len(others) == 4
+
+
+def test_language_is_the_tickets_when_templated_else_the_tenants_first() -> None:
+    assert domain.language("en", ["it", "en"]) == "en"
+    assert domain.language(None, ["en", "it"]) == "en"
+    assert domain.language("de", ["it", "en"]) == "it"
+
+
+def test_recipients_are_masked() -> None:
+    assert domain.mask(D.EMAIL, "giulia@example.com") == "g***@example.com"
+    assert domain.mask(D.SMS, "+393331234512") == "+39 *** **12"
+    assert domain.mask(D.WEBHOOK, "https://crm.example.com/hooks?token=x") == "crm.example.com"
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all() -> None:
+    def lowest(low: float, high: float) -> float:
+        return low
+
+    def highest(low: float, high: float) -> float:
+        return high
+
+    assert [domain.backoff_seconds(n, 5, 60, highest) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
+    assert [domain.backoff_seconds(n, 5, 60, lowest) for n in range(1, 4)] == [2.5, 5, 10]
+    assert all(5 <= domain.backoff_seconds(2, 5, 60) <= 10 for _ in range(100))
+
+
+def test_promised_times_are_written_in_the_tenants_zone_and_language() -> None:
+    moment = datetime(2025, 12, 12, 13, 30, tzinfo=UTC)
+    assert domain.local_time(moment, "Europe/Rome", "it") == "12/12/2025 alle 14:30"
+    assert domain.local_time(moment, "Europe/Rome", "en") == "12 Dec 2025 at 14:30"
+
+
+def test_a_webhook_carries_ids_and_statuses_and_no_contact_details() -> None:
+    opened = TicketOpened(
+        ticket_id=uuid.uuid4(),
+        ticket_number="TCK-2025-000001",
+        contact=ContactDetails(name="Giulia Rossi", email="giulia@example.com", phone="+39 333 1234567"),
+        subject="Biglietti per il 24 dicembre",
+    )
+    event_id, conversation_id = uuid.uuid4(), uuid.uuid4()
+    body = domain.webhook_body(
+        opened.event_type,
+        event_id=event_id,
+        tenant_id="lucine-di-natale",
+        conversation_id=conversation_id,
+        occurred_at=datetime(2025, 12, 1, tzinfo=UTC),
+        payload=opened,
+    )
+    assert body["type"] == "tickets.ticket_opened"
+    assert body["data"] == {
+        "event_id": str(event_id),
+        "tenant_id": "lucine-di-natale",
+        "conversation_id": str(conversation_id),
+        "ticket_id": str(opened.ticket_id),
+        "ticket_number": "TCK-2025-000001",
+        "priority": "normal",
+        "source": "conversation",
+    }
+    text = str(body)
+    assert "Giulia" not in text
+    assert "example.com" not in text
+    assert "333" not in text
+    assert "dicembre" not in text
