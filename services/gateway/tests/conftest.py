@@ -55,6 +55,7 @@ class Gateway:
     prefix: str
     infra: Infra
     routing_api: Any = None
+    tickets_api: Any = None
     http: httpx.AsyncClient = field(init=False)
 
     @property
@@ -179,8 +180,16 @@ async def routing_api() -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="session")
+async def tickets_api() -> AsyncIterator[Any]:
+    api = servers.TicketsApi()
+    async with servers.serve_app(api.app) as url:
+        api.url = url
+        yield api
+
+
+@pytest.fixture(scope="session")
 async def gateway(
-    infra: Infra, topic_prefix: str, read_api: Any, routing_api: Any, tenants_dir: Path
+    infra: Infra, topic_prefix: str, read_api: Any, routing_api: Any, tickets_api: Any, tenants_dir: Path
 ) -> AsyncIterator[Gateway]:
     database = await create_database(infra, "gateway_test")
     settings = servers.gateway_settings(
@@ -190,6 +199,9 @@ async def gateway(
         read_api.url,
         tenants_dir,
         routing_url=routing_api.url,
+        tickets_url=tickets_api.url,
+        ticket_lookups_per_ip=100_000,  # the lookups' limits have their own test
+        ticket_lookups_per_number=100_000,
         presence_heartbeat_seconds=0.5,
         login_attempts_per_ip=100_000,
         login_attempts_per_account=100_000,  # the tests log in again and again; throttling has its own test
@@ -204,6 +216,7 @@ async def gateway(
                 prefix=topic_prefix,
                 infra=infra,
                 routing_api=routing_api,
+                tickets_api=tickets_api,
             )
             async with httpx.AsyncClient(base_url=url, timeout=15) as client:
                 gw.http = client

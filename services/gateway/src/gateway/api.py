@@ -239,18 +239,23 @@ async def choose_action(runtime: RuntimeDep, who: CustomerDep, body: ActionReque
     responses=errors(*AUTHED),
 )
 async def submit_ticket(runtime: RuntimeDep, who: CustomerDep, body: TicketRequest) -> Accepted:
+    envelope = await send_for(runtime, who, ticket_details(body))
+    return Accepted(command_id=envelope.event_id)
+
+
+def ticket_details(body: TicketRequest) -> SubmitTicketDetails:
+    """The details under the contract's cross-field rules (a way to reach the customer); 422 when
+    they fail. Operators opening a ticket are held to the same rules."""
     try:
-        payload = SubmitTicketDetails(
+        return SubmitTicketDetails(
             contact=ContactDetails(
                 name=body.name, email=body.email, phone=body.phone, preferred_contact=body.preferred_contact
             ),
             message=body.message,
         )
-    except ValidationError as error:  # the cross-field rules (a way to reach the customer)
+    except ValidationError as error:
         message = "; ".join(str(problem["msg"]).removeprefix("Value error, ") for problem in error.errors())
         raise ApiError(422, "invalid_request", message) from error
-    envelope = await send_for(runtime, who, payload)
-    return Accepted(command_id=envelope.event_id)
 
 
 @router.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway import api, operator_api, web
+from gateway import api, operator_api, ticket_api, web
 from gateway.config import Settings
 from gateway.middleware import BodyLimit, WidgetCors
 from gateway.runtime import GatewayRuntime
@@ -50,6 +50,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             api.stream_router,
             operator_api.router,
             operator_api.stream_router,
+            # Operators' ticket routes first: the public ones include a path a ticket id would match.
+            ticket_api.router,
+            ticket_api.public_router,
             web.router,
         ],
         # A span held open for a socket's whole life (hours) says nothing and costs memory on each

@@ -48,6 +48,14 @@ class Settings(ServiceSettings):
     # The operators' copilot: suggested replies (an LLM answer may take seconds).
     ai_responder_url: str = "http://127.0.0.1:8082"
     ai_responder_timeout_seconds: float = Field(default=20.0, gt=0)
+    # The tickets service's internal API: the operators' ticket views and the public status page.
+    tickets_url: str = "http://127.0.0.1:8084"
+    tickets_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Public status lookups (a ticket number and an email or phone), per client IP and per ticket
+    # number per window: guessing the contact of a known number stays slow.
+    ticket_lookup_window_seconds: int = Field(default=900, ge=1)
+    ticket_lookups_per_ip: int = Field(default=30, ge=1)
+    ticket_lookups_per_number: int = Field(default=10, ge=1)
 
     # Fixed-window rate limits (Redis); a benchmark raises them.
     rate_limit_window_seconds: int = Field(default=60, ge=1)

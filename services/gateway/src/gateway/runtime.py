@@ -21,6 +21,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.readapi import ConversationReader
 from gateway.routing import RoutingClient
 from gateway.tenants import TenantDirectory, load_tenants, origin_of, read_tenant_file, tenant_files
+from gateway.tickets import TicketsClient
 from servicekit.http import Runtime
 from servicekit.kafka import RecordStream
 from servicekit.logs import get_logger
@@ -43,6 +44,9 @@ class GatewayRuntime(Runtime):
     routing: RoutingClient = field(init=False)
     copilot_http: httpx.AsyncClient = field(init=False)
     copilot: CopilotClient = field(init=False)
+    tickets_http: httpx.AsyncClient = field(init=False)
+    tickets: TicketsClient = field(init=False)
+    lookup_limiter: RateLimiter = field(init=False)
     operator_hub: OperatorHub = field(init=False)
     conversation_events: RecordStream = field(init=False)
     routing_events: RecordStream = field(init=False)
@@ -85,6 +89,15 @@ class GatewayRuntime(Runtime):
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
         )
         runtime.copilot = CopilotClient(runtime.copilot_http)
+        runtime.tickets_http = httpx.AsyncClient(
+            base_url=settings.tickets_url,
+            timeout=settings.tickets_timeout_seconds,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        )
+        runtime.tickets = TicketsClient(runtime.tickets_http)
+        runtime.lookup_limiter = RateLimiter(
+            runtime.redis, namespace=settings.kafka_topic_prefix, window_seconds=settings.ticket_lookup_window_seconds
+        )
         runtime.operator_hub = OperatorHub(runtime.hub)
         # No group: every replica reads every event, because any of them may hold the socket.
         # "latest": a socket fetches its history from the read API, so old events are not needed.
@@ -111,6 +124,7 @@ class GatewayRuntime(Runtime):
             runtime.http.aclose,
             runtime.routing_http.aclose,
             runtime.copilot_http.aclose,
+            runtime.tickets_http.aclose,
         ]
         return runtime
 

@@ -1,4 +1,5 @@
-"""The widget script and a demo page per tenant, served from the package's static/ folder."""
+"""The widget script, a demo page per tenant, the tickets' status page and the dashboard, served
+from the package's static/ folder."""
 
 from __future__ import annotations
 
@@ -38,6 +39,43 @@ async def demo_page(tenant_id: str, request: Request) -> HTMLResponse:
     }.items():
         page = page.replace(placeholder, html.escape(value))
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+# The status page names only its own origin: no outside script, style, image or frame; and as its
+# address may carry a status link's token, it sends no Referer anywhere.
+STATUS_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
+
+
+@router.get("/tickets/status", include_in_schema=False, response_class=HTMLResponse)
+async def ticket_status_page(request: Request, tenant: str | None = None, key: str | None = None) -> HTMLResponse:
+    """The public status page of a ticket: opened from a tenant's site (`?tenant=<tenant_id>` or
+    `?key=<widget key>`, which names the tenant for the lookup by number) or from the signed link
+    of an email (`?t=<token>`, which needs neither). An unknown tenant leaves the form out."""
+    runtime: GatewayRuntime = request.app.state.runtime
+    found = None
+    if tenant:
+        found = await runtime.tenants.by_id(tenant[:100])
+    elif key:
+        found = await runtime.tenants.by_key(key[:200])
+    page = (STATIC / "ticket-status.html").read_text(encoding="utf-8")
+    for placeholder, value in {
+        "__WIDGET_KEY__": found.widget_key if found else "",
+        "__TENANT_NAME__": found.name if found else "",
+    }.items():
+        page = page.replace(placeholder, html.escape(value))
+    return HTMLResponse(page, headers=STATUS_PAGE_HEADERS)
+
+
+@router.get("/tickets/status.js", include_in_schema=False)
+async def ticket_status_js() -> FileResponse:
+    return FileResponse(
+        STATIC / "ticket-status.js", media_type="text/javascript; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )
 
 
 DASHBOARD = STATIC / "dashboard"

@@ -25,13 +25,21 @@ from contracts.readapi import (
     ConversationView,
     HandoverSummaryView,
     NotesView,
+    PublicTicketView,
     QueueEntryView,
     QueueView,
     SuggestionRequest,
     SuggestionView,
     TakeRequest,
     TakeResult,
+    TicketListView,
+    TicketLookupRequest,
+    TicketOperatorReplyView,
+    TicketReplyView,
+    TicketSummaryView,
+    TicketView,
 )
+from contracts.ticketlinks import InvalidTicketLinkError, TicketLink, sign, verify
 from devkit.testing import Infra
 from gateway.config import Settings
 
@@ -46,6 +54,8 @@ GIULIA = ("giulia", "lucine-demo-giulia", "lucine-giulia")
 MARCO = ("marco", "lucine-demo-marco", "lucine-marco")
 SOFIA = ("sofia", "lucine-demo-sofia", "lucine-sofia")
 WILE = ("wile", "acme-test-password", "acme-wile")
+# Signs status links as the notifier does; the tickets stand-in checks them with it.
+TICKET_LINK_SECRET = "ticket-link-secret-of-the-gateway-tests"
 
 
 def free_port() -> int:
@@ -237,6 +247,121 @@ class AiResponderApi:
             mode="retrieval",
         )
         return JSONResponse(view.model_dump(mode="json"))
+
+
+class TicketsApi:
+    """The tickets service's internal API as the gateway sees it (another service): a tenant's
+    tickets (filtered), one ticket for its tenant (else 404), and the public lookups by number and
+    contact or by signed link (checked with `contracts.ticketlinks`), each answering the same 404
+    whatever was wrong; `contracts.readapi` bodies."""
+
+    def __init__(self) -> None:
+        self.tickets: dict[str, TicketView] = {}
+        self.list_requests: list[dict[str, str]] = []
+        self.app = Starlette(
+            routes=[
+                Route("/internal/tickets", self.list),
+                Route("/internal/tickets/lookup", self.lookup, methods=["POST"]),
+                Route("/internal/tickets/link", self.link, methods=["POST"]),
+                Route("/internal/tickets/{tid}", self.get),
+            ]
+        )
+
+    def put(
+        self,
+        tenant_id: str,
+        *,
+        email: str | None = "anna.rossi@example.com",
+        phone: str | None = None,
+        status: str = "OPEN",
+        priority: str = "normal",
+        assignee_id: str | None = None,
+    ) -> TicketView:
+        ticket_id = uuid.uuid4()
+        now = datetime.now(UTC)
+        view = TicketView(
+            ticket_id=ticket_id,
+            tenant_id=tenant_id,
+            ticket_number=f"TCK-{now.year}-{ticket_id.int % 10**6:06d}",
+            status=status,
+            priority=priority,
+            assignee_id=assignee_id,
+            contact_name="Anna Rossi",
+            subject="Biglietti per il 24 dicembre",
+            created_at=now,
+            updated_at=now,
+            sla_state="on_time",
+            contact={"name": "Anna Rossi", "email": email, "phone": phone},
+            message="Vorrei sapere se ci sono ancora biglietti per la vigilia.",
+        )
+        self.tickets[str(ticket_id)] = view
+        return view
+
+    def reply(self, ticket_id: uuid.UUID, author: str, text: str, reply_id: uuid.UUID | None = None) -> None:
+        """A public reply the tickets service has stored."""
+        view = self.tickets[str(ticket_id)]
+        reply = TicketOperatorReplyView(
+            reply_id=reply_id or uuid.uuid4(), author=author, text=text, created_at=datetime.now(UTC)
+        )
+        self.tickets[str(ticket_id)] = view.model_copy(update={"replies": [*view.replies, reply]})
+
+    @staticmethod
+    def link_of(view: TicketView) -> str:
+        """The token of the ticket's status link, signed as the notifier signs it."""
+        return sign(TICKET_LINK_SECRET, TicketLink(tenant_id=view.tenant_id, ticket_id=view.ticket_id))
+
+    @staticmethod
+    def not_found() -> JSONResponse:
+        return JSONResponse({"error": {"code": "not_found", "message": "no ticket matches"}}, status_code=404)
+
+    @staticmethod
+    def public(view: TicketView) -> JSONResponse:
+        replies = [TicketReplyView.model_validate(reply.model_dump()) for reply in view.replies]
+        public = PublicTicketView(
+            ticket_number=view.ticket_number, status=view.status, created_at=view.created_at, replies=replies
+        )
+        return JSONResponse(public.model_dump(mode="json"))
+
+    async def list(self, request: Request) -> JSONResponse:
+        query = dict(request.query_params)
+        self.list_requests.append(query)
+        wanted = {name: query.get(name) for name in ("status", "priority", "assignee_id")}
+        found = [
+            TicketSummaryView.model_validate(view.model_dump())
+            for view in self.tickets.values()
+            if view.tenant_id == query["tenant_id"]
+            and all(value in (None, getattr(view, name)) for name, value in wanted.items())
+            and query.get("q", "").lower() in f"{view.ticket_number} {view.subject}".lower()
+        ]
+        view = TicketListView(tenant_id=query["tenant_id"], tickets=found[: int(query.get("limit", 50))])
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def get(self, request: Request) -> JSONResponse:
+        view = self.tickets.get(request.path_params["tid"])
+        if view is None or view.tenant_id != request.query_params.get("tenant_id"):
+            return JSONResponse({"error": {"code": "not_found", "message": "no such ticket"}}, status_code=404)
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def lookup(self, request: Request) -> JSONResponse:
+        body = TicketLookupRequest.model_validate_json(await request.body())
+        for view in self.tickets.values():
+            same_email = body.email is not None and (view.contact.email or "").lower() == body.email.lower()
+            same_phone = body.phone is not None and view.contact.phone == body.phone
+            if (view.tenant_id, view.ticket_number) == (body.tenant_id, body.ticket_number) and (
+                same_email or same_phone
+            ):
+                return self.public(view)
+        return self.not_found()
+
+    async def link(self, request: Request) -> JSONResponse:
+        try:
+            link = verify(TICKET_LINK_SECRET, (await request.json())["token"])
+        except InvalidTicketLinkError:
+            return self.not_found()
+        view = self.tickets.get(str(link.ticket_id))
+        if view is None or view.tenant_id != link.tenant_id:
+            return self.not_found()
+        return self.public(view)
 
 
 def gateway_settings(

@@ -1,0 +1,434 @@
+/*!
+ * The public status page of a ticket (served at /tickets/status, no dependencies).
+ *
+ * Two ways in: a form (the ticket number plus the email or phone it was opened with; the
+ * tenant's widget key, public like the widget's, is put in the page by the gateway), or the
+ * signed link of an email (`?t=<token>`), which loads the ticket at once and lets the customer
+ * answer. Whatever is wrong, the gateway answers one 404, and so does this page: "not found".
+ * Text from the server is only ever set with textContent.
+ */
+(function () {
+  "use strict";
+
+  var STRINGS = {
+    it: {
+      title: "Stato della richiesta",
+      lookupTitle: "Cerca la tua richiesta",
+      numberLabel: "Numero della richiesta",
+      contactLabel: "Email o telefono",
+      contactHint: "Quelli che ci hai lasciato aprendo la richiesta.",
+      lookupButton: "Cerca",
+      searching: "Ricerca…",
+      noTenant: "Apri questa pagina dal link che ti abbiamo inviato via email.",
+      repliesTitle: "Risposte",
+      noReplies: "Nessuna risposta per ora: ti scriveremo al più presto.",
+      replyTitle: "Rispondi",
+      replyLabel: "Il tuo messaggio",
+      replyButton: "Invia",
+      sending: "Invio…",
+      sent: "Inviato: lo riceviamo subito.",
+      closedNote: "Questa richiesta è chiusa. Per una nuova domanda scrivici di nuovo.",
+      lookupAgain: "Cerca un'altra richiesta",
+      opened: "Aperta il {d}",
+      you: "Tu",
+      us: "Assistenza",
+      notFound: "Nessuna richiesta corrisponde a questo numero e a questo contatto. Controlla e riprova.",
+      linkNotFound: "Il link non è valido o è scaduto. Cerca la richiesta con il numero e il tuo contatto.",
+      badNumber: "Il numero ha la forma TCK-2026-000123.",
+      needContact: "Scrivi l'email o il numero di telefono.",
+      needText: "Scrivi un messaggio.",
+      rateLimited: "Troppi tentativi: riprova tra {n} minuti.",
+      closed: "La richiesta è chiusa: non si può più rispondere.",
+      network: "Connessione non disponibile, riprova.",
+      generic: "Si è verificato un errore, riprova.",
+      status: {
+        OPEN: "Aperta",
+        IN_PROGRESS: "In lavorazione",
+        WAITING_CUSTOMER: "In attesa di una tua risposta",
+        RESOLVED: "Risolta",
+        CLOSED: "Chiusa"
+      }
+    },
+    en: {
+      title: "Request status",
+      lookupTitle: "Find your request",
+      numberLabel: "Request number",
+      contactLabel: "Email or phone",
+      contactHint: "The ones you left us when you opened the request.",
+      lookupButton: "Search",
+      searching: "Searching…",
+      noTenant: "Open this page from the link we sent you by email.",
+      repliesTitle: "Replies",
+      noReplies: "No replies yet: we will write to you soon.",
+      replyTitle: "Reply",
+      replyLabel: "Your message",
+      replyButton: "Send",
+      sending: "Sending…",
+      sent: "Sent: it reaches us right away.",
+      closedNote: "This request is closed. For a new question, write to us again.",
+      lookupAgain: "Find another request",
+      opened: "Opened on {d}",
+      you: "You",
+      us: "Support",
+      notFound: "No request matches this number and this contact. Check them and try again.",
+      linkNotFound: "The link is not valid or has expired. Find the request with its number and your contact.",
+      badNumber: "The number looks like TCK-2026-000123.",
+      needContact: "Write your email or phone number.",
+      needText: "Write a message.",
+      rateLimited: "Too many attempts: try again in {n} minutes.",
+      closed: "The request is closed: it can no longer be answered.",
+      network: "No connection, please try again.",
+      generic: "Something went wrong, please try again.",
+      status: {
+        OPEN: "Open",
+        IN_PROGRESS: "In progress",
+        WAITING_CUSTOMER: "Waiting for your reply",
+        RESOLVED: "Resolved",
+        CLOSED: "Closed"
+      }
+    }
+  };
+
+  var params = new URLSearchParams(window.location.search);
+
+  function pickLang() {
+    var asked = (params.get("lang") || "").toLowerCase();
+    if (asked === "it" || asked === "en") {
+      return asked;
+    }
+    var nav = (navigator.language || (navigator.languages && navigator.languages[0]) || "").toLowerCase();
+    return nav.indexOf("en") === 0 ? "en" : "it";
+  }
+
+  var lang = pickLang();
+  var T = STRINGS[lang];
+  var NUMBER_RE = /^[A-Za-z]{2,5}-[0-9]{4}-[0-9]{6,10}$/;
+  var POLL_MS = [800, 1500, 2500, 4000, 6000];
+
+  function $(testid) {
+    return document.querySelector('[data-testid="' + testid + '"]');
+  }
+
+  function meta(name) {
+    var node = document.querySelector('meta[name="' + name + '"]');
+    var value = node ? node.getAttribute("content") || "" : "";
+    return /^__[A-Z_]+__$/.test(value) ? "" : value; // an un-substituted placeholder is nothing
+  }
+
+  var widgetKey = meta("widget-key");
+  var tenantName = meta("tenant-name");
+  var token = params.get("t") || "";
+
+  // ------------------------------------------------------------------ texts
+
+  document.documentElement.lang = lang;
+  document.title = tenantName ? T.title + " — " + tenantName : T.title;
+  var translated = document.querySelectorAll("[data-i18n]");
+  for (var i = 0; i < translated.length; i++) {
+    var text = T[translated[i].getAttribute("data-i18n")];
+    if (typeof text === "string") {
+      translated[i].textContent = text;
+    }
+  }
+  if (tenantName) {
+    $("tenant-name").textContent = tenantName;
+    $("tenant-name").hidden = false;
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function show(testid, message) {
+    var node = $(testid);
+    node.textContent = message || "";
+    node.hidden = !message;
+  }
+
+  function when(iso, withTime) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) {
+      return "";
+    }
+    var options = withTime
+      ? { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }
+      : { day: "numeric", month: "long", year: "numeric" };
+    try {
+      return d.toLocaleString(lang === "it" ? "it-IT" : "en-GB", options);
+    } catch (e) {
+      return d.toISOString();
+    }
+  }
+
+  // ------------------------------------------------------------------ HTTP
+
+  function call(method, path, body, withKey) {
+    var headers = { Accept: "application/json" };
+    if (body) {
+      headers["Content-Type"] = "application/json";
+    }
+    if (withKey) {
+      headers["X-Widget-Key"] = widgetKey;
+    }
+    return fetch(path, {
+      method: method,
+      headers: headers,
+      body: body ? JSON.stringify(body) : undefined,
+      credentials: "omit",
+      cache: "no-store"
+    }).then(function (response) {
+      return response.text().then(function (raw) {
+        var data = null;
+        try {
+          data = raw ? JSON.parse(raw) : null;
+        } catch (e) {
+          data = null;
+        }
+        return { ok: response.ok, status: response.status, data: data, retryAfter: response.headers.get("Retry-After") };
+      });
+    });
+  }
+
+  function failure(res, notFound) {
+    if (!res) {
+      return T.network;
+    }
+    if (res.status === 404) {
+      return notFound;
+    }
+    if (res.status === 429) {
+      var seconds = parseInt(res.retryAfter || "60", 10) || 60;
+      return T.rateLimited.replace("{n}", String(Math.max(1, Math.ceil(seconds / 60))));
+    }
+    if (res.status === 409) {
+      return T.closed;
+    }
+    return T.generic;
+  }
+
+  // ------------------------------------------------------------------ the ticket
+
+  var current = null; // the PublicTicketView shown
+  var pending = {}; // reply_id -> text, sent but not yet in the ticket's replies
+
+  function render(view) {
+    current = view;
+    $("ticket-number").textContent = view.ticket_number;
+    var badge = $("ticket-status");
+    badge.textContent = T.status[view.status] || view.status;
+    badge.setAttribute("data-status", view.status);
+    $("ticket-opened").textContent = T.opened.replace("{d}", when(view.created_at, false));
+    var list = $("replies");
+    while (list.firstChild) {
+      list.removeChild(list.firstChild);
+    }
+    var replies = Array.isArray(view.replies) ? view.replies : [];
+    for (var j = 0; j < replies.length; j++) {
+      delete pending[replies[j].reply_id];
+      list.appendChild(replyItem(replies[j].author, replies[j].text, when(replies[j].created_at, true), false));
+    }
+    for (var id in pending) {
+      if (Object.prototype.hasOwnProperty.call(pending, id)) {
+        list.appendChild(replyItem("customer", pending[id], T.sending, true));
+      }
+    }
+    $("no-replies").hidden = list.childNodes.length > 0;
+    $("ticket").hidden = false;
+    var closed = view.status === "CLOSED";
+    $("reply").hidden = !token || closed;
+    $("closed-note").hidden = !(token && closed);
+  }
+
+  function replyItem(author, text, time, isPending) {
+    var item = el("li", "reply");
+    item.setAttribute("data-testid", "reply-item");
+    item.setAttribute("data-author", author === "customer" ? "customer" : "operator");
+    if (isPending) {
+      item.setAttribute("data-pending", "true");
+    }
+    item.appendChild(el("span", "who", author === "customer" ? T.you : T.us));
+    item.appendChild(document.createTextNode(text));
+    if (time) {
+      item.appendChild(el("span", "when", time));
+    }
+    return item;
+  }
+
+  // ------------------------------------------------------------------ by number
+
+  var lookupBusy = false;
+
+  function lookup(ev) {
+    ev.preventDefault();
+    if (lookupBusy) {
+      return;
+    }
+    var number = $("lookup-number").value.replace(/\s+/g, "").toUpperCase();
+    var contact = $("lookup-contact").value.trim();
+    if (!NUMBER_RE.test(number)) {
+      show("lookup-error", T.badNumber);
+      $("lookup-number").focus();
+      return;
+    }
+    if (!contact) {
+      show("lookup-error", T.needContact);
+      $("lookup-contact").focus();
+      return;
+    }
+    show("lookup-error", "");
+    var query = (contact.indexOf("@") >= 0 ? "email=" : "phone=") + encodeURIComponent(contact);
+    var button = $("lookup-submit");
+    lookupBusy = true;
+    button.disabled = true;
+    button.textContent = T.searching;
+    call("GET", "/v1/tickets/by-number/" + encodeURIComponent(number) + "?" + query, null, true)
+      .then(function (res) {
+        if (res.ok && res.data) {
+          render(res.data);
+          $("lookup").hidden = true;
+          $("lookup-again").hidden = false;
+        } else {
+          show("lookup-error", failure(res, T.notFound));
+        }
+      })
+      .catch(function () {
+        show("lookup-error", T.network);
+      })
+      .then(function () {
+        lookupBusy = false;
+        button.disabled = false;
+        button.textContent = T.lookupButton;
+      });
+  }
+
+  function lookupAgain() {
+    $("ticket").hidden = true;
+    $("lookup-again").hidden = true;
+    $("lookup").hidden = false;
+    $("lookup-number").focus();
+  }
+
+  // ------------------------------------------------------------------ by link, and replying
+
+  function loadByLink() {
+    return call("GET", "/v1/tickets/by-link?t=" + encodeURIComponent(token), null, false).then(function (res) {
+      if (res.ok && res.data) {
+        show("link-error", "");
+        render(res.data);
+      } else if (!current) {
+        show("link-error", failure(res, T.linkNotFound));
+        if (widgetKey) {
+          $("lookup").hidden = false; // the number and the contact still work
+        }
+      }
+      return res;
+    });
+  }
+
+  function newReplyId() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = "";
+    for (var k = 0; k < 16; k++) {
+      hex += (bytes[k] < 16 ? "0" : "") + bytes[k].toString(16);
+    }
+    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" + hex.slice(16, 20) + "-" + hex.slice(20);
+  }
+
+  var replyBusy = false;
+  var retryId = null; // a send that may have reached the server: resending reuses its id
+
+  function reply(ev) {
+    ev.preventDefault();
+    if (replyBusy) {
+      return;
+    }
+    var box = $("reply-text");
+    var text = box.value.trim();
+    if (!text) {
+      show("reply-error", T.needText);
+      box.focus();
+      return;
+    }
+    show("reply-error", "");
+    show("reply-sent", "");
+    var id = retryId || newReplyId();
+    var button = $("reply-submit");
+    replyBusy = true;
+    button.disabled = true;
+    button.textContent = T.sending;
+    call("POST", "/v1/tickets/by-link/replies", { t: token, text: text, reply_id: id }, false)
+      .then(function (res) {
+        if (res.ok && res.data) {
+          retryId = null;
+          box.value = "";
+          pending[res.data.reply_id] = text;
+          show("reply-sent", T.sent);
+          if (current) {
+            render(current);
+          }
+          poll(res.data.reply_id, 0);
+        } else {
+          retryId = res.status >= 500 ? id : null;
+          show("reply-error", failure(res, T.linkNotFound));
+        }
+      })
+      .catch(function () {
+        retryId = id;
+        show("reply-error", T.network);
+      })
+      .then(function () {
+        replyBusy = false;
+        button.disabled = false;
+        button.textContent = T.replyButton;
+      });
+  }
+
+  // The reply is stored by the tickets service a moment after it is accepted: reload until it shows.
+  function poll(replyId, attempt) {
+    if (!pending[replyId] || attempt >= POLL_MS.length) {
+      return;
+    }
+    setTimeout(function () {
+      loadByLink()
+        .catch(function () {
+          return null;
+        })
+        .then(function () {
+          poll(replyId, attempt + 1);
+        });
+    }, POLL_MS[attempt]);
+  }
+
+  // ------------------------------------------------------------------ start
+
+  $("lookup-form").addEventListener("submit", lookup);
+  $("reply-form").addEventListener("submit", reply);
+  $("lookup-again").addEventListener("click", lookupAgain);
+
+  if (token) {
+    loadByLink().catch(function () {
+      show("link-error", T.network);
+    });
+  } else if (widgetKey) {
+    $("lookup").hidden = false;
+    var number = params.get("number");
+    if (number) {
+      $("lookup-number").value = number;
+    }
+  } else {
+    $("no-tenant").hidden = false;
+  }
+})();

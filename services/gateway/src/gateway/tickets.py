@@ -1,0 +1,90 @@
+"""Client of the tickets service's internal API (the gateway never reads its tables).
+
+Operators read a tenant's tickets (`TicketListView`, `TicketView`); the public status page reads
+one ticket by its number and the customer's email or phone, or by the signed link of an email
+(`PublicTicketView`). For those two the tickets service answers one and the same 404 whatever
+was wrong, and so does the gateway: `None` here, never a reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TypeVar
+
+import httpx
+from itsdangerous import URLSafeTimedSerializer
+from pydantic import BaseModel, ValidationError
+
+from contracts.readapi import PublicTicketView, TicketLinkRequest, TicketListView, TicketLookupRequest, TicketView
+from contracts.ticketlinks import TicketLink
+from servicekit.http import ApiError
+from servicekit.logs import get_logger
+
+log = get_logger(__name__)
+
+ViewT = TypeVar("ViewT", bound=BaseModel)
+QueryValue = str | int
+
+
+class TicketsClient:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def tickets(self, tenant_id: str, filters: dict[str, QueryValue]) -> TicketListView:
+        response = await self._request("GET", "/internal/tickets", params={"tenant_id": tenant_id, **filters})
+        view = self._parse(TicketListView, response)
+        # Defence in depth: whatever the service answered, nothing of another tenant goes out.
+        view.tickets = [ticket for ticket in view.tickets if ticket.tenant_id == tenant_id]
+        return view
+
+    async def ticket(self, tenant_id: str, ticket_id: uuid.UUID) -> TicketView | None:
+        """The ticket if it is of `tenant_id`; None for an unknown one and another tenant's alike."""
+        response = await self._request("GET", f"/internal/tickets/{ticket_id}", params={"tenant_id": tenant_id})
+        if response.status_code == 404:
+            return None
+        view = self._parse(TicketView, response)
+        return view if view.tenant_id == tenant_id else None
+
+    async def lookup(self, request: TicketLookupRequest) -> PublicTicketView | None:
+        response = await self._request("POST", "/internal/tickets/lookup", json=request.model_dump())
+        # 422: the contact given is not even an email or a phone number; nothing matches it either.
+        return None if response.status_code in {404, 422} else self._parse(PublicTicketView, response)
+
+    async def by_link(self, token: str) -> PublicTicketView | None:
+        request = TicketLinkRequest(token=token)
+        response = await self._request("POST", "/internal/tickets/link", json=request.model_dump())
+        return None if response.status_code == 404 else self._parse(PublicTicketView, response)
+
+    async def _request(self, method: str, path: str, **options: object) -> httpx.Response:
+        try:
+            return await self._client.request(method, path, **options)  # type: ignore[arg-type]
+        except httpx.HTTPError as error:
+            log.warning("tickets service unreachable", error=str(error))
+            raise ApiError(503, "unavailable", "the tickets service is unreachable now; retry") from error
+
+    @staticmethod
+    def _parse(model: type[ViewT], response: httpx.Response) -> ViewT:
+        if response.status_code != 200:
+            log.warning("tickets service failed", status=response.status_code, body=response.text[:500])
+            raise ApiError(502, "upstream_error", f"the tickets service answered {response.status_code}")
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as error:
+            log.warning("tickets service answered an unexpected shape", error=str(error))
+            raise ApiError(502, "upstream_error", "the tickets service answered an unexpected body") from error
+
+
+# Any key reads the payload: only the signature check needs the secret, and that is not done here.
+_PAYLOAD_READER = URLSafeTimedSerializer("payload-only-no-signature-check")
+
+
+def verified_link_claims(token: str) -> TicketLink | None:
+    """The tenant and the ticket a status-link token names, read without the link secret (only
+    the notifier and the tickets service hold it). Call it only once the tickets service accepted
+    this very token: its signature covers the payload, so the payload is then authentic."""
+    _, payload = _PAYLOAD_READER.loads_unsafe(token)
+    try:
+        tenant_id, ticket_id = payload
+        return TicketLink(tenant_id=str(tenant_id), ticket_id=uuid.UUID(str(ticket_id)))
+    except (ValueError, TypeError):
+        return None
