@@ -31,10 +31,29 @@ COMMON_ENV: frozenset[str] = frozenset(
 )
 EXTRA_ENV: dict[str, frozenset[str]] = {
     "gateway": frozenset(
-        {"JWT_SECRET", "OPERATOR_JWT_SECRET", "CONVERSATION_URL", "ROUTING_URL", "AI_RESPONDER_URL", "PUBLIC_BASE_URL"}
+        {
+            "JWT_SECRET",
+            "OPERATOR_JWT_SECRET",
+            "CONVERSATION_URL",
+            "ROUTING_URL",
+            "AI_RESPONDER_URL",
+            "TICKETS_URL",
+            "PUBLIC_BASE_URL",
+        }
     ),
     "ai-responder": frozenset({"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"}),
-    "notifier": frozenset({"SMTP_HOST", "SMTP_PORT", "TWILIO_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}),
+    "tickets": frozenset({"TICKET_LINK_SECRET"}),
+    "notifier": frozenset(
+        {
+            "SMTP_HOST",
+            "SMTP_PORT",
+            "TWILIO_BASE_URL",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "TICKET_LINK_SECRET",
+            "PUBLIC_BASE_URL",
+        }
+    ),
 }
 
 
@@ -50,11 +69,6 @@ def discover_services() -> dict[str, str]:
 
 
 SERVICES: dict[str, str] = discover_services()
-# Built: the package has an entry point. The others are skeletons that would crash-loop, so
-# compose keeps them behind its `upcoming` profile and no Kubernetes overlay deploys them.
-BUILT: frozenset[str] = frozenset(
-    svc for svc, pkg in SERVICES.items() if (REPO_ROOT / "services" / svc / "src" / pkg / "__main__.py").is_file()
-)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -77,16 +91,6 @@ def services() -> dict[str, str]:
 @pytest.fixture
 def package(service: str) -> str:
     return SERVICES[service]
-
-
-@pytest.fixture(scope="session")
-def built_services() -> frozenset[str]:
-    return BUILT
-
-
-@pytest.fixture
-def built(service: str) -> bool:
-    return service in BUILT
 
 
 @pytest.fixture

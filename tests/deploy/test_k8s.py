@@ -19,7 +19,13 @@ import yaml
 
 REGISTRY = "ghcr.io/lucine-support"
 PART_OF = {"app.kubernetes.io/part-of": "lucine-support"}
-REQUIRED_SECRETS = {"postgres-credentials", "gateway-secrets", "ai-responder-secrets", "notifier-secrets"}
+REQUIRED_SECRETS = {
+    "postgres-credentials",
+    "gateway-secrets",
+    "ai-responder-secrets",
+    "notifier-secrets",
+    "ticket-links",
+}
 OVERLAYS = {"dev": "lucine-support-dev", "production": "lucine-support"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
 
@@ -133,14 +139,9 @@ def base_configmaps(base: Path) -> dict[str, set[str]]:
     return generated_keys(kustomization(base), "configMapGenerator")
 
 
-@pytest.fixture(scope="module")
-def upcoming(k8s_root: Path) -> Path:
-    return k8s_root / "components" / "upcoming"
-
-
 @pytest.fixture
-def manifest(base: Path, upcoming: Path, service: str, built: bool) -> list[Doc]:
-    path = (base if built else upcoming) / f"{service}.yaml"
+def manifest(base: Path, service: str) -> list[Doc]:
+    path = base / f"{service}.yaml"
     assert path.is_file(), f"services/{service} has no k8s manifest {path}"
     return load_docs(path)
 
@@ -191,23 +192,14 @@ def test_every_manifest_is_listed_by_its_kustomization(k8s_root: Path) -> None:
                 assert manifest.name in listed, f"{manifest} is not listed in {directory}/kustomization.yaml"
 
 
-def test_built_services_are_in_the_base_and_the_others_wait_in_a_component_no_overlay_uses(
-    k8s_root: Path, base: Path, upcoming: Path, services: dict[str, str], built_services: frozenset[str]
-) -> None:
-    """A service without an entry point would crash-loop, so no overlay deploys it yet."""
+def test_every_service_is_in_the_base(base: Path, services: dict[str, str]) -> None:
     in_base = set(kustomization(base)["resources"])
-    waiting = set(kustomization(upcoming)["resources"])
     for svc in services:
-        built = svc in built_services
-        assert (f"{svc}.yaml" in in_base) == built, f"{svc}: built={built}, listed by the base: {not built}"
-        assert (f"{svc}.yaml" in waiting) != built, f"{svc}: built={built}, listed by components/upcoming"
-    for overlay in OVERLAYS:
-        components = kustomization(k8s_root / "overlays" / overlay).get("components", [])
-        assert not [c for c in components if c.rstrip("/").endswith("upcoming")], f"{overlay} deploys upcoming"
+        assert f"{svc}.yaml" in in_base, f"{svc} is not listed by the base"
 
 
 def test_components_are_kustomize_components(k8s_root: Path) -> None:
-    for name in ("network-policies", "dev-infra", "upcoming"):
+    for name in ("network-policies", "dev-infra"):
         kust = kustomization(k8s_root / "components" / name)
         assert kust["kind"] == "Component"
         assert kust["apiVersion"] == "kustomize.config.k8s.io/v1alpha1"
@@ -557,9 +549,7 @@ def test_rendered_references_resolve(rendered: tuple[str, list[Doc]]) -> None:
 
 
 @needs_kubectl
-def test_rendered_namespace_images_and_environment(
-    rendered: tuple[str, list[Doc]], built_services: frozenset[str]
-) -> None:
+def test_rendered_namespace_images_and_environment(rendered: tuple[str, list[Doc]], services: dict[str, str]) -> None:
     overlay, docs = rendered
     namespace = OVERLAYS[overlay]
     assert ("Namespace", namespace) in {(d["kind"], d["metadata"]["name"]) for d in docs}
@@ -567,7 +557,7 @@ def test_rendered_namespace_images_and_environment(
         if d["kind"] != "Namespace":
             assert d["metadata"].get("namespace") == namespace, f"{d['kind']}/{d['metadata']['name']}"
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    assert set(deployments) == built_services
+    assert set(deployments) == set(services)
     for name, d in deployments.items():
         image = containers(d)[0]["image"]
         assert re.fullmatch(rf"{re.escape(REGISTRY)}/{name}:[\w.-]+", image), image

@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[4]
 STATE = Path(os.environ.get("LOCAL_INFRA_DIR", REPO / ".local"))
 SHIPPED_KNOWLEDGE = REPO / "services" / "ai-responder" / "kb"
 SHIPPED_OPERATORS = REPO / "services" / "gateway" / "operators"
+MAIL_DIR = STATE / "mail"
+MAIL_SINK_PORT = 1025  # the notifier's default SMTP port
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class Stack:
             env["ROUTING_URL"] = self.url("routing")
         if "ai-responder" in self.ports:
             env["AI_RESPONDER_URL"] = self.url("ai-responder")
+        if "tickets" in self.ports:
+            env["TICKETS_URL"] = self.url("tickets")
         env["PUBLIC_BASE_URL"] = self.url("gateway")
         env.update(self.extra_env.get(spec.name, {}))
         return env
@@ -157,14 +161,25 @@ def local_stack() -> Stack:
     )
 
 
+def start_mail_sink(stack: Stack) -> None:
+    """The developers' SMTP server (`devkit.mailsink`): the notifier's mails land as `.eml` files."""
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    log = (stack.log_dir / "mailsink.log").open("ab")
+    command = [sys.executable, "-m", "devkit.mailsink", "--port", str(MAIL_SINK_PORT), "--dir", str(MAIL_DIR)]
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO
+    )
+    (stack.log_dir / "mailsink.pid").write_text(str(process.pid))
+
+
 def stop_detached(stack: Stack) -> None:
-    for spec in SERVICES:
-        pid_file = stack.log_dir / f"{spec.name}.pid"
+    for name in [spec.name for spec in SERVICES] + ["mailsink"]:
+        pid_file = stack.log_dir / f"{name}.pid"
         if not pid_file.exists():
             continue
         try:
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
-            print(f"stopped {spec.name}")
+            print(f"stopped {name}")
         except ProcessLookupError:
             pass
         pid_file.unlink()
@@ -184,6 +199,7 @@ def main(argv: list[str]) -> int:
     stack = local_stack()
     if command == "up":
         stop_detached(stack)
+        start_mail_sink(stack)
         stack.seed_knowledge_bases()
         stack.start_all()
         for spec in stack.specs:
@@ -192,6 +208,8 @@ def main(argv: list[str]) -> int:
         print(f"\nWidget demo:  {gateway}/demo/lucine-di-natale")
         print(f"Dashboard:    {gateway}/dashboard")
         print(f"API docs:     {gateway}/docs")
+        print(f"Ticket status page: {gateway}/tickets/status")
+        print(f"Mails sent by the notifier: {MAIL_DIR}/*.eml (a local SMTP sink on port {MAIL_SINK_PORT})")
         print_demo_operators()
         return 0
     if command == "down":
