@@ -17,7 +17,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts import new_envelope
-from contracts.events import AnalyticsFact
+from devkit.testing import probe_fact
 from servicekit.db import Base as PlatformBase
 from servicekit.http import Runtime
 from servicekit.outbox import add_to_outbox
@@ -50,7 +50,7 @@ async def main(tenant: str, count: int, hold_relay: bool) -> None:
             for index in range(count):
                 entry_id = uuid.uuid4()
                 session.add(LedgerEntry(id=str(entry_id), tenant_id=tenant))
-                fact = AnalyticsFact(name="ledger_entry", source_event_id=entry_id, measures={"index": index})
+                fact = probe_fact("ledger_entry", entry_id, index=index + 1)
                 add_to_outbox(session, [new_envelope(fact, tenant_id=tenant)])
     print("COMMITTED", flush=True)
     if hold_relay:

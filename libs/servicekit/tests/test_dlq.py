@@ -19,7 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contracts import Envelope, new_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ALL_TOPICS, ANALYTICS_FACTS
-from devkit.testing import Infra, create_database, drop_database, eventually, topic_namespace
+from devkit.testing import Infra, create_database, drop_database, eventually, probe_fact, topic_namespace
 from servicekit.consumer import EventConsumer
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
@@ -88,9 +88,9 @@ class FactConsumer:
         async def apply(envelope: Envelope[AnalyticsFact], session: AsyncSession) -> None:
             if envelope.tenant_id != tenant:
                 return
-            if envelope.payload.name in self.broken:
-                raise ValueError(f"cannot apply {envelope.payload.name}")
-            session.add(AppliedFact(consumer_group=self.group_id, name=envelope.payload.name))
+            if envelope.payload.reason_code in self.broken:
+                raise ValueError(f"cannot apply {envelope.payload.reason_code}")
+            session.add(AppliedFact(consumer_group=self.group_id, name=envelope.payload.reason_code))
 
     async def start(self) -> None:
         await self.broker.start()
@@ -120,7 +120,7 @@ async def publish(infra: Infra, tenant: str, *values: bytes) -> list[tuple[int, 
 
 
 def fact(tenant: str, name: str) -> Envelope[AnalyticsFact]:
-    return new_envelope(AnalyticsFact(name=name, source_event_id=uuid.uuid4()), tenant_id=tenant)
+    return new_envelope(probe_fact(name), tenant_id=tenant)
 
 
 async def dead_letters_of(infra: Infra, consumer: FactConsumer) -> list[DeadLetter]:
@@ -192,7 +192,7 @@ async def test_a_dead_letter_is_listed_shown_and_replayed_into_its_group_once(in
         shown = await dlq_cli(infra, "show", "--topic", ANALYTICS_FACTS.dlq, "--offset", str(letter.offset))
         assert f"  dlq-consumer-group: {failing.group_id}" in shown
         assert f"  dlq-original-offset: {broken_offset}" in shown
-        assert '    "name": "broken_fact",' in shown
+        assert '    "reason_code": "broken_fact",' in shown
 
         # The handler is fixed; the replay re-drives the dead letter into the failing group only.
         failing.broken.clear()

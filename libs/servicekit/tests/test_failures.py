@@ -26,7 +26,7 @@ from contracts import Envelope, new_envelope
 from contracts.envelope import idempotency_key
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
-from devkit.testing import Infra, create_database, drop_database, eventually, topic_namespace
+from devkit.testing import Infra, create_database, drop_database, eventually, probe_fact, topic_namespace
 from servicekit.consumer import PRUNE_LOCK, EventConsumer, outside_call, prune_processed_events
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
@@ -170,11 +170,11 @@ class FactConsumer:
                     key = str(idempotency_key(envelope.event_id, "webhook"))
                     response = await self.http.post(
                         webhook.url,
-                        json={"conversation": conversation, "name": envelope.payload.name},
+                        json={"conversation": conversation, "name": envelope.payload.reason_code},
                         headers={"Idempotency-Key": key},
                     )
                     response.raise_for_status()
-            session.add(Effect(conversation=conversation, name=envelope.payload.name))
+            session.add(Effect(conversation=conversation, name=envelope.payload.reason_code))
 
     async def start(self) -> None:
         async with self.engine.begin() as connection:
@@ -203,7 +203,7 @@ async def consumer_database(infra: Infra) -> AsyncIterator[str]:
 
 
 async def send(broker: Any, tenant: str, conversation: uuid.UUID, name: str) -> None:
-    fact = AnalyticsFact(name=name, source_event_id=uuid.uuid4())
+    fact = probe_fact(name)
     envelope = new_envelope(fact, tenant_id=tenant, conversation_id=conversation)
     await broker.publish(envelope.to_json(), FACTS, key=envelope.key)
 
@@ -316,7 +316,7 @@ async def test_a_failing_outside_call_is_retried_for_its_record_alone_in_order_t
         dead = await _read_dead_letters(infra, tenant)
         assert len(dead) == 1
         headers, value = dead[0]
-        assert json.loads(value)["payload"]["name"] == "broken_a"
+        assert json.loads(value)["payload"]["reason_code"] == "broken_a"
         assert headers["dlq-consumer-group"] == group
         assert "webhook failed" in headers["dlq-error"]
         # Once within its batch (which then failed as a whole), then its 4 attempts of its own.
@@ -383,7 +383,7 @@ async def test_events_from_a_newer_producer_are_skipped_or_read_never_dead_lette
         ).encode()
 
     try:
-        fact = {"name": "newer_revision", "source_event_id": str(uuid.uuid4())}
+        fact = probe_fact("newer_revision").model_dump(mode="json")
         # A type this code has never heard of, then a later revision of a type it knows (a field
         # added), then an event it knows: the partition keeps flowing, nothing is dead-lettered.
         await reader.broker.publish(raw("analytics.brand_new", 1, {"what": "x"}), FACTS, key=str(conversation).encode())

@@ -25,7 +25,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contracts import Envelope, new_envelope, parse_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
-from devkit.testing import Infra, create_database, drop_database, eventually, topic_namespace, wait_until_caught_up
+from devkit.testing import (
+    Infra,
+    create_database,
+    drop_database,
+    eventually,
+    probe_fact,
+    topic_namespace,
+    wait_until_caught_up,
+)
 from servicekit.consumer import EventConsumer, prune_processed_events
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
@@ -89,7 +97,7 @@ class RunningConsumer:
 
         @self.consumer.prepare
         async def note_batch(envelopes: list[Envelope[Any]], session: AsyncSession) -> None:
-            names = [envelope.payload.name for envelope in envelopes if envelope.tenant_id == tenant]
+            names = [envelope.payload.reason_code for envelope in envelopes if envelope.tenant_id == tenant]
             if names:
                 self.batches.append(names)
 
@@ -98,9 +106,9 @@ class RunningConsumer:
             if envelope.tenant_id != tenant:
                 return
             self.trace_ids[str(envelope.payload.source_event_id)] = trace.get_current_span().get_span_context().trace_id
-            if poison_marker and envelope.payload.dimensions.get("marker") == poison_marker:
+            if poison_marker and envelope.payload.reason_code == poison_marker:
                 raise ValueError("this fact cannot be applied")
-            if envelope.payload.name == "gate":
+            if envelope.payload.reason_code == "gate":
                 self.gate_reached.set()
                 await self.gate_open.wait()
             session.add(AppliedEffect(tenant_id=tenant, source_event_id=str(envelope.payload.source_event_id)))
@@ -241,21 +249,18 @@ async def test_poison_messages_go_to_the_dlq_with_their_error_and_the_partition_
     infra: Infra, consumer_database: str
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:10]}"
-    consumer = RunningConsumer(infra, consumer_database, tenant, poison_marker="poison")
+    consumer = RunningConsumer(infra, consumer_database, tenant, poison_marker="poison_fact")
     await consumer.start()
     key = tenant.encode()  # one key: everything below lands in one partition, in this order
     try:
         garbage = f"not an event from {tenant}".encode()
         await consumer.broker.publish(garbage, FACTS, key=key)
         poison = new_envelope(
-            AnalyticsFact(name="poison_fact", source_event_id=uuid.uuid4(), dimensions={"marker": "poison"}),
+            probe_fact("poison_fact"),
             tenant_id=tenant,
         )
         await consumer.broker.publish(poison.to_json(), FACTS, key=key)
-        good = [
-            new_envelope(AnalyticsFact(name="good_fact", source_event_id=uuid.uuid4()), tenant_id=tenant)
-            for _ in range(3)
-        ]
+        good = [new_envelope(probe_fact("good_fact"), tenant_id=tenant) for _ in range(3)]
         for envelope in good:
             await consumer.broker.publish(envelope.to_json(), FACTS, key=key)
 
@@ -283,7 +288,7 @@ async def test_poison_messages_go_to_the_dlq_with_their_error_and_the_partition_
 
 
 def fact(tenant: str, name: str) -> Envelope[AnalyticsFact]:
-    return new_envelope(AnalyticsFact(name=name, source_event_id=uuid.uuid4()), tenant_id=tenant)
+    return new_envelope(probe_fact(name), tenant_id=tenant)
 
 
 async def test_records_that_arrive_while_a_batch_is_applied_are_fetched_meanwhile_and_make_the_next_batch(
@@ -370,7 +375,7 @@ async def test_the_trace_of_a_request_continues_through_the_outbox_into_the_cons
     try:
         with tracer("tests").start_as_current_span("customer turn") as span:
             async with store.sessions() as session, session.begin():
-                fact = AnalyticsFact(name="traced_fact", source_event_id=source)
+                fact = probe_fact("traced_fact", source)
                 add_to_outbox(session, [new_envelope(fact, tenant_id=tenant)])
             expected = span.get_span_context().trace_id
         assert await relay.relay_batch() >= 1  # relayed later, outside the request's span
@@ -384,7 +389,7 @@ async def test_the_trace_of_a_request_continues_through_the_outbox_into_the_cons
 
 async def test_staged_events_are_written_in_order_by_the_commit_and_never_by_a_rollback(store: PlatformStore) -> None:
     def facts(*names: str) -> list[Envelope[AnalyticsFact]]:
-        return [new_envelope(AnalyticsFact(name=n, source_event_id=uuid.uuid4()), tenant_id="t-order") for n in names]
+        return [new_envelope(probe_fact(n), tenant_id="t-order") for n in names]
 
     async with store.sessions() as session:
         await session.begin()
@@ -395,7 +400,7 @@ async def test_staged_events_are_written_in_order_by_the_commit_and_never_by_a_r
             add_to_outbox(session, facts("third"))
     async with store.engine.connect() as connection:
         values = (await connection.execute(text("SELECT value FROM outbox ORDER BY id"))).scalars().all()
-    assert [parse_envelope(v).payload.name for v in values] == ["first", "second", "third"]
+    assert [parse_envelope(v).payload.reason_code for v in values] == ["first", "second", "third"]
 
 
 async def test_two_relays_on_one_outbox_publish_every_row_once_in_order(infra: Infra, store: PlatformStore) -> None:
@@ -408,7 +413,7 @@ async def test_two_relays_on_one_outbox_publish_every_row_once_in_order(infra: I
                 session,
                 [
                     new_envelope(
-                        AnalyticsFact(name=name, source_event_id=uuid.uuid4()),
+                        probe_fact(name),
                         tenant_id=tenant,
                         conversation_id=conversation,
                     )
@@ -426,7 +431,7 @@ async def test_two_relays_on_one_outbox_publish_every_row_once_in_order(infra: I
     try:
         await asyncio.gather(*(drain(relay) for relay in relays))
         published = await read_topic(infra, FACTS, lambda value: tenant.encode() in value)
-        assert [parse_envelope(value).payload.name for _, value in published] == names
+        assert [parse_envelope(value).payload.reason_code for _, value in published] == names
     finally:
         await broker.stop()
 
@@ -456,12 +461,12 @@ async def test_a_running_relay_publishes_each_commit_at_once_after_what_was_left
 
     async def commit(*names: str) -> None:
         async with store.sessions() as session, session.begin():
-            facts = [AnalyticsFact(name=name, source_event_id=uuid.uuid4()) for name in names]
+            facts = [probe_fact(name) for name in names]
             add_to_outbox(session, [new_envelope(f, tenant_id=tenant, conversation_id=conversation) for f in facts])
 
     async def published() -> list[str]:
         records = await read_topic(infra, FACTS, lambda value: tenant.encode() in value, timeout=2.0)
-        return [parse_envelope(value).payload.name for _, value in records]
+        return [parse_envelope(value).payload.reason_code for _, value in records]
 
     broker = create_broker(infra.kafka_bootstrap_servers, "committed-rows")
     await broker.start()

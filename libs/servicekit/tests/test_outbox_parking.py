@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts import new_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
-from devkit.testing import Infra, topic_namespace
+from devkit.testing import Infra, probe_fact, topic_namespace
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
@@ -28,7 +28,6 @@ from servicekit.outbox import OutboxRelay, add_to_outbox
 
 PREFIX = f"park-{uuid.uuid4().hex[:8]}."
 FACTS = PREFIX + ANALYTICS_FACTS.name
-SMALL_REQUESTS = 2_000  # the refusing relay's producer limit; the "large" rows exceed it
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,8 +46,17 @@ async def sessions(infra: Infra, database: str) -> AsyncIterator[async_sessionma
 
 def fact(tenant: str, index: int, large: bool = False) -> AnalyticsFact:
     # Large: over the refusing producer's limit, well within the contract's size budget.
-    dimensions = {"index": str(index), **({f"pad{i}": "x" * 200 for i in range(15)} if large else {})}
-    return AnalyticsFact(name="parking_probe", source_event_id=uuid.uuid4(), dimensions=dimensions)
+    return probe_fact("parking_probe", index=index, padded=large)
+
+
+def _wire_size(large: bool) -> int:
+    envelope = new_envelope(fact("t-0123456789", 1, large), tenant_id="t-0123456789", conversation_id=uuid.uuid4())
+    return len(envelope.to_json())
+
+
+# The refusing relay's producer limit: halfway between a row and a "large" row, plus a record's
+# overhead and key (about 120 bytes), so that the large rows exceed it and the others do not.
+SMALL_REQUESTS = (_wire_size(False) + _wire_size(True)) // 2 + 120
 
 
 async def stage(
@@ -81,9 +89,7 @@ class TopicReader:
 
     async def _poll(self) -> None:
         for records in (await self.consumer.getmany(timeout_ms=300)).values():
-            self.indexes.extend(
-                int(json.loads(r.value)["payload"]["dimensions"]["index"]) for r in records if self.tenant in r.value
-            )
+            self.indexes.extend(int(json.loads(r.value)["payload"]["seq"]) for r in records if self.tenant in r.value)
 
 
 async def parked(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[int, str]]:

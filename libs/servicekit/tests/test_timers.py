@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts import Envelope, new_envelope, parse_envelope, utc_now
 from contracts.events import AnalyticsFact
 from contracts.topics import ANALYTICS_FACTS
-from devkit.testing import Infra, create_database, drop_database, eventually, topic_namespace
+from devkit.testing import Infra, create_database, drop_database, eventually, probe_fact, topic_namespace
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
@@ -72,7 +72,7 @@ def tenant() -> str:
 
 
 def fact(tenant: str, name: str) -> Envelope[AnalyticsFact]:
-    return new_envelope(AnalyticsFact(name=name, source_event_id=uuid.uuid4()), tenant_id=tenant)
+    return new_envelope(probe_fact(name), tenant_id=tenant)
 
 
 async def commit_schedule(store: PlatformStore, name: str, due_at: datetime, envelope: Envelope[Any]) -> None:
@@ -210,7 +210,7 @@ async def test_timers_are_written_by_the_commit_only_and_the_last_call_for_a_nam
             schedule(session, "scheduled-twice", due + timedelta(minutes=5), fact(tenant, "second"))
     async with store.engine.connect() as connection:
         rows = (await connection.execute(text("SELECT name, due_at, value FROM timers ORDER BY name"))).all()
-    assert [(name, parse_envelope(value).payload.name) for name, _, value in rows] == [
+    assert [(name, parse_envelope(value).payload.reason_code) for name, _, value in rows] == [
         ("cancelled-then-scheduled", "kept"),
         ("scheduled-twice", "second"),
     ]
@@ -261,7 +261,7 @@ async def test_a_timer_that_falls_due_while_its_service_is_killed_fires_once_aft
         )
         await asyncio.sleep(1.0)
         records = await read_topic(infra, tenant)
-        assert [parse_envelope(r.value).payload.name for r in records if r.value] == ["timer_fired"]
+        assert [parse_envelope(r.value).payload.reason_code for r in records if r.value] == ["timer_fired"]
         assert await store.scalar("SELECT count(*) FROM timers") == 0
     finally:
         if restarted is not None:

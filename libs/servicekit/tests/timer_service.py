@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import uuid
 from datetime import timedelta
 
 from contracts import new_envelope, utc_now
-from contracts.events import AnalyticsFact
+from devkit.testing import probe_fact
 from servicekit.db import Base as PlatformBase
 from servicekit.http import Runtime
 from servicekit.settings import ServiceSettings
@@ -31,7 +30,7 @@ async def main(tenant: str, schedule_in: float | None) -> None:
         await connection.run_sync(PlatformBase.metadata.create_all)
     if schedule_in is not None:
         due_at = utc_now() + timedelta(seconds=schedule_in)
-        fact = AnalyticsFact(name="timer_fired", source_event_id=uuid.uuid4())
+        fact = probe_fact("timer_fired")
         async with runtime.sessions() as session, session.begin():
             schedule(session, f"kill-test:{tenant}", due_at, new_envelope(fact, tenant_id=tenant))
         print("SCHEDULED", due_at.isoformat(), flush=True)

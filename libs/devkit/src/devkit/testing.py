@@ -26,6 +26,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import Envelope, Payload, parse_envelope, utc_now
+from contracts.common import FactName
+from contracts.events import AnalyticsFact
 from servicekit.consumer import Delivery, EventConsumer
 from servicekit.db import OutboxRecord, Timer
 from servicekit.kafka import create_broker
@@ -263,6 +265,32 @@ class ConsumerHarness:
         before = {e.event_id for e in await self.emitted()}
         await TimerFirer(self.sessions).fire_due()
         return [e for e in await self.emitted() if e.event_id not in before]
+
+
+def probe_fact(
+    label: str, source_event_id: uuid.UUID | None = None, *, index: int | None = None, padded: bool = False
+) -> AnalyticsFact:
+    """A valid fact for tests of the platform itself (outbox, consumer, dead letters, timers), which
+    carry it through as an opaque event: `label` (lowercase letters and `_`) travels as its
+    `reason_code`, `index` (from 1) as its `seq`; `padded` fills its id fields to their bounds
+    (about 380 bytes more on the wire)."""
+    now = utc_now()
+    padding = "p" * 100 if padded else None
+    return AnalyticsFact(
+        fact_id=uuid.uuid4(),
+        name=FactName.STATUS_CHANGED,
+        tenant_id="platform-probe",
+        occurred_at=now,
+        processed_at=now,
+        source_event_id=source_event_id or uuid.uuid4(),
+        source_event_type="platform.probe" + ("_" * 65 if padded else ""),
+        reason_code=label,
+        seq=index,
+        operator_id=padding,
+        previous_operator_id=padding,
+        assignee_id=padding,
+        ticket_number="PROBE-2026-0000000001" if padded else None,
+    )
 
 
 def _record_of(envelope: Envelope[Any]) -> ConsumerRecord[bytes, bytes]:
