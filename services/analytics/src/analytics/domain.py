@@ -287,7 +287,8 @@ def summarise_conversation(facts: Iterable[AnalyticsFact]) -> ConversationSummar
     sessions: list[OperatorSession] = []
     for fact in in_time_order(facts):
         at, name = fact.occurred_at, fact.name
-        changes: dict[str, Any] = {"last_activity_at": at}
+        # A ticket's later life (replies, SLA) is not the conversation's activity.
+        changes: dict[str, Any] = {} if fact.ticket_id and summary.last_activity_at else {"last_activity_at": at}
         open_session = sessions[-1] if sessions and sessions[-1].ended_at is None else None
         if name == F.CONVERSATION_STARTED and summary.started_at is None:
             changes["started_at"] = at
