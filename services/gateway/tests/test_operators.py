@@ -330,6 +330,12 @@ ISOLATION_CASES = [
     ("close", {"resolution": "resolved"}),
     ("release", None),
     ("stream", None),
+    # Tickets: another tenant's ticket answers 404 like an unknown one, and is never listed.
+    ("GET /v1/tickets", None),
+    ("GET /v1/tickets/{id}", None),
+    ("PATCH /v1/tickets/{id}", {"status": "CLOSED", "assignee_id": None}),
+    ("POST /v1/tickets/{id}/notes", {"text": "nota"}),
+    ("POST /v1/tickets/{id}/replies", {"text": "Buongiorno"}),
 ]
 
 
@@ -341,6 +347,9 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
     unknown = uuid.uuid4()
     token = await access(gateway, account)
     takes_before = len(gateway.routing_api.take_requests)
+    if "/v1/tickets" in endpoint:
+        await another_tenants_ticket_is_404(gateway, endpoint, body, token, account)
+        return
     for conversation_id in (foreign, unknown):
         if endpoint == "stream":
             async with await websockets.connect(f"{gateway.ws_url}/v1/operators/stream?access_token={token}") as ws:
@@ -362,6 +371,27 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
         assert response.json() == {"error": {"code": "not_found", "message": "no such conversation"}}
     assert len(gateway.routing_api.take_requests) == takes_before
     assert await operator_commands(gateway, foreign, 1, timeout=1.5) == []
+
+
+async def another_tenants_ticket_is_404(
+    gateway, endpoint: str, body: Any, token: str, account: tuple[str, str, str]
+) -> None:
+    method, path = endpoint.split(" ", 1)
+    foreign = gateway.tickets_api.put("acme", assignee_id=account[2])  # even "assigned" to this operator's id
+    ours = gateway.tickets_api.put(LUCINE)
+    if path == "/v1/tickets":
+        response = await gateway.http.get(path, headers=bearer(token))
+        listed = {ticket["ticket_id"] for ticket in response.json()["tickets"]}
+        assert str(ours.ticket_id) in listed
+        assert str(foreign.ticket_id) not in listed
+        return
+    for ticket_id in (foreign.ticket_id, uuid.uuid4()):
+        url = path.replace("{id}", str(ticket_id))
+        response = await gateway.http.request(method, url, json=body, headers=bearer(token))
+        assert response.status_code == 404, response.text
+        # The same answer as for a ticket that does not exist: nothing about it leaks.
+        assert response.json() == {"error": {"code": "not_found", "message": "no such ticket"}}
+    assert await gateway.commands(foreign.ticket_id, 1, timeout=1.5, topic=topics.TICKETS_COMMANDS.name) == []
 
 
 async def test_the_other_tenants_operator_is_kept_out_too(gateway):
