@@ -10,6 +10,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +28,24 @@ DEMO_WIDGET_KEY = "wk_lucine_demo_2025"
 ADMIN_TOKEN = f"admin-{uuid.uuid4().hex}"
 
 
-@pytest.fixture(scope="session")
-def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextmanager
+def isolated_stack(infra: Infra, log_dir: Path, extra_env: dict[str, dict[str, str]] | None = None) -> Iterator[Stack]:
+    """Every built service as a process, on topics under a prefix of their own and fresh
+    databases; `extra_env` adds settings per service (a short timeout, an LLM's address)."""
     prefix = f"e2e-{uuid.uuid4().hex[:8]}."
     asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix))
     specs = [spec for spec in SERVICES if spec.built]
     databases = {spec.name: asyncio.run(create_database(infra, spec.module)) for spec in specs if spec.database}
     ports = {spec.name: free_port() for spec in specs}
+    env = {"ai-responder": {"ADMIN_TOKEN": ADMIN_TOKEN}}
+    for name, values in (extra_env or {}).items():
+        env[name] = {**env.get(name, {}), **values}
     running = Stack(
         base_env={**infra.service_env(""), "KAFKA_TOPIC_PREFIX": prefix, "LOG_LEVEL": "INFO"},
         ports=ports,
         databases=databases,
-        log_dir=Path(tmp_path_factory.mktemp("services")),
-        extra_env={"ai-responder": {"ADMIN_TOKEN": ADMIN_TOKEN}},
+        log_dir=log_dir,
+        extra_env=env,
     )
     try:
         running.seed_knowledge_bases()
@@ -50,6 +56,12 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         for name in databases.values():
             asyncio.run(drop_database(infra, name))
         asyncio.run(delete_topics(infra.kafka_bootstrap_servers, prefix))
+
+
+@pytest.fixture(scope="session")
+def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with isolated_stack(infra, Path(tmp_path_factory.mktemp("services"))) as running:
+        yield running
 
 
 @pytest.fixture

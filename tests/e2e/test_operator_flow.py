@@ -6,16 +6,22 @@ processes over Kafka; the operators are the demo tenant's, seeded by the gateway
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from devkit.fake_llm import FakeLlm, fake_llm_server
 from devkit.stack import Stack, free_port
+from devkit.testing import Infra, eventually
 from devkit.widget_client import Stream, start_conversation
 
-from .conftest import DEMO_TENANT, DEMO_WIDGET_KEY, first_event
+from .conftest import DEMO_TENANT, DEMO_WIDGET_KEY, first_event, isolated_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -243,3 +249,181 @@ async def test_a_customer_on_one_gateway_process_and_an_operator_on_another_talk
             await second.put("/v1/operators/me/status", json={"status": "offline"}, headers=bearer(token))
     finally:
         other.stop_all()
+
+
+# ------------------------------------------------------------------------------ a stack of their own
+# The tests below change settings the other tests of the session must not see: the assistant
+# answers through an LLM (a local OpenAI-compatible server whose delay the test sets) and six
+# seconds of customer silence with an operator make the conversation WAITING_CUSTOMER. One stack
+# serves both (starting one takes a while).
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLlm]:
+    with fake_llm_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tuned_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory, llm: FakeLlm) -> Iterator[Stack]:
+    llm_env = {
+        "LLM_API_KEY": "key-of-the-local-fake-llm",
+        "LLM_BASE_URL": llm.base_url,
+        "LLM_TIMEOUT_S": "60",  # slow is not failed: the reply must come, late
+        "LLM_MAX_RETRIES": "0",
+    }
+    extra_env = {"ai-responder": llm_env, "conversation": {"INACTIVITY_MINUTES": "0.1"}}
+    with isolated_stack(infra, tmp_path_factory.mktemp("tuned-services"), extra_env) as running:
+        yield running
+
+
+@pytest.fixture
+def slow_llm(llm: FakeLlm) -> Iterator[FakeLlm]:
+    llm.reset()
+    yield llm
+    llm.reset()
+
+
+async def go_online(gateway: httpx.AsyncClient, token: str, operator_id: str, stream: Stream) -> None:
+    response = await gateway.put("/v1/operators/me/status", json={"status": "online"}, headers=bearer(token))
+    assert response.status_code in (200, 202), response.text
+    await stream.receive_until(is_online(operator_id), timeout=60)  # routing has it online
+
+
+async def taken_by(gateway: httpx.AsyncClient, token: str, operator: Stream, customer: Stream, cid: str) -> None:
+    """Routing offers the conversation to the operator, who takes it; the customer sees it."""
+    await operator.receive_until(
+        lambda f: f.get("type") == "offer" and f["conversation_id"] == cid and f["event"] == "offer_made", timeout=60
+    )
+    taken = await gateway.post(f"/v1/conversations/{cid}/take", headers=bearer(token))
+    assert taken.status_code == 200, taken.text
+    await customer.receive_until(lambda f: f.get("type") == "status" and f["status"] == "WITH_OPERATOR", timeout=30)
+
+
+async def leave(gateway: httpx.AsyncClient, token: str, cid: str) -> None:
+    """Closes the operator's conversation and goes offline: routing offers the next test's
+    conversation to nobody by mistake."""
+    closed = await gateway.post(
+        f"/v1/conversations/{cid}/close", json={"resolution": "resolved"}, headers=bearer(token)
+    )
+    assert closed.status_code == 202, closed.text
+    offline = await gateway.put("/v1/operators/me/status", json={"status": "offline"}, headers=bearer(token))
+    assert offline.status_code in (200, 202), offline.text
+
+
+async def dropped_by_operator_states(stack: Stack) -> float:
+    """conversation_ai_replies_dropped_total of the conversation process, for the statuses an
+    operator holds (the six-second inactivity may have made it WAITING_CUSTOMER meanwhile)."""
+    async with httpx.AsyncClient(base_url=stack.url("conversation"), timeout=10) as conversation:
+        text = (await conversation.get("/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "conversation_ai_replies_dropped_total"
+        and sample.labels["status"] in {"WITH_OPERATOR", "WAITING_CUSTOMER"}
+    )
+
+
+async def test_an_ai_reply_still_in_flight_at_takeover_never_reaches_the_customer(
+    tuned_stack: Stack, slow_llm: FakeLlm
+) -> None:
+    stack = tuned_stack
+    late_answer = f"Risposta arrivata in ritardo {uuid.uuid4().hex[:6]}"
+    slow_llm.reply = lambda body: json.dumps({"answer": late_answer, "answerable": True, "confidence": 0.9})
+    slow_llm.delay_s = 10
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as gateway:
+        token = await log_in(gateway, "giulia")
+        async with Stream(operator_stream_url(stack, token)) as giulia:
+            await go_online(gateway, token, "lucine-giulia", giulia)
+            conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY, "it")
+            cid = conversation.conversation_id
+            async with Stream(conversation.stream_url()) as customer:
+                # A question the knowledge base covers, so that the assistant asks the LLM (unique:
+                # the answer cache, shared by every stack on this Redis, must not answer it).
+                question = f"Quanto costano i biglietti? Rif. {uuid.uuid4().hex[:6]}"
+                assert (await conversation.post(question)).status_code == 202
+                await eventually(lambda: slow_llm.requests, 30, "the assistant asking the LLM")
+
+                assert (await conversation.action("request_operator")).status_code == 202
+                await taken_by(gateway, token, giulia, customer, cid)
+                assert slow_llm.answered == 0, "the operator took over while the AI's reply was in flight"
+                dropped_before = await dropped_by_operator_states(stack)
+
+                await eventually(lambda: slow_llm.answered == 1, 30, "the LLM's late answer")
+
+                async def dropped_once_more() -> bool:
+                    return await dropped_by_operator_states(stack) == dropped_before + 1
+
+                await eventually(dropped_once_more, 30, "the late reply dropped and counted")
+                # Anything the customer's stream was going to get by now has come: the operator's
+                # message comes after the dropped reply was applied.
+                hello = await gateway.post(
+                    f"/v1/conversations/{cid}/operator-messages", json={"text": "Eccomi!"}, headers=bearer(token)
+                )
+                assert hello.status_code == 202, hello.text
+                await customer.message_from("operator")
+                assert [m.sender for m in customer.messages if m.sender == "ai"] == []
+                assert late_answer not in [m.text for m in customer.messages]
+            history = await conversation.history()
+            assert late_answer not in [m.text for m in history.messages]
+            assert "ai" not in [m.sender for m in history.messages]
+            await leave(gateway, token, cid)
+
+
+async def test_a_silent_customer_leads_to_waiting_customer_and_writing_again_reactivates(tuned_stack: Stack) -> None:
+    stack = tuned_stack  # six seconds of silence with an operator
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as gateway:
+        token = await log_in(gateway, "marco")
+        async with Stream(operator_stream_url(stack, token)) as marco:
+            await go_online(gateway, token, "lucine-marco", marco)
+            conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY, "it")
+            cid = conversation.conversation_id
+            async with Stream(conversation.stream_url()) as customer:
+                assert (await conversation.action("request_operator")).status_code == 202
+                # Told once that someone is about to answer, when routing offers it.
+                offered = await customer.receive_until(
+                    lambda f: f.get("type") == "message" and f["message"]["text"].startswith("Un operatore sta per"),
+                    timeout=60,
+                )
+                assert offered["message"]["sender"] == "system"
+                await taken_by(gateway, token, marco, customer, cid)
+
+                await customer.receive_until(
+                    lambda f: f.get("type") == "status" and f["status"] == "WAITING_CUSTOMER", timeout=60
+                )
+                still_there = await customer.receive_until(
+                    lambda f: f.get("type") == "message" and f["message"]["text"].startswith("Sei ancora lì?"), 30
+                )
+                assert still_there["message"]["sender"] == "system"
+                await marco.receive_until(
+                    lambda f: (
+                        f.get("type") == "status"
+                        and f.get("conversation_id") == cid
+                        and f["status"] == "WAITING_CUSTOMER"
+                    ),
+                    timeout=30,
+                )
+                listed = await gateway.get(
+                    "/v1/conversations", params={"status": "WAITING_CUSTOMER"}, headers=bearer(token)
+                )
+                assert cid in [c["conversation_id"] for c in listed.json()["conversations"]], listed.text
+
+                before = {id(frame) for frame in customer.frames}
+                assert (await conversation.post("Eccomi, scusate!")).status_code == 202
+                await customer.receive_until(
+                    lambda f: id(f) not in before and f.get("type") == "status" and f["status"] == "WITH_OPERATOR",
+                    timeout=30,
+                )
+                await marco.receive_until(
+                    lambda f: (
+                        f.get("type") == "message"
+                        and f.get("conversation_id") == cid
+                        and f["message"]["text"] == "Eccomi, scusate!"
+                    ),
+                    timeout=30,
+                )
+            senders_and_texts = [(m.sender, m.text) for m in (await conversation.history()).messages]
+            waiting_at = next(i for i, (_, text) in enumerate(senders_and_texts) if text.startswith("Sei ancora lì?"))
+            assert ("customer", "Eccomi, scusate!") in senders_and_texts[waiting_at:]
+            await leave(gateway, token, cid)
