@@ -38,4 +38,4 @@ async def test_migrations_upgrade_to_the_models_and_back(infra: Infra, spec: obj
 
 def test_every_built_service_with_a_store_has_migrations() -> None:
     names = {spec.name for spec in WITH_MIGRATIONS}
-    assert {"conversation", "ai-responder", "routing", "tickets", "notifier"} <= names
+    assert {"conversation", "ai-responder", "routing", "tickets", "notifier", "analytics"} <= names
