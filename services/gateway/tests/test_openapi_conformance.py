@@ -15,6 +15,7 @@ test, while the gateway keeps serving.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from gateway_testkit import (
     AiResponderApi,
     ReadApi,
     RoutingApi,
+    TicketsApi,
     gateway_settings,
     message,
     serve_app,
@@ -56,6 +58,8 @@ class LiveGateway:
     customer_token: str
     operator_conversation: uuid.UUID
     operator_token: str
+    ticket_id: uuid.UUID | None = None  # a ticket of the operator's tenant
+    ticket_link: str = ""  # the token of its status link
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +77,14 @@ def live_gateway(infra: Infra, tenants_dir: Path) -> Iterator[LiveGateway]:
         await ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix)
         database = await create_database(infra, "gateway_openapi")
         read_api, routing_api, ai_responder = ReadApi(), RoutingApi(), AiResponderApi()
+        tickets_api = TicketsApi()
+        ticket = tickets_api.put(LUCINE)
         try:
             async with (
                 serve_app(read_api.app) as read_url,
                 serve_app(routing_api.app) as routing_url,
                 serve_app(ai_responder.app) as ai_responder_url,
+                serve_app(tickets_api.app) as tickets_url,
             ):
                 settings_ = gateway_settings(
                     infra,
@@ -87,12 +94,16 @@ def live_gateway(infra: Infra, tenants_dir: Path) -> Iterator[LiveGateway]:
                     tenants_dir,
                     routing_url=routing_url,
                     ai_responder_url=ai_responder_url,
+                    tickets_url=tickets_url,
+                    ticket_lookups_per_ip=100_000,
+                    ticket_lookups_per_number=100_000,
                     rate_limit_conversation_messages=100_000,
                     login_attempts_per_ip=100_000,
                     login_attempts_per_account=100_000,
                 )
                 async with serve_app(build_app(settings_)) as url:
                     found.update(url=url, read_api=read_api, routing_api=routing_api)
+                    found.update(ticket_id=ticket.ticket_id, ticket_link=tickets_api.link_of(ticket))
                     ready.set()
                     await stop.wait()
         finally:
@@ -112,7 +123,9 @@ def live_gateway(infra: Infra, tenants_dir: Path) -> Iterator[LiveGateway]:
     if "error" in found:
         raise found["error"]
     try:
-        yield _prepare(found["url"], found["read_api"], found["routing_api"])
+        live = _prepare(found["url"], found["read_api"], found["routing_api"])
+        live.ticket_id, live.ticket_link = found["ticket_id"], found["ticket_link"]
+        yield live
     finally:
         assert loop is not None
         assert stop is not None
@@ -183,7 +196,35 @@ def authenticate(case: Any, gateway: LiveGateway) -> dict[str, str]:
         return {"Authorization": f"Bearer {gateway.customer_token if widget else gateway.operator_token}"}
     if path in {"/v1/queue", "/v1/operators/me/status"}:
         return {"Authorization": f"Bearer {gateway.operator_token}"}
+    if path.startswith("/v1/tickets"):
+        return ticket_credentials(case, gateway)
     return {}
+
+
+OPERATOR_ID = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
+
+
+def ticket_credentials(case: Any, gateway: LiveGateway) -> dict[str, str]:
+    """The ticket routes: the lookup by number takes the widget key; a status link carries its own
+    token, and a well-formed one is swapped for the real link's; the operators' routes take the
+    operator's token, with a well-formed ticket id swapped for the tenant's ticket and a
+    well-formed assignee for an operator of the tenant (which the schema cannot state). So the
+    generated requests reach the routes' logic; malformed values are kept, to be refused."""
+    path: str = case.operation.path
+    if path == "/v1/tickets/by-number/{ticket_number}":
+        return {"X-Widget-Key": LUCINE_KEY}
+    if path.startswith("/v1/tickets/by-link"):
+        holder = case.query if path == "/v1/tickets/by-link" else case.body
+        if isinstance(holder, dict) and isinstance(holder.get("t"), str) and 1 <= len(holder["t"]) <= 1000:
+            holder["t"] = gateway.ticket_link
+        return {}
+    if case.path_parameters and _is_uuid(case.path_parameters.get("ticket_id")):
+        case.path_parameters["ticket_id"] = str(gateway.ticket_id)
+    body = case.body if case.method.upper() == "PATCH" else None
+    assignee = body.get("assignee_id") if isinstance(body, dict) else None
+    if isinstance(assignee, str) and OPERATOR_ID.fullmatch(assignee):
+        body["assignee_id"] = GIULIA[2]
+    return {"Authorization": f"Bearer {gateway.operator_token}"}
 
 
 @schema.parametrize()

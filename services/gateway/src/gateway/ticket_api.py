@@ -23,6 +23,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.exc import DBAPIError
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from contracts.common import TicketPriority, TicketStatus
 from contracts.events import AddTicketNote, OpenTicket, PostTicketReply, UpdateTicket
@@ -351,9 +352,18 @@ async def ticket_by_number(
     return await _lookup(request, runtime, tenant, ticket_number, email, phone)
 
 
-# The first published path, kept working (see the module's docstring); registered after the
-# operator routes, whose ticket id, a UUID, it would otherwise shadow.
-@public_router.get("/tickets/{ticket_number}", include_in_schema=False)
+class TicketNumberConvertor(StringConvertor):
+    """Matches a ticket number only, so that the first published path takes nothing else: any
+    other segment under /v1/tickets/ falls through to a documented route, or to 404 (not 405)."""
+
+    regex = TICKET_NUMBER_PATTERN.removeprefix("^").removesuffix("$")
+
+
+register_url_convertor("ticket_number", TicketNumberConvertor())
+
+
+# The first published path, kept working (see the module's docstring).
+@public_router.get("/tickets/{ticket_number:ticket_number}", include_in_schema=False)
 async def ticket_by_number_first_path(
     request: Request,
     runtime: RuntimeDep,
