@@ -155,6 +155,7 @@ def _prepare(url: str, read_api: ReadApi, routing_api: RoutingApi) -> LiveGatewa
         operator_id=operator_id,
     )
     routing_api.wait(operator_conversation, LUCINE)
+    routing_api.seen(operator_id, LUCINE, active=1)
     return LiveGateway(
         url=url,
         customer_conversation=customer_conversation,
@@ -186,7 +187,7 @@ def authenticate(case: Any, gateway: LiveGateway) -> dict[str, str]:
     if case.operation.schema.is_security_param_negated(case):
         return {}
     path: str = case.operation.path
-    if path == "/v1/conversations":
+    if path == "/v1/conversations" and case.method.upper() == "POST":
         return {"X-Widget-Key": LUCINE_KEY}
     if path.startswith("/v1/conversations/{conversation_id}"):
         widget = path.endswith(WIDGET_CONVERSATION_ROUTES)
@@ -194,7 +195,7 @@ def authenticate(case: Any, gateway: LiveGateway) -> dict[str, str]:
             own = gateway.customer_conversation if widget else gateway.operator_conversation
             case.path_parameters["conversation_id"] = str(own)
         return {"Authorization": f"Bearer {gateway.customer_token if widget else gateway.operator_token}"}
-    if path in {"/v1/queue", "/v1/operators/me/status"}:
+    if path in {"/v1/queue", "/v1/operators/me/status", "/v1/operators", "/v1/conversations"}:
         return {"Authorization": f"Bearer {gateway.operator_token}"}
     if path.startswith("/v1/tickets"):
         return ticket_credentials(case, gateway)

@@ -336,6 +336,9 @@ ISOLATION_CASES = [
     ("PATCH /v1/tickets/{id}", {"status": "CLOSED", "assignee_id": None}),
     ("POST /v1/tickets/{id}/notes", {"text": "nota"}),
     ("POST /v1/tickets/{id}/replies", {"text": "Buongiorno"}),
+    # The tenant's lists: another tenant's conversations and operators are never in them.
+    ("GET /v1/conversations", None),
+    ("GET /v1/operators", None),
 ]
 
 
@@ -349,6 +352,9 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
     takes_before = len(gateway.routing_api.take_requests)
     if "/v1/tickets" in endpoint:
         await another_tenants_ticket_is_404(gateway, endpoint, body, token, account)
+        return
+    if endpoint.startswith("GET "):
+        await only_the_tenants_own_are_listed(gateway, endpoint.removeprefix("GET "), token, account, foreign)
         return
     for conversation_id in (foreign, unknown):
         if endpoint == "stream":
@@ -371,6 +377,70 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
         assert response.json() == {"error": {"code": "not_found", "message": "no such conversation"}}
     assert len(gateway.routing_api.take_requests) == takes_before
     assert await operator_commands(gateway, foreign, 1, timeout=1.5) == []
+
+
+async def only_the_tenants_own_are_listed(
+    gateway, path: str, token: str, account: tuple[str, str, str], foreign: uuid.UUID
+) -> None:
+    queued_elsewhere = conversation_of(gateway, "acme", status="QUEUED")
+    ours = conversation_of(gateway, LUCINE, operator_id=account[2])
+    gateway.routing_api.seen(WILE[2], "acme")
+    gateway.routing_api.seen(account[2], LUCINE, active=1)
+    response = await gateway.http.get(path, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["tenant_id"] == LUCINE
+    if path == "/v1/operators":
+        listed = {o["operator_id"] for o in body["operators"]}
+        assert WILE[2] not in listed
+        assert {GIULIA[2], MARCO[2], SOFIA[2]} <= listed, "the tenant's accounts, heard from by routing or not"
+        return
+    listed = {c["conversation_id"] for c in body["conversations"]}
+    assert str(ours) in listed
+    assert not {str(foreign), str(queued_elsewhere)} & listed
+    assert {r["tenant_id"] for r in gateway.read_api.list_requests} == {LUCINE}
+
+
+async def test_the_conversation_list_shows_an_operator_their_own_and_the_queue_and_a_supervisor_all(gateway):
+    giulias = conversation_of(gateway, LUCINE, operator_id=GIULIA[2])
+    marcos = conversation_of(gateway, LUCINE, operator_id=MARCO[2])
+    waiting = conversation_of(gateway, LUCINE, status="QUEUED")
+    with_ai = conversation_of(gateway, LUCINE, status="AI")
+
+    async def listed(account: tuple[str, str, str], **params: Any) -> list[str]:
+        response = await gateway.http.get(
+            "/v1/conversations", params=params, headers=bearer(await access(gateway, account))
+        )
+        assert response.status_code == 200, response.text
+        return [c["conversation_id"] for c in response.json()["conversations"]]
+
+    mine = set(await listed(GIULIA))
+    assert {str(giulias), str(waiting)} <= mine
+    assert not {str(marcos), str(with_ai)} & mine, "another operator's, and the assistant's, are not hers"
+    assert set(await listed(GIULIA, status="QUEUED")) >= {str(waiting)}
+    assert str(giulias) not in await listed(GIULIA, status="QUEUED")
+    everything = await listed(SOFIA, limit=200)
+    assert {str(giulias), str(marcos), str(waiting), str(with_ai)} <= set(everything)
+    assert everything.index(str(with_ai)) < everything.index(str(giulias)), "the newest change first"
+    assert await listed(SOFIA, limit=1) == [everything[0]]
+    refused = await gateway.http.get(
+        "/v1/conversations", params={"status": "NOPE"}, headers=bearer(await access(gateway, SOFIA))
+    )
+    assert refused.status_code == 422
+    assert (await gateway.http.get("/v1/conversations")).status_code == 401
+
+
+async def test_the_operator_list_joins_the_accounts_with_routings_presence_and_load(gateway):
+    gateway.routing_api.seen(MARCO[2], LUCINE, presence="online", active=2)
+    response = await gateway.http.get("/v1/operators", headers=bearer(await access(gateway, GIULIA)))
+    assert response.status_code == 200, response.text
+    operators = {o["operator_id"]: o for o in response.json()["operators"]}
+    marco = operators[MARCO[2]]
+    assert (marco["display_name"], marco["presence"], marco["active_conversations"]) == ("Marco", "online", 2)
+    assert operators[SOFIA[2]]["role"] == "supervisor"
+    ranks = [["online", "away", "offline"].index(o["presence"]) for o in operators.values()]
+    assert ranks == sorted(ranks), "online first"
+    assert (await gateway.http.get("/v1/operators")).status_code == 401
 
 
 async def another_tenants_ticket_is_404(
@@ -454,13 +524,22 @@ async def test_the_stream_pushes_the_tenants_routing_events_and_not_another_tena
         assert frame["conversation_id"] == str(theirs)  # acme's own event, and only that one
         await no_more_frames(wile, 0.5)
 
-        # An offer goes to the operator offered and to the supervisor, not to a colleague.
+        # An offer goes to the operator offered and to the supervisor; a colleague learns only that
+        # the queue moved (it lists offered conversations too), not to whom.
         offer = OfferMade(offer_id=uuid.uuid4(), operator_id="lucine-giulia", expires_at="2030-01-01T00:00:00Z")
         await gateway.publish_event(offer, ours)
         for ws in (giulia, sofia):
             frame = await next_frame(ws)
             assert (frame["type"], frame["data"]["operator_id"]) == ("offer", "lucine-giulia")
+        moved = await next_frame(marco)
+        assert (moved["type"], moved["event"], moved["conversation_id"], moved["data"]) == (
+            "queue",
+            "queue_changed",
+            str(ours),
+            {},
+        )
         await no_more_frames(marco, 0.5)
+        await no_more_frames(wile, 0.5)
     finally:
         for ws in (giulia, marco, sofia, wile):
             await ws.close()

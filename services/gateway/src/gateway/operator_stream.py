@@ -80,6 +80,18 @@ def routing_frame(envelope: Envelope[Any]) -> str | None:
     )
 
 
+def queue_changed_frame(envelope: Envelope[Any]) -> str:
+    return dumps(
+        {
+            "type": "queue",
+            "event": "queue_changed",
+            "conversation_id": str(envelope.conversation_id) if envelope.conversation_id else None,
+            "occurred_at": envelope.occurred_at.isoformat(),
+            "data": {},
+        }
+    )
+
+
 class FeedSink:
     """What a followed conversation's feed writes to: the operator's socket, each frame tagged
     with the conversation it belongs to."""
@@ -209,8 +221,13 @@ class OperatorHub:
             return
         payload = envelope.payload
         conversation_id = envelope.conversation_id
+        moved: str | None = None
         for connection in list(connections):
             if not connection.sees(payload):
+                # An offer to a colleague still moves the queue everyone reads (GET /v1/queue lists
+                # offered conversations too): told without the offer's details, to read it again.
+                moved = moved or queue_changed_frame(envelope)
+                connection.push(moved)
                 continue
             connection.push(frame)
             if conversation_id is None or getattr(payload, "operator_id", None) != connection.claims.operator_id:

@@ -22,9 +22,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from contracts.readapi import (
+    ConversationListItem,
+    ConversationListView,
     ConversationView,
     HandoverSummaryView,
     NotesView,
+    OperatorView,
     PublicTicketView,
     QueueEntryView,
     QueueView,
@@ -96,16 +99,19 @@ def message(seq: int, sender: str = "ai", text: str | None = None, **extra: Any)
 
 
 class ReadApi:
-    """`GET /internal/conversations/{id}` and `.../messages?after=N` over an in-memory set of
-    conversations."""
+    """`GET /internal/conversations/{id}` and `.../messages?after=N`, notes and summary, and the
+    list of a tenant's conversations, over an in-memory set of conversations."""
 
     def __init__(self) -> None:
         self.conversations: dict[str, dict[str, Any]] = {}
         self.owners: dict[str, str] = {}
+        self.changed_at: dict[str, datetime] = {}
         self.delays: dict[str, float] = {}
         self.requests: list[tuple[str, int]] = []
+        self.list_requests: list[dict[str, str]] = []
         self.app = Starlette(
             routes=[
+                Route("/internal/conversations", self.list),
                 Route("/internal/conversations/{cid}", self.conversation),
                 Route("/internal/conversations/{cid}/messages", self.messages),
                 Route("/internal/conversations/{cid}/notes", self.notes),
@@ -129,6 +135,32 @@ class ReadApi:
         }
         if operator_id is not None:
             self.owners[str(conversation_id)] = operator_id
+        self.changed_at[str(conversation_id)] = datetime.now(UTC)
+
+    async def list(self, request: Request) -> JSONResponse:
+        """Filtered as the conversation service filters: tenant, then status and operator together."""
+        query = dict(request.query_params)
+        self.list_requests.append(query)
+        if not query.get("tenant_id"):
+            return JSONResponse({"error": {"code": "invalid_request", "message": "tenant_id"}}, status_code=422)
+        items = [
+            ConversationListItem(
+                conversation_id=uuid.UUID(cid),
+                tenant_id=c["tenant_id"],
+                status=c["status"],
+                last_seq=max((m["seq"] for m in c["messages"]), default=0),
+                created_at=self.changed_at[cid],
+                updated_at=self.changed_at[cid],
+                operator_id=self.owners.get(cid),
+            )
+            for cid, c in self.conversations.items()
+            if c["tenant_id"] == query["tenant_id"]
+            and query.get("status") in (None, c["status"])
+            and query.get("operator_id") in (None, self.owners.get(cid))
+        ]
+        items.sort(key=lambda item: item.updated_at, reverse=True)
+        view = ConversationListView(tenant_id=query["tenant_id"], conversations=items[: int(query.get("limit", 50))])
+        return JSONResponse(view.model_dump(mode="json"))
 
     async def conversation(self, request: Request) -> JSONResponse:
         cid = request.path_params["cid"]
@@ -182,17 +214,19 @@ class ReadApi:
 
 class RoutingApi:
     """The routing service's internal API as the gateway sees it (another service): the queue of
-    a tenant and taking a conversation, answering `contracts.readapi` bodies; a conversation is
-    taken once, then `409 already_taken`."""
+    a tenant, its operators' presence and load, and taking a conversation, answering
+    `contracts.readapi` bodies; a conversation is taken once, then `409 already_taken`."""
 
     def __init__(self) -> None:
         self.queues: dict[str, list[QueueEntryView]] = {}
+        self.operators: dict[str, list[OperatorView]] = {}
         self.taken: dict[str, str] = {}
         self.take_requests: list[tuple[str, TakeRequest]] = []
         self.queue_requests: list[str] = []
         self.app = Starlette(
             routes=[
                 Route("/internal/queue", self.queue),
+                Route("/internal/operators", self.list_operators),
                 Route("/internal/conversations/{cid}/take", self.take, methods=["POST"]),
             ]
         )
@@ -208,6 +242,24 @@ class RoutingApi:
             waiting_since=datetime.now(UTC),
         )
         self.queues.setdefault(tenant_id, []).append(entry)
+
+    def seen(self, operator_id: str, tenant_id: str, presence: str = "online", active: int = 0) -> None:
+        """Routing has heard from the operator: its presence and load."""
+        view = OperatorView(
+            operator_id=operator_id,
+            display_name=operator_id,
+            presence=presence,
+            skills=[],
+            capacity=3,
+            active_conversations=active,
+            pending_offers=0,
+        )
+        others = [o for o in self.operators.get(tenant_id, []) if o.operator_id != operator_id]
+        self.operators[tenant_id] = [*others, view]
+
+    async def list_operators(self, request: Request) -> JSONResponse:
+        operators = self.operators.get(request.query_params["tenant_id"], [])
+        return JSONResponse([view.model_dump(mode="json") for view in operators])
 
     async def queue(self, request: Request) -> JSONResponse:
         tenant_id = request.query_params["tenant_id"]
