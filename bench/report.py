@@ -298,6 +298,15 @@ def plot(
     cpu: list[dict[str, float]],
     operators: dict[str, Any] | None = None,
 ) -> None:
+    if operators is not None and turns is None and sockets is None:  # the operators scenario alone
+        fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), squeeze=False)
+        _plot_operators(axes[0][0], axes[0][1], operators)
+        for ax in axes.flat:
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
     rows = 2 if operators is None else 3
     fig, axes = plt.subplots(rows, 2, figsize=(14, 4.5 * rows), squeeze=False)
     (tps_ax, p99_ax), (cpu_ax, rss_ax) = axes[0], axes[1]
@@ -357,8 +366,9 @@ def _plot_operators(latency_ax: Any, cpu_ax: Any, operators: dict[str, Any]) -> 
     latency_ax.set_yscale("log")
     offer, message = operators["yes_to_offer_ms"], operators["take_to_message_ms"]
     latency_ax.set_title(
-        f"{operators['handoffs']} handoffs, {operators['operators_online']} operators: YES → offer p99 "
-        f"{offer['p99']} ms, take → message p99 {message['p99']} ms"
+        f"Handoffs ({operators['handoffs']}, {operators['operators_online']} operators): p99 YES → offer "
+        f"{offer['p99']} ms, take → message {message['p99']} ms",
+        fontsize=10,
     )
     latency_ax.set_xlabel("seconds from the start of the measured window")
     latency_ax.set_ylabel("ms")
