@@ -4,16 +4,19 @@ dashboard gets the offer, accepts it, messages flow both ways, and the operator 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from devkit.stack import Stack
+from devkit.testing import eventually
 
 from .conftest import DEMO_TENANT
 
@@ -22,6 +25,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 VIEWPORT = {"width": 1366, "height": 768}
 # Seeded by the gateway outside production from services/gateway/operators/lucine-di-natale.yaml.
 OPERATOR = ("giulia", "lucine-demo-giulia")
+RIVALS = {"Giulia": OPERATOR, "Marco": ("marco", "lucine-demo-marco")}
+SUPERVISOR = ("sofia", "lucine-demo-sofia")
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +52,17 @@ async def operator_context(browser: Browser, stack: Stack) -> BrowserContext:
     return context
 
 
-async def log_in_and_go_online(page: Page, stack: Stack) -> None:
+async def log_in(page: Page, stack: Stack, account: tuple[str, str] = OPERATOR) -> None:
     await page.goto(f"{stack.url('gateway')}/dashboard")
-    await page.get_by_test_id("login-username").fill(OPERATOR[0])
-    await page.get_by_test_id("login-password").fill(OPERATOR[1])
+    await page.get_by_test_id("login-username").fill(account[0])
+    await page.get_by_test_id("login-password").fill(account[1])
     await page.get_by_test_id("login-submit").click()
     await expect(page.get_by_test_id("connection")).to_have_text("In linea", timeout=15_000)
-    await expect(page.get_by_test_id("me")).to_contain_text("Giulia")
+    await expect(page.get_by_test_id("me")).to_contain_text(account[0].capitalize())
+
+
+async def log_in_and_go_online(page: Page, stack: Stack, account: tuple[str, str] = OPERATOR) -> None:
+    await log_in(page, stack, account)
     await page.get_by_test_id("presence-online").click()
     await expect(page.get_by_test_id("presence-online")).to_have_attribute("aria-checked", "true")
     await expect(page.get_by_test_id("toast")).to_have_count(0)  # no error
@@ -159,4 +168,113 @@ async def test_a_customer_asks_for_a_person_and_the_operator_takes_answers_and_c
     await dashboard.get_by_test_id("presence-offline").click()
     assert errors == []
     await operator_ctx.close()
+    await customer.close()
+
+
+async def routing_has_them_online(stack: Stack, names: list[str]) -> None:
+    """Both operators online in routing (GET /v1/operators) before the customer asks."""
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as gateway:
+        login = await gateway.post(
+            "/v1/operators/login", json=dict(zip(("username", "password"), OPERATOR, strict=True))
+        )
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+        async def all_online() -> bool:
+            operators = (await gateway.get("/v1/operators", headers=headers)).json()["operators"]
+            return {o["display_name"] for o in operators if o["presence"] == "online"} >= set(names)
+
+        await eventually(all_online, 60, f"{names} online in routing")
+
+
+async def test_two_operators_race_for_a_customer_and_the_winner_answers_with_a_canned_response(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    folder = shots(tmp_path)
+    errors: list[str] = []
+    contexts: list[BrowserContext] = []
+    dashboards: dict[str, Page] = {}
+    for name, account in RIVALS.items():
+        context = await operator_context(browser, stack)
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await log_in_and_go_online(page, stack, account)
+        dashboards[name] = page
+    await routing_has_them_online(stack, list(RIVALS))
+
+    customer = await browser.new_page(viewport={"width": 1280, "height": 800}, locale="it-IT")
+    await customer.goto(f"{stack.url('gateway')}/demo/{DEMO_TENANT}")
+    await customer.get_by_test_id("launcher").click()
+    await customer.get_by_test_id("input").fill("Vorrei parlare con una persona, per favore")
+    await customer.get_by_test_id("send").click()
+    yes = customer.locator('[data-testid="action-button"][data-action="request_operator"]')
+    await expect(yes).to_be_visible(timeout=30_000)
+    await yes.click()
+
+    # Both see it in their queue (one of them also has it offered).
+    for page in dashboards.values():
+        await page.keyboard.press("Alt+2")
+        await expect(page.get_by_test_id("queue-entry")).to_have_count(1, timeout=30_000)
+    for name, page in dashboards.items():
+        await page.screenshot(path=str(folder / f"e2e-race-queue-{name.lower()}.png"))
+
+    # Both press take at the same time: one gets it, the other is told it is already taken.
+    await asyncio.gather(
+        *(page.get_by_test_id("queue-entry").get_by_test_id("take").click() for page in dashboards.values())
+    )
+    taken: dict[str, int] = {}
+
+    async def one_has_it() -> bool:
+        for name, page in dashboards.items():
+            taken[name] = await page.get_by_test_id("chat-status").filter(has_text="Con operatore").count()
+        return sum(taken.values()) == 1
+
+    await eventually(one_has_it, 15, "exactly one dashboard with the conversation")
+    winner_name = next(name for name, count in taken.items() if count)
+    loser_name = next(name for name in dashboards if name != winner_name)
+    winner, loser = dashboards[winner_name], dashboards[loser_name]
+    await expect(loser.get_by_test_id("toast")).to_have_text("Presa da un altro operatore.")
+    await loser.screenshot(path=str(folder / "e2e-race-loser.png"))
+
+    # The winner inserts a canned response with /biglietti, sends it, and the customer sees it.
+    composer = winner.get_by_test_id("composer")
+    await composer.click()
+    await composer.type("/bigl")
+    await expect(winner.get_by_test_id("canned")).to_contain_text("/biglietti")
+    await composer.press("Enter")
+    await expect(composer).to_have_value(re.compile("^I biglietti si acquistano online"))
+    await composer.press("Enter")
+    from_operator = customer.locator('[data-testid="message"][data-sender="operator"]')
+    await expect(from_operator.first).to_contain_text("I biglietti si acquistano online", timeout=15_000)
+    # The transfer picker offers the colleague, online, with their load.
+    picker = winner.get_by_test_id("transfer-to")
+    await expect(picker.locator("option", has_text=loser_name)).to_contain_text("Online")
+    await expect(customer.get_by_test_id("messages")).to_contain_text("Un operatore sta per risponderti")
+    await winner.screenshot(path=str(folder / "e2e-race-winner.png"))
+    await picker.scroll_into_view_if_needed()
+    await winner.locator(".details-pane").screenshot(path=str(folder / "e2e-race-winner-details.png"))
+    await customer.screenshot(path=str(folder / "e2e-race-widget.png"))
+
+    # A supervisor's "all" tab lists it with the winner as its operator.
+    supervisor_context = await operator_context(browser, stack)
+    contexts.append(supervisor_context)
+    supervisor = await supervisor_context.new_page()
+    supervisor.on("pageerror", lambda error: errors.append(str(error)))
+    await log_in(supervisor, stack, SUPERVISOR)
+    await supervisor.keyboard.press("Alt+3")
+    listed = supervisor.get_by_test_id("list-all").get_by_test_id("conversation-item").first
+    await expect(listed).to_contain_text(winner_name, timeout=15_000)
+    await expect(listed).to_contain_text("Con operatore")
+    await supervisor.screenshot(path=str(folder / "e2e-race-supervisor-all.png"))
+
+    await winner.keyboard.press("Alt+c")
+    await winner.get_by_test_id("resolution-resolved").check()
+    await winner.get_by_test_id("confirm-close").click()
+    await expect(winner.get_by_test_id("chat-status")).to_have_text("Risolta", timeout=15_000)
+    for page in dashboards.values():
+        await page.get_by_test_id("presence-offline").click()
+        await expect(page.get_by_test_id("presence-offline")).to_have_attribute("aria-checked", "true")
+    assert errors == []
+    for context in contexts:
+        await context.close()
     await customer.close()

@@ -637,16 +637,14 @@ function Actions({ t, state, c }) {
         act("/transfer", body, t.transferred).then((ok) => ok && setTarget(""));
       }}>
         <label class="small muted" for="transfer-to">${t.transferTo}</label>
-        <div class="row">
-          <select id="transfer-to" value=${target} onChange=${(e) => setTarget(e.target.value)} data-testid="transfer-to">
-            <option value="">${t.transferToQueue}</option>
-            ${others.map(
-              ([id, o]) => html`<option value=${id} disabled=${o.presence === "offline"}>
-                ${(o.name || id) + " · " + (t[o.presence] || o.presence || "?") + (o.capacity ? " · " + (o.active || 0) + "/" + o.capacity : "")}</option>`,
-            )}
-          </select>
-          <button type="submit" class="secondary" data-testid="transfer">${t.transfer}</button>
-        </div>
+        <select id="transfer-to" value=${target} onChange=${(e) => setTarget(e.target.value)} data-testid="transfer-to">
+          <option value="">${t.transferToQueue}</option>
+          ${others.map(
+            ([id, o]) => html`<option value=${id} disabled=${o.presence === "offline"}>
+              ${(o.name || id) + " · " + (t[o.presence] || o.presence || "?") + (o.capacity ? " · " + (o.active || 0) + "/" + o.capacity : "")}</option>`,
+          )}
+        </select>
+        <button type="submit" class="secondary" data-testid="transfer">${t.transfer}</button>
       </form>
       <button type="button" class="secondary wide" onClick=${() => act("/release", undefined, t.handedBack)} data-testid="hand-back">
         ${t.handBack}</button>
