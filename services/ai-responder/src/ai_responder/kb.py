@@ -31,6 +31,7 @@ Every problem is reported as a `KBError` naming the file (and line where there i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -276,13 +277,9 @@ def _as_lang_map(value: Any, field: str, path: Path) -> dict[str, Any]:
     return value
 
 
-def load_article(path: str | Path) -> Article:
-    """Parse one article file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KBError(f"{path}: cannot read: {exc}") from exc
+def parse_article(text: str, source: str | Path) -> Article:
+    """Parse one article in the format above; `source` names it in errors and in the article."""
+    path = Path(source)
     meta, rest, first_line = _split_front_matter(text, path)
     unknown = set(meta) - {"id", "title", "keywords", "tags", "actions", "topics"}
     if unknown:
@@ -298,31 +295,55 @@ def load_article(path: str | Path) -> Article:
             actions=meta.get("actions") or [],
             topics=meta.get("topics") or [],
             body=_parse_blocks(rest, first_line, path),
-            source=str(path),
+            source=str(source),
         )
     except ValidationError as exc:
         raise KBError(f"{path}: {_explain(exc)}") from exc
 
 
-def load_kb(path: str | Path) -> list[Article]:
+def load_article(path: str | Path) -> Article:
+    """Parse one article file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KBError(f"{path}: cannot read: {exc}") from exc
+    return parse_article(text, path)
+
+
+def load_kb(path: str | Path, languages: Sequence[str] = ("it", "en"), default_language: str = "it") -> list[Article]:
     """Load the articles of a tenant directory, of an articles directory, or of a single file.
 
-    Articles are returned sorted by id; duplicate ids are an error.
+    A tenant directory may hold `articles/*.md` (the format above), `documents/*` (plain Markdown,
+    text, HTML or PDF, see `documents.py`), or both. Articles are returned sorted by id; duplicate
+    ids are an error.
     """
+    from ai_responder.documents import DOCUMENT_SUFFIXES, document_articles  # documents imports this module
+
     path = Path(path)
     if path.is_file():
         return [load_article(path)]
     folder = path / "articles" if (path / "articles").is_dir() else path
-    if not folder.is_dir():
+    documents = path / "documents"
+    if not folder.is_dir() and not documents.is_dir():
         raise KBError(f"{path}: no such knowledge-base directory")
-    files = sorted(folder.glob("*.md"))
-    if not files:
-        raise KBError(f"{folder}: no article (*.md) found")
+    loaded: list[Article] = [load_article(file) for file in sorted(folder.glob("*.md"))] if folder.is_dir() else []
+    if documents.is_dir():
+        for file in sorted(documents.iterdir()):
+            if file.is_file() and file.suffix.lower() in DOCUMENT_SUFFIXES:
+                try:
+                    data = file.read_bytes()
+                except OSError as exc:
+                    raise KBError(f"{file}: cannot read: {exc}") from exc
+                loaded += document_articles(file.name, data, languages, default_language)
+    if not loaded:
+        raise KBError(f"{path}: no article (articles/*.md) or document (documents/*) found")
     articles: dict[str, Article] = {}
-    for file in files:
-        article = load_article(file)
+    for article in loaded:
         if article.id in articles:
-            raise KBError(f"{file}: duplicate article id {article.id!r} (also in {articles[article.id].source})")
+            raise KBError(
+                f"{article.source}: duplicate article id {article.id!r} (also in {articles[article.id].source})"
+            )
         articles[article.id] = article
     return [articles[key] for key in sorted(articles)]
 
@@ -381,13 +402,20 @@ def load_tenant(path: str | Path, tenant_id: str | None = None) -> TenantKB:
     ):
         raise KBError(f"{path / 'synonyms.yaml'}: must be a list of lists of words")
 
-    articles = load_kb(path)
+    articles = load_kb(path, config.languages, config.default_language)
+    check_articles(articles, config, policy)
+    return TenantKB(tenant_id=tenant_id, config=config, policy=policy, synonyms=raw_synonyms, articles=articles)
+
+
+def check_articles(articles: Sequence[Article], config: TenantConfig, policy: PolicyConfig) -> None:
+    """Every action an article offers is defined in tenant.yaml, every topic in policy.yaml."""
     known_topics = {*policy.sensitive_topics, "large_group"}
     for article in articles:
         undefined = [a for a in article.actions if a not in config.actions]
         if undefined:
-            raise KBError(f"{article.source}: action(s) {undefined} are not defined in tenant.yaml")
+            raise KBError(f"{article.source or article.id}: action(s) {undefined} are not defined in tenant.yaml")
         unknown_topics = [t for t in article.topics if t not in known_topics]
         if unknown_topics:
-            raise KBError(f"{article.source}: topic(s) {unknown_topics} are not sensitive topics of policy.yaml")
-    return TenantKB(tenant_id=tenant_id, config=config, policy=policy, synonyms=raw_synonyms, articles=articles)
+            raise KBError(
+                f"{article.source or article.id}: topic(s) {unknown_topics} are not sensitive topics of policy.yaml"
+            )
