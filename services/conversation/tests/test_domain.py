@@ -9,6 +9,7 @@ from conversation.domain import (
     status_after_customer_message,
     transition,
 )
+from conversation.notices import duration_text
 
 
 def test_every_state_of_the_design_is_modelled() -> None:
@@ -62,3 +63,21 @@ def test_a_customer_message_reactivates_or_continues() -> None:
     assert status_after_customer_message(S.HANDOFF_OFFERED) == S.AI
     assert status_after_customer_message(S.QUEUED) == S.QUEUED
     assert status_after_customer_message(S.AI) == S.AI
+
+
+@pytest.mark.parametrize(
+    ("locale", "seconds", "expected"),
+    [
+        ("en", 30, "1 minute"),
+        ("en", 61, "2 minutes"),
+        ("en", 2 * 3600 - 1, "120 minutes"),
+        ("en", 2 * 3600 + 1, "3 hours"),
+        ("it", 3 * 86400, "3 giorni"),
+        ("it", 86400, "24 ore"),
+        ("fr", 3600, "60 minuti"),  # an unknown locale reads the default language (Italian)
+    ],
+)
+def test_a_promised_duration_is_rounded_up_in_the_largest_honest_unit(
+    locale: str, seconds: float, expected: str
+) -> None:
+    assert duration_text(locale, seconds) == expected

@@ -7,10 +7,26 @@ without Kafka: what they emit is read back from the outbox.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from contracts.common import TRANSCRIPT_EXCERPT_LINE_CHARS, TRANSCRIPT_EXCERPT_LINES, ContactDetails
-from contracts.events import OpenTicket, PostCustomerMessage, StartConversation, SubmitTicketDetails
+from contracts.common import (
+    TRANSCRIPT_EXCERPT_LINE_CHARS,
+    TRANSCRIPT_EXCERPT_LINES,
+    ContactDetails,
+    ConversationStatus,
+    Sender,
+)
+from contracts.envelope import utc_now
+from contracts.events import (
+    MessagePosted,
+    OpenTicket,
+    PostCustomerMessage,
+    StartConversation,
+    StatusChanged,
+    SubmitTicketDetails,
+    TicketOpened,
+)
 
 if TYPE_CHECKING:
     from conftest import HandlerHarness
@@ -38,7 +54,11 @@ async def test_a_ticket_request_carries_the_end_of_the_transcript_and_where_to_r
     assert ticket.idempotency_key == second.payload.idempotency_key == uuid.uuid5(cid, "ticket"), "one ticket"
     assert ticket.message == "rimborso"
     assert ticket.language == "it"
+    assert ticket.subject == "messaggio 1", "what the customer first asked"
+    assert ticket.handoff_reason is None
+    assert not ticket.upset
     excerpt = ticket.transcript
+    assert excerpt is not None
     assert excerpt.total_messages == len(texts)
     assert excerpt.transcript_url == f"/internal/conversations/{cid}/messages"
     assert [line.seq for line in excerpt.lines] == list(
@@ -49,3 +69,32 @@ async def test_a_ticket_request_carries_the_end_of_the_transcript_and_where_to_r
     assert len(last) <= TRANSCRIPT_EXCERPT_LINE_CHARS
     assert last.endswith("…")
     assert texts[-1].startswith(last[:-1])
+
+
+async def test_the_customer_is_told_the_ticket_number_and_when_to_expect_an_answer(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    command = conversation_handlers.command
+    cid = uuid.uuid4()
+    await conversation_handlers.apply(command(StartConversation(locale="en"), cid))
+    await conversation_handlers.apply(
+        command(PostCustomerMessage(message_id=uuid.uuid4(), client_message_id="m-1", text="A refund?"), cid)
+    )
+    contact = ContactDetails(name="Anna", email="anna@example.com")
+    await conversation_handlers.apply(command(SubmitTicketDetails(contact=contact), cid))
+    opened_at = utc_now()
+    opened = TicketOpened(
+        ticket_id=uuid.uuid4(),
+        ticket_number="TCK-2026-000042",
+        contact=contact,
+        first_response_due=opened_at + timedelta(hours=2, minutes=30),
+    )
+    envelope = command(opened, cid).model_copy(update={"occurred_at": opened_at})
+    await conversation_handlers.apply(envelope)
+    await conversation_handlers.apply(envelope)  # delivered twice: told once
+
+    statuses = [e.payload.status for e in await conversation_handlers.emitted(StatusChanged)]
+    assert statuses[-1] == ConversationStatus.TICKET_CREATED
+    posted = await conversation_handlers.emitted(MessagePosted)
+    notices = [e.payload for e in posted if e.payload.sender == Sender.SYSTEM]
+    assert [n.text for n in notices] == ["We opened request TCK-2026-000042. We will answer you within 3 hours."]

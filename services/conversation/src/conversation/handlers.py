@@ -66,13 +66,14 @@ from conversation.domain import (
     transition,
 )
 from conversation.metrics import AI_REPLIES_DROPPED
-from conversation.notices import Notice, notice_text, queued_text
+from conversation.notices import Notice, notice_text, queued_text, ticket_created_text
 from conversation.store import (
     Batch,
     ConversationState,
     InternalNote,
     Message,
     NewMessage,
+    first_customer_message,
     last_ai_message,
     last_messages,
     load_batch,
@@ -370,11 +371,18 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
         if conversation is not None and moved:
             await Batch.of(session).write(session)  # the excerpt includes this batch's messages
             lines = await last_messages(session, conversation.id, TRANSCRIPT_EXCERPT_LINES)
+            first_question = await first_customer_message(session, conversation.id)
+            reason = HandoffReason(conversation.handoff_reason) if conversation.handoff_reason else None
             out.emit(
                 OpenTicket(
                     contact=envelope.payload.contact,
                     message=envelope.payload.message,
                     language=conversation.locale,
+                    # What the customer wants and why a person was offered: the tickets service
+                    # proposes the priority from them.
+                    subject=TranscriptLine.excerpt_text(first_question.text) if first_question else "",
+                    handoff_reason=reason,
+                    upset=reason == HandoffReason.NEGATIVE_SENTIMENT,
                     # Details submitted twice (a retry, a second click) must open one ticket.
                     idempotency_key=uuid.uuid5(conversation.id, "ticket"),
                     transcript=TranscriptExcerpt(
@@ -395,7 +403,10 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
         conversation = owned_conversation(out, envelope, report=False)
         if conversation is not None and conversation.state == S.TICKET_PENDING:
             change_status(out, conversation, S.TICKET_CREATED, envelope.payload.ticket_number)
-            text = notice_text(Notice.TICKET_CREATED, conversation.locale, number=envelope.payload.ticket_number)
+            ticket = envelope.payload
+            due = ticket.first_response_due
+            promised = (due - envelope.occurred_at).total_seconds() if due else None
+            text = ticket_created_text(conversation.locale, ticket.ticket_number, promised)
             post_message(out, conversation, ticket_message_id(envelope.payload), Sender.SYSTEM, text)
         out.flush()
 

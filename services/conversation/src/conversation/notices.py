@@ -26,6 +26,7 @@ class Notice(StrEnum):
     ABANDONED = "abandoned"
     CLOSED = "closed"
     TICKET_CREATED = "ticket_created"
+    TICKET_CREATED_WITH_PROMISE = "ticket_created_with_promise"
 
 
 TEXTS: dict[Notice, dict[str, str]] = {
@@ -83,12 +84,42 @@ TEXTS: dict[Notice, dict[str, str]] = {
         "it": "Abbiamo aperto la richiesta {number}. Ti contatteremo al più presto.",
         "en": "We opened request {number}. We will get back to you as soon as possible.",
     },
+    Notice.TICKET_CREATED_WITH_PROMISE: {
+        "it": "Abbiamo aperto la richiesta {number}. Ti risponderemo entro {promise}.",
+        "en": "We opened request {number}. We will answer you within {promise}.",
+    },
+}
+
+# "within 2 hours" / "entro 2 ore", in the largest unit that keeps the promise honest (rounded up).
+_UNITS: dict[str, tuple[tuple[int, str, str], ...]] = {
+    "it": ((86400, "giorno", "giorni"), (3600, "ora", "ore"), (60, "minuto", "minuti")),
+    "en": ((86400, "day", "days"), (3600, "hour", "hours"), (60, "minute", "minutes")),
 }
 
 
 def notice_text(notice: Notice, locale: str | None, **fields: object) -> str:
     texts = TEXTS[notice]
     return texts.get(locale or DEFAULT_LOCALE, texts[DEFAULT_LOCALE]).format(**fields)
+
+
+def duration_text(locale: str | None, seconds: float) -> str:
+    """`seconds` as "3 hours" / "3 ore": whole days from two days on, whole hours from two hours
+    on, else minutes; always rounded up, so the customer is never promised less than the SLA."""
+    units = _UNITS.get(locale or DEFAULT_LOCALE, _UNITS[DEFAULT_LOCALE])
+    for size, one, many in units:
+        if seconds >= 2 * size or size == 60:
+            count = max(1, math.ceil(seconds / size))
+            return f"{count} {one if count == 1 else many}"
+    raise AssertionError("unreachable: minutes always match")
+
+
+def ticket_created_text(locale: str | None, number: str, first_response_seconds: float | None) -> str:
+    """The notice of a new ticket: its number, and when the first answer is due when the ticket
+    has a first-response SLA (the tickets service's deadline, business hours included)."""
+    if first_response_seconds is None or first_response_seconds <= 0:
+        return notice_text(Notice.TICKET_CREATED, locale, number=number)
+    promise = duration_text(locale, first_response_seconds)
+    return notice_text(Notice.TICKET_CREATED_WITH_PROMISE, locale, number=number, promise=promise)
 
 
 def queued_text(locale: str | None, position: int, estimated_wait_seconds: int | None) -> str:

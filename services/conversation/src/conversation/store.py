@@ -296,6 +296,16 @@ async def last_messages(session: AsyncSession, conversation_id: uuid.UUID, count
     return list(rows)[::-1]
 
 
+async def first_customer_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
+    """What the customer first asked: a ticket's subject (a forward walk of the seq index)."""
+    return await session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.sender == Sender.CUSTOMER.value)
+        .order_by(Message.seq)
+        .limit(1)
+    )
+
+
 async def last_ai_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
     """The assistant's latest message in the conversation (a backward walk of its seq index)."""
     return await session.scalar(
