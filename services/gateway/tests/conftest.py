@@ -8,8 +8,9 @@ import importlib.util
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import Envelope, Payload, new_envelope, parse_envelope, topics
-from contracts.events import NoOperatorAvailable, StatusChanged
+from contracts.events import NoOperatorAvailable, SlaWarning, StatusChanged
 from devkit.testing import Infra, create_database, drop_database
 from gateway.app import build_app
 from gateway.runtime import GatewayRuntime
@@ -71,11 +72,16 @@ class Gateway:
     async def publish_event(
         self, payload: Payload, conversation_id: uuid.UUID, tenant_id: str = "lucine-di-natale"
     ) -> None:
-        envelope = new_envelope(payload, tenant_id=tenant_id, conversation_id=conversation_id)
+        await self.publish(new_envelope(payload, tenant_id=tenant_id, conversation_id=conversation_id))
+
+    async def publish(self, *envelopes: Envelope[Any]) -> None:
+        """Publishes envelopes as they are (the same one twice is a redelivery), in order."""
         producer = AIOKafkaProducer(bootstrap_servers=self.infra.kafka_bootstrap_servers, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(self.prefix + payload.topic, envelope.to_json(), key=envelope.key)
+            for envelope in envelopes:
+                topic = self.prefix + envelope.payload.topic
+                await producer.send_and_wait(topic, envelope.to_json(), key=envelope.key)
         finally:
             await producer.stop()
 
@@ -83,15 +89,21 @@ class Gateway:
         """The subscribers start at "latest": wait until they demonstrably receive, or events
         published by a test right after start-up could land before their position is set."""
         probe = uuid.uuid4()
-        for hub, event in (
-            (self.runtime.hub, StatusChanged(previous="AI", status="QUEUED")),
-            (self.runtime.operator_hub, NoOperatorAvailable()),
-        ):
-            seen = hub.events_seen
+        hub, operator_hub = self.runtime.hub, self.runtime.operator_hub
+        ticket_probe = SlaWarning(
+            ticket_id=probe, ticket_number="TCK-2025-000001", clock="first_response", due_at=datetime.now(UTC)
+        )
+        counters: list[tuple[Callable[[], int], Payload]] = [
+            (lambda: hub.events_seen, StatusChanged(previous="AI", status="QUEUED")),
+            (lambda: operator_hub.events_seen, NoOperatorAvailable()),
+            (lambda: operator_hub.ticket_events_seen, ticket_probe),
+        ]
+        for events_seen, event in counters:
+            seen = events_seen()
             for _ in range(100):
                 await self.publish_event(event, probe)
                 await asyncio.sleep(0.2)
-                if hub.events_seen > seen:
+                if events_seen() > seen:
                     break
             else:
                 raise AssertionError(f"the gateway never received an event from {event.topic}")

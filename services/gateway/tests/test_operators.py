@@ -27,7 +27,8 @@ from gateway_testkit import (
 )
 from websockets.exceptions import ConnectionClosed
 
-from contracts import topics
+from contracts import new_envelope, topics
+from contracts.common import ContactDetails
 from contracts.events import (
     AddInternalNote,
     CloseConversation,
@@ -39,7 +40,15 @@ from contracts.events import (
     PostOperatorMessage,
     ReleaseConversation,
     SetOperatorPresence,
+    SlaBreached,
+    SlaWarning,
+    TicketCommandRejected,
+    TicketNoteAdded,
+    TicketOpened,
+    TicketReplyPosted,
+    TicketUpdated,
     TransferConversation,
+    UpdateTicket,
 )
 from gateway.app import build_app
 
@@ -330,6 +339,7 @@ ISOLATION_CASES = [
     ("close", {"resolution": "resolved"}),
     ("release", None),
     ("stream", None),
+    ("ticket frames", None),
     # Tickets: another tenant's ticket answers 404 like an unknown one, and is never listed.
     ("GET /v1/tickets", None),
     ("GET /v1/tickets/{id}", None),
@@ -352,6 +362,9 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
     takes_before = len(gateway.routing_api.take_requests)
     if "/v1/tickets" in endpoint:
         await another_tenants_ticket_is_404(gateway, endpoint, body, token, account)
+        return
+    if endpoint == "ticket frames":
+        await another_tenants_ticket_frames_never_arrive(gateway, token)
         return
     if endpoint.startswith("GET "):
         await only_the_tenants_own_are_listed(gateway, endpoint.removeprefix("GET "), token, account, foreign)
@@ -462,6 +475,103 @@ async def another_tenants_ticket_is_404(
         # The same answer as for a ticket that does not exist: nothing about it leaks.
         assert response.json() == {"error": {"code": "not_found", "message": "no such ticket"}}
     assert await gateway.commands(foreign.ticket_id, 1, timeout=1.5, topic=topics.TICKETS_COMMANDS.name) == []
+
+
+async def another_tenants_ticket_frames_never_arrive(gateway, token: str) -> None:
+    async with await websockets.connect(f"{gateway.ws_url}/v1/operators/stream?access_token={token}") as ws:
+        assert (await next_frame(ws))["type"] == "ready"
+        theirs, ours = ticket_opened("acme"), ticket_opened(LUCINE)
+        await gateway.publish(theirs, ours)  # in this order, on one partition (keyed by the conversation)
+        frame = await next_frame(ws)
+        assert (frame["type"], frame["ticket_id"]) == ("ticket", str(ours.payload.ticket_id)), "acme's never came"
+        await no_more_frames(ws, 0.5)
+
+
+def ticket_opened(tenant_id: str, conversation_id: uuid.UUID | None = None) -> Any:
+    contact = ContactDetails(name="Anna Rossi", email="anna.rossi@example.com", phone="+39 333 1234567")
+    payload = TicketOpened(
+        ticket_id=uuid.uuid4(),
+        ticket_number="TCK-2026-000042",
+        contact=contact,
+        priority="high",
+        subject="Rimborso del biglietto di Anna",
+        first_response_due="2030-01-01T10:00:00Z",
+    )
+    # One conversation for every probe: one partition, so the frames come in publishing order.
+    return new_envelope(payload, tenant_id=tenant_id, conversation_id=conversation_id or TICKET_PROBES)
+
+
+TICKET_PROBES = uuid.uuid4()
+
+
+async def test_ticket_events_reach_every_operator_of_the_tenant_once_with_no_contact_details(gateway):
+    giulia, sofia, wile = [await operator_socket(gateway, account) for account in (GIULIA, SOFIA, WILE)]
+    try:
+        opened = ticket_opened(LUCINE)
+        ticket_id, number = opened.payload.ticket_id, opened.payload.ticket_number
+
+        def about(payload: Any, cause: Any = None) -> Any:
+            return new_envelope(payload, tenant_id=LUCINE, conversation_id=TICKET_PROBES, causation=cause)
+
+        update = about(UpdateTicket(ticket_id=ticket_id, operator_id=GIULIA[2], status="CLOSED"))
+        ids = {"ticket_id": ticket_id, "ticket_number": number}
+        events = [
+            opened,
+            opened,  # a redelivery: pushed once
+            about(TicketNoteAdded(**ids, note_id=uuid.uuid4(), operator_id=GIULIA[2], text="nota interna")),
+            about(TicketReplyPosted(**ids, reply_id=uuid.uuid4(), author="operator", text="Gentile Anna, ...")),
+            about(
+                TicketUpdated(
+                    **ids,
+                    status="IN_PROGRESS",
+                    previous_status="OPEN",
+                    priority="urgent",
+                    assignee_id=GIULIA[2],
+                    changed_by=GIULIA[2],
+                )
+            ),
+            about(SlaWarning(**ids, clock="first_response", due_at="2030-01-01T10:00:00Z")),
+            about(SlaBreached(**ids, clock="resolution", due_at="2030-01-02T10:00:00Z")),
+            about(TicketReplyPosted(**ids, reply_id=uuid.uuid4(), author="customer", text="Grazie, Anna Rossi")),
+            about(
+                TicketCommandRejected(
+                    ticket_id=ticket_id, command_type=update.type, code="illegal_transition", message="no"
+                ),
+                cause=update,
+            ),
+            ticket_opened("acme"),
+        ]
+        await gateway.publish(*events)
+        expected = [
+            ("ticket_opened", {"status": "OPEN", "priority": "high", "assignee_id": None, "source": "conversation"}),
+            ("ticket_updated", {"status": "IN_PROGRESS", "priority": "urgent", "assignee_id": GIULIA[2]}),
+            ("sla_warning", {"clock": "first_response", "sla_state": "at_risk"}),
+            ("sla_breached", {"clock": "resolution", "sla_state": "breached"}),
+            ("reply_posted", {"author": "customer"}),
+            ("command_rejected", {"command_id": str(update.event_id), "code": "illegal_transition"}),
+        ]
+        for ws in (giulia, sofia):  # every operator of the tenant: tickets are the tenant's desk
+            texts = [await asyncio.wait_for(ws.recv(), 10) for _ in expected]
+            await no_more_frames(ws, 0.7)  # no duplicate, no note, no operator reply, nothing of acme's
+            frames = [json.loads(text) for text in texts]
+            assert [(f["type"], f["event"]) for f in frames] == [("ticket", event) for event, _ in expected]
+            for frame, (_, data) in zip(frames, expected, strict=True):
+                assert (frame["ticket_id"], frame["conversation_id"]) == (str(ticket_id), str(TICKET_PROBES))
+                assert frame["data"].items() >= data.items(), frame
+            assert len({f["event_id"] for f in frames}) == len(frames)
+            assert frames[0]["ticket_number"] == number
+            assert frames[0]["data"]["first_response_due"] == "2030-01-01T10:00:00Z"
+            for text in texts:  # ids, number, status, priority and SLA only
+                leaked = [
+                    word for word in ("Anna", "example.com", "1234567", "Rimborso", "Grazie", "nota") if word in text
+                ]
+                assert leaked == [], text
+        frame = await next_frame(wile)
+        assert (frame["event"], frame["ticket_id"]) == ("ticket_opened", str(events[-1].payload.ticket_id))
+        await no_more_frames(wile, 0.5)
+    finally:
+        for ws in (giulia, sofia, wile):
+            await ws.close()
 
 
 async def test_the_other_tenants_operator_is_kept_out_too(gateway):

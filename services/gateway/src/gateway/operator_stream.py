@@ -1,24 +1,29 @@
-"""The operators' live stream: routing's decisions for the operator's tenant, and the messages,
-notes and status of the conversations the operator follows.
+"""The operators' live stream: routing's decisions for the operator's tenant, its tickets'
+changes, and the messages, notes and status of the conversations the operator follows.
 
 A conversation an operator follows is a `hub.WidgetSocket` registered in the same `Hub` as the
 widgets' (so the same seq rules hold: history then live, no gap, no duplicate), whose frames go
 into the operator's one socket tagged with their `conversation_id`. An operator follows the
 conversations assigned to them (learned from `routing.events.v1`) and any other of their tenant
-they subscribe to. Every replica reads every routing event (no consumer group), like the
-conversation events: any replica may hold the operator's socket.
+they subscribe to. Every replica reads every routing and ticket event (no consumer group), like
+the conversation events: any replica may hold the operator's socket.
+
+Ticket events carry no sequence number: a `ticket` frame names the event (`event_id`) and the
+gateway drops one it has already pushed (a redelivery); the dashboard reads the ticket list again
+on `ready` and after frames, so what happened while it was away comes from the read, never lost.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from fastapi import WebSocket
 from prometheus_client import Gauge
+from pydantic_core import to_jsonable_python
 
 from contracts import Envelope, parse_envelope
 from contracts.events import (
@@ -30,6 +35,12 @@ from contracts.events import (
     OperatorPresenceChanged,
     OperatorReleased,
     QueuePositionChanged,
+    SlaBreached,
+    SlaWarning,
+    TicketCommandRejected,
+    TicketOpened,
+    TicketReplyPosted,
+    TicketUpdated,
 )
 from gateway.hub import CLOSE_TOO_SLOW, MAX_QUEUED_FRAMES, Hub, WidgetSocket
 from gateway.tokens import OperatorClaims
@@ -52,6 +63,8 @@ FRAME_TYPES: dict[type[Any], str] = {
     OperatorPresenceChanged: "presence",
 }
 SUPERVISING_ROLES = frozenset({"supervisor", "admin"})
+# Ticket events remembered per process to drop a redelivered one (a few minutes of a busy tenant).
+RECENT_TICKET_EVENTS = 10_000
 
 
 def dumps(body: dict[str, Any]) -> str:
@@ -90,6 +103,56 @@ def queue_changed_frame(envelope: Envelope[Any]) -> str:
             "data": {},
         }
     )
+
+
+def ticket_frame(envelope: Envelope[Any]) -> str | None:
+    """A ticket event as the dashboard's list needs it: ids, number, status, priority, assignee and
+    SLA state only. Never the contact, the subject or a reply's or note's text (a reply tells only
+    that the customer answered); the operator reads the ticket for those (GET /v1/tickets/{id})."""
+    payload = envelope.payload
+    data: dict[str, Any]
+    if isinstance(payload, TicketOpened):
+        data = {
+            "status": "OPEN",  # every ticket opens OPEN (contracts.common.TicketStatus)
+            "priority": payload.priority,
+            "assignee_id": payload.assignee_id,
+            "source": payload.source,
+            "first_response_due": payload.first_response_due,
+            "resolution_due": payload.resolution_due,
+        }
+    elif isinstance(payload, TicketUpdated):
+        data = {
+            "status": payload.status,
+            "previous_status": payload.previous_status,
+            "priority": payload.priority,
+            "assignee_id": payload.assignee_id,
+            "changed_by": payload.changed_by,
+            "first_response_due": payload.first_response_due,
+            "resolution_due": payload.resolution_due,
+        }
+    elif isinstance(payload, SlaWarning | SlaBreached):
+        state = "at_risk" if isinstance(payload, SlaWarning) else "breached"
+        data = {"clock": payload.clock, "due_at": payload.due_at, "sla_state": state}
+    elif isinstance(payload, TicketReplyPosted) and payload.author == "customer":
+        data = {"reply_id": payload.reply_id, "author": payload.author}
+    elif isinstance(payload, TicketCommandRejected) and payload.ticket_id is not None:
+        # The dashboard matches `command_id` with the 202 of its PATCH (the rejected command's id).
+        data = {"command_id": envelope.causation_id, "code": payload.code, "message": payload.message}
+    else:
+        return None
+    ticket_id = payload.ticket_id
+    number = getattr(payload, "ticket_number", None)
+    body = {
+        "type": "ticket",
+        "event": envelope.type.removeprefix("tickets."),
+        "event_id": str(envelope.event_id),
+        "ticket_id": str(ticket_id),
+        "ticket_number": number,
+        "conversation_id": str(envelope.conversation_id) if envelope.conversation_id else None,
+        "occurred_at": envelope.occurred_at.isoformat(),
+        "data": data,
+    }
+    return json.dumps(body, separators=(",", ":"), default=to_jsonable_python)
 
 
 class FeedSink:
@@ -191,6 +254,8 @@ class OperatorHub:
         self.hub = hub
         self.by_tenant: dict[str, set[OperatorConnection]] = {}
         self.events_seen = 0
+        self.ticket_events_seen = 0
+        self.pushed_ticket_events: OrderedDict[uuid.UUID, None] = OrderedDict()
 
     def add(self, connection: OperatorConnection) -> None:
         self.by_tenant.setdefault(connection.claims.tenant_id, set()).add(connection)
@@ -237,3 +302,26 @@ class OperatorHub:
                 self.hub.spawn(connection.follow(conversation_id))
             elif isinstance(payload, OperatorReleased):
                 connection.unfollow(conversation_id)
+
+    async def on_ticket_record(self, record: ConsumerRecord[Any, Any]) -> None:
+        """One record of tickets.events.v1: a `ticket` frame to every operator stream of its tenant
+        (tickets are the tenant's desk, not one operator's), never another tenant's; once per event."""
+        self.ticket_events_seen += 1
+        if not self.by_tenant:
+            return
+        try:
+            envelope = parse_envelope(record.value)
+        except ValueError as error:
+            log.debug("ticket event ignored", error=str(error))
+            return
+        connections = self.by_tenant.get(envelope.tenant_id)
+        if not connections or envelope.event_id in self.pushed_ticket_events:
+            return
+        frame = ticket_frame(envelope)
+        if frame is None:
+            return
+        self.pushed_ticket_events[envelope.event_id] = None
+        if len(self.pushed_ticket_events) > RECENT_TICKET_EVENTS:
+            self.pushed_ticket_events.popitem(last=False)
+        for connection in list(connections):
+            connection.push(frame)

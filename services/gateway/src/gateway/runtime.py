@@ -50,6 +50,7 @@ class GatewayRuntime(Runtime):
     operator_hub: OperatorHub = field(init=False)
     conversation_events: RecordStream = field(init=False)
     routing_events: RecordStream = field(init=False)
+    ticket_events: RecordStream = field(init=False)
     _fan_outs: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -118,6 +119,15 @@ class GatewayRuntime(Runtime):
             auto_offset_reset="latest",
             max_batch=500,
         )
+        # The tickets' changes, for the operator streams (`ticket` frames): read the same way.
+        runtime.ticket_events = RecordStream(
+            [runtime.topic(topics.TICKETS_EVENTS.name)],
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=f"{settings.service_name}-ticket-fan-out",
+            group_id=None,
+            auto_offset_reset="latest",
+            max_batch=500,
+        )
         runtime.on_start += [runtime._load_tenants, runtime._seed_operators, runtime._start_fan_out]
         runtime.on_stop += [
             runtime._stop_fan_out,
@@ -132,6 +142,7 @@ class GatewayRuntime(Runtime):
         for stream, handler in (
             (self.conversation_events, self.hub.on_record),
             (self.routing_events, self.operator_hub.on_record),
+            (self.ticket_events, self.operator_hub.on_ticket_record),
         ):
             await stream.start()
             self._fan_outs.append(asyncio.create_task(self._fan_out_events(stream, handler), name="fan-out"))
@@ -148,7 +159,7 @@ class GatewayRuntime(Runtime):
                     log.exception("event not fanned out", topic=record.topic, offset=record.offset)
 
     async def _stop_fan_out(self) -> None:
-        for stream in (self.conversation_events, self.routing_events):
+        for stream in (self.conversation_events, self.routing_events, self.ticket_events):
             await stream.close()
         for task in self._fan_outs:
             task.cancel()
