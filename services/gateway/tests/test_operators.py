@@ -718,6 +718,22 @@ async def test_a_supervisor_can_subscribe_to_any_conversation_of_the_tenant(gate
         await giulia.close()
 
 
+async def test_any_operator_of_the_tenant_reads_a_conversation_that_became_a_ticket(gateway):
+    # The ticket desk is the tenant's: its transcript ("full conversation") is too, not its summary's owner's.
+    ticketed = conversation_of(gateway, LUCINE, status="TICKET_CREATED")
+    with_ai = conversation_of(gateway, LUCINE, status="AI")
+    giulia = await operator_socket(gateway, GIULIA)
+    try:
+        await giulia.send(json.dumps({"type": "subscribe", "conversation_id": str(ticketed)}))
+        frames = await frames_until(giulia, lambda f: f["type"] in {"status", "error"})
+        assert [f["message"]["text"] for f in frames if f["type"] == "message"] == ["Aiuto"]
+        assert frames[-1]["status"] == "TICKET_CREATED"
+        await giulia.send(json.dumps({"type": "subscribe", "conversation_id": str(with_ai)}))
+        assert (await next_frame(giulia))["error"]["code"] == "forbidden"
+    finally:
+        await giulia.close()
+
+
 async def test_the_stream_needs_a_valid_access_token(gateway):
     async def closed_with(url: str, first: str | None = None) -> int:
         ws = await websockets.connect(url)

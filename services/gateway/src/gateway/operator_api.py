@@ -255,6 +255,9 @@ async def list_operators(runtime: RuntimeDep, operator: OperatorDep) -> Operator
 HELD_STATUSES = frozenset({ConversationStatus.WITH_OPERATOR, ConversationStatus.WAITING_CUSTOMER})
 # Waiting conversations any operator of the tenant may look at before taking one.
 WAITING_STATUSES = frozenset({ConversationStatus.HANDOFF_OFFERED, ConversationStatus.QUEUED})
+# A conversation that became a ticket is read by any operator of the tenant, like the ticket itself
+# (the dashboard's "full conversation" of a ticket).
+TENANT_READABLE_STATUSES = WAITING_STATUSES | {ConversationStatus.TICKET_CREATED}
 
 
 async def tenant_conversation(
@@ -281,10 +284,10 @@ async def workable_conversation(
 async def readable_conversation(
     runtime: GatewayRuntime, operator: OperatorClaims, conversation_id: uuid.UUID
 ) -> ConversationView:
-    """Of the tenant, and for an operator: waiting, or theirs (now or last); supervisors read all."""
+    """Of the tenant, and for an operator: waiting, a ticket's, or theirs (now or last); supervisors read all."""
     view = await tenant_conversation(runtime, operator, conversation_id)
     mine = view.operator_id == operator.operator_id
-    if operator.role not in SUPERVISING_ROLES and not mine and view.status not in WAITING_STATUSES:
+    if operator.role not in SUPERVISING_ROLES and not mine and view.status not in TENANT_READABLE_STATUSES:
         raise ApiError(403, "forbidden", "this conversation is not yours")
     return view
 
