@@ -15,7 +15,7 @@ import statistics
 import time
 
 from ai_responder.answering import KnowledgeBase, Question, RetrievalResponder
-from ai_responder.evaluate import DEFAULT_KB, question_sets, load_cases
+from ai_responder.evaluate import DEFAULT_KB, load_cases, question_sets
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field
 
+from ai_responder.dates import DayQuestion, day_question, yes_no
 from ai_responder.kb import TenantKB, load_tenant
 from ai_responder.language import detect_language
 from ai_responder.policy import HandoffPolicy, PhraseMatcher, PolicyHit
@@ -114,6 +115,8 @@ class Analysis:
     passages: list[Passage]
     confidence: float
     used_history: bool
+    day: DayQuestion | None = None
+    """The day of an "are you open on ...?" question: the answer starts with yes or no."""
 
 
 class TenantKnowledge:
@@ -153,7 +156,10 @@ class TenantKnowledge:
         scan = self.policy.scan(question.text)
         hit = scan.hit
         smalltalk = self.policy.smalltalk(question.text) if hit is None else None
-        passages = self.index.search(question.text, language, k=3, ignore=scan.noise)
+        day = day_question(question.text)
+        # The day asked about is not the topic ("Christmas" is not in an opening-hours text).
+        ignore = scan.noise | day.words if day is not None else scan.noise
+        passages = self._search(question.text, language, ignore)
         if hit is not None and hit.topic is not None:
             passages = self._topic_first(hit.topic, passages, question.text, language)
         confidence = passages[0].confidence if passages else 0.0
@@ -162,10 +168,13 @@ class TenantKnowledge:
             # A follow-up often only makes sense with the previous question ("and for children?").
             previous_question = next((t for s, t in reversed(question.history) if s == Sender.CUSTOMER), None)
             if previous_question:
-                combined = self.index.search(f"{previous_question} {question.text}", language, k=3, ignore=scan.noise)
+                combined = self._search(f"{previous_question} {question.text}", language, ignore)
                 if combined and combined[0].confidence >= self.config.answer_threshold:
                     passages, confidence, used_history = combined, combined[0].confidence, True
-        return Analysis(language, hit, smalltalk, passages, confidence, used_history)
+        return Analysis(language, hit, smalltalk, passages, confidence, used_history, day)
+
+    def _search(self, text: str, language: str, ignore: frozenset[str]) -> list[Passage]:
+        return self.index.search(text, language, k=3, ignore=ignore)
 
     def _topic_first(self, topic: str, passages: list[Passage], text: str, language: str) -> list[Passage]:
         """Put the article that handles a detected sensitive topic first.
@@ -227,6 +236,9 @@ class TenantKnowledge:
 
         if confident and top is not None:
             text = body if body is not None else top.text
+            if body is None and analysis.day is not None:
+                verdict = yes_no(analysis.day, top.text, top.language)
+                text = f"{verdict}\n\n{text}" if verdict else text
             actions = self.actions_for(question.text, top, language)
             reason = hit.reason if hit is not None else None
             if reason is not None:

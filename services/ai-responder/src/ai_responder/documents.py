@@ -134,7 +134,7 @@ def _looks_like_heading(line: str, following: str | None) -> bool:
     if len(words) > 8 or (words and words[-1] in STOPWORDS):
         return False  # a line of a wrapped paragraph ("... or online at"), not a heading
     first = stripped[0]
-    return first.isupper() or first.isdigit() and stripped.split(maxsplit=1)[0].rstrip(".").isdigit()
+    return first.isupper() or (first.isdigit() and stripped.split(maxsplit=1)[0].rstrip(".").isdigit())
 
 
 def _plain_sections(text: str, default_title: str) -> list[Section]:

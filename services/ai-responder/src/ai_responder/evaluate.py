@@ -32,9 +32,9 @@ from ai_responder.answering import (
     Responder,
     ResponderSettings,
     RetrievalResponder,
+    TenantKnowledge,
     build_responder,
 )
-from ai_responder.answering import TenantKnowledge
 from ai_responder.config import SHIPPED_KB
 from ai_responder.text import normalize, tokenize
 from contracts.common import Sender
@@ -226,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     # A local OpenAI-compatible server needs no key, but the client wants one.
     api_key = args.api_key or ("unused" if args.base_url else None)
     settings = ResponderSettings(
-        kb_dir=args.kb, llm_api_key=api_key, llm_base_url=args.base_url, llm_model=args.model, llm_timeout_s=args.timeout
+        kb_dir=args.kb,
+        llm_api_key=api_key,
+        llm_base_url=args.base_url,
+        llm_model=args.model,
+        llm_timeout_s=args.timeout,
     )
     knowledge = load_knowledge(args.kb, args.strip_keywords)
     responder = build_responder(settings, knowledge)

@@ -1,37 +1,118 @@
-"""A small BM25 index over knowledge-base articles, built for short bilingual customer questions.
+"""BM25 retrieval over knowledge-base passages, built for short bilingual customer questions.
 
-Design choices, all aimed at a few microseconds of work per question:
+Design choices, all aimed at well under a millisecond of work per question:
 
-* An article is one document whose fields (titles, keywords, tags, bodies) in every language are
-  indexed together, so an English question finds an article through its English keywords and the
-  answer is then shown in whichever language the customer writes.
+* Articles are cut into passages (paragraphs grouped to a few dozen words; a short article is one
+  passage) so a long document answers with the part that matters. Each passage is indexed with its
+  article's title, tags and keywords (keywords are optional: plain documents have none).
 * Terms are language-tagged Snowball stems (`it:bigliett`, `en:ticket`); a question's words are
-  stemmed both ways since its language is only a guess.
-* Words not in the index are corrected against the index's vocabulary with a symmetric-delete
-  typo index (see `text.FuzzyVocabulary`), then expanded with the tenant's synonym groups; each
-  resolution is memoised per token.
-* BM25 contributions are precomputed per (term, article), so scoring is a sum of look-ups.
-* Confidence in 0..1 is how much of the question the article explains (share of the question's
-  informative weight, idf-weighted, that the article matches) times a saturating function of the
-  BM25 score, so one common word ("parco") cannot make a confident answer and unknown words
-  ("benzina") pull the confidence down.
+  stemmed both ways since its language is only a guess. Hyphenated words count whole and in parts.
+* BM25 weights come from `bm25s` (Lucene's variant): its precomputed (term, passage) scores are read
+  once, so scoring a question is a sum of dictionary look-ups.
+* Words not in the index are corrected against its vocabulary with a symmetric-delete typo index
+  (see `text.FuzzyVocabulary`), then expanded with the tenant's glossary and the generic one of
+  `lexicon.py`; each resolution is memoised per token.
+* Confidence in 0..1 is how much of the question the passage explains (share of the question's
+  informative weight, idf-weighted, that it matches) times a saturating function of the BM25 score,
+  lowered for every informative word the knowledge base has never seen ("password", "gluten"), and
+  zero when the question names a place, event or product the knowledge base does not know (a
+  capitalised unknown word: "Torino", "Picasso"). Qualifiers ("exact", "esattamente") are ignored.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ai_responder.kb import Article
-from ai_responder.text import STOPWORDS, SUPPORTED_LANGUAGES, FuzzyVocabulary, stem, tokenize
+import bm25s
 
-FIELD_WEIGHTS: dict[str, float] = {"title": 2.0, "keywords": 2.0, "tags": 1.5, "body": 1.0}
+from ai_responder.kb import Article
+from ai_responder.lexicon import GENERIC_SYNONYMS, QUALIFIERS
+from ai_responder.text import STOPWORDS, SUPPORTED_LANGUAGES, FuzzyVocabulary, normalize, stem, tokenize
+
+FIELD_REPEATS: dict[str, int] = {"title": 3, "keywords": 1, "tags": 1, "body": 1}
+"""How many times a field's words count (BM25 term frequency), a title's more than the body's."""
 FUZZY_PENALTY = 0.9
 """A typo-corrected word counts a little less than a correctly spelt one."""
 SYNONYM_WEIGHT = 0.7
-SCORE_SCALE = 1.5
+SCORE_SCALE = 1.0
 """BM25 score at which the saturation factor reaches 1 - 1/e."""
+UNKNOWN_FACTOR = 0.55
+"""Confidence kept for each informative question word the knowledge base has never seen."""
+OTHER_LANGUAGE = 0.6
+"""Rank factor of a passage written only in another language than the customer's."""
+SHORT_ARTICLE_WORDS = 120
+"""An article up to this long is one passage: shown whole, it answers in full."""
+PASSAGE_WORDS = 60
+"""Paragraphs of a longer article are grouped into passages of about this many words."""
+MIN_UNKNOWN_LENGTH = 4
+QUESTION_WORDS = frozenset({"dove", "where", "quando", "when"})
+"""They say what kind of answer is wanted more than what it is about: they count little in coverage."""
+QUESTION_WORD_IMPORTANCE = 0.3
+"""Shorter unknown words are too often abbreviations or typos to veto an answer."""
+_IGNORED = STOPWORDS | QUALIFIERS
+# What kind of fact a question asks for, and how that fact looks in a text.
+_PRICE_WORDS = frozenset(
+    [
+        "costa",
+        "costano",
+        "costo",
+        "costi",
+        "prezzo",
+        "prezzi",
+        "tariffa",
+        "tariffe",
+        "paga",
+        "pagano",
+        "pagare",
+        "price",
+        "prices",
+        "cost",
+        "costs",
+        "fee",
+        "fees",
+    ]
+)
+_TIME_WORDS = frozenset(
+    [
+        "orario",
+        "orari",
+        "hours",
+        "time",
+        "times",
+        "opening",
+        "closing",
+        "apre",
+        "aprite",
+        "aprono",
+        "chiude",
+        "chiudete",
+        "chiudono",
+        "apertura",
+        "chiusura",
+    ]
+)
+_ANSWER_SHAPES: dict[str, re.Pattern[str]] = {
+    "price": re.compile(r"€|\$|£|\beur(o|i|os)?\b|\bgratis\b|\bgratuit|\bfree\b|\d+[.,]\d\d", re.IGNORECASE),
+    "time": re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s?(am|pm)\b", re.IGNORECASE),
+}
+
+
+def asked_for(tokens: Sequence[str]) -> str | None:
+    """ "price" for "quanto costa", "how much"; "time" for "a che ora", "opening hours"; else None."""
+    pairs = set(itertools.pairwise(tokens))
+    if _PRICE_WORDS & set(tokens) or ("how", "much") in pairs or ("quanto", "si") in pairs:
+        return "price"
+    if _TIME_WORDS & set(tokens) or ("che", "ora") in pairs or ("what", "time") in pairs:
+        return "time"
+    return None
+
+
+_HYPHENATED = re.compile(r"\b(\w+)-(\w+)\b")
+_CAPITALISED = re.compile(r"(^|[.!?]\s+|\S\s+)([A-ZÀ-Ý][\w'’]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +127,8 @@ class Passage:
     """Raw BM25 score (unbounded; only for ranking and debugging)."""
     confidence: float
     """0..1: how well this passage answers the question."""
+    index: int = 0
+    """Which passage of the article (0 for a short article, shown whole)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +139,45 @@ class _Term:
     """How much this word matters when judging coverage (idf-like)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """An indexed passage: its article, language and text."""
+
+    doc: int
+    language: str
+    index: int
+    text: str
+
+
 def _keys(token: str, languages: Iterable[str] = SUPPORTED_LANGUAGES) -> set[str]:
     return {f"{lang}:{stem(token, lang)}" for lang in languages}
+
+
+def _index_tokens(text: str) -> list[str]:
+    """Tokens to index: hyphenated words whole ("wifi") as well as in parts ("wi", "fi")."""
+    joined = [a + b for a, b in _HYPHENATED.findall(normalize(text))]
+    return [t for t in [*tokenize(text), *tokenize(" ".join(joined))] if t not in STOPWORDS and len(t) > 1]
+
+
+def split_passages(body: str) -> list[str]:
+    """A short body is one passage; a longer one, its paragraphs grouped to about PASSAGE_WORDS words."""
+    if len(body.split()) <= SHORT_ARTICLE_WORDS:
+        return [body]
+    passages: list[str] = []
+    current: list[str] = []
+    size = 0
+    for paragraph in (p.strip() for p in re.split(r"\n\s*\n", body)):
+        if not paragraph:
+            continue
+        words = len(paragraph.split())
+        if current and size + words > PASSAGE_WORDS:
+            passages.append("\n\n".join(current))
+            current, size = [], 0
+        current.append(paragraph)
+        size += words
+    if current:
+        passages.append("\n\n".join(current))
+    return passages
 
 
 class RetrievalIndex:
@@ -76,64 +196,63 @@ class RetrievalIndex:
             raise ValueError("cannot index an empty knowledge base")
         self.articles: tuple[Article, ...] = tuple(articles)
         self.default_language = default_language
-        n_docs = len(self.articles)
-        tf: list[dict[str, float]] = [{} for _ in self.articles]
-        lengths: list[float] = []
+        self.units: list[_Unit] = []
+        corpus: list[list[str]] = []
         surface_keys: dict[str, set[str]] = {}
         surface_langs: dict[str, set[str]] = {}
 
-        for doc, article in enumerate(self.articles):
-            fields: list[tuple[str, str, Iterable[str]]] = []
-            for lang, title in article.title.items():
-                fields.append(("title", lang, [title]))
-            for lang, words in article.keywords.items():
-                fields.append(("keywords", lang, words))
-            for lang, body in article.body.items():
-                fields.append(("body", lang, [body]))
-            fields.append(("tags", "*", article.tags))
-            length = 0.0
-            for field, lang, texts in fields:
-                weight = FIELD_WEIGHTS[field]
-                languages = SUPPORTED_LANGUAGES if lang == "*" or lang not in SUPPORTED_LANGUAGES else (lang,)
-                seen: set[str] = set()
-                for text in texts:
-                    tokens = [t for t in tokenize(text) if t not in STOPWORDS and len(t) > 1 and not t.isdigit()]
-                    if field == "keywords":
-                        # Listing "where", "where is it", "where are you" must not count "where" three times.
-                        tokens = [t for t in dict.fromkeys(tokens) if t not in seen]
-                        seen.update(tokens)
-                    # A keyword phrase's words share its weight: "servizio navetta" is about the shuttle,
-                    # "servizio" alone is not.
-                    token_weight = weight / len(tokens) if field == "keywords" and tokens else weight
-                    for token in tokens:
-                        keys = _keys(token, languages)
-                        surface_keys.setdefault(token, set()).update(keys)
-                        if lang != "*":
-                            surface_langs.setdefault(token, set()).add(lang)
-                        for key in keys:
-                            tf[doc][key] = tf[doc].get(key, 0.0) + token_weight
-                        length += token_weight
-            lengths.append(length)
+        def keys_of(texts: Iterable[str], lang: str, dedupe: bool = False) -> list[str]:
+            languages = SUPPORTED_LANGUAGES if lang == "*" or lang not in SUPPORTED_LANGUAGES else (lang,)
+            result: list[str] = []
+            seen: set[str] = set()
+            for text in texts:
+                tokens = _index_tokens(text)
+                if dedupe:
+                    # Listing "where", "where is it", "where are you" must not count "where" three times.
+                    tokens = [t for t in dict.fromkeys(tokens) if t not in seen]
+                    seen.update(tokens)
+                for token in tokens:
+                    keys = _keys(token, languages)
+                    surface_keys.setdefault(token, set()).update(keys)
+                    if lang != "*":
+                        surface_langs.setdefault(token, set()).add(lang)
+                    result += sorted(keys)
+            return result
 
-        avg_length = sum(lengths) / n_docs
-        df: dict[str, int] = {}
-        for doc_tf in tf:
-            for key in doc_tf:
-                df[key] = df.get(key, 0) + 1
-        self._idf = {key: math.log(1 + (n_docs - d + 0.5) / (d + 0.5)) for key, d in df.items()}
-        # A word the knowledge base has never seen weighs like a word found in a single article.
-        self._unknown_importance = math.log(1 + (n_docs - 1 + 0.5) / 1.5)
+        for doc, article in enumerate(self.articles):
+            tags = keys_of(article.tags, "*")
+            for lang, body in article.body.items():
+                head = keys_of([article.title.get(lang, "")], lang) * FIELD_REPEATS["title"]
+                head += keys_of(article.keywords.get(lang, []), lang, dedupe=True) + tags
+                for number, passage in enumerate(split_passages(body)):
+                    self.units.append(_Unit(doc, lang, number, passage))
+                    corpus.append(head + keys_of([passage], lang))
+
+        # bm25s computes every (term, passage) BM25 weight once; scoring then only adds them up.
+        model = bm25s.BM25(method="lucene", k1=k1, b=b)
+        model.index(corpus, show_progress=False)
+        data, indices, indptr = (model.scores[name] for name in ("data", "indices", "indptr"))
+        n_units = len(self.units)
         self._contrib: dict[str, dict[int, float]] = {}
+        self._idf: dict[str, float] = {}
+        for key, column in model.vocab_dict.items():
+            if not key or column + 1 >= len(indptr):
+                continue  # bm25s's padding token
+            start, stop = int(indptr[column]), int(indptr[column + 1])
+            if start == stop:
+                continue
+            self._contrib[key] = {int(u): float(v) for u, v in zip(indices[start:stop], data[start:stop], strict=True)}
+            df = stop - start
+            self._idf[key] = math.log(1 + (n_units - df + 0.5) / (df + 0.5))
+        # A word the knowledge base has never seen weighs like a word found in a single passage.
+        self._unknown_importance = math.log(1 + (n_units - 1 + 0.5) / 1.5)
         self._synonym_only: dict[str, set[str]] = {}
-        for doc, doc_tf in enumerate(tf):
-            norm = k1 * (1 - b + b * lengths[doc] / avg_length)
-            for key, freq in doc_tf.items():
-                self._contrib.setdefault(key, {})[doc] = self._idf[key] * freq * (k1 + 1) / (freq + norm)
+        synonyms = [*synonyms, *GENERIC_SYNONYMS]
 
         self._synonyms: dict[str, set[str]] = {}
         synonym_words: set[str] = set()
         for group in synonyms:
-            group_tokens = [t for phrase in group for t in tokenize(phrase) if t not in STOPWORDS and len(t) > 1]
+            group_tokens = [t for phrase in group for t in _index_tokens(phrase)]
             group_keys: set[str] = set()
             for token in group_tokens:
                 group_keys |= {k for k in _keys(token) if k in self._contrib}
@@ -146,7 +265,7 @@ class RetrievalIndex:
                     for key in _keys(token):
                         self._synonym_only.setdefault(key, set()).update(group_keys)
         self._surface_keys = {t: frozenset(k) for t, k in surface_keys.items()}
-        self._vocabulary = FuzzyVocabulary([*surface_keys, *synonym_words, *STOPWORDS])
+        self._vocabulary = FuzzyVocabulary([*surface_keys, *synonym_words, *_IGNORED])
         self.lexicon: dict[str, str] = {t: next(iter(ls)) for t, ls in surface_langs.items() if len(ls) == 1}
         """Words found in only one language of the articles: evidence for language detection."""
         self._cache: dict[str, _Term | None] = {}
@@ -169,7 +288,7 @@ class RetrievalIndex:
         return found
 
     def _resolve_uncached(self, token: str) -> _Term | None:
-        if token in STOPWORDS or len(token) < 2:
+        if token in _IGNORED or len(token) < 2:
             return None
         if token.isdigit():
             return None  # "30" would match "22:30"; numbers are read by the policy, not retrieval
@@ -182,18 +301,44 @@ class RetrievalIndex:
                 weights[key] = SYNONYM_WEIGHT
         if not weights:
             for word, similarity in self._vocabulary.lookup(token):
-                if word in STOPWORDS:
+                if word in _IGNORED:
                     return None  # a misspelt function word ("qunto")
                 for key in self._surface_keys.get(word, ()):
                     weights[key] = max(weights.get(key, 0.0), similarity * FUZZY_PENALTY)
                 for key in self._synonym_keys(word):
                     weights[key] = max(weights.get(key, 0.0), similarity * FUZZY_PENALTY * SYNONYM_WEIGHT)
         importance = max((self._idf[k] for k in weights), default=self._unknown_importance)
+        if token in QUESTION_WORDS:
+            importance *= QUESTION_WORD_IMPORTANCE
         for key, weight in list(weights.items()):
             for synonym in self._synonyms.get(key, ()):
                 if weights.get(synonym, 0.0) < weight * SYNONYM_WEIGHT:
                     weights[synonym] = weight * SYNONYM_WEIGHT
         return _Term(tuple(sorted(weights.items())), importance)
+
+    def known(self, token: str) -> bool:
+        """Whether a question word means something to this knowledge base (typos and synonyms included)."""
+        term = self._resolve(token)
+        return term is None or bool(term.candidates)
+
+    def _question_tokens(self, text: str) -> list[str]:
+        tokens = tokenize(text)
+        for first, second in _HYPHENATED.findall(normalize(text)):
+            # "wi-fi": the whole word when the knowledge base knows it, else its parts.
+            whole = first + second
+            if whole in self._surface_keys:
+                tokens = [t for t in tokens if t not in (first, second)] + [whole]
+        return tokens
+
+    def unknown_names(self, text: str, ignore: frozenset[str] = frozenset()) -> list[str]:
+        """Capitalised words inside a sentence that the knowledge base does not know: another place,
+        event or product ("Torino", "Scala", "Picasso"), so the question is not about this business."""
+        names = []
+        for _, word in _CAPITALISED.findall(text):
+            for token in tokenize(word):
+                if token not in ignore and len(token) >= MIN_UNKNOWN_LENGTH and not self.known(token):
+                    names.append(token)
+        return names
 
     def search(
         self, text: str, language: str | None = None, k: int = 3, ignore: frozenset[str] = frozenset()
@@ -203,13 +348,21 @@ class RetrievalIndex:
         `ignore`: words to leave out, e.g. the ones that only express the customer's mood.
         """
         terms: dict[str, _Term] = {}
-        for token in tokenize(text):
+        unknown = 0
+        tokens = self._question_tokens(text)
+        for token in tokens:
             if token not in terms and token not in ignore:
                 term = self._resolve(token)
-                if term is not None:
+                if term is None:
+                    continue
+                if term.candidates:
                     terms[token] = term
+                elif len(token) >= MIN_UNKNOWN_LENGTH and not token.isdigit():
+                    unknown += 1  # counted once, in the penalty below, not in the coverage too
         if not terms:
             return []
+        wanted = asked_for(tokens)
+        shape = _ANSWER_SHAPES.get(wanted or "")
         scores: dict[int, float] = {}
         matched: dict[int, float] = {}
         total_importance = 0.0
@@ -217,20 +370,49 @@ class RetrievalIndex:
             total_importance += term.importance
             best: dict[int, tuple[float, float]] = {}
             for key, weight in term.candidates:
-                for doc, contribution in self._contrib.get(key, {}).items():
+                for unit, contribution in self._contrib.get(key, {}).items():
                     value = weight * contribution
-                    if value > best.get(doc, (0.0, 0.0))[0]:
-                        best[doc] = (value, weight)
-            for doc, (value, weight) in best.items():
-                scores[doc] = scores.get(doc, 0.0) + value
-                matched[doc] = matched.get(doc, 0.0) + term.importance * weight
-        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+                    if value > best.get(unit, (0.0, 0.0))[0]:
+                        best[unit] = (value, weight)
+            for unit, (value, weight) in best.items():
+                scores[unit] = scores.get(unit, 0.0) + value
+                matched[unit] = matched.get(unit, 0.0) + term.importance * weight
+        if not scores:
+            return []
         language = language or self.default_language
-        passages = []
-        for doc, score in ranked:
-            coverage = matched[doc] / total_importance if total_importance else 0.0
-            confidence = max(0.0, min(1.0, coverage * (1.0 - math.exp(-score / SCORE_SCALE))))
-            article = self.articles[doc]
+        foreign = 0.0 if self.unknown_names(text, ignore) else 1.0
+        penalty = foreign * UNKNOWN_FACTOR**unknown
+
+        def confidence_of(unit: int) -> float:
+            coverage = matched[unit] / total_importance if total_importance else 0.0
+            confidence = coverage * (1.0 - math.exp(-scores[unit] / SCORE_SCALE)) * penalty
+            if shape is not None and not shape.search(self.units[unit].text):
+                confidence *= UNKNOWN_FACTOR  # "how much is the ferry?" and the text names no amount
+            return max(0.0, min(1.0, confidence))
+
+        confidences = {unit: confidence_of(unit) for unit in scores}
+
+        def rank(unit: int) -> tuple[float, float]:
+            # How much of the question a passage explains ranks first, its BM25 score breaks ties; a
+            # passage in the customer's language (or of an article written in it) wins a near tie.
+            factor = 1.0 if language in self.articles[self.units[unit].doc].body else OTHER_LANGUAGE
+            return confidences[unit] * factor, scores[unit] * factor
+
+        passages: list[Passage] = []
+        seen: set[int] = set()
+        for unit in sorted(scores, key=lambda u: (*(-x for x in rank(u)), u)):
+            entry = self.units[unit]
+            if entry.doc in seen:
+                continue  # one passage per article: the best one
+            seen.add(entry.doc)
+            article = self.articles[entry.doc]
             lang = article.pick_language(language, self.default_language)
-            passages.append(Passage(article, lang, article.title[lang], article.body[lang], score, confidence))
+            body = article.body[lang]
+            parts = split_passages(body)
+            shown = parts[entry.index] if lang == entry.language and entry.index < len(parts) else body
+            passages.append(
+                Passage(article, lang, article.title[lang], shown, scores[unit], confidences[unit], entry.index)
+            )
+            if len(passages) == k:
+                break
         return passages
