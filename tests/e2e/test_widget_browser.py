@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from aiokafka import AIOKafkaConsumer
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
+from contracts import topics
 from devkit.stack import Stack
 
 from .conftest import DEMO_TENANT
@@ -100,3 +106,162 @@ async def test_a_person_can_be_asked_for_from_the_header_at_any_time(
     await expect(ask_person).to_be_hidden()
     await page.screenshot(path=str(tmp_path / "widget-after-asking.png"))
     await page.close()
+
+
+# ------------------------------------------------------------------------------ the ticket form
+
+
+async def operator_token(stack: Stack) -> str:
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as http:
+        login = await http.post("/v1/operators/login", json={"username": "sofia", "password": "lucine-demo-sofia"})
+        assert login.status_code == 200, login.text
+        return str(login.json()["access_token"])
+
+
+async def ticket_numbered(stack: Stack, number: str) -> dict[str, Any]:
+    """The ticket as the operators see it (the tickets service's view, through the gateway)."""
+    headers = {"Authorization": f"Bearer {await operator_token(stack)}"}
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15, headers=headers) as http:
+        listed = await http.get("/v1/tickets", params={"q": number})
+        assert listed.status_code == 200, listed.text
+        [summary] = [t for t in listed.json()["tickets"] if t["ticket_number"] == number]
+        detail = await http.get(f"/v1/tickets/{summary['ticket_id']}")
+        assert detail.status_code == 200, detail.text
+        return dict(detail.json())
+
+
+def widget(page: Page, testid: str) -> Locator:
+    return page.get_by_test_id(testid)
+
+
+async def submitted_details(stack: Stack, conversation_id: str) -> int:
+    """How many SubmitTicketDetails the gateway published for the conversation."""
+    topic = stack.base_env["KAFKA_TOPIC_PREFIX"] + topics.CONVERSATION_COMMANDS.name
+    reader = AIOKafkaConsumer(
+        topic, bootstrap_servers=stack.base_env["KAFKA_BOOTSTRAP_SERVERS"], auto_offset_reset="earliest"
+    )
+    await reader.start()
+    count = 0
+    try:
+        deadline = asyncio.get_running_loop().time() + 8
+        while asyncio.get_running_loop().time() < deadline:
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                for record in records:
+                    event = json.loads(record.value)
+                    if event["conversation_id"] == conversation_id and event["type"].endswith("submit_ticket_details"):
+                        count += 1
+    finally:
+        await reader.stop()
+    return count
+
+
+async def test_with_nobody_online_the_customer_leaves_a_message_and_gets_the_ticket_number(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="it-IT")
+    page = await context.new_page()
+    await page.goto(f"{stack.url('gateway')}/demo/{DEMO_TENANT}")
+    await widget(page, "launcher").click()
+    await ask(page, "Vorrei prenotare una visita per un gruppo di 30 persone")
+    await expect(page.locator('[data-testid="message"][data-sender="ai"]').first).to_be_visible(timeout=20_000)
+    await widget(page, "ask-person").click()
+    status = widget(page, "status")
+    try:  # routing finds nobody online (QUEUED for a moment, then TICKET_PENDING)
+        await expect(status).to_have_attribute("data-conversation-status", "TICKET_PENDING", timeout=20_000)
+    except AssertionError:  # someone is online after all: the customer chooses not to wait
+        await widget(page, "menu").click()
+        await widget(page, "menu-leave-message").click()
+    form = widget(page, "ticket-form")
+    await expect(form).to_be_visible()
+    await expect(widget(page, "input")).to_be_hidden()  # the form replaces the composer
+    await expect(widget(page, "ticket-preferred-hint")).to_be_visible()  # no channel before a contact
+
+    # Nothing given: each field says what is missing, and nothing is sent.
+    await widget(page, "ticket-submit").click()
+    await expect(form).to_contain_text("Scrivi il tuo nome.")
+    await expect(form).to_contain_text("Lasciaci un'email o un numero di telefono.")
+    await widget(page, "ticket-name").fill("Anna Rossi")
+    await widget(page, "ticket-email").fill("anna.rossi@")
+    await widget(page, "ticket-submit").click()
+    await expect(form).to_contain_text("Questa email non sembra valida.")
+    await widget(page, "ticket-email").fill("anna.rossi@example.com")
+    channels = page.locator('[data-testid="ticket-preferred"]:visible')
+    await expect(channels).to_have_count(1)  # email only, until a phone is given
+    await widget(page, "ticket-phone").fill("+39 333 1234567")
+    await expect(channels).to_have_count(3)
+    await page.locator('[data-testid="ticket-preferred"][data-channel="whatsapp"]').check()
+    await widget(page, "ticket-message").fill("Siamo in 30, con due persone in carrozzina.")
+    await page.screenshot(path=str(tmp_path / "widget-ticket-form-desktop.png"))
+
+    await widget(page, "ticket-submit").dblclick()  # a double click sends once
+    confirmation = widget(page, "ticket-confirmation")
+    await expect(confirmation).to_be_visible(timeout=30_000)
+    number = widget(page, "ticket-number")
+    await expect(number).to_have_text(re.compile(r"^[A-Z]{2,5}-\d{4}-\d{6,10}$"), timeout=15_000)
+    ticket_number = await number.inner_text()
+    # The conversation service's own notice, with the same number, is in the conversation too; the
+    # promise is the ticket's when the notice states one, else the site's (data-ticket-response-hours).
+    notice = page.locator('[data-testid="message"][data-sender="system"]').filter(has_text=ticket_number)
+    await expect(notice).to_have_count(1)
+    promised = re.search(r"Ti risponderemo entro [^.]+\.", await notice.inner_text())
+    expected = promised.group(0) if promised else "Ti risponderemo entro 24 ore."
+    await expect(widget(page, "ticket-promise")).to_have_text(expected)
+    await expect(confirmation).to_contain_text("Ti scriveremo su WhatsApp al +39 333 1234567.")
+    await expect(status).to_have_attribute("data-conversation-status", "TICKET_CREATED")
+    link = widget(page, "ticket-status-link")
+    assert ticket_number in (await link.get_attribute("href") or "")
+    await expect(widget(page, "new-conversation")).to_be_visible()
+    await page.screenshot(path=str(tmp_path / "widget-ticket-confirmation-desktop.png"))
+
+    conversation_id = (await page.evaluate("window.LucineWidget.state()"))["conversationId"]
+    assert await submitted_details(stack, conversation_id) == 1
+    # The tickets service opened it with the details as the customer typed them, and the chat.
+    ticket = await ticket_numbered(stack, ticket_number)
+    assert (ticket["contact"]["name"], ticket["contact"]["email"], ticket["contact"]["preferred_contact"]) == (
+        "Anna Rossi",
+        "anna.rossi@example.com",
+        "whatsapp",
+    )
+    assert ticket["conversation_id"] == conversation_id
+    assert ticket["message"] == "Siamo in 30, con due persone in carrozzina."
+    await context.close()
+
+
+async def test_on_a_phone_the_customer_chooses_to_leave_a_message_from_the_menu(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB")
+    page = await context.new_page()
+    await page.goto(f"{stack.url('gateway')}/demo/{DEMO_TENANT}")
+    await widget(page, "launcher").click()
+    await widget(page, "menu").click()
+    await page.screenshot(path=str(tmp_path / "widget-menu-phone.png"))
+    await widget(page, "menu-leave-message").click()
+    form = widget(page, "ticket-form")
+    await expect(form).to_be_visible()
+    await expect(form).to_contain_text("Leave us a message")
+
+    await widget(page, "ticket-name").fill("John Smith")
+    await widget(page, "ticket-phone").fill("+44 20 7946 0958")
+    visible = page.locator('[data-testid="ticket-preferred"]:visible')
+    assert [await c.get_attribute("data-channel") for c in await visible.all()] == ["whatsapp", "phone"]
+    await page.locator('[data-testid="ticket-preferred"][data-channel="phone"]').check()
+    await widget(page, "ticket-submit").click()
+    await expect(form).to_contain_text("Write your message.")  # nothing said in the chat yet
+    await widget(page, "ticket-message").fill("Can I change the date of my tickets?")
+    # Nothing sticks out of a phone's screen.
+    overflow = await page.evaluate(
+        """() => { const host = document.querySelector('#lucine-widget-host').shadowRoot;
+        const form = host.querySelector('[data-testid="ticket-form"]');
+        return form.scrollWidth - form.clientWidth; }"""
+    )
+    assert overflow <= 0
+    await page.screenshot(path=str(tmp_path / "widget-ticket-form-phone.png"))
+    await widget(page, "ticket-submit").click()
+
+    await expect(widget(page, "ticket-confirmation")).to_be_visible(timeout=30_000)
+    await expect(widget(page, "ticket-number")).to_have_text(re.compile(r"^[A-Z]{2,5}-\d{4}-\d{6,10}$"), timeout=15_000)
+    await expect(widget(page, "ticket-promise")).to_have_text(re.compile(r"^We will answer (you )?within [^.]+\.$"))
+    await expect(widget(page, "ticket-confirmation")).to_contain_text("We will call you at +44 20 7946 0958.")
+    await page.screenshot(path=str(tmp_path / "widget-ticket-confirmation-phone.png"))
+    await context.close()

@@ -78,6 +78,10 @@ def test_widget_strings_in_both_languages():
         "In attesa di un operatore…",
         "Waiting for an operator…",
         "Sei in chat con un operatore",
+        "Lascia un messaggio",
+        "Leave a message",
+        "Richiesta registrata",
+        "Request registered",
         "You are chatting with an operator",
         "Troppi messaggi, riprova tra {n} secondi",
     ]:
@@ -98,7 +102,7 @@ def test_demo_page_placeholders_and_content():
         assert placeholder in html, placeholder
     assert (
         '<script src="__GATEWAY_URL__/widget.js" data-widget-key="__WIDGET_KEY__" '
-        'data-title="__TENANT_NAME__" defer></script>'
+        'data-title="__TENANT_NAME__" data-ticket-response-hours="24" defer></script>'
     ) in html
     assert "Lucine di Natale" in html
     assert "Leggiuno" in html

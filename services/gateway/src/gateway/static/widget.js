@@ -13,7 +13,12 @@
  * Stable data-testid attributes: launcher, unread, panel, close, status,
  * messages, welcome, message (data-sender, data-seq, data-message-id,
  * data-pending), actions, action-button (data-action), typing, error,
- * input, send, new-conversation.
+ * input, send, new-conversation; menu, menu-leave-message; the ticket form:
+ * ticket-form, ticket-name, ticket-email, ticket-phone, ticket-preferred
+ * (data-channel), ticket-message, ticket-submit, ticket-error, ticket-back,
+ * ticket-registering, ticket-confirmation, ticket-number, ticket-promise,
+ * ticket-status-link. data-ticket-response-hours on the script tag: the answer
+ * time promised when a request is registered.
  */
 (function () {
   "use strict";
@@ -86,7 +91,42 @@
       genericError: "Si è verificato un errore. Riprova.",
       sessionExpired: "La conversazione precedente non è più disponibile.",
       unread: "{n} messaggi non letti",
-      opensInNewTab: "(si apre in una nuova scheda)"
+      opensInNewTab: "(si apre in una nuova scheda)",
+      menu: "Altre opzioni",
+      leaveMessage: "Lascia un messaggio",
+      ticketTitle: "Lasciaci un messaggio",
+      ticketIntro: "Nessun operatore è disponibile ora: lasciaci i tuoi contatti e ti risponderemo noi.",
+      ticketIntroChosen: "Lasciaci i tuoi contatti e il messaggio: ti risponderemo noi.",
+      ticketName: "Nome",
+      ticketEmail: "Email",
+      ticketPhone: "Telefono",
+      ticketContactHint: "Almeno uno dei due.",
+      ticketPreferred: "Come preferisci essere ricontattato?",
+      ticketPreferredHint: "Scrivi prima l'email o il telefono.",
+      channelEmail: "Email",
+      channelWhatsapp: "WhatsApp",
+      channelPhone: "Telefonata",
+      ticketMessage: "Messaggio",
+      ticketMessagePlaceholder: "Di cosa hai bisogno?",
+      ticketSubmit: "Invia la richiesta",
+      ticketSending: "Invio…",
+      ticketBack: "Torna alla chat",
+      ticketRegistering: "Stiamo registrando la tua richiesta…",
+      errName: "Scrivi il tuo nome.",
+      errEmail: "Questa email non sembra valida.",
+      errPhone: "Questo numero non sembra valido.",
+      errContact: "Lasciaci un'email o un numero di telefono.",
+      errMessage: "Scrivi il tuo messaggio.",
+      ticketDone: "Richiesta registrata",
+      ticketNumberLabel: "Numero della richiesta",
+      ticketWithin: "Ti risponderemo entro {h} ore.",
+      ticketSoon: "Ti risponderemo al più presto.",
+      ticketVia: {
+        email: "Ti scriveremo a {v}.",
+        whatsapp: "Ti scriveremo su WhatsApp al {v}.",
+        phone: "Ti chiameremo al {v}."
+      },
+      ticketStatusLink: "Segui lo stato della richiesta"
     },
     en: {
       defaultTitle: "Assistant",
@@ -119,7 +159,42 @@
       genericError: "Something went wrong. Please try again.",
       sessionExpired: "The previous conversation is no longer available.",
       unread: "{n} unread messages",
-      opensInNewTab: "(opens in a new tab)"
+      opensInNewTab: "(opens in a new tab)",
+      menu: "More options",
+      leaveMessage: "Leave a message",
+      ticketTitle: "Leave us a message",
+      ticketIntro: "No operator is available right now: leave us your details and we will get back to you.",
+      ticketIntroChosen: "Leave us your details and your message: we will get back to you.",
+      ticketName: "Name",
+      ticketEmail: "Email",
+      ticketPhone: "Phone",
+      ticketContactHint: "At least one of the two.",
+      ticketPreferred: "How would you like us to contact you?",
+      ticketPreferredHint: "Write your email or phone first.",
+      channelEmail: "Email",
+      channelWhatsapp: "WhatsApp",
+      channelPhone: "Phone call",
+      ticketMessage: "Message",
+      ticketMessagePlaceholder: "What do you need?",
+      ticketSubmit: "Send request",
+      ticketSending: "Sending…",
+      ticketBack: "Back to the chat",
+      ticketRegistering: "We are registering your request…",
+      errName: "Write your name.",
+      errEmail: "This email does not look valid.",
+      errPhone: "This number does not look valid.",
+      errContact: "Leave us an email or a phone number.",
+      errMessage: "Write your message.",
+      ticketDone: "Request registered",
+      ticketNumberLabel: "Request number",
+      ticketWithin: "We will answer within {h} hours.",
+      ticketSoon: "We will answer as soon as possible.",
+      ticketVia: {
+        email: "We will write to {v}.",
+        whatsapp: "We will write to you on WhatsApp at {v}.",
+        phone: "We will call you at {v}."
+      },
+      ticketStatusLink: "Follow the request's status"
     }
   };
   var T = STRINGS[lang];
@@ -129,11 +204,23 @@
     title = T.defaultTitle;
   }
 
+  // The answer time the site promises for requests left when nobody is online (hours), e.g.
+  // data-ticket-response-hours="24"; without it the confirmation promises no time.
+  var responseHours = parseInt(script.getAttribute("data-ticket-response-hours") || "", 10);
+  if (!(responseHours >= 1 && responseHours <= 720)) {
+    responseHours = 0;
+  }
+
   function fmt(s, n) {
     return s.replace("{n}", String(n));
   }
 
   var TERMINAL = { RESOLVED: 1, NOT_RESOLVED: 1, CANCELLED: 1, ABANDONED: 1 };
+  // Where the customer may choose to leave a message instead of waiting (no conversation yet too).
+  var CAN_LEAVE_MESSAGE = { AI: 1, HANDOFF_OFFERED: 1, QUEUED: 1 };
+  var TICKET_NUMBER_RE = /\b[A-Z]{2,5}-[0-9]{4}-[0-9]{6,10}\b/;
+  var EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/;
+  var PHONE_RE = /^\+?[0-9 ().-]{6,24}$/;
   var PING_MS = 25000;
   var TYPING_MS = 15000;
 
@@ -165,14 +252,11 @@
         window.localStorage.removeItem(storageKey);
         return;
       }
-      window.localStorage.setItem(
-        storageKey,
-        JSON.stringify({
-          conversation_id: conv.id,
-          customer_token: conv.token,
-          last_seq: lastSeq
-        })
-      );
+      var state = { conversation_id: conv.id, customer_token: conv.token, last_seq: lastSeq };
+      if (ticketSent) {
+        state.ticket_sent = true; // after a reload the form is not offered again
+      }
+      window.localStorage.setItem(storageKey, JSON.stringify(state));
     } catch (e) {
       /* ignore: the widget still works for this page view */
     }
@@ -205,6 +289,10 @@
   var seenMessageIds = {}; // message_id -> true once rendered from the server
   var failedClientIds = {}; // text -> client_message_id of a send that may have reached the server
   var creating = null; // promise of an in-flight POST /v1/conversations
+  var ticketChosen = false; // the customer chose "leave a message" from the menu
+  var ticketSent = false; // the ticket details were accepted; the ticket number follows
+  var ticketBusy = false; // a POST of the details is in flight (a second click does nothing)
+  var sentContact = null; // {channel, value}: where the customer asked to be contacted
 
   // ---------------------------------------------------------------------------
   // DOM helpers (no HTML strings anywhere)
@@ -258,6 +346,9 @@
   var ICON_CLOSE = ["M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12 19 17.6 17.6 19 12 13.4 6.4 19 5 17.6 10.6 12 5 6.4z"];
   var ICON_SEND = ["M3.4 20.4 21 12 3.4 3.6 3.4 10.2 15 12 3.4 13.8z"];
   var ICON_STAR = ["M12 2.5l2.6 6.1 6.6.6-5 4.4 1.5 6.5L12 16.8 6.3 20.1l1.5-6.5-5-4.4 6.6-.6z"];
+  var ICON_MORE = [
+    "M12 7.5a2 2 0 1 1 0-4 2 2 0 0 1 0 4zm0 6.5a2 2 0 1 1 0-4 2 2 0 0 1 0 4zm0 6.5a2 2 0 1 1 0-4 2 2 0 0 1 0 4z"
+  ];
 
   function safeHttpUrl(raw) {
     if (typeof raw !== "string" || !raw) {
@@ -433,10 +524,55 @@
     ".lw-send svg{fill:currentColor;}",
     ".lw-root button:focus-visible,.lw-root a:focus-visible{outline:3px solid var(--gold);outline-offset:2px;}",
     ".lw-launcher:focus-visible{outline:3px solid var(--r);outline-offset:3px;}",
+    // the header's menu
+    ".lw-menu-wrap{position:relative;flex:none;}",
+    ".lw-menu-btn{width:36px;height:40px;border-radius:50%;border:0;background:transparent;color:#fff;cursor:pointer;",
+    "display:flex;align-items:center;justify-content:center;padding:0;}",
+    ".lw-menu-btn:hover{background:rgba(255,255,255,.14);}",
+    ".lw-menu-btn svg{fill:currentColor;}",
+    ".lw-menu{position:absolute;right:0;top:44px;z-index:2;min-width:200px;background:#fff;border:1px solid var(--line);",
+    "border-radius:12px;box-shadow:0 10px 28px rgba(10,30,22,.22);padding:6px;}",
+    ".lw-menu-item{display:block;width:100%;text-align:left;font:inherit;font-size:14.5px;color:var(--ink);background:none;",
+    "border:0;border-radius:8px;padding:9px 12px;cursor:pointer;}",
+    ".lw-menu-item:hover,.lw-menu-item:focus-visible{background:var(--g3);}",
+    // the ticket form and its confirmation, as cards at the end of the conversation
+    ".lw-card{align-self:stretch;background:#fff;border:1px solid var(--line);border-top:3px solid var(--gold);",
+    "border-radius:14px;padding:14px 14px 16px;margin:2px 0 6px;}",
+    ".lw-card h3{margin:0 0 4px;font-size:16px;color:var(--g);}",
+    ".lw-card p{margin:0 0 10px;font-size:13.5px;color:var(--muted);}",
+    ".lw-field{margin:0 0 11px;border:0;padding:0;min-width:0;}",
+    ".lw-label{display:block;font-size:13px;font-weight:700;color:var(--ink);margin:0 0 4px;}",
+    ".lw-field input[type='text'],.lw-field input[type='email'],.lw-field input[type='tel'],.lw-field textarea{",
+    "display:block;width:100%;font:inherit;font-size:16px;color:var(--ink);background:#fff;border:1.5px solid #cfc8b8;",
+    "border-radius:10px;padding:8px 11px;margin:0;outline:none;}",
+    ".lw-field textarea{resize:vertical;min-height:78px;max-height:200px;}",
+    ".lw-field input:focus,.lw-field textarea:focus{border-color:var(--g2);box-shadow:0 0 0 3px rgba(21,86,63,.15);}",
+    ".lw-field [aria-invalid='true']{border-color:var(--r);}",
+    ".lw-pair{display:flex;gap:10px;}",
+    ".lw-pair>.lw-field{flex:1;min-width:0;}",
+    ".lw-hint{display:block;font-size:12.5px;color:var(--muted);margin:4px 0 0;}",
+    ".lw-field-error{display:block;font-size:12.5px;color:var(--r2);font-weight:600;margin:4px 0 0;}",
+    ".lw-choices{display:flex;flex-wrap:wrap;gap:6px;}",
+    ".lw-choice{display:inline-flex;align-items:center;gap:6px;font-size:14px;border:1.5px solid #cfc8b8;border-radius:999px;",
+    "padding:5px 12px 5px 9px;cursor:pointer;background:#fff;}",
+    ".lw-choice input{margin:0;accent-color:var(--g);}",
+    ".lw-choice:has(input:checked){border-color:var(--g);background:var(--g3);color:var(--g);font-weight:600;}",
+    ".lw-form-actions{display:flex;flex-wrap:wrap;align-items:center;gap:12px;margin-top:4px;}",
+    ".lw-primary{font:inherit;font-size:15px;font-weight:700;border:0;border-radius:999px;padding:10px 20px;cursor:pointer;",
+    "background:var(--g);color:#fff;}",
+    ".lw-primary:hover{background:var(--g2);}",
+    ".lw-primary:disabled{background:#b9c4be;cursor:default;}",
+    ".lw-linkbtn{font:inherit;font-size:14px;background:none;border:0;padding:4px 0;color:var(--g2);text-decoration:underline;cursor:pointer;}",
+    ".lw-done-number{display:inline-block;font-size:19px;font-weight:800;letter-spacing:.4px;color:var(--g);",
+    "background:var(--g3);border:1px dashed var(--g2);border-radius:10px;padding:4px 12px;margin:2px 0 10px;}",
+    ".lw-card .lw-promise{color:var(--ink);font-weight:600;}",
+    ".lw-card a{color:var(--g2);font-weight:600;}",
     "@media (max-width:420px){",
     ".lw-panel{inset:0;right:0;bottom:0;width:100%;height:100%;height:100dvh;max-width:none;max-height:none;border-radius:0;border:0;}",
     ".lw-launcher[aria-expanded='true']{display:none;}",
     ".lw-row{max-width:90%;}",
+    ".lw-pair{flex-direction:column;gap:0;}",
+    ".lw-primary{width:100%;}",
     "}",
     "@media (prefers-reduced-motion:reduce){.lw-panel,.lw-typing span{animation:none;}.lw-launcher{transition:none;}}"
   ].join("\n");
@@ -481,11 +617,35 @@
     hidden: "",
     text: T.askPerson
   });
+  var menuBtn = el(
+    "button",
+    {
+      type: "button",
+      className: "lw-menu-btn",
+      "data-testid": "menu",
+      "aria-label": T.menu,
+      title: T.menu,
+      "aria-haspopup": "true",
+      "aria-expanded": "false",
+      "aria-controls": "lw-menu"
+    },
+    [svgIcon(ICON_MORE, 22)]
+  );
+  var leaveMessageItem = el("button", {
+    type: "button",
+    className: "lw-menu-item",
+    "data-testid": "menu-leave-message",
+    role: "menuitem",
+    text: T.leaveMessage
+  });
+  var menuEl = el("div", { className: "lw-menu", id: "lw-menu", role: "menu", hidden: "" }, [leaveMessageItem]);
+  var menuWrap = el("div", { className: "lw-menu-wrap" }, [menuBtn, menuEl]);
   var titleEl = el("h2", { className: "lw-title", id: "lw-title", text: title });
   var header = el("div", { className: "lw-header" }, [
     el("div", { className: "lw-avatar", "aria-hidden": "true" }, [svgIcon(ICON_STAR, 22)]),
     el("div", { className: "lw-titles" }, [titleEl, el("p", { className: "lw-subtitle", text: T.subtitle })]),
     askPersonBtn,
+    menuWrap,
     closeBtn
   ]);
 
@@ -518,6 +678,111 @@
     text: T.newConversation,
     hidden: ""
   });
+
+  // ---- the ticket form (TICKET_PENDING, or chosen from the menu) and its confirmation ----
+
+  var formSeq = 0;
+
+  function field(labelText, control, hintText) {
+    formSeq += 1;
+    var id = "lw-f" + formSeq;
+    control.id = id;
+    var label = el("label", { className: "lw-label", for: id, text: labelText });
+    var error = el("span", { className: "lw-field-error", id: id + "-err", role: "alert", hidden: "" });
+    var described = [];
+    var hint = null;
+    if (hintText) {
+      hint = el("span", { className: "lw-hint", id: id + "-hint", text: hintText });
+      described.push(hint.id);
+    }
+    described.push(error.id);
+    control.setAttribute("aria-describedby", described.join(" "));
+    var box = el("div", { className: "lw-field" }, [label, control, hint, error]);
+    return { box: box, control: control, error: error };
+  }
+
+  var nameField = field(
+    T.ticketName,
+    el("input", { type: "text", "data-testid": "ticket-name", autocomplete: "name", maxlength: "200" })
+  );
+  var emailField = field(
+    T.ticketEmail,
+    el("input", { type: "email", "data-testid": "ticket-email", autocomplete: "email", maxlength: "254", inputmode: "email" })
+  );
+  var phoneField = field(
+    T.ticketPhone,
+    el("input", { type: "tel", "data-testid": "ticket-phone", autocomplete: "tel", maxlength: "24", inputmode: "tel" })
+  );
+  var messageField = field(
+    T.ticketMessage,
+    el("textarea", { "data-testid": "ticket-message", rows: "3", maxlength: "4000", placeholder: T.ticketMessagePlaceholder })
+  );
+  var contactHint = el("span", { className: "lw-hint", text: T.ticketContactHint });
+
+  // The preferred channel: only those for which a value was given.
+  var CHANNELS = [
+    { value: "email", label: T.channelEmail, needs: "email" },
+    { value: "whatsapp", label: T.channelWhatsapp, needs: "phone" },
+    { value: "phone", label: T.channelPhone, needs: "phone" }
+  ];
+  var choicesEl = el("div", { className: "lw-choices", role: "radiogroup", "aria-labelledby": "lw-pref-label" });
+  var choiceInputs = {};
+  var choiceLabels = {};
+  for (var ci = 0; ci < CHANNELS.length; ci++) {
+    var radio = el("input", {
+      type: "radio",
+      name: "lw-preferred",
+      value: CHANNELS[ci].value,
+      "data-testid": "ticket-preferred",
+      "data-channel": CHANNELS[ci].value
+    });
+    choiceInputs[CHANNELS[ci].value] = radio;
+    choiceLabels[CHANNELS[ci].value] = el("label", { className: "lw-choice" }, [
+      radio,
+      el("span", { text: CHANNELS[ci].label })
+    ]);
+    choicesEl.appendChild(choiceLabels[CHANNELS[ci].value]);
+  }
+  var preferredHint = el("span", { className: "lw-hint", "data-testid": "ticket-preferred-hint", text: T.ticketPreferredHint });
+  var preferredBox = el("div", { className: "lw-field", role: "group" }, [
+    el("span", { className: "lw-label", id: "lw-pref-label", text: T.ticketPreferred }),
+    choicesEl,
+    preferredHint
+  ]);
+
+  var ticketSubmit = el("button", { type: "submit", className: "lw-primary", "data-testid": "ticket-submit", text: T.ticketSubmit });
+  var ticketBack = el("button", { type: "button", className: "lw-linkbtn", "data-testid": "ticket-back", text: T.ticketBack });
+  var ticketIntro = el("p", { "data-testid": "ticket-intro", text: T.ticketIntro });
+  var ticketFormError = el("div", { className: "lw-field-error", "data-testid": "ticket-error", role: "alert", hidden: "" });
+  var ticketForm = el("form", { className: "lw-card", "data-testid": "ticket-form", novalidate: "", hidden: "" }, [
+    el("h3", { text: T.ticketTitle }),
+    ticketIntro,
+    nameField.box,
+    el("div", { className: "lw-pair" }, [emailField.box, phoneField.box]),
+    el("div", { className: "lw-field" }, [contactHint]),
+    preferredBox,
+    messageField.box,
+    ticketFormError,
+    el("div", { className: "lw-form-actions" }, [ticketSubmit, ticketBack])
+  ]);
+  ticketForm.setAttribute("aria-label", T.ticketTitle);
+
+  var ticketWaiting = el("div", { className: "lw-card", "data-testid": "ticket-registering", role: "status", hidden: "" }, [
+    el("p", { text: T.ticketRegistering })
+  ]);
+
+  var doneNumber = el("div", { className: "lw-done-number", "data-testid": "ticket-number" });
+  var donePromise = el("p", { className: "lw-promise", "data-testid": "ticket-promise" });
+  var doneVia = el("p", { "data-testid": "ticket-via", hidden: "" });
+  var doneLinkBox = el("p", {});
+  var ticketDone = el("div", { className: "lw-card", "data-testid": "ticket-confirmation", role: "status", hidden: "" }, [
+    el("h3", { text: T.ticketDone }),
+    el("span", { className: "lw-hint", text: T.ticketNumberLabel }),
+    doneNumber,
+    donePromise,
+    doneVia,
+    doneLinkBox
+  ]);
 
   var typingEl = el(
     "div",
@@ -608,12 +873,275 @@
       statusEl.textContent = text;
     }
     statusEl.hidden = !text;
-    newConvBtn.hidden = !(convStatus && TERMINAL[convStatus]);
+    // A conversation with a ticket takes no more messages: the next question is a new conversation.
+    newConvBtn.hidden = !(convStatus && (TERMINAL[convStatus] || convStatus === "TICKET_CREATED"));
     // A person can be asked for at any time while the assistant has the conversation.
     askPersonBtn.hidden = !(conv && (convStatus === "AI" || convStatus === "HANDOFF_OFFERED"));
     if (!newConvBtn.hidden && messagesEl.lastChild !== newConvBtn) {
       messagesEl.appendChild(newConvBtn); // keep it last
     }
+    renderTicket();
+  }
+
+  // ---------------------------------------------------------------------------
+  // The ticket form: no operator online (TICKET_PENDING), or chosen from the menu
+  // ---------------------------------------------------------------------------
+
+  var TICKET_CARDS = [ticketForm, ticketWaiting, ticketDone];
+
+  function firstVisibleCard() {
+    for (var i = 0; i < TICKET_CARDS.length; i++) {
+      if (!TICKET_CARDS[i].hidden && TICKET_CARDS[i].parentNode === messagesEl) {
+        return TICKET_CARDS[i];
+      }
+    }
+    return null;
+  }
+
+  function showCard(card, visible) {
+    var appearing = visible && card.hidden;
+    card.hidden = !visible;
+    if (appearing) {
+      // At the end of the conversation (before the "new conversation" button), in view.
+      messagesEl.insertBefore(card, newConvBtn.parentNode === messagesEl ? newConvBtn : null);
+      welcomeEl.hidden = true;
+      scrollToBottom();
+    }
+  }
+
+  function menuAllowed() {
+    return !ticketSent && (!convStatus || CAN_LEAVE_MESSAGE[convStatus] === 1);
+  }
+
+  function renderTicket() {
+    var created = convStatus === "TICKET_CREATED";
+    var pendingTicket = convStatus === "TICKET_PENDING";
+    var formShown = !created && !ticketSent && (pendingTicket || (ticketChosen && menuAllowed()));
+    if (formShown && ticketForm.hidden) {
+      updateChannels();
+    }
+    showCard(ticketForm, formShown);
+    ticketBack.hidden = pendingTicket; // chosen, not needed: the customer may go back to the chat
+    ticketIntro.textContent = pendingTicket ? T.ticketIntro : T.ticketIntroChosen;
+    showCard(ticketWaiting, ticketSent && !created && !TERMINAL[convStatus]);
+    showCard(ticketDone, created);
+    if (created) {
+      fillConfirmation();
+    }
+    composer.hidden = formShown || !ticketWaiting.hidden || created;
+    menuWrap.hidden = formShown || !menuAllowed();
+    if (menuWrap.hidden) {
+      toggleMenu(false);
+    }
+  }
+
+  // The conversation service announces the ticket with a system message carrying its number and,
+  // when the ticket's SLA sets one, the time it promises ("Ti risponderemo entro 2 ore.").
+  function ticketNotice() {
+    var bubbles = messagesEl.querySelectorAll('.lw-row[data-sender="system"] .lw-bubble');
+    for (var i = bubbles.length - 1; i >= 0; i--) {
+      var text = bubbles[i].textContent || "";
+      var m = TICKET_NUMBER_RE.exec(text);
+      if (m) {
+        var rest = text.slice(m.index + m[0].length).replace(/^[\s.]+/, "").replace(/\s+$/, "");
+        return { number: m[0], promise: /\b(entro|within)\b/i.test(rest) ? rest : "" };
+      }
+    }
+    return { number: "", promise: "" };
+  }
+
+  function fillConfirmation() {
+    var notice = ticketNotice();
+    var number = notice.number;
+    doneNumber.textContent = number;
+    doneNumber.hidden = !number;
+    // The ticket's own promise first; else the site's (data-ticket-response-hours); else none.
+    donePromise.textContent =
+      notice.promise || (responseHours ? T.ticketWithin.replace("{h}", String(responseHours)) : T.ticketSoon);
+    doneVia.hidden = !sentContact;
+    if (sentContact) {
+      doneVia.textContent = T.ticketVia[sentContact.channel].replace("{v}", sentContact.value);
+    }
+    while (doneLinkBox.firstChild) {
+      doneLinkBox.removeChild(doneLinkBox.firstChild);
+    }
+    if (number) {
+      var href =
+        httpBase +
+        "/tickets/status?key=" +
+        encodeURIComponent(widgetKey) +
+        "&number=" +
+        encodeURIComponent(number) +
+        "&lang=" +
+        lang;
+      var link = externalLink(href, T.ticketStatusLink, { "data-testid": "ticket-status-link" });
+      link.setAttribute("aria-label", T.ticketStatusLink + " " + T.opensInNewTab);
+      doneLinkBox.appendChild(link);
+    }
+    if (nearBottom() || number) {
+      scrollToBottom();
+    }
+  }
+
+  function trimmed(control) {
+    return control.value.replace(/^\s+|\s+$/g, "");
+  }
+
+  function validEmail(v) {
+    return v.length <= 254 && EMAIL_RE.test(v);
+  }
+
+  function validPhone(v) {
+    return PHONE_RE.test(v) && v.replace(/[^0-9]/g, "").length >= 6;
+  }
+
+  // Offers only the channels for which a (valid) value was given; keeps the choice when it still can.
+  function updateChannels() {
+    var have = { email: validEmail(trimmed(emailField.control)), phone: validPhone(trimmed(phoneField.control)) };
+    var firstAvailable = null;
+    var checkedAvailable = false;
+    for (var i = 0; i < CHANNELS.length; i++) {
+      var c = CHANNELS[i];
+      var available = have[c.needs];
+      choiceLabels[c.value].hidden = !available;
+      choiceInputs[c.value].disabled = !available;
+      if (available && !firstAvailable) {
+        firstAvailable = c.value;
+      }
+      if (available && choiceInputs[c.value].checked) {
+        checkedAvailable = true;
+      }
+    }
+    if (!checkedAvailable && firstAvailable) {
+      choiceInputs[firstAvailable].checked = true;
+    }
+    choicesEl.hidden = !firstAvailable;
+    preferredHint.hidden = !!firstAvailable;
+  }
+
+  function setFieldError(f, text) {
+    f.error.textContent = text || "";
+    f.error.hidden = !text;
+    if (text) {
+      f.control.setAttribute("aria-invalid", "true");
+    } else {
+      f.control.removeAttribute("aria-invalid");
+    }
+    return !text;
+  }
+
+  function readTicketForm() {
+    var name = trimmed(nameField.control);
+    var email = trimmed(emailField.control);
+    var phone = trimmed(phoneField.control);
+    var message = trimmed(messageField.control);
+    var wroteBefore = !!messagesEl.querySelector('.lw-row[data-sender="customer"]');
+    var checks = [
+      [nameField, name ? null : T.errName],
+      [emailField, email && !validEmail(email) ? T.errEmail : !email && !phone ? T.errContact : null],
+      [phoneField, phone && !validPhone(phone) ? T.errPhone : null],
+      // The chat so far travels with the ticket; without one the message is all there is.
+      [messageField, message || wroteBefore ? null : T.errMessage]
+    ];
+    var firstBad = null;
+    for (var i = 0; i < checks.length; i++) {
+      if (!setFieldError(checks[i][0], checks[i][1]) && !firstBad) {
+        firstBad = checks[i][0].control;
+      }
+    }
+    if (firstBad) {
+      firstBad.focus();
+      return null;
+    }
+    updateChannels();
+    var preferred = "email";
+    for (var j = 0; j < CHANNELS.length; j++) {
+      if (choiceInputs[CHANNELS[j].value].checked && !choiceInputs[CHANNELS[j].value].disabled) {
+        preferred = CHANNELS[j].value;
+      }
+    }
+    return {
+      name: name,
+      email: email,
+      phone: phone,
+      preferred_contact: preferred,
+      message: message
+    };
+  }
+
+  function ticketFailed(res) {
+    ticketBusy = false;
+    ticketSubmit.disabled = false;
+    ticketSubmit.removeAttribute("aria-busy");
+    ticketSubmit.textContent = T.ticketSubmit;
+    var text = !res ? T.networkError : res.status === 429 ? fmt(T.rateLimited, retryAfterSeconds(res)) : errorMessage(res);
+    ticketFormError.textContent = text;
+    ticketFormError.hidden = false;
+  }
+
+  function submitTicket(ev) {
+    ev.preventDefault();
+    if (ticketBusy) {
+      return; // a double click sends once (and the server opens one ticket anyway)
+    }
+    ticketFormError.hidden = true;
+    var body = readTicketForm();
+    if (!body) {
+      return;
+    }
+    ticketBusy = true;
+    ticketSubmit.disabled = true;
+    ticketSubmit.setAttribute("aria-busy", "true");
+    ticketSubmit.textContent = T.ticketSending;
+    ensureConversation()
+      .then(function (res) {
+        if (!res.ok) {
+          ticketFailed(res);
+          return;
+        }
+        var gen = generation;
+        var path = "/v1/conversations/" + encodeURIComponent(conv.id) + "/ticket";
+        return withRetry(function () {
+          return api("POST", path, body, true);
+        }, 4).then(function (res2) {
+          if (gen !== generation) {
+            return;
+          }
+          if (!res2.ok) {
+            ticketFailed(res2);
+            return;
+          }
+          ticketBusy = false;
+          ticketSubmit.disabled = false;
+          ticketSubmit.removeAttribute("aria-busy");
+          ticketSubmit.textContent = T.ticketSubmit;
+          ticketSent = true;
+          var channel = body.preferred_contact;
+          sentContact = { channel: channel, value: channel === "email" ? body.email : body.phone };
+          saveStored();
+          renderTicket();
+        });
+      })
+      .catch(function () {
+        ticketFailed(null);
+      });
+  }
+
+  function toggleMenu(open) {
+    var show = typeof open === "boolean" ? open : menuEl.hidden;
+    menuEl.hidden = !show;
+    menuBtn.setAttribute("aria-expanded", show ? "true" : "false");
+    if (show) {
+      leaveMessageItem.focus();
+    }
+  }
+
+  function chooseTicket() {
+    toggleMenu(false);
+    ticketChosen = true;
+    renderTicket();
+    updateChannels();
+    nameField.control.focus();
   }
 
   function setStatus(s) {
@@ -771,7 +1299,7 @@
   function insertRow(row) {
     var wasNear = nearBottom();
     // Server messages go before local pending bubbles so those stay at the bottom.
-    var before = firstPendingRow();
+    var before = firstVisibleCard() || firstPendingRow();
     if (!before && !newConvBtn.hidden && newConvBtn.parentNode === messagesEl) {
       before = newConvBtn;
     }
@@ -834,6 +1362,9 @@
     }
     welcomeEl.hidden = true;
     insertRow(row);
+    if (m.sender === "system" && convStatus === "TICKET_CREATED") {
+      fillConfirmation(); // the number arrives just after the status
+    }
     if (!isOpen && m.sender !== "customer") {
       unread += 1;
       updateUnread();
@@ -1210,6 +1741,9 @@
     everConnected = false;
     connected = false;
     unread = 0;
+    ticketChosen = false;
+    ticketSent = false;
+    sentContact = null;
     saveStored();
     var rows = messagesEl.querySelectorAll(".lw-row:not(.lw-welcome)");
     for (var i = 0; i < rows.length; i++) {
@@ -1267,6 +1801,7 @@
 
   function resume(stored) {
     conv = { id: stored.conversation_id, token: stored.customer_token };
+    ticketSent = stored.ticket_sent === true;
     lastSeq = 0; // the DOM is empty after a reload: load the history from the start
     var gen = generation;
     fetchingGap = true; // buffer stream frames until the history is rendered
@@ -1680,6 +2215,33 @@
   });
   closeBtn.addEventListener("click", close);
   askPersonBtn.addEventListener("click", askForPerson);
+  menuBtn.addEventListener("click", function () {
+    toggleMenu();
+  });
+  leaveMessageItem.addEventListener("click", chooseTicket);
+  panel.addEventListener("click", function (ev) {
+    if (!menuEl.hidden && !menuWrap.contains(ev.target)) {
+      toggleMenu(false);
+    }
+  });
+  ticketForm.addEventListener("submit", submitTicket);
+  ticketBack.addEventListener("click", function () {
+    ticketChosen = false;
+    renderTicket();
+    input.focus();
+  });
+  // A field's error goes as soon as it is edited (the contact error belongs to both contact fields).
+  [nameField, emailField, phoneField, messageField].forEach(function (f) {
+    f.control.addEventListener("input", function () {
+      setFieldError(f, null);
+      if (f === phoneField && emailField.error.textContent === T.errContact) {
+        setFieldError(emailField, null);
+      }
+      if (f === emailField || f === phoneField) {
+        updateChannels();
+      }
+    });
+  });
   newConvBtn.addEventListener("click", function () {
     resetConversation();
     showError(null);
@@ -1699,6 +2261,11 @@
   panel.addEventListener("keydown", function (ev) {
     if (ev.key === "Escape") {
       ev.stopPropagation();
+      if (!menuEl.hidden) {
+        toggleMenu(false);
+        menuBtn.focus();
+        return;
+      }
       close();
     }
   });
@@ -1736,7 +2303,9 @@
         status: convStatus,
         open: isOpen,
         lang: lang,
-        pending: sending + Object.keys(pendingByMessageId).length
+        pending: sending + Object.keys(pendingByMessageId).length,
+        ticketForm: !ticketForm.hidden,
+        ticketSent: ticketSent
       };
     }
   };

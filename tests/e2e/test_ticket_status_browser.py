@@ -1,0 +1,164 @@
+"""The public ticket status page in a real Chromium, against the whole running system: a ticket an
+operator opened (gateway → tickets service over Kafka), looked up by its number and email on a
+desktop, then opened from the signed link of an email on a phone, where the customer answers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from contracts.ticketlinks import TicketLink, sign
+from devkit.stack import Stack
+
+from .conftest import DEMO_TENANT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
+# The tickets service's link secret in the stack: its default unless the environment sets one.
+LINK_SECRET = os.environ.get("TICKET_LINK_SECRET", "dev-secret-change-me")
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is required: `make test` installs it (infra/localinfra.py browser)"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+async def operator(stack: Stack) -> httpx.AsyncClient:
+    """A client of the gateway logged in as a demo operator (to be used in `async with`)."""
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as http:
+        login = await http.post("/v1/operators/login", json={"username": "giulia", "password": "lucine-demo-giulia"})
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15, headers=headers)
+
+
+async def until(probe: Any, timeout: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if found := await probe():
+            return found
+        await asyncio.sleep(0.3)
+    raise AssertionError("not in time")
+
+
+@pytest.fixture(scope="module")
+async def ticket(stack: Stack) -> dict[str, Any]:
+    """A ticket of the demo tenant opened by an operator, with one public reply already."""
+    email = f"anna.{uuid.uuid4().hex[:6]}@example.com"
+    async with await operator(stack) as http:
+        opened = await http.post(
+            "/v1/tickets",
+            json={
+                "client_request_id": uuid.uuid4().hex,
+                "name": "Anna Rossi",
+                "email": email,
+                "preferred_contact": "email",
+                "message": "Ha chiamato: vuole sapere se il parco è accessibile in carrozzina.",
+                "language": "it",
+            },
+        )
+        assert opened.status_code == 202, opened.text
+
+        async def listed() -> dict[str, Any] | None:
+            tickets = (await http.get("/v1/tickets", params={"q": email})).json()["tickets"]
+            return tickets[0] if tickets else None
+
+        summary = await until(listed)
+        replied = await http.post(
+            f"/v1/tickets/{summary['ticket_id']}/replies",
+            json={"text": "Buongiorno Anna, sì: tutti i sentieri sono accessibili."},
+        )
+        assert replied.status_code == 202, replied.text
+
+        async def answered() -> bool:
+            return bool((await http.get(f"/v1/tickets/{summary['ticket_id']}")).json()["replies"])
+
+        await until(answered)
+    return {**summary, "email": email}
+
+
+def part(page: Page, testid: str) -> Any:
+    return page.get_by_test_id(testid)
+
+
+async def test_a_customer_finds_the_ticket_by_number_and_email(
+    browser: Browser, stack: Stack, ticket: dict[str, Any], tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="it-IT")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(f"{stack.url('gateway')}/tickets/status?tenant={DEMO_TENANT}")
+    await expect(part(page, "tenant-name")).to_have_text("Lucine di Natale")
+    await page.screenshot(path=str(tmp_path / "status-form-desktop.png"))
+
+    # A wrong email: the one answer for anything wrong.
+    await part(page, "lookup-number").fill(ticket["ticket_number"].lower())
+    await part(page, "lookup-contact").fill("someone.else@example.com")
+    await part(page, "lookup-submit").click()
+    await expect(part(page, "lookup-error")).to_contain_text("Nessuna richiesta corrisponde")
+    await expect(part(page, "ticket")).to_be_hidden()
+
+    await part(page, "lookup-contact").fill(ticket["email"].upper())
+    await part(page, "lookup-submit").click()
+    await expect(part(page, "ticket")).to_be_visible()
+    await expect(part(page, "ticket-number")).to_have_text(ticket["ticket_number"])
+    await expect(part(page, "ticket-status")).to_have_text("Aperta")
+    replies = part(page, "reply-item")
+    await expect(replies).to_have_count(1)
+    await expect(replies.first).to_contain_text("tutti i sentieri sono accessibili")
+    await expect(replies.first).to_have_attribute("data-author", "operator")
+    await expect(part(page, "reply")).to_be_hidden()  # answering takes the link of an email
+    await page.screenshot(path=str(tmp_path / "status-found-desktop.png"))
+    assert errors == []
+    await context.close()
+
+
+async def test_from_the_emails_link_on_a_phone_the_customer_reads_and_answers(
+    browser: Browser, stack: Stack, ticket: dict[str, Any], tmp_path: Path
+) -> None:
+    token = sign(LINK_SECRET, TicketLink(tenant_id=DEMO_TENANT, ticket_id=uuid.UUID(ticket["ticket_id"])))
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="it-IT")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(f"{stack.url('gateway')}/tickets/status?t={token}&lang=en")
+    await expect(part(page, "ticket-number")).to_have_text(ticket["ticket_number"])
+    await expect(part(page, "ticket-status")).to_have_text("Open")  # English, as ?lang= asks
+    await expect(part(page, "lookup")).to_be_hidden()
+
+    await part(page, "reply-submit").click()
+    await expect(part(page, "reply-error")).to_have_text("Write a message.")
+    await part(page, "reply-text").fill("Thank you! Is there parking for a disabled badge?")
+    await page.screenshot(path=str(tmp_path / "status-link-phone.png"))
+    await part(page, "reply-submit").click()
+    await expect(part(page, "reply-sent")).to_be_visible()
+    # Stored by the tickets service a moment later: the page reloads it and shows it as sent.
+    mine = part(page, "reply-item").filter(has_text="parking for a disabled badge")
+    await expect(mine).to_have_count(1)
+    await expect(mine).not_to_have_attribute("data-pending", "true", timeout=20_000)
+    await expect(mine).to_have_attribute("data-author", "customer")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "nothing sticks out of a phone's screen"
+    await page.screenshot(path=str(tmp_path / "status-replied-phone.png"), full_page=True)
+
+    # A forged link is the same "not found" as a wrong number.
+    await page.goto(f"{stack.url('gateway')}/tickets/status?t={token[:-4]}AAAA&lang=en")
+    await expect(part(page, "link-error")).to_contain_text("not valid or has expired")
+    await expect(part(page, "ticket")).to_be_hidden()
+    assert errors == []
+    await context.close()
