@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 from sqlalchemy import String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -39,7 +41,7 @@ from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
 from servicekit.outbox import OutboxRelay, add_to_outbox
-from servicekit.tracing import configure_tracing, tracer
+from servicekit.tracing import configure_tracing, flush_spans, tracer
 
 LEDGER_SERVICE = Path(__file__).with_name("ledger_service.py")
 # This module's own namespace of topics: what it reads back and counts is only its own.
@@ -383,6 +385,41 @@ async def test_the_trace_of_a_request_continues_through_the_outbox_into_the_cons
         assert expected != 0
         assert consumer.trace_ids[str(source)] == expected
     finally:
+        await broker.stop()
+        await consumer.stop()
+
+
+async def test_with_an_exporter_the_consumer_handles_each_event_in_a_child_span_of_its_producer(
+    infra: Infra, store: PlatformStore, consumer_database: str
+) -> None:
+    exported = InMemorySpanExporter()
+    configure_tracing("servicekit-tests", exporter=exported)
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    consumer = RunningConsumer(infra, consumer_database, tenant)
+    broker = create_broker(infra.kafka_bootstrap_servers, "trace-test")
+    try:
+        await consumer.start()
+        await broker.start()
+        relay = OutboxRelay(store.sessions, broker, topic_prefix=PREFIX)
+        source = uuid.uuid4()
+        with tracer("tests").start_as_current_span("request") as request:
+            async with store.sessions() as session, session.begin():
+                add_to_outbox(session, [new_envelope(probe_fact("traced_fact", source), tenant_id=tenant)])
+        assert await relay.relay_batch() >= 1
+        await eventually(lambda: str(source) in consumer.trace_ids, what="the traced event to be handled")
+        flush_spans()
+        root = request.get_span_context()
+        # The group reads the topic from its start: other tests' events are handled (and traced) too.
+        spans = exported.get_finished_spans()
+        handled = [s for s in spans if s.name == "handle analytics.fact" and s.context.trace_id == root.trace_id]
+        assert len(handled) == 1, "one handling span in the request's trace"
+        assert handled[0].parent is not None
+        assert handled[0].parent.span_id == root.span_id, "a child of the request's span"
+        assert handled[0].kind is SpanKind.CONSUMER
+        assert handled[0].attributes is not None
+        assert handled[0].attributes["messaging.consumer.group.name"] == consumer.consumer.group_id
+    finally:
+        configure_tracing("servicekit-tests")  # off again for the other tests
         await broker.stop()
         await consumer.stop()
 

@@ -78,10 +78,9 @@ from servicekit.metrics import (
     RETRIES_STORED,
 )
 from servicekit.outbox import OutboxRelay
-from servicekit.tracing import exporting, trace_context_from, tracer
+from servicekit.tracing import consumer_span, exporting, headers_of, trace_context_from
 
 log = get_logger(__name__)
-TRACER = tracer(__name__)
 
 P = TypeVar("P", bound=Payload)
 Handler = Callable[[Envelope[Any], AsyncSession], Awaitable[None]]
@@ -203,7 +202,7 @@ class Delivery:
     @property
     def trace_headers(self) -> dict[str, str]:
         """The producer's trace context (W3C headers), so the handling joins the customer's trace."""
-        return {key: value.decode(errors="replace") for key, value in self.record.headers or () if value is not None}
+        return headers_of(self.record.headers)
 
     @property
     def order_key(self) -> str:
@@ -258,6 +257,8 @@ class EventConsumer:
         self._revocation_pending = False
         self._left_behind_to_publish = False  # set by an assignment: drain the outbox before applying
         self._retries_pending = True  # until a look at consumer_retries finds none of this group
+        self._next_offsets: dict[TopicPartition, int] = {}  # next record to apply, per partition, for the lag
+        self._lag_reported: set[TopicPartition] = set()
 
     def on(self, payload_cls: type[P]) -> Callable[[Callable[[Envelope[P], AsyncSession], Awaitable[None]]], Handler]:
         """Registers the handler of one payload type; `start` then listens to their topics."""
@@ -353,6 +354,8 @@ class EventConsumer:
         try:
             async with self._applying:
                 self._owned -= revoked
+                for partition in revoked:
+                    self._next_offsets.pop(partition, None)
                 self._revocations += 1
                 self.forget_fetched(revoked)
                 if self.relay is not None:
@@ -455,13 +458,39 @@ class EventConsumer:
             await self._records.commit(taken)
 
     def _observe_lag(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """The lag of the partitions of a batch just applied, from what the client already knows
+        (no request). A partition that stalls or idles is refreshed by `observe_lag`."""
         if self._records is None:
             return
         last_offsets = {(r.topic, r.partition): r.offset for r in records}
         for (topic, partition), offset in last_offsets.items():
+            self._next_offsets[TopicPartition(topic, partition)] = offset + 1
             end = self._records.highwater(TopicPartition(topic, partition))
             if end is not None:
                 CONSUMER_LAG.labels(topic, str(partition), self.group_id).set(max(end - offset - 1, 0))
+
+    async def observe_lag(self) -> None:
+        """Sets the lag of every partition this member holds from the brokers' end offsets (one
+        request), so that a consumer that stopped applying (paused, stuck) shows its lag growing,
+        and forgets the partitions it no longer holds. Called every sampling period by `Runtime`."""
+        if self._records is None:
+            return
+        owned = self.assignment()
+        for gone in self._lag_reported - owned:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(gone.topic, str(gone.partition), self.group_id)
+        self._lag_reported = owned
+        if not owned:
+            return
+        ends = await self._records.end_offsets(owned)
+        for partition in owned:
+            position = self._next_offsets.get(partition)
+            if position is None:  # nothing applied here since it was assigned: its committed offset
+                position = await self._records.committed(partition)
+            end = ends.get(partition)
+            if end is not None and position is not None:
+                lag = max(end - position, 0)
+                CONSUMER_LAG.labels(partition.topic, str(partition.partition), self.group_id).set(lag)
 
     async def _apply_batch(self, deliveries: list[Delivery]) -> None:
         started = time.perf_counter()
@@ -481,8 +510,9 @@ class EventConsumer:
                     waiting.add(key)
         elapsed = time.perf_counter() - started
         CONSUMER_BATCH_SIZE.labels(self.group_id).observe(len(deliveries))
+        share = elapsed / len(deliveries)
         for delivery in deliveries:
-            HANDLER_SECONDS.labels(delivery.record.topic, self.group_id, "applied").observe(elapsed / len(deliveries))
+            HANDLER_SECONDS.labels(self.group_id, delivery.envelope.type).observe(share)
 
     async def _apply_one(self, delivery: Delivery) -> Literal["applied", "stored", "dead-lettered"]:
         """Applies one record: an outside call that fails stores it for a later try; any other
@@ -547,7 +577,12 @@ class EventConsumer:
                     tenant_id=delivery.envelope.tenant_id,
                 ),
                 trace_context_from(delivery.trace_headers),
-                TRACER.start_as_current_span(f"handle {delivery.envelope.type}")
+                consumer_span(
+                    f"handle {delivery.envelope.type}",
+                    topic=delivery.record.topic,
+                    group=self.group_id,
+                    event_type=delivery.envelope.type,
+                )
                 if record_spans
                 else contextlib.nullcontext(),
             ):

@@ -1,10 +1,12 @@
-"""The HTTP side every service shares: app factory with lifespan, /healthz, /readyz, /metrics,
-and JSON errors shaped `{"error": {"code", "message"}}`."""
+"""The HTTP side every service shares: app factory with lifespan, /healthz, /readyz, /metrics
+(with request latency per route template and the sampled gauges), and JSON errors shaped
+`{"error": {"code", "message"}}`."""
 
 from __future__ import annotations
 
 import asyncio
 import resource
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,17 +25,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.consumer import EventConsumer, prune_processed_events
 from servicekit.db import create_engine, session_factory
 from servicekit.heap import freeze_startup_heap
 from servicekit.kafka import create_broker, physical_topic
 from servicekit.logs import configure_logging, get_logger
+from servicekit.metrics import HTTP_REQUEST_SECONDS
 from servicekit.migrations import upgrade_to_head
 from servicekit.outbox import OutboxRelay
 from servicekit.settings import ServiceSettings
 from servicekit.timers import TimerFirer
-from servicekit.tracing import configure_tracing, exporting
+from servicekit.tracing import configure_tracing, exporting, flush_spans, provider
 
 log = get_logger(__name__)
 Hook = Callable[[], Awaitable[None]]
@@ -67,6 +71,8 @@ class Runtime:
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
     consumers: list[EventConsumer] = field(default_factory=list)
+    # A service's own gauges, refreshed with the platform's every `metrics_sample_seconds`.
+    samplers: list[Hook] = field(default_factory=list)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -80,7 +86,7 @@ class Runtime:
         migrations_dir: Path | None = None,
     ) -> Runtime:
         configure_logging(settings.service_name, settings.log_level)
-        configure_tracing(settings.service_name)
+        configure_tracing(settings.service_name, settings)
         broker = create_broker(settings.kafka_bootstrap_servers, settings.service_name)
         runtime = cls(settings=settings, broker=broker, migrations_dir=migrations_dir)
         if database:
@@ -133,6 +139,7 @@ class Runtime:
             await consumer.start()
         if self.consumers and self.sessions is not None:
             self._background.append(asyncio.create_task(self._prune_processed_events_hourly()))
+        self._background.append(asyncio.create_task(self._sample_forever(), name="metrics-sampler"))
         freeze_startup_heap()
         log.info("service started", port=self.settings.http_port)
 
@@ -147,6 +154,28 @@ class Runtime:
             except Exception:
                 log.exception("pruning processed event ids failed")
             await asyncio.sleep(3600)
+
+    async def sample(self) -> None:
+        """Refreshes the gauges that are read rather than counted: each consumer's lag from the
+        brokers, the outbox backlog and parked rows, the pending and overdue timers (one query
+        each, per replica), and the service's own `samplers`. A failing one is logged and the
+        others still run."""
+        probes: list[Hook] = [consumer.observe_lag for consumer in self.consumers]
+        if self.relay is not None:
+            probes.append(self.relay.observe_backlog)
+        if self.timers is not None:
+            probes.append(self.timers.observe_pending)
+        for probe in [*probes, *self.samplers]:
+            try:
+                async with asyncio.timeout(10):
+                    await probe()
+            except Exception as error:
+                log.warning("metrics not sampled", probe=getattr(probe, "__qualname__", "?"), error=repr(error))
+
+    async def _sample_forever(self) -> None:
+        while True:
+            await self.sample()
+            await asyncio.sleep(self.settings.metrics_sample_seconds)
 
     async def stop(self) -> None:
         for task in self._background:
@@ -165,6 +194,7 @@ class Runtime:
         for engine in (self.engine, self.relay_engine):
             if engine is not None:
                 await engine.dispose()
+        await asyncio.to_thread(flush_spans)
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -203,6 +233,7 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
     # OpenTelemetry metrics and logs would go to providers nobody configured, at a cost per request.
     fastapi_options["telemetry"] = {
         "tracing": exporting(),
+        "tracer_provider": provider(),
         "metrics": False,
         "logs": False,
         **fastapi_options.get("telemetry", {}),
@@ -254,7 +285,42 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
 
     for router in routers:
         app.include_router(router)
+    app.add_middleware(RequestMetrics)
     return app
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RequestMetrics:
+    """Observes `http_request_seconds` for each HTTP request, labelled with the template of the
+    route that answered (`/v1/conversations/{conversation_id}/messages`), which the router leaves
+    in the scope, never the raw path: one series per route, method and status, however many ids
+    are asked for. Requests no route matched share `unmatched`. WebSockets are left out (a
+    socket's life is not a latency). Pure ASGI: a clock read and one observation per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an exception escaping the app is a 500
+
+        async def note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, note_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+            HTTP_REQUEST_SECONDS.labels(method, route, str(status)).observe(time.perf_counter() - started)
 
 
 def allowed_methods(request: Request) -> str:

@@ -198,6 +198,17 @@ class RecordStream:
         end: int | None = self._kafka.highwater(partition)
         return end
 
+    async def end_offsets(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """The partitions' end offsets, asked of the brokers (the highwater above is only as fresh
+        as the last fetch, which stops while consumption is paused)."""
+        ends: dict[TopicPartition, int] = await self._kafka.end_offsets(list(partitions))
+        return ends
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        """The group's committed offset of a partition, None when it has none."""
+        offset: int | None = await self._kafka.committed(partition)
+        return offset
+
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commits the group's offsets; a failure (e.g. the partition moved to another member,
         which then gets the records again) is logged, not raised."""

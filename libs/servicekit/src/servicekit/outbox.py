@@ -43,7 +43,7 @@ from contracts import Envelope
 from servicekit.db import OutboxRecord, column_arrays
 from servicekit.kafka import physical_topic
 from servicekit.logs import get_logger
-from servicekit.metrics import OUTBOX_BACKLOG, OUTBOX_PARKED, OUTBOX_RELAYED
+from servicekit.metrics import OUTBOX_BACKLOG, OUTBOX_PARKED, OUTBOX_PARKED_ROWS, OUTBOX_RELAYED
 from servicekit.settings import ServiceSettings
 from servicekit.tracing import current_trace_headers
 
@@ -73,6 +73,11 @@ _TAKE_OLDEST = (
     .order_by(OutboxRecord.id)
     .limit(bindparam("limit"))
     .with_for_update()
+)
+COUNT_CAP = 100_000  # rows counted at most by a gauge's query
+_COUNT_BACKLOG = text(
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE parked_at IS NULL LIMIT :cap) AS waiting),"
+    " (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE parked_at IS NOT NULL LIMIT :cap) AS parked)"
 )
 # Errors about the record itself: publishing it again can never succeed.
 REFUSED_FOR_GOOD: tuple[type[BaseException], ...] = (
@@ -338,16 +343,23 @@ class OutboxRelay:
             result = await session.execute(_TAKE_OLDEST, {"limit": self._batch_size, "age": age})
             rows = [OutboxRow(*row) for row in result.all()]
             if not rows:
-                OUTBOX_BACKLOG.set(0)
                 return 0
             refused = await self._publish(rows)
             refused_ids = {row.id for row, _ in refused}
             await session.execute(_DELETE_PUBLISHED, {"ids": [row.id for row in rows if row.id not in refused_ids]})
             await self._park(session, refused)
         OUTBOX_RELAYED.inc(len(rows) - len(refused))
-        # A full batch means more rows are waiting; the exact count is not worth a query each time.
-        OUTBOX_BACKLOG.set(0 if len(rows) < self._batch_size else self._batch_size)
         return len(rows)
+
+    async def observe_backlog(self) -> None:
+        """Sets `outbox_backlog` and `outbox_parked_rows` from the table (one query, each count
+        capped so that a huge backlog does not make it slow). Called every sampling period by
+        `Runtime`: a count per relay pass would cost a query per commit."""
+        async with self._sessions() as session:
+            connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            waiting, parked = (await connection.execute(_COUNT_BACKLOG, {"cap": COUNT_CAP})).one()
+        OUTBOX_BACKLOG.set(waiting)
+        OUTBOX_PARKED_ROWS.set(parked)
 
 
 def _event_id_of(value: bytes) -> str:

@@ -35,6 +35,18 @@ class ServiceSettings(BaseSettings):
     postgres_db: str = ""
     redis_url: str = "redis://127.0.0.1:56379/0"
 
+    # Tracing (servicekit.tracing), off unless an exporter is named: `otlp` (OTLP over HTTP to
+    # the endpoint, e.g. an OpenTelemetry Collector, Jaeger or Tempo) or `console` (JSON lines
+    # to stdout, or appended to `tracing_console_file`).
+    otel_traces_exporter: Literal["none", "otlp", "console"] = "none"
+    otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318"
+    # The share of turns traced, decided where a turn starts (parent-based): 1.0 traces them all.
+    tracing_sample_ratio: float = 1.0
+    tracing_console_file: str = ""
+    # Seconds between two samples of the gauges read from the service's tables and from Kafka
+    # (outbox backlog, timers, consumer lag), per replica.
+    metrics_sample_seconds: float = 15.0
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def database_url(self) -> str:

@@ -46,7 +46,7 @@ import asyncio
 import contextlib
 import json
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, LargeBinary, String, event, text
@@ -57,7 +57,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from contracts import Envelope
 from servicekit.db import column_arrays
 from servicekit.logs import get_logger
-from servicekit.metrics import TIMERS_FIRED
+from servicekit.metrics import TIMERS_FIRED, TIMERS_OVERDUE, TIMERS_PENDING
 from servicekit.outbox import OutboxRelay, OutboxRow
 from servicekit.tracing import current_trace_headers
 
@@ -96,6 +96,13 @@ FIRE_DUE = text(
 # Seconds until the earliest timer falls due (negative when overdue, NULL when none): read from
 # the index's first entry, by the database's clock, the one the due scan uses.
 _NEXT_DUE_IN = text("SELECT EXTRACT(EPOCH FROM min(due_at) - now()) FROM timers")
+OVERDUE_AFTER = timedelta(seconds=10)  # a firer polls every second: a timer due this long is late
+COUNT_CAP = 100_000  # timers counted at most by a gauge's query
+_COUNT_PENDING = text(
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM timers LIMIT :cap) AS pending),"
+    " (SELECT count(*) FROM (SELECT 1 FROM timers WHERE due_at < now() - CAST(:late AS interval) LIMIT :cap)"
+    " AS overdue)"
+)
 
 
 def schedule(session: AsyncSession, name: str, due_at: datetime, envelope: Envelope[Any]) -> None:
@@ -200,6 +207,17 @@ class TimerFirer:
             connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             seconds = await connection.scalar(_NEXT_DUE_IN)
         return math.inf if seconds is None else float(seconds)
+
+    async def observe_pending(self) -> None:
+        """Sets `timers_pending` and `timers_overdue` from the table (one query, capped counts).
+        Called every sampling period by `Runtime`."""
+        async with self._sessions() as session:
+            connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            pending, overdue = (
+                await connection.execute(_COUNT_PENDING, {"cap": COUNT_CAP, "late": OVERDUE_AFTER})
+            ).one()
+        TIMERS_PENDING.set(pending)
+        TIMERS_OVERDUE.set(overdue)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

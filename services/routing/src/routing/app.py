@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from routing import handlers
 from routing.api import router
 from routing.config import Settings
+from routing.metrics import operators_online_sampler
 from servicekit.http import Runtime, create_app
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -18,4 +19,6 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = Runtime.build(settings, migrations_dir=MIGRATIONS)
     handlers.register(runtime.consumer(), settings)
+    assert runtime.sessions is not None
+    runtime.samplers.append(operators_online_sampler(runtime.sessions))
     return create_app(runtime, title="routing", routers=[router])
