@@ -7,19 +7,24 @@ stack is isolated from `make up` and from earlier runs on the same infrastructur
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer
 
 from contracts.topics import CONVERSATION_EVENTS
-from devkit.stack import SERVICES, Stack, free_port
+from devkit.mailsink import MailSink
+from devkit.receivers import TwilioLike, WebhookReceiver
+from devkit.stack import REPO, SERVICES, Stack, free_port
 from devkit.testing import Infra, create_database, drop_database
 from servicekit.topics import delete_topics, ensure_topics
 
@@ -87,3 +92,85 @@ async def first_event(stack: Stack, conversation_id: str, event_type: str, timeo
                             return event  # type: ignore[no-any-return]
     finally:
         await reader.stop()
+
+
+# ------------------------------------------------------------------------------ a stack that notifies
+# The notifier sends to real servers on loopback (an SMTP server, a Twilio-like API, the tenant's
+# webhook receiver) and the demo tenant's urgent and high tickets have SLA targets of seconds, with
+# no business hours, so that a test sees clocks at risk and breached.
+
+TWILIO_SID = "AC" + "0" * 31 + "7"
+TWILIO_TOKEN = "twilio-token-of-the-e2e-tests"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"lucine-e2e-webhook-secret-32-byte").decode()
+WEBHOOK_MAX_AGE_SECONDS = 10.0  # the receiver refuses a request older than this (a replay)
+WEBHOOK_EVENTS = [
+    "tickets.ticket_opened",
+    "tickets.ticket_updated",
+    "tickets.reply_posted",
+    "tickets.note_added",
+    "tickets.sla_warning",
+    "tickets.sla_breached",
+]
+SHORT_SLA = {
+    "urgent": {"first_response": "20s", "resolution": "1h"},
+    "high": {"first_response": "30s", "resolution": "2h"},
+    "normal": {"first_response": "2h", "resolution": "15h"},
+    "low": {"first_response": "5h", "resolution": "25h"},
+}
+
+
+@dataclass
+class Outside:
+    """The world outside the platform the notifier reaches."""
+
+    mail: MailSink
+    twilio: TwilioLike
+    webhooks: WebhookReceiver
+
+
+@pytest.fixture(scope="session")
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outside]:
+    folder = tmp_path_factory.mktemp("mail")
+    with (
+        MailSink(folder, port=free_port()) as mail,
+        TwilioLike(TWILIO_SID, TWILIO_TOKEN) as twilio,
+        WebhookReceiver(WEBHOOK_SECRET, max_age_seconds=WEBHOOK_MAX_AGE_SECONDS) as webhooks,
+    ):
+        yield Outside(mail, twilio, webhooks)
+
+
+def tenant_files(service: str, folder: Path, **changes: Any) -> Path:
+    """A copy of a service's shipped tenant files, the demo tenant's with `changes` (None drops a key)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (REPO / "services" / service / "tenants").glob("*.yaml"):
+        config = yaml.safe_load(path.read_text())
+        if config["tenant_id"] == DEMO_TENANT:
+            config.update(changes)
+            config = {key: value for key, value in config.items() if value is not None}
+        (folder / path.name).write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ticket_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory, outside: Outside) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("ticket-stack")
+    webhook = {"url": f"{outside.webhooks.url}/hooks", "secret": WEBHOOK_SECRET, "events": WEBHOOK_EVENTS}
+    notifier_env = {
+        "TENANTS_DIR": str(tenant_files("notifier", root / "notifier-tenants", webhooks=[webhook])),
+        "SMTP_HOST": outside.mail.host,
+        "SMTP_PORT": str(outside.mail.port),
+        "TWILIO_BASE_URL": outside.twilio.url,
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "SMTP_TIMEOUT_SECONDS": "5",
+        "TWILIO_TIMEOUT_SECONDS": "5",
+        "WEBHOOK_TIMEOUT_SECONDS": "5",
+        "DELIVERY_LEASE_SECONDS": "10",
+        "DELIVERY_BACKOFF_BASE_SECONDS": "0.5",
+        "DELIVERY_BACKOFF_MAX_SECONDS": "2",
+        "DELIVERY_POLL_SECONDS": "0.1",
+    }
+    tickets_tenants = tenant_files("tickets", root / "tickets-tenants", business_hours=None, sla=SHORT_SLA)
+    extra_env = {"notifier": notifier_env, "tickets": {"TENANTS_DIR": str(tickets_tenants)}}
+    with isolated_stack(infra, root / "logs", extra_env) as running:
+        yield running
