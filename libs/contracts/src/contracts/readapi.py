@@ -627,3 +627,220 @@ class DeliveryLogView(BaseModel):
     tenant_id: str
     ticket_id: uuid.UUID
     deliveries: list[DeliveryView]
+
+
+# ---------------------------------------------------------------------- the ai-responder's knowledge-base API
+# For the dashboard's knowledge-base pages (admins and supervisors; the gateway proxies them after
+# checking the role and the tenant). Under `/admin/tenants/{tenant_id}` of the ai-responder, with its
+# admin bearer token:
+#   GET    /articles                        -> KnowledgeArticleList
+#   GET    /articles/{article_id}           -> KnowledgeArticleView
+#   PUT    /articles/{article_id}           KnowledgeArticleInput -> KnowledgeBaseChange (new or edited)
+#   DELETE /articles/{article_id}           -> KnowledgeBaseChange
+#   GET    /articles/{article_id}/history   -> KnowledgeArticleHistory
+#   GET    /versions                        -> KnowledgeBaseVersionList
+#   POST   /rollback                        KnowledgeRollbackRequest -> KnowledgeBaseChange
+#   POST   /documents?filename=&language=   the file's bytes -> DocumentUploadResult
+#   POST   /test                            AssistantTestRequest -> AssistantTestView
+#   GET    /gaps?days=&limit=               -> UnansweredGroupList
+#   POST   /gaps/{gap_id}/article           GapArticleRequest -> KnowledgeBaseChange
+# Every change makes a new version of the whole knowledge base; the previous one stays live until the
+# new one has been validated and indexed, and a bad file or article is a 4xx naming the problem.
+
+
+class KnowledgeArticleSummary(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    article_id: str
+    title: dict[str, str]
+    """By language."""
+    languages: list[str]
+    tags: list[str] = Field(default_factory=list)
+    source: str = ""
+    """Where it came from: `documents/faq.it.md`, `articles/prices.md`, `dashboard`, `gap`."""
+    has_keywords: bool = False
+    updated_in_version: int
+    """The knowledge-base version that last changed this article."""
+
+
+class KnowledgeArticleList(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    version: int
+    """The live knowledge-base version."""
+    articles: list[KnowledgeArticleSummary]
+
+
+class KnowledgeArticleInput(BaseModel):
+    """An article as an admin writes it: a title and a text per language, optional tags."""
+
+    title: dict[str, str] = Field(min_length=1)
+    body: dict[str, str] = Field(min_length=1)
+    """Markdown text by language (`it`, `en`); every language needs its title."""
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    actions: list[str] = Field(default_factory=list, max_length=10)
+    """Smart actions defined in the tenant's configuration (e.g. `buy_tickets`)."""
+    topics: list[str] = Field(default_factory=list, max_length=10)
+    author: str = Field(default="", max_length=200)
+    note: str = Field(default="", max_length=500)
+
+
+class KnowledgeArticleView(KnowledgeArticleSummary):
+    body: dict[str, str]
+    keywords: dict[str, list[str]] = Field(default_factory=dict)
+    actions: list[str] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list)
+    version: int
+    """The version this view was read from (the live one, or the one asked for)."""
+
+
+class KnowledgeBaseChange(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    version: int
+    """The new live version."""
+    articles: int
+    """How many articles it holds."""
+    changed: list[str] = Field(default_factory=list)
+    """Ids of the articles added, edited or removed."""
+
+
+class KnowledgeBaseVersionView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    version: int
+    created_at: datetime
+    author: str = ""
+    note: str = ""
+    """What made it: `upload faq.pdf`, `edit prices`, `rollback to 3`..."""
+    articles: int
+    live: bool = False
+
+
+class KnowledgeBaseVersionList(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    versions: list[KnowledgeBaseVersionView]
+    """Newest first."""
+
+
+class KnowledgeArticleRevision(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    version: int
+    created_at: datetime
+    author: str = ""
+    note: str = ""
+    change: Literal["added", "edited", "removed"]
+    article: KnowledgeArticleView | None = None
+    """The article as that version had it (None once removed)."""
+
+
+class KnowledgeArticleHistory(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    article_id: str
+    revisions: list[KnowledgeArticleRevision]
+    """Newest first: each version that added, changed or removed the article."""
+
+
+class KnowledgeRollbackRequest(BaseModel):
+    version: int = Field(ge=1)
+    """The version whose content becomes live again (as a new version)."""
+    article_id: str | None = Field(default=None, max_length=120)
+    """Only this article goes back to how that version had it (removed if it did not exist then)."""
+    author: str = Field(default="", max_length=200)
+
+
+class DocumentUploadResult(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    filename: str
+    version: int
+    articles: list[str]
+    """The articles made from the document (its previous articles are replaced)."""
+    removed: list[str] = Field(default_factory=list)
+    """Articles of an earlier upload of the same document that it no longer has."""
+
+
+class AssistantTestRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    history: list[tuple[Sender, str]] = Field(default_factory=list, max_length=20)
+
+
+class PassageScore(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    article_id: str
+    title: str
+    language: str
+    passage: int
+    """Which passage of the article (0 for a short article)."""
+    text: str
+    score: float
+    """BM25 score (unbounded)."""
+    confidence: float = Field(ge=0, le=1)
+
+
+class AssistantTestView(BaseModel):
+    """What the assistant would answer, and why: the candidates retrieval found and their scores."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question: str
+    text: str
+    language: str
+    confidence: float = Field(ge=0, le=1)
+    answer_threshold: float
+    mode: str
+    sources: list[Source] = Field(default_factory=list)
+    smart_actions: list[SmartAction] = Field(default_factory=list)
+    handoff_reason: str | None = None
+    passages: list[PassageScore] = Field(default_factory=list)
+    """The best candidates, best first, whether or not they were confident enough to answer."""
+    version: int
+
+
+class UnansweredGroup(BaseModel):
+    """Customer questions the assistant could not answer from the knowledge base, grouped by wording."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    gap_id: uuid.UUID
+    """Stable for the group: the id of its first question."""
+    question: str
+    """A representative question of the group."""
+    count: int
+    examples: list[str]
+    languages: list[str]
+    reasons: list[str]
+    """Why no answer was given: `unknown_answer`, `low_confidence`, `sensitive_topic`..."""
+    first_asked: datetime
+    last_asked: datetime
+
+
+class UnansweredGroupList(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    since: datetime
+    questions: int
+    groups: list[UnansweredGroup]
+    """The most frequent first; questions turned into an article are left out."""
+
+
+class GapArticleRequest(BaseModel):
+    """A new article answering a group of unanswered questions."""
+
+    article_id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,119}$")
+    """Defaults to one made from the title."""
+    title: dict[str, str] = Field(min_length=1)
+    body: dict[str, str] = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    author: str = Field(default="", max_length=200)

@@ -1,6 +1,7 @@
 """Loading knowledge bases: the admin endpoint and the command line share `load_files`.
 
     python -m ai_responder.admin load <kb_dir_or_tenant_dir>
+    python -m ai_responder.admin document <tenant_id> <file.md|.txt|.html|.pdf> [language]
 
 A directory holding `tenant.yaml` is one tenant (its folder name is the tenant id); otherwise
 every sub-folder with a `tenant.yaml` is loaded.
@@ -76,7 +77,7 @@ async def put_knowledge_base(
         raise ApiError(422, "invalid_knowledge_base", str(error)) from error
     assert runtime.sessions is not None
     async with runtime.sessions() as session, session.begin():
-        version = await save_knowledge_base(session, kb)
+        version = await save_knowledge_base(session, kb, note="knowledge base replaced (files)")
     await request.app.state.assistant.reload()
     return KnowledgeBaseLoaded(tenant_id=tenant_id, version=version, articles=len(kb.articles))
 
@@ -100,7 +101,7 @@ async def load_command(path: Path) -> int:
         async with session_factory(engine)() as session, session.begin():
             for folder in folders:
                 kb = load_tenant(folder)
-                version = await save_knowledge_base(session, kb)
+                version = await save_knowledge_base(session, kb, note=f"loaded from folder {folder.name}")
                 print(f"loaded {kb.tenant_id}: {len(kb.articles)} articles (version {version})")
     except KBError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -110,11 +111,48 @@ async def load_command(path: Path) -> int:
     return 0
 
 
+async def document_command(tenant_id: str, file: Path, language: str | None) -> int:
+    """Adds (or replaces) one document's articles in a tenant's live knowledge base: a new version."""
+    from ai_responder.answering import TenantKnowledge
+    from ai_responder.documents import document_articles
+    from ai_responder.kb_admin import merge_document
+    from ai_responder.store import live_knowledge_base
+
+    settings = Settings()
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS, settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            live = await live_knowledge_base(session, tenant_id, lock=True)
+            if live is None:
+                print(f"error: no knowledge base for {tenant_id!r}: load its folder first", file=sys.stderr)
+                return 1
+            _, kb = live
+            config = kb.config
+            data = await asyncio.to_thread(file.read_bytes)
+            made = document_articles(file.name, data, config.languages, config.default_language, language)
+            articles, removed = merge_document(kb, file.name, made)
+            new = kb.model_copy(update={"articles": sorted(articles, key=lambda a: a.id)})
+            TenantKnowledge(new)  # indexes: what cannot be served is refused before it is stored
+            version = await save_knowledge_base(session, new, note=f"upload {file.name}")
+            print(
+                f"loaded {file.name} into {tenant_id}: {len(made)} articles, {len(removed)} removed (version {version})"
+            )
+    except (KBError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] != "load":
-        print(__doc__, file=sys.stderr)
-        return 2
-    return asyncio.run(load_command(Path(argv[2])))
+    if len(argv) == 3 and argv[1] == "load":
+        return asyncio.run(load_command(Path(argv[2])))
+    if len(argv) in (4, 5) and argv[1] == "document":
+        return asyncio.run(document_command(argv[2], Path(argv[3]), argv[4] if len(argv) == 5 else None))
+    print(__doc__, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

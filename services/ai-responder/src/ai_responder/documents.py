@@ -85,7 +85,7 @@ def _markdown_sections(text: str, default_title: str) -> list[Section]:
     """Sections at every heading; a heading directly followed by a deeper one only gives context."""
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
-    title, buffer = default_title, []
+    title, buffer = default_title, list[str]()
     parents: tuple[str, ...] = ()
     in_code = False
 
@@ -141,7 +141,7 @@ def _plain_sections(text: str, default_title: str) -> list[Section]:
     """Plain text (and PDF text): headings are guessed line by line, see `_looks_like_heading`."""
     lines = [line.rstrip() for line in text.splitlines()]
     sections: list[Section] = []
-    title, buffer = default_title, []
+    title, buffer = default_title, list[str]()
     for i, line in enumerate(lines):
         following = next((candidate for candidate in lines[i + 1 :] if candidate.strip()), None)
         previous_blank_or_sentence = not buffer or not buffer[-1].strip() or bool(_SENTENCE_END.search(buffer[-1]))
@@ -165,7 +165,8 @@ def _node_text(node: LexborNode) -> str:
 def html_to_markdown(html: str) -> tuple[str, str]:
     """The page's main text as Markdown headings and paragraphs, and its <title>; boilerplate dropped."""
     tree = LexborHTMLParser(html)
-    page_title = _node_text(tree.css_first("title")) if tree.css_first("title") else ""
+    title_node = tree.css_first("title")
+    page_title = _node_text(title_node) if title_node is not None else ""
     for node in tree.css(_BOILERPLATE):
         node.decompose()
     for node in tree.css("[class], [id]"):

@@ -18,11 +18,13 @@ from ai_responder.store import (
     PostedMessage,
     QuestionContext,
     StartedConversation,
+    UnansweredQuestion,
+    record_unanswered,
     remember_conversations,
     remember_messages_and_recall,
 )
 from contracts import Envelope
-from contracts.common import ConversationStatus, Sender
+from contracts.common import ConversationStatus, HandoffReason, Sender
 from contracts.envelope import idempotency_key
 from contracts.events import AiReplyGenerated, ConversationStarted, MessagePosted
 from servicekit.consumer import EventConsumer
@@ -40,6 +42,15 @@ def reply_id_for(message_id: uuid.UUID) -> uuid.UUID:
 def is_question(message: MessagePosted) -> bool:
     """A customer message the assistant answers: one sent while the AI has the conversation."""
     return message.sender == Sender.CUSTOMER and message.status == ConversationStatus.AI
+
+
+def is_gap(answer: Answer) -> bool:
+    """No KB answer and a person offered for it: not a request for a person, nor only a mood."""
+    return (
+        answer.handoff_reason is not None
+        and not answer.sources
+        and answer.handoff_reason not in (HandoffReason.CUSTOMER_REQUEST, HandoffReason.NEGATIVE_SENTIMENT)
+    )
 
 
 def question_of(envelope: Envelope[MessagePosted], context: QuestionContext) -> Question:
@@ -74,7 +85,24 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
         keys = [(e.conversation_id, e.payload.seq) for e in asked if e.conversation_id is not None]
         contexts = await remember_messages_and_recall(session, posted, keys, history_messages)
         questions = [question_of(e, contexts.get(key) or QuestionContext()) for e, key in zip(asked, keys, strict=True)]
-        session.info[ANSWERS] = dict(zip(keys, await assistant.answer_all(questions), strict=True))
+        answers = await assistant.answer_all(questions)
+        session.info[ANSWERS] = dict(zip(keys, answers, strict=True))
+        # Questions the KB did not answer are its gaps: kept for the knowledge-base page.
+        await record_unanswered(
+            session,
+            [
+                UnansweredQuestion(
+                    question_id=e.payload.message_id,
+                    tenant_id=e.tenant_id,
+                    conversation_id=e.conversation_id,
+                    text=e.payload.text,
+                    language=a.language,
+                    reason=str(a.handoff_reason),
+                )
+                for e, a in zip(asked, answers, strict=True)
+                if is_gap(a)
+            ],
+        )
 
     @consumer.on(ConversationStarted)
     async def on_started(envelope: Envelope[ConversationStarted], session: AsyncSession) -> None:

@@ -47,11 +47,39 @@ class RecentMessage(Base):
     text: Mapped[str] = mapped_column(Text)
 
 
-async def save_knowledge_base(session: AsyncSession, kb: TenantKB) -> int:
-    """Upserts a tenant's knowledge base; returns its new version."""
-    statement = insert(KnowledgeBaseRecord).values(
-        tenant_id=kb.tenant_id, version=1, content=kb.model_dump(mode="json")
-    )
+class KnowledgeBaseVersion(Base):
+    """Every version a tenant's knowledge base has had, whole: its history, and what a rollback restores."""
+
+    __tablename__ = "knowledge_base_versions"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    author: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+
+class UnansweredQuestion(Base):
+    """A customer question the assistant answered with "I don't know" or a person: a KB gap."""
+
+    __tablename__ = "unanswered_questions"
+
+    question_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(2))
+    reason: Mapped[str] = mapped_column(String(32))
+    asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    resolved_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    """The article created to answer it."""
+
+
+async def save_knowledge_base(session: AsyncSession, kb: TenantKB, author: str = "", note: str = "") -> int:
+    """Upserts a tenant's knowledge base and records it as a new version; returns that version."""
+    content = kb.model_dump(mode="json")
+    statement = insert(KnowledgeBaseRecord).values(tenant_id=kb.tenant_id, version=1, content=content)
     upsert = statement.on_conflict_do_update(
         index_elements=[KnowledgeBaseRecord.tenant_id],
         set_={
@@ -60,7 +88,72 @@ async def save_knowledge_base(session: AsyncSession, kb: TenantKB) -> int:
             "updated_at": func.now(),
         },
     ).returning(KnowledgeBaseRecord.version)
-    return int((await session.execute(upsert)).scalar_one())
+    version = int((await session.execute(upsert)).scalar_one())
+    session.add(
+        KnowledgeBaseVersion(
+            tenant_id=kb.tenant_id, version=version, content=content, author=author[:200], note=note[:500]
+        )
+    )
+    await session.flush()
+    return version
+
+
+async def live_knowledge_base(session: AsyncSession, tenant_id: str, lock: bool = False) -> tuple[int, TenantKB] | None:
+    """The tenant's live version and knowledge base; `lock` holds the row until the transaction ends,
+    so two edits of the same knowledge base apply one after the other instead of losing one."""
+    query = select(KnowledgeBaseRecord).where(KnowledgeBaseRecord.tenant_id == tenant_id)
+    record = await session.scalar(query.with_for_update() if lock else query)
+    if record is None:
+        return None
+    return record.version, TenantKB.model_validate(record.content)
+
+
+async def knowledge_base_version(session: AsyncSession, tenant_id: str, version: int) -> KnowledgeBaseVersion | None:
+    return await session.get(KnowledgeBaseVersion, (tenant_id, version))
+
+
+async def knowledge_base_history(session: AsyncSession, tenant_id: str, limit: int = 200) -> list[KnowledgeBaseVersion]:
+    """The tenant's versions, newest first."""
+    rows = await session.scalars(
+        select(KnowledgeBaseVersion)
+        .where(KnowledgeBaseVersion.tenant_id == tenant_id)
+        .order_by(KnowledgeBaseVersion.version.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def record_unanswered(session: AsyncSession, rows: list[UnansweredQuestion]) -> None:
+    """Keeps the questions of a batch that got no answer from the KB (a redelivered one is ignored)."""
+    if rows:
+        values = [
+            {
+                "question_id": r.question_id,
+                "tenant_id": r.tenant_id,
+                "conversation_id": r.conversation_id,
+                "text": r.text[:2000],
+                "language": r.language,
+                "reason": r.reason,
+            }
+            for r in rows
+        ]
+        await session.execute(insert(UnansweredQuestion).values(values).on_conflict_do_nothing())
+
+
+async def unanswered_since(
+    session: AsyncSession, tenant_id: str, since: datetime, limit: int = 5000
+) -> list[UnansweredQuestion]:
+    rows = await session.scalars(
+        select(UnansweredQuestion)
+        .where(
+            UnansweredQuestion.tenant_id == tenant_id,
+            UnansweredQuestion.asked_at >= since,
+            UnansweredQuestion.resolved_by.is_(None),
+        )
+        .order_by(UnansweredQuestion.asked_at)
+        .limit(limit)
+    )
+    return list(rows)
 
 
 async def knowledge_versions(session: AsyncSession) -> dict[str, int]:
