@@ -234,6 +234,9 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
     fastapi_options["telemetry"] = {
         "tracing": exporting(),
         "tracer_provider": provider(),
+        # One span per request: its dependencies', endpoint's and serialization's spans would
+        # triple the cost and add nothing the request span and the consumers' spans do not show.
+        "operation_spans": False,
         "metrics": False,
         "logs": False,
         **fastapi_options.get("telemetry", {}),

@@ -11,6 +11,7 @@ frames in seq order with no duplicate, across history, live events and gap fills
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import deque
@@ -29,6 +30,7 @@ from contracts.readapi import WidgetMessage
 from gateway.readapi import ConversationReader
 from servicekit.http import ApiError
 from servicekit.logs import get_logger
+from servicekit.tracing import consumer_span, exporting, headers_of
 
 log = get_logger(__name__)
 
@@ -255,7 +257,20 @@ class Hub:
             frames = [queue_frame(payload)]
         else:
             return
-        for socket in list(group):
-            for frame in frames:
-                if frame[0] is not Kind.NOTE or socket.sees_notes:  # never a widget's
-                    socket.push(frame)
+        # The last span of a customer turn, under the span that emitted the event (its record's
+        # headers); only for events this process has sockets for, and only when exporting.
+        with (
+            consumer_span(
+                f"push {envelope.type}",
+                topic=record.topic,
+                group=None,
+                event_type=envelope.type,
+                parent=headers_of(record.headers),
+            )
+            if exporting()
+            else contextlib.nullcontext()
+        ):
+            for socket in list(group):
+                for frame in frames:
+                    if frame[0] is not Kind.NOTE or socket.sees_notes:  # never a widget's
+                        socket.push(frame)
