@@ -53,6 +53,7 @@ down: ## stop the services and the infrastructure
 test: infra-up ## lint, then every test against real Kafka, PostgreSQL, Redis and Chromium
 	@$(MAKE) --no-print-directory lint
 	@$(INFRA) browser
+	@$(INFRA) promtool
 	$(PY) -m pytest
 
 .PHONY: lint

@@ -5,7 +5,7 @@ Each server runs as a plain process on loopback, with its data, logs and pid fil
 `.local/` in the repository, on ports of its own, so a system-wide instance is never
 touched. Every command is idempotent: `up` on a running stack only checks it.
 
-    python3 infra/localinfra.py up|down|status|env|browser
+    python3 infra/localinfra.py up|down|status|env|browser|promtool
 
 Only the standard library is used: this runs before the project's virtualenv exists.
 """
@@ -442,6 +442,11 @@ def main(argv: list[str]) -> int:
             # Browser tests drive Debian's Chromium; test tools cannot download their own here.
             if not shutil.which("chromium"):
                 apt_install(["chromium", "fonts-dejavu-core"])
+        elif command == "promtool":
+            # The alert rules' tests run Debian's promtool (in its `prometheus` package); only the
+            # tool is used, no Prometheus server is started.
+            if not shutil.which("promtool"):
+                apt_install(["prometheus"])
         elif command == "status":
             ports = {"postgres": POSTGRES_PORT, "redis": REDIS_PORT, "kafka": KAFKA_PORT}
             for name, port in ports.items():
