@@ -103,6 +103,14 @@ class UnknownTenantError(LookupError):
 
 
 _SENTENCE_END = re.compile(r"[.!?…]\s*$")
+# A message that asks something: a question mark, or an opening question word.
+_QUESTION = re.compile(
+    r"\?|^\W*(come|dove|quando|quanto|quanta|quanti|quante|perch[eé]|cosa|qual[ei]?|chi|posso|possiamo|potete|"
+    r"avete|c'[eè]|ci sono|si pu[oò]|how|where|when|what|why|which|who|can|could|do|does|is|are)\b",
+    re.IGNORECASE,
+)
+# "And on Sundays?", "e per i ragazzi?", "what about children?": only the previous question gives the topic.
+_FOLLOW_UP = re.compile(r"^\s*(e|ed|and|what about|how about|invece|e invece)\b\W*(\w+\W*){0,4}$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +168,15 @@ class TenantKnowledge:
         # The day asked about is not the topic ("Christmas" is not in an opening-hours text).
         ignore = scan.noise | day.words if day is not None else scan.noise
         passages = self._search(question.text, language, ignore)
+        if hit is not None and hit.reason == HandoffReason.NEGATIVE_SENTIMENT and not _QUESTION.search(question.text):
+            # "I'm really disappointed with the visit" asks nothing: an apology and a person, not an article.
+            passages = []
         if hit is not None and hit.topic is not None:
             passages = self._topic_first(hit.topic, passages, question.text, language)
         confidence = passages[0].confidence if passages else 0.0
         used_history = False
-        if confidence < self.config.answer_threshold and hit is None and smalltalk is None:
+        follow_up = _FOLLOW_UP.match(question.text) is not None
+        if (confidence < self.config.answer_threshold or follow_up) and hit is None and smalltalk is None:
             # A follow-up often only makes sense with the previous question ("and for children?").
             previous_question = next((t for s, t in reversed(question.history) if s == Sender.CUSTOMER), None)
             if previous_question:

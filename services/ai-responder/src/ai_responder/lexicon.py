@@ -27,9 +27,13 @@ GENERIC_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("bambini", "bambino", "figli", "figlio", "piccoli", "children", "child", "kids", "kid", "toddler", "toddlers"),
     ("ragazzi", "ragazzo", "giovani", "teenagers", "teenager", "teens", "young"),
     ("famiglia", "famiglie", "family", "families"),
+    ("adulti", "adulto", "intero", "interi", "adult", "adults", "full", "standard"),
     ("orario", "orari", "hours", "times", "schedule", "timetable"),
+    # Open and closed: a question about closing time is answered by the opening hours, and "closed on
+    # Mondays" answers "are you open on Monday?".
     ("aperto", "aperti", "aperta", "apertura", "aprite", "apre", "aprono", "open", "opens", "opening"),
     ("chiuso", "chiusi", "chiusura", "chiude", "chiudete", "chiudono", "closed", "closing", "close", "closes"),
+    ("aperto", "apertura", "chiuso", "chiusura", "open", "opening", "closed", "closing"),
     (
         "prenotare",
         "prenotazione",
@@ -58,7 +62,13 @@ GENERIC_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("guardaroba", "armadietti", "armadietto", "cloakroom", "locker", "lockers", "luggage"),
     ("zaino", "zaini", "valigia", "valigie", "borsa", "backpack", "backpacks", "suitcase", "suitcases", "bag", "bags"),
     ("lasciare", "lascio", "leave", "left", "deposit"),
-    ("dura", "durata", "durano", "long", "duration", "last", "lasts"),
+    ("dura", "durata", "durano", "tempo", "long", "duration", "last", "lasts"),
+    ("entrare", "entra", "entrano", "entrata", "ingresso", "enter", "entry", "entrance", "admission"),
+    ("sera", "sere", "serata", "serale", "stasera", "evening", "evenings", "tonight", "night"),
+    ("evento", "eventi", "manifestazione", "event", "events"),
+    ("fino", "finisce", "termina", "until", "end", "ends"),
+    ("estate", "estivo", "estiva", "luglio", "agosto", "summer", "july", "august"),
+    ("weekend", "settimana", "sabato", "domenica", "saturday", "sunday", "weekends"),
     ("bar", "caffe", "caffetteria", "cafe", "coffee", "snack"),
     ("negozio", "bookshop", "souvenir", "shop", "store"),
     ("wifi", "internet", "wireless"),
@@ -74,7 +84,20 @@ GENERIC_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("regalo", "regalare", "gift", "present"),
     ("rimborso", "rimborsi", "rimborsabili", "refund", "refunds", "refundable"),
     ("mangiare", "bere", "cibo", "eat", "eating", "drink", "drinking", "food"),
-    ("navetta", "bus", "autobus", "shuttle", "pullman", "coach"),
+    (
+        "navetta",
+        "bus",
+        "autobus",
+        "shuttle",
+        "pullman",
+        "coach",
+        "trasporto",
+        "trasporti",
+        "mezzi",
+        "transport",
+        "pubblici",
+        "public",
+    ),
     ("gruppo", "gruppi", "comitiva", "group", "groups", "party"),
     ("scuola", "scuole", "classe", "scolaresca", "school", "schools", "class"),
 )
@@ -88,5 +111,8 @@ QUALIFIERS: frozenset[str] = word_set(
     basically anyway somewhere anywhere something anything someone somebody kindly possibly
     probably perhaps maybe please currently usually normally generally typically current now ongoing
     attuale attualmente adesso ora momento quanto quanta quanti quante much
+    prendere prendo trovare trovo usare take find use dentro inside within stare restare rimanere stay
+    passa passare mattina mattino morning pomeriggio afternoon nearby vicino vicini friendly offer offrite
+    provide fornite
     """
 )

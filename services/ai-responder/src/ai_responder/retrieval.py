@@ -38,10 +38,12 @@ FIELD_REPEATS: dict[str, int] = {"title": 3, "keywords": 1, "tags": 1, "body": 1
 FUZZY_PENALTY = 0.9
 """A typo-corrected word counts a little less than a correctly spelt one."""
 SYNONYM_WEIGHT = 0.7
-SCORE_SCALE = 1.0
+SCORE_SCALE = 0.7
 """BM25 score at which the saturation factor reaches 1 - 1/e."""
-UNKNOWN_FACTOR = 0.55
-"""Confidence kept for each informative question word the knowledge base has never seen."""
+UNKNOWN_FACTOR = 0.45
+"""Confidence kept for each informative question word the knowledge base has never seen..."""
+UNKNOWN_WEIGHT = 0.0
+"""...which also counts, at this share of a rare word's weight, as a part of the question left unexplained."""
 OTHER_LANGUAGE = 0.6
 """Rank factor of a passage written only in another language than the customer's."""
 SHORT_ARTICLE_WORDS = 120
@@ -52,6 +54,10 @@ MIN_UNKNOWN_LENGTH = 4
 QUESTION_WORDS = frozenset({"dove", "where", "quando", "when"})
 """They say what kind of answer is wanted more than what it is about: they count little in coverage."""
 QUESTION_WORD_IMPORTANCE = 0.3
+SHAPE_CREDIT = 0.8
+"""BM25 credit, per unit of a word's importance, of a passage stating the kind of fact asked for."""
+TITLE_BONUS = 0.05
+"""Rank bonus per question word found as such in a passage's title."""
 """Shorter unknown words are too often abbreviations or typos to veto an answer."""
 _IGNORED = STOPWORDS | QUALIFIERS
 # What kind of fact a question asks for, and how that fact looks in a text.
@@ -59,15 +65,15 @@ _PRICE_WORDS = frozenset(
     [
         "costa",
         "costano",
+        "spendere",
+        "spendiamo",
+        "spend",
         "costo",
         "costi",
         "prezzo",
         "prezzi",
         "tariffa",
         "tariffe",
-        "paga",
-        "pagano",
-        "pagare",
         "price",
         "prices",
         "cost",
@@ -95,9 +101,20 @@ _TIME_WORDS = frozenset(
         "chiusura",
     ]
 )
+_PHONE_WORDS = frozenset(["telefono", "telefonare", "chiamare", "numero", "phone", "call", "telephone", "number"])
+_EMAIL_WORDS = frozenset(["email", "mail"])
 _ANSWER_SHAPES: dict[str, re.Pattern[str]] = {
+    "phone": re.compile(r"\+?\d[\d ]{7,}\d"),
+    "email": re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+"),
     "price": re.compile(r"€|\$|£|\beur(o|i|os)?\b|\bgratis\b|\bgratuit|\bfree\b|\d+[.,]\d\d", re.IGNORECASE),
     "time": re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s?(am|pm)\b", re.IGNORECASE),
+}
+
+
+_CREDITED_WORDS: dict[str, frozenset[str]] = {
+    "price": _PRICE_WORDS,
+    "phone": _PHONE_WORDS,
+    "email": _EMAIL_WORDS | {"address", "indirizzo"},  # "email address": not a place
 }
 
 
@@ -106,13 +123,19 @@ def asked_for(tokens: Sequence[str]) -> str | None:
     pairs = set(itertools.pairwise(tokens))
     if _PRICE_WORDS & set(tokens) or ("how", "much") in pairs or ("quanto", "si") in pairs:
         return "price"
+    if _EMAIL_WORDS & set(tokens):
+        return "email"
+    if _PHONE_WORDS & set(tokens):
+        return "phone"
     if _TIME_WORDS & set(tokens) or ("che", "ora") in pairs or ("what", "time") in pairs:
         return "time"
     return None
 
 
 _HYPHENATED = re.compile(r"\b(\w+)-(\w+)\b")
-_CAPITALISED = re.compile(r"(^|[.!?]\s+|\S\s+)([A-ZÀ-Ý][\w'’]*)")
+_CAPITALISED_WORD = re.compile(r"^[\"'(«“]?[A-ZÀ-Ý]")
+_ORIGIN_WORDS = frozenset({"da", "dal", "dalla", "from", "via"})
+"""An unknown place after these is where the customer starts from, not what they ask about."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +220,7 @@ class RetrievalIndex:
         self.articles: tuple[Article, ...] = tuple(articles)
         self.default_language = default_language
         self.units: list[_Unit] = []
+        self._title_keys: list[frozenset[str]] = []
         corpus: list[list[str]] = []
         surface_keys: dict[str, set[str]] = {}
         surface_langs: dict[str, set[str]] = {}
@@ -224,10 +248,17 @@ class RetrievalIndex:
             for lang, body in article.body.items():
                 head = keys_of([article.title.get(lang, "")], lang) * FIELD_REPEATS["title"]
                 head += keys_of(article.keywords.get(lang, []), lang, dedupe=True) + tags
+                title_keys = frozenset(keys_of([article.title.get(lang, "")], lang))
                 for number, passage in enumerate(split_passages(body)):
                     self.units.append(_Unit(doc, lang, number, passage))
+                    self._title_keys.append(title_keys)
                     corpus.append(head + keys_of([passage], lang))
 
+        # Which passages state an amount or a time: they answer "how much" and "what time".
+        self._shapes: dict[str, dict[int, int]] = {
+            name: {i: n for i, unit in enumerate(self.units) if (n := len(shape.findall(unit.text)))}
+            for name, shape in _ANSWER_SHAPES.items()
+        }
         # bm25s computes every (term, passage) BM25 weight once; scoring then only adds them up.
         model = bm25s.BM25(method="lucene", k1=k1, b=b)
         model.index(corpus, show_progress=False)
@@ -334,7 +365,12 @@ class RetrievalIndex:
         """Capitalised words inside a sentence that the knowledge base does not know: another place,
         event or product ("Torino", "Scala", "Picasso"), so the question is not about this business."""
         names = []
-        for _, word in _CAPITALISED.findall(text):
+        words = text.split()
+        for previous, word in itertools.pairwise(words):
+            if not _CAPITALISED_WORD.match(word):
+                continue
+            if previous[-1] in ".!?" or normalize(previous) in _ORIGIN_WORDS:
+                continue  # a sentence's first word, or where the customer comes from ("da Varese")
             for token in tokenize(word):
                 if token not in ignore and len(token) >= MIN_UNKNOWN_LENGTH and not self.known(token):
                     names.append(token)
@@ -357,16 +393,26 @@ class RetrievalIndex:
                     continue
                 if term.candidates:
                     terms[token] = term
-                elif len(token) >= MIN_UNKNOWN_LENGTH and not token.isdigit():
-                    unknown += 1  # counted once, in the penalty below, not in the coverage too
+                elif len(token) >= MIN_UNKNOWN_LENGTH and not token.isdigit() and token not in QUESTION_WORDS:
+                    unknown += 1  # the question asks about something the passages never mention
         if not terms:
             return []
         wanted = asked_for(tokens)
         shape = _ANSWER_SHAPES.get(wanted or "")
         scores: dict[int, float] = {}
         matched: dict[int, float] = {}
-        total_importance = 0.0
-        for term in terms.values():
+        # Words that only say which kind of fact is wanted ("costa", "phone"): a passage stating such a
+        # fact explains them (as much as a synonym would: "chiude" still prefers a text saying "chiuso").
+        type_words = _CREDITED_WORDS.get(wanted or "", frozenset())
+        shaped = self._shapes.get(wanted or "", {})
+        typed = [(token, term) for token, term in terms.items() if token in type_words]
+        if wanted is not None and not typed:
+            # "how much", "a che ora": the kind of answer asked for stands as a word of the question.
+            typed = [("", _Term((), self._unknown_importance * QUESTION_WORD_IMPORTANCE))]
+            terms[""] = typed[0][1]
+        title_hits: dict[int, int] = {}
+        total_importance = unknown * self._unknown_importance * UNKNOWN_WEIGHT
+        for token, term in terms.items():
             total_importance += term.importance
             best: dict[int, tuple[float, float]] = {}
             for key, weight in term.candidates:
@@ -374,6 +420,15 @@ class RetrievalIndex:
                     value = weight * contribution
                     if value > best.get(unit, (0.0, 0.0))[0]:
                         best[unit] = (value, weight)
+                    if key in self._title_keys[unit] and weight == 1.0:
+                        title_hits[unit] = title_hits.get(unit, 0) + 1
+            if wanted is not None and token in type_words | {""}:
+                # A passage stating an amount answers "quanto costa" even if it never says "costa"; a
+                # list of amounts (a price list) a little more than a passing one.
+                for unit, count in shaped.items():
+                    credit = term.importance * SHAPE_CREDIT * min(count, 4) / 4
+                    if credit > best.get(unit, (0.0, 0.0))[0]:
+                        best[unit] = (credit, SYNONYM_WEIGHT)
             for unit, (value, weight) in best.items():
                 scores[unit] = scores.get(unit, 0.0) + value
                 matched[unit] = matched.get(unit, 0.0) + term.importance * weight
@@ -386,7 +441,7 @@ class RetrievalIndex:
         def confidence_of(unit: int) -> float:
             coverage = matched[unit] / total_importance if total_importance else 0.0
             confidence = coverage * (1.0 - math.exp(-scores[unit] / SCORE_SCALE)) * penalty
-            if shape is not None and not shape.search(self.units[unit].text):
+            if wanted in _CREDITED_WORDS and shape is not None and not shape.search(self.units[unit].text):
                 confidence *= UNKNOWN_FACTOR  # "how much is the ferry?" and the text names no amount
             return max(0.0, min(1.0, confidence))
 
@@ -396,6 +451,8 @@ class RetrievalIndex:
             # How much of the question a passage explains ranks first, its BM25 score breaks ties; a
             # passage in the customer's language (or of an article written in it) wins a near tie.
             factor = 1.0 if language in self.articles[self.units[unit].doc].body else OTHER_LANGUAGE
+            # Question words in the title (a FAQ's question, a section's heading) count a little more.
+            factor *= 1.0 + TITLE_BONUS * title_hits.get(unit, 0)
             return confidences[unit] * factor, scores[unit] * factor
 
         passages: list[Passage] = []
