@@ -134,7 +134,8 @@ def test_both_languages_have_every_word() -> None:
         "import(process.argv[1]).then(m => { const it = m.words('it'), en = m.words('en');"
         " const keys = o => Object.keys(o).sort().join(',');"
         " console.log(JSON.stringify({same: keys(it) === keys(en),"
-        " nested: ['reasons','statuses','senders'].every(k => keys(it[k]) === keys(en[k]))})); })"
+        " nested: ['reasons','statuses','senders','ticketStatuses','ticketPriorities','slaStates','slaClocks',"
+        " 'channels'].every(k => keys(it[k]) === keys(en[k]))})); })"
     )
     # i18n.js reads localStorage and navigator only when asked for the initial language.
     result = subprocess.run(

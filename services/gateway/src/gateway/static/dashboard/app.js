@@ -1,7 +1,7 @@
 // The operator dashboard: Preact with htm (vendored, no build step).
 import { html, render, useEffect, useMemo, useRef, useState } from "/dashboard/vendor/preact-htm.module.js";
 import { initialLanguage, LANGUAGES, saveLanguage, words } from "/dashboard/i18n.js";
-import { Store } from "/dashboard/store.js";
+import { SLA_RANK, Store, TICKET_MOVES } from "/dashboard/store.js";
 
 const store = new Store();
 const SUPERVISING = new Set(["supervisor", "admin"]);
@@ -201,6 +201,20 @@ function Header({ t, state }) {
     <header class="topbar">
       <div class="brand"><span class="brand-mark" aria-hidden="true">✦</span> Lucine Support${" "}
         <span class="muted">· ${t.title}</span></div>
+      <nav class="views" aria-label=${t.title}>
+        ${[
+          ["conversations", t.viewConversations, "Alt+1", 0],
+          ["tickets", t.viewTickets, "Alt+4", state.ticketsNew],
+        ].map(
+          ([view, label, key, count]) => html`
+            <button type="button" class=${"view" + (state.view === view ? " on" : "")} aria-current=${state.view === view ? "page" : null}
+              onClick=${() => (view === "tickets" ? store.showView("tickets") : store.showTab(state.tab))} title=${key}
+              data-testid=${"view-" + view}>
+              ${label}${count ? html` <span class="count new" title=${t.newTickets}>${count}</span>` : ""}
+            </button>
+          `,
+        )}
+      </nav>
       <div class="presence" role="radiogroup" aria-label=${t.presence} data-testid="presence">
         ${["online", "away", "offline"].map(
           (status) => html`
@@ -652,6 +666,386 @@ function Actions({ t, state, c }) {
   `;
 }
 
+
+// ------------------------------------------------------------------------------ tickets
+
+function operatorName(t, state, id) {
+  if (!id) return t.unassigned;
+  const known = state.operators[id];
+  const name = (known && known.name) || id;
+  return id === state.me.operatorId ? name + " (" + t.you + ")" : name;
+}
+
+function TicketStatus({ t, status }) {
+  return html`<span class=${"status t-" + status} data-testid="ticket-status-pill">${t.ticketStatuses[status] || status}</span>`;
+}
+
+function PriorityBadge({ t, priority }) {
+  return html`<span class=${"badge p-" + priority} data-testid="ticket-priority-badge">${t.ticketPriorities[priority] || priority}</span>`;
+}
+
+// How long a clock has left (or is late by); a paused clock's frozen remainder; nothing once met.
+// `beside`: next to the clock's own badge, which already says "paused".
+function slaTime(t, clock, now, beside = false) {
+  if (clock.state === "met") return "";
+  if (clock.state === "paused") {
+    if (clock.remaining_seconds == null) return "";
+    return (beside ? t.left : t.pausedLeft) + " " + duration(clock.remaining_seconds * 1000);
+  }
+  if (!clock.due_at) return "";
+  const left = new Date(clock.due_at).getTime() - now;
+  // A breached clock is late even if this screen's clock is a little behind the server's.
+  return left > 0 && clock.state !== "breached" ? t.dueIn + " " + duration(left) : t.overdueBy + " " + duration(Math.max(-left, 0));
+}
+
+function SlaBadge({ t, state }) {
+  return html`<span class=${"sla sla-" + state} data-testid="sla-badge" data-state=${state}>${t.slaStates[state] || state}</span>`;
+}
+
+// The clock a list row talks about: the worst one still counting, else the worst.
+function headlineClock(ticket) {
+  const clocks = ticket.sla || [];
+  return clocks.slice().sort((a, b) => SLA_RANK[b.state] - SLA_RANK[a.state])[0] || null;
+}
+
+function TicketsView({ t, state }) {
+  return html`
+    <div class="panes">
+      <${TicketList} t=${t} state=${state} />
+      <${TicketThread} t=${t} state=${state} />
+      <${TicketSide} t=${t} state=${state} />
+    </div>
+  `;
+}
+
+function TicketList({ t, state }) {
+  const now = useNow();
+  const supervising = SUPERVISING.has(state.me.role);
+  const tabs = supervising ? ["all", "mine", "risk"] : ["all", "mine"];
+  const labels = { all: t.ticketTabAll, mine: t.ticketTabMine, risk: t.ticketTabRisk };
+  const f = state.ticketFilters;
+  const tickets = state.ticketList.map((id) => state.tickets[id]).filter(Boolean);
+  const operators = Object.entries(state.operators).sort(([, a], [, b]) => String(a.name).localeCompare(String(b.name)));
+  // Arrow keys move along the list (and open the ticket), as in a mail client.
+  const onKeyDown = (event) => {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    const buttons = Array.from(event.currentTarget.querySelectorAll(".item-main"));
+    const at = buttons.indexOf(document.activeElement);
+    const next = buttons[Math.min(Math.max(at + (event.key === "ArrowDown" ? 1 : -1), 0), buttons.length - 1)];
+    if (next) {
+      event.preventDefault();
+      next.focus();
+      next.click();
+    }
+  };
+  let body;
+  if (state.ticketState === "error") body = html`<p class="empty">${errorText(t, state.ticketError)}</p>`;
+  else if (!tickets.length) {
+    body = html`<p class="empty">${state.ticketState === "loading" ? t.loadingTickets : state.ticketTab === "risk" ? t.noTicketsRisk : t.noTickets}</p>`;
+  } else body = tickets.map((ticket) => html`<${TicketItem} t=${t} state=${state} ticket=${ticket} now=${now} />`);
+  return html`
+    <nav class="pane list-pane" aria-label=${t.viewTickets}>
+      <div class="tabs" role="tablist">
+        ${tabs.map(
+          (tab) => html`
+            <button type="button" role="tab" aria-selected=${state.ticketTab === tab}
+              class=${"tab" + (state.ticketTab === tab ? " on" : "")} onClick=${() => store.showTicketTab(tab)}
+              title=${tab === "risk" ? "Alt+5" : ""} data-testid=${"ticket-tab-" + tab}>
+              ${labels[tab]}${state.ticketTab === tab ? html` <span class="count">${tickets.length}</span>` : ""}
+            </button>
+          `,
+        )}
+      </div>
+      <div class="ticket-filters" role="search" aria-label=${t.filters}>
+        <input type="search" id="ticket-search" value=${f.q} placeholder=${t.searchTickets} aria-label=${t.searchTickets}
+          onInput=${(e) => store.setTicketFilter("q", e.target.value)}
+          onKeyDown=${(e) => e.key === "Escape" && store.setTicketFilter("q", "")} data-testid="ticket-search" />
+        <div class="filter-grid">
+          <select aria-label=${t.status} value=${f.status} onChange=${(e) => store.setTicketFilter("status", e.target.value)}
+            data-testid="ticket-filter-status">
+            <option value="">${t.anyStatus}</option>
+            ${Object.keys(t.ticketStatuses).map((s) => html`<option value=${s}>${t.ticketStatuses[s]}</option>`)}
+          </select>
+          <select aria-label=${t.priority} value=${f.priority} onChange=${(e) => store.setTicketFilter("priority", e.target.value)}
+            data-testid="ticket-filter-priority">
+            <option value="">${t.anyPriority}</option>
+            ${["urgent", "high", "normal", "low"].map((p) => html`<option value=${p}>${t.ticketPriorities[p]}</option>`)}
+          </select>
+          ${state.ticketTab !== "risk" && html`
+            <select aria-label=${t.sla} value=${f.sla} onChange=${(e) => store.setTicketFilter("sla", e.target.value)}
+              data-testid="ticket-filter-sla">
+              <option value="">${t.anySla}</option>
+              ${Object.keys(t.slaStates).map((s) => html`<option value=${s}>${t.slaStates[s]}</option>`)}
+            </select>`}
+          ${state.ticketTab !== "mine" && html`
+            <select aria-label=${t.assignee} value=${f.assignee} onChange=${(e) => store.setTicketFilter("assignee", e.target.value)}
+              data-testid="ticket-filter-assignee">
+              <option value="">${t.anyAssignee}</option>
+              ${operators.map(([id, o]) => html`<option value=${id}>${id === state.me.operatorId ? o.name + " (" + t.you + ")" : o.name || id}</option>`)}
+            </select>`}
+        </div>
+      </div>
+      <ul class="items" data-testid="ticket-list" onKeyDown=${onKeyDown}>${body}</ul>
+    </nav>
+  `;
+}
+
+function TicketItem({ t, state, ticket, now }) {
+  const id = ticket.ticket_id;
+  const clockShown = headlineClock(ticket);
+  const urgent = ticket.priority === "urgent" || ticket.priority === "high";
+  return html`
+    <li class=${"item" + (state.ticketSelected === id ? " selected" : "") + (urgent ? " high" : "")}
+      data-testid="ticket-item" data-ticket-id=${id}>
+      <button type="button" class="item-main" onClick=${() => store.selectTicket(id)}
+        aria-current=${state.ticketSelected === id ? "true" : null}>
+        <span class="item-top">
+          <span class="item-id">${ticket.ticket_number}</span>
+          <${TicketStatus} t=${t} status=${ticket.status} />
+          <${PriorityBadge} t=${t} priority=${ticket.priority} />
+        </span>
+        <span class="item-reason">${ticket.subject || "—"}</span>
+        <span class="item-sub item-sla">
+          <${SlaBadge} t=${t} state=${ticket.sla_state} />
+          ${clockShown && ticket.sla_state !== "met" ? html`<span class="sla-time">${t.slaClocks[clockShown.clock]} ${slaTime(t, clockShown, now)}</span>` : ""}
+        </span>
+        <span class="item-sub">${ticket.contact_name} · ${operatorName(t, state, ticket.assignee_id)} · ${clock(ticket.updated_at)}</span>
+      </button>
+    </li>
+  `;
+}
+
+function Bubble({ t, who, sender, text, at, testid, pending }) {
+  return html`
+    <div class=${"msg " + sender + (pending ? " pending" : "")} data-testid=${testid} data-sender=${sender}>
+      <div class="meta"><span class="sender">${who}</span> ${pending ? t.sending : at ? dateTime(at) : ""}</div>
+      <div class="bubble">${text}</div>
+    </div>
+  `;
+}
+
+function dateTime(value) {
+  const d = new Date(value);
+  return isNaN(d) ? "" : d.toLocaleString([], { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" });
+}
+
+function TicketThread({ t, state }) {
+  const id = state.ticketSelected;
+  const view = id ? state.ticketDetail[id] : null;
+  const [full, setFull] = useState(false);
+  const scroller = useRef(null);
+  useEffect(() => setFull(false), [id]);
+  const replies = view ? view.replies.length + (state.ticketPending[id] || []).length : 0;
+  useEffect(() => {
+    if (scroller.current) scroller.current.scrollTop = scroller.current.scrollHeight;
+  }, [replies, id]);
+  if (!id) return html`<section class="pane chat-pane empty-chat"><p class="empty">${t.selectTicket}</p></section>`;
+  if (!view) return html`<section class="pane chat-pane empty-chat"><p class="empty">${t.loadingTickets}</p></section>`;
+  const conversation = view.conversation_id ? state.conversations[view.conversation_id] : null;
+  const toggleFull = () => {
+    if (!full) store.follow(view.conversation_id); // the stream sends its history
+    setFull(!full);
+  };
+  const excerpt = view.transcript;
+  return html`
+    <section class="pane chat-pane" aria-label=${view.ticket_number}>
+      <div class="chat-head">
+        <div class="ticket-title">
+          <h2 data-testid="ticket-number">${view.ticket_number}</h2>
+          <span class="muted">${view.subject || "—"}</span>
+        </div>
+        <div class="head-badges">
+          <${PriorityBadge} t=${t} priority=${view.priority} />
+          <${TicketStatus} t=${t} status=${view.status} />
+        </div>
+      </div>
+      <div class="transcript" ref=${scroller} data-testid="ticket-thread" aria-live="polite">
+        ${excerpt && html`
+          <div class="divider ai">${full ? t.wholeConversation : t.transcriptTitle + " · " + excerpt.total_messages + " " + t.messagesTotal}</div>
+          ${full && conversation
+            ? conversation.error
+              ? html`<p class="muted small">${errorText(t, conversation.error)}</p>`
+              : conversation.messages.length
+                ? conversation.messages.map((m) => html`<${Message} t=${t} m=${m} />`)
+                : html`<p class="muted small">${t.conversationLoading}</p>`
+            : excerpt.lines.map(
+                (line) => html`<${Bubble} t=${t} who=${t.senders[line.sender] || line.sender} sender=${line.sender}
+                  text=${line.text} testid="transcript-line" />`,
+              )}
+          ${view.conversation_id && html`<button type="button" class="secondary show-all" onClick=${toggleFull}
+            data-testid="show-conversation">${full ? t.hideConversation : t.showConversation}</button>`}
+        `}
+        <div class="divider op">${t.customerRequest}</div>
+        <${Bubble} t=${t} who=${view.contact.name} sender="customer" text=${view.message || view.subject || "—"}
+          at=${view.created_at} testid="ticket-message" />
+        ${view.replies.map(
+          (r) => html`<${Bubble} t=${t} who=${r.author === "customer" ? view.contact.name : operatorName(t, state, r.operator_id)}
+            sender=${r.author} text=${r.text} at=${r.created_at} testid="ticket-reply" />`,
+        )}
+        ${(state.ticketPending[id] || []).map(
+          (p) => html`<${Bubble} t=${t} who=${state.me.name} sender="operator" text=${p.text} pending=${true} testid="ticket-reply-pending" />`,
+        )}
+      </div>
+      <${TicketComposer} t=${t} view=${view} />
+    </section>
+  `;
+}
+
+function TicketComposer({ t, view }) {
+  const key = "ticket:" + view.ticket_id;
+  const [text, setText] = useState(store.draft(key));
+  useEffect(() => setText(store.draft(key)), [key]);
+  const closedTicket = view.status === "CLOSED";
+  const update = (value) => {
+    setText(value);
+    store.setDraft(key, value);
+  };
+  const submit = async () => {
+    const value = text.trim();
+    if (!value || closedTicket) return;
+    update("");
+    try {
+      await store.replyToTicket(view.ticket_id, value);
+    } catch (error) {
+      update(value);
+      store.toast("error", t.sendFailed + " " + errorText(t, error));
+    }
+  };
+  return html`
+    <div class="composer">
+      <textarea id="ticket-reply" rows="3" value=${text} disabled=${closedTicket}
+        placeholder=${closedTicket ? t.replyClosed : t.replyPlaceholder} aria-label=${t.replyPlaceholder}
+        onInput=${(e) => update(e.target.value)} data-testid="ticket-reply-input"
+        onKeyDown=${(e) => {
+          if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+            e.preventDefault();
+            submit();
+          }
+        }}></textarea>
+      <div class="composer-bar">
+        <span class="hint">${t.ticketShortcuts}</span>
+        <button type="button" class="primary" disabled=${closedTicket || !text.trim()} onClick=${submit}
+          data-testid="ticket-send-reply">${t.sendReply} <kbd>Ctrl+↵</kbd></button>
+      </div>
+    </div>
+  `;
+}
+
+function TicketSide({ t, state }) {
+  const now = useNow();
+  const id = state.ticketSelected;
+  const view = id ? state.ticketDetail[id] : null;
+  if (!view) return html`<aside class="pane details-pane"></aside>`;
+  const change = async (body) => {
+    try {
+      await store.updateTicket(view.ticket_id, body);
+      store.toast("ok", t.changeSent);
+    } catch (error) {
+      store.toast("error", errorText(t, error));
+    }
+  };
+  const moves = TICKET_MOVES[view.status] || [];
+  const operators = Object.entries(state.operators).sort(([, a], [, b]) => String(a.name).localeCompare(String(b.name)));
+  const contact = view.contact;
+  const closedTicket = view.status === "CLOSED";
+  return html`
+    <aside class="pane details-pane" aria-label=${t.details}>
+      <section class="card" data-testid="ticket-details">
+        <h3>${t.details}</h3>
+        <div class="field">
+          <label for="ticket-status">${t.status}</label>
+          <select id="ticket-status" value=${view.status} disabled=${!moves.length}
+            onChange=${(e) => change({ status: e.target.value })} data-testid="ticket-status">
+            ${[view.status, ...moves].map((s) => html`<option value=${s}>${t.ticketStatuses[s] || s}</option>`)}
+          </select>
+        </div>
+        <div class="field">
+          <label for="ticket-priority">${t.priority}</label>
+          <select id="ticket-priority" value=${view.priority} disabled=${closedTicket}
+            onChange=${(e) => change({ priority: e.target.value })} data-testid="ticket-priority">
+            ${["urgent", "high", "normal", "low"].map((p) => html`<option value=${p}>${t.ticketPriorities[p]}</option>`)}
+          </select>
+        </div>
+        <div class="field">
+          <label for="ticket-assignee">${t.assignee}</label>
+          <select id="ticket-assignee" value=${view.assignee_id || ""} disabled=${closedTicket}
+            onChange=${(e) => change({ assignee_id: e.target.value || null })} data-testid="ticket-assignee">
+            <option value="">${t.unassigned}</option>
+            ${operators.map(([oid, o]) => html`<option value=${oid}>${(o.name || oid) + (o.presence ? " · " + (t[o.presence] || o.presence) : "")}</option>`)}
+            ${view.assignee_id && !state.operators[view.assignee_id] && html`<option value=${view.assignee_id}>${view.assignee_id}</option>`}
+          </select>
+        </div>
+        ${view.assignee_id !== state.me.operatorId && !closedTicket &&
+        html`<button type="button" class="secondary" onClick=${() => change({ assignee_id: state.me.operatorId })}
+          data-testid="ticket-assign-me">${t.assignToMe}</button>`}
+      </section>
+      <section class="card" data-testid="ticket-sla">
+        <h3>${t.sla} <${SlaBadge} t=${t} state=${view.sla_state} /></h3>
+        <dl>
+          ${(view.sla || []).map(
+            (c) => html`<dt>${t.slaClocks[c.clock] || c.clock}</dt>
+              <dd class="sla-line"><${SlaBadge} t=${t} state=${c.state} /> <span class="muted small">${slaTime(t, c, now, true)}</span></dd>`,
+          )}
+        </dl>
+      </section>
+      <section class="card" data-testid="ticket-contact">
+        <h3>${t.contact}</h3>
+        <div class="contact">
+          <strong>${contact.name}</strong>
+          ${contact.email && html`<span class="wrap-any">${contact.email}</span>`}
+          ${contact.phone && html`<span>${contact.phone}</span>`}
+        </div>
+        <dl>
+          <dt>${t.preferredContact}</dt><dd>${t.channels[contact.preferred_contact] || contact.preferred_contact}</dd>
+          ${view.language && html`<dt>${t.language}</dt><dd>${view.language.toUpperCase()}</dd>`}
+          <dt>${t.created}</dt><dd>${dateTime(view.created_at)}</dd>
+        </dl>
+      </section>
+      <${TicketNotes} t=${t} state=${state} view=${view} />
+      <section class="card" data-testid="ticket-history">
+        <h3>${t.history}</h3>
+        <ul class="history">
+          ${(view.history || []).map(
+            (h) => html`<li><${TicketStatus} t=${t} status=${h.status} />
+              <span class="muted small">${dateTime(h.changed_at)} · ${t.by} ${h.changed_by === "customer" ? t.customer : h.changed_by === "system" ? t.system : operatorName(t, state, h.changed_by)}</span></li>`,
+          )}
+        </ul>
+      </section>
+    </aside>
+  `;
+}
+
+function TicketNotes({ t, state, view }) {
+  const [text, setText] = useState("");
+  const add = async (event) => {
+    event.preventDefault();
+    const value = text.trim();
+    if (!value) return;
+    try {
+      await store.noteOnTicket(view.ticket_id, value);
+      setText("");
+      store.toast("ok", t.noteAdded);
+    } catch (error) {
+      store.toast("error", errorText(t, error));
+    }
+  };
+  return html`
+    <section class="card notes" data-testid="ticket-notes">
+      <h3>${t.notes} <span class="muted small">${t.notesHint}</span></h3>
+      ${view.notes.length
+        ? html`<ul class="note-list">${view.notes.map((n) => html`<li data-testid="ticket-note"><div>${n.text}</div>
+            <span class="muted small">${operatorName(t, state, n.operator_id)} · ${dateTime(n.created_at)}</span></li>`)}</ul>`
+        : html`<p class="muted small">${t.noNotes}</p>`}
+      <form onSubmit=${add} class="inline-form">
+        <textarea rows="2" value=${text} placeholder=${t.notePlaceholder} aria-label=${t.addNote}
+          onInput=${(e) => setText(e.target.value)} data-testid="ticket-note-input"
+          onKeyDown=${(e) => e.key === "Enter" && (e.ctrlKey || e.metaKey) && add(e)}></textarea>
+        <button type="submit" class="secondary" data-testid="ticket-add-note">${t.addNote}</button>
+      </form>
+    </section>
+  `;
+}
+
 // ------------------------------------------------------------------------------ shell
 
 function Toast({ state }) {
@@ -676,6 +1070,25 @@ function shortcuts(t, event) {
     const tabs = SUPERVISING.has(state.me.role) ? ["mine", "queue", "all"] : ["mine", "queue"];
     const tab = tabs[Number(event.code.slice(5)) - 1];
     if (tab) store.showTab(tab);
+  } else if (event.code === "Digit4") {
+    event.preventDefault();
+    store.showView("tickets");
+  } else if (event.code === "Digit5" && SUPERVISING.has(state.me.role)) {
+    event.preventDefault();
+    store.showTicketTab("risk");
+  }
+}
+
+// "/" anywhere but in a field goes to the ticket search (the tickets view only).
+function slashToSearch(event) {
+  const target = event.target;
+  const typing = target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  if (event.key !== "/" || typing || event.altKey || event.ctrlKey || event.metaKey) return;
+  if (store.state.view !== "tickets") return;
+  const search = document.getElementById("ticket-search");
+  if (search) {
+    event.preventDefault();
+    search.focus();
   }
 }
 
@@ -693,7 +1106,10 @@ function App() {
     document.title = "Lucine Support · " + t.title;
   }, [lang]);
   useEffect(() => {
-    const onKey = (event) => shortcuts(words(langHolder.value), event);
+    const onKey = (event) => {
+      shortcuts(words(langHolder.value), event);
+      slashToSearch(event);
+    };
     addEventListener("keydown", onKey);
     return () => removeEventListener("keydown", onKey);
   }, []);
@@ -705,9 +1121,14 @@ function App() {
         const n = new Notification(tt.newOffer, { body: tt.notificationBody + " " + reasonText(tt, data.reason), tag: id });
         n.onclick = () => {
           focus();
+          store.showTab("mine");
           store.select(id);
         };
       }
+    };
+    store.onTicketRefused = (id, data) => {
+      const tt = words(langHolder.value);
+      store.toast("error", tt.changeRefused + ": " + (data.message || data.code));
     };
   }, []);
   if (!state.session) return html`<${Login} t=${t} />`;
@@ -715,11 +1136,13 @@ function App() {
     <div class="app">
       <${Header} t=${t} state=${state} />
       <${Offers} t=${t} state=${state} />
-      <div class="panes">
-        <${ConversationList} t=${t} state=${state} />
-        <${Chat} t=${t} state=${state} />
-        <${Details} t=${t} state=${state} />
-      </div>
+      ${state.view === "tickets"
+        ? html`<${TicketsView} t=${t} state=${state} />`
+        : html`<div class="panes">
+            <${ConversationList} t=${t} state=${state} />
+            <${Chat} t=${t} state=${state} />
+            <${Details} t=${t} state=${state} />
+          </div>`}
       <${Toast} state=${state} />
     </div>
   `;

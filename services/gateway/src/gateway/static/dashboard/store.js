@@ -1,5 +1,6 @@
 // The dashboard's state and its I/O: the session (tokens, refresh before expiry), the REST calls,
-// and the operator stream (reconnect with back-off, re-following the open conversations).
+// the operator stream (reconnect with back-off, re-following the open conversations), and the
+// tenant's tickets (the list, kept live by the stream's `ticket` frames, and one ticket's detail).
 // The UI (app.js) reads `store.state` and re-renders on every `store.changed()`.
 
 const SESSION = "lucine.dashboard.session";
@@ -9,6 +10,17 @@ const REFRESH_MARGIN_MS = 60_000;
 const PING_EVERY_MS = 25_000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15_000;
+// A ticket's moves the tickets service accepts (its README's lifecycle table); the status picker
+// offers only these, the service's word stays final (a refusal comes back as a frame).
+export const TICKET_MOVES = {
+  OPEN: ["IN_PROGRESS", "WAITING_CUSTOMER", "RESOLVED"],
+  IN_PROGRESS: ["OPEN", "WAITING_CUSTOMER", "RESOLVED"],
+  WAITING_CUSTOMER: ["OPEN", "IN_PROGRESS", "RESOLVED"],
+  RESOLVED: ["OPEN", "IN_PROGRESS", "CLOSED"],
+  CLOSED: [],
+};
+export const SLA_RANK = { met: 0, paused: 1, on_time: 2, at_risk: 3, breached: 4 };
+const TICKET_FILTERS = { status: "", priority: "", sla: "", assignee: "", q: "" };
 
 export class ApiFailure extends Error {
   constructor(status, code, message) {
@@ -72,7 +84,21 @@ export class Store {
       tab: "mine",
       toast: null,
       canned: [],
+      view: "conversations", // conversations | tickets
+      tickets: {}, // id -> the list's summary (TicketSummaryView), patched by `ticket` frames
+      ticketList: [], // ids of the list shown
+      ticketTab: "all", // all | mine | risk (supervisors: at risk or breached, soonest deadline first)
+      ticketFilters: { ...TICKET_FILTERS },
+      ticketState: "idle", // idle | loading | ready | error
+      ticketError: null,
+      ticketSelected: null,
+      ticketDetail: {}, // id -> TicketView
+      ticketPending: {}, // id -> replies sent and not yet in the detail
+      ticketsNew: 0, // tickets opened while the operator looked at conversations
     };
+    this.ticketTimer = null;
+    this.detailTimer = null;
+    this.commands = new Map(); // command id of a PATCH -> ticket id, to tell its refusal
     this.drafts = readJson(localStorage, DRAFTS, {});
   }
 
@@ -183,6 +209,11 @@ export class Store {
     this.state.conversations = {};
     this.state.offers = {};
     this.state.selected = null;
+    this.state.tickets = {};
+    this.state.ticketList = [];
+    this.state.ticketDetail = {};
+    this.state.ticketSelected = null;
+    this.state.view = "conversations";
     this.state.presence = "offline";
     this.saveSession();
     sessionStorage.removeItem(FOLLOWED);
@@ -287,6 +318,7 @@ export class Store {
   }
 
   showTab(tab) {
+    this.state.view = "conversations";
     this.state.tab = tab;
     if (tab === "all") this.loadAll();
     this.changed();
@@ -454,6 +486,7 @@ export class Store {
       delete this.state.offers[id];
       this.rememberFollowed();
       this.state.tab = "mine";
+      this.state.view = "conversations";
       this.select(id);
       this.queueSoon();
       return true;
@@ -494,6 +527,204 @@ export class Store {
       c.notes.sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
     }
   }
+
+
+  // ---------------------------------------------------------------------------- tickets
+
+  showView(view) {
+    this.state.view = view;
+    if (view === "tickets") {
+      this.state.ticketsNew = 0;
+      this.loadTickets();
+    }
+    this.changed();
+  }
+
+  showTicketTab(tab) {
+    this.state.view = "tickets";
+    this.state.ticketsNew = 0;
+    this.state.ticketTab = tab;
+    this.loadTickets();
+    this.changed();
+  }
+
+  setTicketFilter(name, value) {
+    this.state.ticketFilters = { ...this.state.ticketFilters, [name]: value };
+    // Typing in the search box reads once the operator pauses; a select reads at once.
+    if (name === "q") this.ticketsSoon(300);
+    else this.loadTickets();
+    this.changed();
+  }
+
+  ticketQuery(extra) {
+    const f = this.state.ticketFilters;
+    const params = new URLSearchParams({ limit: "100" });
+    if (f.status) params.set("status", f.status);
+    if (f.priority) params.set("priority", f.priority);
+    if (f.sla) params.set("sla", f.sla);
+    if (f.q.trim()) params.set("q", f.q.trim());
+    const assignee = this.state.ticketTab === "mine" ? this.state.me.operatorId : f.assignee;
+    if (assignee) params.set("assignee_id", assignee);
+    for (const [name, value] of Object.entries(extra || {})) params.set(name, value);
+    return "/v1/tickets?" + params.toString();
+  }
+
+  // The list is read whole each time (filters, a frame, a reconnect): the read is the truth,
+  // frames only make the rows change at once. The latest read wins over slower earlier ones.
+  async loadTickets() {
+    if (!this.state.session) return;
+    const asked = (this.ticketAsk = (this.ticketAsk || 0) + 1);
+    this.state.ticketState = this.state.ticketList.length ? this.state.ticketState : "loading";
+    try {
+      let found;
+      if (this.state.ticketTab === "risk") {
+        const views = await Promise.all(
+          ["at_risk", "breached"].map((sla) => this.call("GET", this.ticketQuery({ sla }))),
+        );
+        found = views.flatMap((view) => view.tickets || []);
+      } else {
+        found = (await this.call("GET", this.ticketQuery())).tickets || [];
+      }
+      if (asked !== this.ticketAsk) return; // a newer read is on its way
+      for (const ticket of found) this.state.tickets[ticket.ticket_id] = ticket;
+      if (this.state.ticketTab === "risk") found.sort((a, b) => nextDeadline(a) - nextDeadline(b));
+      this.state.ticketList = found.map((t) => t.ticket_id);
+      this.state.ticketState = "ready";
+      this.state.ticketError = null;
+    } catch (error) {
+      if (asked !== this.ticketAsk) return;
+      this.state.ticketState = "error";
+      this.state.ticketError = error;
+    }
+    this.changed();
+  }
+
+  ticketsSoon(wait = 400) {
+    clearTimeout(this.ticketTimer);
+    this.ticketTimer = setTimeout(() => this.loadTickets(), wait);
+  }
+
+  selectTicket(id) {
+    this.state.view = "tickets";
+    const previous = this.state.ticketDetail[this.state.ticketSelected];
+    if (previous && previous.conversation_id && previous.conversation_id !== this.state.selected) {
+      this.unfollow(previous.conversation_id);
+    }
+    this.state.ticketSelected = id;
+    if (id) this.loadTicket(id);
+    this.changed();
+  }
+
+  async loadTicket(id) {
+    try {
+      const view = await this.call("GET", "/v1/tickets/" + id);
+      this.state.ticketDetail[id] = view;
+      this.state.tickets[id] = { ...(this.state.tickets[id] || {}), ...summaryOf(view) };
+      const pending = this.state.ticketPending[id] || [];
+      const stored = new Set((view.replies || []).map((r) => r.reply_id));
+      this.state.ticketPending[id] = pending.filter((p) => !stored.has(p.replyId));
+      this.changed();
+      return view;
+    } catch (error) {
+      if (error.status === 404) {
+        delete this.state.ticketDetail[id];
+        if (this.state.ticketSelected === id) this.state.ticketSelected = null;
+      }
+      this.changed();
+      return null;
+    }
+  }
+
+  ticketSoon(id) {
+    if (id !== this.state.ticketSelected) return;
+    clearTimeout(this.detailTimer);
+    this.detailTimer = setTimeout(() => this.loadTicket(id), 250);
+  }
+
+  // Replies and notes are not on the stream (only what the list shows is): after sending one, the
+  // detail is read again until it has it (the command is applied within moments).
+  async untilTicketHas(id, found) {
+    for (const wait of [300, 600, 1000, 1500, 2500, 4000]) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      const view = await this.loadTicket(id);
+      if (view && found(view)) return true;
+    }
+    return false;
+  }
+
+  async replyToTicket(id, text) {
+    const clientId = newId();
+    const pending = { clientId, text, replyId: null };
+    this.state.ticketPending[id] = [...(this.state.ticketPending[id] || []), pending];
+    this.changed();
+    try {
+      const accepted = await this.call("POST", "/v1/tickets/" + id + "/replies", { text, client_reply_id: clientId });
+      pending.replyId = accepted.reply_id;
+    } catch (error) {
+      this.state.ticketPending[id] = (this.state.ticketPending[id] || []).filter((p) => p !== pending);
+      this.changed();
+      throw error;
+    }
+    this.untilTicketHas(id, (view) => (view.replies || []).some((r) => r.reply_id === pending.replyId));
+  }
+
+  async noteOnTicket(id, text) {
+    const accepted = await this.call("POST", "/v1/tickets/" + id + "/notes", { text });
+    this.untilTicketHas(id, (view) => (view.notes || []).some((n) => n.note_id === accepted.note_id));
+  }
+
+  // status, priority or assignee_id (null unassigns); a refusal arrives as a `command_rejected`
+  // frame naming this command, and the change itself as a `ticket_updated` frame.
+  async updateTicket(id, change) {
+    const accepted = await this.call("PATCH", "/v1/tickets/" + id, change);
+    this.commands.set(accepted.command_id, id);
+    if (this.commands.size > 200) this.commands.delete(this.commands.keys().next().value);
+    return accepted;
+  }
+
+  unfollow(id) {
+    const c = this.state.conversations[id];
+    if (!c || !c.followed || c.mine || id === this.state.selected) return;
+    this.send({ type: "unsubscribe", conversation_id: id });
+    c.followed = false;
+  }
+
+  // A `ticket` frame: the row changes at once, and the list and the open ticket are read again
+  // (a frame may be one the last read already had, or arrive after a newer read: the read wins).
+  onTicketFrame(frame) {
+    const id = frame.ticket_id;
+    const data = frame.data || {};
+    if (frame.event === "command_rejected") {
+      if (this.commands.has(data.command_id)) {
+        this.commands.delete(data.command_id);
+        this.onTicketRefused(id, data);
+      }
+      this.ticketSoon(id);
+      return;
+    }
+    const t = this.state.tickets[id];
+    if (t) {
+      // Not over a newer state the last read had (occurred_at is at or after the change's updated_at).
+      const older = t.updated_at && Date.parse(frame.occurred_at) < Date.parse(t.updated_at);
+      if (frame.event === "ticket_updated" && !older) {
+        t.status = data.status;
+        t.priority = data.priority;
+        t.assignee_id = data.assignee_id;
+      } else if (frame.event === "sla_warning" || frame.event === "sla_breached") {
+        t.sla = (t.sla || []).map((clock) =>
+          clock.clock === data.clock && SLA_RANK[data.sla_state] > SLA_RANK[clock.state]
+            ? { ...clock, state: data.sla_state }
+            : clock,
+        );
+        if (SLA_RANK[data.sla_state] > SLA_RANK[t.sla_state]) t.sla_state = data.sla_state;
+      }
+    }
+    if (frame.event === "ticket_opened" && this.state.view !== "tickets") this.state.ticketsNew += 1;
+    if (this.state.view === "tickets" || frame.event === "ticket_opened") this.ticketsSoon();
+    this.ticketSoon(id);
+  }
+
+  onTicketRefused() {}
 
   // ---------------------------------------------------------------------------- the stream
 
@@ -554,8 +785,14 @@ export class Store {
         this.loadQueue();
         this.loadOperators();
         if (this.state.tab === "all") this.loadAll();
+        // Ticket frames come from now on: what changed while away is in this read.
+        if (this.state.view === "tickets") this.loadTickets();
+        if (this.state.ticketSelected) this.loadTicket(this.state.ticketSelected);
         break;
       }
+      case "ticket":
+        this.onTicketFrame(frame);
+        break;
       case "queue":
         this.queueSoon();
         break;
@@ -657,4 +894,21 @@ export class Store {
     }
     this.changed();
   }
+}
+
+// The soonest deadline of a ticket's clocks still counting (breached ones are in the past).
+export function nextDeadline(ticket) {
+  const dues = (ticket.sla || [])
+    .filter((clock) => clock.due_at && clock.state !== "met" && clock.state !== "paused")
+    .map((clock) => new Date(clock.due_at).getTime());
+  return dues.length ? Math.min(...dues) : Infinity;
+}
+
+function summaryOf(view) {
+  const { ticket_id, ticket_number, status, priority, assignee_id, contact_name, subject, conversation_id } = view;
+  const { created_at, updated_at, sla_state, sla, tenant_id } = view;
+  return {
+    ticket_id, tenant_id, ticket_number, status, priority, assignee_id, contact_name, subject, conversation_id,
+    created_at, updated_at, sla_state, sla,
+  };
 }
