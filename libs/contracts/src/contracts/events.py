@@ -437,6 +437,11 @@ class OpenTicket(Payload):
     """Set by an operator who opens the ticket; otherwise proposed from the content."""
     created_by: OperatorId | None = None
 
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        # An operator's ticket has no conversation: its retries share a partition by their key.
+        return self.idempotency_key
+
 
 @event("tickets.update_ticket", 1, topics.TICKETS_COMMANDS.name)
 class UpdateTicket(Payload):
