@@ -36,7 +36,7 @@ _EN_MARKERS = word_set(
     here i you your my we our they their it its he she not yes please thanks thank hello hi hey ticket
     tickets price prices cost opening hours parking kids children free buy book booking want need get
     know tell talk speak someone somebody anyone time today tomorrow evening about any s t don doesn isn
-    aren
+    aren phone number address
     """
 )
 _ACCENTED_IT = re.compile(r"[àèéìíòóù]")

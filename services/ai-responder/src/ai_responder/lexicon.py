@@ -29,11 +29,30 @@ GENERIC_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("famiglia", "famiglie", "family", "families"),
     ("adulti", "adulto", "intero", "interi", "adult", "adults", "full", "standard"),
     ("orario", "orari", "hours", "times", "schedule", "timetable"),
-    # Open and closed: a question about closing time is answered by the opening hours, and "closed on
-    # Mondays" answers "are you open on Monday?".
-    ("aperto", "aperti", "aperta", "apertura", "aprite", "apre", "aprono", "open", "opens", "opening"),
-    ("chiuso", "chiusi", "chiusura", "chiude", "chiudete", "chiudono", "closed", "closing", "close", "closes"),
-    ("aperto", "apertura", "chiuso", "chiusura", "open", "opening", "closed", "closing"),
+    # Open and closed are one topic: a question about closing time is answered by the opening hours,
+    # and "closed on Mondays" answers "are you open on Monday?".
+    (
+        "aperto",
+        "aperti",
+        "aperta",
+        "apertura",
+        "aprite",
+        "apre",
+        "aprono",
+        "chiuso",
+        "chiusi",
+        "chiusura",
+        "chiude",
+        "chiudete",
+        "chiudono",
+        "open",
+        "opens",
+        "opening",
+        "closed",
+        "closing",
+        "close",
+        "closes",
+    ),
     (
         "prenotare",
         "prenotazione",
@@ -66,7 +85,7 @@ GENERIC_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("entrare", "entra", "entrano", "entrata", "ingresso", "enter", "entry", "entrance", "admission"),
     ("sera", "sere", "serata", "serale", "stasera", "evening", "evenings", "tonight", "night"),
     ("evento", "eventi", "manifestazione", "event", "events"),
-    ("fino", "finisce", "termina", "until", "end", "ends"),
+    ("finisce", "termina", "until", "end", "ends"),
     ("estate", "estivo", "estiva", "luglio", "agosto", "summer", "july", "august"),
     ("weekend", "settimana", "sabato", "domenica", "saturday", "sunday", "weekends"),
     ("bar", "caffe", "caffetteria", "cafe", "coffee", "snack"),
@@ -113,6 +132,7 @@ QUALIFIERS: frozenset[str] = word_set(
     attuale attualmente adesso ora momento quanto quanta quanti quante much
     prendere prendo trovare trovo usare take find use dentro inside within stare restare rimanere stay
     passa passare mattina mattino morning pomeriggio afternoon nearby vicino vicini friendly offer offrite
-    provide fornite
+    provide fornite necessario necessaria necessari necessarie obbligatorio obbligatoria required necessary
+    mandatory compulsory tanto tanta tanti tante molta molti lots fino
     """
 )

@@ -108,6 +108,12 @@ _ANSWER_SHAPES: dict[str, re.Pattern[str]] = {
     "email": re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+"),
     "price": re.compile(r"€|\$|£|\beur(o|i|os)?\b|\bgratis\b|\bgratuit|\bfree\b|\d+[.,]\d\d", re.IGNORECASE),
     "time": re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s?(am|pm)\b", re.IGNORECASE),
+    "when": re.compile(
+        r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s?(am|pm)\b|\b\d{1,2}°?\s+(gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|"
+        r"agosto|settembre|ottobre|novembre|dicembre|january|february|march|april|may|june|july|august|september|"
+        r"october|november|december)\b",
+        re.IGNORECASE,
+    ),
 }
 
 
@@ -129,6 +135,8 @@ def asked_for(tokens: Sequence[str]) -> str | None:
         return "phone"
     if _TIME_WORDS & set(tokens) or ("che", "ora") in pairs or ("what", "time") in pairs:
         return "time"
+    if {"quando", "when"} & set(tokens):
+        return "when"
     return None
 
 
@@ -361,6 +369,15 @@ class RetrievalIndex:
                 tokens = [t for t in tokens if t not in (first, second)] + [whole]
         return tokens
 
+    def origins(self, text: str) -> frozenset[str]:
+        """Unknown words after "da", "from" ("come ci arrivo da Varese?"): where the customer starts
+        from says nothing about what they ask, so it is neither a topic nor an unknown word."""
+        found: set[str] = set()
+        for previous, word in itertools.pairwise(text.split()):
+            if normalize(previous) in _ORIGIN_WORDS:
+                found.update(t for t in tokenize(word) if not self.known(t))
+        return frozenset(found)
+
     def unknown_names(self, text: str, ignore: frozenset[str] = frozenset()) -> list[str]:
         """Capitalised words inside a sentence that the knowledge base does not know: another place,
         event or product ("Torino", "Scala", "Picasso"), so the question is not about this business."""
@@ -386,6 +403,7 @@ class RetrievalIndex:
         terms: dict[str, _Term] = {}
         unknown = 0
         tokens = self._question_tokens(text)
+        ignore = ignore | self.origins(text)
         for token in tokens:
             if token not in terms and token not in ignore:
                 term = self._resolve(token)
