@@ -178,7 +178,7 @@ const WORDS = {
     slaStates: { on_time: "In tempo", at_risk: "A rischio", breached: "Scaduto", paused: "In pausa", met: "Rispettato" },
     slaClocks: { first_response: "Prima risposta", resolution: "Risoluzione" },
     channels: { email: "email", phone: "telefono", whatsapp: "WhatsApp", sms: "SMS" },
-    shortcuts: "Scorciatoie: Invio invia · Maiusc+Invio a capo · / risposte rapide · Alt+T prendi · Alt+C chiudi · Alt+1/2/3 schede · Alt+4 ticket",
+    shortcuts: "Scorciatoie: Invio invia · Maiusc+Invio a capo · / risposte rapide · Alt+T prendi · Alt+C chiudi · Alt+1/2/3 schede",
   },
   en: {
     title: "Operators",
@@ -356,7 +356,7 @@ const WORDS = {
     slaStates: { on_time: "On time", at_risk: "At risk", breached: "Breached", paused: "Paused", met: "Met" },
     slaClocks: { first_response: "First response", resolution: "Resolution" },
     channels: { email: "email", phone: "phone", whatsapp: "WhatsApp", sms: "SMS" },
-    shortcuts: "Shortcuts: Enter sends · Shift+Enter new line · / canned responses · Alt+T take · Alt+C close · Alt+1/2/3 tabs · Alt+4 tickets",
+    shortcuts: "Shortcuts: Enter sends · Shift+Enter new line · / canned responses · Alt+T take · Alt+C close · Alt+1/2/3 tabs",
   },
 };
 
