@@ -23,12 +23,14 @@ from contracts.envelope import utc_now
 from contracts.events import (
     AddInternalNote,
     AiReplyGenerated,
+    AnswerFeedbackGiven,
     CheckInactivity,
     ChooseHandoff,
     CloseConversation,
     CommandRejected,
     ConversationQueued,
     ConversationRated,
+    GiveAnswerFeedback,
     HandoffRequested,
     NoOperatorAvailable,
     NoteAdded,
@@ -471,3 +473,75 @@ async def test_the_list_of_a_tenants_conversations_is_narrowed_by_status_and_ope
             await api.get("/internal/conversations", params={"tenant_id": tenant, "status": "NOPE"})
         ).status_code == 422
         assert (await api.get("/internal/conversations")).status_code == 422
+
+
+# ------------------------------------------------------------------ feedback on the answers
+
+
+async def test_helpful_is_recorded_once_with_the_question_it_answered(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    question = await conversation.customer_says("A che ora aprite?")
+    reply = conversation.ai_reply(question)
+    await conversation.send(reply)
+
+    await conversation.send(GiveAnswerFeedback(message_id=reply.reply_id, helpful=True))
+    await conversation.send(GiveAnswerFeedback(message_id=reply.reply_id, helpful=False))  # changes nothing
+
+    (given,) = await conversation.emitted(AnswerFeedbackGiven)
+    assert (given.message_id, given.helpful) == (reply.reply_id, True)
+    assert (given.question_message_id, given.question) == (question, "A che ora aprite?")
+    assert [r.code for r in await conversation.rejections()] == ["already_given"]
+    assert await conversation.status() == S.AI, "a second click offers nobody"
+
+
+async def test_not_helpful_offers_a_person_with_the_yes_no_buttons(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers, locale="en").start()
+    question = await conversation.customer_says("Can I bring my dog?")
+    reply = conversation.ai_reply(question, text="Tickets cost 12 €.")
+    await conversation.send(reply)
+
+    await conversation.send(GiveAnswerFeedback(message_id=reply.reply_id, helpful=False))
+
+    assert await conversation.status() == S.HANDOFF_OFFERED
+    offer = (await conversation_handlers.messages(conversation.id))[-1]
+    assert offer.sender == "system"
+    assert offer.text == "I'm sorry the answer did not help. Would you like to talk to an operator?"
+    assert [a["type"] for a in offer.smart_actions] == [SmartActionType.REQUEST_OPERATOR, SmartActionType.CONTINUE_AI]
+    assert offer.smart_actions[0]["label"] == "Yes, call an operator"
+
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    (request,) = await conversation.emitted(HandoffRequested)
+    assert request.reason == HandoffReason.ANSWER_NOT_HELPFUL
+    assert await conversation.status() == S.QUEUED
+
+
+async def test_feedback_only_on_the_conversations_own_ai_answers(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    question = await conversation.customer_says("Quanto costa?")
+    other = await Conversation(conversation_handlers).start()
+    others_question = await other.customer_says("Dove siete?")
+    others_reply = other.ai_reply(others_question)
+    await other.send(others_reply)
+
+    await conversation.send(GiveAnswerFeedback(message_id=question, helpful=True))  # the customer's own message
+    await conversation.send(GiveAnswerFeedback(message_id=others_reply.reply_id, helpful=False))
+
+    assert [r.code for r in await conversation.rejections()] == ["not_an_ai_answer", "not_an_ai_answer"]
+    assert await conversation.emitted(AnswerFeedbackGiven) == []
+    assert await other.emitted(AnswerFeedbackGiven) == []
+    assert await conversation.status() == S.AI
+
+
+async def test_a_supervisor_closes_a_conversation_the_assistant_has_an_operator_may_not(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    conversation = await Conversation(conversation_handlers).start()
+    question = await conversation.customer_says("Grazie, tutto chiaro")
+    await conversation.send(conversation.ai_reply(question))
+
+    await conversation.send(CloseConversation(operator_id="op-giulia", outcome=CloseOutcome.RESOLVED))
+    assert await conversation.status() == S.AI
+    assert [r.code for r in await conversation.rejections()] == ["not_assigned"]
+
+    await conversation.send(CloseConversation(operator_id="op-sofia", outcome=CloseOutcome.RESOLVED, role="supervisor"))
+    assert await conversation.status() == S.RESOLVED

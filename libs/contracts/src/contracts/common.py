@@ -77,6 +77,8 @@ class HandoffReason(StrEnum):
     NEGATIVE_SENTIMENT = "negative_sentiment"
     LOW_CONFIDENCE = "low_confidence"
     UNKNOWN_ANSWER = "unknown_answer"
+    ANSWER_NOT_HELPFUL = "answer_not_helpful"
+    """The customer marked an AI answer not helpful and was offered a person for it."""
 
 
 class HandoffChoice(StrEnum):
@@ -228,3 +230,4 @@ class FactName(StrEnum):
     TICKET_REPLIED = "ticket_replied"
     SLA_WARNING = "sla_warning"
     SLA_BREACHED = "sla_breached"
+    ANSWER_FEEDBACK = "answer_feedback"

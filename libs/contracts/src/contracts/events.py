@@ -100,6 +100,16 @@ class RateConversation(Payload):
     comment: RatingComment = ""
 
 
+@event("conversation.give_answer_feedback", 1, topics.CONVERSATION_COMMANDS.name)
+class GiveAnswerFeedback(Payload):
+    """The customer marked one of the assistant's answers helpful or not (the widget's 👍/👎).
+    Only the first feedback on a message counts; "not helpful" offers the customer a person."""
+
+    message_id: uuid.UUID
+    """The AI message of this conversation the feedback is about."""
+    helpful: bool
+
+
 @event("conversation.check_inactivity", 1, topics.CONVERSATION_COMMANDS.name)
 class CheckInactivity(Payload):
     """Delivered by the conversation service's own durable timer: the customer has been silent
@@ -278,6 +288,19 @@ class ConversationRated(Payload):
 
     score: int = Field(ge=1, le=5)
     comment: RatingComment = ""
+
+
+@event("conversation.answer_feedback_given", 1, topics.CONVERSATION_EVENTS.name)
+class AnswerFeedbackGiven(Payload):
+    """The customer's first feedback on an AI answer (later ones are rejected `already_given`)."""
+
+    message_id: uuid.UUID
+    """The AI message."""
+    helpful: bool
+    question_message_id: uuid.UUID | None = None
+    """The customer's last message before the answer: the question it answered."""
+    question: MessageText | None = None
+    """That question's text, for the knowledge-gap report of an answer that did not help."""
 
 
 @event("conversation.command_rejected", 1, topics.CONVERSATION_EVENTS.name)
@@ -698,6 +721,10 @@ class AnalyticsFact(Payload):
     """The knowledge base could not answer (unknown answer, low confidence)."""
     score: int | None = Field(default=None, ge=1, le=5)
     has_comment: bool | None = None
+    message_id: uuid.UUID | None = None
+    """The AI answer the customer's feedback is about (`answer_feedback`)."""
+    helpful: bool | None = None
+    """Whether the customer found that answer helpful (`answer_feedback`)."""
     """Whether the customer wrote a comment with the rating (the comment itself is not here)."""
 
     # Routing dimensions

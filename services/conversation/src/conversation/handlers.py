@@ -19,6 +19,7 @@ from contracts.common import (
     HandoffChoice,
     HandoffReason,
     Sender,
+    SmartAction,
     SmartActionType,
     TranscriptExcerpt,
     TranscriptLine,
@@ -28,6 +29,7 @@ from contracts.envelope import utc_now
 from contracts.events import (
     AddInternalNote,
     AiReplyGenerated,
+    AnswerFeedbackGiven,
     CheckInactivity,
     ChooseHandoff,
     CloseConversation,
@@ -35,6 +37,7 @@ from contracts.events import (
     ConversationQueued,
     ConversationRated,
     ConversationStarted,
+    GiveAnswerFeedback,
     HandoffRequested,
     MessagePosted,
     NoOperatorAvailable,
@@ -68,6 +71,7 @@ from conversation.domain import (
 from conversation.metrics import AI_REPLIES_DROPPED
 from conversation.notices import Notice, notice_text, queued_text, ticket_created_text
 from conversation.store import (
+    AnswerFeedback,
     Batch,
     ConversationState,
     InternalNote,
@@ -77,6 +81,7 @@ from conversation.store import (
     last_ai_message,
     last_messages,
     load_batch,
+    question_before,
 )
 from servicekit import timers
 from servicekit.consumer import EventConsumer
@@ -134,6 +139,20 @@ def change_status(
     if target == S.QUEUED:
         conversation.offer_notice_posted = False  # a new wait for an operator: its first offer is told
     out.emit(StatusChanged(previous=previous, status=target, reason=reason, operator_id=operator_id), conversation.id)
+
+
+def offer_a_person(out: Outgoing, conversation: ConversationState, reason: HandoffReason) -> None:
+    """The YES/NO handoff offer: HANDOFF_OFFERED with its reason, which the customer's YES passes
+    on to routing. The caller posts the message that carries the two buttons."""
+    conversation.handoff_reason = reason.value
+    change_status(out, conversation, S.HANDOFF_OFFERED, reason.value)
+
+
+def handoff_buttons(locale: str | None) -> list[SmartAction]:
+    return [
+        SmartAction(type=SmartActionType.REQUEST_OPERATOR, label=notice_text(Notice.OPERATOR_BUTTON, locale)),
+        SmartAction(type=SmartActionType.CONTINUE_AI, label=notice_text(Notice.CONTINUE_BUTTON, locale)),
+    ]
 
 
 def move_or_reject(
@@ -302,8 +321,7 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
             # The reply answers what was said before the conversation came back to the AI.
             offer, smart_actions = None, [a for a in smart_actions if a.type not in HANDOFF_ACTIONS]
         if offer is not None:
-            conversation.handoff_reason = offer.value
-            change_status(out, conversation, S.HANDOFF_OFFERED, offer.value)
+            offer_a_person(out, conversation, offer)
         post_message(
             out,
             conversation,
@@ -424,6 +442,55 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
             conversation.rating_score = envelope.payload.score
             conversation.rating_comment = envelope.payload.comment
             out.emit(ConversationRated(score=envelope.payload.score, comment=envelope.payload.comment))
+        out.flush()
+
+    @consumer.on(GiveAnswerFeedback)
+    async def on_answer_feedback(envelope: Envelope[GiveAnswerFeedback], session: AsyncSession) -> None:
+        """Helpful or not, on one of the assistant's answers in this conversation; the first feedback
+        on a message counts (a second is rejected `already_given`). "Not helpful" while the assistant
+        has the conversation offers a person, as the assistant's own offer does."""
+        out = Outgoing(session, envelope)
+        conversation = owned_conversation(out, envelope)
+        feedback = envelope.payload
+        if conversation is None:
+            out.flush()
+            return
+        await Batch.of(session).write(session)  # the answer may have been posted in this batch
+        answer = await session.get(Message, feedback.message_id)
+        if answer is None or answer.conversation_id != conversation.id or answer.sender != Sender.AI.value:
+            reject(out, "not_an_ai_answer", f"message {feedback.message_id} is not an AI answer of this conversation")
+        elif await session.get(AnswerFeedback, feedback.message_id) is not None:
+            reject(out, "already_given", "feedback on this answer has been given already")
+        else:
+            session.add(
+                AnswerFeedback(
+                    message_id=answer.id,
+                    conversation_id=conversation.id,
+                    tenant_id=conversation.tenant_id,
+                    helpful=feedback.helpful,
+                )
+            )
+            question = await question_before(session, conversation.id, answer.seq)
+            out.emit(
+                AnswerFeedbackGiven(
+                    message_id=answer.id,
+                    helpful=feedback.helpful,
+                    question_message_id=question.id if question is not None else None,
+                    question=question.text if question is not None else None,
+                )
+            )
+            if not feedback.helpful and conversation.state == S.AI:
+                offer_a_person(out, conversation, HandoffReason.ANSWER_NOT_HELPFUL)
+                text = notice_text(Notice.ANSWER_NOT_HELPFUL, conversation.locale)
+                message_id = uuid.uuid5(out.cause.event_id, "not-helpful-offer")
+                post_message(
+                    out,
+                    conversation,
+                    message_id,
+                    Sender.SYSTEM,
+                    text,
+                    smart_actions=handoff_buttons(conversation.locale),
+                )
         out.flush()
 
     # ------------------------------------------------------------------ routing's decisions
@@ -620,9 +687,12 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
         out = Outgoing(session, envelope)
         conversation = operated_conversation(out, envelope)
         command = envelope.payload
+        # A supervisor or admin may also close one the assistant has (done, or going nowhere):
+        # AI -> RESOLVED or CANCELLED, as the state machine allows.
+        supervised_ai = conversation is not None and conversation.state in (S.AI, S.HANDOFF_OFFERED)
         if conversation is None:
             pass
-        elif conversation.state not in OWNED_BY_OPERATORS:
+        elif conversation.state not in OWNED_BY_OPERATORS and not (supervised_ai and command.role in SUPERVISOR_ROLES):
             reject(out, "not_with_operator", f"the conversation is {conversation.status}")
         elif move_or_reject(out, conversation, S(command.outcome.value), "closed_by_operator", command.operator_id):
             timers.cancel(session, inactivity_timer(conversation))

@@ -27,6 +27,9 @@ class Notice(StrEnum):
     CLOSED = "closed"
     TICKET_CREATED = "ticket_created"
     TICKET_CREATED_WITH_PROMISE = "ticket_created_with_promise"
+    ANSWER_NOT_HELPFUL = "answer_not_helpful"
+    OPERATOR_BUTTON = "operator_button"
+    CONTINUE_BUTTON = "continue_button"
 
 
 TEXTS: dict[Notice, dict[str, str]] = {
@@ -88,6 +91,13 @@ TEXTS: dict[Notice, dict[str, str]] = {
         "it": "Abbiamo aperto la richiesta {number}. Ti risponderemo entro {promise}.",
         "en": "We opened request {number}. We will answer you within {promise}.",
     },
+    # The handoff offer made when the customer marks an answer not helpful, with the AI's YES/NO buttons.
+    Notice.ANSWER_NOT_HELPFUL: {
+        "it": "Mi dispiace che la risposta non ti sia stata utile. Vuoi parlare con un operatore?",
+        "en": "I'm sorry the answer did not help. Would you like to talk to an operator?",
+    },
+    Notice.OPERATOR_BUTTON: {"it": "Sì, chiama un operatore", "en": "Yes, call an operator"},
+    Notice.CONTINUE_BUTTON: {"it": "No, continua con l'assistente", "en": "No, continue with the assistant"},
 }
 
 # "within 2 hours" / "entro 2 ore", in the largest unit that keeps the promise honest (rounded up).

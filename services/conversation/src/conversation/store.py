@@ -102,6 +102,18 @@ class InternalNote(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class AnswerFeedback(Base):
+    """The customer's feedback on an AI answer: one per message, the first one counts."""
+
+    __tablename__ = "answer_feedback"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 @dataclass
 class ConversationState:
     """One conversation as a consumer batch sees and changes it; `Batch.write` stores it."""
@@ -311,6 +323,16 @@ async def last_ai_message(session: AsyncSession, conversation_id: uuid.UUID) -> 
     return await session.scalar(
         select(Message)
         .where(Message.conversation_id == conversation_id, Message.sender == Sender.AI.value)
+        .order_by(Message.seq.desc())
+        .limit(1)
+    )
+
+
+async def question_before(session: AsyncSession, conversation_id: uuid.UUID, seq: int) -> Message | None:
+    """The customer's last message before `seq`: what an answer at `seq` answered."""
+    return await session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.seq < seq, Message.sender == Sender.CUSTOMER.value)
         .order_by(Message.seq.desc())
         .limit(1)
     )
