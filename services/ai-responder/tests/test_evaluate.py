@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from ai_responder.evaluate import QUESTION_SETS, THRESHOLDS, load_cases, main, run_evaluation
+from devkit.fake_llm import FakeLlm
 
 EVAL_DIR = Path(__file__).resolve().parents[1] / "eval"
 PLAIN_KB = EVAL_DIR / "museo-del-vetro.yaml"
@@ -68,3 +69,20 @@ def test_cli_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         encoding="utf-8",
     )
     assert main(["--questions", str(impossible)]) == 1
+
+
+def test_llm_mode_from_the_environment(
+    fake_llm: FakeLlm, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `make eval` against any OpenAI-compatible endpoint: here the local compatible server.
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.base_url)
+    monkeypatch.setenv("OPENAI_MODEL", "local-model")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    main([])
+    printed = capsys.readouterr().out
+    assert f"== lucine-di-natale (questions.yaml, LLM local-model at {fake_llm.base_url})" in printed
+    assert f"== museo-del-vetro (museo-del-vetro.yaml, LLM local-model at {fake_llm.base_url})" in printed
+    assert printed.count("answer_accuracy") == 2
+    assert printed.count("out_of_scope_honesty") == 2
+    assert fake_llm.answered > 50
+    assert {request["model"] for request in fake_llm.requests} == {"local-model"}

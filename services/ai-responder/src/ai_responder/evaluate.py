@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,8 @@ def _print(report: Report, title: str) -> None:
     if times:
         p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
         print(f"latency              p50 {statistics.median(times) * 1000:.2f} ms, p95 {p95 * 1000:.2f} ms")
+    modes = Counter(x.answer.mode.value for x in report.outcomes)
+    print("answers by mode      " + ", ".join(f"{mode} {count}" for mode, count in sorted(modes.items())))
     failures = report.failures
     if failures:
         print(f"\nfailures ({len(failures)}):")
@@ -235,9 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     knowledge = load_knowledge(args.kb, args.strip_keywords)
     responder = build_responder(settings, knowledge)
     mode = f"LLM {args.model} at {args.base_url or 'the default endpoint'}" if api_key else "retrieval"
+    paths = args.questions or [str(p) for p in question_sets()]
+
+    async def evaluate_all() -> list[Report]:
+        # One event loop for every set: an LLM client keeps its connections on the loop it started on.
+        return [await run_evaluation(responder, path, args.kb) for path in paths]
+
     failed: list[str] = []
-    for path in args.questions or [str(p) for p in question_sets()]:
-        report = asyncio.run(run_evaluation(responder, path, args.kb))
+    for path, report in zip(paths, asyncio.run(evaluate_all()), strict=True):
         tenant_id, _ = load_cases(path)
         keywords = ", keyword lists stripped" if args.strip_keywords else ""
         _print(report, f"{tenant_id} ({Path(path).name}, {mode}{keywords})")
