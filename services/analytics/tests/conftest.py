@@ -28,6 +28,7 @@ from contracts import Envelope, Payload, new_envelope
 from contracts.common import ContactDetails, ConversationStatus, HandoffReason, Sender, SlaClock, TicketStatus
 from contracts.events import (
     AiReplyGenerated,
+    AnswerFeedbackGiven,
     ConversationQueued,
     ConversationRated,
     ConversationStarted,
@@ -93,7 +94,7 @@ class Mix:
     """A known day of one tenant (and a little of another), event by event, in delivery batches.
 
     Conversations of `TENANT`, all started on `DAY` (UTC):
-    - `ai_resolved`: one question answered by the AI; quiet since (09:05).
+    - `ai_resolved`: one question answered by the AI, the answer marked helpful; quiet since (09:05).
     - `offer_declined`: the AI did not know and offered a person, the customer carried on with the
       assistant, which answered the next question: resolved by the AI too (09:40).
     - `anna_resolved`: the AI did not know (unknown_answer); the customer accepted a person; queued
@@ -176,8 +177,22 @@ def build_mix(now: datetime) -> Mix:
     # ai_resolved (09:05)
     q1, m1 = question("ai_resolved", at(9, 5, 10), "Quanto costa il biglietto?", 1)
     answer1 = ai_answer("ai_resolved", at(9, 5, 12), 2)
+    # The customer marks the answer helpful: a confirmed resolution.
+    helpful = AnswerFeedbackGiven(
+        message_id=answer1.payload.message_id,
+        helpful=True,
+        question_message_id=m1,
+        question="Quanto costa il biglietto?",
+    )
     mix.batches.append(
-        [started("ai_resolved", at(9, 5)), q1, ai_reply("ai_resolved", at(9, 5, 11), m1, 0.9), answer1, answer1]
+        [
+            started("ai_resolved", at(9, 5)),
+            q1,
+            ai_reply("ai_resolved", at(9, 5, 11), m1, 0.9),
+            answer1,
+            answer1,
+            ev(helpful, at(9, 5, 30), "ai_resolved"),
+        ]
     )
 
     # offer_declined (09:40)

@@ -40,8 +40,8 @@ async def test_every_figure_drills_down_to_the_conversations_behind_it(api: http
         return [item.conversation_id for item in view.items]
 
     assert await conversations("ai_resolved") == [ids["ai_resolved"], ids["offer_declined"]]
-    assert await conversations("ai_resolved_assumed") == [ids["ai_resolved"], ids["offer_declined"]]
-    assert await conversations("ai_resolved_confirmed") == []
+    assert await conversations("ai_resolved_assumed") == [ids["offer_declined"]]
+    assert await conversations("ai_resolved_confirmed") == [ids["ai_resolved"]]
     assert await conversations("ai_pending") == [ids["pending"]]
     assert await conversations("abandoned") == [ids["left_queue"], ids["unanswered"]]
     assert await conversations("abandoned_in_queue") == [ids["left_queue"]]

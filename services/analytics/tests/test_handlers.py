@@ -4,6 +4,7 @@ the same events again, in another order and twice, give the same figures."""
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,10 +14,20 @@ from sqlalchemy import func, select
 
 from analytics import reports
 from analytics.store import FactRecord, Period, QuestionRecord
+from contracts.common import ConversationStatus as S
+from contracts.common import Sender
+from contracts.events import (
+    AiReplyGenerated,
+    AnalyticsFact,
+    AnswerFeedbackGiven,
+    ConversationStarted,
+    MessagePosted,
+    StatusChanged,
+)
 from contracts.readapi import AnalyticsOverview, ReportPeriod
 from devkit.testing import Infra, create_database, drop_database
 
-from .conftest import DAY, TENANT, AnalyticsHarness, Mix, apply_mix, migrated_harness
+from .conftest import DAY, TENANT, AnalyticsHarness, Mix, apply_mix, at, message, migrated_harness
 
 DAY_PARAMS = {"tenant_id": TENANT, "from": "2025-03-10", "to": "2025-03-10"}
 
@@ -36,7 +47,7 @@ async def test_every_figure_of_a_known_day_with_a_duplicate_and_late_events(
 
     assert o.conversations_started == 8
     assert (o.ai_involved, o.involvement_rate) == (7, 7 / 8)
-    assert (o.ai_resolved, o.ai_resolved_confirmed, o.ai_resolved_assumed, o.ai_pending) == (2, 0, 2, 1)
+    assert (o.ai_resolved, o.ai_resolved_confirmed, o.ai_resolved_assumed, o.ai_pending) == (2, 1, 1, 1)
     assert o.ai_resolution_rate == 2 / 7
     assert o.automation_rate == 2 / 8
     assert (o.handed_off, o.handoff_rate) == (4, 0.5)
@@ -170,6 +181,88 @@ async def test_a_replay_in_another_order_and_twice_into_an_empty_store_gives_the
         for start in range(0, len(shuffled), 7):
             await replay.apply(*shuffled[start : start + 7])
         assert await all_figures(replay, mix) == expected
+    finally:
+        await engine.dispose()
+        await drop_database(infra, database)
+
+
+async def test_answer_feedback_confirms_a_resolution_and_a_not_helpful_answer_is_a_knowledge_gap(
+    infra: Infra, analytics: AnalyticsHarness
+) -> None:
+    """👍 on the last answer of a closed conversation: confirmed. 👎 on a confident answer: not
+    resolved, and its question in the gap report although the assistant was sure. Replayed in the
+    other order into an empty store: the same figures."""
+    mix = Mix(now=at(20))
+    ev = mix.event
+
+    def answered(name: str, hour: int, question: str) -> tuple[list[Any], uuid.UUID, uuid.UUID]:
+        asked = message(Sender.CUSTOMER, question, S.AI, 1)
+        reply = AiReplyGenerated(
+            in_reply_to=asked.message_id,
+            reply_id=uuid.uuid4(),
+            text="Apriamo alle 17:30.",
+            language="it",
+            confidence=0.9,
+            mode="retrieval",
+        )
+        answer = MessagePosted(
+            message_id=reply.reply_id, seq=2, sender=Sender.AI, text=reply.text, status=S.AI, confidence=0.9
+        )
+        events = [
+            ev(ConversationStarted(locale="it"), at(hour), name),
+            ev(asked, at(hour, 0, 10), name),
+            ev(reply, at(hour, 0, 11), name),
+            ev(answer, at(hour, 0, 12), name),
+        ]
+        return events, asked.message_id, reply.reply_id
+
+    confirmed, _, confirmed_answer = answered("confirmed", 9, "A che ora aprite?")
+    confirmed += [
+        ev(AnswerFeedbackGiven(message_id=confirmed_answer, helpful=True), at(9, 1), "confirmed"),
+        ev(StatusChanged(previous=S.AI, status=S.RESOLVED, reason="closed_by_operator"), at(9, 2), "confirmed"),
+    ]
+    unhelpful, question, unhelpful_answer = answered("unhelpful", 10, "Posso portare il cane in carrozzina?")
+    feedback = AnswerFeedbackGiven(
+        message_id=unhelpful_answer,
+        helpful=False,
+        question_message_id=question,
+        question="Posso portare il cane in carrozzina?",
+    )
+    unhelpful += [
+        ev(feedback, at(10, 1), "unhelpful"),
+        ev(StatusChanged(previous=S.AI, status=S.HANDOFF_OFFERED, reason="answer_not_helpful"), at(10, 1), "unhelpful"),
+        ev(StatusChanged(previous=S.HANDOFF_OFFERED, status=S.AI, reason="customer"), at(10, 2), "unhelpful"),
+        ev(StatusChanged(previous=S.AI, status=S.RESOLVED, reason="closed_by_operator"), at(10, 3), "unhelpful"),
+    ]
+    await analytics.apply(*confirmed)
+    await analytics.apply(*unhelpful)
+
+    o = await overview_of(analytics)
+    assert o.conversations_started == 2
+    assert (o.ai_resolved, o.ai_resolved_confirmed, o.ai_resolved_assumed) == (1, 1, 0)
+    async with analytics.read_api() as api:
+        gaps = (await api.get("/internal/analytics/kb-gaps", params=DAY_PARAMS)).json()
+        behind = (
+            await api.get("/internal/analytics/conversations", params=DAY_PARAMS | {"figure": "ai_resolved_confirmed"})
+        ).json()
+    assert [(g["question"], g["conversation_ids"]) for g in gaps["gaps"]] == [
+        ("Posso portare il cane in carrozzina?", [str(mix.ids["unhelpful"])])
+    ]
+    assert [item["conversation_id"] for item in behind["items"]] == [str(mix.ids["confirmed"])]
+    facts = [e.payload for e in await analytics.emitted(AnalyticsFact) if e.payload.name == "answer_feedback"]
+    assert sorted((f.message_id, f.helpful, f.in_reply_to) for f in facts) == sorted(
+        [(confirmed_answer, True, None), (unhelpful_answer, False, question)]
+    )
+
+    database = await create_database(infra)
+    replay, engine = await migrated_harness(infra, database)
+    try:
+        await replay.apply(*reversed(unhelpful))  # the feedback before the question and its answer
+        await replay.apply(*reversed(confirmed))
+        again = await overview_of(replay)
+        assert again.model_dump(exclude={"as_of"}) == o.model_dump(exclude={"as_of"})
+        async with replay.read_api() as api:
+            assert (await api.get("/internal/analytics/kb-gaps", params=DAY_PARAMS)).json() == gaps
     finally:
         await engine.dispose()
         await drop_database(infra, database)

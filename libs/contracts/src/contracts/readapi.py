@@ -464,8 +464,8 @@ class AnalyticsOverview(ReportPeriod):
     - `involvement_rate` = ai_involved / conversations_started (the AI answered at all);
     - `ai_resolution_rate` = ai_resolved / ai_involved;
     - `automation_rate` = ai_resolved / conversations_started = involvement × resolution;
-    - an AI resolution is `confirmed` when the customer marked an answer helpful (no such feedback
-      exists yet: always 0) and `assumed` otherwise; `ai_pending` are not yet settled (quiet for
+    - an AI resolution is `confirmed` when the customer's latest feedback marked an answer helpful
+      and `assumed` otherwise; `ai_pending` are not yet settled (quiet for
       less than the resolution window).
     """
 

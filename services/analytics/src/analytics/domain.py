@@ -22,6 +22,7 @@ from contracts.common import ConversationStatus, FactName, HandoffReason, Sender
 from contracts.events import (
     AiReplyGenerated,
     AnalyticsFact,
+    AnswerFeedbackGiven,
     ConversationQueued,
     ConversationRated,
     ConversationStarted,
@@ -64,6 +65,7 @@ SOURCES: tuple[type[Payload], ...] = (
     TicketReplyPosted,
     SlaWarning,
     SlaBreached,
+    AnswerFeedbackGiven,
 )
 
 CLOSED = frozenset({S.RESOLVED, S.NOT_RESOLVED, S.CANCELLED, S.ABANDONED})
@@ -125,6 +127,10 @@ def fact_of(envelope: Envelope[Any], processed_at: datetime, kb_gap_confidence: 
             dims["queue_priority"] = payload.priority
         case ConversationRated():
             name, dims = F.CONVERSATION_RATED, {"score": payload.score, "has_comment": bool(payload.comment)}
+        case AnswerFeedbackGiven():
+            name = F.ANSWER_FEEDBACK
+            dims = {"message_id": payload.message_id, "helpful": payload.helpful}
+            dims["in_reply_to"] = payload.question_message_id
         case AiReplyGenerated():
             name = F.AI_REPLY_DRAFTED
             dims = {"in_reply_to": payload.in_reply_to, "confidence": payload.confidence, "language": payload.language}
@@ -244,9 +250,14 @@ class ConversationSummary:
     closed_at: datetime | None = None
     closed_status: ConversationStatus | None = None
     rating: int | None = None
-    answer_confirmed: bool = False
-    """The customer marked an AI answer helpful. No answer-feedback event exists yet: always False."""
+    last_feedback_helpful: bool | None = None
+    """The customer's latest feedback on an AI answer (👍 True, 👎 False), None without any."""
     sessions: tuple[OperatorSession, ...] = ()
+
+    @property
+    def answer_confirmed(self) -> bool:
+        """The customer's latest feedback marked an AI answer helpful."""
+        return self.last_feedback_helpful is True
 
     @property
     def ai_involved(self) -> bool:
@@ -264,9 +275,14 @@ class ConversationSummary:
     def ai_resolution_candidate(self) -> bool:
         """Resolved by the AI alone once settled (closed, or quiet for the resolution window): the
         assistant answered, nobody else was asked for, and its last word was an answer, not an
-        offer of a person, after which the customer asked nothing more."""
+        offer of a person, after which the customer asked nothing more, and the customer's latest
+        feedback (if any) did not say the answer failed them."""
         return (
-            self.ai_involved and not self.escalated and not self.last_ai_answer_offered_a_person and not self.unanswered
+            self.ai_involved
+            and not self.escalated
+            and not self.last_ai_answer_offered_a_person
+            and not self.unanswered
+            and self.last_feedback_helpful is not False
         )
 
     @property
@@ -317,6 +333,8 @@ def summarise_conversation(facts: Iterable[AnalyticsFact]) -> ConversationSummar
             changes["no_operator_available"] = True
         elif name == F.TICKET_OPENED:
             changes["ticket_requested"] = True
+        elif name == F.ANSWER_FEEDBACK and fact.helpful is not None:
+            changes["last_feedback_helpful"] = fact.helpful
         elif name == F.CONVERSATION_RATED and summary.rating is None:
             changes["rating"] = fact.score
         elif name in (F.STATUS_CHANGED, F.CONVERSATION_CLOSED) and fact.status is not None:

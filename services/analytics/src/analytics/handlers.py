@@ -17,7 +17,7 @@ from analytics import domain, store
 from analytics.config import Settings
 from contracts import Envelope, utc_now
 from contracts.common import ConversationStatus, Sender
-from contracts.events import AiReplyGenerated, MessagePosted
+from contracts.events import AiReplyGenerated, AnswerFeedbackGiven, MessagePosted
 from servicekit.consumer import EventConsumer
 from servicekit.outgoing import Outgoing
 
@@ -58,7 +58,7 @@ def register(consumer: EventConsumer, settings: Settings) -> None:
             out.flush()
 
     for source in domain.SOURCES:
-        if source not in (MessagePosted, AiReplyGenerated):
+        if source not in (MessagePosted, AiReplyGenerated, AnswerFeedbackGiven):
             consumer.on(source)(record)
 
     @consumer.on(MessagePosted)
@@ -83,3 +83,19 @@ def register(consumer: EventConsumer, settings: Settings) -> None:
         reply = envelope.payload
         kb_gap = domain.is_kb_gap(reply, settings.kb_gap_confidence)
         await store.judge_question(session, envelope.tenant_id, reply.in_reply_to, kb_gap)
+
+    @consumer.on(AnswerFeedbackGiven)
+    async def on_answer_feedback(envelope: Envelope[AnswerFeedbackGiven], session: AsyncSession) -> None:
+        await record(envelope, session)
+        feedback = envelope.payload
+        # An answer the customer said did not help: its question is a knowledge gap, however
+        # confident the assistant was.
+        if not feedback.helpful and feedback.question_message_id and feedback.question and envelope.conversation_id:
+            await store.mark_not_helpful(
+                session,
+                envelope.tenant_id,
+                feedback.question_message_id,
+                envelope.conversation_id,
+                envelope.occurred_at,
+                feedback.question,
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, func, null, select
+from sqlalchemy import ColumnElement, and_, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -263,7 +263,7 @@ async def kb_gaps(
     rows = await session.execute(
         select(q.message_id, q.conversation_id, q.asked_at, q.text).where(
             q.tenant_id == period.tenant_id,
-            q.kb_gap,
+            or_(q.kb_gap, q.not_helpful),
             q.text.is_not(None),
             q.asked_at >= period.start,
             q.asked_at < period.end,

@@ -26,6 +26,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    false,
     func,
     not_,
     or_,
@@ -133,8 +134,8 @@ class TicketRecord(Base):
 
 class QuestionRecord(Base):
     """A customer's question to the assistant, kept for the knowledge-gap report. Its text stays
-    only while no confident answer to it is known: the one place this store keeps what a customer
-    wrote, and never on the public topic."""
+    only while no confident answer to it is known, or once the customer said the answer did not
+    help: the one place this store keeps what a customer wrote, and never on the public topic."""
 
     __tablename__ = "questions"
     __table_args__ = (Index("ix_questions_tenant_asked", "tenant_id", "asked_at"),)
@@ -146,6 +147,8 @@ class QuestionRecord(Base):
     text: Mapped[str | None] = mapped_column(Text)
     kb_gap: Mapped[bool] = mapped_column(Boolean)
     answered: Mapped[bool] = mapped_column(Boolean)
+    not_helpful: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The customer marked the answer not helpful: a gap however confident the answer was."""
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -297,7 +300,7 @@ async def keep_question(
             set_={
                 "conversation_id": statement.excluded.conversation_id,
                 "asked_at": statement.excluded.asked_at,
-                "text": case((q.answered, None), else_=statement.excluded.text),
+                "text": case((and_(q.answered, not_(q.not_helpful)), None), else_=statement.excluded.text),
             },
         )
     )
@@ -317,8 +320,39 @@ async def judge_question(session: AsyncSession, tenant_id: str, message_id: uuid
             set_={
                 "kb_gap": or_(q.kb_gap, statement.excluded.kb_gap),
                 "answered": answered,
-                "text": case((answered, None), else_=q.text),
+                "text": case((and_(answered, not_(q.not_helpful)), None), else_=q.text),
             },
+        )
+    )
+
+
+async def mark_not_helpful(
+    session: AsyncSession,
+    tenant_id: str,
+    message_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    said_at: datetime,
+    text_: str,
+) -> None:
+    """The customer said the answer to this question did not help: a knowledge gap, whatever the
+    assistant's confidence, and its text is kept for the report (given by the feedback, as the
+    question's own text may have been forgotten once answered). `said_at` stands for when it was
+    asked only until the question itself arrives."""
+    q = QuestionRecord
+    statement = insert(q).values(
+        tenant_id=tenant_id,
+        message_id=message_id,
+        conversation_id=conversation_id,
+        asked_at=said_at,
+        text=text_,
+        kb_gap=False,
+        answered=False,
+        not_helpful=True,
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=("tenant_id", "message_id"),
+            set_={"not_helpful": true(), "text": func.coalesce(q.text, statement.excluded.text)},
         )
     )
 
