@@ -416,7 +416,6 @@ class RetrievalIndex:
         if not terms:
             return []
         wanted = asked_for(tokens)
-        shape = _ANSWER_SHAPES.get(wanted or "")
         scores: dict[int, float] = {}
         matched: dict[int, float] = {}
         # Words that only say which kind of fact is wanted ("costa", "phone"): a passage stating such a
@@ -459,7 +458,7 @@ class RetrievalIndex:
         def confidence_of(unit: int) -> float:
             coverage = matched[unit] / total_importance if total_importance else 0.0
             confidence = coverage * (1.0 - math.exp(-scores[unit] / SCORE_SCALE)) * penalty
-            if wanted in _CREDITED_WORDS and shape is not None and not shape.search(self.units[unit].text):
+            if wanted in _CREDITED_WORDS and unit not in shaped:
                 confidence *= UNKNOWN_FACTOR  # "how much is the ferry?" and the text names no amount
             return max(0.0, min(1.0, confidence))
 
