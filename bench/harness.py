@@ -193,29 +193,66 @@ def fd_limit(pid: int) -> int | None:
 # Infrastructure processes are recognised by their command name.
 _INFRA_COMMS = {"java": "kafka", "redis-server": "redis"}
 _TICK = os.sysconf("SC_CLK_TCK")
+# PostgreSQL's own processes, shared by every database on the server (no database in their title).
+_POSTGRES_SHARED = ("checkpointer", "background writer", "walwriter", "autovacuum launcher", "logical replication")
+
+
+def postgres_group(title: str, databases: set[str]) -> str | None:
+    """ "postgres" for a PostgreSQL process that works for this run: a backend (or autovacuum
+    worker) of one of its `databases`, or one of the server's shared processes; None for the
+    backends of other databases (another user's tests). With no `databases`, every one counts."""
+    if not databases:
+        return "postgres"
+    words = title.removeprefix("postgres:").split()
+    if any(word in databases for word in words):
+        return "postgres"
+    rest = " ".join(words)
+    if not rest or rest.startswith(_POSTGRES_SHARED):
+        return "postgres"
+    return None
 
 
 class CpuSampler:
-    """Samples, once a second, the CPU seconds of the named processes (services, load generator)
-    and of the infrastructure (Kafka, every PostgreSQL backend, Redis), grouped by name, and of
-    the whole machine ("machine"; "other" is what none of those used, e.g. another user's job)."""
+    """Samples, once a second, the CPU seconds of the named processes (services, load generator,
+    and any child process they start) and of the infrastructure (Kafka, PostgreSQL, Redis),
+    grouped by name, and of the whole machine ("machine"; "other" is what none of those used,
+    e.g. another user's job). PostgreSQL counts the backends of this run's `databases` and the
+    server's shared processes, not other users' backends; Kafka and Redis are one process each,
+    shared with whoever else uses them."""
 
-    def __init__(self, named: dict[int, str], interval: float = 1.0) -> None:
+    def __init__(self, named: dict[int, str], interval: float = 1.0, databases: set[str] | None = None) -> None:
         self.named = dict(named)
         self.interval = interval
+        self.databases = set(databases or ())
         self.samples: list[tuple[float, dict[int, tuple[str, float]]]] = []
+        self._groups: dict[tuple[int, str], str | None] = {}  # (pid, start time) -> group, for pids not named
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="cpu-sampler")
 
     def add(self, pid: int, name: str) -> None:
         self.named[pid] = name
 
-    def _group(self, pid: int, comm: str) -> str | None:
+    @property
+    def groups(self) -> set[str]:
+        """Every named group (each built service, the load generator once started)."""
+        return set(self.named.values())
+
+    def _group(self, pid: int, comm: str, ppid: int, started: str) -> str | None:
         if pid in self.named:
             return self.named[pid]
-        if comm.startswith("postgres"):
-            return "postgres"
-        return _INFRA_COMMS.get(comm)
+        if ppid in self.named:  # a child of a service (a worker process): counted as the service
+            return self.named[ppid]
+        key = (pid, started)
+        if key not in self._groups:
+            group = _INFRA_COMMS.get(comm)
+            if comm.startswith("postgres"):
+                try:
+                    title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    return None
+                group = postgres_group(title.strip(), self.databases)
+            self._groups[key] = group
+        return self._groups[key]
 
     def sample(self) -> None:
         now = time.time()
@@ -229,10 +266,10 @@ class CpuSampler:
             except OSError:
                 continue
             comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-            group = self._group(pid, comm)
+            fields = raw[raw.rindex(")") + 2 :].split()
+            group = self._group(pid, comm, int(fields[1]), fields[19])
             if group is None:
                 continue
-            fields = raw[raw.rindex(")") + 2 :].split()
             taken[pid] = (group, (int(fields[11]) + int(fields[12])) / _TICK)  # utime + stime
         # Pseudo-pid 0: the whole machine's busy time (anything else running shows as the rest).
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
@@ -259,7 +296,7 @@ class CpuSampler:
         if len(inside) < 2:
             return {}
         (t0, first), (t1, last) = inside[0], inside[-1]
-        totals: dict[str, float] = {}
+        totals: dict[str, float] = dict.fromkeys(self.groups, 0.0)  # a named process that did nothing shows as 0
         for pid, (group, seconds) in last.items():
             if pid in first:  # processes alive at both ends (short-lived ones are negligible)
                 totals[group] = totals.get(group, 0.0) + seconds - first[pid][1]

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import resource
 import time
@@ -33,6 +34,7 @@ import aiohttp
 import uvloop
 import yaml
 
+from bench.capacity import CapacitySearch, step_result
 from bench.harness import raise_fd_limit, rss_mb
 from devkit.stack import REPO
 from servicekit.heap import freeze_startup_heap
@@ -61,6 +63,9 @@ def questions() -> dict[str, list[str]]:
         if entry.get("expect") and not entry.get("handoff") and not entry.get("history") and entry["lang"] in found:
             found[entry["lang"]].append(entry["q"])
     return found if all(found.values()) else FALLBACK_QUESTIONS
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds() -> float:
@@ -159,7 +164,6 @@ class Turns:
         self.key = widget_key()
         self.questions = questions()
         self.tickets: asyncio.Queue[float] = asyncio.Queue()
-        self.max_backlog = max(1, int(args.tps))
         self.turns: list[tuple[float, float, float, str]] = []  # scheduled, started, finished, outcome
         self.shed: list[float] = []  # scheduled times of shed tickets
         self.errors: Counter[str] = Counter()
@@ -240,28 +244,52 @@ class Turns:
         self.turns.append((scheduled, started, finished, outcome))
         return keep and outcome == "ok"
 
-    async def schedule(self, start: float, end: float) -> None:
+    async def schedule(self, start: float, end: float, tps: float | None = None) -> None:
         loop = asyncio.get_running_loop()
+        tps = tps or self.args.tps
+        max_backlog = max(1, int(tps))  # a full second of backlog
         issued = 0
         while (now := loop.time()) < end:
-            due = int((now - start) * self.args.tps) - issued
+            due = int((now - start) * tps) - issued
             for i in range(due):
-                scheduled = start + (issued + i + 1) / self.args.tps  # when it fell due
-                if self.tickets.qsize() >= self.max_backlog:
+                scheduled = start + (issued + i + 1) / tps  # when it fell due
+                if self.tickets.qsize() >= max_backlog:
                     self.shed.append(scheduled)
                 else:
                     self.tickets.put_nowait(scheduled)
             issued += max(due, 0)
             await asyncio.sleep(0.005)
 
-    async def run(self) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        wall = time.time() - loop.time()  # loop time + wall = wall-clock time
+    async def connect_all(self) -> list[asyncio.Task[None]]:
         tasks = [asyncio.create_task(self.customer(n)) for n in range(self.args.customers)]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.all_ready.wait(), timeout=180)
         print(f"[loadgen] {self.ready}/{self.args.customers} customers connected", flush=True)
         freeze_startup_heap()  # the generator's own collector pauses would be counted as latency
+        return tasks
+
+    async def drain(self) -> int:
+        """Drops the tickets not yet taken and lets the turns in flight finish; returns how many
+        tickets were dropped."""
+        unstarted = self.tickets.qsize()
+        while not self.tickets.empty():
+            self.tickets.get_nowait()
+        if self.in_flight:
+            self.idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.idle.wait(), timeout=self.args.timeout + 2)
+        return unstarted
+
+    async def stop(self, tasks: list[asyncio.Task[None]]) -> None:
+        self.stopping = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def run(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        wall = time.time() - loop.time()  # loop time + wall = wall-clock time
+        tasks = await self.connect_all()
         start = loop.time()
         window = (start + self.args.warmup, start + self.args.warmup + self.args.seconds)
         cpu: dict[str, float] = {}
@@ -273,10 +301,7 @@ class Turns:
             self.idle.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.idle.wait(), timeout=self.args.timeout + 2)
-        self.stopping = True
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.stop(tasks)
         return {
             "origin_wall": start + wall,
             "window": [window[0] - start, window[1] - start],
@@ -292,6 +317,101 @@ class Turns:
 
 async def run_turns(args: argparse.Namespace) -> dict[str, Any]:
     return await Turns(args).run()
+
+
+class Capacity(Turns):
+    """The turns scenario in short steps of offered rate, chosen by `bench.capacity.CapacitySearch`
+    as the steps' results come in (the same customers throughout), then one step at a fraction of
+    the capacity found (for the CPU per turn below saturation). Each step: a short warm-up at its
+    rate, the measured window, then the backlog dropped and the turns in flight finished, and a
+    pause for the system to settle."""
+
+    origin = 0.0  # loop time the steps' windows are counted from
+
+    def services_cpu(self) -> float:
+        """CPU seconds used so far by the services (`--quiet-pids`)."""
+        total = 0
+        for pid in self.args.quiet_pids:
+            with contextlib.suppress(OSError):
+                raw = Path(f"/proc/{pid}/stat").read_text()
+                fields = raw[raw.rindex(")") + 2 :].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / CLOCK_TICKS
+
+    async def wait_quiet(self, timeout: float) -> float:
+        """Waits (at most `timeout` seconds) until the services use no more than `--quiet-percent`
+        of one core for two half-seconds in a row: the last step's backlog is worked off. Returns
+        the seconds waited."""
+        loop = asyncio.get_running_loop()
+        start = then = loop.time()
+        used, calm = self.services_cpu(), 0
+        while self.args.quiet_pids and calm < 2 and loop.time() - start < timeout:
+            await asyncio.sleep(0.5)
+            now, cpu = loop.time(), self.services_cpu()
+            calm = calm + 1 if 100 * (cpu - used) / (now - then) <= self.args.quiet_percent else 0
+            then, used = now, cpu
+        return loop.time() - start
+
+    async def step(self, rate: float, seconds: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        window = (start + self.args.warmup, start + self.args.warmup + seconds)
+        cpu: dict[str, float] = {}
+        loop.call_at(window[0], lambda: cpu.update(start=cpu_seconds()))
+        await self.schedule(start, window[1], rate)
+        cpu["end"] = cpu_seconds()
+        dropped = await self.drain()
+        result = step_result(self.turns, self.shed, window, rate)
+        passed = result.passes(self.args.p99_limit)
+        print(
+            f"[loadgen] {rate:.0f}/s offered: {result.achieved_tps:.1f}/s, p99 {result.p99_ms} ms, "
+            f"{result.failed} failed, {result.shed} shed: {'pass' if passed else 'FAIL'}",
+            flush=True,
+        )
+        await asyncio.sleep(self.args.settle)
+        settled = await self.wait_quiet(self.args.quiet_timeout / 3)
+        return {
+            "rate": rate,
+            "window": [window[0] - self.origin, window[1] - self.origin],
+            "result": result,
+            "dropped_at_end": dropped,
+            "settle_seconds": round(self.args.settle + settled, 1),
+            "loadgen_cpu_seconds": cpu["end"] - cpu.get("start", cpu["end"]),
+        }
+
+    async def run(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        wall = time.time() - loop.time()
+        tasks = await self.connect_all()
+        waited = await self.wait_quiet(self.args.quiet_timeout)  # the scenario before may have left a backlog
+        print(f"[loadgen] services quiet after {waited:.1f}s", flush=True)
+        self.origin = loop.time()
+        a = self.args
+        search = CapacitySearch(a.start_tps, a.step_tps, a.max_tps, a.bisections, a.p99_limit)
+        steps = []
+        try:
+            while (rate := search.next_rate()) is not None:
+                step = await self.step(rate, a.seconds)
+                search.record(step["result"])
+                steps.append(step)
+            light = None
+            if search.passed and a.light_fraction > 0:
+                step = await self.step(round(a.light_fraction * search.passed, 1), a.light_seconds)
+                light = {**step, "result": step["result"].as_dict(a.p99_limit)}
+        finally:
+            await self.stop(tasks)
+        return {
+            "origin_wall": self.origin + wall,
+            "search": search.summary(),
+            "steps": [{**step, "result": step["result"].as_dict(a.p99_limit)} for step in steps],
+            "light": light,
+            "errors": dict(self.errors),
+            "customers_connected": self.ready,
+        }
+
+
+async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
+    return await Capacity(args).run()
 
 
 class Sockets:
@@ -807,11 +927,25 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--operators-file", type=Path, help="operators: its operators' seed file")
     parser.add_argument("--operators", type=int, default=200)
     parser.add_argument("--handoffs", type=int, default=2000)
+    parser.add_argument("--start-tps", type=float, default=250, help="capacity: the first offered rate")
+    parser.add_argument("--step-tps", type=float, default=250, help="capacity: the rise between steps")
+    parser.add_argument("--max-tps", type=float, default=3000, help="capacity: the highest rate tried")
+    parser.add_argument("--bisections", type=int, default=2, help="capacity: steps after the first failure")
+    parser.add_argument("--p99-limit", type=float, default=250, help="capacity: a step's p99 limit (ms)")
+    parser.add_argument("--settle", type=float, default=2, help="capacity: pause after a step")
+    parser.add_argument(
+        "--quiet-pids", type=lambda v: [int(p) for p in v.split(",") if p], default=[], help="capacity: the services"
+    )
+    parser.add_argument("--quiet-percent", type=float, default=30, help="capacity: their CPU when quiet (% of a core)")
+    parser.add_argument("--quiet-timeout", type=float, default=60, help="capacity: longest wait for quiet (s)")
+    parser.add_argument("--light-fraction", type=float, default=0.6, help="capacity: the last step, x capacity")
+    parser.add_argument("--light-seconds", type=float, default=20, help="capacity: its measured window")
     return parser.parse_args(argv)
 
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]] = {
     "turns": run_turns,
+    "capacity": run_capacity,
     "sockets": run_sockets,
     "operators": run_handoffs,
 }

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # Every scenario, in the order they run; `BENCH_SCENARIOS` picks some (all by default).
-SCENARIOS = ("turns", "operators", "sockets")
+SCENARIOS = ("turns", "capacity", "operators", "sockets")
 
 
 def _int(name: str, default: int) -> int:
@@ -35,6 +35,16 @@ class Params:
     handoff_seconds: float  # the measured window they are spread over
     handoff_warmup: float  # handoffs at the same rate before it, not counted
     handoff_timeout: float  # seconds for an offer, and for the operator's message, to arrive
+    capacity_start: float  # the capacity search's first offered rate (turns/s)
+    capacity_step: float  # its rise between steps
+    capacity_max: float  # the highest rate it tries
+    capacity_seconds: float  # each step's measured window
+    capacity_warmup: float  # each step's warm-up at its rate
+    capacity_bisections: int  # steps halfway between passing and failing after the first failure
+    capacity_settle: float  # pause after each step (then it waits for the services to be quiet)
+    light_fraction: float  # the step below saturation, as a fraction of the capacity found
+    light_seconds: float  # its measured window
+    calibration_repeats: int
     scenarios: tuple[str, ...]
 
     @classmethod
@@ -56,6 +66,16 @@ class Params:
             handoff_seconds=_float("BENCH_HANDOFF_SECONDS", TARGET_HANDOFF_SECONDS),
             handoff_warmup=_float("BENCH_HANDOFF_WARMUP", 10),
             handoff_timeout=_float("BENCH_HANDOFF_TIMEOUT", 10),
+            capacity_start=_float("BENCH_CAPACITY_START", 250),
+            capacity_step=_float("BENCH_CAPACITY_STEP", 250),
+            capacity_max=_float("BENCH_CAPACITY_MAX", 3000),
+            capacity_seconds=_float("BENCH_CAPACITY_SECONDS", 15),
+            capacity_warmup=_float("BENCH_CAPACITY_WARMUP", 3),
+            capacity_bisections=_int("BENCH_CAPACITY_BISECT", 2),
+            capacity_settle=_float("BENCH_CAPACITY_SETTLE", 2),
+            light_fraction=_float("BENCH_LIGHT_FRACTION", 0.6),
+            light_seconds=_float("BENCH_LIGHT_SECONDS", 20),
+            calibration_repeats=_int("BENCH_CALIBRATION_REPEATS", 7),
             scenarios=tuple((os.environ.get("BENCH_SCENARIOS") or ",".join(SCENARIOS)).replace(" ", "").split(",")),
         )
 

@@ -235,6 +235,39 @@ def cpu_ms_per_unit(percent_by_process: dict[str, float], seconds: float, units:
     return {group: round(10 * percent * seconds / units, 2) for group, percent in percent_by_process.items()}
 
 
+# Not the system under test: the load generator, and the machine-wide figures.
+NOT_SYSTEM = frozenset({"loadgen", "machine", "other"})
+
+
+def cpu_per_turn(
+    percent_by_process: dict[str, float],
+    seconds: float,
+    turns: int,
+    calibration_ms: float | None,
+    offered_tps: float,
+) -> dict[str, Any]:
+    """CPU milliseconds per turn over a window: per process, the system's total (every service,
+    Kafka, PostgreSQL and Redis; not the load generator), and that total normalised by the
+    machine's calibration: `per_1000_turns_in_calibrations` is how many calibration workloads'
+    worth of CPU 1,000 turns cost, a figure meant to travel between machines."""
+    by_process = cpu_ms_per_unit(percent_by_process, seconds, turns)
+    system = {k: v for k, v in by_process.items() if k not in NOT_SYSTEM}
+    total = round(sum(system.values()), 2) if system else None
+    return {
+        "offered_tps": offered_tps,
+        "turns": turns,
+        "seconds": round(seconds, 1),
+        "by_process_ms": dict(sorted(system.items(), key=lambda kv: -kv[1])),
+        "total_ms": total,
+        "loadgen_ms": by_process.get("loadgen"),
+        "machine_ms": by_process.get("machine"),
+        "other_ms": by_process.get("other"),
+        "per_1000_turns_in_calibrations": (
+            round(1000 * total / calibration_ms, 2) if total is not None and calibration_ms else None
+        ),
+    }
+
+
 def targets(
     turns: dict[str, Any] | None, sockets: dict[str, Any] | None, operators: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -297,8 +330,10 @@ def plot(
     sockets: dict[str, Any] | None,
     cpu: list[dict[str, float]],
     operators: dict[str, Any] | None = None,
+    document: dict[str, Any] | None = None,
 ) -> None:
-    if operators is not None and turns is None and sockets is None:  # the operators scenario alone
+    cost = document if document is not None and (document.get("capacity") or turns is not None) else None
+    if operators is not None and turns is None and sockets is None and cost is None:  # the operators scenario alone
         fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), squeeze=False)
         _plot_operators(axes[0][0], axes[0][1], operators)
         for ax in axes.flat:
@@ -307,7 +342,7 @@ def plot(
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return
-    rows = 2 if operators is None else 3
+    rows = 2 + (operators is not None) + (cost is not None)
     fig, axes = plt.subplots(rows, 2, figsize=(14, 4.5 * rows), squeeze=False)
     (tps_ax, p99_ax), (cpu_ax, rss_ax) = axes[0], axes[1]
     if turns is not None and turns["timeline"]:
@@ -342,6 +377,8 @@ def plot(
         rss_ax.set_title(f"Gateway RSS: {sockets['rss_mb']} MB with {sockets['open_at_end']} sockets")
     if operators is not None:
         _plot_operators(axes[2][0], axes[2][1], operators)
+    if cost is not None:
+        _plot_cost(axes[-1][0], axes[-1][1], cost)
     for ax, label in ((tps_ax, "turns/s"), (p99_ax, "ms"), (cpu_ax, "% CPU")):
         ax.set_xlabel("seconds from the start of the measured window")
         ax.set_ylabel(label)
@@ -381,6 +418,60 @@ def _plot_operators(latency_ax: Any, cpu_ax: Any, operators: dict[str, Any]) -> 
         cpu_ax.set_xlabel("CPU ms per handoff")
         total = operators.get("cpu_ms_per_handoff_by_process", {}).get("machine")
         cpu_ax.set_title(f"CPU per handoff by process (whole machine {total} ms)")
+
+
+def _plot_cost(capacity_ax: Any, cpu_ax: Any, document: dict[str, Any]) -> None:
+    """The capacity search's steps (p99 against offered rate), and the CPU per turn by process at
+    the target and below saturation, with the calibration they are normalised by."""
+    capacity = document.get("capacity")
+    if capacity and capacity["steps"]:
+        steps = capacity["steps"]
+        for passed, colour, label in ((True, "tab:green", "pass"), (False, "tab:red", "fail")):
+            chosen = [s for s in steps if s["passed"] == passed]
+            capacity_ax.scatter(
+                [s["offered_tps"] for s in chosen],
+                [s["p99_ms"] if s["p99_ms"] is not None else np.nan for s in chosen],
+                color=colour,
+                label=label,
+                zorder=3,
+            )
+        for order, step in enumerate(steps, 1):
+            if step["p99_ms"] is not None:
+                capacity_ax.annotate(
+                    str(order),
+                    (step["offered_tps"], step["p99_ms"]),
+                    fontsize=7,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                )
+        capacity_ax.axhline(capacity["p99_limit_ms"], color="tab:red", ls="--", label="p99 limit")
+        capacity_ax.axvline(capacity["capacity_tps"], color="tab:green", ls=":", label="capacity")
+        capacity_ax.set_yscale("log")
+        bound = "" if capacity["bounded"] else " (not bounded)"
+        capacity_ax.set_title(f"Capacity search: {capacity['capacity_tps']:.0f} turns/s with p99 within limit{bound}")
+        capacity_ax.set_xlabel("offered turns/s (numbers: order of the steps)")
+        capacity_ax.set_ylabel("p99 ms")
+        capacity_ax.legend(fontsize=8)
+    per_turn = {k: v for k, v in (document.get("cpu_per_turn") or {}).items() if v}
+    if per_turn:
+        names = sorted({name for cpu in per_turn.values() for name in cpu["by_process_ms"]})
+        names.sort(key=lambda name: -max(cpu["by_process_ms"].get(name, 0.0) for cpu in per_turn.values()))
+        height = 0.8 / len(per_turn)
+        for index, (label, cpu) in enumerate(per_turn.items()):
+            positions = [i + index * height for i in range(len(names))]
+            total, normalised = cpu["total_ms"], cpu["per_1000_turns_in_calibrations"]
+            cpu_ax.barh(
+                positions,
+                [cpu["by_process_ms"].get(name, 0.0) for name in names],
+                height=height,
+                label=f"{label.replace('_', ' ')} ({cpu['offered_tps']:.0f}/s): {total} ms, {normalised} cal/1000",
+            )
+        cpu_ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))], names)
+        cpu_ax.invert_yaxis()
+        cpu_ax.set_xlabel("CPU ms per turn")
+        calib = document.get("calibration") or {}
+        cpu_ax.set_title(f"CPU per turn by process (calibration {calib.get('calibration_ms')} ms)", fontsize=10)
+        cpu_ax.legend(fontsize=8)
 
 
 def write(path: Path, document: dict[str, Any]) -> None:

@@ -9,12 +9,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import report
+from bench import calibration, report
 from bench.harness import (
     CpuSampler,
     OperatorSeed,
@@ -26,8 +27,8 @@ from bench.harness import (
     running_stack,
     write_operator_seed,
 )
-from bench.params import SCENARIOS, Params
-from devkit.stack import REPO, Stack
+from bench.params import SCENARIOS, TARGET_P99_MS, Params
+from devkit.stack import REPO, SERVICES, Stack
 
 RESULTS = REPO / "bench" / "results"
 
@@ -54,7 +55,9 @@ def check_alive(stack: Stack) -> None:
         raise RuntimeError(f"services died during the run: {dead}; see {stack.log_dir}")
 
 
-def turns_scenario(stack: Stack, params: Params, sampler: CpuSampler) -> tuple[dict[str, Any], dict[str, Any]]:
+def turns_scenario(
+    stack: Stack, params: Params, sampler: CpuSampler, calibration_ms: float | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     log(f"turns: {params.target_tps:.0f}/s offered, {params.customers} customers, {params.warmup:.0f}s warm-up")
     args = ["turns", "--gateway", stack.url("gateway"), "--tps", str(params.target_tps)]
     args += ["--seconds", str(params.seconds), "--warmup", str(params.warmup)]
@@ -64,6 +67,13 @@ def turns_scenario(stack: Stack, params: Params, sampler: CpuSampler) -> tuple[d
     figures = report.turns_figures(raw, params.target_tps)
     origin = raw["origin_wall"] + raw["window"][0]
     figures["cpu_percent_by_process"] = sampler.percent(origin, origin + figures["measured_seconds"])
+    figures["cpu_per_turn"] = report.cpu_per_turn(
+        figures["cpu_percent_by_process"],
+        figures["measured_seconds"],
+        figures["started"],
+        calibration_ms,
+        params.target_tps,
+    )
     cpu = [row for row in sampler.timeline(origin) if row["t"] >= -params.warmup - 1]
     lat = figures["latency_ms"]
     log(
@@ -71,7 +81,72 @@ def turns_scenario(stack: Stack, params: Params, sampler: CpuSampler) -> tuple[d
         f"{figures['errors']} errors, {figures['timeouts']} timeouts, {figures['shed']} shed"
     )
     log(f"CPU % of one core: {figures['cpu_percent_by_process']}")
+    log_cpu_per_turn("at the target", figures["cpu_per_turn"])
     return figures, {"cpu_timeline": cpu}
+
+
+def log_cpu_per_turn(label: str, cpu: dict[str, Any]) -> None:
+    log(
+        f"CPU per turn {label} ({cpu['offered_tps']:.0f}/s offered): {cpu['total_ms']} ms in total without the load "
+        f"generator ({cpu['per_1000_turns_in_calibrations']} calibrations per 1,000 turns); by process (ms) "
+        f"{cpu['by_process_ms']}; load generator {cpu['loadgen_ms']}, other {cpu['other_ms']}"
+    )
+
+
+def capacity_scenario(
+    stack: Stack, params: Params, sampler: CpuSampler, calibration_ms: float | None, idle_percent: float
+) -> dict[str, Any]:
+    """The capacity search (steps of offered rate, bisected after the first failing one), then a
+    step below saturation for the CPU per turn there; the CPU of each step from the sampler."""
+    log(
+        f"capacity: from {params.capacity_start:.0f}/s in steps of {params.capacity_step:.0f}/s "
+        f"({params.capacity_warmup:.0f}s warm-up + {params.capacity_seconds:.0f}s each, "
+        f"p99 <= {TARGET_P99_MS:.0f} ms), "
+        f"{params.capacity_bisections} bisections, then {params.light_fraction:.0%} of the capacity"
+    )
+    args = ["capacity", "--gateway", stack.url("gateway"), "--customers", str(params.customers)]
+    args += ["--timeout", str(params.turn_timeout), "--warmup", str(params.capacity_warmup)]
+    args += ["--seconds", str(params.capacity_seconds), "--start-tps", str(params.capacity_start)]
+    args += ["--step-tps", str(params.capacity_step), "--max-tps", str(params.capacity_max)]
+    args += ["--bisections", str(params.capacity_bisections), "--p99-limit", str(TARGET_P99_MS)]
+    args += ["--light-fraction", str(params.light_fraction)]
+    args += ["--light-seconds", str(params.light_seconds), "--settle", str(params.capacity_settle)]
+    # Between steps the generator waits for the services to be nearly as quiet as when idle.
+    services = {name: p.pid for name, p in stack.processes.items()}
+    args += ["--quiet-pids", ",".join(map(str, services.values())), "--quiet-percent", str(idle_percent + 25)]
+    raw = run_loadgen(args, RESULTS / "raw-capacity.json", sampler, 1800)
+    check_alive(stack)
+    origin = raw["origin_wall"]
+
+    def with_cpu(step: dict[str, Any]) -> dict[str, Any]:
+        result = step["result"]
+        w0, w1 = (origin + t for t in step["window"])
+        cpu = report.cpu_per_turn(sampler.percent(w0, w1), w1 - w0, result["started"], calibration_ms, step["rate"])
+        return {**result, "window": step["window"], "cpu_per_turn": cpu}
+
+    search = raw["search"]
+    figures: dict[str, Any] = {
+        "capacity_tps": search["capacity_tps"],
+        "bounded": search["bounded"],
+        "first_failing_tps": search["first_failing_tps"],
+        "p99_limit_ms": search["p99_limit_ms"],
+        "steps": [with_cpu(step) for step in raw["steps"]],
+        "below_saturation": with_cpu(raw["light"]) if raw["light"] else None,
+        "connect_errors": raw["errors"],
+        "customers_connected": raw["customers_connected"],
+    }
+    for step in figures["steps"]:
+        log(
+            f"capacity step {step['offered_tps']:.0f}/s: {step['achieved_tps']}/s, p99 {step['p99_ms']} ms, "
+            f"{'pass' if step['passed'] else 'fail'}; CPU per turn {step['cpu_per_turn']['total_ms']} ms"
+        )
+    bound = "" if search["bounded"] else f" (no step failed up to {params.capacity_max:.0f}/s)"
+    log(f"capacity: {search['capacity_tps']:.0f} turns/s with p99 <= {TARGET_P99_MS:.0f} ms{bound}")
+    light = figures["below_saturation"]
+    if light is not None:
+        log(f"below saturation: {light['achieved_tps']}/s, p99 {light['p99_ms']} ms")
+        log_cpu_per_turn(f"at {params.light_fraction:.0%} of capacity", light["cpu_per_turn"])
+    return figures
 
 
 def operators_scenario(stack: Stack, params: Params, sampler: CpuSampler, seed: OperatorSeed) -> dict[str, Any]:
@@ -146,7 +221,17 @@ def main() -> int:
         del os.environ[name]  # retrieval-only: the assistant answers from the KB alone
     log_level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
     date = datetime.now(UTC).isoformat(timespec="seconds")
+    # Before anything starts: how fast this machine runs a fixed piece of this code on one core.
+    calib = calibration.measure(params.calibration_repeats)
+    calibration_ms: float = calib["calibration_ms"]
+    log(
+        f"calibration: {calibration_ms} ms (median of {calib['repeats']}, {calib['spread_ms']['min']}-"
+        f"{calib['spread_ms']['max']} ms, spread {calib['spread_percent']}%; core {calib['pinned_core']}; "
+        f"load average {calib['load_average']['before']})"
+    )
     turns: dict[str, Any] | None = None
+    capacity: dict[str, Any] | None = None
+    idle: dict[str, float] = {}
     operators: dict[str, Any] | None = None
     sockets: dict[str, Any] | None = None
     extra: dict[str, Any] = {"cpu_timeline": []}
@@ -161,10 +246,21 @@ def main() -> int:
 
         with (
             running_stack(logs, log_level, before_start) as stack,
-            CpuSampler({p.pid: name for name, p in stack.processes.items()}) as sampler,
+            CpuSampler(
+                {p.pid: name for name, p in stack.processes.items()}, databases=set(stack.databases.values())
+            ) as sampler,
         ):
+            missing = sorted({spec.name for spec in SERVICES if spec.built} - set(stack.processes))
+            if missing:
+                raise RuntimeError(f"built services not running: {missing}")
+            time.sleep(3)  # the services' CPU when idle: what "quiet" means between capacity steps
+            idle = sampler.percent(time.time() - 3.5, time.time())
+            idle_percent = round(sum(v for k, v in idle.items() if k in stack.processes), 1)
+            log(f"idle: services {idle_percent}% of one core, whole machine {idle.get('machine')}%")
             if "turns" in params.scenarios:
-                turns, extra = turns_scenario(stack, params, sampler)
+                turns, extra = turns_scenario(stack, params, sampler, calibration_ms)
+            if "capacity" in params.scenarios:
+                capacity = capacity_scenario(stack, params, sampler, calibration_ms, idle_percent)
             if seed is not None:
                 operators = operators_scenario(stack, params, sampler, seed)
             if "sockets" in params.scenarios:
@@ -174,13 +270,22 @@ def main() -> int:
         "date": date,
         "parameters": {**params.as_dict(), "service_log_level": log_level, "llm": "none (retrieval only)"},
         "targets": report.targets(turns, sockets, operators),
+        "calibration": calib,
+        "idle_cpu_percent": idle,
+        "cpu_per_turn": {
+            "at_target": turns["cpu_per_turn"] if turns else None,
+            "below_saturation": capacity["below_saturation"]["cpu_per_turn"]
+            if capacity and capacity["below_saturation"]
+            else None,
+        },
+        "capacity": capacity,
         "turns": turns,
         "operators": operators,
         "sockets": sockets,
         **extra,
     }
     report.write(RESULTS / "latest.json", document)
-    report.plot(RESULTS / "latest.png", turns, sockets, extra["cpu_timeline"], operators)
+    report.plot(RESULTS / "latest.png", turns, sockets, extra["cpu_timeline"], operators, document)
     stamp = date.replace(":", "").replace("-", "").removesuffix("+0000")
     for suffix in ("json", "png"):  # kept per run, to compare runs
         shutil.copy(RESULTS / f"latest.{suffix}", RESULTS / f"run-{stamp}.{suffix}")
