@@ -38,6 +38,7 @@ EXTRA_ENV: dict[str, frozenset[str]] = {
             "ROUTING_URL",
             "AI_RESPONDER_URL",
             "TICKETS_URL",
+            "ANALYTICS_URL",
             "PUBLIC_BASE_URL",
         }
     ),

@@ -57,6 +57,7 @@ class Gateway:
     infra: Infra
     routing_api: Any = None
     tickets_api: Any = None
+    analytics_api: Any = None
     http: httpx.AsyncClient = field(init=False)
 
     @property
@@ -202,8 +203,22 @@ async def tickets_api() -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="session")
+async def analytics_api() -> AsyncIterator[Any]:
+    api = servers.AnalyticsApi()
+    async with servers.serve_app(api.app) as url:
+        api.url = url
+        yield api
+
+
+@pytest.fixture(scope="session")
 async def gateway(
-    infra: Infra, topic_prefix: str, read_api: Any, routing_api: Any, tickets_api: Any, tenants_dir: Path
+    infra: Infra,
+    topic_prefix: str,
+    read_api: Any,
+    routing_api: Any,
+    tickets_api: Any,
+    analytics_api: Any,
+    tenants_dir: Path,
 ) -> AsyncIterator[Gateway]:
     database = await create_database(infra, "gateway_test")
     settings = servers.gateway_settings(
@@ -214,6 +229,7 @@ async def gateway(
         tenants_dir,
         routing_url=routing_api.url,
         tickets_url=tickets_api.url,
+        analytics_url=analytics_api.url,
         ticket_lookups_per_ip=100_000,  # the lookups' limits have their own test
         ticket_lookups_per_number=100_000,
         presence_heartbeat_seconds=0.5,
@@ -231,6 +247,7 @@ async def gateway(
                 infra=infra,
                 routing_api=routing_api,
                 tickets_api=tickets_api,
+                analytics_api=analytics_api,
             )
             async with httpx.AsyncClient(base_url=url, timeout=15) as client:
                 gw.http = client

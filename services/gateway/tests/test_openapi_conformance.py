@@ -18,8 +18,10 @@ import asyncio
 import re
 import threading
 import uuid
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,9 @@ import schemathesis
 from gateway_testkit import (
     GIULIA,
     LUCINE_KEY,
+    SOFIA,
     AiResponderApi,
+    AnalyticsApi,
     ReadApi,
     RoutingApi,
     TicketsApi,
@@ -48,7 +52,7 @@ LUCINE = "lucine-di-natale"
 # Examples per operation and phase: the whole run stays within a couple of minutes on two cores.
 MAX_EXAMPLES = 25
 # Operations that take the customer token; the other conversation routes take an operator's.
-WIDGET_CONVERSATION_ROUTES = ("/messages", "/actions", "/ticket", "/rating")
+WIDGET_CONVERSATION_ROUTES = ("/messages", "/actions", "/ticket", "/rating", "/feedback")
 
 
 @dataclass
@@ -58,6 +62,7 @@ class LiveGateway:
     customer_token: str
     operator_conversation: uuid.UUID
     operator_token: str
+    supervisor_token: str = ""  # the analytics routes are for supervisors
     ticket_id: uuid.UUID | None = None  # a ticket of the operator's tenant
     ticket_link: str = ""  # the token of its status link
 
@@ -77,7 +82,7 @@ def live_gateway(infra: Infra, tenants_dir: Path) -> Iterator[LiveGateway]:
         await ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix)
         database = await create_database(infra, "gateway_openapi")
         read_api, routing_api, ai_responder = ReadApi(), RoutingApi(), AiResponderApi()
-        tickets_api = TicketsApi()
+        tickets_api, analytics_api = TicketsApi(), AnalyticsApi()
         ticket = tickets_api.put(LUCINE)
         try:
             async with (
@@ -85,6 +90,7 @@ def live_gateway(infra: Infra, tenants_dir: Path) -> Iterator[LiveGateway]:
                 serve_app(routing_api.app) as routing_url,
                 serve_app(ai_responder.app) as ai_responder_url,
                 serve_app(tickets_api.app) as tickets_url,
+                serve_app(analytics_api.app) as analytics_url,
             ):
                 settings_ = gateway_settings(
                     infra,
@@ -95,6 +101,7 @@ def live_gateway(infra: Infra, tenants_dir: Path) -> Iterator[LiveGateway]:
                     routing_url=routing_url,
                     ai_responder_url=ai_responder_url,
                     tickets_url=tickets_url,
+                    analytics_url=analytics_url,
                     ticket_lookups_per_ip=100_000,
                     ticket_lookups_per_number=100_000,
                     rate_limit_conversation_messages=100_000,
@@ -144,6 +151,8 @@ def _prepare(url: str, read_api: ReadApi, routing_api: RoutingApi) -> LiveGatewa
         username, password, operator_id = GIULIA
         login = http.post("/v1/operators/login", json={"username": username, "password": password})
         assert login.status_code == 200, login.text
+        supervisor = http.post("/v1/operators/login", json={"username": SOFIA[0], "password": SOFIA[1]})
+        assert supervisor.status_code == 200, supervisor.text
     read_api.put(customer_conversation, LUCINE, [message(1, "customer", "Ciao"), message(2, "ai", "Buongiorno!")])
     # The operator's conversation: waiting in routing's queue, and the read API says it is hers.
     operator_conversation = uuid.uuid4()
@@ -162,6 +171,7 @@ def _prepare(url: str, read_api: ReadApi, routing_api: RoutingApi) -> LiveGatewa
         customer_token=started.json()["customer_token"],
         operator_conversation=operator_conversation,
         operator_token=login.json()["access_token"],
+        supervisor_token=supervisor.json()["access_token"],
     )
 
 
@@ -199,10 +209,31 @@ def authenticate(case: Any, gateway: LiveGateway) -> dict[str, str]:
         return {"Authorization": f"Bearer {gateway.operator_token}"}
     if path.startswith("/v1/tickets"):
         return ticket_credentials(case, gateway)
+    if path.startswith("/v1/analytics/"):
+        return analytics_credentials(case, gateway)
     return {}
 
 
 OPERATOR_ID = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
+ZONES = zoneinfo.available_timezones()
+
+
+def analytics_credentials(case: Any, gateway: LiveGateway) -> dict[str, str]:
+    """The analytics routes take a supervisor's token. What the schema cannot state is made
+    true of a well-formed period, so that the generated requests reach the report: the zone is
+    a real one, `to` is not before `from`, and the period spans at most 366 days (the analytics
+    service refuses the rest with 422, passed on); malformed dates are kept, to be refused."""
+    query = case.query if isinstance(case.query, dict) else {}
+    if isinstance(query.get("tz"), str) and query["tz"] not in ZONES:
+        query["tz"] = "Europe/Rome"
+    try:
+        start, end = date.fromisoformat(str(query["from"])), date.fromisoformat(str(query["to"]))
+    except (KeyError, ValueError):
+        pass
+    else:
+        if end < start or (end - start).days >= 366:
+            query["to"] = query["from"]
+    return {"Authorization": f"Bearer {gateway.supervisor_token}"}
 
 
 def ticket_credentials(case: Any, gateway: LiveGateway) -> dict[str, str]:
@@ -258,5 +289,9 @@ def test_the_openapi_covers_widget_and_operator_operations() -> None:
         "POST /v1/conversations/{conversation_id}/take",
         "POST /v1/conversations/{conversation_id}/close",
         "POST /v1/conversations/{conversation_id}/release",
+        "POST /v1/conversations/{conversation_id}/messages/{message_id}/feedback",
+        "GET /v1/analytics/overview",
+        "GET /v1/analytics/conversations",
+        "GET /v1/analytics/live",
     ):
         assert expected in operations

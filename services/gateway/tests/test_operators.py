@@ -349,6 +349,9 @@ ISOLATION_CASES = [
     # The tenant's lists: another tenant's conversations and operators are never in them.
     ("GET /v1/conversations", None),
     ("GET /v1/operators", None),
+    # Analytics: supervisors only, and only of their own tenant (the token's, whatever is asked).
+    ("GET /v1/analytics/overview", None),
+    ("GET /v1/analytics/live", None),
 ]
 
 
@@ -365,6 +368,9 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
         return
     if endpoint == "ticket frames":
         await another_tenants_ticket_frames_never_arrive(gateway, token)
+        return
+    if endpoint.startswith("GET /v1/analytics"):
+        await analytics_only_of_the_tenant(gateway, endpoint.removeprefix("GET "), token, account, foreign)
         return
     if endpoint.startswith("GET "):
         await only_the_tenants_own_are_listed(gateway, endpoint.removeprefix("GET "), token, account, foreign)
@@ -390,6 +396,66 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
         assert response.json() == {"error": {"code": "not_found", "message": "no such conversation"}}
     assert len(gateway.routing_api.take_requests) == takes_before
     assert await operator_commands(gateway, foreign, 1, timeout=1.5) == []
+
+
+async def analytics_only_of_the_tenant(
+    gateway, path: str, token: str, account: tuple[str, str, str], foreign: uuid.UUID
+) -> None:
+    params = {"from": "2025-12-01", "to": "2025-12-01", "tenant_id": "acme"}
+    asked = len(gateway.analytics_api.requests)
+    response = await gateway.http.get(path, params=params, headers=bearer(token))
+    if account is GIULIA:
+        assert response.status_code == 403, response.text  # a plain operator reads no analytics
+        assert len(gateway.analytics_api.requests) == asked
+        return
+    assert response.status_code == 200, response.text
+    assert response.json()["tenant_id"] == LUCINE
+    assert {r["tenant_id"] for r in gateway.analytics_api.requests[asked:]} <= {LUCINE}
+    if path.endswith("/live"):
+        gateway.routing_api.seen(WILE[2], "acme")
+        before = response.json()
+        conversation_of(gateway, "acme", operator_id=WILE[2])  # another tenant's: never counted
+        again = (await gateway.http.get(path, headers=bearer(token))).json()
+        assert again["with_operators"] == before["with_operators"], "another tenant's conversation counted"
+        assert {r["tenant_id"] for r in gateway.read_api.list_requests} == {LUCINE}
+
+
+async def kb_only_of_the_tenant(gateway, endpoint: str, body: Any, token: str, account: tuple[str, str, str]) -> None:
+    kb = gateway.ai_responder_api.kb
+    method, path = endpoint.split(" ")
+    [acme_gap] = kb.gaps["acme"]
+    put = path.startswith("/v1/kb/articles/") and method == "PUT"
+    # A PUT adds an article of that id to the caller's tenant: a fresh id keeps the others' 404.
+    article_id = f"isolation-{uuid.uuid4().hex[:8]}" if put else "acme-only"
+    path = path.replace("{id}", str(acme_gap.gap_id) if "/gaps/" in path else article_id)
+    # A tenant named in the query or the body changes nothing.
+    options: dict[str, Any] = {"params": {"tenant_id": "acme"}, "headers": bearer(token)}
+    if path.endswith("/documents"):
+        options["files"] = {"file": ("incudini.md", b"# Incudini\n\nLe incudini arrivano in un giorno.")}
+        options["data"] = {"tenant_id": "acme"}
+    elif body is not None:
+        options["json"] = {**body, "tenant_id": "acme"}
+    asked, acme_versions = len(kb.requests), len(kb.versions["acme"])
+    response = await gateway.http.request(method, path, **options)
+    if account is GIULIA:
+        assert response.status_code == 403, response.text  # a plain operator manages no knowledge base
+        assert response.json()["error"]["code"] == "forbidden"
+        assert len(kb.requests) == asked, "the ai-responder is never asked"
+        return
+    assert {tenant for _, tenant, _ in kb.requests[asked:]} == {LUCINE}, "only the token's tenant is asked"
+    assert len(kb.versions["acme"]) == acme_versions, "the other tenant's knowledge base is untouched"
+    foreign = ("GET", "DELETE") if "/articles/{id}" in endpoint else ("POST",) if "/gaps/" in endpoint else ()
+    if method in foreign:
+        assert response.status_code == 404, response.text  # the other tenant's article or gap is not found
+        return
+    assert response.status_code == 200, response.text
+    answer = json.dumps(response.json())
+    assert "Anvils ship in a day" not in answer, "nothing of the other tenant's knowledge base"
+    assert "acme-only" not in answer or path.endswith("/rollback"), "(a rollback names the id it was asked)"
+    if path.endswith("/gaps"):
+        assert [g["question"] for g in response.json()["groups"]] == ["Posso portare il cane?"]
+    if path.endswith("/test"):
+        assert response.json()["sources"] == [], "the other tenant's article is no answer"
 
 
 async def only_the_tenants_own_are_listed(

@@ -87,6 +87,8 @@ class Stack:
             env["AI_RESPONDER_URL"] = self.url("ai-responder")
         if "tickets" in self.ports:
             env["TICKETS_URL"] = self.url("tickets")
+        if "analytics" in self.ports:
+            env["ANALYTICS_URL"] = self.url("analytics")
         env["PUBLIC_BASE_URL"] = self.url("gateway")
         env.update(self.extra_env.get(spec.name, {}))
         return env

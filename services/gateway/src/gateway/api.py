@@ -19,6 +19,7 @@ from contracts import Envelope
 from contracts.common import ContactDetails, ConversationStatus
 from contracts.events import (
     ChooseHandoff,
+    GiveAnswerFeedback,
     PostCustomerMessage,
     RateConversation,
     StartConversation,
@@ -32,6 +33,7 @@ from gateway.runtime import GatewayRuntime
 from gateway.schemas import (
     Accepted,
     ActionRequest,
+    FeedbackRequest,
     PostMessageRequest,
     PostMessageResponse,
     RatingRequest,
@@ -268,6 +270,21 @@ def ticket_details(body: TicketRequest) -> SubmitTicketDetails:
 async def rate(runtime: RuntimeDep, who: CustomerDep, body: RatingRequest) -> Accepted:
     payload = RateConversation(score=body.score, comment=body.comment)
     envelope = await send_for(runtime, who, payload)
+    return Accepted(command_id=envelope.event_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages/{message_id}/feedback",
+    status_code=202,
+    response_model=Accepted,
+    summary="Mark an AI answer helpful or not (the first feedback on an answer counts; not helpful offers a person)",
+    responses=errors(*AUTHED),
+)
+async def give_feedback(
+    runtime: RuntimeDep, who: CustomerDep, message_id: uuid.UUID, body: FeedbackRequest
+) -> Accepted:
+    # The conversation service checks that the message is an AI answer of this conversation.
+    envelope = await send_for(runtime, who, GiveAnswerFeedback(message_id=message_id, helpful=body.helpful))
     return Accepted(command_id=envelope.event_id)
 
 

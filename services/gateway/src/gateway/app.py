@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway import api, operator_api, ticket_api, web
+from gateway import analytics_api, api, operator_api, ticket_api, web
 from gateway.config import Settings
 from gateway.middleware import BodyLimit, WidgetCors
 from gateway.runtime import GatewayRuntime
@@ -53,6 +53,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             # Operators' ticket routes first: the public ones include a path a ticket id would match.
             ticket_api.router,
             ticket_api.public_router,
+            analytics_api.router,
             web.router,
         ],
         # A span held open for a socket's whole life (hours) says nothing and costs memory on each

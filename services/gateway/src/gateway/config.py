@@ -51,6 +51,9 @@ class Settings(ServiceSettings):
     # The tickets service's internal API: the operators' ticket views and the public status page.
     tickets_url: str = "http://127.0.0.1:8084"
     tickets_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The analytics service's internal API: the supervisors' reports (a year's figures take a while).
+    analytics_url: str = "http://127.0.0.1:8086"
+    analytics_timeout_seconds: float = Field(default=15.0, gt=0)
     # Public status lookups (a ticket number and an email or phone), per client IP and per ticket
     # number per window: guessing the contact of a known number stays slow.
     ticket_lookup_window_seconds: int = Field(default=900, ge=1)

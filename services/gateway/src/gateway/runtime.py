@@ -12,6 +12,7 @@ import httpx
 from aiokafka import ConsumerRecord
 
 from contracts import topics
+from gateway.analytics import AnalyticsClient
 from gateway.config import MIGRATIONS, Settings
 from gateway.copilot import CopilotClient
 from gateway.hub import Hub
@@ -47,6 +48,8 @@ class GatewayRuntime(Runtime):
     tickets_http: httpx.AsyncClient = field(init=False)
     tickets: TicketsClient = field(init=False)
     lookup_limiter: RateLimiter = field(init=False)
+    analytics_http: httpx.AsyncClient = field(init=False)
+    analytics: AnalyticsClient = field(init=False)
     operator_hub: OperatorHub = field(init=False)
     conversation_events: RecordStream = field(init=False)
     routing_events: RecordStream = field(init=False)
@@ -99,6 +102,12 @@ class GatewayRuntime(Runtime):
         runtime.lookup_limiter = RateLimiter(
             runtime.redis, namespace=settings.kafka_topic_prefix, window_seconds=settings.ticket_lookup_window_seconds
         )
+        runtime.analytics_http = httpx.AsyncClient(
+            base_url=settings.analytics_url,
+            timeout=settings.analytics_timeout_seconds,
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=5),
+        )
+        runtime.analytics = AnalyticsClient(runtime.analytics_http)
         runtime.operator_hub = OperatorHub(runtime.hub)
         # No group: every replica reads every event, because any of them may hold the socket.
         # "latest": a socket fetches its history from the read API, so old events are not needed.
@@ -135,6 +144,7 @@ class GatewayRuntime(Runtime):
             runtime.routing_http.aclose,
             runtime.copilot_http.aclose,
             runtime.tickets_http.aclose,
+            runtime.analytics_http.aclose,
         ]
         return runtime
 

@@ -6,10 +6,20 @@ client, are in `contracts.readapi`."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from contracts.common import (
     ClientMessageId,
@@ -134,6 +144,13 @@ class RatingRequest(BaseModel):
     comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
 
 
+class FeedbackRequest(BaseModel):
+    # Strict: 0, 1 or "yes" are refused rather than read as a choice the customer did not make.
+    helpful: StrictBool = Field(
+        description="true: the answer helped (👍); false: it did not (👎), which offers a person"
+    )
+
+
 class Accepted(BaseModel):
     """The command is on Kafka (durably); its effect arrives on the stream."""
 
@@ -221,3 +238,14 @@ class OperatorSummary(BaseModel):
 class OperatorsResponse(BaseModel):
     tenant_id: str
     operators: list[OperatorSummary] = Field(description="Online first, then by name")
+
+
+class LiveFigures(BaseModel):
+    """The tenant's support right now (the analytics page's live tiles)."""
+
+    tenant_id: str
+    as_of: datetime
+    with_ai: int = Field(ge=0, description="Conversations with the assistant active in the last 30 minutes")
+    queued: int = Field(ge=0, description="Conversations waiting for an operator")
+    with_operators: int = Field(ge=0, description="Conversations an operator has (WITH_OPERATOR, WAITING_CUSTOMER)")
+    operators_online: int = Field(ge=0)

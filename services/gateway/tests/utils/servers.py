@@ -8,29 +8,47 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
+import zoneinfo
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from contracts.readapi import (
+    AnalyticsOverview,
+    AnalyticsSeries,
     ConversationListItem,
     ConversationListView,
     ConversationView,
+    CsatFigure,
+    DrilldownItem,
+    DrilldownView,
+    DurationFigure,
+    HandoffReasonCount,
+    HandoffReasonsView,
     HandoverSummaryView,
+    HourCount,
+    KbGap,
+    KbGapsView,
     NotesView,
+    OperatorFigures,
+    OperatorFiguresView,
     OperatorView,
     PublicTicketView,
     QueueEntryView,
     QueueView,
+    ReportPeriod,
+    ScoreCount,
+    SeriesPoint,
+    SlaFigure,
     SuggestionRequest,
     SuggestionView,
     TakeRequest,
@@ -414,6 +432,118 @@ class TicketsApi:
         if view is None or view.tenant_id != link.tenant_id:
             return self.not_found()
         return self.public(view)
+
+
+class AnalyticsApi:
+    """The analytics service's internal API as the gateway sees it (another service): each report
+    as its `contracts.readapi` body for the tenant asked (figures made up, the shape the real one's),
+    or as CSV with `format=csv`; its 422 for `to` before `from`, over 366 days or an unknown zone.
+    `answer_tenant` makes it answer another tenant's report (a fault the gateway must catch)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, str]] = []
+        self.answer_tenant: str | None = None
+        reports: dict[str, Callable[[ReportPeriod, dict[str, str]], Any]] = {
+            "overview": self.overview,
+            "series": lambda base, q: AnalyticsSeries(
+                **base.model_dump(),
+                granularity=q.get("granularity", "day"),  # type: ignore[arg-type]
+                points=[
+                    SeriesPoint(
+                        period_start=datetime.combine(base.from_date, datetime.min.time(), UTC),
+                        conversations_started=3,
+                        ai_involved=3,
+                        ai_resolved=1,
+                        handed_off=1,
+                        abandoned=1,
+                        tickets_created=1,
+                    )
+                ],
+            ),
+            "handoff-reasons": lambda base, q: HandoffReasonsView(
+                **base.model_dump(),
+                handed_off=1,
+                reasons=[HandoffReasonCount(reason="customer_request", conversations=1, share=1.0)],
+            ),
+            "operators": lambda base, q: OperatorFiguresView(
+                **base.model_dump(),
+                operators=[OperatorFigures(operator_id="lucine-giulia", conversations=1, turns=1, csat_count=0)],
+            ),
+            "kb-gaps": lambda base, q: KbGapsView(
+                **base.model_dump(),
+                unanswered_questions=1,
+                gaps=[
+                    KbGap(
+                        question="Posso portare il cane?",
+                        count=1,
+                        examples=["Posso portare il cane?"],
+                        conversation_ids=[uuid.UUID(int=7)],
+                    )
+                ],
+            ),
+            "conversations": lambda base, q: DrilldownView(
+                **base.model_dump(),
+                figure=q["figure"],  # type: ignore[arg-type]
+                count=1,
+                items=[DrilldownItem(conversation_id=uuid.UUID(int=7), at=datetime.now(UTC))],
+            ),
+        }
+        self.app = Starlette(
+            routes=[Route(f"/internal/analytics/{name}", self.handler(name, make)) for name, make in reports.items()]
+        )
+
+    @staticmethod
+    def overview(base: ReportPeriod, query: dict[str, str]) -> AnalyticsOverview:
+        none = DurationFigure(count=0)
+        sla = SlaFigure(met=1, missed=0, pending=0, compliance=1.0)
+        return AnalyticsOverview(
+            **base.model_dump(),
+            as_of=datetime.now(UTC),
+            conversations_started=3,
+            ai_involved=3,
+            ai_resolved=1,
+            ai_resolved_confirmed=1,
+            ai_resolved_assumed=0,
+            ai_pending=0,
+            handed_off=1,
+            abandoned=1,
+            abandoned_in_queue=1,
+            abandoned_unanswered=0,
+            no_operator_available=0,
+            queue_wait=none,
+            operator_first_response=none,
+            operator_handle_time=none,
+            tickets_created=1,
+            sla_first_response=sla,
+            sla_resolution=sla,
+            csat=CsatFigure(
+                count=1, average=5.0, distribution=[ScoreCount(score=s, count=s // 5) for s in range(1, 6)]
+            ),
+            busiest_hours=[HourCount(hour=9, conversations=3)],
+        )
+
+    def handler(self, name: str, make: Callable[[ReportPeriod, dict[str, str]], Any]) -> Any:
+        async def report(request: Request) -> Response:
+            query = dict(request.query_params)
+            self.requests.append({"report": name, **query})
+            try:
+                start, end = date.fromisoformat(query["from"]), date.fromisoformat(query["to"])
+                zone = zoneinfo.ZoneInfo(query.get("tz", "UTC"))
+            except (KeyError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+                return JSONResponse({"error": {"code": "invalid_request", "message": "bad period"}}, status_code=422)
+            if end < start or (end - start).days >= 366:
+                return JSONResponse({"error": {"code": "invalid_request", "message": "bad range"}}, status_code=422)
+            tenant_id = self.answer_tenant or query["tenant_id"]
+            base = ReportPeriod(tenant_id=tenant_id, from_date=start, to_date=end, timezone=zone.key)
+            if query.get("format") == "csv":
+                body = f"figure,value\ntenant,{tenant_id}\nconversations_started,3\n"
+                disposition = f'attachment; filename="{name}-{tenant_id}-{start}-{end}.csv"'
+                return Response(
+                    body, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition}
+                )
+            return JSONResponse(make(base, query).model_dump(mode="json"))
+
+        return report
 
 
 def gateway_settings(

@@ -126,7 +126,11 @@
         whatsapp: "Ti scriveremo su WhatsApp al {v}.",
         phone: "Ti chiameremo al {v}."
       },
-      ticketStatusLink: "Segui lo stato della richiesta"
+      ticketStatusLink: "Segui lo stato della richiesta",
+      feedbackGroup: "Questa risposta ti è stata utile?",
+      helpful: "Risposta utile",
+      notHelpful: "Risposta non utile",
+      feedbackThanks: "Grazie per il tuo parere!"
     },
     en: {
       defaultTitle: "Assistant",
@@ -194,7 +198,11 @@
         whatsapp: "We will write to you on WhatsApp at {v}.",
         phone: "We will call you at {v}."
       },
-      ticketStatusLink: "Follow the request's status"
+      ticketStatusLink: "Follow the request's status",
+      feedbackGroup: "Was this answer helpful?",
+      helpful: "Helpful answer",
+      notHelpful: "Not helpful",
+      feedbackThanks: "Thanks for your feedback!"
     }
   };
   var T = STRINGS[lang];
@@ -256,6 +264,14 @@
       if (ticketSent) {
         state.ticket_sent = true; // after a reload the form is not offered again
       }
+      var given = Object.keys(feedbackGiven);
+      if (given.length) {
+        // The answers already judged (the newest 50): after a reload their buttons stay pressed.
+        state.feedback = {};
+        for (var f = Math.max(0, given.length - 50); f < given.length; f++) {
+          state.feedback[given[f]] = feedbackGiven[given[f]];
+        }
+      }
       window.localStorage.setItem(storageKey, JSON.stringify(state));
     } catch (e) {
       /* ignore: the widget still works for this page view */
@@ -293,6 +309,7 @@
   var ticketSent = false; // the ticket details were accepted; the ticket number follows
   var ticketBusy = false; // a POST of the details is in flight (a second click does nothing)
   var sentContact = null; // {channel, value}: where the customer asked to be contacted
+  var feedbackGiven = {}; // AI message_id -> true (helpful) / false: one feedback per answer
 
   // ---------------------------------------------------------------------------
   // DOM helpers (no HTML strings anywhere)
@@ -502,6 +519,14 @@
     ".lw-action[data-action='open_url']:hover{background:#fdeced;}",
     ".lw-action[data-action='open_url']::after{content:'\\2197';font-size:13px;}",
     ".lw-action:disabled,.lw-action[aria-disabled='true']{opacity:.5;cursor:default;background:#f1efe9;color:var(--muted);border-color:#cfc8b8;}",
+    ".lw-feedback{display:flex;align-items:center;gap:4px;margin:4px 2px 0;}",
+    ".lw-feedback-btn{font:inherit;font-size:15px;line-height:1;padding:4px 8px;border-radius:999px;cursor:pointer;",
+    "border:1px solid var(--line);background:#fff;filter:grayscale(.6);opacity:.8;}",
+    ".lw-feedback-btn:hover:not(:disabled),.lw-feedback-btn:focus-visible{filter:none;opacity:1;border-color:var(--g2);}",
+    ".lw-feedback-btn[aria-pressed='true']{filter:none;opacity:1;background:var(--g3);border-color:var(--g);}",
+    ".lw-feedback-btn:disabled{cursor:default;}",
+    ".lw-feedback-btn:disabled:not([aria-pressed='true']){opacity:.35;}",
+    ".lw-feedback-thanks{font-size:11.5px;color:var(--muted);margin-left:4px;}",
     ".lw-typing{align-self:flex-start;display:flex;align-items:center;gap:4px;padding:10px 13px;background:#fff;",
     "border:1px solid var(--line);border-radius:16px;border-bottom-left-radius:5px;margin:0 14px 6px;width:max-content;}",
     ".lw-typing span{width:7px;height:7px;border-radius:50%;background:var(--g2);opacity:.35;animation:lw-blink 1.2s infinite;}",
@@ -1360,6 +1385,9 @@
         row.insertBefore(box, row.querySelector(".lw-meta"));
       }
     }
+    if (m.sender === "ai" && mid) {
+      row.insertBefore(buildFeedback(mid), row.querySelector(".lw-meta"));
+    }
     welcomeEl.hidden = true;
     insertRow(row);
     if (m.sender === "system" && convStatus === "TICKET_CREATED") {
@@ -1408,6 +1436,95 @@
       }
     }
     return count ? box : null;
+  }
+
+  // 👍 / 👎 under each answer of the assistant: the first click counts (the server keeps the first
+  // feedback on an answer); "not helpful" makes the conversation service offer a person.
+  function buildFeedback(mid) {
+    var box = el("div", {
+      className: "lw-feedback",
+      role: "group",
+      "aria-label": T.feedbackGroup,
+      "data-testid": "feedback"
+    });
+    var choices = [
+      [true, "\uD83D\uDC4D", T.helpful],
+      [false, "\uD83D\uDC4E", T.notHelpful]
+    ];
+    for (var i = 0; i < choices.length; i++) {
+      var btn = el("button", {
+        type: "button",
+        className: "lw-feedback-btn",
+        "aria-label": choices[i][2],
+        title: choices[i][2],
+        "aria-pressed": "false",
+        "data-helpful": String(choices[i][0]),
+        text: choices[i][1]
+      });
+      btn.addEventListener("click", onFeedbackClick);
+      box.appendChild(btn);
+    }
+    box.appendChild(el("span", { className: "lw-feedback-thanks", "aria-live": "polite" }));
+    if (Object.prototype.hasOwnProperty.call(feedbackGiven, mid)) {
+      markFeedback(box, feedbackGiven[mid], false);
+    }
+    box.setAttribute("data-message-id", mid);
+    return box;
+  }
+
+  function markFeedback(box, helpful, thank) {
+    var buttons = box.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) {
+      var chosen = buttons[i].getAttribute("data-helpful") === String(helpful);
+      buttons[i].disabled = true;
+      buttons[i].setAttribute("aria-pressed", chosen ? "true" : "false");
+    }
+    box.setAttribute("data-given", String(helpful));
+    if (thank) {
+      box.querySelector(".lw-feedback-thanks").textContent = T.feedbackThanks;
+    }
+  }
+
+  function onFeedbackClick(ev) {
+    var btn = ev.currentTarget;
+    var box = btn.parentNode;
+    var mid = box.getAttribute("data-message-id");
+    var helpful = btn.getAttribute("data-helpful") === "true";
+    if (!conv || !mid || btn.disabled) {
+      return;
+    }
+    markFeedback(box, helpful, false); // disabled at once: a double click sends one feedback
+    var gen = generation;
+    var path = "/v1/conversations/" + encodeURIComponent(conv.id) + "/messages/" + encodeURIComponent(mid) + "/feedback";
+    withRetry(function () {
+      return api("POST", path, { helpful: helpful }, true);
+    }, 3)
+      .then(function (res) {
+        if (gen !== generation) {
+          return;
+        }
+        if (res.ok) {
+          feedbackGiven[mid] = helpful;
+          saveStored();
+          markFeedback(box, helpful, true);
+        } else {
+          unmarkFeedback(box);
+          handleHttpError(res);
+        }
+      })
+      .catch(function () {
+        unmarkFeedback(box);
+        showError(T.networkError);
+      });
+  }
+
+  function unmarkFeedback(box) {
+    var buttons = box.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].disabled = false;
+      buttons[i].setAttribute("aria-pressed", "false");
+    }
+    box.removeAttribute("data-given");
   }
 
   function disableHandoffButtons(box) {
@@ -1744,6 +1861,7 @@
     ticketChosen = false;
     ticketSent = false;
     sentContact = null;
+    feedbackGiven = {};
     saveStored();
     var rows = messagesEl.querySelectorAll(".lw-row:not(.lw-welcome)");
     for (var i = 0; i < rows.length; i++) {
@@ -1802,6 +1920,7 @@
   function resume(stored) {
     conv = { id: stored.conversation_id, token: stored.customer_token };
     ticketSent = stored.ticket_sent === true;
+    feedbackGiven = stored.feedback && typeof stored.feedback === "object" ? stored.feedback : {};
     lastSeq = 0; // the DOM is empty after a reload: load the history from the start
     var gen = generation;
     fetchingGap = true; // buffer stream frames until the history is rendered

@@ -1,0 +1,75 @@
+"""Client of the analytics service's internal API: a tenant's figures, their breakdowns and the
+conversations behind each, as JSON (parsed into the `contracts.readapi` bodies) or CSV (passed
+through as the analytics service wrote it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+from pydantic import ValidationError
+
+from contracts.readapi import ReportPeriod
+from servicekit.http import ApiError
+from servicekit.logs import get_logger
+
+log = get_logger(__name__)
+
+ReportT = TypeVar("ReportT", bound=ReportPeriod)
+QueryValue = str | int
+
+
+@dataclass(frozen=True)
+class CsvReport:
+    content: bytes
+    filename_header: str
+    """The analytics service's `Content-Disposition` (an attachment with its file name)."""
+
+
+class AnalyticsClient:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def report(self, model: type[ReportT], path: str, tenant_id: str, params: dict[str, QueryValue]) -> ReportT:
+        response = await self._get(path, {**params, "tenant_id": tenant_id})
+        self._check(response)
+        try:
+            body = model.model_validate_json(response.content)
+        except ValidationError as error:
+            log.warning("analytics answered an unexpected shape", error=str(error))
+            raise ApiError(502, "upstream_error", "the analytics service answered an unexpected body") from error
+        # Defence in depth: whatever the service answered, nothing of another tenant goes out.
+        if body.tenant_id != tenant_id:
+            log.warning("analytics answered another tenant's report", asked=tenant_id, got=body.tenant_id)
+            raise ApiError(502, "upstream_error", "the analytics service answered another tenant's report")
+        return body
+
+    async def csv(self, path: str, tenant_id: str, params: dict[str, QueryValue]) -> CsvReport:
+        response = await self._get(path, {**params, "tenant_id": tenant_id, "format": "csv"})
+        self._check(response)
+        if not response.headers.get("content-type", "").startswith("text/csv"):
+            raise ApiError(502, "upstream_error", "the analytics service answered something other than CSV")
+        disposition = response.headers.get("content-disposition") or 'attachment; filename="analytics.csv"'
+        return CsvReport(content=response.content, filename_header=disposition)
+
+    async def _get(self, path: str, params: dict[str, QueryValue]) -> httpx.Response:
+        try:
+            return await self._client.get(path, params=params)
+        except httpx.HTTPError as error:
+            log.warning("analytics unreachable", error=str(error))
+            raise ApiError(503, "unavailable", "the analytics service is unreachable now; retry") from error
+
+    @staticmethod
+    def _check(response: httpx.Response) -> None:
+        if response.status_code == 422:
+            # The parameters the gateway passed on (dates, zone, figure...) were refused: the
+            # caller's mistake, said in the service's words.
+            try:
+                message = str(response.json()["error"]["message"])[:500]
+            except (ValueError, KeyError, TypeError):
+                message = "invalid report parameters"
+            raise ApiError(422, "invalid_request", message)
+        if response.status_code != 200:
+            log.warning("analytics failed", status=response.status_code, body=response.text[:500])
+            raise ApiError(502, "upstream_error", f"the analytics service answered {response.status_code}")
