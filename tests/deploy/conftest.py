@@ -37,12 +37,13 @@ EXTRA_ENV: dict[str, frozenset[str]] = {
             "CONVERSATION_URL",
             "ROUTING_URL",
             "AI_RESPONDER_URL",
+            "AI_RESPONDER_ADMIN_TOKEN",
             "TICKETS_URL",
             "ANALYTICS_URL",
             "PUBLIC_BASE_URL",
         }
     ),
-    "ai-responder": frozenset({"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"}),
+    "ai-responder": frozenset({"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "ADMIN_TOKEN"}),
     "tickets": frozenset({"TICKET_LINK_SECRET"}),
     "notifier": frozenset(
         {

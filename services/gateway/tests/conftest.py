@@ -58,6 +58,7 @@ class Gateway:
     routing_api: Any = None
     tickets_api: Any = None
     analytics_api: Any = None
+    ai_responder_api: Any = None
     http: httpx.AsyncClient = field(init=False)
 
     @property
@@ -211,6 +212,25 @@ async def analytics_api() -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="session")
+async def ai_responder_api() -> AsyncIterator[Any]:
+    """The ai-responder's stand-in, with a knowledge base for each tenant (each with an article
+    the other has not, and a gap)."""
+    api = servers.AiResponderApi()
+    api.kb.seed(
+        "lucine-di-natale",
+        {
+            "orari": ("Orari di apertura", "Aperti dalle 17 alle 23."),
+            "biglietti": ("Biglietti", "Il biglietto costa 9 €."),
+        },
+        gaps=("Posso portare il cane?",),
+    )
+    api.kb.seed("acme", {"acme-only": ("Anvils", "Anvils ship in a day.")}, gaps=("Do you sell rockets?",))
+    async with servers.serve_app(api.app) as url:
+        api.url = url
+        yield api
+
+
+@pytest.fixture(scope="session")
 async def gateway(
     infra: Infra,
     topic_prefix: str,
@@ -218,6 +238,7 @@ async def gateway(
     routing_api: Any,
     tickets_api: Any,
     analytics_api: Any,
+    ai_responder_api: Any,
     tenants_dir: Path,
 ) -> AsyncIterator[Gateway]:
     database = await create_database(infra, "gateway_test")
@@ -230,6 +251,8 @@ async def gateway(
         routing_url=routing_api.url,
         tickets_url=tickets_api.url,
         analytics_url=analytics_api.url,
+        ai_responder_url=ai_responder_api.url,
+        ai_responder_admin_token=servers.ADMIN_TOKEN,
         ticket_lookups_per_ip=100_000,  # the lookups' limits have their own test
         ticket_lookups_per_number=100_000,
         presence_heartbeat_seconds=0.5,
@@ -248,6 +271,7 @@ async def gateway(
                 routing_api=routing_api,
                 tickets_api=tickets_api,
                 analytics_api=analytics_api,
+                ai_responder_api=ai_responder_api,
             )
             async with httpx.AsyncClient(base_url=url, timeout=15) as client:
                 gw.http = client

@@ -110,11 +110,19 @@ def test_placeholder_jwt_secret_is_refused_in_production():
     import pytest
     from pydantic import ValidationError
 
-    real = {"environment": "production", "postgres_password": "a-real-one", "operator_jwt_secret": "y" * 40}
+    real = {
+        "environment": "production",
+        "postgres_password": "a-real-one",
+        "operator_jwt_secret": "y" * 40,
+        "ai_responder_admin_token": "z" * 40,
+    }
     with pytest.raises(ValidationError, match="JWT_SECRET"):
         Settings(**{**real, "jwt_secret": "dev-secret-change-me"})
     with pytest.raises(ValidationError, match="OPERATOR_JWT_SECRET"):
         Settings(**{**real, "jwt_secret": "x" * 40, "operator_jwt_secret": "dev-secret-change-me"})
+    # The knowledge-base page needs the ai-responder's admin token (which it refuses to run without).
+    with pytest.raises(ValidationError, match="AI_RESPONDER_ADMIN_TOKEN"):
+        Settings(**{**real, "jwt_secret": "x" * 40, "ai_responder_admin_token": ""})
     assert Settings(**{**real, "jwt_secret": "x" * 40}).jwt_secret
 
 

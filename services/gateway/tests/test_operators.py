@@ -453,7 +453,7 @@ async def kb_only_of_the_tenant(gateway, endpoint: str, body: Any, token: str, a
     assert "Anvils ship in a day" not in answer, "nothing of the other tenant's knowledge base"
     assert "acme-only" not in answer or path.endswith("/rollback"), "(a rollback names the id it was asked)"
     if path.endswith("/gaps"):
-        assert [g["question"] for g in response.json()["groups"]] == ["Posso portare il cane?"]
+        assert "Do you sell rockets?" not in [g["question"] for g in response.json()["groups"]]
     if path.endswith("/test"):
         assert response.json()["sources"] == [], "the other tenant's article is no answer"
 

@@ -24,6 +24,8 @@ SHIPPED_KNOWLEDGE = REPO / "services" / "ai-responder" / "kb"
 SHIPPED_OPERATORS = REPO / "services" / "gateway" / "operators"
 MAIL_DIR = STATE / "mail"
 MAIL_SINK_PORT = 1025  # the notifier's default SMTP port
+# The ai-responder's knowledge-base admin token of `make up` (a stack's extra_env may set its own).
+LOCAL_ADMIN_TOKEN = "local-development-kb-admin-token"  # noqa: S105 -- local stack only (ENVIRONMENT=local)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,12 @@ class Stack:
         if "analytics" in self.ports:
             env["ANALYTICS_URL"] = self.url("analytics")
         env["PUBLIC_BASE_URL"] = self.url("gateway")
+        # One admin token for the ai-responder and the gateway's knowledge-base page.
+        admin_token = self.extra_env.get("ai-responder", {}).get("ADMIN_TOKEN", LOCAL_ADMIN_TOKEN)
+        if spec.name == "ai-responder":
+            env["ADMIN_TOKEN"] = admin_token
+        if spec.name == "gateway":
+            env["AI_RESPONDER_ADMIN_TOKEN"] = admin_token
         env.update(self.extra_env.get(spec.name, {}))
         return env
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway import analytics_api, api, operator_api, ticket_api, web
+from gateway import analytics_api, api, kb_api, operator_api, ticket_api, web
 from gateway.config import Settings
 from gateway.middleware import BodyLimit, WidgetCors
 from gateway.runtime import GatewayRuntime
@@ -54,6 +54,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             ticket_api.router,
             ticket_api.public_router,
             analytics_api.router,
+            kb_api.router,
             web.router,
         ],
         # A span held open for a socket's whole life (hours) says nothing and costs memory on each
@@ -61,6 +62,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"exclude": lambda scope: scope["type"] == "websocket"},
     )
     # Added last is outermost: CORS also decorates the 413 of BodyLimit.
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # A document upload may be as large as a document, plus its multipart framing.
+    uploads = {"/v1/kb/documents": settings.kb_document_max_bytes + 64 * 1024}
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=uploads)
     app.add_middleware(WidgetCors, directory=lambda: runtime.tenants)
     return app

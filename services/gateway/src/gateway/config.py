@@ -48,6 +48,11 @@ class Settings(ServiceSettings):
     # The operators' copilot: suggested replies (an LLM answer may take seconds).
     ai_responder_url: str = "http://127.0.0.1:8082"
     ai_responder_timeout_seconds: float = Field(default=20.0, gt=0)
+    # The ai-responder's admin token (its ADMIN_TOKEN): the knowledge-base page of supervisors and
+    # admins goes through its management API. Empty: that page answers 503.
+    ai_responder_admin_token: str = ""
+    # The largest document uploaded to the knowledge base (the ai-responder's own limit).
+    kb_document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # The tickets service's internal API: the operators' ticket views and the public status page.
     tickets_url: str = "http://127.0.0.1:8084"
     tickets_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -69,4 +74,4 @@ class Settings(ServiceSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     def secret_fields(self) -> tuple[str, ...]:
-        return (*super().secret_fields(), "jwt_secret", "operator_jwt_secret")
+        return (*super().secret_fields(), "jwt_secret", "operator_jwt_secret", "ai_responder_admin_token")

@@ -84,20 +84,24 @@ class WidgetCors:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Paths whose bodies may be larger (a document upload), with their own limit.
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return
-        too_large = f"the request body is larger than {self.max_bytes} bytes"
+        max_bytes = self.larger.get(scope["path"], self.max_bytes)
+        too_large = f"the request body is larger than {max_bytes} bytes"
         length = Headers(scope=scope).get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        if length is not None and length.isdigit() and int(length) > max_bytes:
             await send_error(send, 413, "payload_too_large", too_large)
             return
-        # Read it all here (it is small by construction), counting, then replay it to the app.
+        # Read it all here (small by construction; an upload at most its own limit), counting, then
+        # replay it to the app.
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -107,7 +111,7 @@ class BodyLimit:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > max_bytes:
                 await send_error(send, 413, "payload_too_large", too_large)
                 return
             chunks.append(chunk)

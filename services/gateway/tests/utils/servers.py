@@ -25,23 +25,37 @@ from starlette.types import ASGIApp
 from contracts.readapi import (
     AnalyticsOverview,
     AnalyticsSeries,
+    AssistantTestRequest,
+    AssistantTestView,
     ConversationListItem,
     ConversationListView,
     ConversationView,
     CsatFigure,
+    DocumentUploadResult,
     DrilldownItem,
     DrilldownView,
     DurationFigure,
+    GapArticleRequest,
     HandoffReasonCount,
     HandoffReasonsView,
     HandoverSummaryView,
     HourCount,
     KbGap,
     KbGapsView,
+    KnowledgeArticleHistory,
+    KnowledgeArticleInput,
+    KnowledgeArticleList,
+    KnowledgeArticleRevision,
+    KnowledgeArticleView,
+    KnowledgeBaseChange,
+    KnowledgeBaseVersionList,
+    KnowledgeBaseVersionView,
+    KnowledgeRollbackRequest,
     NotesView,
     OperatorFigures,
     OperatorFiguresView,
     OperatorView,
+    PassageScore,
     PublicTicketView,
     QueueEntryView,
     QueueView,
@@ -49,6 +63,7 @@ from contracts.readapi import (
     ScoreCount,
     SeriesPoint,
     SlaFigure,
+    Source,
     SuggestionRequest,
     SuggestionView,
     TakeRequest,
@@ -59,6 +74,8 @@ from contracts.readapi import (
     TicketReplyView,
     TicketSummaryView,
     TicketView,
+    UnansweredGroup,
+    UnansweredGroupList,
 )
 from contracts.ticketlinks import InvalidTicketLinkError, TicketLink, sign, verify
 from devkit.testing import Infra
@@ -299,11 +316,13 @@ class RoutingApi:
 
 class AiResponderApi:
     """The ai-responder's suggestion endpoint as the gateway sees it (another service): a reply
-    that echoes the question, as a `contracts.readapi.SuggestionView`."""
+    that echoes the question, as a `contracts.readapi.SuggestionView`; and its knowledge-base
+    management API (`KnowledgeAdminApi`, as `.kb`)."""
 
     def __init__(self) -> None:
         self.requests: list[SuggestionRequest] = []
-        self.app = Starlette(routes=[Route("/internal/suggestions", self.suggest, methods=["POST"])])
+        self.kb = KnowledgeAdminApi()
+        self.app = Starlette(routes=[Route("/internal/suggestions", self.suggest, methods=["POST"]), *self.kb.routes])
 
     async def suggest(self, request: Request) -> JSONResponse:
         body = SuggestionRequest.model_validate_json(await request.body())
@@ -317,6 +336,338 @@ class AiResponderApi:
             mode="retrieval",
         )
         return JSONResponse(view.model_dump(mode="json"))
+
+
+ADMIN_TOKEN = "kb-admin-token-of-the-gateway-tests"
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class KnowledgeAdminApi:
+    """The ai-responder's knowledge-base management API as the gateway sees it (another service):
+    per tenant, versions of a small in-memory knowledge base (Italian and English), answering the
+    `contracts.readapi` bodies and the documented refusals: 401 without its admin token, 404 for an
+    unknown tenant, article, version or gap, 409 `article_exists` / `last_article`, 422 for an
+    article without a title in a language or a document that is not a non-empty .md, .txt or
+    .html (a .pdf must start with %PDF). Every request is recorded with its tenant."""
+
+    LANGUAGES = ("it", "en")
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str]] = []
+        """(method, tenant_id, path under the tenant)."""
+        self.versions: dict[str, list[dict[str, Any]]] = {}
+        self.gaps: dict[str, list[UnansweredGroup]] = {}
+        self.uploads: list[tuple[str, str, bytes]] = []
+        base = "/admin/tenants/{tenant}"
+        self.routes = [
+            Route(f"{base}/articles", self.articles),
+            Route(f"{base}/articles/{{aid}}", self.article, methods=["GET", "PUT", "DELETE"]),
+            Route(f"{base}/articles/{{aid}}/history", self.history),
+            Route(f"{base}/versions", self.list_versions),
+            Route(f"{base}/rollback", self.rollback, methods=["POST"]),
+            Route(f"{base}/documents", self.document, methods=["POST"]),
+            Route(f"{base}/test", self.test, methods=["POST"]),
+            Route(f"{base}/gaps", self.list_gaps),
+            Route(f"{base}/gaps/{{gid}}/article", self.gap_article, methods=["POST"]),
+        ]
+
+    def seed(self, tenant_id: str, articles: dict[str, tuple[str, str]], gaps: tuple[str, ...] = ()) -> None:
+        """A first version: articles by id as (Italian title, Italian text), English alike; gaps as questions."""
+        made = {
+            aid: {"title": {"it": t, "en": t}, "body": {"it": b, "en": b}, "tags": [], "source": "articles/seed.md"}
+            for aid, (t, b) in articles.items()
+        }
+        self.versions[tenant_id] = []
+        self._save(tenant_id, made, "seed", "knowledge base loaded")
+        now = datetime.now(UTC)
+        self.gaps[tenant_id] = [
+            UnansweredGroup(
+                gap_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/{q}"),
+                question=q,
+                count=2,
+                examples=[q],
+                languages=["it"],
+                reasons=["unknown_answer"],
+                first_asked=now,
+                last_asked=now,
+            )
+            for q in gaps
+        ]
+
+    def _save(self, tenant_id: str, articles: dict[str, Any], author: str, note: str) -> int:
+        versions = self.versions[tenant_id]
+        version = len(versions) + 1
+        versions.append(
+            {"version": version, "created_at": datetime.now(UTC), "author": author, "note": note, "articles": articles}
+        )
+        return version
+
+    def _live(self, tenant_id: str) -> dict[str, Any]:
+        return dict(self.versions[tenant_id][-1]["articles"])
+
+    def _last_change(self, tenant_id: str, aid: str) -> int:
+        versions = self.versions[tenant_id]
+        current = versions[-1]["articles"].get(aid)
+        for older in reversed(versions[:-1]):
+            if older["articles"].get(aid) != current:
+                return int(older["version"]) + 1
+        return 1
+
+    def _view(self, tenant_id: str, aid: str, article: dict[str, Any], version: int) -> KnowledgeArticleView:
+        return KnowledgeArticleView(
+            article_id=aid,
+            title=article["title"],
+            languages=list(article["body"]),
+            tags=article["tags"],
+            source=article["source"],
+            updated_in_version=self._last_change(tenant_id, aid),
+            body=article["body"],
+            version=version,
+        )
+
+    def _change(self, tenant_id: str, articles: dict[str, Any], author: str, note: str, changed: list[str]) -> Any:
+        if not articles:
+            return _error(409, "last_article", "a knowledge base needs at least one article")
+        version = self._save(tenant_id, articles, author, note)
+        change = KnowledgeBaseChange(tenant_id=tenant_id, version=version, articles=len(articles), changed=changed)
+        return JSONResponse(change.model_dump(mode="json"))
+
+    def _article_of(self, title: dict[str, str], body: dict[str, str], tags: list[str], source: str) -> Any:
+        if not body or set(body) - set(self.LANGUAGES) or any(not title.get(lang, "").strip() for lang in body):
+            return _error(422, "invalid_knowledge_base", "every language needs a title; languages are it and en")
+        if any(not text.strip() for text in body.values()):
+            return _error(422, "invalid_knowledge_base", "a language block is empty")
+        return {"title": {lang: title[lang] for lang in body}, "body": body, "tags": tags, "source": source}
+
+    async def _admitted(self, request: Request) -> tuple[str, Any]:
+        """The tenant, and a refusal when the token is wrong or the tenant has no knowledge base."""
+        tenant_id = request.path_params["tenant"]
+        path = request.url.path.split(f"/admin/tenants/{tenant_id}", 1)[-1]
+        self.requests.append((request.method, tenant_id, path))
+        if request.headers.get("authorization") != f"Bearer {ADMIN_TOKEN}":
+            return tenant_id, _error(401, "unauthorized", "a valid admin bearer token is required")
+        if tenant_id not in self.versions:
+            return tenant_id, _error(404, "not_found", f"no knowledge base for tenant {tenant_id!r}")
+        return tenant_id, None
+
+    async def _body(self, request: Request, model: type[Any]) -> Any:
+        try:
+            return model.model_validate_json(await request.body())
+        except ValueError:
+            return _error(422, "invalid_request", "invalid body")
+
+    async def articles(self, request: Request) -> Response:
+        tenant_id, refused = await self._admitted(request)
+        if refused:
+            return refused
+        live = self._live(tenant_id)
+        view = KnowledgeArticleList(
+            tenant_id=tenant_id,
+            version=len(self.versions[tenant_id]),
+            articles=[self._view(tenant_id, aid, a, 0) for aid, a in sorted(live.items())],
+        )
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def article(self, request: Request) -> Response:
+        tenant_id, refused = await self._admitted(request)
+        if refused:
+            return refused
+        aid = request.path_params["aid"]
+        live = self._live(tenant_id)
+        author = request.query_params.get("author", "")
+        if request.method == "PUT":
+            body = await self._body(request, KnowledgeArticleInput)
+            if isinstance(body, Response):
+                return body
+            previous = live.get(aid)
+            made = self._article_of(body.title, body.body, body.tags, previous["source"] if previous else "dashboard")
+            if isinstance(made, Response):
+                return made
+            return self._change(tenant_id, {**live, aid: made}, body.author, body.note or f"edit {aid}", [aid])
+        if aid not in live:
+            return _error(404, "not_found", f"no article {aid!r}")
+        if request.method == "DELETE":
+            rest = {k: v for k, v in live.items() if k != aid}
+            return self._change(tenant_id, rest, author, f"remove {aid}", [aid])
+        versions = self.versions[tenant_id]
+        version = int(request.query_params.get("version", len(versions)))
+        if not 1 <= version <= len(versions):
+            return _error(404, "not_found", f"no version {version}")
+        article = versions[version - 1]["articles"].get(aid)
+        if article is None:
+            return _error(404, "not_found", f"no article {aid!r}")
+        return JSONResponse(self._view(tenant_id, aid, article, version).model_dump(mode="json"))
+
+    async def history(self, request: Request) -> Response:
+        tenant_id, refused = await self._admitted(request)
+        if refused:
+            return refused
+        aid = request.path_params["aid"]
+        revisions: list[KnowledgeArticleRevision] = []
+        previous = None
+        for record in self.versions[tenant_id]:
+            current = record["articles"].get(aid)
+            if current != previous:
+                change = "added" if previous is None else "removed" if current is None else "edited"
+                view = self._view(tenant_id, aid, current, record["version"]) if current else None
+                revisions.append(
+                    KnowledgeArticleRevision(
+                        version=record["version"],
+                        created_at=record["created_at"],
+                        author=record["author"],
+                        note=record["note"],
+                        change=change,
+                        article=view,
+                    )
+                )
+            previous = current
+        if not revisions:
+            return _error(404, "not_found", f"no article {aid!r} in any version")
+        view = KnowledgeArticleHistory(tenant_id=tenant_id, article_id=aid, revisions=revisions[::-1])
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def list_versions(self, request: Request) -> Response:
+        tenant_id, refused = await self._admitted(request)
+        if refused:
+            return refused
+        versions = self.versions[tenant_id]
+        view = KnowledgeBaseVersionList(
+            tenant_id=tenant_id,
+            versions=[
+                KnowledgeBaseVersionView(
+                    version=r["version"],
+                    created_at=r["created_at"],
+                    author=r["author"],
+                    note=r["note"],
+                    articles=len(r["articles"]),
+                    live=r is versions[-1],
+                )
+                for r in reversed(versions)
+            ],
+        )
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def rollback(self, request: Request) -> Response:
+        tenant_id, refused = await self._admitted(request)
+        if refused:
+            return refused
+        body = await self._body(request, KnowledgeRollbackRequest)
+        if isinstance(body, Response):
+            return body
+        versions = self.versions[tenant_id]
+        if body.version > len(versions):
+            return _error(404, "not_found", f"no version {body.version}")
+        old = versions[body.version - 1]["articles"]
+        live = self._live(tenant_id)
+        if body.article_id is None:
+            articles, changed = dict(old), sorted(set(old) | set(live))
+        else:
+            articles = {k: v for k, v in live.items() if k != body.article_id}
+            if body.article_id in old:
+                articles[body.article_id] = old[body.article_id]
+            changed = [body.article_id]
+        return self._change(tenant_id, articles, body.author, f"rollback to {body.version}", changed)
+
+    async def document(self, request: Request) -> Response:
+        tenant_id, refused = await self._admitted(request)
+        if refused:
+            return refused
+        filename = request.query_params.get("filename", "")
+        data = await request.body()
+        self.uploads.append((tenant_id, filename, data))
+        stem, _, extension = filename.lower().rpartition(".")
+        if extension not in {"md", "txt", "html", "htm", "pdf"} or not stem:
+            return _error(422, "invalid_document", f"{filename}: unsupported type (Markdown, text, HTML or PDF)")
+        if extension == "pdf" and not data.startswith(b"%PDF"):
+            return _error(422, "invalid_document", f"{filename}: not a PDF")
+        try:
+            text = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            text = "" if extension != "pdf" else "pdf text"
+        if not text:
+            return _error(422, "invalid_document", f"{filename}: the document is empty")
+        aid = "doc-" + "".join(c if c.isalnum() and c.isascii() else "-" for c in stem)[:100].strip("-")
+        live = self._live(tenant_id)
+        source = f"documents/{filename}"
+        if aid in live and live[aid]["source"] != source:
+            return _error(409, "article_exists", f"{filename}: articles ['{aid}'] already exist from another source")
+        made = {"title": {"it": stem, "en": stem}, "body": {"it": text, "en": text}, "tags": [], "source": source}
+        author = request.query_params.get("author", "")
+        version = self._save(tenant_id, {**live, aid: made}, author, f"upload {filename}")
+        result = DocumentUploadResult(tenant_id=tenant_id, filename=filename, version=version, articles=[aid])
+        return JSONResponse(result.model_dump(mode="json"))
+
+    async def test(self, request: Request) -> Response:
+        """A stand-in answer: the first article whose Italian title shares a word with the question."""
+        tenant_id, refused = await self._admitted(request)
+        if refused:
+            return refused
+        body = await self._body(request, AssistantTestRequest)
+        if isinstance(body, Response):
+            return body
+        words = set(body.question.lower().split())
+        live = self._live(tenant_id)
+        found = [(aid, a) for aid, a in sorted(live.items()) if words & set(a["title"]["it"].lower().split())]
+        passages = [
+            PassageScore(
+                article_id=aid,
+                title=a["title"]["it"],
+                language="it",
+                passage=0,
+                text=a["body"]["it"],
+                score=3.2,
+                confidence=0.8,
+            )
+            for aid, a in found
+        ]
+        view = AssistantTestView(
+            question=body.question,
+            text=found[0][1]["body"]["it"] if found else "Non ho questa informazione.",
+            language=body.language or "it",
+            confidence=0.8 if found else 0.0,
+            answer_threshold=0.4,
+            mode="retrieval",
+            sources=[Source(article_id=aid, title=a["title"]["it"], score=0.8) for aid, a in found[:1]],
+            handoff_reason=None if found else "unknown_answer",
+            passages=passages,
+            version=len(self.versions[tenant_id]),
+        )
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def list_gaps(self, request: Request) -> Response:
+        tenant_id, refused = await self._admitted(request)
+        if refused:
+            return refused
+        groups = self.gaps.get(tenant_id, [])[: int(request.query_params.get("limit", 50))]
+        view = UnansweredGroupList(
+            tenant_id=tenant_id, since=datetime.now(UTC), questions=sum(g.count for g in groups), groups=groups
+        )
+        return JSONResponse(view.model_dump(mode="json"))
+
+    async def gap_article(self, request: Request) -> Response:
+        tenant_id, refused = await self._admitted(request)
+        if refused:
+            return refused
+        gap = next((g for g in self.gaps[tenant_id] if str(g.gap_id) == request.path_params["gid"]), None)
+        if gap is None:
+            return _error(404, "not_found", f"no open gap {request.path_params['gid']}")
+        body = await self._body(request, GapArticleRequest)
+        if isinstance(body, Response):
+            return body
+        title = next(iter(body.title.values()))
+        aid = body.article_id or "gap-" + "".join(c if c.isalnum() and c.isascii() else "-" for c in title.lower())[:60]
+        live = self._live(tenant_id)
+        if aid in live:
+            return _error(409, "article_exists", f"article {aid!r} exists: edit it instead")
+        made = self._article_of(body.title, body.body, body.tags, "gap")
+        if isinstance(made, Response):
+            return made
+        answer = self._change(tenant_id, {**live, aid: made}, body.author, f"answer gap: {gap.question}", [aid])
+        self.gaps[tenant_id] = [g for g in self.gaps[tenant_id] if g is not gap]
+        return answer
 
 
 class TicketsApi:
