@@ -84,6 +84,12 @@ async def limit_per_ip(request: Request, runtime: RuntimeDep) -> None:
     await runtime.limiter.hit(ip_limit(runtime, request))
 
 
+def check_enabled(runtime: GatewayRuntime, tenant: Tenant) -> None:
+    """A disabled tenant keeps its data, but its widget is refused (a set lookup: no I/O)."""
+    if runtime.access.tenant_disabled(tenant.tenant_id):
+        raise ApiError(403, "tenant_disabled", "this tenant is disabled")
+
+
 def check_origin(tenant: Tenant, origin: str | None) -> None:
     """Preflights are allowed for any tenant's origin (they carry no key); the real request is
     refused here unless the Origin is one of *this* tenant's."""
@@ -99,6 +105,7 @@ async def widget_tenant(
     tenant = await runtime.tenants.by_key(widget_key)
     if tenant is None:
         raise ApiError(401, "unauthorized", "unknown widget key")
+    check_enabled(runtime, tenant)
     check_origin(tenant, request.headers.get("origin"))
     return tenant
 
@@ -124,6 +131,7 @@ async def authorize(
     tenant = await runtime.tenants.by_id(claims.tenant_id)
     if tenant is None:
         raise ApiError(401, "unauthorized", "the token's tenant no longer exists")
+    check_enabled(runtime, tenant)
     check_origin(tenant, origin)
     return Customer(tenant, conversation_id)
 

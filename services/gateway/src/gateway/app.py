@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway import analytics_api, api, kb_api, operator_api, ticket_api, web
+from gateway import admin_api, analytics_api, api, kb_api, operator_api, ticket_api, web
 from gateway.config import Settings
 from gateway.middleware import BodyLimit, WidgetCors
 from gateway.runtime import GatewayRuntime
@@ -55,6 +55,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             ticket_api.public_router,
             analytics_api.router,
             kb_api.router,
+            admin_api.router,
             web.router,
         ],
         # A span held open for a socket's whole life (hours) says nothing and costs memory on each

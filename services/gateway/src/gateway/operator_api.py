@@ -45,6 +45,7 @@ from contracts.readapi import (
     TakeRequest,
     TakeResult,
 )
+from gateway.access import TENANT_DISABLED
 from gateway.api import CLOSE_UNAUTHORIZED, RuntimeDep, client_frames, client_ip, limit_per_ip, runtime_of
 from gateway.commands import send_command
 from gateway.copilot import latest_question
@@ -91,9 +92,22 @@ def read_access_token(runtime: GatewayRuntime, token: str | None) -> OperatorCla
     if not token:
         raise ApiError(401, "unauthorized", "an operator access token is required")
     try:
-        return read_operator_token(runtime.config.operator_jwt_secret, token)
+        claims = read_operator_token(runtime.config.operator_jwt_secret, token)
     except InvalidToken as error:
         raise ApiError(401, "unauthorized", "invalid or expired access token") from error
+    refused(runtime, claims)
+    return claims
+
+
+def refused(runtime: GatewayRuntime, claims: OperatorClaims) -> None:
+    """Tokens already issued stop working at once when their tenant is disabled or their account
+    deactivated (an in-memory check: see gateway.access). 401 rather than 403: the token is no
+    longer valid, and every operator route documents 401."""
+    reason = runtime.access.refusal(claims)
+    if reason == TENANT_DISABLED:
+        raise ApiError(401, TENANT_DISABLED, "this tenant is disabled")
+    if reason is not None:
+        raise ApiError(401, "unauthorized", "this account is no longer active")
 
 
 async def current_operator(
@@ -108,7 +122,11 @@ OperatorDep = Annotated[OperatorClaims, Depends(current_operator)]
 def issue_pair(runtime: GatewayRuntime, row: OperatorRow) -> TokenPair:
     settings = runtime.config
     claims = OperatorClaims(
-        operator_id=row.operator_id, tenant_id=row.tenant_id, role=row.role, display_name=row.display_name
+        operator_id=row.operator_id,
+        tenant_id=row.tenant_id,
+        role=row.role,
+        display_name=row.display_name,
+        generation=row.token_generation,
     )
     return TokenPair(
         access_token=issue_operator_token(settings.operator_jwt_secret, claims, settings.operator_access_ttl_seconds),
@@ -123,7 +141,16 @@ def issue_pair(runtime: GatewayRuntime, row: OperatorRow) -> TokenPair:
     "/operators/login",
     response_model=TokenPair,
     summary="Log in with username and password: an access token (minutes) and a refresh token (hours)",
-    responses=operator_errors(401, 413, 422, 429, 503, s401="Wrong username or password"),
+    responses=operator_errors(
+        401,
+        403,
+        413,
+        422,
+        429,
+        503,
+        s401="Wrong username or password",
+        s403="The tenant is disabled (`tenant_disabled`)",
+    ),
 )
 async def login(request: Request, runtime: RuntimeDep, body: LoginRequest) -> TokenPair:
     username = body.username.lower()
@@ -141,6 +168,9 @@ async def login(request: Request, runtime: RuntimeDep, body: LoginRequest) -> To
     if row is None or not matched:
         log.info("operator login refused", username=username[:100])
         raise ApiError(401, "invalid_credentials", "wrong username or password")
+    # Told only to whoever knows the password: a disabled tenant's operators learn why.
+    if runtime.access.tenant_disabled(row.tenant_id):
+        raise ApiError(403, TENANT_DISABLED, "this tenant is disabled")
     log.info("operator logged in", operator_id=row.operator_id, tenant_id=row.tenant_id)
     return issue_pair(runtime, row)
 
@@ -149,7 +179,16 @@ async def login(request: Request, runtime: RuntimeDep, body: LoginRequest) -> To
     "/operators/refresh",
     response_model=TokenPair,
     summary="Exchange a refresh token for a new pair of tokens",
-    responses=operator_errors(401, 413, 422, 429, 503, s401="Invalid or expired refresh token, or account disabled"),
+    responses=operator_errors(
+        401,
+        403,
+        413,
+        422,
+        429,
+        503,
+        s401="Invalid or expired refresh token, or account deactivated",
+        s403="The tenant is disabled (`tenant_disabled`)",
+    ),
 )
 async def refresh(runtime: RuntimeDep, body: RefreshRequest) -> TokenPair:
     try:
@@ -158,8 +197,11 @@ async def refresh(runtime: RuntimeDep, body: RefreshRequest) -> TokenPair:
         raise ApiError(401, "unauthorized", "invalid or expired refresh token") from error
     # The account is read again: a disabled operator, or a changed role, takes effect here.
     row = await _operator(runtime, lambda session: operator_by_id(session, claims.operator_id))
-    if row is None or not row.active:
+    # A token issued before a deactivation stays refused after the account is activated again.
+    if row is None or not row.active or claims.generation < row.token_generation:
         raise ApiError(401, "unauthorized", "this account is no longer active")
+    if runtime.access.tenant_disabled(row.tenant_id):
+        raise ApiError(403, TENANT_DISABLED, "this tenant is disabled")
     return issue_pair(runtime, row)
 
 
@@ -507,7 +549,8 @@ async def operator_stream(websocket: WebSocket) -> None:
         await websocket.close(4429, error.message[:120])
         return
     except ApiError as error:
-        await websocket.close(CLOSE_UNAUTHORIZED, error.message[:120])
+        code = CLOSE_POLICY if error.code == TENANT_DISABLED else CLOSE_UNAUTHORIZED
+        await websocket.close(code, error.message[:120])
         return
     except WebSocketDisconnect:
         return

@@ -12,6 +12,7 @@ import httpx
 from aiokafka import ConsumerRecord
 
 from contracts import topics
+from gateway.access import TENANT_DISABLED, AccessGate
 from gateway.analytics import AnalyticsClient
 from gateway.config import MIGRATIONS, Settings
 from gateway.copilot import CopilotClient
@@ -28,6 +29,10 @@ from servicekit.kafka import RecordStream
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
+
+# The WebSocket close codes of gateway.api (not imported: gateway.api imports this module).
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 
 RecordHandler = Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]
 
@@ -51,10 +56,12 @@ class GatewayRuntime(Runtime):
     analytics_http: httpx.AsyncClient = field(init=False)
     analytics: AnalyticsClient = field(init=False)
     operator_hub: OperatorHub = field(init=False)
+    access: AccessGate = field(init=False)
     conversation_events: RecordStream = field(init=False)
     routing_events: RecordStream = field(init=False)
     ticket_events: RecordStream = field(init=False)
     _fan_outs: list[asyncio.Task[None]] = field(default_factory=list)
+    _access_watch: asyncio.Task[None] | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> GatewayRuntime:
@@ -109,6 +116,8 @@ class GatewayRuntime(Runtime):
         )
         runtime.analytics = AnalyticsClient(runtime.analytics_http)
         runtime.operator_hub = OperatorHub(runtime.hub)
+        runtime.access = AccessGate(runtime.sessions, runtime.redis, settings.kafka_topic_prefix)
+        runtime.access.on_change.append(runtime._close_refused_streams)
         # No group: every replica reads every event, because any of them may hold the socket.
         # "latest": a socket fetches its history from the read API, so old events are not needed.
         runtime.conversation_events = RecordStream(
@@ -137,8 +146,14 @@ class GatewayRuntime(Runtime):
             auto_offset_reset="latest",
             max_batch=500,
         )
-        runtime.on_start += [runtime._load_tenants, runtime._seed_operators, runtime._start_fan_out]
+        runtime.on_start += [
+            runtime._load_tenants,
+            runtime._seed_operators,
+            runtime._start_access_watch,
+            runtime._start_fan_out,
+        ]
         runtime.on_stop += [
+            runtime._stop_access_watch,
             runtime._stop_fan_out,
             runtime.http.aclose,
             runtime.routing_http.aclose,
@@ -175,6 +190,27 @@ class GatewayRuntime(Runtime):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def _start_access_watch(self) -> None:
+        await self.access.reload()
+        self._access_watch = asyncio.create_task(self.access.watch(), name="access-watch")
+
+    async def _stop_access_watch(self) -> None:
+        if self._access_watch is not None:
+            self._access_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._access_watch
+
+    def _close_refused_streams(self, gate: AccessGate) -> None:
+        """Open operator streams of a tenant just disabled, or of an account just deactivated, are
+        closed (4403 / 4401): a token checked when the socket opened is not checked again otherwise."""
+        for connections in list(self.operator_hub.by_tenant.values()):
+            for connection in list(connections):
+                reason = gate.refusal(connection.claims)
+                if reason == TENANT_DISABLED:
+                    connection.close(CLOSE_FORBIDDEN, "this tenant is disabled")
+                elif reason is not None:
+                    connection.close(CLOSE_UNAUTHORIZED, "this account is no longer active")
 
     async def _load_tenants(self) -> None:
         files = tenant_files(self.config.tenants_dir)

@@ -51,7 +51,8 @@ def errors(*statuses: int, **overrides: str) -> dict[int | str, dict[str, Any]]:
     (`overrides`: `s401="..."` words a status for this route)."""
     described = {
         401: "Missing or invalid widget key or customer token",
-        403: "Token for another conversation, or Origin not allowed for the tenant",
+        403: "Token for another conversation, Origin not allowed for the tenant, or the tenant is disabled "
+        "(`tenant_disabled`)",
         404: "Unknown tenant or conversation",
         413: "Request body too large",
         422: "Invalid request body or parameters",
@@ -65,7 +66,8 @@ def errors(*statuses: int, **overrides: str) -> dict[int | str, dict[str, Any]]:
 def operator_errors(*statuses: int, **overrides: str) -> dict[int | str, dict[str, Any]]:
     """`errors(...)` worded for the operator API."""
     worded = {
-        "s401": "Missing, invalid or expired operator access token",
+        "s401": "Missing, invalid or expired operator access token, or one of a deactivated account or a "
+        "disabled tenant (`tenant_disabled`)",
         "s403": "The operator's role does not allow this",
         "s404": "No such conversation in the operator's tenant",
         "s409": "Another operator has the conversation (`already_taken`)",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, Integer, String, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -25,6 +26,9 @@ class TenantRow(Base):
     widget_key: Mapped[str] = mapped_column(String(128), unique=True)
     allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(String(300)), default=list)
     default_language: Mapped[str] = mapped_column(String(2), default="it")
+    languages: Mapped[list[str]] = mapped_column(ARRAY(String(2)), default=list)
+    # Set while the tenant is disabled: its data stays, its widget key and operators are refused.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -69,6 +73,9 @@ class OperatorRow(Base):
     capacity: Mapped[int] = mapped_column(Integer, default=3)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     presence: Mapped[str] = mapped_column(String(10), default="offline")
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    # Tokens name the generation they were issued under; a deactivation bumps it (see gateway.access).
+    token_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -86,6 +93,7 @@ async def upsert_operator(
     capacity: int,
     active: bool,
     replace_password: bool,
+    email: str | None = None,
 ) -> None:
     """Creates the account, or updates its profile; the password of an existing account changes
     only with `replace_password` (seeding again must not undo a password changed since)."""
@@ -98,6 +106,8 @@ async def upsert_operator(
         "capacity": capacity,
         "active": active,
     }
+    if email is not None:  # seed files carry none: an email set otherwise is kept
+        profile["email"] = email
     statement = insert(OperatorRow).values(operator_id=operator_id, password_hash=password_hash, **profile)
     changes = {**profile, "updated_at": func.now()}
     if replace_password:
@@ -129,3 +139,84 @@ async def set_presence(session: AsyncSession, operator_id: str, presence: str) -
         .returning(OperatorRow)
     )
     return (await session.scalars(statement)).one_or_none()
+
+
+async def tenant_by_id(session: AsyncSession, tenant_id: str) -> TenantRow | None:
+    return await session.get(TenantRow, tenant_id)
+
+
+class AuditRow(Base):
+    """One administrative change: who (an operator id, or `platform-cli`), what, when, and the
+    target's state before and after it (JSON; None for a creation's before)."""
+
+    __tablename__ = "audit_log"
+
+    entry_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str] = mapped_column(String(200))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+async def record_audit(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    actor: str,
+    action: str,
+    target: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Written in the same transaction as the change it describes: both are kept, or neither."""
+    session.add(AuditRow(tenant_id=tenant_id, actor=actor, action=action, target=target, before=before, after=after))
+    await session.flush()
+
+
+async def audit_of(session: AsyncSession, tenant_id: str, *, limit: int, before: int | None) -> list[AuditRow]:
+    """The tenant's entries, newest first; `before`: only entries older than that entry id."""
+    query = select(AuditRow).where(AuditRow.tenant_id == tenant_id)
+    if before is not None:
+        query = query.where(AuditRow.entry_id < before)
+    return list((await session.scalars(query.order_by(AuditRow.entry_id.desc()).limit(limit))).all())
+
+
+def tenant_state(row: TenantRow) -> dict[str, Any]:
+    """What the audit log keeps of a tenant (never its widget key: the log is readable by admins)."""
+    return {
+        "tenant_id": row.tenant_id,
+        "name": row.name,
+        "languages": list(row.languages),
+        "default_language": row.default_language,
+        "allowed_origins": list(row.allowed_origins),
+        "disabled": row.disabled_at is not None,
+    }
+
+
+def operator_state(row: OperatorRow) -> dict[str, Any]:
+    """What the audit log keeps of an account (never its password hash)."""
+    return {
+        "operator_id": row.operator_id,
+        "username": row.username,
+        "email": row.email,
+        "display_name": row.display_name,
+        "role": row.role,
+        "active": row.active,
+    }
+
+
+async def access_rows(session: AsyncSession) -> tuple[list[str], list[tuple[str, bool, int]]]:
+    """What the access gate needs: the disabled tenants, and the accounts that are inactive or
+    were ever deactivated (their id, active, token generation) - a handful of rows, not all."""
+    disabled = (await session.scalars(select(TenantRow.tenant_id).where(TenantRow.disabled_at.is_not(None)))).all()
+    accounts = (
+        await session.execute(
+            select(OperatorRow.operator_id, OperatorRow.active, OperatorRow.token_generation).where(
+                (OperatorRow.active.is_(False)) | (OperatorRow.token_generation > 0)
+            )
+        )
+    ).all()
+    return list(disabled), [(a.operator_id, a.active, a.token_generation) for a in accounts]

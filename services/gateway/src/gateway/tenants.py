@@ -1,6 +1,18 @@
-"""Tenants: YAML files upserted into the store, and an in-memory directory the routes read.
+"""Tenants: YAML files upserted into the store, the platform's command line, and an in-memory
+directory the routes read.
 
     python -m gateway.tenants load <file.yaml> [<file.yaml> ...]
+    python -m gateway.tenants create --tenant-id T --name N --languages it,en [--origin URL ...]
+                                     --admin-username U --admin-email E [--admin-display-name D]
+    python -m gateway.tenants list
+    python -m gateway.tenants disable <tenant_id>
+    python -m gateway.tenants enable <tenant_id>
+
+`create` prints the new widget key and the first admin's generated password, once: neither is
+shown again (`list` leaves keys out). `disable` keeps every row of the tenant but refuses its
+widget key, its customers' tokens and its operators (tokens already issued and open streams
+included) on every gateway replica within a second (gateway.access); `enable` undoes it. Each
+change is written to the audit log as `platform-cli`.
 
 The directory keeps every tenant in memory (a handful of rows) so that a request costs no
 database round trip; it reloads them periodically, and at once when an unknown widget key shows
@@ -9,7 +21,9 @@ up (at most once a second, so that a flood of bad keys cannot hammer the databas
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -19,11 +33,25 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError, field_validator
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.access import announce_change
 from gateway.config import MIGRATIONS, Settings
-from gateway.store import all_tenants, upsert_tenant
+from gateway.operators import hash_password
+from gateway.store import (
+    OperatorRow,
+    TenantRow,
+    all_tenants,
+    operator_by_username,
+    operator_state,
+    record_audit,
+    tenant_state,
+    upsert_tenant,
+)
 from servicekit.db import create_engine, session_factory
 from servicekit.logs import get_logger
 from servicekit.migrations import upgrade_to_head
@@ -173,11 +201,211 @@ async def _load_command(paths: list[Path]) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ the platform CLI
+
+PLATFORM_ACTOR = "platform-cli"
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
+
+
+class CommandError(Exception):
+    """A refusal worth one line on stderr and exit status 2 (unknown tenant, name taken...)."""
+
+
+class NewTenant(BaseModel):
+    """What `create` is given, checked before anything is written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: TenantConfig
+    languages: list[Language] = Field(min_length=1, max_length=20)
+    admin_username: Annotated[
+        str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9_.@-]{2,100}$")
+    ]
+    admin_email: EmailStr
+    admin_display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def new_widget_key() -> str:
+    return "wk_" + secrets.token_urlsafe(24)
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+async def create_tenant(
+    sessions: async_sessionmaker[AsyncSession], new: NewTenant, password_hash: str
+) -> tuple[TenantRow, OperatorRow]:
+    """The tenant and its first admin, with their two audit entries, in one transaction."""
+    config = new.tenant
+    async with sessions() as session, session.begin():
+        if await session.get(TenantRow, config.tenant_id) is not None:
+            raise CommandError(f"tenant {config.tenant_id} already exists")
+        if await operator_by_username(session, new.admin_username) is not None:
+            raise CommandError(f"the username {new.admin_username} is taken (usernames are unique across tenants)")
+        tenant = TenantRow(
+            tenant_id=config.tenant_id,
+            name=config.name,
+            widget_key=config.widget_key,
+            allowed_origins=list(config.allowed_origins),
+            default_language=config.default_language,
+            languages=list(new.languages),
+        )
+        admin = OperatorRow(
+            operator_id=f"{config.tenant_id}-{new.admin_username}",
+            tenant_id=config.tenant_id,
+            username=new.admin_username,
+            email=str(new.admin_email),
+            display_name=new.admin_display_name,
+            password_hash=password_hash,
+            role="admin",
+            skills=[],
+            capacity=3,
+            active=True,
+            presence="offline",
+            token_generation=0,
+        )
+        session.add(tenant)
+        await session.flush()  # the tenant before its operator (foreign key)
+        session.add(admin)
+        await session.flush()
+        for action, target, after in (
+            ("tenant.create", f"tenant:{tenant.tenant_id}", tenant_state(tenant)),
+            ("operator.create", f"operator:{admin.operator_id}", operator_state(admin)),
+        ):
+            await record_audit(
+                session,
+                tenant_id=tenant.tenant_id,
+                actor=PLATFORM_ACTOR,
+                action=action,
+                target=target,
+                before=None,
+                after=after,
+            )
+    return tenant, admin
+
+
+async def set_tenant_disabled(sessions: async_sessionmaker[AsyncSession], tenant_id: str, disabled: bool) -> bool:
+    """Disables or enables the tenant with its audit entry; False when it already was so."""
+    async with sessions() as session, session.begin():
+        query = select(TenantRow).where(TenantRow.tenant_id == tenant_id).with_for_update()
+        tenant = (await session.scalars(query)).one_or_none()
+        if tenant is None:
+            raise CommandError(f"unknown tenant {tenant_id}")
+        if (tenant.disabled_at is not None) == disabled:
+            return False
+        before = tenant_state(tenant)
+        tenant.disabled_at = func.now() if disabled else None
+        await session.flush()
+        await session.refresh(tenant)
+        await record_audit(
+            session,
+            tenant_id=tenant_id,
+            actor=PLATFORM_ACTOR,
+            action="tenant.disable" if disabled else "tenant.enable",
+            target=f"tenant:{tenant_id}",
+            before=before,
+            after=tenant_state(tenant),
+        )
+    return True
+
+
+async def _announce(settings: Settings) -> None:
+    """Every gateway replica reloads its access gate (at worst within its full reload otherwise)."""
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await announce_change(redis, settings.kafka_topic_prefix)
+    except (RedisError, OSError) as error:
+        print(f"warning: gateways not told at once ({error!r}); they notice within 30 s", file=sys.stderr)
+    finally:
+        await redis.aclose()
+
+
+async def _platform_command(arguments: argparse.Namespace) -> int:
+    settings = Settings()
+    # The tables may not exist yet when the gateway has never started against this database.
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS, settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=1)
+    sessions = session_factory(engine)
+    try:
+        if arguments.command == "list":
+            async with sessions() as session:
+                for row in sorted(await all_tenants(session), key=lambda r: r.tenant_id):
+                    state = "disabled" if row.disabled_at is not None else "enabled"
+                    languages = ",".join(row.languages or [row.default_language])
+                    origins = " ".join(row.allowed_origins) or "-"
+                    print(f"{row.tenant_id:24} {state:9} {languages:8} {row.name}  origins: {origins}")
+            return 0
+        if arguments.command in ("disable", "enable"):
+            disabled = arguments.command == "disable"
+            if await set_tenant_disabled(sessions, arguments.tenant_id, disabled):
+                await _announce(settings)
+                print(f"tenant {arguments.tenant_id} {arguments.command}d")
+            else:
+                print(f"tenant {arguments.tenant_id} was already {arguments.command}d")
+            return 0
+        return await _create(arguments, sessions)
+    finally:
+        await engine.dispose()
+
+
+async def _create(arguments: argparse.Namespace, sessions: async_sessionmaker[AsyncSession]) -> int:
+    languages = [language.strip() for language in arguments.languages.split(",") if language.strip()]
+    try:
+        new = NewTenant(
+            tenant=TenantConfig(
+                tenant_id=arguments.tenant_id,
+                name=arguments.name,
+                widget_key=new_widget_key(),
+                allowed_origins=arguments.origin,
+                default_language=languages[0] if languages else "it",
+            ),
+            languages=languages,
+            admin_username=arguments.admin_username,
+            admin_email=arguments.admin_email,
+            admin_display_name=arguments.admin_display_name or arguments.admin_username,
+        )
+    except ValidationError as error:
+        raise CommandError(str(error)) from error
+    password = new_password()
+    tenant, admin = await create_tenant(sessions, new, await asyncio.to_thread(hash_password, password))
+    print(f"tenant {tenant.tenant_id} ({tenant.name}) created")
+    print(f"widget key: {tenant.widget_key}")
+    print(f"admin: {admin.username} ({admin.operator_id})")
+    print(f"password: {password}")
+    print("the widget key and the password are shown only now: store them")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway.tenants", description="Tenants of the platform.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    load = commands.add_parser("load", help="upsert tenant files (YAML)")
+    load.add_argument("files", nargs="+", type=Path)
+    create = commands.add_parser("create", help="a new tenant, its widget key and its first admin")
+    create.add_argument("--tenant-id", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--languages", default="it", help="comma-separated, the default first: it,en")
+    create.add_argument("--origin", action="append", default=[], help="an origin allowed to embed the widget")
+    create.add_argument("--admin-username", required=True)
+    create.add_argument("--admin-email", required=True)
+    create.add_argument("--admin-display-name")
+    commands.add_parser("list", help="the tenants and whether they are enabled")
+    for name, text in (("disable", "refuse the tenant's widget and operators"), ("enable", "undo a disable")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("tenant_id")
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[1] != "load":
-        print("usage: python -m gateway.tenants load <file.yaml> [<file.yaml> ...]", file=sys.stderr)
+    arguments = _parser().parse_args(argv[1:])
+    if arguments.command == "load":
+        return asyncio.run(_load_command(arguments.files))
+    try:
+        return asyncio.run(_platform_command(arguments))
+    except CommandError as error:
+        print(error, file=sys.stderr)
         return 2
-    return asyncio.run(_load_command([Path(arg) for arg in argv[2:]]))
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ class OperatorClaims:
     tenant_id: str
     role: str
     display_name: str
+    # The account's token generation when issued (`gen`); a deactivation bumps the account's, and
+    # every token of an older generation is refused from then on (gateway.access).
+    generation: int = 0
 
 
 def issue_operator_token(secret: str, claims: OperatorClaims, ttl_seconds: int, *, refresh: bool = False) -> str:
@@ -81,6 +84,7 @@ def issue_operator_token(secret: str, claims: OperatorClaims, ttl_seconds: int, 
         "tenant_id": claims.tenant_id,
         "role": claims.role,
         "name": claims.display_name,
+        "gen": claims.generation,
         "aud": REFRESH_AUDIENCE if refresh else OPERATOR_AUDIENCE,
         "iat": now,
         "exp": now + ttl_seconds,
@@ -107,4 +111,5 @@ def read_operator_token(secret: str, token: str, *, refresh: bool = False) -> Op
         tenant_id=str(claims["tenant_id"]),
         role=str(claims["role"]),
         display_name=str(claims["name"]),
+        generation=int(claims.get("gen") or 0),  # tokens issued before generations existed: 0
     )
