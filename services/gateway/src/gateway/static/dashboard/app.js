@@ -2,6 +2,7 @@
 import { html, render, useEffect, useMemo, useRef, useState } from "/dashboard/vendor/preact-htm.module.js";
 import { initialLanguage, LANGUAGES, saveLanguage, words } from "/dashboard/i18n.js";
 import { SLA_RANK, Store, TICKET_MOVES } from "/dashboard/store.js";
+import { KnowledgeView } from "/dashboard/kb.js";
 
 const store = new Store();
 const SUPERVISING = new Set(["supervisor", "admin"]);
@@ -205,10 +206,11 @@ function Header({ t, state }) {
         ${[
           ["conversations", t.viewConversations, "Alt+1", 0],
           ["tickets", t.viewTickets, "Alt+4", state.ticketsNew],
+          ...(SUPERVISING.has(me.role) ? [["kb", t.viewKb, "Alt+7", 0]] : []),
         ].map(
           ([view, label, key, count]) => html`
             <button type="button" class=${"view" + (state.view === view ? " on" : "")} aria-current=${state.view === view ? "page" : null}
-              onClick=${() => (view === "tickets" ? store.showView("tickets") : store.showTab(state.tab))} title=${key}
+              onClick=${() => (view === "conversations" ? store.showTab(state.tab) : store.showView(view))} title=${key}
               data-testid=${"view-" + view}>
               ${label}${count ? html` <span class="count new" title=${t.newTickets}>${count}</span>` : ""}
             </button>
@@ -1076,6 +1078,9 @@ function shortcuts(t, event) {
   } else if (event.code === "Digit5" && SUPERVISING.has(state.me.role)) {
     event.preventDefault();
     store.showTicketTab("risk");
+  } else if (event.code === "Digit7" && SUPERVISING.has(state.me.role)) {
+    event.preventDefault();
+    store.showView("kb");
   }
 }
 
@@ -1136,7 +1141,9 @@ function App() {
     <div class="app">
       <${Header} t=${t} state=${state} />
       <${Offers} t=${t} state=${state} />
-      ${state.view === "tickets"
+      ${state.view === "kb" && SUPERVISING.has(state.me.role)
+        ? html`<${KnowledgeView} lang=${lang} store=${store} />`
+        : state.view === "tickets"
         ? html`<${TicketsView} t=${t} state=${state} />`
         : html`<div class="panes">
             <${ConversationList} t=${t} state=${state} />
