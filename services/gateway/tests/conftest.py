@@ -184,6 +184,11 @@ def tenants_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"tenant_id: acme\noperators:\n  - operator_id: {operator_id}\n    username: {username}\n"
         f"    display_name: Wile\n    password: {password}\n    role: supervisor\n"
     )
+    username, password, operator_id = servers.ADA
+    (operators / "lucine-admins.yaml").write_text(
+        f"tenant_id: lucine-di-natale\noperators:\n  - operator_id: {operator_id}\n    username: {username}\n"
+        f"    display_name: Ada\n    password: {password}\n    role: admin\n"
+    )
     return directory
 
 

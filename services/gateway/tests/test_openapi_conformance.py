@@ -29,6 +29,7 @@ import httpx
 import pytest
 import schemathesis
 from gateway_testkit import (
+    ADA,
     ADMIN_TOKEN,
     GIULIA,
     LUCINE_KEY,
@@ -65,6 +66,7 @@ class LiveGateway:
     operator_conversation: uuid.UUID
     operator_token: str
     supervisor_token: str = ""  # the analytics routes are for supervisors
+    admin_token: str = ""  # the /v1/admin routes are for admins
     ticket_id: uuid.UUID | None = None  # a ticket of the operator's tenant
     ticket_link: str = ""  # the token of its status link
 
@@ -157,6 +159,8 @@ def _prepare(url: str, read_api: ReadApi, routing_api: RoutingApi) -> LiveGatewa
         assert login.status_code == 200, login.text
         supervisor = http.post("/v1/operators/login", json={"username": SOFIA[0], "password": SOFIA[1]})
         assert supervisor.status_code == 200, supervisor.text
+        admin = http.post("/v1/operators/login", json={"username": ADA[0], "password": ADA[1]})
+        assert admin.status_code == 200, admin.text
     read_api.put(customer_conversation, LUCINE, [message(1, "customer", "Ciao"), message(2, "ai", "Buongiorno!")])
     # The operator's conversation: waiting in routing's queue, and the read API says it is hers.
     operator_conversation = uuid.uuid4()
@@ -176,6 +180,7 @@ def _prepare(url: str, read_api: ReadApi, routing_api: RoutingApi) -> LiveGatewa
         operator_conversation=operator_conversation,
         operator_token=login.json()["access_token"],
         supervisor_token=supervisor.json()["access_token"],
+        admin_token=admin.json()["access_token"],
     )
 
 
@@ -220,6 +225,8 @@ def authenticate(case: Any, gateway: LiveGateway) -> dict[str, str]:
         return {"Authorization": f"Bearer {gateway.supervisor_token}"}
     if path.startswith("/v1/analytics/"):
         return analytics_credentials(case, gateway)
+    if path.startswith("/v1/admin/"):
+        return {"Authorization": f"Bearer {gateway.admin_token}"}
     return {}
 
 

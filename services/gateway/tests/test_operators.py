@@ -51,6 +51,7 @@ from contracts.events import (
     UpdateTicket,
 )
 from gateway.app import build_app
+from gateway.operators import OperatorConfig, OperatorsFile, Role, load_operators
 
 LUCINE = "lucine-di-natale"
 
@@ -352,6 +353,11 @@ ISOLATION_CASES = [
     # Analytics: supervisors only, and only of their own tenant (the token's, whatever is asked).
     ("GET /v1/analytics/overview", None),
     ("GET /v1/analytics/live", None),
+    # Tenant administration: admins only (403 for operators and supervisors); an admin's {id} of
+    # another tenant is 404 like an unknown one, and the audit log is the admin's tenant's only.
+    ("POST /v1/admin/operators/{id}/deactivate", None),
+    ("POST /v1/admin/operators/{id}/activate", None),
+    ("GET /v1/admin/audit", None),
 ]
 
 
@@ -368,6 +374,9 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
         return
     if endpoint == "ticket frames":
         await another_tenants_ticket_frames_never_arrive(gateway, token)
+        return
+    if "/v1/admin/" in endpoint:
+        await admin_only_of_the_tenant(gateway, endpoint, token)
         return
     if endpoint.startswith("GET /v1/analytics"):
         await analytics_only_of_the_tenant(gateway, endpoint.removeprefix("GET "), token, account, foreign)
@@ -396,6 +405,42 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
         assert response.json() == {"error": {"code": "not_found", "message": "no such conversation"}}
     assert len(gateway.routing_api.take_requests) == takes_before
     assert await operator_commands(gateway, foreign, 1, timeout=1.5) == []
+
+
+async def admin_only_of_the_tenant(gateway, endpoint: str, token: str) -> None:
+    method, path = endpoint.split(" ")
+    # The other tenant has an admin who deactivated one of its operators (an audit entry of its own).
+    acme_admin, acme_operator = await fresh_account(gateway, "acme", "admin"), await fresh_account(gateway, "acme")
+    acme_token = await access(gateway, acme_admin)
+    done = await gateway.http.post(f"/v1/admin/operators/{acme_operator[2]}/deactivate", headers=bearer(acme_token))
+    assert done.status_code == 200, done.text
+    target = path.replace("{id}", acme_operator[2] if path.endswith("/activate") else WILE[2])
+    response = await gateway.http.request(method, target, params={"tenant_id": "acme"}, headers=bearer(token))
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "forbidden"), "admins only"
+    admin = await access(gateway, await fresh_account(gateway, LUCINE, "admin"))
+    response = await gateway.http.request(method, target, params={"tenant_id": "acme"}, headers=bearer(admin))
+    if method == "GET":
+        assert response.status_code == 200, response.text
+        assert response.json()["tenant_id"] == LUCINE
+        assert "acme" not in json.dumps(response.json()["entries"]), "nothing of the other tenant's audit log"
+    else:
+        assert response.json() == {"error": {"code": "not_found", "message": "no such operator"}}
+    # The other tenant's accounts are as they were: Wile works, the deactivated one stays so.
+    assert (await gateway.http.get("/v1/operators", headers=bearer(await access(gateway, WILE)))).status_code == 200
+    assert (await gateway.http.get("/v1/operators", headers=bearer(acme_token))).status_code == 200
+    refused = await gateway.http.post(
+        "/v1/operators/login", json={"username": acme_operator[0], "password": acme_operator[1]}
+    )
+    assert refused.status_code == 401
+
+
+async def fresh_account(gateway, tenant_id: str, role: str = "operator") -> tuple[str, str, str]:
+    name = f"{role[:3]}-{uuid.uuid4().hex[:8]}"
+    account = OperatorConfig(
+        operator_id=f"{tenant_id}-{name}", username=name, display_name=name, password=f"pw-{name}", role=Role(role)
+    )
+    await load_operators(gateway.runtime.sessions, [OperatorsFile(tenant_id=tenant_id, operators=[account])])
+    return name, f"pw-{name}", account.operator_id
 
 
 async def analytics_only_of_the_tenant(

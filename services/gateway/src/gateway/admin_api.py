@@ -47,7 +47,8 @@ async def admin(operator: OperatorDep) -> OperatorClaims:
 
 
 AdminDep = Annotated[OperatorClaims, Depends(admin)]
-OperatorIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]
+# Starts with a letter or digit: "." and ".." are no path segment to send.
+OperatorIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")]
 
 
 class AccountChange(BaseModel):

@@ -92,6 +92,7 @@ GIULIA = ("giulia", "lucine-demo-giulia", "lucine-giulia")
 MARCO = ("marco", "lucine-demo-marco", "lucine-marco")
 SOFIA = ("sofia", "lucine-demo-sofia", "lucine-sofia")
 WILE = ("wile", "acme-test-password", "acme-wile")
+ADA = ("ada", "lucine-test-ada", "lucine-ada")  # an admin of the demo tenant (tests only)
 # Signs status links as the notifier does; the tickets stand-in checks them with it.
 TICKET_LINK_SECRET = "ticket-link-secret-of-the-gateway-tests"
 
