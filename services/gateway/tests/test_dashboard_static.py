@@ -90,6 +90,23 @@ async def test_the_vendored_library_is_served_locally() -> None:
     assert 'from "/dashboard/vendor/preact-htm.module.js"' in app
 
 
+async def test_the_charting_library_is_vendored_with_its_license() -> None:
+    """uPlot for the analytics page, served from the gateway like Preact (no CDN)."""
+    for name, media in (("uplot.esm.js", "text/javascript"), ("uplot.min.css", "text/css")):
+        response = await _get(f"/dashboard/vendor/{name}")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith(media)
+        assert response.content == (VENDOR / name).read_bytes()
+    assert "export { uPlot as default }" in (VENDOR / "uplot.esm.js").read_text(encoding="utf-8")
+    assert "MIT License" in (VENDOR / "uplot.LICENSE").read_text(encoding="utf-8")
+    analytics = (DASHBOARD / "analytics.js").read_text(encoding="utf-8")
+    assert 'from "/dashboard/vendor/uplot.esm.js"' in analytics
+    assert "/dashboard/vendor/uplot.min.css" in analytics
+    # The library's own text names outside addresses only in comments: it fetches nothing.
+    code = re.sub(r"//[^\n]*|/\*.*?\*/", "", (VENDOR / "uplot.esm.js").read_text(encoding="utf-8"), flags=re.S)
+    assert not re.search(r"https?://", code)
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -121,7 +138,7 @@ SINKS = ["innerHTML", "outerHTML", "insertAdjacentHTML", "dangerouslySetInnerHTM
 
 
 def test_dashboard_never_builds_html_from_strings() -> None:
-    for name in ["app.js", "store.js", "i18n.js"]:
+    for name in ["app.js", "store.js", "i18n.js", "analytics.js"]:
         src = (DASHBOARD / name).read_text(encoding="utf-8")
         for sink in SINKS:
             assert sink not in src, (name, sink)

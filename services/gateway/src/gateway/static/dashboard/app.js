@@ -2,6 +2,7 @@
 import { html, render, useEffect, useMemo, useRef, useState } from "/dashboard/vendor/preact-htm.module.js";
 import { initialLanguage, LANGUAGES, saveLanguage, words } from "/dashboard/i18n.js";
 import { SLA_RANK, Store, TICKET_MOVES } from "/dashboard/store.js";
+import { AnalyticsView } from "/dashboard/analytics.js";
 import { KnowledgeView } from "/dashboard/kb.js";
 
 const store = new Store();
@@ -206,6 +207,7 @@ function Header({ t, state }) {
         ${[
           ["conversations", t.viewConversations, "Alt+1", 0],
           ["tickets", t.viewTickets, "Alt+4", state.ticketsNew],
+          ...(SUPERVISING.has(me.role) ? [["analytics", t.viewAnalytics, "Alt+6", 0]] : []),
           ...(SUPERVISING.has(me.role) ? [["kb", t.viewKb, "Alt+7", 0]] : []),
         ].map(
           ([view, label, key, count]) => html`
@@ -1078,6 +1080,9 @@ function shortcuts(t, event) {
   } else if (event.code === "Digit5" && SUPERVISING.has(state.me.role)) {
     event.preventDefault();
     store.showTicketTab("risk");
+  } else if (event.code === "Digit6" && SUPERVISING.has(state.me.role)) {
+    event.preventDefault();
+    store.showView("analytics");
   } else if (event.code === "Digit7" && SUPERVISING.has(state.me.role)) {
     event.preventDefault();
     store.showView("kb");
@@ -1141,7 +1146,9 @@ function App() {
     <div class="app">
       <${Header} t=${t} state=${state} />
       <${Offers} t=${t} state=${state} />
-      ${state.view === "kb" && SUPERVISING.has(state.me.role)
+      ${state.view === "analytics" && SUPERVISING.has(state.me.role)
+        ? html`<${AnalyticsView} lang=${lang} store=${store} />`
+        : state.view === "kb" && SUPERVISING.has(state.me.role)
         ? html`<${KnowledgeView} lang=${lang} store=${store} />`
         : state.view === "tickets"
         ? html`<${TicketsView} t=${t} state=${state} />`

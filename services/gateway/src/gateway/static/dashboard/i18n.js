@@ -105,6 +105,7 @@ const WORDS = {
       sensitive_topic: "Argomento delicato",
       negative_sentiment: "Cliente contrariato",
       unknown_answer: "L'AI non conosceva la risposta",
+      answer_not_helpful: "Risposta dell'AI non utile",
     },
     statuses: {
       AI: "Con l'AI",
@@ -122,6 +123,7 @@ const WORDS = {
     senders: { customer: "Cliente", ai: "AI", operator: "Operatore", system: "Sistema" },
     viewConversations: "Conversazioni",
     viewTickets: "Ticket",
+    viewAnalytics: "Analisi",
     viewKb: "Conoscenza",
     ticketTabAll: "Tutti",
     ticketTabMine: "Miei",
@@ -284,6 +286,7 @@ const WORDS = {
       sensitive_topic: "Sensitive topic",
       negative_sentiment: "Upset customer",
       unknown_answer: "The AI did not know the answer",
+      answer_not_helpful: "The AI's answer did not help",
     },
     statuses: {
       AI: "With the AI",
@@ -301,6 +304,7 @@ const WORDS = {
     senders: { customer: "Customer", ai: "AI", operator: "Operator", system: "System" },
     viewConversations: "Conversations",
     viewTickets: "Tickets",
+    viewAnalytics: "Analytics",
     viewKb: "Knowledge",
     ticketTabAll: "All",
     ticketTabMine: "Mine",
