@@ -358,6 +358,19 @@ ISOLATION_CASES = [
     ("POST /v1/admin/operators/{id}/deactivate", None),
     ("POST /v1/admin/operators/{id}/activate", None),
     ("GET /v1/admin/audit", None),
+    # The knowledge base: supervisors and admins only, of the token's tenant whatever is asked;
+    # {id} is an article or a gap only the other tenant has.
+    ("GET /v1/kb/articles", None),
+    ("GET /v1/kb/articles/{id}", None),
+    ("PUT /v1/kb/articles/{id}", {"title": {"it": "Cani"}, "body": {"it": "I cani sono ammessi."}}),
+    ("DELETE /v1/kb/articles/{id}", None),
+    ("GET /v1/kb/articles/{id}/history", None),
+    ("GET /v1/kb/versions", None),
+    ("POST /v1/kb/rollback", {"version": 1, "article_id": "acme-only"}),
+    ("POST /v1/kb/documents", None),
+    ("POST /v1/kb/test", {"question": "Anvils"}),
+    ("GET /v1/kb/gaps", None),
+    ("POST /v1/kb/gaps/{id}/article", {"title": {"en": "Rockets"}, "body": {"en": "We sell rockets."}}),
 ]
 
 
@@ -374,6 +387,9 @@ async def test_another_tenants_conversation_is_404_everywhere(gateway, endpoint,
         return
     if endpoint == "ticket frames":
         await another_tenants_ticket_frames_never_arrive(gateway, token)
+        return
+    if "/v1/kb/" in endpoint:
+        await kb_only_of_the_tenant(gateway, endpoint, body, token, account)
         return
     if "/v1/admin/" in endpoint:
         await admin_only_of_the_tenant(gateway, endpoint, token)
