@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import contracts
@@ -43,7 +43,7 @@ from routing import handlers
 from routing.api import router
 from routing.app import MIGRATIONS
 from routing.config import Settings
-from routing.store import unassigned
+from routing.store import lock_tenant, unassigned
 from servicekit.db import OutboxRecord, Timer, create_engine, session_factory
 from servicekit.http import create_app
 from servicekit.migrations import upgrade_to_head
@@ -265,11 +265,67 @@ async def test_an_operator_coming_online_gets_the_waiting_conversations_highest_
 ) -> None:
     calm, upset = uuid.uuid4(), uuid.uuid4()
     await routing.apply(presence("anna", capacity=1))
-    await routing.apply(handoff(uuid.uuid4()), handoff(calm), handoff(upset, priority="high"))
+    await routing.apply(handoff(uuid.uuid4()))  # anna's: she has no room left
+    await routing.apply(handoff(calm), handoff(upset, priority="high"))
     await routing.new_events()
     await routing.apply(presence("bruno", capacity=1))
     offers = [e for e in await routing.emitted(OfferMade) if e.payload.operator_id == "bruno"]
     assert [o.conversation_id for o in offers] == [upset]
+
+
+async def test_handoffs_decided_in_one_batch_are_offered_in_queue_order(routing: Handlers) -> None:
+    # A batch is one decision: its handoffs are offered once all its events are applied, the
+    # upset customer first, whatever the order they came in.
+    calm, upset = uuid.uuid4(), uuid.uuid4()
+    await routing.apply(presence("anna", capacity=1))
+    await routing.new_events()
+    await routing.apply(handoff(calm), handoff(upset, priority="high"))
+    events = await routing.new_events()
+    assert [(type(e), e.conversation_id) for e in await routing.emitted(OfferMade)] == [(Envelope[OfferMade], upset)]
+    (queued,) = of_type(events, ConversationQueued)
+    assert queued.position == 2, "behind the upset customer's pending offer"
+
+
+@pytest.fixture
+def statements(sessions: async_sessionmaker[AsyncSession]) -> Iterator[list[str]]:
+    """The SQL statements sent to PostgreSQL from now on."""
+    engine = sessions.kw["bind"].sync_engine
+    seen: list[str] = []
+
+    def record(connection: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_a_batch_reads_the_operators_and_their_loads_once_and_a_plain_heartbeat_not_at_all(
+    routing: Handlers, statements: list[str]
+) -> None:
+    await routing.apply(*(presence(f"op{n:03}", capacity=1) for n in range(40)))
+    await routing.new_events()
+    statements.clear()
+
+    conversations = [uuid.uuid4() for _ in range(50)]
+    await routing.apply(*(handoff(cid) for cid in conversations))  # more than the seats: 10 wait
+
+    events = await routing.new_events()
+    assert len(of_type(events, OfferMade)) == 40
+    assert sorted(q.position for q in of_type(events, ConversationQueued)) == list(range(41, 51))
+    choices = [s for s in statements if "FROM operators LEFT OUTER JOIN" in s]
+    assert len(choices) == 1, "the operators with their loads, read once for the whole batch"
+    other_reads = [
+        s
+        for s in statements
+        if "FROM operators" in s and s not in choices and "EXISTS" not in s and "operators.operator_id =" not in s
+    ]
+    assert other_reads == [], "besides that read, only an operator by key or whether anyone is online"
+
+    statements.clear()
+    await routing.apply(presence("op007", capacity=1))  # a heartbeat repeating what routing knows
+    assert await routing.new_events() == [], "no presence event, no offer"
+    assert not [s for s in statements if "FROM routed_conversations" in s], "nothing drained, no load counted"
 
 
 async def test_a_transfer_moves_the_load_and_back_to_the_queue_goes_to_someone_else(
@@ -366,6 +422,24 @@ async def test_two_operators_racing_for_one_conversation_one_gets_it_the_other_4
     assert sorted(e.conversation_id for e in assigned) == sorted(conversations), "one assignment each"
     unknown = await take(api, uuid.uuid4(), "anna")
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_waiting")
+
+
+async def test_takes_run_beside_each_other_while_nobody_waits_but_never_beside_a_consumer_batch(
+    routing: Handlers, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await routing.apply(presence("anna"), presence("bruno"))
+    await routing.apply(handoff(first), handoff(second))
+    async with sessions() as other_take, other_take.begin():
+        await lock_tenant(other_take, TENANT, shared=True)  # another take, not yet committed
+        async with asyncio.timeout(5):
+            assert (await take(api, first, "anna")).status_code == 200
+    async with sessions() as batch, batch.begin():
+        await lock_tenant(batch, TENANT)  # a consumer batch, not yet committed
+        waiting = asyncio.create_task(take(api, second, "bruno"))
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "the take waits for the batch's decisions"
+    assert (await waiting).status_code == 200
 
 
 async def test_a_take_command_from_kafka_assigns_like_the_api(routing: Handlers) -> None:

@@ -8,14 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import new_envelope, utc_now
+from contracts import Envelope, new_envelope, utc_now
 from contracts.events import TakeConversation
 from contracts.readapi import OperatorView, QueueEntryView, QueueView, TakeRequest, TakeResult
 from routing import domain, store
 from routing.config import Settings
-from routing.handlers import AlreadyTakenError, Decision, NotWaitingError, take
+from routing.handlers import AlreadyTakenError, Cause, Decision, NotWaitingError, drain, take
 from servicekit.http import ApiError, Runtime
-from servicekit.outgoing import Outgoing
 
 router = APIRouter(prefix="/internal", tags=["routing API"])
 TenantId = Annotated[str, Query(min_length=1, max_length=64)]
@@ -31,6 +30,10 @@ async def get_session(request: Request) -> Any:
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
+class _AloneWithTheTenant(Exception):
+    """This take has to drain the queue or add an operator: it needs the tenant's lock alone."""
+
+
 @router.post("/conversations/{conversation_id}/take", response_model=TakeResult)
 async def take_conversation(
     conversation_id: uuid.UUID, body: TakeRequest, request: Request, session: Session
@@ -40,11 +43,34 @@ async def take_conversation(
     cause = new_envelope(
         TakeConversation(operator_id=body.operator_id), tenant_id=body.tenant_id, conversation_id=conversation_id
     )
+    # While nobody waits, a take counts no seat and moves no one's position (takes ignore
+    # capacity; a seat it frees has no taker), so takes share the tenant's lock: they run side by
+    # side, two takes of one conversation serialised by its row lock, and never beside a consumer
+    # batch, which takes the lock alone. Otherwise the take drains the queue, alone.
+    try:
+        via = await _take(session, settings, cause, body, alone=False)
+    except _AloneWithTheTenant:
+        via = await _take(session, settings, cause, body, alone=True)
+    return TakeResult(conversation_id=conversation_id, operator_id=body.operator_id, via=via)
+
+
+async def _take(
+    session: AsyncSession, settings: Settings, cause: Envelope[TakeConversation], body: TakeRequest, *, alone: bool
+) -> str:
+    conversation_id = cause.conversation_id
+    assert conversation_id is not None
     async with session.begin():
-        await store.lock_tenant(session, body.tenant_id)
-        decision = Decision(Outgoing(session, cause), settings, utc_now())
+        await store.lock_tenant(session, body.tenant_id, shared=not alone)
+        if not alone and (
+            await store.anyone_waiting(session, body.tenant_id)
+            or await store.get_operator(session, body.tenant_id, body.operator_id) is None
+        ):
+            raise _AloneWithTheTenant
+        decision = Decision(session, Cause.current(cause), settings, utc_now())
         try:
             via = await take(decision, conversation_id, body.operator_id, body.display_name)
+            if alone:
+                await drain(decision)
         except NotWaitingError:
             raise ApiError(
                 404, "not_waiting", f"conversation {conversation_id} is not waiting for an operator"
@@ -53,8 +79,8 @@ async def take_conversation(
             raise ApiError(
                 409, "already_taken", f"conversation {conversation_id} was taken by another operator"
             ) from None
-        decision.out.flush()
-    return TakeResult(conversation_id=conversation_id, operator_id=body.operator_id, via=via)
+        decision.flush()
+    return via
 
 
 @router.get("/queue", response_model=QueueView)

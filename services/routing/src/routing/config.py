@@ -15,3 +15,7 @@ class Settings(ServiceSettings):
     missed_offers_before_away: int = 2
     # Average seconds an operator spends on a conversation, for the queue's estimated wait.
     average_handling_seconds: int = 240
+    # Events applied per consumer transaction, at most. A batch holds its tenants' lock until it
+    # commits, and its offers are published only then: a small batch keeps an HTTP take's wait
+    # and an offer's delay short, while one drain per batch still serves all its events.
+    consumer_batch_size: int = 50

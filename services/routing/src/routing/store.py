@@ -8,10 +8,11 @@ whichever replica or HTTP request runs them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import DateTime, Index, Integer, String, func, select, text
+from sqlalchemy import DateTime, Index, Integer, String, exists, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -91,13 +92,25 @@ class RoutedConversation(Base):
         )
 
 
-async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
-    """Serialises the tenant's routing decisions until the transaction ends."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:tenant, 0))"), {"tenant": tenant_id})
+async def lock_tenant(session: AsyncSession, tenant_id: str, *, shared: bool = False) -> None:
+    """Serialises the tenant's routing decisions until the transaction ends. `shared`: for a
+    decision that counts no seat and drains nothing (see the API's take), which then runs beside
+    others of its kind, never beside an exclusive one."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    await session.execute(text(f"SELECT {function}(hashtextextended(:tenant, 0))"), {"tenant": tenant_id})
 
 
 async def get_operator(session: AsyncSession, tenant_id: str, operator_id: str) -> OperatorRecord | None:
     return await session.get(OperatorRecord, (tenant_id, operator_id))
+
+
+async def load_operators(session: AsyncSession, keys: Collection[tuple[str, str]]) -> None:
+    """Loads these operators (tenant, operator id) into the session in one query, so that
+    `get_operator` finds them there."""
+    if keys:
+        await session.execute(
+            select(OperatorRecord).where(tuple_(OperatorRecord.tenant_id, OperatorRecord.operator_id).in_(list(keys)))
+        )
 
 
 async def operator_records(session: AsyncSession, tenant_id: str) -> list[OperatorRecord]:
@@ -121,20 +134,68 @@ async def loads(session: AsyncSession, tenant_id: str) -> dict[str, dict[str, in
     return found
 
 
-async def operators_for_choice(session: AsyncSession, tenant_id: str) -> list[domain.Operator]:
-    """The tenant's operators with their load (assigned conversations and pending offers)."""
-    counts = await loads(session, tenant_id)
+async def online_operators(session: AsyncSession, tenant_id: str) -> list[domain.Operator]:
+    """The tenant's online operators (the only ones offered anything, or counted in an estimated
+    wait) with their load (assigned conversations and pending offers), in one query: a drain
+    reads them once, whatever the number of events that asked for it."""
+    load = (
+        select(RoutedConversation.operator_id, func.count().label("load"))
+        .where(RoutedConversation.tenant_id == tenant_id, RoutedConversation.operator_id.is_not(None))
+        .group_by(RoutedConversation.operator_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            OperatorRecord.operator_id,
+            OperatorRecord.skills,
+            OperatorRecord.capacity,
+            OperatorRecord.last_assigned_at,
+            func.coalesce(load.c.load, 0),
+        )
+        .outerjoin(load, load.c.operator_id == OperatorRecord.operator_id)
+        .where(OperatorRecord.tenant_id == tenant_id, OperatorRecord.presence == "online")
+        .order_by(OperatorRecord.operator_id)
+    )
     return [
         domain.Operator(
-            operator_id=o.operator_id,
-            presence=o.current_presence,
-            skills=frozenset(o.skills),
-            capacity=o.capacity,
-            load=sum(counts.get(o.operator_id, {}).values()),
-            last_assigned_at=o.last_assigned_at,
+            operator_id=operator_id,
+            presence="online",
+            skills=frozenset(skills),
+            capacity=capacity,
+            load=count,
+            last_assigned_at=last_assigned_at,
         )
-        for o in await operator_records(session, tenant_id)
+        for operator_id, skills, capacity, last_assigned_at, count in rows.all()
     ]
+
+
+async def anyone_online(session: AsyncSession, tenant_id: str) -> bool:
+    return bool(
+        await session.scalar(
+            select(exists().where(OperatorRecord.tenant_id == tenant_id, OperatorRecord.presence == "online"))
+        )
+    )
+
+
+async def anyone_waiting(session: AsyncSession, tenant_id: str) -> bool:
+    """Whether a conversation of the tenant waits without an offer (index on tenant and state)."""
+    return bool(
+        await session.scalar(
+            select(exists().where(RoutedConversation.tenant_id == tenant_id, RoutedConversation.state == "waiting"))
+        )
+    )
+
+
+async def assigned_count(session: AsyncSession, tenant_id: str, operator_id: str) -> int:
+    """How many conversations the operator has (index on tenant and operator)."""
+    count = await session.scalar(
+        select(func.count()).where(
+            RoutedConversation.tenant_id == tenant_id,
+            RoutedConversation.operator_id == operator_id,
+            RoutedConversation.state == "assigned",
+        )
+    )
+    return int(count or 0)
 
 
 async def get_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> RoutedConversation | None:
