@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import DateTime, Integer, String, Text, func, select, text
+from sqlalchemy import DateTime, Index, Integer, String, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -64,6 +64,7 @@ class UnansweredQuestion(Base):
     """A customer question the assistant answered with "I don't know" or a person: a KB gap."""
 
     __tablename__ = "unanswered_questions"
+    __table_args__ = (Index("ix_unanswered_questions_tenant_asked", "tenant_id", "asked_at"),)
 
     question_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))

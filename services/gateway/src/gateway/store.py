@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, Integer, String, func, select, update
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, Index, Integer, String, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -150,6 +150,7 @@ class AuditRow(Base):
     target's state before and after it (JSON; None for a creation's before)."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_tenant_entry", "tenant_id", "entry_id"),)
 
     entry_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(63))
