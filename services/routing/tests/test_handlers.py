@@ -323,9 +323,12 @@ async def test_a_batch_reads_the_operators_and_their_loads_once_and_a_plain_hear
     assert other_reads == [], "besides that read, only an operator by key or whether anyone is online"
 
     statements.clear()
-    await routing.apply(presence("op007", capacity=1))  # a heartbeat repeating what routing knows
+    heartbeats = [presence(f"op{n:03}", capacity=1) for n in range(10)]  # repeating what routing knows
+    await routing.apply(*heartbeats)
     assert await routing.new_events() == [], "no presence event, no offer"
     assert not [s for s in statements if "FROM routed_conversations" in s], "nothing drained, no load counted"
+    reads = [s for s in statements if s.startswith("SELECT") and "FROM operators" in s]
+    assert len(reads) == 1, "the batch's operators, read together"
 
 
 async def test_a_transfer_moves_the_load_and_back_to_the_queue_goes_to_someone_else(

@@ -106,11 +106,13 @@ async def get_operator(session: AsyncSession, tenant_id: str, operator_id: str) 
 
 async def load_operators(session: AsyncSession, keys: Collection[tuple[str, str]]) -> None:
     """Loads these operators (tenant, operator id) into the session in one query, so that
-    `get_operator` finds them there."""
+    `get_operator` finds them there until the transaction ends."""
     if keys:
-        await session.execute(
+        rows = await session.scalars(
             select(OperatorRecord).where(tuple_(OperatorRecord.tenant_id, OperatorRecord.operator_id).in_(list(keys)))
         )
+        # The session's identity map holds its objects weakly: kept here, they stay in it.
+        session.info["routing.loaded_operators"] = list(rows)
 
 
 async def operator_records(session: AsyncSession, tenant_id: str) -> list[OperatorRecord]:
