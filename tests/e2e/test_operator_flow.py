@@ -251,6 +251,42 @@ async def test_a_customer_on_one_gateway_process_and_an_operator_on_another_talk
         other.stop_all()
 
 
+async def test_an_operator_who_got_200_from_take_writes_at_once_and_the_customer_reads_it(
+    gateway: httpx.AsyncClient, stack: Stack
+) -> None:
+    # Routing answers the take; the conversation service learns of it from routing's events, on
+    # another topic. A 200 means the operator may write at once: no wait for any frame.
+    tokens = {name: await log_in(gateway, name) for name in DEMO_OPERATORS}
+    offline = await gateway.put("/v1/operators/me/status", json={"status": "offline"}, headers=bearer(tokens["marco"]))
+    assert offline.status_code in (200, 202), offline.text
+    token = tokens["giulia"]
+    async with Stream(operator_stream_url(stack, token)) as giulia:
+        await go_online(gateway, token, "lucine-giulia", giulia)
+        for round_ in range(3):  # each round a fresh handoff: the race is lost on the first try, if at all
+            conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY, "it")
+            cid = conversation.conversation_id
+            async with Stream(conversation.stream_url()) as customer:
+                assert (await conversation.action("request_operator")).status_code == 202
+                await giulia.receive_until(
+                    lambda f, cid=cid: f.get("type") == "offer" and f["conversation_id"] == cid, timeout=60
+                )
+
+                taken = await gateway.post(f"/v1/conversations/{cid}/take", headers=bearer(token))
+                assert taken.status_code == 200, taken.text
+                text = f"Eccomi subito ({round_})"
+                sent = await gateway.post(
+                    f"/v1/conversations/{cid}/operator-messages", json={"text": text}, headers=bearer(token)
+                )
+                assert sent.status_code == 202, sent.text
+
+                assert (await customer.message_from("operator", timeout=30)).text == text
+            closed = await gateway.post(
+                f"/v1/conversations/{cid}/close", json={"resolution": "resolved"}, headers=bearer(token)
+            )
+            assert closed.status_code == 202, closed.text
+    await gateway.put("/v1/operators/me/status", json={"status": "offline"}, headers=bearer(token))
+
+
 # ------------------------------------------------------------------------------ a stack of their own
 # The tests below change settings the other tests of the session must not see: the assistant
 # answers through an LLM (a local OpenAI-compatible server whose delay the test sets) and six

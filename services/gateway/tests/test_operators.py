@@ -235,8 +235,19 @@ async def test_the_queue_is_routings_for_the_operators_tenant(gateway):
 async def test_take_is_proxied_and_a_second_take_is_409(gateway):
     conversation_id = conversation_of(gateway, LUCINE, status="QUEUED")
     giulia, marco = await access(gateway, GIULIA), await access(gateway, MARCO)
+
+    async def conversation_service_applies_the_assignment() -> None:
+        # What the conversation service does with routing's operator_assigned, a moment later.
+        while str(conversation_id) not in gateway.routing_api.taken:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        messages = [message(1, "customer", "Aiuto")]
+        gateway.read_api.put(conversation_id, LUCINE, messages, status="WITH_OPERATOR", operator_id="lucine-giulia")
+
+    applied = asyncio.create_task(conversation_service_applies_the_assignment())
     first = await gateway.http.post(f"/v1/conversations/{conversation_id}/take", headers=bearer(giulia))
     assert first.status_code == 200, first.text
+    assert applied.done(), "200 once the operator can write: the conversation service shows it as theirs"
     assert first.json() == {"conversation_id": str(conversation_id), "operator_id": "lucine-giulia", "via": "take"}
     second = await gateway.http.post(f"/v1/conversations/{conversation_id}/take", headers=bearer(marco))
     assert second.status_code == 409
