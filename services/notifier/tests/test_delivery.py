@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
@@ -261,11 +261,11 @@ async def test_a_failing_webhook_is_retried_with_backoff_while_other_deliveries_
         await notifier.apply(*tickets[1:])
         await eventually(lambda: len(mail_sink.mails()) == 6, 10, "the email of every ticket")
         await eventually(lambda: len(receiver.accepted) == 6, 10, "the working webhook of every ticket")
-        async with notifier.sessions() as session:
-            unfinished = await session.scalar(
-                select(func.count()).where(Delivery.status.in_(("pending", "sending")), Delivery.channel == "webhook")
-            )
-        assert unfinished == 6, "every failing webhook still has tries left when the rest is through"
+        # The failing endpoint's deliveries only: the working endpoint's last outcomes may still be
+        # on their way to the table when its receiver has counted them.
+        hooks = await notifier.deliveries(channel="webhook")
+        unfinished = [d for d in hooks if d.recipient.endswith("/fail") and d.status in ("pending", "sending")]
+        assert len(unfinished) == 6, "every failing webhook still has tries left when the rest is through"
         await eventually(lambda: _all_failed(notifier, 6), 30, "every failing webhook given up")
         await asyncio.sleep(BACKOFF_BASE * 2)
     finally:
