@@ -213,8 +213,8 @@ async def test_the_receiver_verifies_the_signature_and_refuses_tampered_and_old_
     (hook,) = await notifier.deliveries(channel="webhook")
     (request,) = receiver.requests
     assert request.headers["webhook-id"] == str(hook.delivery_id)
-    assert receiver.accepted == {str(hook.delivery_id): json.loads(hook.body)}
-    assert receiver.accepted[str(hook.delivery_id)]["data"]["ticket_id"] == str(ticket.payload.ticket_id)
+    assert receiver.processed == {str(hook.delivery_id): json.loads(hook.body)}
+    assert receiver.processed[str(hook.delivery_id)]["data"]["ticket_id"] == str(ticket.payload.ticket_id)
 
     url = f"{receiver.url}/hooks"
     signed = {k: v for k, v in request.headers.items() if k.startswith("webhook-")} | {
@@ -223,7 +223,7 @@ async def test_the_receiver_verifies_the_signature_and_refuses_tampered_and_old_
     async with httpx.AsyncClient() as client:
         # The same request again (a replay, or the notifier's resend): acknowledged, not processed again.
         assert (await client.post(url, content=request.body, headers=signed)).status_code == 200
-        assert receiver.duplicates == [str(hook.delivery_id)]
+        assert receiver.repeats == [str(hook.delivery_id)]
         # The body changed on the way.
         tampered = request.body.replace(b"TCK-2025-000042", b"TCK-2025-000043")
         assert (await client.post(url, content=tampered, headers=signed)).status_code == 401
@@ -237,7 +237,7 @@ async def test_the_receiver_verifies_the_signature_and_refuses_tampered_and_old_
         }
         assert (await client.post(url, content=request.body, headers=old_headers)).status_code == 401
     assert receiver.refused == ["No matching signature found", "Message timestamp too old"]
-    assert list(receiver.accepted) == [str(hook.delivery_id)]
+    assert list(receiver.processed) == [str(hook.delivery_id)]
 
 
 async def test_a_failing_webhook_is_retried_with_backoff_while_other_deliveries_go_through_then_dead_lettered(
@@ -260,7 +260,7 @@ async def test_a_failing_webhook_is_retried_with_backoff_while_other_deliveries_
         await eventually(lambda: len(receiver.attempts_at("/fail")) >= 1, 10, "the failing webhook's first try")
         await notifier.apply(*tickets[1:])
         await eventually(lambda: len(mail_sink.mails()) == 6, 10, "the email of every ticket")
-        await eventually(lambda: len(receiver.accepted) == 6, 10, "the working webhook of every ticket")
+        await eventually(lambda: len(receiver.processed) == 6, 10, "the working webhook of every ticket")
         # The failing endpoint's deliveries only: the working endpoint's last outcomes may still be
         # on their way to the table when its receiver has counted them.
         hooks = await notifier.deliveries(channel="webhook")

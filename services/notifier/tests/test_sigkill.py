@@ -183,7 +183,7 @@ async def test_sigkill_mid_send_delivers_every_notification_once_by_message_id_a
 
         await notifier.start()
         await eventually(lambda: set(mails_by_id()) == expected_mails, 60, "every mail, after the restart")
-        await eventually(lambda: set(receiver.accepted) == expected_hooks, 30, "every webhook")
+        await eventually(lambda: set(receiver.processed) == expected_hooks, 30, "every webhook")
         # Past another lease: a send left `sending` by the killed process would have come again by now.
         await asyncio.sleep(LEASE_SECONDS + 2)
 
@@ -191,8 +191,8 @@ async def test_sigkill_mid_send_delivers_every_notification_once_by_message_id_a
         assert set(by_id) == expected_mails
         resent = sum(by_id.values()) - len(by_id)
         assert resent <= CONCURRENCY, f"{resent} mails accepted twice: more than the sends in flight at the kill"
-        assert set(receiver.accepted) == expected_hooks
-        assert len(receiver.duplicates) <= CONCURRENCY
+        assert set(receiver.processed) == expected_hooks
+        assert len(receiver.repeats) <= CONCURRENCY
         assert receiver.refused == []
 
         completed: dict[uuid.UUID, DeliveryCompleted] = {}
@@ -232,7 +232,7 @@ async def test_sigkill_mid_send_delivers_every_notification_once_by_message_id_a
             ("tickets.sla_breached", "failed"),
             ("tickets.ticket_opened", "sent"),
         ]
-        print(f"mails at the kill: {at_kill}; accepted twice: {resent}; webhooks resent: {len(receiver.duplicates)}")
+        print(f"mails at the kill: {at_kill}; accepted twice: {resent}; webhooks resent: {len(receiver.repeats)}")
     finally:
         notifier.stop()
         sink.stop()

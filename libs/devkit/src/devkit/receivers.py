@@ -110,17 +110,21 @@ class WebhookReceiver(_Server):
     the `standardwebhooks` library (which also refuses timestamps more than five minutes off), a
     timestamp older than `max_age_seconds` is refused too (a captured request replayed later), and
     each `webhook-id` is processed once: a repeat is acknowledged (200, so that a sender's retry
-    stops) but never processed again. Refusals answer 401."""
+    stops) but never processed again. Refusals answer 401. A path of `down_paths` answers 503 to
+    everything (an endpoint that is down)."""
 
-    def __init__(self, secret: str, max_age_seconds: float = 300.0) -> None:
+    def __init__(self, secret: str, max_age_seconds: float = 300.0, down_paths: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.secret = secret
         self.max_age_seconds = max_age_seconds
+        self.down_paths = down_paths
         self.processed: dict[str, Any] = {}  # webhook-id -> payload, processed once
         self.repeats: list[str] = []  # webhook-ids received again and not processed
         self.refused: list[str] = []  # why each refused request was refused
 
     def answer(self, request: Received) -> tuple[int, bytes]:
+        if request.path in self.down_paths:
+            return 503, b'{"error": "down for maintenance"}'
         try:
             payload = Webhook(self.secret).verify(request.body, request.headers)
             if time.time() - float(request.headers["webhook-timestamp"]) > self.max_age_seconds:
@@ -134,6 +138,10 @@ class WebhookReceiver(_Server):
             return 200, b'{"duplicate": true}'
         self.processed[webhook_id] = payload
         return 200, b"{}"
+
+    def attempts_at(self, path: str, webhook_id: str | None = None) -> list[float]:
+        """When requests came to `path` (of one webhook-id, if given), in order."""
+        return [r.at for r in self.requests if r.path == path and webhook_id in (None, r.headers.get("webhook-id"))]
 
     def replay(self, request: Received, headers: dict[str, str] | None = None, body: bytes | None = None) -> int:
         """Sends a captured request again, as it was or with some headers or the body changed;
