@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts import topics
 from contracts.common import (
@@ -18,6 +18,7 @@ from contracts.common import (
     ContactDetails,
     ConversationStatus,
     DeliveryChannel,
+    Email,
     FactName,
     HandoffChoice,
     HandoffReason,
@@ -667,6 +668,82 @@ class DeliveryCompleted(Payload):
     succeeded: bool
     attempts: int = Field(ge=1)
     error: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
+# --------------------------------------------------------------------------- tenant.events.v1
+# Written by the gateway, which owns tenants and their accounts, through its outbox (the change and
+# its event commit together). Keyed by the tenant, so one tenant's snapshots stay in order.
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+TimeZoneName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_+/-]{1,64}$", max_length=64)]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", max_length=5)]
+
+
+class BusinessWindow(BaseModel):
+    """Open from `start` to `end` (local time, `HH:MM`, end after start) on each of `days`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    days: list[Weekday] = Field(min_length=1, max_length=7)
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> BusinessWindow:
+        if self.end <= self.start:
+            raise ValueError(f"a window must end after it starts ({self.start}-{self.end})")
+        return self
+
+
+@event("tenant.profile_changed", 1, topics.TENANT_EVENTS.name)
+class TenantProfileChanged(Payload):
+    """A tenant's profile as it is now: a full snapshot that replaces the reader's copy.
+
+    Emitted when the tenant is created, its profile changes, or it is disabled or enabled, and again
+    for every tenant when a gateway starts (so that a reader that joined after the topic's retention
+    learns every tenant). `revision` grows with every change: a reader keeps the highest it has seen
+    and ignores older or equal ones (redeliveries, the start-up announcements).
+    """
+
+    tenant_id: TenantId
+    revision: int = Field(ge=1)
+    name: ShortText
+    languages: list[Language] = Field(min_length=1, max_length=20)
+    """The first is the default language."""
+    time_zone: TimeZoneName
+    business_hours: list[BusinessWindow] = Field(default_factory=list, max_length=14)
+    """When operators answer (SLA clocks count only these hours); empty: always."""
+    disabled: bool = False
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.tenant_id
+
+
+AccountEmailKind = Literal["verify_signup", "operator_invite"]
+
+
+@event("tenant.account_email_requested", 1, topics.TENANT_EVENTS.name)
+class AccountEmailRequested(Payload):
+    """The notifier is asked to send an account email: verify a sign-up's address, or invite an
+    operator. `link` is the signed, expiring link the email carries (it grants what the email is
+    for, so only the notifier reads this topic's account emails); `request_id` is the idempotency
+    key: one email per request, whatever the redeliveries."""
+
+    request_id: uuid.UUID
+    kind: AccountEmailKind
+    email: Email
+    recipient_name: ShortText | None = None
+    language: Language
+    tenant_name: ShortText
+    invited_by: ShortText | None = None
+    """The admin who sent the invitation (`operator_invite`)."""
+    link: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2000)]
+    expires_at: UtcDatetime
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.request_id
 
 
 # --------------------------------------------------------------------------- analytics.facts.v1

@@ -28,6 +28,9 @@ TICKETS_COMMANDS = Topic("tickets.commands.v1", 3, "Requests to open or change t
 TICKETS_EVENTS = Topic("tickets.events.v1", 3, "Ticket lifecycle and SLA breaches.")
 NOTIFICATIONS_EVENTS = Topic("notifications.events.v1", 3, "Results of email and WhatsApp/SMS deliveries.")
 ANALYTICS_FACTS = Topic("analytics.facts.v1", 3, "The public, documented analytics topic.")
+TENANT_EVENTS = Topic(
+    "tenant.events.v1", 3, "Tenant administration: profile snapshots, account emails to send (from the gateway)."
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     CONVERSATION_COMMANDS,
@@ -40,4 +43,5 @@ ALL_TOPICS: tuple[Topic, ...] = (
     TICKETS_EVENTS,
     NOTIFICATIONS_EVENTS,
     ANALYTICS_FACTS,
+    TENANT_EVENTS,
 )

@@ -22,6 +22,8 @@ from gateway.operators import load_operators, operator_files, read_operators_fil
 from gateway.ratelimit import RateLimiter
 from gateway.readapi import ConversationReader
 from gateway.routing import RoutingClient
+from gateway.store import all_tenants
+from gateway.tenant_events import stage_profiles
 from gateway.tenants import TenantDirectory, load_tenants, origin_of, read_tenant_file, tenant_files
 from gateway.tickets import TicketsClient
 from servicekit.http import Runtime
@@ -67,9 +69,9 @@ class GatewayRuntime(Runtime):
     def create(cls, settings: Settings) -> GatewayRuntime:
         runtime = cast(
             GatewayRuntime,
-            # No outbox: the gateway stores nothing a command depends on; it publishes each
-            # command directly and answers only once Kafka has it (gateway.commands).
-            cls.build(settings, database=True, redis=True, outbox=False, migrations_dir=MIGRATIONS),
+            # Commands go straight to Kafka (gateway.commands); the outbox carries the tenant
+            # events, which announce changes to the gateway's own tables (gateway.tenant_events).
+            cls.build(settings, database=True, redis=True, outbox=True, migrations_dir=MIGRATIONS),
         )
         assert runtime.sessions is not None
         assert runtime.redis is not None
@@ -216,6 +218,10 @@ class GatewayRuntime(Runtime):
         files = tenant_files(self.config.tenants_dir)
         await load_tenants(self.sessions, [read_tenant_file(path) for path in files])  # type: ignore[arg-type]
         await self.tenants.refresh()
+        # Every tenant's profile, again: a reader that joined after the topic's retention learns
+        # them all (readers skip revisions they have).
+        async with self.sessions() as session, session.begin():  # type: ignore[misc]
+            stage_profiles(session, await all_tenants(session))
         base = self.config.public_base_url.rstrip("/")
         for tenant in self.tenants.tenants:
             log.info("widget demo", tenant_id=tenant.tenant_id, url=f"{base}/demo/{tenant.tenant_id}")

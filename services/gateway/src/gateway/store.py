@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, Index, Integer, String, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -30,6 +46,18 @@ class TenantRow(Base):
     # Set while the tenant is disabled: its data stays, its widget key and operators are refused.
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Rome")
+    # [{days, start, end}] as contracts.events.BusinessWindow; empty: operators answer at any hour.
+    business_hours: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    # Grows with every profile change; carried by tenant.profile_changed so readers keep the newest.
+    profile_revision: Mapped[int] = mapped_column(Integer, default=1)
+    # Colours, position and per-language texts of the widget.
+    widget: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # After a rotation the previous key keeps working until previous_key_expires_at.
+    previous_widget_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    previous_key_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A tenant that signed up itself is refused until its first admin has verified their email.
+    pending_verification: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 async def upsert_tenant(
@@ -49,7 +77,11 @@ async def upsert_tenant(
     }
     statement = insert(TenantRow).values(tenant_id=tenant_id, **values)
     await session.execute(
-        statement.on_conflict_do_update(index_elements=[TenantRow.tenant_id], set_={**values, "updated_at": func.now()})
+        statement.on_conflict_do_update(
+            index_elements=[TenantRow.tenant_id],
+            # A new revision, so that readers of tenant.profile_changed take the reloaded profile.
+            set_={**values, "updated_at": func.now(), "profile_revision": TenantRow.profile_revision + 1},
+        )
     )
 
 
@@ -143,6 +175,43 @@ async def set_presence(session: AsyncSession, operator_id: str, presence: str) -
 
 async def tenant_by_id(session: AsyncSession, tenant_id: str) -> TenantRow | None:
     return await session.get(TenantRow, tenant_id)
+
+
+class InvitationRow(Base):
+    """An operator invited by email: the account is created when the link is accepted."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_tenant", "tenant_id", "created_at"),)
+
+    invitation_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63), ForeignKey("tenants.tenant_id"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    skills: Mapped[list[str]] = mapped_column(ARRAY(String(40)), default=list)
+    capacity: Mapped[int] = mapped_column(Integer)
+    language: Mapped[str] = mapped_column(String(2))
+    invited_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    operator_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CannedResponseRow(Base):
+    """A reply an operator inserts with `/shortcut`, per tenant and language."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (UniqueConstraint("tenant_id", "language", "shortcut", name="uq_canned_tenant_language_shortcut"),)
+
+    response_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63), ForeignKey("tenants.tenant_id"))
+    language: Mapped[str] = mapped_column(String(2))
+    shortcut: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class AuditRow(Base):

@@ -52,6 +52,7 @@ from gateway.store import (
     tenant_state,
     upsert_tenant,
 )
+from gateway.tenant_events import stage_profiles
 from servicekit.db import create_engine, session_factory
 from servicekit.logs import get_logger
 from servicekit.migrations import upgrade_to_head
@@ -269,6 +270,8 @@ async def create_tenant(
         await session.flush()  # the tenant before its operator (foreign key)
         session.add(admin)
         await session.flush()
+        await session.refresh(tenant)
+        stage_profiles(session, [tenant])
         for action, target, after in (
             ("tenant.create", f"tenant:{tenant.tenant_id}", tenant_state(tenant)),
             ("operator.create", f"operator:{admin.operator_id}", operator_state(admin)),
@@ -296,8 +299,10 @@ async def set_tenant_disabled(sessions: async_sessionmaker[AsyncSession], tenant
             return False
         before = tenant_state(tenant)
         tenant.disabled_at = func.now() if disabled else None
+        tenant.profile_revision += 1
         await session.flush()
         await session.refresh(tenant)
+        stage_profiles(session, [tenant])
         await record_audit(
             session,
             tenant_id=tenant_id,
