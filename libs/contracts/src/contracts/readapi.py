@@ -21,9 +21,9 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.common import (
     ContactDetails,
@@ -844,3 +844,68 @@ class GapArticleRequest(BaseModel):
     body: dict[str, str] = Field(min_length=1)
     tags: list[str] = Field(default_factory=list, max_length=50)
     author: str = Field(default="", max_length=200)
+
+
+# ---------------------------------------------------------------------- the ai-responder's assistant settings
+# What the tenant's admins change about the assistant (the gateway proxies it after checking the role
+# and the tenant). Under `/admin/tenants/{tenant_id}` of the ai-responder, with its admin bearer token:
+#   GET    /assistant                       -> AssistantSettingsView
+#   PUT    /assistant                       AssistantSettingsInput -> AssistantSettingsView
+# The bounds below are checked by both; the ai-responder also checks what depends on the tenant (label
+# languages, actions and topics its articles use) and answers 422 naming the field.
+
+SettingsPhrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\w")]
+"""A few words matched tolerant of typos and inflection; `=word` matches that word exactly."""
+SettingsId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,40}$")]
+SettingsLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
+SettingsLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+
+
+class SmartActionSetting(BaseModel):
+    """A link button the assistant offers with the answers of the articles naming it (or when the
+    customer's message contains one of its triggers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: SettingsId
+    url: AnyHttpUrl = Field(max_length=2000)
+    label: dict[SettingsLanguage, SettingsLabel] = Field(min_length=1, max_length=20)
+    """By language: only the tenant's languages."""
+    triggers: list[SettingsPhrase] = Field(default_factory=list, max_length=50)
+
+
+class AssistantSettingsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer_threshold: float = Field(ge=0, le=1)
+    """Minimum retrieval confidence to answer from an article."""
+    unknown_threshold: float = Field(ge=0, le=1)
+    """Below it nothing is close (`unknown_answer`); between the two, `low_confidence`. At most answer_threshold."""
+    handoff_phrases: list[SettingsPhrase] = Field(max_length=200)
+    """The tenant's phrases that ask for a person, besides the generic ones ("operatore", "human"...)."""
+    sensitive_topics: dict[SettingsId, Annotated[list[SettingsPhrase], Field(min_length=1, max_length=200)]] = Field(
+        max_length=50
+    )
+    """Topic -> phrases: the answer comes with the offer of a person, and the topic goes to routing."""
+    smart_actions: list[SmartActionSetting] = Field(max_length=30)
+    llm_enabled: bool = True
+    """False: this tenant is answered by retrieval alone, even where an LLM is configured."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AssistantSettingsInput:
+        if self.unknown_threshold > self.answer_threshold:
+            raise ValueError("unknown_threshold must not exceed answer_threshold")
+        ids = [action.id for action in self.smart_actions]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"smart_actions: duplicate id(s) {duplicates}")
+        return self
+
+
+class AssistantSettingsView(AssistantSettingsInput):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    version: int
+    """Bumped by every change; 1 is the settings as first taken from the tenant's files."""
+    updated_at: datetime

@@ -130,8 +130,10 @@ class Analysis:
 class TenantKnowledge:
     """One tenant's loaded knowledge base with everything precomputed for answering."""
 
-    def __init__(self, kb: TenantKB) -> None:
+    def __init__(self, kb: TenantKB, llm_enabled: bool = True) -> None:
         self.kb = kb
+        self.llm_enabled = llm_enabled
+        """False: the tenant's settings ask for retrieval answers even where an LLM is configured."""
         self.config = kb.config
         self.index = RetrievalIndex(kb.articles, kb.synonyms, default_language=kb.config.default_language)
         self.policy = HandoffPolicy(kb.policy)
@@ -409,7 +411,12 @@ class LlmResponder:
         floor = tenant.config.unknown_threshold
         passages = [p for p in analysis.passages[: self.top_k] if p.confidence >= floor]
         # The model adds nothing when a person is requested, for small talk, or with no evidence at all.
-        if not passages or baseline.handoff_reason == HandoffReason.CUSTOMER_REQUEST or analysis.smalltalk:
+        if (
+            not tenant.llm_enabled
+            or not passages
+            or baseline.handoff_reason == HandoffReason.CUSTOMER_REQUEST
+            or analysis.smalltalk
+        ):
             return baseline
         started = time.perf_counter()
         try:

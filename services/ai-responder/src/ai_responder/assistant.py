@@ -1,5 +1,7 @@
-"""The assistant as the service runs it: the knowledge bases from the store, the responder of
-the configured mode, and the answer cache; swapped as a whole when a knowledge base changes."""
+"""The assistant as the service runs it: the knowledge bases from the store with the tenants'
+assistant settings laid over them, the responder of the configured mode, and the answer cache;
+swapped as a whole when a knowledge base or a tenant's settings change (on this replica at once, on
+the others at their next refresh, every `kb_refresh_s`)."""
 
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from ai_responder.answering import (
     TenantKnowledge,
     build_responder,
 )
+from ai_responder.assistant_settings import effective
 from ai_responder.cache import AnswerCache, CachingResponder
 from ai_responder.config import Settings
-from ai_responder.store import knowledge_versions, load_knowledge_bases
+from ai_responder.store import live_versions, load_assistant_settings, load_knowledge_bases
 from contracts.common import HandoffReason, SmartAction, SmartActionType
 from servicekit.logs import get_logger
 
@@ -52,6 +55,8 @@ class Assistant:
         self.sessions = sessions
         self.redis = redis
         self.versions: dict[str, int] = {}
+        self.settings_versions: dict[str, int] = {}
+        """Of each tenant's assistant settings (a tenant without any answers by its files)."""
         self.knowledge = KnowledgeBase({})
         self.responder: CachingResponder | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -83,12 +88,20 @@ class Assistant:
         self._last_reload = asyncio.get_running_loop().time()
         async with self.sessions() as session:
             versions, bases = await load_knowledge_bases(session)
-        knowledge = KnowledgeBase({kb.tenant_id: TenantKnowledge(kb) for kb in bases})
-        # The cache key carries the knowledge-base versions, so a new KB never serves old answers.
-        generation = ",".join(f"{tenant}={version}" for tenant, version in sorted(versions.items()))
+            records = {r.tenant_id: r for r in await load_assistant_settings(session)}
+        tenants: dict[str, TenantKnowledge] = {}
+        for kb in bases:
+            applied, llm_enabled = effective(kb, records.get(kb.tenant_id))
+            tenants[kb.tenant_id] = TenantKnowledge(applied, llm_enabled=llm_enabled)
+        knowledge = KnowledgeBase(tenants)
+        settings_versions = {tenant: r.version for tenant, r in records.items() if tenant in versions}
+        # The cache key carries the knowledge-base and settings versions, so a change never serves old answers.
+        generation = ",".join(
+            f"{tenant}={version}.{settings_versions.get(tenant, 0)}" for tenant, version in sorted(versions.items())
+        )
         cache = AnswerCache(self.redis, self.settings.answer_cache_ttl_s, prefix=f"ai-responder:answer:{generation}")
         inner = build_responder(self.settings, knowledge) if bases else None
-        self.knowledge, self.versions = knowledge, versions
+        self.knowledge, self.versions, self.settings_versions = knowledge, versions, settings_versions
         self.responder = CachingResponder(inner, cache, knowledge) if inner else None
         log.info("knowledge bases loaded", tenants=sorted(versions), llm=bool(self.settings.llm_api_key))
 
@@ -97,7 +110,7 @@ class Assistant:
             await asyncio.sleep(self.settings.kb_refresh_s)
             try:
                 async with self.sessions() as session:
-                    if await knowledge_versions(session) != self.versions:
+                    if await live_versions(session) != (self.versions, self.settings_versions):
                         await self.reload()
             except Exception:
                 log.exception("knowledge base refresh failed")

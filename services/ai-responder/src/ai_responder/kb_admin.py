@@ -29,10 +29,12 @@ from sqlalchemy import update
 from ai_responder.admin import require_admin
 from ai_responder.answering import Question, TenantKnowledge
 from ai_responder.assistant import Assistant
+from ai_responder.assistant_settings import effective
 from ai_responder.documents import MAX_DOCUMENT_BYTES, document_articles, slug
 from ai_responder.kb import Article, KBError, TenantKB, check_articles
 from ai_responder.store import (
     UnansweredQuestion,
+    assistant_settings_of,
     knowledge_base_history,
     knowledge_base_version,
     live_knowledge_base,
@@ -158,7 +160,10 @@ async def _change(
     async with _sessions(runtime)() as session, session.begin():
         _, kb = await _live(session, tenant_id, lock=True)
         articles, changed = edit(kb)
-        new = await asyncio.to_thread(_validated, kb, articles)
+        # Checked against the actions and topics the tenant's settings define; stored with the files' own.
+        applied, _ = effective(kb, await assistant_settings_of(session, tenant_id))
+        await asyncio.to_thread(_validated, applied, articles)
+        new = kb.model_copy(update={"articles": sorted(articles, key=lambda a: a.id)})
         version = await save_knowledge_base(session, new, author=author, note=note)
     await _assistant(request).reload()
     return KnowledgeBaseChange(tenant_id=tenant_id, version=version, articles=len(new.articles), changed=changed)

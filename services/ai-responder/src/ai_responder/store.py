@@ -77,6 +77,18 @@ class UnansweredQuestion(Base):
     """The article created to answer it."""
 
 
+class AssistantSettingsRecord(Base):
+    """What the tenant's admins set about the assistant (`contracts.readapi.AssistantSettingsInput`),
+    laid over the knowledge base's tenant.yaml and policy.yaml, which stay the defaults."""
+
+    __tablename__ = "assistant_settings"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 async def save_knowledge_base(session: AsyncSession, kb: TenantKB, author: str = "", note: str = "") -> int:
     """Upserts a tenant's knowledge base and records it as a new version; returns that version."""
     content = kb.model_dump(mode="json")
@@ -157,9 +169,52 @@ async def unanswered_since(
     return list(rows)
 
 
-async def knowledge_versions(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(KnowledgeBaseRecord.tenant_id, KnowledgeBaseRecord.version))
-    return {tenant_id: version for tenant_id, version in rows}
+async def live_versions(session: AsyncSession) -> tuple[dict[str, int], dict[str, int]]:
+    """The live version of each knowledge base and of each tenant's assistant settings, in one
+    statement: what a replica compares to see whether it must reload."""
+    rows = await session.execute(
+        select(KnowledgeBaseRecord.tenant_id, KnowledgeBaseRecord.version, AssistantSettingsRecord.version).outerjoin(
+            AssistantSettingsRecord, AssistantSettingsRecord.tenant_id == KnowledgeBaseRecord.tenant_id
+        )
+    )
+    kbs: dict[str, int] = {}
+    settings: dict[str, int] = {}
+    for tenant_id, kb_version, settings_version in rows:
+        kbs[tenant_id] = kb_version
+        if settings_version is not None:
+            settings[tenant_id] = settings_version
+    return kbs, settings
+
+
+async def load_assistant_settings(session: AsyncSession) -> list[AssistantSettingsRecord]:
+    return list((await session.scalars(select(AssistantSettingsRecord))).all())
+
+
+async def assistant_settings_of(session: AsyncSession, tenant_id: str) -> AssistantSettingsRecord | None:
+    return await session.get(AssistantSettingsRecord, tenant_id, populate_existing=True)
+
+
+async def seed_assistant_settings(session: AsyncSession, tenant_id: str, settings: dict[str, Any]) -> None:
+    """Stores the settings as version 1 unless the tenant has some already."""
+    await session.execute(
+        insert(AssistantSettingsRecord)
+        .values(tenant_id=tenant_id, version=1, settings=settings)
+        .on_conflict_do_nothing()
+    )
+
+
+async def save_assistant_settings(session: AsyncSession, tenant_id: str, settings: dict[str, Any]) -> int:
+    """Replaces the tenant's settings; returns their new version."""
+    statement = insert(AssistantSettingsRecord).values(tenant_id=tenant_id, version=1, settings=settings)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[AssistantSettingsRecord.tenant_id],
+        set_={
+            "settings": statement.excluded.settings,
+            "version": AssistantSettingsRecord.version + 1,
+            "updated_at": func.now(),
+        },
+    ).returning(AssistantSettingsRecord.version)
+    return int((await session.execute(upsert)).scalar_one())
 
 
 async def load_knowledge_bases(session: AsyncSession) -> tuple[dict[str, int], list[TenantKB]]:

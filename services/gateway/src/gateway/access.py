@@ -1,4 +1,5 @@
-"""Who may still use the gateway: disabled tenants and deactivated operator accounts.
+"""Who may still use the gateway: disabled tenants, tenants whose sign-up is not verified yet,
+and deactivated operator accounts.
 
 Every widget request and every operator request asks this gate, so the check is a set lookup in
 memory (no I/O on the request path). The gate reloads its few rows from the database when a
@@ -28,6 +29,9 @@ POLL_SECONDS = 0.5
 FULL_RELOAD_SECONDS = 30.0
 
 TENANT_DISABLED = "tenant_disabled"
+# A tenant that signed up itself, until its first admin follows the emailed link.
+TENANT_PENDING = "tenant_pending"
+TENANT_REFUSALS = frozenset({TENANT_DISABLED, TENANT_PENDING})
 ACCOUNT_INACTIVE = "account_inactive"
 
 
@@ -46,7 +50,7 @@ class AccessGate:
         self._redis = redis
         self._namespace = namespace
         self._key = version_key(namespace)
-        self._disabled_tenants: frozenset[str] = frozenset()
+        self._refused_tenants: dict[str, str] = {}  # tenant id -> TENANT_DISABLED or TENANT_PENDING
         self._inactive: frozenset[str] = frozenset()
         self._generations: dict[str, int] = {}
         self._version: bytes | str | None = None
@@ -58,12 +62,16 @@ class AccessGate:
     # ---------------------------------------------------------------- the checks (hot path)
 
     def tenant_disabled(self, tenant_id: str) -> bool:
-        return tenant_id in self._disabled_tenants
+        return self._refused_tenants.get(tenant_id) == TENANT_DISABLED
+
+    def tenant_refusal(self, tenant_id: str) -> str | None:
+        """Why the tenant's widget and operators are refused (None: they are not)."""
+        return self._refused_tenants.get(tenant_id)
 
     def refusal(self, claims: OperatorClaims) -> str | None:
         """Why an operator token may no longer be used (None: it may)."""
-        if claims.tenant_id in self._disabled_tenants:
-            return TENANT_DISABLED
+        if tenant_refused := self._refused_tenants.get(claims.tenant_id):
+            return tenant_refused
         if claims.operator_id in self._inactive or claims.generation < self._generations.get(claims.operator_id, 0):
             return ACCOUNT_INACTIVE
         return None
@@ -78,8 +86,10 @@ class AccessGate:
                 log.warning("access version unreadable", error=repr(error))
                 version = self._version
             async with self._sessions() as session:
-                disabled, accounts = await access_rows(session)
-            self._disabled_tenants = frozenset(disabled)
+                tenants, accounts = await access_rows(session)
+            self._refused_tenants = {
+                tenant_id: TENANT_DISABLED if disabled else TENANT_PENDING for tenant_id, disabled in tenants
+            }
             self._inactive = frozenset(operator_id for operator_id, active, _ in accounts if not active)
             self._generations = {operator_id: generation for operator_id, _, generation in accounts}
             self._version = version

@@ -26,6 +26,7 @@ from contracts.events import (
     SubmitTicketDetails,
 )
 from contracts.readapi import MessagesResponse
+from gateway.access import TENANT_DISABLED, TENANT_PENDING
 from gateway.commands import P, send_command
 from gateway.hub import PONG, WidgetSocket
 from gateway.ratelimit import Limit, RateLimitExceeded
@@ -84,10 +85,17 @@ async def limit_per_ip(request: Request, runtime: RuntimeDep) -> None:
     await runtime.limiter.hit(ip_limit(runtime, request))
 
 
+TENANT_REFUSED = {
+    TENANT_DISABLED: "this tenant is disabled",
+    TENANT_PENDING: "this tenant has signed up but its email address is not verified yet: follow the emailed link",
+}
+
+
 def check_enabled(runtime: GatewayRuntime, tenant: Tenant) -> None:
-    """A disabled tenant keeps its data, but its widget is refused (a set lookup: no I/O)."""
-    if runtime.access.tenant_disabled(tenant.tenant_id):
-        raise ApiError(403, "tenant_disabled", "this tenant is disabled")
+    """A disabled tenant keeps its data, but its widget is refused, as is a signed-up tenant's
+    until its sign-up is verified (a dictionary lookup: no I/O)."""
+    if reason := runtime.access.tenant_refusal(tenant.tenant_id):
+        raise ApiError(403, reason, TENANT_REFUSED[reason])
 
 
 def check_origin(tenant: Tenant, origin: str | None) -> None:

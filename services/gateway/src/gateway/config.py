@@ -65,6 +65,14 @@ class Settings(ServiceSettings):
     ticket_lookups_per_ip: int = Field(default=30, ge=1)
     ticket_lookups_per_number: int = Field(default=10, ge=1)
 
+    # Self-service sign-up (`POST /v1/signup`): off unless the platform opens it (then 404).
+    signup_enabled: bool = False
+    # Sign-ups per client IP per login window (each one creates a tenant and sends an email).
+    signup_attempts_per_ip: int = Field(default=5, ge=1)
+    # Signs the emailed sign-up verification links (itsdangerous, like contracts.ticketlinks): only
+    # the gateway signs and checks them. A placeholder is refused in production.
+    signup_link_secret: str = Field(default="dev-secret-change-me", min_length=16)
+
     # Fixed-window rate limits (Redis); a benchmark raises them.
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     rate_limit_ip_requests: int = Field(default=300, ge=1)
@@ -74,4 +82,10 @@ class Settings(ServiceSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     def secret_fields(self) -> tuple[str, ...]:
-        return (*super().secret_fields(), "jwt_secret", "operator_jwt_secret", "ai_responder_admin_token")
+        return (
+            *super().secret_fields(),
+            "jwt_secret",
+            "operator_jwt_secret",
+            "ai_responder_admin_token",
+            "signup_link_secret",
+        )

@@ -45,7 +45,7 @@ from contracts.readapi import (
     TakeRequest,
     TakeResult,
 )
-from gateway.access import TENANT_DISABLED
+from gateway.access import TENANT_DISABLED, TENANT_PENDING, TENANT_REFUSALS
 from gateway.api import CLOSE_UNAUTHORIZED, RuntimeDep, client_frames, client_ip, limit_per_ip, runtime_of
 from gateway.commands import send_command
 from gateway.copilot import latest_question
@@ -78,6 +78,7 @@ from servicekit.logs import get_logger
 log = get_logger(__name__)
 
 CLOSE_POLICY = 4403
+EMAIL_NOT_VERIFIED = "email_not_verified"
 AUTH_FRAME_TIMEOUT_SECONDS = 10.0
 
 operator_bearer = HTTPBearer(auto_error=False, description="The operator access token from POST /v1/operators/login")
@@ -104,10 +105,20 @@ def refused(runtime: GatewayRuntime, claims: OperatorClaims) -> None:
     deactivated (an in-memory check: see gateway.access). 401 rather than 403: the token is no
     longer valid, and every operator route documents 401."""
     reason = runtime.access.refusal(claims)
-    if reason == TENANT_DISABLED:
+    if reason in TENANT_REFUSALS:
         raise ApiError(401, TENANT_DISABLED, "this tenant is disabled")
     if reason is not None:
         raise ApiError(401, "unauthorized", "this account is no longer active")
+
+
+def refused_tenant(runtime: GatewayRuntime, tenant_id: str) -> None:
+    """Login and refresh: 403 for a disabled tenant, and for a sign-up whose email address is not
+    verified yet (`email_not_verified`: its admin is told what to do)."""
+    reason = runtime.access.tenant_refusal(tenant_id)
+    if reason == TENANT_PENDING:
+        raise ApiError(403, EMAIL_NOT_VERIFIED, "verify your email address first: follow the link we sent you")
+    if reason is not None:
+        raise ApiError(403, TENANT_DISABLED, "this tenant is disabled")
 
 
 async def current_operator(
@@ -149,7 +160,7 @@ def issue_pair(runtime: GatewayRuntime, row: OperatorRow) -> TokenPair:
         429,
         503,
         s401="Wrong username or password",
-        s403="The tenant is disabled (`tenant_disabled`)",
+        s403="The tenant is disabled (`tenant_disabled`), or its sign-up is not verified yet (`email_not_verified`)",
     ),
 )
 async def login(request: Request, runtime: RuntimeDep, body: LoginRequest) -> TokenPair:
@@ -168,9 +179,9 @@ async def login(request: Request, runtime: RuntimeDep, body: LoginRequest) -> To
     if row is None or not matched:
         log.info("operator login refused", username=username[:100])
         raise ApiError(401, "invalid_credentials", "wrong username or password")
-    # Told only to whoever knows the password: a disabled tenant's operators learn why.
-    if runtime.access.tenant_disabled(row.tenant_id):
-        raise ApiError(403, TENANT_DISABLED, "this tenant is disabled")
+    # Told only to whoever knows the password: a disabled tenant's operators learn why, and so
+    # does the admin of a sign-up not verified yet.
+    refused_tenant(runtime, row.tenant_id)
     log.info("operator logged in", operator_id=row.operator_id, tenant_id=row.tenant_id)
     return issue_pair(runtime, row)
 
@@ -200,8 +211,7 @@ async def refresh(runtime: RuntimeDep, body: RefreshRequest) -> TokenPair:
     # A token issued before a deactivation stays refused after the account is activated again.
     if row is None or not row.active or claims.generation < row.token_generation:
         raise ApiError(401, "unauthorized", "this account is no longer active")
-    if runtime.access.tenant_disabled(row.tenant_id):
-        raise ApiError(403, TENANT_DISABLED, "this tenant is disabled")
+    refused_tenant(runtime, row.tenant_id)
     return issue_pair(runtime, row)
 
 

@@ -12,7 +12,7 @@ import httpx
 from aiokafka import ConsumerRecord
 
 from contracts import topics
-from gateway.access import TENANT_DISABLED, AccessGate
+from gateway.access import TENANT_REFUSALS, AccessGate
 from gateway.analytics import AnalyticsClient
 from gateway.config import MIGRATIONS, Settings
 from gateway.copilot import CopilotClient
@@ -209,7 +209,7 @@ class GatewayRuntime(Runtime):
         for connections in list(self.operator_hub.by_tenant.values()):
             for connection in list(connections):
                 reason = gate.refusal(connection.claims)
-                if reason == TENANT_DISABLED:
+                if reason in TENANT_REFUSALS:
                     connection.close(CLOSE_FORBIDDEN, "this tenant is disabled")
                 elif reason is not None:
                     connection.close(CLOSE_UNAUTHORIZED, "this account is no longer active")

@@ -263,6 +263,7 @@ def tenant_state(row: TenantRow) -> dict[str, Any]:
         "default_language": row.default_language,
         "allowed_origins": list(row.allowed_origins),
         "disabled": row.disabled_at is not None,
+        "pending_verification": row.pending_verification,
     }
 
 
@@ -278,10 +279,17 @@ def operator_state(row: OperatorRow) -> dict[str, Any]:
     }
 
 
-async def access_rows(session: AsyncSession) -> tuple[list[str], list[tuple[str, bool, int]]]:
-    """What the access gate needs: the disabled tenants, and the accounts that are inactive or
-    were ever deactivated (their id, active, token generation) - a handful of rows, not all."""
-    disabled = (await session.scalars(select(TenantRow.tenant_id).where(TenantRow.disabled_at.is_not(None)))).all()
+async def access_rows(session: AsyncSession) -> tuple[list[tuple[str, bool]], list[tuple[str, bool, int]]]:
+    """What the access gate needs: the tenants refused (their id, and whether disabled rather than
+    waiting for their sign-up's verification), and the accounts that are inactive or were ever
+    deactivated (their id, active, token generation) - a handful of rows, not all."""
+    tenants = (
+        await session.execute(
+            select(TenantRow.tenant_id, TenantRow.disabled_at.is_not(None).label("disabled")).where(
+                TenantRow.disabled_at.is_not(None) | TenantRow.pending_verification.is_(True)
+            )
+        )
+    ).all()
     accounts = (
         await session.execute(
             select(OperatorRow.operator_id, OperatorRow.active, OperatorRow.token_generation).where(
@@ -289,4 +297,5 @@ async def access_rows(session: AsyncSession) -> tuple[list[str], list[tuple[str,
             )
         )
     ).all()
-    return list(disabled), [(a.operator_id, a.active, a.token_generation) for a in accounts]
+    refused = [(t.tenant_id, t.disabled) for t in tenants]
+    return refused, [(a.operator_id, a.active, a.token_generation) for a in accounts]

@@ -26,19 +26,30 @@ import asyncio
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contracts.events import AccountEmailRequested
 from gateway.access import announce_change
 from gateway.config import MIGRATIONS, Settings
 from gateway.operators import hash_password
@@ -52,7 +63,7 @@ from gateway.store import (
     tenant_state,
     upsert_tenant,
 )
-from gateway.tenant_events import stage_profiles
+from gateway.tenant_events import stage_account_email, stage_profiles
 from servicekit.db import create_engine, session_factory
 from servicekit.logs import get_logger
 from servicekit.migrations import upgrade_to_head
@@ -63,12 +74,16 @@ REFRESH_SECONDS = 30.0
 MISS_REFRESH_SECONDS = 1.0
 
 
+# Lower-case letters, digits and dashes: a tenant id appears in URLs, topics' keys and file names.
+TenantIdText = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+
+
 class TenantConfig(BaseModel):
     """One tenant file (`tenants/<tenant_id>.yaml`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tenant_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+    tenant_id: TenantIdText
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     widget_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
     allowed_origins: list[str] = Field(default_factory=list)
@@ -212,6 +227,23 @@ class CommandError(Exception):
     """A refusal worth one line on stderr and exit status 2 (unknown tenant, name taken...)."""
 
 
+class TenantTaken(CommandError):
+    """The tenant id is another tenant's."""
+
+
+class UsernameTaken(CommandError):
+    """The first admin's username is another account's."""
+
+
+def known_time_zone(name: str) -> str:
+    """`name` when the tz database has it (ValueError otherwise)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {name!r}") from error
+    return name
+
+
 class NewTenant(BaseModel):
     """What `create` is given, checked before anything is written."""
 
@@ -224,6 +256,7 @@ class NewTenant(BaseModel):
     ]
     admin_email: EmailStr
     admin_display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    time_zone: Annotated[str, AfterValidator(known_time_zone)] | None = None
 
 
 def new_widget_key() -> str:
@@ -234,16 +267,29 @@ def new_password() -> str:
     return secrets.token_urlsafe(18)
 
 
+AccountEmail = Callable[[TenantRow, OperatorRow], AccountEmailRequested]
+
+
 async def create_tenant(
-    sessions: async_sessionmaker[AsyncSession], new: NewTenant, password_hash: str
+    sessions: async_sessionmaker[AsyncSession],
+    new: NewTenant,
+    password_hash: str,
+    *,
+    actor: str = PLATFORM_ACTOR,
+    pending_verification: bool = False,
+    account_email: AccountEmail | None = None,
 ) -> tuple[TenantRow, OperatorRow]:
-    """The tenant and its first admin, with their two audit entries, in one transaction."""
+    """The tenant and its first admin, with their two audit entries, in one transaction.
+
+    A self-service sign-up passes `pending_verification` (the tenant is refused until its admin
+    follows the emailed link) and `account_email`, the notifier's request for that email, staged
+    in the same transaction: a tenant without its email, or the reverse, cannot happen."""
     config = new.tenant
     async with sessions() as session, session.begin():
         if await session.get(TenantRow, config.tenant_id) is not None:
-            raise CommandError(f"tenant {config.tenant_id} already exists")
+            raise TenantTaken(f"tenant {config.tenant_id} already exists")
         if await operator_by_username(session, new.admin_username) is not None:
-            raise CommandError(f"the username {new.admin_username} is taken (usernames are unique across tenants)")
+            raise UsernameTaken(f"the username {new.admin_username} is taken (usernames are unique across tenants)")
         tenant = TenantRow(
             tenant_id=config.tenant_id,
             name=config.name,
@@ -251,7 +297,10 @@ async def create_tenant(
             allowed_origins=list(config.allowed_origins),
             default_language=config.default_language,
             languages=list(new.languages),
+            pending_verification=pending_verification,
         )
+        if new.time_zone is not None:
+            tenant.time_zone = new.time_zone
         admin = OperatorRow(
             operator_id=f"{config.tenant_id}-{new.admin_username}",
             tenant_id=config.tenant_id,
@@ -272,6 +321,8 @@ async def create_tenant(
         await session.flush()
         await session.refresh(tenant)
         stage_profiles(session, [tenant])
+        if account_email is not None:
+            stage_account_email(session, tenant.tenant_id, account_email(tenant, admin))
         for action, target, after in (
             ("tenant.create", f"tenant:{tenant.tenant_id}", tenant_state(tenant)),
             ("operator.create", f"operator:{admin.operator_id}", operator_state(admin)),
@@ -279,7 +330,7 @@ async def create_tenant(
             await record_audit(
                 session,
                 tenant_id=tenant.tenant_id,
-                actor=PLATFORM_ACTOR,
+                actor=actor,
                 action=action,
                 target=target,
                 before=None,
