@@ -28,6 +28,7 @@ from tickets import handlers
 from tickets.api import router
 from tickets.app import MIGRATIONS
 from tickets.config import Settings
+from tickets.profiles import TenantProfiles
 from tickets.store import SlaClockRow, Ticket
 
 TENANT = "acme"
@@ -98,7 +99,9 @@ class TicketsHarness(ConsumerHarness):
         super().__init__(sessions)
         self.settings = settings
         self.seen: set[uuid.UUID] = set()
-        handlers.register(self.consumer, settings)
+        # Tenant profiles reach this cache only once a test starts its listener (test_profiles.py).
+        self.profiles = TenantProfiles()
+        handlers.register(self.consumer, settings, profiles=self.profiles)
 
     async def new_events(self, payload_cls: type[Payload] = Payload) -> list[Envelope[Any]]:
         """The envelopes emitted since the last call (of any type), keeping those of `payload_cls`."""

@@ -31,6 +31,7 @@ from servicekit.http import ApiError, Runtime
 from tickets import domain, store
 from tickets.config import Settings
 from tickets.domain import BusinessHours
+from tickets.profiles import TenantProfiles
 from tickets.store import SlaClockRow, Ticket
 from tickets.tenants import load_policies
 
@@ -60,7 +61,9 @@ def settings_of(request: Request) -> Settings:
 
 
 def hours_of(request: Request, tenant_id: str) -> BusinessHours | None:
-    return load_policies(settings_of(request).tenants_dir).of(tenant_id).business_hours
+    policy = load_policies(settings_of(request).tenants_dir).of(tenant_id)
+    profiles: TenantProfiles | None = getattr(request.app.state, "tenant_profiles", None)
+    return (profiles.policy(policy) if profiles is not None else policy).business_hours
 
 
 def clock_view(row: SlaClockRow, hours: BusinessHours | None, now: datetime) -> SlaClockView:

@@ -24,6 +24,7 @@ from contracts.events import (
     PostTicketReply,
     SlaBreached,
     SlaWarning,
+    TenantProfileChanged,
     TicketCommandRejected,
     TicketNoteAdded,
     TicketOpened,
@@ -37,6 +38,7 @@ from servicekit.logs import get_logger
 from servicekit.outgoing import Outgoing
 from tickets import domain, metrics, store
 from tickets.config import Settings
+from tickets.profiles import TenantProfiles, store_profile
 from tickets.store import Note, Reply, SlaClockRow, StatusChange, Ticket
 from tickets.tenants import TenantPolicies, TenantPolicy, load_policies
 
@@ -426,11 +428,34 @@ async def check_sla(work: Work, command: CheckSla) -> None:
 # ------------------------------------------------------------------------------------- handlers
 
 
-def register(consumer: EventConsumer, settings: Settings, policies: TenantPolicies | None = None) -> None:
+async def profile_changed(session: AsyncSession, envelope: Envelope[TenantProfileChanged]) -> None:
+    """Keeps the tenant's newest profile; new SLA clocks count in its time zone and business hours
+    (clocks already running keep their deadlines)."""
+    profile = envelope.payload
+    if profile.tenant_id != envelope.tenant_id:
+        log.warning("tenant profile of another tenant ignored", tenant_id=envelope.tenant_id, of=profile.tenant_id)
+        return
+    if not await store_profile(session, profile):
+        log.info("tenant profile not newer than the stored one", tenant_id=profile.tenant_id, revision=profile.revision)
+
+
+def register(
+    consumer: EventConsumer,
+    settings: Settings,
+    policies: TenantPolicies | None = None,
+    profiles: TenantProfiles | None = None,
+) -> None:
+    """`profiles`: the replica's cache of stored tenant profiles (started by the app); without
+    one, the YAML policies alone."""
     policies = policies or load_policies(settings.tenants_dir)
+    profiles = profiles or TenantProfiles()
 
     def work_for(envelope: Envelope[Any], session: AsyncSession) -> Work:
-        return Work(Outgoing(session, envelope), policies.of(envelope.tenant_id), utc_now())
+        return Work(Outgoing(session, envelope), profiles.policy(policies.of(envelope.tenant_id)), utc_now())
+
+    @consumer.on(TenantProfileChanged)
+    async def on_tenant_profile_changed(envelope: Envelope[TenantProfileChanged], session: AsyncSession) -> None:
+        await profile_changed(session, envelope)
 
     @consumer.on(OpenTicket)
     async def on_open_ticket(envelope: Envelope[OpenTicket], session: AsyncSession) -> None:

@@ -173,6 +173,20 @@ class SlaClockRow(Base):
         )
 
 
+class TenantProfileRow(Base):
+    """The newest `tenant.profile_changed` snapshot received for a tenant: the time zone and
+    business hours its new SLA clocks count in (`tickets.profiles`). `business_hours` is the
+    contract's list of `{days, start, end}`; empty means always open."""
+
+    __tablename__ = "tenant_profiles"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    business_hours: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 async def get_ticket(
     session: AsyncSession, tenant_id: str, ticket_id: uuid.UUID, *, lock: bool = False
 ) -> Ticket | None:

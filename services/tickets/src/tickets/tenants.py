@@ -119,9 +119,14 @@ class TenantPolicy:
     targets: dict[TicketPriority, SlaTargets]
     business_hours: BusinessHours | None
     words: PriorityWords = field(default_factory=PriorityWords)
+    # The tenant's own time zone when its profile gives one (`tickets.profiles`), even without
+    # business hours; else that of its business hours, else UTC.
+    zone: ZoneInfo | None = None
 
     @property
     def time_zone(self) -> ZoneInfo:
+        if self.zone is not None:
+            return self.zone
         return self.business_hours.time_zone if self.business_hours else ZoneInfo("UTC")
 
     def year_of(self, instant: datetime) -> int:
