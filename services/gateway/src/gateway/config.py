@@ -80,6 +80,10 @@ class Settings(ServiceSettings):
     # The largest valid body fits: a 4000-character text escaped as JSON takes up to 12 bytes a
     # character (an astral character is two `\uXXXX` escapes), a ticket about 4,500 characters.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Signs the links of operator invitations (itsdangerous, like contracts.ticketlinks): only the
+    # gateway signs and checks them. A placeholder is refused in production.
+    invitation_link_secret: str = Field(default="dev-secret-change-me", min_length=16)
+    invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
     def secret_fields(self) -> tuple[str, ...]:
         return (
@@ -87,5 +91,6 @@ class Settings(ServiceSettings):
             "jwt_secret",
             "operator_jwt_secret",
             "ai_responder_admin_token",
+            "invitation_link_secret",
             "signup_link_secret",
         )

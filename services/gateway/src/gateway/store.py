@@ -275,7 +275,35 @@ def operator_state(row: OperatorRow) -> dict[str, Any]:
         "email": row.email,
         "display_name": row.display_name,
         "role": row.role,
+        "skills": list(row.skills),
+        "capacity": row.capacity,
         "active": row.active,
+    }
+
+
+def invitation_state(row: InvitationRow) -> dict[str, Any]:
+    """What the audit log keeps of an invitation (never its link: it grants an account)."""
+    return {
+        "invitation_id": str(row.invitation_id),
+        "email": row.email,
+        "role": row.role,
+        "skills": list(row.skills),
+        "capacity": row.capacity,
+        "language": row.language,
+        "expires_at": row.expires_at.isoformat(),
+        "accepted": row.accepted_at is not None,
+        "operator_id": row.operator_id,
+        "revoked": row.revoked_at is not None,
+    }
+
+
+def canned_state(row: CannedResponseRow) -> dict[str, Any]:
+    return {
+        "response_id": str(row.response_id),
+        "language": row.language,
+        "shortcut": row.shortcut,
+        "title": row.title,
+        "text": row.text,
     }
 
 
