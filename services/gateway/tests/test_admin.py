@@ -139,14 +139,21 @@ async def test_create_makes_a_tenant_with_a_widget_key_and_an_admin_and_audits_b
         ("tenant.create", "platform-cli", f"tenant:{tenant['tenant_id']}"),
     ]
     assert all(e["before"] is None for e in entries)
-    assert entries[1]["after"] == {
+    created = {
         "tenant_id": tenant["tenant_id"],
         "name": "Museo di prova",
         "languages": ["en", "it"],
         "default_language": "en",
         "allowed_origins": ["https://museo.example"],
         "disabled": False,
+        "time_zone": "Europe/Rome",
+        "business_hours": [],
+        "profile_revision": 1,
+        "appearance": {},
+        "previous_key_expires_at": None,
     }
+    assert {key: entries[1]["after"].get(key) for key in created} == created
+    assert tenant["widget_key"] not in str(entries[1]["after"])
     assert entries[0]["after"]["role"] == "admin"
     assert entries[0]["after"]["email"] == f"admin@{tenant['tenant_id']}.example"
     # The same id again is refused; the list shows it, without its key.

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway import admin_api, analytics_api, api, canned_api, kb_api, operator_api, team_api, ticket_api, web
+from gateway import (
+    admin_api,
+    analytics_api,
+    api,
+    canned_api,
+    kb_api,
+    operator_api,
+    settings_api,
+    team_api,
+    ticket_api,
+    web,
+)
 from gateway.config import Settings
 from gateway.middleware import BodyLimit, WidgetCors
 from gateway.runtime import GatewayRuntime
@@ -59,6 +70,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             team_api.router,
             team_api.public_router,
             canned_api.router,
+            settings_api.router,
+            settings_api.widget_router,
             web.router,
         ],
         # A span held open for a socket's whole life (hours) says nothing and costs memory on each

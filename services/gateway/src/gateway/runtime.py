@@ -64,6 +64,7 @@ class GatewayRuntime(Runtime):
     ticket_events: RecordStream = field(init=False)
     _fan_outs: list[asyncio.Task[None]] = field(default_factory=list)
     _access_watch: asyncio.Task[None] | None = None
+    _tenants_reloads: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: Settings) -> GatewayRuntime:
@@ -120,6 +121,8 @@ class GatewayRuntime(Runtime):
         runtime.operator_hub = OperatorHub(runtime.hub)
         runtime.access = AccessGate(runtime.sessions, runtime.redis, settings.kafka_topic_prefix)
         runtime.access.on_change.append(runtime._close_refused_streams)
+        # A tenant's settings (key rotation, origins, profile) are announced like access changes.
+        runtime.access.on_change.append(runtime._reload_tenants_soon)
         # No group: every replica reads every event, because any of them may hold the socket.
         # "latest": a socket fetches its history from the read API, so old events are not needed.
         runtime.conversation_events = RecordStream(
@@ -213,6 +216,19 @@ class GatewayRuntime(Runtime):
                     connection.close(CLOSE_FORBIDDEN, "this tenant is disabled")
                 elif reason is not None:
                     connection.close(CLOSE_UNAUTHORIZED, "this account is no longer active")
+
+    def _reload_tenants_soon(self, _: AccessGate) -> None:
+        """Every replica reloads its tenant directory when a change is announced (the gate's
+        callbacks are synchronous: the reload runs as a task; the directory's lock serialises them)."""
+        task = asyncio.create_task(self._reload_tenants(), name="tenants-reload")
+        self._tenants_reloads.add(task)  # a reference, until done: the loop keeps only weak ones
+        task.add_done_callback(self._tenants_reloads.discard)
+
+    async def _reload_tenants(self) -> None:
+        try:
+            await self.tenants.refresh()
+        except Exception as error:  # the periodic reload tries again; the last directory stands
+            log.warning("tenants not reloaded", error=repr(error))
 
     async def _load_tenants(self) -> None:
         files = tenant_files(self.config.tenants_dir)

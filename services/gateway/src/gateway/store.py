@@ -263,6 +263,13 @@ def tenant_state(row: TenantRow) -> dict[str, Any]:
         "default_language": row.default_language,
         "allowed_origins": list(row.allowed_origins),
         "disabled": row.disabled_at is not None,
+        "time_zone": row.time_zone,
+        "business_hours": list(row.business_hours or []),
+        "profile_revision": row.profile_revision,
+        "appearance": dict(row.widget or {}),
+        "previous_key_expires_at": (
+            row.previous_key_expires_at.isoformat() if row.previous_key_expires_at is not None else None
+        ),
         "pending_verification": row.pending_verification,
     }
 

@@ -26,10 +26,11 @@ import asyncio
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -92,12 +93,32 @@ class TenantConfig(BaseModel):
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, origins: list[str]) -> list[str]:
-        # Browsers send `scheme://host[:port]` with no path and no trailing slash.
-        cleaned = [origin.strip().rstrip("/") for origin in origins]
-        for origin in cleaned:
-            if not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1]:
-                raise ValueError(f"{origin!r} is not an origin like https://example.com")
-        return cleaned
+        return clean_origins(origins)
+
+
+def clean_origins(origins: list[str]) -> list[str]:
+    """Origins as browsers send them in the Origin header: `scheme://host[:port]`, lower case, with
+    no path, query or trailing slash (a trailing slash is dropped); ValueError for anything else."""
+    cleaned = []
+    for given in origins:
+        origin = given.strip().rstrip("/")
+        problem = f"{given!r} is not an origin like https://example.com"
+        try:
+            parts = urlsplit(origin)
+            port_ok = parts.port is None or parts.port > 0  # reading .port checks it is a number
+        except ValueError as error:
+            raise ValueError(problem) from error
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not port_ok
+            or "@" in parts.netloc
+            or any(character.isspace() for character in origin)
+            or f"{parts.scheme}://{parts.netloc}".lower() != origin.lower()
+        ):
+            raise ValueError(problem)
+        cleaned.append(origin.lower())
+    return cleaned
 
 
 def read_tenant_file(path: Path) -> TenantConfig:
@@ -123,6 +144,9 @@ class Tenant:
     widget_key: str
     allowed_origins: frozenset[str]
     default_language: str
+    languages: tuple[str, ...] = ()
+    # The widget's appearance as stored (gateway.settings_api.WidgetAppearance fills the defaults).
+    widget: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def allows(self, origin: str | None) -> bool:
         """Requests without an Origin come from servers, not browsers: they are allowed."""
@@ -142,6 +166,8 @@ class TenantDirectory:
         self._own_origins = frozenset({own_origin} if own_origin else ())
         self._by_id: dict[str, Tenant] = {}
         self._by_key: dict[str, Tenant] = {}
+        # A rotated key, still valid until its expiry (checked on each lookup: no reload needed).
+        self._by_previous_key: dict[str, tuple[Tenant, datetime]] = {}
         self._origins: frozenset[str] = frozenset()
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
@@ -167,26 +193,44 @@ class TenantDirectory:
             rows = await all_tenants(session)
         tenants = [
             Tenant(
-                r.tenant_id,
-                r.name,
-                r.widget_key,
-                frozenset(r.allowed_origins) | self._own_origins,
-                r.default_language,
+                tenant_id=r.tenant_id,
+                name=r.name,
+                widget_key=r.widget_key,
+                allowed_origins=frozenset(r.allowed_origins) | self._own_origins,
+                default_language=r.default_language,
+                languages=tuple(r.languages or [r.default_language]),
+                widget=dict(r.widget or {}),
             )
             for r in rows
         ]
         self._by_id = {t.tenant_id: t for t in tenants}
         self._by_key = {t.widget_key: t for t in tenants}
+        self._by_previous_key = {
+            r.previous_widget_key: (self._by_id[r.tenant_id], r.previous_key_expires_at)
+            for r in rows
+            if r.previous_widget_key and r.previous_key_expires_at is not None
+        }
         self._origins = frozenset(origin for t in tenants for origin in t.allowed_origins)
         self._loaded_at = time.monotonic()
 
     async def by_key(self, widget_key: str) -> Tenant | None:
+        """The tenant of a widget key: its current one, or its previous one until that expires
+        (after which it is refused like a key never seen)."""
         await self._refresh_if_older_than(REFRESH_SECONDS)
-        tenant = self._by_key.get(widget_key)
+        tenant = self._key_lookup(widget_key)
         if tenant is None:
             await self._refresh_if_older_than(MISS_REFRESH_SECONDS)
-            tenant = self._by_key.get(widget_key)
+            tenant = self._key_lookup(widget_key)
         return tenant
+
+    def _key_lookup(self, widget_key: str) -> Tenant | None:
+        tenant = self._by_key.get(widget_key)
+        if tenant is not None:
+            return tenant
+        previous = self._by_previous_key.get(widget_key)
+        if previous is not None and datetime.now(UTC) < previous[1]:
+            return previous[0]
+        return None
 
     async def by_id(self, tenant_id: str) -> Tenant | None:
         await self._refresh_if_older_than(REFRESH_SECONDS)
