@@ -13,6 +13,7 @@ from gateway import (
     kb_api,
     operator_api,
     settings_api,
+    signup_api,
     team_api,
     ticket_api,
     web,
@@ -74,6 +75,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             canned_api.router,
             settings_api.router,
             settings_api.widget_router,
+            signup_api.router,
             web.router,
         ],
         # A span held open for a socket's whole life (hours) says nothing and costs memory on each
