@@ -16,10 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -37,7 +33,7 @@ from contracts.readapi import DeliveryLogView
 from contracts.topics import NOTIFICATIONS_EVENTS
 from devkit.mailsink import MailSink
 from devkit.stack import free_port
-from devkit.testing import Infra, eventually
+from devkit.testing import Infra, ServiceProcess, eventually
 from notifier import domain
 from servicekit.kafka import physical_topic
 from servicekit.topics import delete_topics, ensure_topics
@@ -48,61 +44,6 @@ TICKETS = 12
 CONCURRENCY = 4
 SMTP_DELAY_SECONDS = 1.0  # the server accepts each mail only after this: the kill comes while it waits
 LEASE_SECONDS = 4
-
-
-class NotifierProcess:
-    def __init__(self, infra: Infra, database: str, prefix: str, tmp_path: Path, smtp_port: int) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            **infra.service_env(database),
-            "KAFKA_TOPIC_PREFIX": prefix,
-            "KAFKA_GROUP_ID": f"notifier-{uuid.uuid4().hex[:8]}",
-            "HTTP_PORT": str(self.port),
-            "TENANTS_DIR": str(tmp_path / "tenants"),
-            "TICKET_LINK_SECRET": LINK_SECRET,
-            "SMTP_PORT": str(smtp_port),
-            "SMTP_TIMEOUT_SECONDS": "3",
-            "WEBHOOK_TIMEOUT_SECONDS": "3",
-            "TWILIO_TIMEOUT_SECONDS": "3",
-            "DELIVERY_LEASE_SECONDS": str(LEASE_SECONDS),
-            "DELIVERY_CONCURRENCY": str(CONCURRENCY),
-            "DELIVERY_MAX_ATTEMPTS": "2",
-            "DELIVERY_BACKOFF_BASE_SECONDS": "0.3",
-            "DELIVERY_POLL_SECONDS": "0.1",
-        }
-        self.log = tmp_path / "notifier.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "notifier"], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                assert self.process.poll() is None, f"the notifier exited; see {self.log}"
-                try:
-                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.3)
-        pytest.fail(f"the notifier never became ready; see {self.log}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=20)
 
 
 @pytest.fixture
@@ -138,7 +79,26 @@ async def test_sigkill_mid_send_delivers_every_notification_once_by_message_id_a
             {"url": f"{receiver.url}/fail", "secret": WEBHOOK_SECRET, "events": ["tickets.sla_breached"]},
         ],
     )
-    notifier = NotifierProcess(infra, database, prefix, tmp_path, sink.port)
+    notifier = ServiceProcess(
+        "notifier",
+        infra,
+        database,
+        tmp_path,
+        prefix,
+        {
+            "TENANTS_DIR": str(tmp_path / "tenants"),
+            "TICKET_LINK_SECRET": LINK_SECRET,
+            "SMTP_PORT": str(sink.port),
+            "SMTP_TIMEOUT_SECONDS": "3",
+            "WEBHOOK_TIMEOUT_SECONDS": "3",
+            "TWILIO_TIMEOUT_SECONDS": "3",
+            "DELIVERY_LEASE_SECONDS": str(LEASE_SECONDS),
+            "DELIVERY_CONCURRENCY": str(CONCURRENCY),
+            "DELIVERY_MAX_ATTEMPTS": "2",
+            "DELIVERY_BACKOFF_BASE_SECONDS": "0.3",
+            "DELIVERY_POLL_SECONDS": "0.1",
+        },
+    )
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap_servers, acks="all")
     results = AIOKafkaConsumer(
         physical_topic(prefix, NOTIFICATIONS_EVENTS.name),

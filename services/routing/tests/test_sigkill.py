@@ -4,11 +4,6 @@ is assigned twice, and the pending offer still expires to the next operator."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -29,59 +24,12 @@ from contracts.events import (
     SetOperatorPresence,
 )
 from contracts.topics import ROUTING_EVENTS
-from devkit.stack import free_port
-from devkit.testing import Infra
+from devkit.testing import Infra, ServiceProcess
 from servicekit.kafka import physical_topic
 from servicekit.topics import delete_topics, ensure_topics
 
 TENANT = "lucine-di-natale"
 OFFER_TIMEOUT_SECONDS = 8  # long enough for the kill to come while the offer is pending
-
-
-class RoutingProcess:
-    def __init__(self, infra: Infra, database: str, prefix: str, log: Path) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            **infra.service_env(database),
-            "KAFKA_TOPIC_PREFIX": prefix,
-            "KAFKA_GROUP_ID": f"routing-{uuid.uuid4().hex[:8]}",
-            "HTTP_PORT": str(self.port),
-            "OFFER_TIMEOUT_SECONDS": str(OFFER_TIMEOUT_SECONDS),
-            "PRESENCE_TIMEOUT_SECONDS": "600",
-        }
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "routing"], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                assert self.process.poll() is None, f"routing exited; see {self.log}"
-                try:
-                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.3)
-        pytest.fail(f"routing never became ready; see {self.log}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=20)
 
 
 class RoutingEvents:
@@ -121,7 +69,14 @@ async def prefix(infra: Infra) -> AsyncIterator[str]:
 async def test_sigkill_while_queued_and_offered_loses_nothing_assigns_once_and_the_offer_still_expires(
     infra: Infra, database: str, prefix: str, tmp_path: Path
 ) -> None:
-    routing = RoutingProcess(infra, database, prefix, tmp_path / "routing.log")
+    routing = ServiceProcess(
+        "routing",
+        infra,
+        database,
+        tmp_path,
+        prefix,
+        {"OFFER_TIMEOUT_SECONDS": str(OFFER_TIMEOUT_SECONDS), "PRESENCE_TIMEOUT_SECONDS": "600"},
+    )
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap_servers, acks="all")
     consumer = AIOKafkaConsumer(
         physical_topic(prefix, ROUTING_EVENTS.name),

@@ -6,16 +6,11 @@ clock's warning and its deadline: after the restart the clock breaches, and on
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -23,8 +18,7 @@ from contracts import Envelope, Payload, new_envelope, parse_envelope, utc_now
 from contracts.common import SlaClock, TicketStatus
 from contracts.events import SlaBreached, SlaWarning, TicketOpened, TicketUpdated, UpdateTicket
 from contracts.topics import TICKETS_EVENTS
-from devkit.stack import free_port
-from devkit.testing import Infra
+from devkit.testing import Infra, ServiceProcess
 from servicekit.kafka import physical_topic
 from servicekit.topics import delete_topics, ensure_topics
 
@@ -39,47 +33,6 @@ sla:
   normal: {{first_response: {FIRST_RESPONSE_SECONDS}s, resolution: 1h}}
   low: {{first_response: 1h, resolution: 2h}}
 """
-
-
-class TicketsProcess:
-    def __init__(self, infra: Infra, database: str, prefix: str, tenants_dir: Path, log: Path) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            **infra.service_env(database),
-            "KAFKA_TOPIC_PREFIX": prefix,
-            "KAFKA_GROUP_ID": f"tickets-{uuid.uuid4().hex[:8]}",
-            "HTTP_PORT": str(self.port),
-            "TENANTS_DIR": str(tenants_dir),
-        }
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tickets"], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                assert self.process.poll() is None, f"tickets exited; see {self.log}"
-                try:
-                    if (await client.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.3)
-        pytest.fail(f"tickets never became ready; see {self.log}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=20)
 
 
 class TicketEvents:
@@ -130,7 +83,7 @@ async def test_sigkill_between_warning_and_deadline_breaches_once_and_a_paused_c
     tenants = tmp_path / "tenants"
     tenants.mkdir()
     (tenants / f"{TENANT}.yaml").write_text(TENANT_FILE)
-    tickets = TicketsProcess(infra, database, prefix, tenants, tmp_path / "tickets.log")
+    tickets = ServiceProcess("tickets", infra, database, tmp_path, prefix, {"TENANTS_DIR": str(tenants)})
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap_servers, acks="all")
     consumer = AIOKafkaConsumer(
         physical_topic(prefix, TICKETS_EVENTS.name),

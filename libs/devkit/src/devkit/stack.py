@@ -82,7 +82,8 @@ class Stack:
         env = {**os.environ, **self.base_env, "HTTP_PORT": str(self.ports[spec.name])}
         if spec.database:
             env["POSTGRES_DB"] = self.databases[spec.name]
-        env["CONVERSATION_URL"] = self.url("conversation")
+        if "conversation" in self.ports:  # a stack of one service (a chaos test's) has no other
+            env["CONVERSATION_URL"] = self.url("conversation")
         if "routing" in self.ports:
             env["ROUTING_URL"] = self.url("routing")
         if "ai-responder" in self.ports:
@@ -91,7 +92,8 @@ class Stack:
             env["TICKETS_URL"] = self.url("tickets")
         if "analytics" in self.ports:
             env["ANALYTICS_URL"] = self.url("analytics")
-        env["PUBLIC_BASE_URL"] = self.url("gateway")
+        if "gateway" in self.ports:
+            env["PUBLIC_BASE_URL"] = self.url("gateway")
         # One admin token for the ai-responder and the gateway's knowledge-base page.
         admin_token = self.extra_env.get("ai-responder", {}).get("ADMIN_TOKEN", LOCAL_ADMIN_TOKEN)
         if spec.name == "ai-responder":

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts import Envelope, Payload, parse_envelope, utc_now
 from contracts.common import FactName
 from contracts.events import AnalyticsFact
+from devkit.stack import Stack, free_port
 from servicekit.consumer import Delivery, EventConsumer
 from servicekit.db import OutboxRecord, Timer
 from servicekit.kafka import create_broker
@@ -230,6 +231,62 @@ def topic_namespace(infra: Infra, prefix: str) -> Iterator[None]:
     asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix))
     yield
     asyncio.run(delete_topics(infra.kafka_bootstrap_servers, prefix))
+
+
+class ServiceProcess:
+    """One service as a real child process for the chaos tests, through `devkit.stack.Stack`:
+    started and awaited until `/readyz` answers, SIGKILLed, started again with the same settings
+    (its own port, database, topic prefix and consumer group), and stopped at the end. Its output
+    goes to `<log_dir>/<name>.log`.
+
+        routing = ServiceProcess("routing", infra, database, tmp_path, prefix, {"OFFER_TIMEOUT_SECONDS": "8"})
+        await routing.start()
+        routing.kill()
+        await routing.start()
+        ...
+        routing.stop()
+    """
+
+    def __init__(
+        self,
+        name: str,
+        infra: Infra,
+        database: str,
+        log_dir: Path,
+        topic_prefix: str,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        base_env = {
+            **infra.service_env(database),
+            "KAFKA_TOPIC_PREFIX": topic_prefix,
+            "KAFKA_GROUP_ID": f"{name}-{uuid.uuid4().hex[:8]}",
+            **(env or {}),
+        }
+        self.stack = Stack(base_env=base_env, ports={name: free_port()}, databases={name: database}, log_dir=log_dir)
+        self.log = log_dir / f"{name}.log"
+
+    @property
+    def port(self) -> int:
+        return self.stack.ports[self.name]
+
+    @property
+    def url(self) -> str:
+        return self.stack.url(self.name)
+
+    async def start(self) -> None:
+        """Starts the process and returns once it is ready (fails if it exits or is not ready in 90 s)."""
+        self.stack.start(self.name, wait=False)
+        # In a thread: the test's own servers (receivers, sinks) may share this event loop.
+        await asyncio.to_thread(self.stack.wait_ready, self.name)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        self.stack.kill(self.name)
+
+    def stop(self) -> None:
+        """SIGTERM, if it still runs (the end of a test)."""
+        self.stack.stop_all()
 
 
 class ConsumerHarness:
