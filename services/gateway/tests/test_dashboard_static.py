@@ -314,6 +314,10 @@ class FakeOperatorApi:
         if path == "/v1/queue":
             await _json(route, 200, {"tenant_id": TENANT, "entries": self.queue})
             return
+        if path == "/v1/canned-responses":
+            canned = json.loads((DASHBOARD / "canned" / f"{TENANT}.json").read_text(encoding="utf-8"))
+            await _json(route, 200, {"responses": [{"language": "it", **r} for r in canned["responses"]]})
+            return
         match = re.fullmatch(r"/v1/conversations/([0-9a-f-]+)/([a-z-]+)", path)
         if match and request.method == "GET" and match.group(2) == "notes":
             conversation_id = match.group(1)

@@ -88,6 +88,20 @@ DASHBOARD_TYPES = {
 }
 
 
+# The pages opened without an account. Their address may carry a link's token (`?t=`): it is sent
+# to no other site (no Referer) and the page is never cached.
+PUBLIC_PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+@router.get("/dashboard/signup", include_in_schema=False)
+@router.get("/dashboard/verify", include_in_schema=False)
+@router.get("/dashboard/invite", include_in_schema=False)
+async def dashboard_public_page() -> FileResponse:
+    """Sign-up, the sign-up's email verification and an invitation: one small page (public.js)
+    that needs no login and picks its form from the path."""
+    return FileResponse(DASHBOARD / "public.html", media_type=DASHBOARD_TYPES[".html"], headers=PUBLIC_PAGE_HEADERS)
+
+
 @router.get("/dashboard", include_in_schema=False)
 @router.get("/dashboard/{asset:path}", include_in_schema=False)
 async def dashboard(asset: str = "") -> FileResponse:

@@ -4,6 +4,7 @@ import { initialLanguage, LANGUAGES, saveLanguage, words } from "/dashboard/i18n
 import { SLA_RANK, Store, TICKET_MOVES } from "/dashboard/store.js";
 import { AnalyticsView } from "/dashboard/analytics.js";
 import { KnowledgeView } from "/dashboard/kb.js";
+import { SettingsView } from "/dashboard/settings.js";
 
 const store = new Store();
 const SUPERVISING = new Set(["supervisor", "admin"]);
@@ -209,6 +210,7 @@ function Header({ t, state }) {
           ["tickets", t.viewTickets, "Alt+4", state.ticketsNew],
           ...(SUPERVISING.has(me.role) ? [["analytics", t.viewAnalytics, "Alt+6", 0]] : []),
           ...(SUPERVISING.has(me.role) ? [["kb", t.viewKb, "Alt+7", 0]] : []),
+          ...(SUPERVISING.has(me.role) ? [["settings", t.viewSettings, "Alt+8", 0]] : []),
         ].map(
           ([view, label, key, count]) => html`
             <button type="button" class=${"view" + (state.view === view ? " on" : "")} aria-current=${state.view === view ? "page" : null}
@@ -1086,6 +1088,9 @@ function shortcuts(t, event) {
   } else if (event.code === "Digit7" && SUPERVISING.has(state.me.role)) {
     event.preventDefault();
     store.showView("kb");
+  } else if (event.code === "Digit8" && SUPERVISING.has(state.me.role)) {
+    event.preventDefault();
+    store.showView("settings");
   }
 }
 
@@ -1150,6 +1155,8 @@ function App() {
         ? html`<${AnalyticsView} lang=${lang} store=${store} />`
         : state.view === "kb" && SUPERVISING.has(state.me.role)
         ? html`<${KnowledgeView} lang=${lang} store=${store} />`
+        : state.view === "settings" && SUPERVISING.has(state.me.role)
+        ? html`<${SettingsView} lang=${lang} store=${store} />`
         : state.view === "tickets"
         ? html`<${TicketsView} t=${t} state=${state} />`
         : html`<div class="panes">
