@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from servicekit.settings import ServiceSettings
 
@@ -28,6 +29,10 @@ class Settings(ServiceSettings):
     public_base_url: str = "http://127.0.0.1:8080"
     # Signs the status links; shared with the tickets service, which checks them.
     ticket_link_secret: str = "dev-secret-change-me"  # noqa: S105 -- local default, refused in production
+
+    # The sender of the platform's own emails (a sign-up's verification, an operator's invitation):
+    # they are not a tenant's, so they do not go out under a tenant file's sender.
+    platform_email_sender: str = "Support platform <no-reply@support.example.com>"
 
     # SMTP. The local default is the developers' mail sink (`python -m devkit.mailsink`).
     smtp_host: str = "127.0.0.1"
@@ -66,6 +71,13 @@ class Settings(ServiceSettings):
 
     def secret_fields(self) -> tuple[str, ...]:
         return (*super().secret_fields(), "ticket_link_secret")
+
+    @field_validator("platform_email_sender")
+    @classmethod
+    def _an_address(cls, sender: str) -> str:
+        if "@" not in parseaddr(sender)[1]:
+            raise ValueError(f"PLATFORM_EMAIL_SENDER {sender!r} has no email address")
+        return sender
 
     @model_validator(mode="after")
     def _lease_outlasts_every_send(self) -> Settings:

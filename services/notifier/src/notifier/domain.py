@@ -10,14 +10,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from contracts.common import ContactChannel, ContactDetails, DeliveryChannel
 from contracts.envelope import Payload
+from contracts.events import AccountEmailKind
 
 TEMPLATE_LANGUAGES = ("it", "en")
+# The platform's account emails (their template is their kind): sent under the platform's sender.
+ACCOUNT_TEMPLATES = frozenset(get_args(AccountEmailKind))
 
 
 def delivery_id(source_event_id: uuid.UUID, channel: DeliveryChannel, template: str, recipient: str) -> uuid.UUID:

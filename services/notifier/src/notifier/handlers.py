@@ -1,4 +1,6 @@
-"""Subscribers of the notifier: each ticket event becomes the deliveries it calls for.
+"""Subscribers of the notifier: each ticket event becomes the deliveries it calls for, each
+account email request (`tenant.account_email_requested`) its email, and each tenant profile
+(`tenant.profile_changed`) the name, languages and time zone its notifications use.
 
 A handler sends nothing. It renders each notification and records it as a pending delivery in the
 consumer's transaction, so that the rows commit with the event's id, exactly once; the delivery
@@ -17,11 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope, ticketlinks
 from contracts.common import DeliveryChannel, SlaClock, TicketStatus
-from contracts.events import SlaBreached, SlaWarning, TicketNoteAdded, TicketOpened, TicketReplyPosted, TicketUpdated
+from contracts.events import (
+    AccountEmailRequested,
+    SlaBreached,
+    SlaWarning,
+    TenantProfileChanged,
+    TicketNoteAdded,
+    TicketOpened,
+    TicketReplyPosted,
+    TicketUpdated,
+)
 from notifier import domain, store
 from notifier.config import Settings
 from notifier.messages import Templates
-from notifier.store import Delivery, TicketCopy
+from notifier.store import Delivery, TenantProfile, TicketCopy
 from notifier.tenants import TenantConfig, Tenants
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
@@ -39,8 +50,11 @@ class Notifications:
     """The deliveries one event calls for, rendered, keyed by their idempotency key."""
 
     envelope: Envelope[Any]
-    ticket_id: uuid.UUID
+    ticket_id: uuid.UUID | None
     deliveries: list[Delivery] = field(default_factory=list)
+    # What the deliveries' ids derive from: the event's id, or a request's own idempotency key (an
+    # account email is one per request, whatever event carries it).
+    idempotency_key: uuid.UUID | None = None
 
     def add(
         self,
@@ -54,7 +68,9 @@ class Notifications:
     ) -> None:
         self.deliveries.append(
             Delivery(
-                delivery_id=domain.delivery_id(self.envelope.event_id, channel, template, recipient),
+                delivery_id=domain.delivery_id(
+                    self.idempotency_key or self.envelope.event_id, channel, template, recipient
+                ),
                 tenant_id=self.envelope.tenant_id,
                 ticket_id=self.ticket_id,
                 conversation_id=self.envelope.conversation_id,
@@ -150,8 +166,23 @@ class Composer:
             notifications.add(DeliveryChannel.WEBHOOK, envelope.type, str(hook.url), json.dumps(body))
 
 
+def with_profile(config: TenantConfig, profile: TenantProfile | None) -> TenantConfig:
+    """The tenant file's settings, with the name, languages and time zone of the newest profile."""
+    if profile is None:
+        return config
+    return config.model_copy(
+        update={"name": profile.name, "languages": list(profile.languages), "timezone": profile.time_zone}
+    )
+
+
 def register(consumer: EventConsumer, settings: Settings, tenants: Tenants, templates: Templates) -> None:
     composer = Composer(settings, templates)
+
+    async def tenant_of(session: AsyncSession, tenant_id: str) -> TenantConfig | None:
+        config = tenants.get(tenant_id)
+        if config is None:
+            return None
+        return with_profile(config, await store.get_profile(session, tenant_id))
 
     async def notify(
         envelope: Envelope[Any],
@@ -162,7 +193,7 @@ def register(consumer: EventConsumer, settings: Settings, tenants: Tenants, temp
         **context: Any,
     ) -> None:
         """Records the event's webhooks and, when `customer` names a template, the customer's notice."""
-        tenant = tenants.get(envelope.tenant_id)
+        tenant = await tenant_of(session, envelope.tenant_id)
         if tenant is None:
             log.warning("no notification settings for the tenant; nothing sent", event_type=envelope.type)
             return
@@ -195,7 +226,7 @@ def register(consumer: EventConsumer, settings: Settings, tenants: Tenants, temp
                 opened_at=envelope.occurred_at,
             ),
         )
-        tenant = tenants.get(envelope.tenant_id)
+        tenant = await tenant_of(session, envelope.tenant_id)
         language = domain.language(opened.language, tenant.languages if tenant else [])
         response_due = (
             domain.local_time(opened.first_response_due, tenant.timezone, language)
@@ -229,7 +260,7 @@ def register(consumer: EventConsumer, settings: Settings, tenants: Tenants, temp
     async def on_sla_breached(envelope: Envelope[SlaBreached], session: AsyncSession) -> None:
         breach = envelope.payload
         await notify(envelope, session, breach.ticket_id)
-        tenant = tenants.get(envelope.tenant_id)
+        tenant = await tenant_of(session, envelope.tenant_id)
         if tenant is None or not tenant.supervisors:
             return
         notifications = Notifications(envelope, breach.ticket_id)
@@ -241,5 +272,45 @@ def register(consumer: EventConsumer, settings: Settings, tenants: Tenants, temp
             ticket_number=breach.ticket_number,
             clock_name=CLOCK_NAMES[language][breach.clock],
             due_at=domain.local_time(breach.due_at, tenant.timezone, language),
+        )
+        await store.record(session, notifications.deliveries)
+
+    @consumer.on(TenantProfileChanged)
+    async def on_profile_changed(envelope: Envelope[TenantProfileChanged], session: AsyncSession) -> None:
+        profile = envelope.payload
+        stored = await store.keep_profile(
+            session,
+            TenantProfile(
+                tenant_id=profile.tenant_id,
+                revision=profile.revision,
+                name=profile.name,
+                languages=list(profile.languages),
+                time_zone=profile.time_zone,
+            ),
+        )
+        if not stored:
+            log.debug("tenant profile not newer than the stored one", revision=profile.revision)
+
+    @consumer.on(AccountEmailRequested)
+    async def on_account_email(envelope: Envelope[AccountEmailRequested], session: AsyncSession) -> None:
+        """A platform email (a sign-up's verification, an invitation), one per `request_id`: the
+        delivery's id derives from it, so a redelivered or re-sent request records nothing new."""
+        request = envelope.payload
+        language = domain.language(request.language, [])
+        config = tenants.get(envelope.tenant_id)
+        profile = await store.get_profile(session, envelope.tenant_id)
+        zone = profile.time_zone if profile else config.timezone if config else "UTC"
+        context = {
+            "recipient_name": request.recipient_name,
+            "tenant_name": request.tenant_name,
+            "invited_by": request.invited_by,
+            "link": request.link,
+            "expires_at": domain.local_time(request.expires_at, zone, language),
+            "time_zone": zone,
+        }
+        email = templates.email(request.kind, language, context, html=settings.email_html)
+        notifications = Notifications(envelope, None, idempotency_key=request.request_id)
+        notifications.add(
+            DeliveryChannel.EMAIL, request.kind, str(request.email), email.text, subject=email.subject, html=email.html
         )
         await store.record(session, notifications.deliveries)

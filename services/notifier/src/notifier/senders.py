@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 from contracts.common import DeliveryChannel
 from notifier.config import Settings
+from notifier.domain import ACCOUNT_TEMPLATES
 from notifier.store import Delivery
 from notifier.tenants import EmailSettings, Tenants
 
@@ -49,12 +50,15 @@ class Senders:
     def __init__(self, settings: Settings, tenants: Tenants) -> None:
         self.settings = settings
         self.tenants = tenants
+        self.platform_email = EmailSettings(sender=settings.platform_email_sender)
         self._http = httpx.AsyncClient(follow_redirects=False)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def send(self, delivery: Delivery) -> Sent:
+        if delivery.template in ACCOUNT_TEMPLATES:  # the platform's, whether or not the tenant has a file
+            return await self._email(delivery, self.platform_email)
         tenant = self.tenants.get(delivery.tenant_id)
         if tenant is None:
             raise SendError(f"tenant {delivery.tenant_id} is no longer configured", permanent=True)

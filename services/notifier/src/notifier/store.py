@@ -1,5 +1,5 @@
-"""The notifier's tables: its copy of each ticket's contact, and the deliveries (the delivery log
-and the worker's queue in one table)."""
+"""The notifier's tables: its copy of each ticket's contact, of each tenant's profile, and the
+deliveries (the delivery log and the worker's queue in one table)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import DateTime, Index, Integer, String, Text, Uuid, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -50,6 +50,45 @@ class TicketCopy(Base):
             phone=self.phone,
             preferred_contact=ContactChannel(self.preferred_contact),
         )
+
+
+class TenantProfile(Base):
+    """The newest `tenant.profile_changed` of a tenant: its name, languages (the default first) and
+    time zone, used instead of the tenant file's (which stays the default and keeps the senders,
+    supervisors, Twilio numbers and webhooks)."""
+
+    __tablename__ = "tenant_profiles"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    languages: Mapped[list[str]] = mapped_column(ARRAY(String(2)))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+async def keep_profile(session: AsyncSession, profile: TenantProfile) -> bool:
+    """Stores the snapshot unless a revision as new or newer is stored (redeliveries, a gateway's
+    start-up announcements, an older snapshot arriving late); True when it was stored."""
+    values = {
+        "tenant_id": profile.tenant_id,
+        "revision": profile.revision,
+        "name": profile.name,
+        "languages": list(profile.languages),
+        "time_zone": profile.time_zone,
+    }
+    statement = insert(TenantProfile).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[TenantProfile.tenant_id],
+        set_={**{k: statement.excluded[k] for k in values if k != "tenant_id"}, "updated_at": func.now()},
+        where=TenantProfile.revision < statement.excluded.revision,
+    )
+    stored = await session.scalars(statement.returning(TenantProfile.tenant_id))
+    return stored.one_or_none() is not None
+
+
+async def get_profile(session: AsyncSession, tenant_id: str) -> TenantProfile | None:
+    return await session.get(TenantProfile, tenant_id)
 
 
 class Delivery(Base):
