@@ -2,8 +2,12 @@
  * Customer-support chat widget (no build step, no dependencies).
  *
  * Embed with:
- *   <script src="https://GATEWAY/widget.js" data-widget-key="KEY"
- *           data-title="Lucine di Natale" data-lang="it" defer></script>
+ *   <script src="https://GATEWAY/widget.js" data-widget-key="KEY" defer></script>
+ *
+ * Optional attributes: data-title (default: the tenant's name), data-lang (it|en; default: the
+ * browser's), data-ticket-response-hours. At start-up the widget fetches GET /v1/widget/config
+ * and applies the tenant's colours, position and texts in its language; if that fails it keeps
+ * its built-in look.
  *
  * Everything lives inside an open shadow root, so the host page's CSS cannot
  * reach it and its CSS cannot leak out. All server and user text is rendered
@@ -445,14 +449,14 @@
     // Inherited properties cross the shadow boundary: reset them. `!important` on :host wins over
     // the page's `!important` rules (inner context wins for important declarations).
     ":host{all:initial !important;}",
-    ".lw-root{--g:#0e3b2c;--g2:#15563f;--g3:#e7f2ec;--r:#a3162a;--r2:#7f1020;--gold:#e0b54a;--gold2:#f6dc8f;",
+    ".lw-root{--g:#0e3b2c;--g1:#1f6b4f;--g2:#15563f;--g3:#e7f2ec;--r:#a3162a;--r2:#7f1020;--gold:#e0b54a;--gold2:#f6dc8f;",
     "--ink:#1d2521;--muted:#5a655f;--bg:#fbf8f1;--line:#e4dccb;",
     "font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;font-size:15px;line-height:1.45;",
     "color:var(--ink);-webkit-font-smoothing:antialiased;}",
     ".lw-root *,.lw-root *::before,.lw-root *::after{box-sizing:border-box;}",
     "[hidden]{display:none !important;}",
     ".lw-launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:60px;height:60px;border-radius:50%;",
-    "border:3px solid var(--gold);background:radial-gradient(circle at 30% 30%,#1f6b4f,var(--g) 70%);color:#fff;cursor:pointer;",
+    "border:3px solid var(--gold);background:radial-gradient(circle at 30% 30%,var(--g1),var(--g) 70%);color:#fff;cursor:pointer;",
     "display:flex;align-items:center;justify-content:center;padding:0;margin:0;",
     "box-shadow:0 6px 20px rgba(14,59,44,.35),0 0 0 4px rgba(224,181,74,.18);transition:transform .15s ease,box-shadow .15s ease;}",
     ".lw-launcher:hover{transform:translateY(-2px) scale(1.04);box-shadow:0 10px 26px rgba(14,59,44,.42),0 0 0 5px rgba(224,181,74,.25);}",
@@ -592,7 +596,11 @@
     "background:var(--g3);border:1px dashed var(--g2);border-radius:10px;padding:4px 12px;margin:2px 0 10px;}",
     ".lw-card .lw-promise{color:var(--ink);font-weight:600;}",
     ".lw-card a{color:var(--g2);font-weight:600;}",
+    // The tenant's position setting (GET /v1/widget/config): the launcher and panel on the left.
+    ".lw-root.lw-left .lw-launcher,.lw-root.lw-left .lw-panel{left:20px;right:auto;}",
+    ".lw-root.lw-left .lw-panel{transform-origin:bottom left;}",
     "@media (max-width:420px){",
+    ".lw-root.lw-left .lw-panel{left:0;right:0;}",
     ".lw-panel{inset:0;right:0;bottom:0;width:100%;height:100%;height:100dvh;max-width:none;max-height:none;border-radius:0;border:0;}",
     ".lw-launcher[aria-expanded='true']{display:none;}",
     ".lw-row{max-width:90%;}",
@@ -691,9 +699,8 @@
     "aria-label": T.messages,
     tabindex: "0"
   });
-  var welcomeEl = el("div", { className: "lw-row lw-welcome", "data-testid": "welcome" }, [
-    el("div", { className: "lw-bubble", text: T.welcome })
-  ]);
+  var welcomeBubble = el("div", { className: "lw-bubble", text: T.welcome });
+  var welcomeEl = el("div", { className: "lw-row lw-welcome", "data-testid": "welcome" }, [welcomeBubble]);
   messagesEl.appendChild(welcomeEl);
 
   var newConvBtn = el("button", {
@@ -1428,7 +1435,7 @@
           "data-testid": "action-button",
           "data-action": a.type,
           "data-handoff": "true",
-          text: label || a.type
+          text: handoffLabels[a.type] || label || a.type
         });
         btn.addEventListener("click", onHandoffClick);
         box.appendChild(btn);
@@ -2429,9 +2436,94 @@
     }
   };
 
+  // ---------------------------------------------------------------------------
+  // The tenant's look (GET /v1/widget/config): colours, position, texts
+  // ---------------------------------------------------------------------------
+
+  // Labels of the handoff buttons set by the tenant, by action; empty: the server's labels.
+  var handoffLabels = {};
+  var COLOR_RE = /^#[0-9a-fA-F]{6}$/;
+
+  // A colour mixed with white (amount 0..1): the lighter shades the CSS derives from one colour.
+  function tint(hex, amount) {
+    var out = "#";
+    for (var i = 1; i < 7; i += 2) {
+      var c = parseInt(hex.substr(i, 2), 16);
+      var v = Math.round(c + (255 - c) * amount);
+      out += (v < 16 ? "0" : "") + v.toString(16);
+    }
+    return out;
+  }
+
+  function textOf(texts, name) {
+    var value = texts && texts[name];
+    return typeof value === "string" && value.trim() ? value.trim() : null;
+  }
+
+  function applyConfig(cfg) {
+    var look = (cfg && cfg.appearance) || {};
+    if (COLOR_RE.test(look.primary_color || "")) {
+      root.style.setProperty("--g", look.primary_color);
+      root.style.setProperty("--g1", tint(look.primary_color, 0.18));
+      root.style.setProperty("--g2", tint(look.primary_color, 0.1));
+      root.style.setProperty("--g3", tint(look.primary_color, 0.88));
+    }
+    if (COLOR_RE.test(look.accent_color || "")) {
+      root.style.setProperty("--gold", look.accent_color);
+      root.style.setProperty("--gold2", tint(look.accent_color, 0.45));
+    }
+    root.classList.toggle("lw-left", look.position === "bottom-left");
+    if (!script.getAttribute("data-title") && cfg && typeof cfg.tenant_name === "string" && cfg.tenant_name) {
+      titleEl.textContent = cfg.tenant_name;
+    }
+    var texts = (look.texts && look.texts[lang]) || {};
+    var launcherLabel = textOf(texts, "launcher_label");
+    if (launcherLabel) {
+      T.open = launcherLabel;
+      launcher.setAttribute("title", launcherLabel);
+      updateUnread();
+    }
+    var greeting = textOf(texts, "greeting");
+    if (greeting) {
+      welcomeBubble.textContent = greeting;
+    }
+    handoffLabels = {
+      request_operator: textOf(texts, "operator_button"),
+      continue_ai: textOf(texts, "continue_button")
+    };
+    // Buttons drawn before the configuration arrived (a resumed conversation) take the labels too.
+    var drawn = messagesEl.querySelectorAll('[data-handoff="true"]');
+    for (var i = 0; i < drawn.length; i++) {
+      var wanted = handoffLabels[drawn[i].getAttribute("data-action")];
+      if (wanted) {
+        drawn[i].textContent = wanted;
+      }
+    }
+    root.setAttribute("data-config", "applied");
+  }
+
+  // Fetched once at start-up; on any failure the widget keeps its built-in look.
+  function loadConfig() {
+    if (!widgetKey) {
+      return;
+    }
+    api("GET", "/v1/widget/config", null, false)
+      .then(function (r) {
+        if (r.ok && r.data && typeof r.data === "object") {
+          applyConfig(r.data);
+        } else {
+          root.setAttribute("data-config", "default");
+        }
+      })
+      .catch(function () {
+        root.setAttribute("data-config", "default");
+      });
+  }
+
   function start() {
     mount();
     renderStatus();
+    loadConfig();
     if (!widgetKey) {
       if (window.console && console.warn) {
         console.warn("[widget] data-widget-key is missing");
