@@ -34,6 +34,7 @@ EXTRA_ENV: dict[str, frozenset[str]] = {
         {
             "JWT_SECRET",
             "OPERATOR_JWT_SECRET",
+            "INVITATION_LINK_SECRET",
             "CONVERSATION_URL",
             "ROUTING_URL",
             "AI_RESPONDER_URL",

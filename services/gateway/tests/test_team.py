@@ -4,6 +4,9 @@ routes, routing told of a new capacity at once, tenant isolation, and the audit 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -433,3 +436,44 @@ async def test_another_tenants_team_is_out_of_reach(gateway, endpoint, body):
     assert (operator.capacity, operator.role) == (3, "operator")
     assert invitation is not None
     assert invitation.revoked_at is None
+
+
+# ------------------------------------------------------------------------------ the platform CLI
+
+
+async def operators_cli(gateway: Any, *args: str, stdin: str) -> tuple[int, str, str]:
+    """`python -m gateway.operators ...` as a process of its own, on the gateway's database."""
+    settings = gateway.runtime.config
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "POSTGRES_HOST": settings.postgres_host,
+        "POSTGRES_PORT": str(settings.postgres_port),
+        "POSTGRES_USER": settings.postgres_user,
+        "POSTGRES_PASSWORD": settings.postgres_password,
+        "POSTGRES_DB": settings.postgres_db,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.operators", *args, env=env, stdin=-1, stdout=-1, stderr=-1
+    )
+    out, err = await process.communicate(stdin.encode())
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_cli_create_writes_an_audit_entry_as_the_platform(gateway):
+    token, _ = await admin_token(gateway)
+    username = f"cli-{uuid.uuid4().hex[:6]}"
+    args = ["create", "--tenant", LUCINE, "--username", username, "--display-name", "Da Riga", "--password-stdin"]
+    code, _, err = await operators_cli(gateway, *args, "--capacity", "4", stdin="cli-password\n")
+    assert code == 0, err
+    code, _, err = await operators_cli(gateway, *args, "--capacity", "6", stdin="cli-password-2\n")
+    assert code == 0, err
+    entries = await audit_of(gateway, token, f"operator:{LUCINE}-{username}")
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("operator.update", "platform-cli"),
+        ("operator.create", "platform-cli"),
+    ]
+    assert entries[1]["before"] is None
+    assert (entries[0]["before"]["capacity"], entries[0]["after"]["capacity"]) == (4, 6)
+    assert "password_hash" not in entries[0]["after"]

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.common import OperatorId
 from contracts.events import Skill
 from gateway.config import MIGRATIONS, Settings
-from gateway.store import OperatorRow, all_tenants, operators_of, upsert_operator
+from gateway.store import OperatorRow, all_tenants, operator_state, operators_of, record_audit, upsert_operator
 from servicekit.db import create_engine, session_factory
 from servicekit.logs import get_logger
 from servicekit.migrations import upgrade_to_head
@@ -42,6 +42,7 @@ log = get_logger(__name__)
 Username = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9_.@-]{2,100}$")]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 MIN_PASSWORD_CHARS = 8
+PLATFORM_ACTOR = "platform-cli"  # the audit log's actor for a change made on the command line
 
 
 class Role(StrEnum):
@@ -122,8 +123,14 @@ class UnknownTenantError(ValueError):
 
 
 async def load_operators(
-    sessions: async_sessionmaker[AsyncSession], files: Sequence[OperatorsFile], *, replace_passwords: bool = False
+    sessions: async_sessionmaker[AsyncSession],
+    files: Sequence[OperatorsFile],
+    *,
+    replace_passwords: bool = False,
+    audit_actor: str | None = None,
 ) -> int:
+    """Creates or updates the accounts in one transaction; with `audit_actor`, each change is
+    written to the audit log in that transaction too (`operator.create` or `operator.update`)."""
     async with sessions() as session:
         known = {tenant.tenant_id for tenant in await all_tenants(session)}
     unknown = sorted({file.tenant_id for file in files} - known)
@@ -134,6 +141,8 @@ async def load_operators(
     hashes = await asyncio.to_thread(lambda: [hash_password(operator.password) for _, operator in accounts])
     async with sessions() as session, session.begin():
         for (tenant_id, operator), password_hash in zip(accounts, hashes, strict=True):
+            existing = await session.get(OperatorRow, operator.operator_id)
+            before = operator_state(existing) if existing is not None else None
             await upsert_operator(
                 session,
                 tenant_id=tenant_id,
@@ -141,6 +150,18 @@ async def load_operators(
                 replace_password=replace_passwords,
                 **operator.model_dump(exclude={"password"}),
             )
+            if audit_actor is not None:
+                row = await session.get(OperatorRow, operator.operator_id, populate_existing=True)
+                assert row is not None
+                await record_audit(
+                    session,
+                    tenant_id=tenant_id,
+                    actor=audit_actor,
+                    action="operator.create" if before is None else "operator.update",
+                    target=f"operator:{operator.operator_id}",
+                    before=before,
+                    after=operator_state(row),
+                )
     return len(accounts)
 
 
@@ -229,7 +250,7 @@ def _run(arguments: argparse.Namespace) -> int:
     file = OperatorsFile(tenant_id=arguments.tenant, operators=[operator])
 
     async def create(sessions: async_sessionmaker[AsyncSession]) -> None:
-        await load_operators(sessions, [file], replace_passwords=True)
+        await load_operators(sessions, [file], replace_passwords=True, audit_actor=PLATFORM_ACTOR)
         print(f"operator {operator.operator_id} ({operator.username}) saved")
 
     asyncio.run(_with_store(settings, create))

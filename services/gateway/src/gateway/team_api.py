@@ -570,8 +570,7 @@ async def show_invitation(runtime: RuntimeDep, token: Annotated[InvitationToken,
     "/accept",
     status_code=201,
     response_model=NewAccount,
-    summary="Accept an invitation: the account is made with the invitation's role, skills, capacity and "
-    "email (once)",
+    summary="Accept an invitation: the account is made with the invitation's role, skills, capacity and email (once)",
     responses=operator_errors(
         403, 404, 409, 410, 413, 422, 429, 503, **PUBLIC_ERRORS, s409="The username is taken (`username_taken`)"
     ),
