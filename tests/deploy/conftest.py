@@ -34,6 +34,8 @@ EXTRA_ENV: dict[str, frozenset[str]] = {
         {
             "JWT_SECRET",
             "OPERATOR_JWT_SECRET",
+            "SIGNUP_ENABLED",
+            "SIGNUP_LINK_SECRET",
             "INVITATION_LINK_SECRET",
             "CONVERSATION_URL",
             "ROUTING_URL",

@@ -100,6 +100,8 @@ class Stack:
             env["ADMIN_TOKEN"] = admin_token
         if spec.name == "gateway":
             env["AI_RESPONDER_ADMIN_TOKEN"] = admin_token
+            # `make up` is for trying things: self-service sign-up is open (production's is closed).
+            env["SIGNUP_ENABLED"] = "true"
         env.update(self.extra_env.get(spec.name, {}))
         return env
 
