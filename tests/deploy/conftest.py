@@ -37,6 +37,7 @@ EXTRA_ENV: dict[str, frozenset[str]] = {
             "SIGNUP_ENABLED",
             "SIGNUP_LINK_SECRET",
             "INVITATION_LINK_SECRET",
+            "PLATFORM_ADMIN_TOKEN",
             "CONVERSATION_URL",
             "ROUTING_URL",
             "AI_RESPONDER_URL",

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 INFRA_IMAGES = {"kafka": r"apache/kafka:\d+\.\d+\.\d+", "postgres": r"postgres:16(\.\d+)?", "redis": r"redis:7(\.\d+)*"}
-ONE_SHOT = {"kafka-init", "kb-seed"}
+ONE_SHOT = {"kafka-init", "kb-seed", "demo-seed"}
 MEMORY = re.compile(r"^\d+(\.\d+)?([bkmg]b?|[KMG]i?B?)?$", re.IGNORECASE)
 # Compose-spec service keys this file may use; a misspelt key (`healtcheck`) is silently ignored
 # by older Compose versions, so an unknown key fails here instead.
@@ -194,6 +194,19 @@ def test_kb_seed_loads_the_shipped_knowledge_bases_with_the_ai_responder_image(
     assert (repo_root / "services" / "ai-responder" / "kb").is_dir(), "the image's working directory holds kb/"
     assert environment(seed)["POSTGRES_DB"] == "ai_responder"
     assert depends_on(seed) == {"postgres": "service_healthy"}
+    assert str(seed.get("restart", "no")) == "no", "a one-shot job must not restart"
+
+
+def test_demo_seed_seeds_the_demo_tenants_through_the_gateways_api(
+    compose_services: dict[str, dict[str, Any]], repo_root: Path
+) -> None:
+    seed = compose_services["demo-seed"]
+    gateway = compose_services["gateway"]
+    assert seed["build"] == gateway["build"]
+    assert seed["command"] == ["python", "-m", "gateway.seed", "--gateway", "http://gateway:8000"]
+    assert (repo_root / "services" / "gateway" / "demo").is_dir(), "the image's working directory holds demo/"
+    assert depends_on(seed) == {"gateway": "service_healthy"}
+    assert environment(seed)["PLATFORM_ADMIN_TOKEN"] == environment(gateway)["PLATFORM_ADMIN_TOKEN"]
     assert str(seed.get("restart", "no")) == "no", "a one-shot job must not restart"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import Envelope, Payload, new_envelope, parse_envelope, topics
@@ -23,6 +23,7 @@ from contracts.events import NoOperatorAvailable, SlaWarning, StatusChanged
 from devkit.testing import Infra, create_database, drop_database
 from gateway.app import build_app
 from gateway.runtime import GatewayRuntime
+from gateway.seed import read_seed
 from servicekit.topics import delete_topics, ensure_topics
 
 
@@ -166,19 +167,28 @@ async def read_api() -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="session")
 def tenants_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped tenant plus a second one, to test that nothing crosses tenants; their
-    operators in the sibling folder `operators` (where `gateway_settings` points)."""
+    """The demo tenant (from its seed file) plus a second one, to test that nothing crosses
+    tenants, as tenant files; their operators in the sibling folder `operators` (where
+    `gateway_settings` points)."""
     root = tmp_path_factory.mktemp("directory")
     directory = root / "tenants"
     directory.mkdir()
-    shutil.copy(SERVICE_DIR / "tenants" / "lucine-di-natale.yaml", directory)
+    demo = read_seed(SERVICE_DIR / "demo" / "lucine-di-natale.yaml")
+    tenant = {key: demo.tenant[key] for key in ("tenant_id", "name", "widget_key")}
+    origins = (demo.widget or {}).get("allowed_origins", [])
+    (directory / "lucine-di-natale.yaml").write_text(
+        yaml.safe_dump({**tenant, "allowed_origins": origins, "default_language": demo.tenant["languages"][0]})
+    )
     (directory / "acme.yaml").write_text(
         "tenant_id: acme\nname: ACME\nwidget_key: " + OTHER_KEY + "\n"
         "allowed_origins: ['" + OTHER_ORIGIN + "']\ndefault_language: en\n"
     )
     operators = root / "operators"
     operators.mkdir()
-    shutil.copy(SERVICE_DIR / "operators" / "lucine-di-natale.yaml", operators)
+    accounts = [{key: value for key, value in o.items() if key != "email"} for o in demo.operators]
+    (operators / "lucine-di-natale.yaml").write_text(
+        yaml.safe_dump({"tenant_id": demo.tenant_id, "operators": accounts})
+    )
     username, password, operator_id = servers.WILE
     (operators / "acme.yaml").write_text(
         f"tenant_id: acme\noperators:\n  - operator_id: {operator_id}\n    username: {username}\n"

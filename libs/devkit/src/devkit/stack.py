@@ -21,11 +21,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[4]
 STATE = Path(os.environ.get("LOCAL_INFRA_DIR", REPO / ".local"))
 SHIPPED_KNOWLEDGE = REPO / "services" / "ai-responder" / "kb"
-SHIPPED_OPERATORS = REPO / "services" / "gateway" / "operators"
+SHIPPED_DEMO_TENANTS = REPO / "services" / "gateway" / "demo"
 MAIL_DIR = STATE / "mail"
 MAIL_SINK_PORT = 1025  # the notifier's default SMTP port
 # The ai-responder's knowledge-base admin token of `make up` (a stack's extra_env may set its own).
 LOCAL_ADMIN_TOKEN = "local-development-kb-admin-token"  # noqa: S105 -- local stack only (ENVIRONMENT=local)
+# The gateway's platform API token of a stack, with which `gateway.seed` seeds the demo tenants.
+LOCAL_PLATFORM_TOKEN = "local-development-platform-token"  # noqa: S105 -- local stack only
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Stack:
             env["AI_RESPONDER_ADMIN_TOKEN"] = admin_token
             # `make up` is for trying things: self-service sign-up is open (production's is closed).
             env["SIGNUP_ENABLED"] = "true"
+            env["PLATFORM_ADMIN_TOKEN"] = LOCAL_PLATFORM_TOKEN
         env.update(self.extra_env.get(spec.name, {}))
         return env
 
@@ -125,10 +128,20 @@ class Stack:
             self.wait_ready(name)
 
     def start_all(self) -> None:
+        """Starts every service, waits until each is ready, then seeds the demo tenants."""
         for spec in self.specs:
             self.start(spec.name, wait=False)
         for spec in self.specs:
             self.wait_ready(spec.name)
+        if "gateway" in self.processes:
+            self.seed_demo_tenants()
+
+    def seed_demo_tenants(self) -> None:
+        """The shipped demo tenants through the gateway's platform and settings APIs, as a
+        tenant would set itself up (`gateway.seed`; again on every start: it is idempotent)."""
+        spec = next(s for s in self.specs if s.name == "gateway")
+        command = [sys.executable, "-m", "gateway.seed", "--gateway", self.url("gateway")]
+        subprocess.run(command, env=self.env_for(spec), check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
     def wait_ready(self, name: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -200,12 +213,14 @@ def stop_detached(stack: Stack) -> None:
 
 
 def print_demo_operators() -> None:
-    """The demo accounts the gateway seeds outside production (public passwords, demo only)."""
-    for path in sorted(SHIPPED_OPERATORS.glob("*.yaml")):
+    """The demo tenants' accounts, seeded by `gateway.seed` (public passwords, demo only)."""
+    for path in sorted(SHIPPED_DEMO_TENANTS.glob("*.yaml")):
         seed = yaml.safe_load(path.read_text())
-        print(f"\nDemo operators of {seed['tenant_id']} (demo-only passwords):")
-        for operator in seed["operators"]:
-            print(f"  {operator['username']:10} {operator['password']:22} {operator.get('role', 'operator')}")
+        admin = seed["tenant"]["admin"]
+        accounts = [{**admin, "role": "admin"}, *seed.get("operators", [])]
+        print(f"\nDemo accounts of {seed['tenant']['tenant_id']} (demo-only passwords):")
+        for account in accounts:
+            print(f"  {account['username']:10} {account['password']:22} {account.get('role', 'operator')}")
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ from gateway import (
     canned_api,
     kb_api,
     operator_api,
+    platform_api,
     settings_api,
     signup_api,
     team_api,
@@ -76,6 +77,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             settings_api.router,
             settings_api.widget_router,
             signup_api.router,
+            platform_api.router,
             web.router,
         ],
         # A span held open for a socket's whole life (hours) says nothing and costs memory on each

@@ -29,9 +29,15 @@ class Settings(ServiceSettings):
     conversation_url: str = "http://127.0.0.1:8081"
     conversation_timeout_seconds: float = Field(default=5.0, gt=0)
     public_base_url: str = "http://127.0.0.1:8080"
-    tenants_dir: Path = Field(default_factory=lambda: service_path("tenants"))
-    # Operator accounts seeded at start-up (outside production only: the shipped ones are demos).
-    operators_dir: Path = Field(default_factory=lambda: service_path("operators"))
+    # Tenant files (`gateway.tenants load` format) upserted at start-up: tenants as code for a
+    # platform that wants them. None by default: tenants sign up or are made through the platform
+    # API or CLI (the shipped demo tenants are seeded through the API, `gateway.seed`).
+    tenants_dir: Path | None = None
+    # Operator files seeded at start-up outside production (`gateway.operators load` format).
+    operators_dir: Path | None = None
+    # Bearer token of the platform API (`POST /v1/platform/tenants`, used by `gateway.seed`).
+    # Empty: the platform API answers 404.
+    platform_admin_token: str = ""
 
     # Operators: access and refresh tokens (HS256), signed with their own secret.
     operator_jwt_secret: str = "dev-secret-change-me"  # noqa: S105 -- local default, refused in production

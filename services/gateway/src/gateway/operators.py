@@ -88,8 +88,8 @@ def read_operators_file(path: Path) -> OperatorsFile:
     return OperatorsFile.model_validate(yaml.safe_load(path.read_text()))
 
 
-def operator_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
+def operator_files(directory: Path | None) -> list[Path]:
+    if directory is None or not directory.is_dir():
         return []
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 

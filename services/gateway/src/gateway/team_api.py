@@ -110,6 +110,11 @@ class NewOperator(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: Username = Field(description="Unique across tenants (stored lower-case)")
+    operator_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,99}$")] | None = Field(
+        default=None,
+        description="The account's id, e.g. carried over from another system; `<tenant>-<username>` when absent. "
+        "Unique across tenants (409 `operator_id_taken`)",
+    )
     display_name: DisplayName
     email: EmailStr = Field(max_length=254)
     password: Password
@@ -275,9 +280,10 @@ def new_operator_id(tenant_id: str, username: str) -> str:
 
 async def add_account(session: AsyncSession, row: OperatorRow) -> None:
     """Adds the account; 409 when its username (unique across tenants) or id is taken."""
-    taken = await operator_by_username(session, row.username) is not None
-    if taken or await session.get(OperatorRow, row.operator_id) is not None:
+    if await operator_by_username(session, row.username) is not None:
         raise ApiError(409, "username_taken", "this username is taken")
+    if await session.get(OperatorRow, row.operator_id) is not None:
+        raise ApiError(409, "operator_id_taken", f"the account id {row.operator_id} is taken")
     session.add(row)
     try:
         await session.flush()
@@ -298,7 +304,7 @@ async def create_operator(runtime: RuntimeDep, actor: AdminDep, body: NewOperato
     password_hash = await asyncio.to_thread(hash_password, body.password)  # slow by design: off the loop
     async with transaction(runtime) as session:
         row = OperatorRow(
-            operator_id=new_operator_id(actor.tenant_id, body.username),
+            operator_id=body.operator_id or new_operator_id(actor.tenant_id, body.username),
             tenant_id=actor.tenant_id,
             username=body.username,
             display_name=body.display_name,

@@ -131,8 +131,8 @@ async def load_tenants(sessions: async_sessionmaker[AsyncSession], configs: Sequ
             await upsert_tenant(session, **config.model_dump())
 
 
-def tenant_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
+def tenant_files(directory: Path | None) -> list[Path]:
+    if directory is None or not directory.is_dir():
         return []
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
