@@ -185,10 +185,15 @@ async def test_a_disabled_tenant_is_refused_everywhere_tokens_and_open_streams_i
     assert '"ready"' in await stream.recv()
     messages_url = f"/v1/conversations/{conversation_id}/messages"
     assert (await gateway.http.get(messages_url, headers=bearer(customer_token))).status_code == 200
+    widget = await websockets.connect(
+        f"{gateway.ws_url}/v1/conversations/{conversation_id}/stream?token={customer_token}"
+    )
+    assert '"status"' in await widget.recv() or '"status"' in await widget.recv()
 
     code, out, err = await cli(gateway, "disable", tenant["tenant_id"])
     assert code == 0, err
     assert await close_code(stream) == 4403, "the open operator stream is closed"
+    assert await close_code(widget) == 4403, "the customer's open widget stream is closed"
     refused = await eventually_status(lambda: start(gateway, key), 403)
     assert refused.json() == {"error": {"code": "tenant_disabled", "message": "this tenant is disabled"}}
     customer = await gateway.http.get(messages_url, headers=bearer(customer_token))

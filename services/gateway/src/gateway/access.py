@@ -64,6 +64,9 @@ class AccessGate:
     def tenant_disabled(self, tenant_id: str) -> bool:
         return self._refused_tenants.get(tenant_id) == TENANT_DISABLED
 
+    def refuses_any_tenant(self) -> bool:
+        return bool(self._refused_tenants)
+
     def tenant_refusal(self, tenant_id: str) -> str | None:
         """Why the tenant's widget and operators are refused (None: they are not)."""
         return self._refused_tenants.get(tenant_id)

@@ -332,7 +332,7 @@ async def stream(websocket: WebSocket, conversation_id: str) -> None:
         return
 
     hub = runtime.hub
-    socket = WidgetSocket(hub, websocket, who.conversation_id, max(after, 0))
+    socket = WidgetSocket(hub, websocket, who.tenant.tenant_id, who.conversation_id, max(after, 0))
     # Registered before the history is fetched: live events of that window wait in its queue.
     hub.add(socket)
     try:

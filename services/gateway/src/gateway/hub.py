@@ -90,13 +90,31 @@ class WidgetSocket:
     """One conversation's feed to one socket: the seq bookkeeping (no gap, no duplicate) and the
     single writer of its frames. `sees_notes`: an operator's feed, which also gets internal notes."""
 
-    __slots__ = ("conversation_id", "draining", "hub", "last_seq", "queue", "ready", "sees_notes", "websocket")
+    __slots__ = (
+        "conversation_id",
+        "draining",
+        "hub",
+        "last_seq",
+        "queue",
+        "ready",
+        "sees_notes",
+        "tenant_id",
+        "websocket",
+    )
 
     def __init__(
-        self, hub: Hub, websocket: FrameSink, conversation_id: uuid.UUID, last_seq: int, *, sees_notes: bool = False
+        self,
+        hub: Hub,
+        websocket: FrameSink,
+        tenant_id: str,
+        conversation_id: uuid.UUID,
+        last_seq: int,
+        *,
+        sees_notes: bool = False,
     ) -> None:
         self.hub = hub
         self.websocket = websocket
+        self.tenant_id = tenant_id  # a disabled tenant's sockets are closed (GatewayRuntime)
         self.conversation_id = conversation_id
         self.last_seq = last_seq
         self.sees_notes = sees_notes

@@ -222,7 +222,9 @@ class OperatorConnection:
         The caller has checked that the operator may read it."""
         if conversation_id in self.feeds or self.closed:
             return
-        feed = WidgetSocket(self.hub, FeedSink(self, conversation_id), conversation_id, after, sees_notes=True)
+        feed = WidgetSocket(
+            self.hub, FeedSink(self, conversation_id), self.claims.tenant_id, conversation_id, after, sees_notes=True
+        )
         self.feeds[conversation_id] = feed
         self.hub.add(feed)  # registered before the history is read: live frames wait in its queue
         try:

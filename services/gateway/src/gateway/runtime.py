@@ -207,8 +207,14 @@ class GatewayRuntime(Runtime):
                 await self._access_watch
 
     def _close_refused_streams(self, gate: AccessGate) -> None:
-        """Open operator streams of a tenant just disabled, or of an account just deactivated, are
-        closed (4403 / 4401): a token checked when the socket opened is not checked again otherwise."""
+        """Open streams of a tenant just disabled (widgets and operators: 4403), or of an account
+        just deactivated (4401), are closed: a key or token checked when the socket opened is not
+        checked again otherwise."""
+        if gate.refuses_any_tenant():
+            for sockets in list(self.hub.sockets.values()):
+                for socket in list(sockets):
+                    if not socket.sees_notes and gate.tenant_refusal(socket.tenant_id) is not None:
+                        self.hub.spawn(socket.websocket.close(CLOSE_FORBIDDEN, "this tenant is disabled"))
         for connections in list(self.operator_hub.by_tenant.values()):
             for connection in list(connections):
                 reason = gate.refusal(connection.claims)
