@@ -57,7 +57,7 @@ async def test_requests_per_ip_are_limited(infra, database, topic_prefix, read_a
         await app.state.runtime.redis.flushdb()
 
 
-async def test_tenants_load_command_upserts_a_tenant(infra, database, tmp_path):
+async def test_tenants_load_command_upserts_a_tenant(infra, database, tmp_path, tenants_dir):
     tenant = tmp_path / "bolle.yaml"
     tenant.write_text(
         "tenant_id: bolle\nname: Bolle di Sapone\nwidget_key: wk_bolle_0001\n"
@@ -70,7 +70,7 @@ async def test_tenants_load_command_upserts_a_tenant(infra, database, tmp_path):
         "gateway.tenants",
         "load",
         str(tenant),
-        str(SERVICE_DIR / "tenants" / "lucine-di-natale.yaml"),
+        str(tenants_dir / "lucine-di-natale.yaml"),
         env=env,
         cwd=SERVICE_DIR,
         stdout=asyncio.subprocess.PIPE,
@@ -115,6 +115,8 @@ def test_placeholder_jwt_secret_is_refused_in_production():
         "postgres_password": "a-real-one",
         "operator_jwt_secret": "y" * 40,
         "ai_responder_admin_token": "z" * 40,
+        "invitation_link_secret": "i" * 40,
+        "signup_link_secret": "s" * 40,
     }
     with pytest.raises(ValidationError, match="JWT_SECRET"):
         Settings(**{**real, "jwt_secret": "dev-secret-change-me"})
@@ -123,16 +125,19 @@ def test_placeholder_jwt_secret_is_refused_in_production():
     # The knowledge-base page needs the ai-responder's admin token (which it refuses to run without).
     with pytest.raises(ValidationError, match="AI_RESPONDER_ADMIN_TOKEN"):
         Settings(**{**real, "jwt_secret": "x" * 40, "ai_responder_admin_token": ""})
+    for link_secret in ("invitation_link_secret", "signup_link_secret"):
+        with pytest.raises(ValidationError, match=link_secret.upper()):
+            Settings(**{**real, "jwt_secret": "x" * 40, link_secret: "dev-secret-change-me"})
     assert Settings(**{**real, "jwt_secret": "x" * 40}).jwt_secret
 
 
-async def test_lookups_that_find_the_directory_stale_together_refresh_it_once(infra, database):
+async def test_lookups_that_find_the_directory_stale_together_refresh_it_once(infra, database, tenants_dir):
     url = infra.database_url(database)
     await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url)
     engine = create_engine(url)
     try:
         real_sessions = session_factory(engine)
-        await load_tenants(real_sessions, [read_tenant_file(SERVICE_DIR / "tenants" / "lucine-di-natale.yaml")])
+        await load_tenants(real_sessions, [read_tenant_file(tenants_dir / "lucine-di-natale.yaml")])
         opened = 0
 
         def sessions() -> AsyncSession:  # the real sessions, counted
@@ -149,7 +154,7 @@ async def test_lookups_that_find_the_directory_stale_together_refresh_it_once(in
         await engine.dispose()
 
 
-async def test_operators_command_creates_lists_and_loads_accounts(infra, database, tmp_path):
+async def test_operators_command_creates_lists_and_loads_accounts(infra, database, tmp_path, tenants_dir):
     env = {**os.environ, **infra.service_env(database)}
 
     async def run(*arguments: str, stdin: bytes = b"") -> str:
@@ -168,8 +173,8 @@ async def test_operators_command_creates_lists_and_loads_accounts(infra, databas
         assert process.returncode == 0, output.decode()
         return output.decode()
 
-    await load_tenants_of(infra, database)
-    await run("load", str(SERVICE_DIR / "operators" / "lucine-di-natale.yaml"))  # needs no running gateway
+    await load_tenants_of(infra, database, tenants_dir)
+    await run("load", str(tenants_dir.parent / "operators" / "lucine-di-natale.yaml"))  # needs no running gateway
     await run(
         *("create", "--tenant", "lucine-di-natale", "--username", "Anna", "--display-name", "Anna"),
         *("--role", "admin", "--skills", "tickets,groups", "--capacity", "4", "--password-stdin"),
@@ -194,7 +199,7 @@ async def test_operators_command_creates_lists_and_loads_accounts(infra, databas
     )
     assert row["password_hash"].startswith("$argon2id$")
     # Loading the seed file again keeps a password set since.
-    await run("load", str(SERVICE_DIR / "operators" / "lucine-di-natale.yaml"))
+    await run("load", str(tenants_dir.parent / "operators" / "lucine-di-natale.yaml"))
     connection = await asyncpg.connect(infra.database_url(database, driver="postgresql"))
     try:
         assert await connection.fetchval("SELECT password_hash FROM operators WHERE username = 'giulia'") == seeded
@@ -202,13 +207,11 @@ async def test_operators_command_creates_lists_and_loads_accounts(infra, databas
         await connection.close()
 
 
-async def load_tenants_of(infra, database) -> None:
+async def load_tenants_of(infra, database, tenants_dir) -> None:
     url = infra.database_url(database)
     await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url)
     engine = create_engine(url)
     try:
-        await load_tenants(
-            session_factory(engine), [read_tenant_file(SERVICE_DIR / "tenants" / "lucine-di-natale.yaml")]
-        )
+        await load_tenants(session_factory(engine), [read_tenant_file(tenants_dir / "lucine-di-natale.yaml")])
     finally:
         await engine.dispose()
