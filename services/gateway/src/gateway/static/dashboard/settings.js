@@ -958,12 +958,21 @@ function show(value) {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-// What an entry changed: the keys whose values differ, before -> after.
+// Nested objects as dotted paths (appearance.texts.it.greeting), so that a change names its field.
+function flat(value, prefix = "", out = {}) {
+  for (const [key, inner] of Object.entries(value || {})) {
+    if (inner && typeof inner === "object" && !Array.isArray(inner) && Object.keys(inner).length) flat(inner, prefix + key + ".", out);
+    else out[prefix + key] = inner;
+  }
+  return out;
+}
+
+// What an entry changed: the fields whose values differ, before -> after.
 function differences(before, after) {
-  const keys = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])];
-  return keys
-    .filter((key) => JSON.stringify((before || {})[key]) !== JSON.stringify((after || {})[key]))
-    .map((key) => [key, (before || {})[key], (after || {})[key]]);
+  const was = flat(before);
+  const now = flat(after);
+  const keys = [...new Set([...Object.keys(was), ...Object.keys(now)])];
+  return keys.filter((key) => JSON.stringify(was[key]) !== JSON.stringify(now[key])).map((key) => [key, was[key], now[key]]);
 }
 
 function AuditPage({ t, lang, store }) {
