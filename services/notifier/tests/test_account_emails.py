@@ -82,21 +82,23 @@ def account_email(kind: str, language: str, **overrides: Any) -> Envelope[Accoun
     return new_envelope(AccountEmailRequested(**fields), tenant_id=tenant_id)
 
 
-def profile(revision: int, name: str, languages: list[str], time_zone: str = "Europe/Rome") -> Envelope[Any]:
+def profile(
+    revision: int, name: str, languages: list[str], time_zone: str = "Europe/Rome", tenant_id: str = TENANT
+) -> Envelope[Any]:
     payload = TenantProfileChanged(
-        tenant_id=TENANT, revision=revision, name=name, languages=languages, time_zone=time_zone
+        tenant_id=tenant_id, revision=revision, name=name, languages=languages, time_zone=time_zone
     )
-    return new_envelope(payload, tenant_id=TENANT)
+    return new_envelope(payload, tenant_id=tenant_id)
 
 
-def ticket_opened(language: str | None = None) -> Envelope[Any]:
+def ticket_opened(language: str | None = None, tenant_id: str = TENANT) -> Envelope[Any]:
     payload = TicketOpened(
         ticket_id=uuid.uuid4(),
         ticket_number="TCK-2026-000007",
         contact=ContactDetails(name="Giulia", email="giulia@example.com", preferred_contact=ContactChannel.EMAIL),
         language=language,
     )
-    return new_envelope(payload, tenant_id=TENANT, conversation_id=uuid.uuid4())
+    return new_envelope(payload, tenant_id=tenant_id, conversation_id=uuid.uuid4())
 
 
 def text_of(mail: EmailMessage) -> str:
@@ -201,3 +203,20 @@ async def test_the_newest_profile_names_the_tenant_and_an_older_revision_changes
         stored = await store.get_profile(session, TENANT)
     assert stored is not None
     assert (stored.revision, stored.name, stored.languages) == (5, "Lucine di Natale Torino", ["en", "it"])
+
+
+async def test_a_tenant_that_signed_up_gets_its_customers_emails_from_the_platforms_address(
+    notifier: Notifier, mail_sink: MailSink
+) -> None:
+    # No tenant file and no profile yet: nothing can be said in its name.
+    await notifier.apply(ticket_opened(tenant_id=SIGNED_UP))
+    assert await notifier.worker.deliver_due() == 0
+
+    await notifier.apply(profile(2, "Pizzeria Da Marta", ["en", "it"], tenant_id=SIGNED_UP))
+    await notifier.apply(ticket_opened(tenant_id=SIGNED_UP))
+    assert await notifier.worker.deliver_due() == 1
+    (mail,) = mail_sink.mails()
+    assert mail["From"] == PLATFORM_SENDER
+    assert mail["To"] == "giulia@example.com"
+    assert "Hello Giulia" in text_of(mail)  # the profile's first language
+    assert text_of(mail).rstrip().endswith("Pizzeria Da Marta")

@@ -33,7 +33,7 @@ from notifier import domain, store
 from notifier.config import Settings
 from notifier.messages import Templates
 from notifier.store import Delivery, TenantProfile, TicketCopy
-from notifier.tenants import TenantConfig, Tenants
+from notifier.tenants import EmailSettings, TenantConfig, Tenants
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
 
@@ -179,10 +179,20 @@ def register(consumer: EventConsumer, settings: Settings, tenants: Tenants, temp
     composer = Composer(settings, templates)
 
     async def tenant_of(session: AsyncSession, tenant_id: str) -> TenantConfig | None:
+        """The tenant's notification settings: its file with its newest profile, or, for a tenant
+        with no file (one that signed up), its profile with the platform's email sender and no
+        supervisors, Twilio senders or webhooks. None when neither is known."""
         config = tenants.get(tenant_id)
+        profile = await store.get_profile(session, tenant_id)
         if config is None:
-            return None
-        return with_profile(config, await store.get_profile(session, tenant_id))
+            if profile is None:
+                return None
+            config = TenantConfig(
+                tenant_id=tenant_id,
+                languages=list(profile.languages),
+                email=EmailSettings(sender=settings.platform_email_sender),
+            )
+        return with_profile(config, profile)
 
     async def notify(
         envelope: Envelope[Any],

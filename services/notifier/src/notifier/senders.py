@@ -60,11 +60,12 @@ class Senders:
         if delivery.template in ACCOUNT_TEMPLATES:  # the platform's, whether or not the tenant has a file
             return await self._email(delivery, self.platform_email)
         tenant = self.tenants.get(delivery.tenant_id)
-        if tenant is None:
-            raise SendError(f"tenant {delivery.tenant_id} is no longer configured", permanent=True)
         channel = DeliveryChannel(delivery.channel)
         if channel == DeliveryChannel.EMAIL:
-            return await self._email(delivery, tenant.email)
+            # A tenant with no file (one that signed up) sends from the platform's address.
+            return await self._email(delivery, tenant.email if tenant else self.platform_email)
+        if tenant is None:
+            raise SendError(f"tenant {delivery.tenant_id} has no {channel.value} settings", permanent=True)
         if channel == DeliveryChannel.WEBHOOK:
             secret = tenant.webhook_secret(delivery.recipient)
             if secret is None:
