@@ -69,9 +69,12 @@ def test_ignore_words(tenant: TenantKnowledge) -> None:
     assert tenant.index.search("navetta", "it", ignore=frozenset({"navetta"})) == []
 
 
-def test_empty_kb_is_refused() -> None:
-    with pytest.raises(ValueError, match="empty"):
-        RetrievalIndex([])
+def test_an_empty_kb_matches_nothing() -> None:
+    """A tenant created by its profile has no article yet: every question is "I don't know"."""
+    index = RetrievalIndex([])
+    assert index.search("quanto costa il biglietto?") == []
+    assert index.search("what time do you open on Sunday?", "en") == []
+    assert index.search("") == []
 
 
 def test_fuzzy_vocabulary() -> None:

@@ -44,8 +44,9 @@ class KnowledgeBaseLoaded(BaseModel):
     articles: int
 
 
-def load_files(tenant_id: str, files: dict[str, str]) -> TenantKB:
-    """Parses a knowledge base given as file contents, with the same loader as a folder on disk."""
+def load_files(tenant_id: str, files: dict[str, str], allow_empty: bool = False) -> TenantKB:
+    """Parses a knowledge base given as file contents, with the same loader as a folder on disk.
+    `allow_empty`: no article is a knowledge base with none yet (a tenant created by the platform)."""
     with tempfile.TemporaryDirectory() as root:
         folder = Path(root) / tenant_id
         for relative, content in files.items():
@@ -54,7 +55,8 @@ def load_files(tenant_id: str, files: dict[str, str]) -> TenantKB:
             path = folder / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content, encoding="utf-8")
-        return load_tenant(folder, tenant_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return load_tenant(folder, tenant_id, allow_empty)
 
 
 async def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> Runtime:

@@ -1,4 +1,5 @@
-"""Subscribers of the ai-responder: it answers customer messages while the AI has the conversation.
+"""Subscribers of the ai-responder: it answers customer messages while the AI has the conversation,
+and gives a tenant created through the platform its knowledge base from its profile (`profiles.py`).
 
 Each handler runs in the idempotent consumer's transaction: one customer message gets exactly one
 reply, even when Kafka delivers it twice. The reply id is derived from the message id, so a reply
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_responder.answering import Answer, AnswerMode, Question
 from ai_responder.assistant import Assistant
+from ai_responder.profiles import apply_profile
 from ai_responder.store import (
     PostedMessage,
     QuestionContext,
@@ -26,7 +28,7 @@ from ai_responder.store import (
 from contracts import Envelope
 from contracts.common import ConversationStatus, HandoffReason, Sender
 from contracts.envelope import idempotency_key
-from contracts.events import AiReplyGenerated, ConversationStarted, MessagePosted
+from contracts.events import AiReplyGenerated, ConversationStarted, MessagePosted, TenantProfileChanged
 from servicekit.consumer import EventConsumer
 from servicekit.logs import get_logger
 from servicekit.outgoing import Outgoing
@@ -129,3 +131,8 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
         out = Outgoing(session, envelope)
         out.emit(reply)
         out.flush()
+
+    @consumer.on(TenantProfileChanged)
+    async def on_profile_changed(envelope: Envelope[TenantProfileChanged], session: AsyncSession) -> None:
+        """Every replica answers from the knowledge base this stores at its next refresh (`kb_refresh_s`)."""
+        await apply_profile(session, envelope)

@@ -311,12 +311,18 @@ def load_article(path: str | Path) -> Article:
     return parse_article(text, path)
 
 
-def load_kb(path: str | Path, languages: Sequence[str] = ("it", "en"), default_language: str = "it") -> list[Article]:
+def load_kb(
+    path: str | Path,
+    languages: Sequence[str] = ("it", "en"),
+    default_language: str = "it",
+    allow_empty: bool = False,
+) -> list[Article]:
     """Load the articles of a tenant directory, of an articles directory, or of a single file.
 
     A tenant directory may hold `articles/*.md` (the format above), `documents/*` (plain Markdown,
     text, HTML or PDF, see `documents.py`), or both. Articles are returned sorted by id; duplicate
-    ids are an error.
+    ids are an error. `allow_empty`: a tenant directory with neither is a knowledge base with no
+    article yet (a tenant created by the platform) instead of an error.
     """
     from ai_responder.documents import DOCUMENT_SUFFIXES, document_articles  # documents imports this module
 
@@ -326,6 +332,8 @@ def load_kb(path: str | Path, languages: Sequence[str] = ("it", "en"), default_l
     folder = path / "articles" if (path / "articles").is_dir() else path
     documents = path / "documents"
     if not folder.is_dir() and not documents.is_dir():
+        if allow_empty and path.is_dir():
+            return []
         raise KBError(f"{path}: no such knowledge-base directory")
     loaded: list[Article] = [load_article(file) for file in sorted(folder.glob("*.md"))] if folder.is_dir() else []
     if documents.is_dir():
@@ -336,7 +344,7 @@ def load_kb(path: str | Path, languages: Sequence[str] = ("it", "en"), default_l
                 except OSError as exc:
                     raise KBError(f"{file}: cannot read: {exc}") from exc
                 loaded += document_articles(file.name, data, languages, default_language)
-    if not loaded:
+    if not loaded and not allow_empty:
         raise KBError(f"{path}: no article (articles/*.md) or document (documents/*) found")
     articles: dict[str, Article] = {}
     for article in loaded:
@@ -367,8 +375,9 @@ def _explain(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_tenant(path: str | Path, tenant_id: str | None = None) -> TenantKB:
-    """Load a whole tenant directory and check that every article's actions are defined."""
+def load_tenant(path: str | Path, tenant_id: str | None = None, allow_empty: bool = False) -> TenantKB:
+    """Load a whole tenant directory and check that every article's actions are defined.
+    `allow_empty`: a directory with no article yet is a knowledge base with none (see `load_kb`)."""
     path = Path(path)
     if not path.is_dir():
         raise KBError(f"{path}: no such tenant directory")
@@ -402,7 +411,7 @@ def load_tenant(path: str | Path, tenant_id: str | None = None) -> TenantKB:
     ):
         raise KBError(f"{path / 'synonyms.yaml'}: must be a list of lists of words")
 
-    articles = load_kb(path, config.languages, config.default_language)
+    articles = load_kb(path, config.languages, config.default_language, allow_empty)
     check_articles(articles, config, policy)
     return TenantKB(tenant_id=tenant_id, config=config, policy=policy, synonyms=raw_synonyms, articles=articles)
 

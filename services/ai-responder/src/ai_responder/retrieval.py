@@ -223,8 +223,6 @@ class RetrievalIndex:
         b: float = 0.5,
         cache_size: int = 50_000,
     ) -> None:
-        if not articles:
-            raise ValueError("cannot index an empty knowledge base")
         self.articles: tuple[Article, ...] = tuple(articles)
         self.default_language = default_language
         self.units: list[_Unit] = []
@@ -267,14 +265,19 @@ class RetrievalIndex:
             name: {i: n for i, unit in enumerate(self.units) if (n := len(shape.findall(unit.text)))}
             for name, shape in _ANSWER_SHAPES.items()
         }
-        # bm25s computes every (term, passage) BM25 weight once; scoring then only adds them up.
-        model = bm25s.BM25(method="lucene", k1=k1, b=b)
-        model.index(corpus, show_progress=False)
-        data, indices, indptr = (model.scores[name] for name in ("data", "indices", "indptr"))
         n_units = len(self.units)
         self._contrib: dict[str, dict[int, float]] = {}
         self._idf: dict[str, float] = {}
-        for key, column in model.vocab_dict.items():
+        # A knowledge base with no article yet (a tenant just created) matches nothing: every question
+        # gets the "I don't know" answer. bm25s cannot index an empty corpus.
+        vocabulary: dict[str, int] = {}
+        if corpus:
+            # bm25s computes every (term, passage) BM25 weight once; scoring then only adds them up.
+            model = bm25s.BM25(method="lucene", k1=k1, b=b)
+            model.index(corpus, show_progress=False)
+            data, indices, indptr = (model.scores[name] for name in ("data", "indices", "indptr"))
+            vocabulary = model.vocab_dict
+        for key, column in vocabulary.items():
             if not key or column + 1 >= len(indptr):
                 continue  # bm25s's padding token
             start, stop = int(indptr[column]), int(indptr[column + 1])
@@ -284,7 +287,7 @@ class RetrievalIndex:
             df = stop - start
             self._idf[key] = math.log(1 + (n_units - df + 0.5) / (df + 0.5))
         # A word the knowledge base has never seen weighs like a word found in a single passage.
-        self._unknown_importance = math.log(1 + (n_units - 1 + 0.5) / 1.5)
+        self._unknown_importance = math.log(1 + (max(n_units, 1) - 1 + 0.5) / 1.5)
         self._synonym_only: dict[str, set[str]] = {}
         synonyms = [*synonyms, *GENERIC_SYNONYMS]
 

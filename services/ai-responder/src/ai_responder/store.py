@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, func, select, text
+from sqlalchemy import ARRAY, DateTime, Index, Integer, String, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -87,6 +87,51 @@ class AssistantSettingsRecord(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TenantProfileRecord(Base):
+    """The newest `tenant.profile_changed` revision applied to the tenant's knowledge base: an older
+    one arriving later (a replay, a gateway's start-up announcement) changes nothing."""
+
+    __tablename__ = "tenant_profiles"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    languages: Mapped[list[str]] = mapped_column(ARRAY(String(2)))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+async def keep_newest_profile(session: AsyncSession, tenant_id: str, revision: int, languages: list[str]) -> bool:
+    """Stores the profile's revision unless the tenant's stored one is as new or newer; returns
+    whether it was stored (and so is to be applied)."""
+    statement = insert(TenantProfileRecord).values(tenant_id=tenant_id, revision=revision, languages=languages)
+    newer_only = statement.on_conflict_do_update(
+        index_elements=[TenantProfileRecord.tenant_id],
+        set_={
+            "revision": statement.excluded.revision,
+            "languages": statement.excluded.languages,
+            "received_at": func.now(),
+        },
+        where=TenantProfileRecord.revision < statement.excluded.revision,
+    ).returning(TenantProfileRecord.revision)
+    return (await session.execute(newer_only)).first() is not None
+
+
+async def create_knowledge_base(session: AsyncSession, kb: TenantKB, author: str = "", note: str = "") -> bool:
+    """Stores the knowledge base as the tenant's version 1 unless the tenant has one already (loaded
+    meanwhile from files, say: never replaced by this); returns whether it was stored."""
+    content = kb.model_dump(mode="json")
+    created = await session.execute(
+        insert(KnowledgeBaseRecord)
+        .values(tenant_id=kb.tenant_id, version=1, content=content)
+        .on_conflict_do_nothing()
+        .returning(KnowledgeBaseRecord.version)
+    )
+    if created.first() is None:
+        return False
+    session.add(KnowledgeBaseVersion(tenant_id=kb.tenant_id, version=1, content=content, author=author, note=note))
+    await session.flush()
+    return True
 
 
 async def save_knowledge_base(session: AsyncSession, kb: TenantKB, author: str = "", note: str = "") -> int:
