@@ -89,6 +89,8 @@ async def signup_gateway(
         signup_link_secret=LINK_SECRET,
         public_base_url=PUBLIC_URL,
         signup_attempts_per_ip=1000,
+        # The session's other gateways log in from this address under the same namespace.
+        login_attempts_per_ip=100_000,
     )
     app = build_app(settings)
     try:

@@ -35,7 +35,14 @@ ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 ClientMessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$", max_length=2)]
 OperatorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,100}$", max_length=100)]
-Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ().-]{6,24}$", max_length=24)]
+# Not stripped (a model that strips its strings would accept a 25th character the documented schema
+# refuses): no space at either end, which is what stripping left before; clients trim what is typed.
+Phone = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=False, pattern=r"^(?:\+[0-9 ().-]{5,22}|[0-9().-][0-9 ().-]{4,22})[0-9().-]$", max_length=24
+    ),
+]
 Email = Annotated[EmailStr, Field(max_length=254)]  # the longest address SMTP allows
 
 

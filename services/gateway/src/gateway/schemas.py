@@ -109,8 +109,10 @@ BlankField = Annotated[str, StringConstraints(pattern=r"^\s*$", max_length=254)]
 
 # Addresses at special-use domains (RFC 6761) cannot receive mail and are refused: so documented.
 SPECIAL_USE_DOMAIN = r"\.(arpa|invalid|local|localhost|onion|test)\.?$"
-TicketEmail = Annotated[
-    EmailStr, WithJsonSchema({"type": "string", "format": "email", "not": {"pattern": SPECIAL_USE_DOMAIN}})
+DeliverableEmail = Annotated[
+    EmailStr,
+    Field(max_length=254),  # the longest address SMTP allows
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254, "not": {"pattern": SPECIAL_USE_DOMAIN}}),
 ]
 NOT_BLANK: dict[str, Any] = {"not": {"pattern": r"^\s*$"}}
 # The cross-field rule of `SubmitTicketDetails`, stated in the schema: the preferred channel's
@@ -129,7 +131,7 @@ class TicketRequest(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, json_schema_extra=REACHABLE)
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
-    email: TicketEmail | BlankField | None = None
+    email: DeliverableEmail | BlankField | None = None
     phone: Phone | BlankField | None = None
     preferred_contact: ContactChannel = ContactChannel.EMAIL
     message: Annotated[str, StringConstraints(max_length=4000)] = ""
@@ -164,7 +166,9 @@ class Accepted(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    # What a username can be (gateway.operators); anything else (a NUL byte, say, which the
+    # database refuses) can match no account and is a 422.
+    username: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]
     password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 

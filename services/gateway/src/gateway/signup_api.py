@@ -20,7 +20,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from contracts.common import Email
 from contracts.events import AccountEmailRequested
 from gateway import signuplinks
 from gateway.admin_api import transaction
@@ -28,7 +27,7 @@ from gateway.api import RuntimeDep, client_ip, limit_per_ip
 from gateway.operators import hash_password
 from gateway.ratelimit import Limit
 from gateway.runtime import GatewayRuntime
-from gateway.schemas import errors
+from gateway.schemas import DeliverableEmail, errors
 from gateway.store import OperatorRow, TenantRow, record_audit, tenant_state
 from gateway.tenant_events import stage_profiles
 from gateway.tenants import (
@@ -74,7 +73,7 @@ class SignupAdmin(BaseModel):
         str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9_.@-]{2,100}$")
     ]
     display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    email: Email
+    email: DeliverableEmail
     password: Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=200)]
 
 

@@ -21,7 +21,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +34,7 @@ from gateway.commands import send_command
 from gateway.operator_api import OperatorDep, presence_command
 from gateway.operators import MIN_PASSWORD_CHARS, DisplayName, Role, Username, hash_password
 from gateway.runtime import GatewayRuntime
-from gateway.schemas import operator_errors
+from gateway.schemas import DeliverableEmail, operator_errors
 from gateway.store import (
     InvitationRow,
     OperatorRow,
@@ -116,7 +116,7 @@ class NewOperator(BaseModel):
         "Unique across tenants (409 `operator_id_taken`)",
     )
     display_name: DisplayName
-    email: EmailStr = Field(max_length=254)
+    email: DeliverableEmail
     password: Password
     role: Role = Role.OPERATOR
     skills: Skills = Field(default_factory=list)
@@ -137,7 +137,7 @@ class OperatorPatch(BaseModel):
 class NewInvitation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(max_length=254)
+    email: DeliverableEmail
     role: Role = Role.OPERATOR
     skills: Skills = Field(default_factory=list)
     capacity: Capacity = 3
