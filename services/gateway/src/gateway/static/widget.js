@@ -366,6 +366,8 @@
   ];
   var ICON_CLOSE = ["M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12 19 17.6 17.6 19 12 13.4 6.4 19 5 17.6 10.6 12 5 6.4z"];
   var ICON_SEND = ["M3.4 20.4 21 12 3.4 3.6 3.4 10.2 15 12 3.4 13.8z"];
+  // A hand with its thumb up (drawn for this widget); "not helpful" shows it turned over (CSS).
+  var ICON_THUMB = ["M2 10h4v11H2zM8 21h9.3a2 2 0 0 0 1.9-1.4l2.3-7A2 2 0 0 0 19.6 10H14l1-4.6A2 2 0 0 0 13.1 3L8 9.5z"];
   var ICON_STAR = ["M12 2.5l2.6 6.1 6.6.6-5 4.4 1.5 6.5L12 16.8 6.3 20.1l1.5-6.5-5-4.4 6.6-.6z"];
   var ICON_MORE = [
     "M12 7.5a2 2 0 1 1 0-4 2 2 0 0 1 0 4zm0 6.5a2 2 0 1 1 0-4 2 2 0 0 1 0 4zm0 6.5a2 2 0 1 1 0-4 2 2 0 0 1 0 4z"
@@ -488,7 +490,7 @@
     "display:flex;align-items:center;justify-content:center;padding:0;}",
     ".lw-close:hover{background:rgba(255,255,255,.14);}",
     ".lw-ask-person{flex:none;border:1px solid rgba(255,255,255,.6);background:transparent;color:#fff;border-radius:16px;",
-    "padding:5px 10px;font:inherit;font-size:12px;font-weight:600;cursor:pointer;margin-right:4px;}",
+    "padding:4px 10px;font:inherit;font-size:12px;font-weight:600;cursor:pointer;margin-top:6px;}",
     ".lw-ask-person:hover,.lw-ask-person:focus-visible{background:rgba(255,255,255,.16);}",
     ".lw-ask-person[hidden]{display:none;}",
     ".lw-close svg{fill:currentColor;}",
@@ -524,8 +526,11 @@
     ".lw-action[data-action='open_url']::after{content:'\\2197';font-size:13px;}",
     ".lw-action:disabled,.lw-action[aria-disabled='true']{opacity:.5;cursor:default;background:#f1efe9;color:var(--muted);border-color:#cfc8b8;}",
     ".lw-feedback{display:flex;align-items:center;gap:4px;margin:4px 2px 0;}",
-    ".lw-feedback-btn{font:inherit;font-size:15px;line-height:1;padding:4px 8px;border-radius:999px;cursor:pointer;",
-    "border:1px solid var(--line);background:#fff;filter:grayscale(.6);opacity:.8;}",
+    ".lw-feedback-btn{display:inline-flex;align-items:center;line-height:1;padding:4px 8px;border-radius:999px;cursor:pointer;",
+    "border:1px solid var(--line);background:#fff;color:var(--muted);opacity:.8;}",
+    ".lw-feedback-btn svg{fill:currentColor;}",
+    ".lw-feedback-btn[data-helpful='false'] svg{transform:rotate(180deg);}",
+    ".lw-feedback-btn[aria-pressed='true']{color:var(--g);}",
     ".lw-feedback-btn:hover:not(:disabled),.lw-feedback-btn:focus-visible{filter:none;opacity:1;border-color:var(--g2);}",
     ".lw-feedback-btn[aria-pressed='true']{filter:none;opacity:1;background:var(--g3);border-color:var(--g);}",
     ".lw-feedback-btn:disabled{cursor:default;}",
@@ -676,8 +681,8 @@
   var titleEl = el("h2", { className: "lw-title", id: "lw-title", text: title });
   var header = el("div", { className: "lw-header" }, [
     el("div", { className: "lw-avatar", "aria-hidden": "true" }, [svgIcon(ICON_STAR, 22)]),
-    el("div", { className: "lw-titles" }, [titleEl, el("p", { className: "lw-subtitle", text: T.subtitle })]),
-    askPersonBtn,
+    // The "talk to a person" button sits under the title: beside it, it squeezed a long name away.
+    el("div", { className: "lw-titles" }, [titleEl, el("p", { className: "lw-subtitle", text: T.subtitle }), askPersonBtn]),
     menuWrap,
     closeBtn
   ]);
@@ -1454,20 +1459,24 @@
       "aria-label": T.feedbackGroup,
       "data-testid": "feedback"
     });
+    // Icons, not emoji: an emoji is drawn only where the system has a colour-emoji font.
     var choices = [
-      [true, "\uD83D\uDC4D", T.helpful],
-      [false, "\uD83D\uDC4E", T.notHelpful]
+      [true, T.helpful],
+      [false, T.notHelpful]
     ];
     for (var i = 0; i < choices.length; i++) {
-      var btn = el("button", {
-        type: "button",
-        className: "lw-feedback-btn",
-        "aria-label": choices[i][2],
-        title: choices[i][2],
-        "aria-pressed": "false",
-        "data-helpful": String(choices[i][0]),
-        text: choices[i][1]
-      });
+      var btn = el(
+        "button",
+        {
+          type: "button",
+          className: "lw-feedback-btn",
+          "aria-label": choices[i][1],
+          title: choices[i][1],
+          "aria-pressed": "false",
+          "data-helpful": String(choices[i][0])
+        },
+        [svgIcon(ICON_THUMB, 16)]
+      );
       btn.addEventListener("click", onFeedbackClick);
       box.appendChild(btn);
     }
