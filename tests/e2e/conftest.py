@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer
 from contracts.topics import CONVERSATION_EVENTS
 from devkit.mailsink import MailSink
 from devkit.receivers import TwilioLike, WebhookReceiver
-from devkit.stack import REPO, SERVICES, Stack, free_port
+from devkit.stack import REPO, SERVICES, SHIPPED_DEMO_TENANTS, Stack, free_port
 from devkit.testing import Infra, create_database, drop_database
 from servicekit.topics import delete_topics, ensure_topics
 
@@ -34,15 +34,26 @@ ADMIN_TOKEN = f"admin-{uuid.uuid4().hex}"
 
 
 @contextmanager
-def isolated_stack(infra: Infra, log_dir: Path, extra_env: dict[str, dict[str, str]] | None = None) -> Iterator[Stack]:
+def isolated_stack(
+    infra: Infra,
+    log_dir: Path,
+    extra_env: dict[str, dict[str, str]] | None = None,
+    demo_seeds: Path = SHIPPED_DEMO_TENANTS,
+) -> Iterator[Stack]:
     """Every built service as a process, on topics under a prefix of their own and fresh
-    databases; `extra_env` adds settings per service (a short timeout, an LLM's address)."""
+    databases; `extra_env` adds settings per service (a short timeout, an LLM's address);
+    `demo_seeds`, the demo tenants it seeds through the API."""
     prefix = f"e2e-{uuid.uuid4().hex[:8]}."
     asyncio.run(ensure_topics(infra.kafka_bootstrap_servers, prefix=prefix))
     specs = [spec for spec in SERVICES if spec.built]
     databases = {spec.name: asyncio.run(create_database(infra, spec.module)) for spec in specs if spec.database}
     ports = {spec.name: free_port() for spec in specs}
-    env = {"ai-responder": {"ADMIN_TOKEN": ADMIN_TOKEN}}
+    env = {
+        "ai-responder": {"ADMIN_TOKEN": ADMIN_TOKEN},
+        # The session's tests log the demo operators in again and again from one address; the
+        # throttling has its own tests.
+        "gateway": {"LOGIN_ATTEMPTS_PER_ACCOUNT": "100000", "LOGIN_ATTEMPTS_PER_IP": "100000"},
+    }
     for name, values in (extra_env or {}).items():
         env[name] = {**env.get(name, {}), **values}
     running = Stack(
@@ -51,6 +62,7 @@ def isolated_stack(infra: Infra, log_dir: Path, extra_env: dict[str, dict[str, s
         databases=databases,
         log_dir=log_dir,
         extra_env=env,
+        demo_seeds=demo_seeds,
     )
     try:
         running.seed_knowledge_bases()
@@ -172,5 +184,13 @@ def ticket_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory, outside
     }
     tickets_tenants = tenant_files("tickets", root / "tickets-tenants", business_hours=None, sla=SHORT_SLA)
     extra_env = {"notifier": notifier_env, "tickets": {"TENANTS_DIR": str(tickets_tenants)}}
-    with isolated_stack(infra, root / "logs", extra_env) as running:
+    # SLA clocks that run at any hour: the demo tenant's profile without its business hours.
+    seeds = root / "demo-seeds"
+    seeds.mkdir()
+    for path in SHIPPED_DEMO_TENANTS.glob("*.yaml"):
+        seed = yaml.safe_load(path.read_text())
+        if seed["tenant"]["tenant_id"] == DEMO_TENANT:
+            seed["profile"]["business_hours"] = []
+        (seeds / path.name).write_text(yaml.safe_dump(seed, sort_keys=False, allow_unicode=True))
+    with isolated_stack(infra, root / "logs", extra_env, demo_seeds=seeds) as running:
         yield running

@@ -4,9 +4,7 @@ bad input saves nothing, and each change is audited."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +12,10 @@ from gateway_testkit import GIULIA, SOFIA, WILE
 from sqlalchemy import func, select
 
 from gateway.operators import OperatorConfig, OperatorsFile, Role, load_operators
+from gateway.seed import DEMO_DIR, read_seed
 from gateway.store import CannedResponseRow
 
 LUCINE = "lucine-di-natale"
-SHIPPED = Path(__file__).resolve().parents[1] / "src" / "gateway" / "static" / "dashboard" / "canned" / f"{LUCINE}.json"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -68,11 +66,11 @@ async def count_of(gateway: Any, *where: Any) -> int:
 
 async def test_the_shipped_demo_responses_load_through_the_api_and_every_role_reads_them(gateway):
     token, _ = await admin_token(gateway)
-    shipped = json.loads(SHIPPED.read_text())["responses"]
-    english = {"hello", "thanks"}
+    shipped = read_seed(DEMO_DIR / f"{LUCINE}.yaml").canned_responses  # what `gateway.seed` posts
+    english = {r["shortcut"] for r in shipped if r["language"] == "en"}
+    assert english
     for response in shipped:
-        language = "en" if response["shortcut"] in english else "it"
-        await create(gateway, token, language=language, **response)
+        await create(gateway, token, **response)
     for account in (GIULIA, SOFIA):  # an operator, a supervisor
         seen = await listed(gateway, await token_of(gateway, account))
         assert {r["shortcut"] for r in seen} >= {r["shortcut"] for r in shipped}

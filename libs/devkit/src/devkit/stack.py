@@ -71,6 +71,8 @@ class Stack:
     log_dir: Path
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     detached: bool = False
+    # The demo tenants' seed files (`gateway.seed`); a test stack may seed variants of them.
+    demo_seeds: Path = SHIPPED_DEMO_TENANTS
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -140,7 +142,8 @@ class Stack:
         """The shipped demo tenants through the gateway's platform and settings APIs, as a
         tenant would set itself up (`gateway.seed`; again on every start: it is idempotent)."""
         spec = next(s for s in self.specs if s.name == "gateway")
-        command = [sys.executable, "-m", "gateway.seed", "--gateway", self.url("gateway")]
+        seeds = [str(path) for path in sorted(self.demo_seeds.glob("*.yaml"))]
+        command = [sys.executable, "-m", "gateway.seed", "--gateway", self.url("gateway"), *seeds]
         subprocess.run(command, env=self.env_for(spec), check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
     def wait_ready(self, name: str, timeout: float = 90.0) -> None:

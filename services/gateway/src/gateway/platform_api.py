@@ -57,7 +57,7 @@ class PlatformTenant(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant_id: TenantIdText = Field(description="Lower-case letters, digits and dashes; 2 to 63 characters")
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=200)]
     languages: Annotated[list[SignupLanguage], AfterValidator(_unique)] = Field(
         min_length=1, max_length=2, description="The first is the default"
     )

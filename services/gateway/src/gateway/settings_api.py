@@ -59,9 +59,9 @@ Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$", max_lengt
 Origins = Annotated[list[Annotated[str, StringConstraints(max_length=300)]], Field(max_length=50)]
 
 
-LauncherLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
-Greeting = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-ButtonLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+LauncherLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=60)]
+Greeting = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=500)]
+ButtonLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=40)]
 
 
 # --------------------------------------------------------------------------------------- the profile

@@ -85,7 +85,7 @@ class TenantConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant_id: TenantIdText
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=200)]
     widget_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
     allowed_origins: list[str] = Field(default_factory=list)
     default_language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")] = "it"
@@ -299,7 +299,9 @@ class NewTenant(BaseModel):
         str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9_.@-]{2,100}$")
     ]
     admin_email: EmailStr
-    admin_display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    admin_display_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=200)
+    ]
     time_zone: Annotated[str, AfterValidator(known_time_zone)] | None = None
 
 
