@@ -27,8 +27,11 @@ TRANSCRIPT_EXCERPT_LINES = 20
 TRANSCRIPT_EXCERPT_LINE_CHARS = 200
 
 # `\S`: at least one character that is not a space (stripped, blank text is refused; the schema says so).
+# "Has a character that is not blank", written out so that Python (which strips and validates) and
+# a JSON Schema reader (ECMAScript's `\s`) agree: the union of both languages' blanks.
+NOT_BLANK = r"[^\x09-\x0d\x20\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 MessageText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK)
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # Patterned strings repeat their length as max_length, so that the JSON Schema states the bound.
@@ -37,11 +40,10 @@ Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$", max_length=2)
 OperatorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,100}$", max_length=100)]
 # Not stripped (a model that strips its strings would accept a 25th character the documented schema
 # refuses): no space at either end, which is what stripping left before; clients trim what is typed.
+PHONE_PATTERN = r"^(?:\+[0-9 ().-]{5,22}|[0-9().-][0-9 ().-]{4,22})[0-9().-]$"
 Phone = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=False, pattern=r"^(?:\+[0-9 ().-]{5,22}|[0-9().-][0-9 ().-]{4,22})[0-9().-]$", max_length=24
-    ),
+    StringConstraints(strip_whitespace=False, pattern=PHONE_PATTERN, max_length=24),
 ]
 Email = Annotated[EmailStr, Field(max_length=254)]  # the longest address SMTP allows
 

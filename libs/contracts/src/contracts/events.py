@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from contracts import topics
 from contracts.common import (
+    NOT_BLANK,
     ClientMessageId,
     CloseOutcome,
     ContactChannel,
@@ -38,7 +39,7 @@ from contracts.common import (
 from contracts.envelope import EventType, Payload, TenantId, UtcDatetime, event
 
 Confidence = Annotated[float, Field(ge=0, le=1)]
-NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=r"\S")]
+NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=NOT_BLANK)]
 # `TCK-2026-000123`: a prefix, the year the ticket was opened, and a per-tenant counter.
 TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4}-[0-9]{6,10}$", max_length=21)]
 TicketSubject = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]

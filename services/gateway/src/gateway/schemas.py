@@ -22,6 +22,8 @@ from pydantic import (
 )
 
 from contracts.common import (
+    NOT_BLANK,
+    PHONE_PATTERN,
     ClientMessageId,
     CloseOutcome,
     ContactChannel,
@@ -114,15 +116,15 @@ DeliverableEmail = Annotated[
     Field(max_length=254),  # the longest address SMTP allows
     WithJsonSchema({"type": "string", "format": "email", "maxLength": 254, "not": {"pattern": SPECIAL_USE_DOMAIN}}),
 ]
-NOT_BLANK: dict[str, Any] = {"not": {"pattern": r"^\s*$"}}
+FILLED_IN: dict[str, Any] = {"not": {"pattern": r"^\s*$"}}
 # The cross-field rule of `SubmitTicketDetails`, stated in the schema: the preferred channel's
 # field is given (an absent `preferred_contact` is email).
 REACHABLE: dict[str, Any] = {
     "if": {"properties": {"preferred_contact": {"const": "email"}}},
-    "then": {"required": ["email"], "properties": {"email": {"type": "string", "format": "email"} | NOT_BLANK}},
+    "then": {"required": ["email"], "properties": {"email": {"type": "string", "format": "email"} | FILLED_IN}},
     "else": {
         "required": ["phone"],
-        "properties": {"phone": {"type": "string", "pattern": r"^\+?[0-9 ().-]{6,24}$"} | NOT_BLANK},
+        "properties": {"phone": {"type": "string", "pattern": PHONE_PATTERN} | FILLED_IN},
     },
 }
 
@@ -130,7 +132,7 @@ REACHABLE: dict[str, Any] = {
 class TicketRequest(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, json_schema_extra=REACHABLE)
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
     email: DeliverableEmail | BlankField | None = None
     phone: Phone | BlankField | None = None
     preferred_contact: ContactChannel = ContactChannel.EMAIL
