@@ -39,7 +39,7 @@ from bench.harness import raise_fd_limit, rss_mb
 from devkit.stack import REPO
 from servicekit.heap import freeze_startup_heap
 
-TENANT_FILE = REPO / "services" / "gateway" / "tenants" / "lucine-di-natale.yaml"
+TENANT_FILE = REPO / "services" / "gateway" / "demo" / "lucine-di-natale.yaml"  # the seeded demo tenant
 QUESTIONS_FILE = REPO / "services" / "ai-responder" / "eval" / "questions.yaml"
 FALLBACK_QUESTIONS = {
     "it": ["Quanto costa il biglietto?", "A che ora aprite?", "Dove si parcheggia?", "C'è una navetta?"],
@@ -48,7 +48,7 @@ FALLBACK_QUESTIONS = {
 
 
 def widget_key() -> str:
-    return str(yaml.safe_load(TENANT_FILE.read_text())["widget_key"])
+    return str(yaml.safe_load(TENANT_FILE.read_text())["tenant"]["widget_key"])
 
 
 def questions() -> dict[str, list[str]]:

@@ -55,8 +55,21 @@ def check_alive(stack: Stack) -> None:
         raise RuntimeError(f"services died during the run: {dead}; see {stack.log_dir}")
 
 
+def wait_until_quiet(sampler: CpuSampler, services: set[str], idle_percent: float, limit: float) -> float:
+    """Waits (up to `limit` seconds) until the services use no more than their idle CPU plus a
+    tenth of a core, two seconds running; returns the wall-clock time they were quiet from."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        time.sleep(1)
+        now = time.time()
+        recent = sampler.percent(now - 2.5, now)
+        if recent and sum(v for k, v in recent.items() if k in services) <= idle_percent + 10:
+            return now - 2.5
+    return time.time()
+
+
 def turns_scenario(
-    stack: Stack, params: Params, sampler: CpuSampler, calibration_ms: float | None
+    stack: Stack, params: Params, sampler: CpuSampler, calibration_ms: float | None, idle: dict[str, float]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     log(f"turns: {params.target_tps:.0f}/s offered, {params.customers} customers, {params.warmup:.0f}s warm-up")
     args = ["turns", "--gateway", stack.url("gateway"), "--tps", str(params.target_tps)]
@@ -74,6 +87,22 @@ def turns_scenario(
         calibration_ms,
         params.target_tps,
     )
+    # All the work the turns made, however late a service did it: from the first turn until the
+    # services are quiet again, less what they use when idle, over every turn started (warm-up
+    # included). At saturation a consumer that lags behind uses whatever CPU it is given during
+    # the window, so only this figure shows what a change to its cost per event saves.
+    started = [turn[1] for turn in raw["turns"] if turn[1] is not None]
+    first = raw["origin_wall"] + min(started)
+    quiet = wait_until_quiet(sampler, set(stack.processes), sum(idle.get(k, 0) for k in stack.processes), 300)
+    work = {
+        group: max(percent - idle.get(group, 0.0), 0.0)
+        for group, percent in sampler.percent(first, quiet).items()
+        if group not in ("other", "machine")
+    }
+    figures["cpu_per_turn_drained"] = report.cpu_per_turn(
+        work, quiet - first, len(started), calibration_ms, params.target_tps
+    )
+    figures["cpu_per_turn_drained"]["drain_seconds"] = round(quiet - (origin + figures["measured_seconds"]), 1)
     cpu = [row for row in sampler.timeline(origin) if row["t"] >= -params.warmup - 1]
     lat = figures["latency_ms"]
     log(
@@ -82,6 +111,8 @@ def turns_scenario(
     )
     log(f"CPU % of one core: {figures['cpu_percent_by_process']}")
     log_cpu_per_turn("at the target", figures["cpu_per_turn"])
+    drained = figures["cpu_per_turn_drained"]
+    log_cpu_per_turn(f"drained ({drained['drain_seconds']} s after the window, idle CPU left out)", drained)
     return figures, {"cpu_timeline": cpu}
 
 
@@ -258,7 +289,7 @@ def main() -> int:
             idle_percent = round(sum(v for k, v in idle.items() if k in stack.processes), 1)
             log(f"idle: services {idle_percent}% of one core, whole machine {idle.get('machine')}%")
             if "turns" in params.scenarios:
-                turns, extra = turns_scenario(stack, params, sampler, calibration_ms)
+                turns, extra = turns_scenario(stack, params, sampler, calibration_ms, idle)
             if "capacity" in params.scenarios:
                 capacity = capacity_scenario(stack, params, sampler, calibration_ms, idle_percent)
             if seed is not None:
@@ -274,6 +305,7 @@ def main() -> int:
         "idle_cpu_percent": idle,
         "cpu_per_turn": {
             "at_target": turns["cpu_per_turn"] if turns else None,
+            "drained": turns["cpu_per_turn_drained"] if turns else None,
             "below_saturation": capacity["below_saturation"]["cpu_per_turn"]
             if capacity and capacity["below_saturation"]
             else None,

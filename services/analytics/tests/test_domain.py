@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -134,6 +135,42 @@ def test_a_summary_is_the_same_whatever_order_its_facts_arrive_in() -> None:
         domain.OperatorSession("anna", facts[3].occurred_at, facts[4].occurred_at, facts[5].occurred_at),
     )
     assert (summary.sessions[0].first_response_seconds, summary.sessions[0].handle_seconds) == (15, 120)
+
+
+def test_folding_new_facts_into_a_stored_fold_equals_summarising_them_all_and_an_older_fact_refuses() -> None:
+    facts = [
+        fact(customer(1), 10),
+        fact(ai(2, S.HANDOFF_OFFERED), 12),
+        fact(StatusChanged(previous=S.HANDOFF_OFFERED, status=S.QUEUED), 20),
+        fact(OperatorAssigned(operator_id="anna", display_name="Anna"), 80),
+        fact(operator_message(3, "anna"), 95),
+        fact(customer(4), 120),
+        fact(StatusChanged(previous=S.WITH_OPERATOR, status=S.RESOLVED, operator_id="anna"), 200),
+    ]
+    expected = domain.summarise_conversation(facts)
+    for chunks in ([facts[:1], facts[1:4], facts[4:]], [[f] for f in facts], [facts[:5], facts[5:]]):
+        fold: domain.ConversationFold | None = domain.ConversationFold()
+        for chunk in chunks:
+            assert fold is not None
+            fold = domain.extend_conversation(fold, reversed(chunk))  # any order within a chunk
+        assert fold is not None
+        assert fold.summary == expected
+        assert fold.through == domain.time_key(facts[-1])
+
+    partial = domain.extend_conversation(domain.ConversationFold(), facts[2:])
+    assert partial is not None
+    assert domain.extend_conversation(partial, [facts[0]]) is None, "a late fact needs every fact again"
+    assert domain.extend_conversation(partial, [facts[-1]]) is None, "so does one folded in before"
+    assert domain.extend_conversation(replace(partial, version=0), []) is None, "a fold of other rules"
+
+    # A late fact that only marks activity (the reply drafted before its answer was posted) is
+    # folded in all the same, with the summary all the facts make.
+    drafted = fact(reply(0.9), 11)
+    late = domain.extend_conversation(domain.ConversationFold(), [*facts[:2], facts[5]])
+    assert late is not None
+    late = domain.extend_conversation(late, [drafted, facts[6]])
+    assert late is not None
+    assert late.summary == domain.summarise_conversation([*facts[:2], facts[5], drafted, facts[6]])
 
 
 def test_a_transfer_ends_one_operator_turn_and_starts_the_next_and_the_rating_goes_to_the_last() -> None:

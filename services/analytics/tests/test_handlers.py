@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from analytics import reports
@@ -166,6 +167,10 @@ async def all_figures(harness: AnalyticsHarness, mix: Mix) -> dict[str, Any]:
     return {f"{type(b).__name__}{i}": b.model_dump(mode="json") for i, b in enumerate(bodies)}
 
 
+def summarised(how: str) -> float:
+    return REGISTRY.get_sample_value("analytics_conversations_summarised_total", {"how": how}) or 0.0
+
+
 async def test_a_replay_in_another_order_and_twice_into_an_empty_store_gives_the_same_figures(
     infra: Infra, analytics: AnalyticsHarness, mix: Mix
 ) -> None:
@@ -178,9 +183,14 @@ async def test_a_replay_in_another_order_and_twice_into_an_empty_store_gives_the
     try:
         shuffled = mix.envelopes * 2
         random.Random(12).shuffle(shuffled)
+        extended, rebuilt = summarised("extended"), summarised("rebuilt")
         for start in range(0, len(shuffled), 7):
             await replay.apply(*shuffled[start : start + 7])
         assert await all_figures(replay, mix) == expected
+        # Both ways of bringing a conversation up to date were taken: new facts folded into its
+        # stored fold, and (for a fact older than one folded in) a summary of all of its facts.
+        assert summarised("extended") > extended
+        assert summarised("rebuilt") > rebuilt
     finally:
         await engine.dispose()
         await drop_database(infra, database)

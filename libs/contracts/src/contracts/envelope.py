@@ -14,7 +14,6 @@ than any it registers, is unknown.
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -155,7 +154,9 @@ def new_envelope(
     )
 
 
-class _Header(BaseModel):
+class EnvelopeHeader(BaseModel):
+    """What a record says it is, read without its payload (`read_header`)."""
+
     type: EventType
     version: int
 
@@ -175,19 +176,34 @@ def payload_class_for(type_: str, version: int) -> type[Payload] | None:
     return payload_cls
 
 
-def parse_envelope(raw: bytes | str | dict[str, Any]) -> Envelope[Any]:
+def read_header(raw: bytes | str) -> EnvelopeHeader:
+    """The type and version a raw record names, without validating its payload: a consumer skips
+    the records it has no handler for at this cost. Raises a plain ValueError when the record is
+    not JSON or names no type and version."""
+    try:
+        return EnvelopeHeader.model_validate_json(raw)
+    except ValidationError as error:
+        if any(detail["type"] == "json_invalid" for detail in error.errors()):
+            raise ValueError(f"record is not JSON: {error}") from error
+        raise ValueError(f"malformed envelope: {error}") from error
+
+
+def parse_envelope(raw: bytes | str | dict[str, Any], header: EnvelopeHeader | None = None) -> Envelope[Any]:
     """Validates a raw record into a typed envelope, which keeps the version it arrived with.
+    `header` is the record's own (`read_header`) when the caller has read it already.
 
     Raises `UnknownEventError` for a type this code does not know (or an older version than any
     it knows) and a plain ValueError for anything malformed."""
-    try:
-        data = raw if isinstance(raw, dict) else json.loads(raw)
-        header = _Header.model_validate(data)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"record is not JSON: {error}") from error
-    except ValidationError as error:
-        raise ValueError(f"malformed envelope: {error}") from error
+    if isinstance(raw, dict):
+        try:
+            header = EnvelopeHeader.model_validate(raw)
+        except ValidationError as error:
+            raise ValueError(f"malformed envelope: {error}") from error
+    elif header is None:
+        header = read_header(raw)
     payload_cls = payload_class_for(header.type, header.version)
     if payload_cls is None:
         raise UnknownEventError(f"unknown event {header.type} v{header.version}")
-    return envelope_class(payload_cls).model_validate(data)
+    model = envelope_class(payload_cls)
+    # Straight from the bytes: pydantic's own JSON parser builds no intermediate dictionaries.
+    return model.model_validate(raw) if isinstance(raw, dict) else model.model_validate_json(raw)

@@ -62,7 +62,8 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contracts import Envelope, Payload, UnknownEventError, parse_envelope
+from contracts import Envelope, Payload, UnknownEventError, parse_envelope, read_header
+from contracts.envelope import payload_class_for
 from servicekit.db import StoredRetry
 from servicekit.kafka import RecordStream, physical_topic
 from servicekit.logs import get_logger, log_context
@@ -413,16 +414,20 @@ class EventConsumer:
                 EVENTS_SKIPPED.labels(record.topic, self.group_id, "replay_for_another_group").inc()
                 continue
             try:
-                envelope = parse_envelope(record.value)
+                # The type first: another service's event on a shared topic is skipped without
+                # validating its payload.
+                header = read_header(record.value)
+                handler = self.handlers.get(header.type)
+                if handler is None:
+                    known = payload_class_for(header.type, header.version) is not None
+                    EVENTS_SKIPPED.labels(record.topic, self.group_id, "not_handled" if known else "unknown_type").inc()
+                    continue
+                envelope = parse_envelope(record.value, header)
             except UnknownEventError:
                 EVENTS_SKIPPED.labels(record.topic, self.group_id, "unknown_type").inc()
                 continue
             except ValueError as error:
                 await self._dead_letter(record, error)
-                continue
-            handler = self.handlers.get(envelope.type)
-            if handler is None:  # another service's event on a shared topic
-                EVENTS_SKIPPED.labels(record.topic, self.group_id, "not_handled").inc()
                 continue
             deliveries.append(Delivery(record, envelope, handler))
         if deliveries and self._retries_pending:

@@ -204,7 +204,7 @@ def _actor(changed_by: str) -> tuple[Literal["customer", "operator", "system"], 
 
 def in_time_order(facts: Iterable[AnalyticsFact]) -> list[AnalyticsFact]:
     """The facts in the order they happened (ties broken by id, so every replay agrees)."""
-    return sorted(facts, key=lambda f: (f.occurred_at, str(f.fact_id)))
+    return sorted(facts, key=time_key)
 
 
 # ------------------------------------------------------------------------------- conversations
@@ -295,13 +295,79 @@ class ConversationSummary:
         return self.sessions[-1].operator_id if self.sessions else None
 
 
-def summarise_conversation(facts: Iterable[AnalyticsFact]) -> ConversationSummary:
-    """A conversation's summary from all of its facts, whatever order they arrived in."""
-    summary = ConversationSummary()
+def time_key(fact: AnalyticsFact) -> tuple[datetime, str]:
+    """Where a fact sorts among its conversation's facts (see `in_time_order`)."""
+    return fact.occurred_at, str(fact.fact_id)
+
+
+@dataclass(frozen=True)
+class ConversationFold:
+    """A conversation's summary as far as its facts have been folded in (in time order), with what
+    the next fact needs: stored with the conversation's row, so that a new fact is folded into it
+    instead of the conversation being summarised again from all of its facts."""
+
+    summary: ConversationSummary = field(default_factory=ConversationSummary)
     last_customer_at: datetime | None = None
     last_reply_at: datetime | None = None
-    sessions: list[OperatorSession] = []
-    for fact in in_time_order(facts):
+    through: tuple[datetime, str] | None = None
+    """The time key of the last fact folded in."""
+    version: int = 1
+    """Bumped when the fold's rules change: a stored fold of another version is not extended."""
+
+
+FOLD_VERSION = ConversationFold().version
+
+
+def summarise_conversation(facts: Iterable[AnalyticsFact]) -> ConversationSummary:
+    """A conversation's summary from all of its facts, whatever order they arrived in."""
+    return fold_conversation(ConversationFold(), in_time_order(facts)).summary
+
+
+# The facts `fold_conversation` reads more of than their time: any other fact only marks activity.
+SHAPING = frozenset(
+    {
+        F.CONVERSATION_STARTED,
+        F.CUSTOMER_MESSAGE_POSTED,
+        F.AI_ANSWER_POSTED,
+        F.OPERATOR_MESSAGE_POSTED,
+        F.HANDOFF_REQUESTED,
+        F.OPERATOR_ASSIGNED,
+        F.OPERATOR_RELEASED,
+        F.NO_OPERATOR_AVAILABLE,
+        F.TICKET_OPENED,
+        F.ANSWER_FEEDBACK,
+        F.CONVERSATION_RATED,
+        F.STATUS_CHANGED,
+        F.CONVERSATION_CLOSED,
+    }
+)
+
+
+def extend_conversation(fold: ConversationFold, facts: Iterable[AnalyticsFact]) -> ConversationFold | None:
+    """The fold with these new facts folded in, or None when only a summary of all the facts is
+    right: a fact that shapes the summary happened before one already folded in, or the fold is
+    of another version. Facts after the fold's own are folded in time order, which equals folding
+    them all in time order; a late fact that only marks activity (an AI reply drafted before its
+    answer was posted, an offer) moves the last activity at most, as it would have in order."""
+    if fold.version != FOLD_VERSION:
+        return None
+    ordered = in_time_order(facts)
+    late = [fact for fact in ordered if fold.through is not None and time_key(fact) <= fold.through]
+    if any(fact.name in SHAPING for fact in late):
+        return None
+    summary = fold.summary
+    for fact in late:  # as in `fold_conversation`: a ticket's later life is not activity
+        if not fact.ticket_id and summary.last_activity_at is not None and fact.occurred_at > summary.last_activity_at:
+            summary = replace(summary, last_activity_at=fact.occurred_at)
+    return fold_conversation(replace(fold, summary=summary), ordered[len(late) :])
+
+
+def fold_conversation(fold: ConversationFold, ordered: Sequence[AnalyticsFact]) -> ConversationFold:
+    """Folds facts, in time order and all after the fold's own, into the fold."""
+    summary = fold.summary
+    last_customer_at, last_reply_at = fold.last_customer_at, fold.last_reply_at
+    sessions = list(summary.sessions)
+    for fact in ordered:
         at, name = fact.occurred_at, fact.name
         # A ticket's later life (replies, SLA) is not the conversation's activity.
         changes: dict[str, Any] = {} if fact.ticket_id and summary.last_activity_at else {"last_activity_at": at}
@@ -348,7 +414,12 @@ def summarise_conversation(facts: Iterable[AnalyticsFact]) -> ConversationSummar
                 sessions[-1] = replace(open_session, ended_at=at)
         summary = replace(summary, **changes)
     unanswered = last_customer_at is not None and (last_reply_at is None or last_reply_at < last_customer_at)
-    return replace(summary, unanswered=unanswered, sessions=tuple(sessions))
+    return ConversationFold(
+        summary=replace(summary, unanswered=unanswered, sessions=tuple(sessions)),
+        last_customer_at=last_customer_at,
+        last_reply_at=last_reply_at,
+        through=time_key(ordered[-1]) if ordered else fold.through,
+    )
 
 
 # ------------------------------------------------------------------------------------- tickets

@@ -9,11 +9,12 @@ it should not, and a replay into an empty store rebuilds the same rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -24,7 +25,6 @@ from sqlalchemy import (
     String,
     Text,
     and_,
-    case,
     delete,
     false,
     func,
@@ -33,15 +33,18 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from analytics import domain
+from analytics.metrics import CONVERSATIONS_SUMMARISED
 from contracts.common import SlaClock
 from contracts.events import AnalyticsFact
 from contracts.readapi import AnalyticsFigure
+from servicekit.db import column_arrays
 
 Fig = AnalyticsFigure
 
@@ -94,6 +97,8 @@ class ConversationRecord(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_status: Mapped[str | None] = mapped_column(String(20))
     rating: Mapped[int | None] = mapped_column(Integer)
+    fold: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    """`domain.ConversationFold`: what the next fact is folded into (None: rebuild from the facts)."""
 
 
 class OperatorSessionRecord(Base):
@@ -154,31 +159,53 @@ class QuestionRecord(Base):
 # ------------------------------------------------------------------------------------ writing
 
 
+# Advisory locks on the given keys, in the order given: one round trip however many keys.
+_LOCK_KEYS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(key, 0))"
+    " FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS given(key, position) ORDER BY position"
+)
+
+
 async def lock(session: AsyncSession, keys: Iterable[str]) -> None:
     """Serialises the rebuilds of these conversations and tickets until the transaction ends: two
     transactions adding facts to one conversation (its events travel on several topics) would each
     rebuild it without the other's fact. Taken in one order, so two batches never deadlock."""
-    for key in sorted(set(keys)):
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+    ordered = sorted(set(keys))
+    if ordered:
+        await session.execute(_LOCK_KEYS, {"keys": ordered})
 
 
-async def add_fact(session: AsyncSession, fact: AnalyticsFact) -> bool:
-    """Stores the fact; False when it was stored before (the same source event again)."""
-    added = await session.scalar(
-        insert(FactRecord)
-        .values(
-            fact_id=fact.fact_id,
-            tenant_id=fact.tenant_id,
-            name=fact.name.value,
-            conversation_id=fact.conversation_id,
-            ticket_id=fact.ticket_id,
-            occurred_at=fact.occurred_at,
-            body=fact.model_dump(mode="json", exclude_none=True),
+# Stores the facts not stored before (by their derived id) in one statement whose text does not
+# depend on their number (so its prepared statement is reused); returns the ids it stored.
+_ADD_FACTS = text(
+    "INSERT INTO facts (fact_id, tenant_id, name, conversation_id, ticket_id, occurred_at, body)"
+    " SELECT fact_id, tenant_id, name, conversation_id, ticket_id, occurred_at, CAST(body AS jsonb)"
+    " FROM unnest(CAST(:fact_ids AS uuid[]), CAST(:tenant_ids AS varchar[]), CAST(:names AS varchar[]),"
+    " CAST(:conversation_ids AS uuid[]), CAST(:ticket_ids AS uuid[]), CAST(:occurred_ats AS timestamptz[]),"
+    " CAST(:bodies AS text[])) AS given(fact_id, tenant_id, name, conversation_id, ticket_id, occurred_at, body)"
+    " ON CONFLICT DO NOTHING RETURNING fact_id"
+)
+
+
+async def add_facts(session: AsyncSession, facts: Sequence[AnalyticsFact]) -> set[uuid.UUID]:
+    """Stores the facts; returns the ids of those not stored before (the same source event again
+    makes no second fact)."""
+    if not facts:
+        return set()
+    rows = [
+        (
+            fact.fact_id,
+            fact.tenant_id,
+            fact.name.value,
+            fact.conversation_id,
+            fact.ticket_id,
+            fact.occurred_at,
+            fact.model_dump_json(exclude_none=True),
         )
-        .on_conflict_do_nothing()
-        .returning(FactRecord.fact_id)
-    )
-    return added is not None
+        for fact in facts
+    ]
+    names = ("fact_ids", "tenant_ids", "names", "conversation_ids", "ticket_ids", "occurred_ats", "bodies")
+    return set(await session.scalars(_ADD_FACTS, column_arrays(rows, names)))
 
 
 async def facts_of(session: AsyncSession, tenant_id: str, where: ColumnElement[bool]) -> list[AnalyticsFact]:
@@ -186,63 +213,158 @@ async def facts_of(session: AsyncSession, tenant_id: str, where: ColumnElement[b
     return [AnalyticsFact.model_validate(body) for body in rows]
 
 
-async def rebuild_conversation(session: AsyncSession, tenant_id: str, conversation_id: uuid.UUID) -> None:
-    """The conversation's row and operator turns, again from all of its facts."""
-    facts = await facts_of(session, tenant_id, FactRecord.conversation_id == conversation_id)
-    if not facts:
+FOLD = TypeAdapter(domain.ConversationFold)
+Key = tuple[str, uuid.UUID]
+
+
+_STORED_FOLDS = text(
+    "SELECT c.tenant_id, c.conversation_id, CAST(c.fold AS text) FROM conversations c"
+    " JOIN unnest(CAST(:tenant_ids AS varchar[]), CAST(:conversation_ids AS uuid[])) AS given(tenant_id, id)"
+    " ON c.tenant_id = given.tenant_id AND c.conversation_id = given.id"
+)
+
+
+async def stored_folds(session: AsyncSession, keys: Collection[Key]) -> dict[Key, domain.ConversationFold | None]:
+    """The stored fold of each of these conversations that has a row (None: a row without a
+    usable fold, written before folds were kept or by another version)."""
+    rows = await session.execute(_STORED_FOLDS, column_arrays(list(keys), ("tenant_ids", "conversation_ids")))
+    folds: dict[Key, domain.ConversationFold | None] = {}
+    for tenant_id, conversation_id, stored in rows:
+        try:
+            folds[(tenant_id, conversation_id)] = FOLD.validate_json(stored) if stored is not None else None
+        except ValidationError:
+            folds[(tenant_id, conversation_id)] = None
+    return folds
+
+
+async def summarise_conversations(session: AsyncSession, new_facts: Iterable[AnalyticsFact]) -> None:
+    """Brings the row (and operator turns) of every conversation these newly stored facts belong to
+    up to date: the facts are folded into the conversation's stored fold when they all happened
+    after the facts folded in before (the usual case), otherwise the conversation is summarised
+    again from all of its facts. Either way the row is what all of its facts say."""
+    by_conversation: dict[Key, list[AnalyticsFact]] = {}
+    for fact in new_facts:
+        if fact.conversation_id is not None:
+            by_conversation.setdefault((fact.tenant_id, fact.conversation_id), []).append(fact)
+    if not by_conversation:
         return
-    summary = domain.summarise_conversation(facts)
-    row = {
-        "tenant_id": tenant_id,
-        "conversation_id": conversation_id,
-        "started_at": summary.started_at,
-        "last_activity_at": summary.last_activity_at,
-        "ai_answers": summary.ai_answers,
-        "ai_involved": summary.ai_involved,
-        "ai_resolution_candidate": summary.ai_resolution_candidate,
-        "answer_confirmed": summary.answer_confirmed,
-        "handed_off": summary.handed_off,
-        "handoff_reason": summary.handoff_reason.value if summary.handoff_reason else None,
-        "escalated": summary.escalated,
-        "unanswered": summary.unanswered,
-        "left_the_queue": summary.left_the_queue,
-        "no_operator_available": summary.no_operator_available,
-        "ticket_requested": summary.ticket_requested,
-        "queue_wait_seconds": summary.queue_wait_seconds,
-        "last_operator_id": summary.last_operator_id,
-        "closed_at": summary.closed_at,
-        "closed_status": summary.closed_status.value if summary.closed_status else None,
-        "rating": summary.rating,
-    }
-    statement = insert(ConversationRecord).values(row)
-    keys = ("tenant_id", "conversation_id")
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=keys, set_={k: statement.excluded[k] for k in row if k not in keys}
-        )
+    stored = await stored_folds(session, by_conversation.keys())
+    folds: dict[Key, domain.ConversationFold] = {}
+    for key, facts in sorted(by_conversation.items()):
+        before = stored.get(key, domain.ConversationFold())  # no row yet: no fact of it stored before
+        extended = domain.extend_conversation(before, facts) if before is not None else None
+        if extended is None:
+            every_fact = await all_facts_of_conversation(session, key)
+            extended = domain.fold_conversation(domain.ConversationFold(), every_fact)
+            CONVERSATIONS_SUMMARISED.labels("rebuilt").inc()
+        else:
+            CONVERSATIONS_SUMMARISED.labels("extended").inc()
+        folds[key] = extended
+    await write_conversations(session, folds)
+    await write_operator_sessions(
+        session,
+        {
+            key: fold
+            for key, fold in folds.items()
+            if (before := stored.get(key)) is None or before.summary.sessions != fold.summary.sessions
+        },
     )
-    await session.execute(
-        delete(OperatorSessionRecord).where(
-            OperatorSessionRecord.tenant_id == tenant_id, OperatorSessionRecord.conversation_id == conversation_id
-        )
+
+
+async def all_facts_of_conversation(session: AsyncSession, key: Key) -> list[AnalyticsFact]:
+    return domain.in_time_order(await facts_of(session, key[0], FactRecord.conversation_id == key[1]))
+
+
+# (column, array type) of a conversation row, in `conversation_row`'s order.
+_CONVERSATION_COLUMNS = (
+    ("tenant_id", "varchar"),
+    ("conversation_id", "uuid"),
+    ("started_at", "timestamptz"),
+    ("last_activity_at", "timestamptz"),
+    ("ai_answers", "int"),
+    ("ai_involved", "bool"),
+    ("ai_resolution_candidate", "bool"),
+    ("answer_confirmed", "bool"),
+    ("handed_off", "bool"),
+    ("handoff_reason", "varchar"),
+    ("escalated", "bool"),
+    ("unanswered", "bool"),
+    ("left_the_queue", "bool"),
+    ("no_operator_available", "bool"),
+    ("ticket_requested", "bool"),
+    ("queue_wait_seconds", "float8"),
+    ("last_operator_id", "varchar"),
+    ("closed_at", "timestamptz"),
+    ("closed_status", "varchar"),
+    ("rating", "int"),
+    ("fold", "text"),
+)
+_KEY_COLUMNS = ("tenant_id", "conversation_id")
+# Every row of a batch in one upsert whose text does not depend on their number (written out from
+# the constant column list above: no outside value reaches the text).
+_WRITE_CONVERSATIONS = text(
+    f"INSERT INTO conversations ({', '.join(c for c, _ in _CONVERSATION_COLUMNS)})"  # noqa: S608
+    f" SELECT {', '.join('CAST(fold AS jsonb)' if c == 'fold' else c for c, _ in _CONVERSATION_COLUMNS)}"
+    f" FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _CONVERSATION_COLUMNS)})"
+    f" AS given({', '.join(c for c, _ in _CONVERSATION_COLUMNS)})"
+    f" ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET"
+    f" {', '.join(f'{c} = excluded.{c}' for c, _ in _CONVERSATION_COLUMNS if c not in _KEY_COLUMNS)}"
+)
+
+
+async def write_conversations(session: AsyncSession, folds: Mapping[Key, domain.ConversationFold]) -> None:
+    rows = [conversation_row(key, fold) for key, fold in folds.items()]
+    await session.execute(_WRITE_CONVERSATIONS, column_arrays(rows, [c for c, _ in _CONVERSATION_COLUMNS]))
+
+
+def conversation_row(key: Key, fold: domain.ConversationFold) -> tuple[object, ...]:
+    summary = fold.summary
+    return (
+        key[0],
+        key[1],
+        summary.started_at,
+        summary.last_activity_at,
+        summary.ai_answers,
+        summary.ai_involved,
+        summary.ai_resolution_candidate,
+        summary.answer_confirmed,
+        summary.handed_off,
+        summary.handoff_reason.value if summary.handoff_reason else None,
+        summary.escalated,
+        summary.unanswered,
+        summary.left_the_queue,
+        summary.no_operator_available,
+        summary.ticket_requested,
+        summary.queue_wait_seconds,
+        summary.last_operator_id,
+        summary.closed_at,
+        summary.closed_status.value if summary.closed_status else None,
+        summary.rating,
+        FOLD.dump_json(fold).decode(),
     )
-    if summary.sessions:
-        await session.execute(
-            insert(OperatorSessionRecord).values(
-                [
-                    {
-                        "tenant_id": tenant_id,
-                        "conversation_id": conversation_id,
-                        "turn": turn,
-                        "operator_id": s.operator_id,
-                        "assigned_at": s.assigned_at,
-                        "first_response_seconds": s.first_response_seconds,
-                        "handle_seconds": s.handle_seconds,
-                    }
-                    for turn, s in enumerate(summary.sessions, start=1)
-                ]
-            )
-        )
+
+
+async def write_operator_sessions(session: AsyncSession, folds: Mapping[Key, domain.ConversationFold]) -> None:
+    """Rewrites the operator turns of these conversations."""
+    if not folds:
+        return
+    s = OperatorSessionRecord
+    await session.execute(delete(s).where(tuple_(s.tenant_id, s.conversation_id).in_(list(folds))))
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "conversation_id": conversation_id,
+            "turn": turn,
+            "operator_id": turn_of.operator_id,
+            "assigned_at": turn_of.assigned_at,
+            "first_response_seconds": turn_of.first_response_seconds,
+            "handle_seconds": turn_of.handle_seconds,
+        }
+        for (tenant_id, conversation_id), fold in folds.items()
+        for turn, turn_of in enumerate(fold.summary.sessions, start=1)
+    ]
+    if rows:
+        await session.execute(insert(s).values(rows))
 
 
 async def rebuild_ticket(session: AsyncSession, tenant_id: str, ticket_id: uuid.UUID) -> None:
@@ -274,56 +396,66 @@ async def rebuild_ticket(session: AsyncSession, tenant_id: str, ticket_id: uuid.
     )
 
 
-async def keep_question(
-    session: AsyncSession,
-    tenant_id: str,
-    message_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-    asked_at: datetime,
-    text_: str,
-) -> None:
-    """A customer asked the assistant something: its text is kept unless a confident answer to
-    it is already known (the answer can arrive first: it travels on another topic)."""
-    q = QuestionRecord
-    statement = insert(q).values(
-        tenant_id=tenant_id,
-        message_id=message_id,
-        conversation_id=conversation_id,
-        asked_at=asked_at,
-        text=text_,
-        kb_gap=False,
-        answered=False,
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=("tenant_id", "message_id"),
-            set_={
-                "conversation_id": statement.excluded.conversation_id,
-                "asked_at": statement.excluded.asked_at,
-                "text": case((and_(q.answered, not_(q.not_helpful)), None), else_=statement.excluded.text),
-            },
-        )
-    )
+@dataclass(frozen=True)
+class Question:
+    """A customer's question to the assistant, as its message tells it."""
+
+    tenant_id: str
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    asked_at: datetime
+    text: str
 
 
-async def judge_question(session: AsyncSession, tenant_id: str, message_id: uuid.UUID, kb_gap: bool) -> None:
-    """The assistant's reply to a question: a knowledge gap, or an answer. Once any reply answered
-    it, its text is forgotten, whatever order the question and its replies arrive in."""
-    q = QuestionRecord
-    statement = insert(q).values(
-        tenant_id=tenant_id, message_id=message_id, text=None, kb_gap=kb_gap, answered=not kb_gap
-    )
-    answered = or_(q.answered, statement.excluded.answered)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=("tenant_id", "message_id"),
-            set_={
-                "kb_gap": or_(q.kb_gap, statement.excluded.kb_gap),
-                "answered": answered,
-                "text": case((and_(answered, not_(q.not_helpful)), None), else_=q.text),
-            },
-        )
-    )
+# Questions to keep, in one statement. A question's text is kept unless a confident answer to it
+# is already known (the answer can arrive first: it travels on another topic).
+_KEEP_QUESTIONS = text(
+    "INSERT INTO questions AS q (tenant_id, message_id, conversation_id, asked_at, text, kb_gap, answered)"
+    " SELECT tenant_id, message_id, conversation_id, asked_at, text, false, false"
+    " FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:message_ids AS uuid[]), CAST(:conversation_ids AS uuid[]),"
+    " CAST(:asked_ats AS timestamptz[]), CAST(:texts AS text[]))"
+    " AS given(tenant_id, message_id, conversation_id, asked_at, text)"
+    " ON CONFLICT (tenant_id, message_id) DO UPDATE SET conversation_id = excluded.conversation_id,"
+    " asked_at = excluded.asked_at,"
+    " text = CASE WHEN q.answered AND NOT q.not_helpful THEN NULL ELSE excluded.text END"
+)
+
+
+async def keep_questions(session: AsyncSession, questions: Iterable[Question]) -> None:
+    """Customers asked the assistant something: the texts are kept for the knowledge-gap report
+    until a confident answer to them is known."""
+    unique = {(q.tenant_id, q.message_id): q for q in questions}  # a statement may update a row once
+    if unique:
+        rows = [(q.tenant_id, q.message_id, q.conversation_id, q.asked_at, q.text) for q in unique.values()]
+        names = ("tenant_ids", "message_ids", "conversation_ids", "asked_ats", "texts")
+        await session.execute(_KEEP_QUESTIONS, column_arrays(rows, names))
+
+
+# The assistant's replies to questions, in one statement: a knowledge gap, or an answer. Once any
+# reply answered a question, its text is forgotten, whatever order the question and its replies
+# arrive in.
+_JUDGE_QUESTIONS = text(
+    "INSERT INTO questions AS q (tenant_id, message_id, text, kb_gap, answered)"
+    " SELECT tenant_id, message_id, NULL, kb_gap, answered"
+    " FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:message_ids AS uuid[]), CAST(:kb_gaps AS bool[]),"
+    " CAST(:answereds AS bool[])) AS given(tenant_id, message_id, kb_gap, answered)"
+    " ON CONFLICT (tenant_id, message_id) DO UPDATE SET kb_gap = q.kb_gap OR excluded.kb_gap,"
+    " answered = q.answered OR excluded.answered,"
+    " text = CASE WHEN (q.answered OR excluded.answered) AND NOT q.not_helpful THEN NULL ELSE q.text END"
+)
+
+
+async def judge_questions(session: AsyncSession, judgements: Iterable[tuple[str, uuid.UUID, bool]]) -> None:
+    """Replies of the assistant, as (tenant, the question's message id, whether it was a knowledge
+    gap). Several replies to one question count together: a gap if any was, answered if any was not."""
+    merged: dict[tuple[str, uuid.UUID], tuple[bool, bool]] = {}
+    for tenant_id, message_id, kb_gap in judgements:
+        gap, answered = merged.get((tenant_id, message_id), (False, False))
+        merged[(tenant_id, message_id)] = (gap or kb_gap, answered or not kb_gap)
+    if merged:
+        rows = [(tenant_id, message_id, gap, answered) for (tenant_id, message_id), (gap, answered) in merged.items()]
+        names = ("tenant_ids", "message_ids", "kb_gaps", "answereds")
+        await session.execute(_JUDGE_QUESTIONS, column_arrays(rows, names))
 
 
 async def mark_not_helpful(
