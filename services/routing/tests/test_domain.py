@@ -143,6 +143,21 @@ def test_a_heartbeat_repeating_the_operators_choice_does_not_undo_away_but_a_new
     assert first.changed
 
 
+def test_positions_are_told_at_every_change_near_the_head_and_by_tenths_further_back() -> None:
+    assert domain.worth_telling(None, 412), "the first position is always told"
+    assert not domain.worth_telling(7, 7)
+    assert [p for p in range(12, 0, -1) if domain.worth_telling(p + 1, p)] == list(range(10, 0, -1))
+    told, last = [], 400
+    for position in range(399, 0, -1):  # the head leaves 399 times
+        if domain.worth_telling(last, position):
+            told.append(position)
+            last = position
+    assert told[:3] == [360, 324, 291]
+    assert told[-10:] == list(range(10, 0, -1))
+    assert len(told) < 50, "not 399"
+    assert domain.worth_telling(20, 22), "moving back (an upset customer ahead) by a tenth is told"
+
+
 def test_the_estimated_wait_grows_with_the_position_and_is_unknown_with_nobody_online() -> None:
     operators = [operator("anna", capacity=2), operator("bruno", capacity=1), operator("away", presence="away")]
     assert domain.estimated_wait_seconds(1, operators, 240) == 240

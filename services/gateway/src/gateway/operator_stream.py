@@ -173,16 +173,46 @@ class FeedSink:
         self.connection.close(code, reason or "")
 
 
+QUEUE_HINT = "queue"  # the coalescing key of every `queue` frame
+
+
+def coalescing_key(payload: Any) -> str | None:
+    """Frames that say the same thing as a newer one of their key, so a socket with frames waiting
+    needs only the newest: a `queue` frame only tells the dashboard to read the queue again (a
+    burst of queue changes is one read), and a colleague's `presence` frame carries their whole
+    state. None for every other frame, which is always sent."""
+    if isinstance(payload, ConversationQueued | QueuePositionChanged | NoOperatorAvailable):
+        return QUEUE_HINT
+    if isinstance(payload, OperatorPresenceChanged):
+        return f"presence:{payload.operator_id}"
+    return None
+
+
+class QueuedFrame:
+    """A frame waiting in an operator socket's queue; its text is replaced by a newer frame of
+    its coalescing key while it waits."""
+
+    __slots__ = ("key", "text")
+
+    def __init__(self, text: str, key: str | None) -> None:
+        self.text = text
+        self.key = key
+
+
 class OperatorConnection:
     """One open operator stream. Its frames are queued and written by one drain task at a time
-    (the socket's single writer), so each conversation's frames keep their order."""
+    (the socket's single writer), so each conversation's frames keep their order. A frame with a
+    coalescing key (`coalescing_key`) replaces, in place, a frame of the same key still waiting:
+    with 200 operators of a tenant, every queue change and every colleague's change of load is a
+    frame to each of them, and a socket that falls behind would otherwise fall further."""
 
     def __init__(self, hub: Hub, websocket: WebSocket, claims: OperatorClaims) -> None:
         self.hub = hub
         self.websocket = websocket
         self.claims = claims
         self.feeds: dict[uuid.UUID, WidgetSocket] = {}
-        self.queue: deque[str] = deque()
+        self.queue: deque[QueuedFrame] = deque()
+        self.waiting: dict[str, QueuedFrame] = {}  # coalescing key -> its frame in the queue
         self.draining = False
         self.closed = False
 
@@ -190,14 +220,21 @@ class OperatorConnection:
     def supervises(self) -> bool:
         return self.claims.role in SUPERVISING_ROLES
 
-    def push(self, text: str) -> None:
+    def push(self, text: str, key: str | None = None) -> None:
+        """Queues a frame; one with a `key` replaces the waiting frame of that key, if any."""
         if self.closed:
+            return
+        if key is not None and (waiting := self.waiting.get(key)) is not None:
+            waiting.text = text
             return
         # Several conversations share the socket: it may hold a few frames more than a widget's.
         if len(self.queue) >= 4 * MAX_QUEUED_FRAMES:
             self.close(CLOSE_TOO_SLOW, "not reading; reconnect")
             return
-        self.queue.append(text)
+        frame = QueuedFrame(text, key)
+        if key is not None:
+            self.waiting[key] = frame
+        self.queue.append(frame)
         if not self.draining:
             self.draining = True
             self.hub.spawn(self._drain())
@@ -205,10 +242,14 @@ class OperatorConnection:
     async def _drain(self) -> None:
         try:
             while self.queue:
-                await self.websocket.send_text(self.queue.popleft())
+                frame = self.queue.popleft()
+                if frame.key is not None:  # from now on a frame of its key is a new one
+                    del self.waiting[frame.key]
+                await self.websocket.send_text(frame.text)
         except Exception as error:  # the socket is gone
             log.debug("operator socket drain stopped", error=repr(error))
             self.queue.clear()
+            self.waiting.clear()
         finally:
             self.draining = False
 
@@ -288,15 +329,16 @@ class OperatorHub:
             return
         payload = envelope.payload
         conversation_id = envelope.conversation_id
+        key = coalescing_key(payload)
         moved: str | None = None
         for connection in list(connections):
             if not connection.sees(payload):
                 # An offer to a colleague still moves the queue everyone reads (GET /v1/queue lists
                 # offered conversations too): told without the offer's details, to read it again.
                 moved = moved or queue_changed_frame(envelope)
-                connection.push(moved)
+                connection.push(moved, QUEUE_HINT)
                 continue
-            connection.push(frame)
+            connection.push(frame, key)
             if conversation_id is None or getattr(payload, "operator_id", None) != connection.claims.operator_id:
                 continue
             # The operator's own conversations are followed while they have them.

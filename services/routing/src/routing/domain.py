@@ -166,6 +166,22 @@ def positions(waiting: Iterable[Waiting]) -> dict[uuid.UUID, int]:
     return {w.conversation_id: n for n, w in enumerate(queue_order(waiting), start=1)}
 
 
+# Positions told to the customer at every change; further back, a change is told once it is a
+# tenth of the last position told. A queue of n moves every position behind the head each time
+# the head leaves: telling them all is n events per departure, n squared for the queue to drain,
+# where the customer far back reads no difference between 412th and 411th.
+EXACT_POSITIONS = 10
+
+
+def worth_telling(last_told: int | None, position: int) -> bool:
+    """Whether a waiting conversation is told its new position."""
+    if last_told is None:
+        return True
+    if position == last_told:
+        return False
+    return position <= EXACT_POSITIONS or abs(position - last_told) * 10 >= last_told
+
+
 def estimated_wait_seconds(position: int, operators: Iterable[Operator], handling_seconds: int) -> int | None:
     """A rough wait: the conversations ahead share the online operators' seats, each freed after
     an average handling time. None when nobody is online (no estimate is better than a wrong one)."""

@@ -275,7 +275,7 @@ async def tell_positions(decision: Decision, queue: list[RoutedConversation], op
     positions = domain.positions(c.as_waiting() for c in queue)
     for conversation in sorted(queue, key=lambda c: positions[c.conversation_id]):
         position = positions[conversation.conversation_id]
-        if conversation.state != "waiting" or position == conversation.last_position:
+        if conversation.state != "waiting" or not domain.worth_telling(conversation.last_position, position):
             continue
         wait = domain.estimated_wait_seconds(position, operators, decision.settings.average_handling_seconds)
         first_time = conversation.last_position is None
