@@ -15,7 +15,7 @@ import contextlib
 import json
 import uuid
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
@@ -191,12 +191,39 @@ class WidgetSocket:
             await self.send_messages(transcript.messages)
 
 
+StatusWatch = Callable[[StatusChanged], bool]
+
+
 class Hub:
     def __init__(self, reader: ConversationReader) -> None:
         self.reader = reader
         self.sockets: dict[uuid.UUID, set[WidgetSocket]] = {}
+        # Requests waiting for a conversation's status change (`until_status`), by conversation.
+        self.watches: dict[uuid.UUID, list[tuple[StatusWatch, asyncio.Future[None]]]] = {}
         self.events_seen = 0
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @contextlib.contextmanager
+    def watching(self, conversation_id: uuid.UUID, accept: StatusWatch) -> Iterator[asyncio.Future[None]]:
+        """A future resolved by the first status change of the conversation that `accept`s, read
+        from the events this process fans out anyway (no read API call per try); the watch is
+        registered before the caller looks at the current state, so no change slips between."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        watch = (accept, future)
+        self.watches.setdefault(conversation_id, []).append(watch)
+        try:
+            yield future
+        finally:
+            watches = self.watches.get(conversation_id, [])
+            if watch in watches:
+                watches.remove(watch)
+            if not watches:
+                self.watches.pop(conversation_id, None)
+
+    def _resolve_watches(self, conversation_id: uuid.UUID, change: StatusChanged) -> None:
+        for accept, future in self.watches.get(conversation_id, []):
+            if not future.done() and accept(change):
+                future.set_result(None)
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
@@ -240,7 +267,7 @@ class Hub:
             conversation_id = uuid.UUID(key.decode()) if key else None
         except (ValueError, UnicodeDecodeError):
             conversation_id = None
-        if conversation_id is not None and conversation_id not in self.sockets:
+        if conversation_id is not None and conversation_id not in self.sockets and conversation_id not in self.watches:
             return
         try:
             envelope = parse_envelope(record.value)
@@ -249,6 +276,8 @@ class Hub:
             return
         if envelope.conversation_id is None:
             return
+        if isinstance(envelope.payload, StatusChanged) and envelope.conversation_id in self.watches:
+            self._resolve_watches(envelope.conversation_id, envelope.payload)
         group = self.sockets.get(envelope.conversation_id)
         if not group:
             return

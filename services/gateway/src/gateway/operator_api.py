@@ -31,6 +31,7 @@ from contracts.events import (
     PostOperatorMessage,
     ReleaseConversation,
     SetOperatorPresence,
+    StatusChanged,
     TransferConversation,
 )
 from contracts.readapi import (
@@ -466,28 +467,35 @@ TAKE_SETTLE_SECONDS = 3.0
 
 
 async def until_writable(runtime: GatewayRuntime, conversation_id: uuid.UUID, operator_id: str) -> None:
-    """Returns once the conversation service shows the conversation held by `operator_id`.
+    """Returns once the conversation service holds the conversation for `operator_id`.
 
     Routing decides the take, but the conversation service, which accepts or refuses the
     operator's messages, learns of it from routing's `operator_assigned` on another topic: a
     message posted right after routing's answer could overtake it and be refused. Waiting here
     keeps one owner of each rule (routing for seats, the conversation service for who may write)
-    and makes the 200 mean "write now". Beyond the bound the operator gets 503 and retries: the
-    same take again answers 200 (routing keeps the conversation with them)."""
-    delay = 0.02
-    try:
-        async with asyncio.timeout(TAKE_SETTLE_SECONDS):
-            while True:
-                await asyncio.sleep(delay)  # routing's event is on its way: a read now would miss it
-                view = await runtime.reader.conversation(conversation_id)
-                if view is not None and view.status in HELD_STATUSES and view.operator_id == operator_id:
-                    return
-                delay = min(delay * 2, 0.2)
-    except TimeoutError:
-        log.warning("take answered by routing, not yet applied by the conversation service", operator_id=operator_id)
-        raise ApiError(
-            503, "unavailable", "the conversation is yours but not ready for messages yet; retry the take"
-        ) from None
+    and makes the 200 mean "write now". The wait is for the conversation's own status change among
+    the events this process fans out (one read of the current state, then none: polling the read
+    API for every take loaded the conversation service exactly when it was busiest). Beyond the
+    bound the operator gets 503 and retries: the same take again answers 200 (routing keeps the
+    conversation with them)."""
+
+    def held(change: StatusChanged) -> bool:
+        return change.status in HELD_STATUSES and change.operator_id == operator_id
+
+    with runtime.hub.watching(conversation_id, held) as applied:
+        view = await runtime.reader.conversation(conversation_id)
+        if view is not None and view.status in HELD_STATUSES and view.operator_id == operator_id:
+            return
+        try:
+            await asyncio.wait_for(applied, TAKE_SETTLE_SECONDS)
+            return
+        except TimeoutError:
+            pass
+    view = await runtime.reader.conversation(conversation_id)  # the event may have been missed
+    if view is not None and view.status in HELD_STATUSES and view.operator_id == operator_id:
+        return
+    log.warning("take answered by routing, not yet applied by the conversation service", operator_id=operator_id)
+    raise ApiError(503, "unavailable", "the conversation is yours but not ready for messages yet; retry the take")
 
 
 @router.post(
