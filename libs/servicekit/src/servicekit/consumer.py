@@ -225,6 +225,7 @@ class EventConsumer:
         bootstrap_servers: str,
         topic_prefix: str = "",
         batch_size: int = 200,
+        batch_linger: float = 0.0,
         relay: OutboxRelay | None = None,
         probes: Mapping[str, Probe] | None = None,
         outside_call_attempts: int = 6,
@@ -237,6 +238,7 @@ class EventConsumer:
         self.bootstrap_servers = bootstrap_servers
         self.topic_prefix = topic_prefix
         self.batch_size = batch_size
+        self.batch_linger = batch_linger  # seconds between two fetches of a busy consumer (`RecordStream`)
         self.relay = relay  # the outbox relay of the same store, drained when partitions move
         self.probes = dict(probes or {})  # the service's own dependencies besides database and broker
         self.outside_call_attempts = outside_call_attempts
@@ -297,6 +299,7 @@ class EventConsumer:
             group_id=self.group_id,
             auto_offset_reset="earliest",
             max_batch=self.batch_size,
+            batch_linger=self.batch_linger,
             listener=_HandOverInOrder(self),
             max_poll_interval_ms=self.max_poll_interval_ms,
         )

@@ -116,6 +116,7 @@ class Runtime:
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             topic_prefix=self.settings.kafka_topic_prefix,
             batch_size=self.settings.consumer_batch_size,
+            batch_linger=self.settings.consumer_batch_linger_ms / 1000,
             relay=self.relay,
             probes={"cache": self.redis.ping} if self.redis is not None else None,
         )

@@ -126,10 +126,12 @@ class RecordStream:
         group_id: str | None,
         auto_offset_reset: str,
         max_batch: int,
+        batch_linger: float = 0.0,
         listener: ConsumerRebalanceListener | None = None,
         max_poll_interval_ms: int = 300_000,
     ) -> None:
         self.max_batch = max_batch
+        self._linger = batch_linger
         # While the queue stays full, the client is polled this often (its partitions paused), so
         # the group does not take this member for dead after `max_poll_interval_ms`.
         self._keepalive = min(5.0, max_poll_interval_ms / 1000 / 4)
@@ -253,3 +255,9 @@ class RecordStream:
                 continue
             for records in polled.values():
                 self._fetched.put(records)
+            if polled and self._linger:
+                # aiokafka sends the next fetch as soon as these records are read; what it brings
+                # waits here until the pause ends, then makes one batch: on a busy topic at most
+                # one fetch (a request to the broker, a batch and its transaction) per `linger`,
+                # for that much latency; an idle topic costs nothing (its fetch waits at the broker).
+                await asyncio.sleep(self._linger)
