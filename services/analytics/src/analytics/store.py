@@ -1,9 +1,11 @@
 """Tables of the analytics service (its own database) and the queries on them.
 
 `facts` keeps every fact once (its id derives from the source event). Each conversation and each
-ticket has one row, rebuilt from all of its facts whenever one arrives (`domain.summarise_*`); the
+ticket has one row that says what all of its facts say: a conversation's new facts are folded into
+the fold kept with its row, or it is summarised again from all of its facts when a late one shapes
+it (`summarise_conversations`); a ticket is rebuilt from all of its facts (`rebuild_ticket`). The
 figures are queries over those rows, never counters, so a late or repeated event changes nothing
-it should not, and a replay into an empty store rebuilds the same rows.
+it should not, and a replay into an empty store makes the same rows.
 """
 
 from __future__ import annotations
