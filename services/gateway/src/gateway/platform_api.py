@@ -14,19 +14,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from contracts.common import NOT_BLANK
 from gateway.api import RuntimeDep, limit_per_ip
 from gateway.operators import hash_password
 from gateway.schemas import errors
-from gateway.signup_api import SignupAdmin, SignupLanguage, _unique
+from gateway.signup_api import SignupAdmin, SignupLanguage, _unique, tenant_creation_refusals
 from gateway.tenants import (
     NewTenant,
     TenantConfig,
     TenantIdText,
-    TenantTaken,
-    UsernameTaken,
     clean_origins,
     create_tenant,
     known_time_zone,
@@ -113,21 +110,13 @@ async def create(runtime: RuntimeDep, body: PlatformTenant) -> PlatformTenantCre
     except ValidationError as error:  # the request's own checks are the same: not expected
         raise ApiError(422, "invalid_request", str(error)) from error
     password_hash = await asyncio.to_thread(hash_password, body.admin.password)
-    try:
+    with tenant_creation_refusals(body.tenant_id, body.admin.username):
         tenant, admin = await create_tenant(
             runtime.sessions,  # type: ignore[arg-type]
             new,
             password_hash,
             actor=PLATFORM_API_ACTOR,
         )
-    except TenantTaken as error:
-        raise ApiError(409, "tenant_taken", f"the tenant id {body.tenant_id} is taken") from error
-    except UsernameTaken as error:
-        raise ApiError(409, "username_taken", f"the username {body.admin.username} is taken") from error
-    except IntegrityError as error:  # a concurrent request took the id, the username or the key first
-        raise ApiError(409, "conflict", "the tenant id, the username or the widget key is taken") from error
-    except (OSError, DBAPIError) as error:
-        raise ApiError(503, "unavailable", "the tenant could not be created now; retry") from error
     await runtime.access.changed()
     await runtime.tenants.refresh()
     log.info("tenant created through the platform API", tenant_id=tenant.tenant_id)

@@ -11,7 +11,9 @@ page, which posts the token to `POST /v1/signup/verify`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -137,6 +139,21 @@ def _verification_email(runtime: GatewayRuntime, request_id: uuid.UUID, expires_
     return email
 
 
+@contextlib.contextmanager
+def tenant_creation_refusals(tenant_id: str, username: str) -> Iterator[None]:
+    """`create_tenant`'s refusals as API answers, for sign-up and the platform API alike."""
+    try:
+        yield
+    except TenantTaken as error:
+        raise ApiError(409, "tenant_taken", f"the tenant id {tenant_id} is taken") from error
+    except UsernameTaken as error:
+        raise ApiError(409, "username_taken", f"the username {username} is taken") from error
+    except IntegrityError as error:  # a concurrent request took the id, the username or the key first
+        raise ApiError(409, "conflict", "the tenant id, the username or the widget key is taken") from error
+    except (OSError, DBAPIError) as error:
+        raise ApiError(503, "unavailable", "the tenant could not be created now; retry") from error
+
+
 @router.post(
     "",
     status_code=202,
@@ -176,7 +193,7 @@ async def signup(runtime: RuntimeDep, body: SignupRequest) -> SignupAccepted:
     password_hash = await asyncio.to_thread(hash_password, admin.password)
     expires_at = datetime.now(UTC) + timedelta(seconds=signuplinks.SIGNUP_MAX_AGE_SECONDS)
     # The widget key is not answered here: the admin reads it in the dashboard once verified.
-    try:
+    with tenant_creation_refusals(body.tenant_id, admin.username):
         await create_tenant(
             runtime.sessions,  # type: ignore[arg-type]
             new,
@@ -185,14 +202,6 @@ async def signup(runtime: RuntimeDep, body: SignupRequest) -> SignupAccepted:
             pending_verification=True,
             account_email=_verification_email(runtime, uuid.uuid4(), expires_at),
         )
-    except TenantTaken as error:
-        raise ApiError(409, "tenant_taken", f"the tenant id {body.tenant_id} is taken") from error
-    except UsernameTaken as error:
-        raise ApiError(409, "username_taken", f"the username {admin.username} is taken") from error
-    except IntegrityError as error:  # a concurrent sign-up took the id or the username first
-        raise ApiError(409, "conflict", "the tenant id or the username is taken") from error
-    except (OSError, DBAPIError) as error:
-        raise ApiError(503, "unavailable", "sign-up is unavailable now; retry") from error
     # Every replica's gate learns that the tenant is pending before anyone has its key.
     await runtime.access.changed()
     log.info("tenant signed up", tenant_id=body.tenant_id)
