@@ -118,15 +118,22 @@ def operator_message(seq: int, operator_id: str) -> MessagePosted:
     )
 
 
-def test_a_summary_is_the_same_whatever_order_its_facts_arrive_in() -> None:
-    facts = [
+def handed_to_anna_and_resolved(*meanwhile: AnalyticsFact) -> list[AnalyticsFact]:
+    """A conversation offered to a person, queued, taken by anna who answers and closes it as
+    resolved at 200 s; `meanwhile`, facts between her answer and the close."""
+    return [
         fact(customer(1), 10),
         fact(ai(2, S.HANDOFF_OFFERED), 12),
         fact(StatusChanged(previous=S.HANDOFF_OFFERED, status=S.QUEUED), 20),
         fact(OperatorAssigned(operator_id="anna", display_name="Anna"), 80),
         fact(operator_message(3, "anna"), 95),
+        *meanwhile,
         fact(StatusChanged(previous=S.WITH_OPERATOR, status=S.RESOLVED, operator_id="anna"), 200),
     ]
+
+
+def test_a_summary_is_the_same_whatever_order_its_facts_arrive_in() -> None:
+    facts = handed_to_anna_and_resolved()
     summaries = {domain.summarise_conversation(order) for order in itertools.permutations(facts)}
     assert len(summaries) == 1
     (summary,) = summaries
@@ -138,15 +145,7 @@ def test_a_summary_is_the_same_whatever_order_its_facts_arrive_in() -> None:
 
 
 def test_folding_new_facts_into_a_stored_fold_equals_summarising_them_all_and_an_older_fact_refuses() -> None:
-    facts = [
-        fact(customer(1), 10),
-        fact(ai(2, S.HANDOFF_OFFERED), 12),
-        fact(StatusChanged(previous=S.HANDOFF_OFFERED, status=S.QUEUED), 20),
-        fact(OperatorAssigned(operator_id="anna", display_name="Anna"), 80),
-        fact(operator_message(3, "anna"), 95),
-        fact(customer(4), 120),
-        fact(StatusChanged(previous=S.WITH_OPERATOR, status=S.RESOLVED, operator_id="anna"), 200),
-    ]
+    facts = handed_to_anna_and_resolved(fact(customer(4), 120))
     expected = domain.summarise_conversation(facts)
     for chunks in ([facts[:1], facts[1:4], facts[4:]], [[f] for f in facts], [facts[:5], facts[5:]]):
         fold: domain.ConversationFold | None = domain.ConversationFold()

@@ -31,7 +31,6 @@ from contracts.events import (
     PostOperatorMessage,
     ReleaseConversation,
     SetOperatorPresence,
-    StatusChanged,
     TransferConversation,
 )
 from contracts.readapi import (
@@ -479,20 +478,22 @@ async def until_writable(runtime: GatewayRuntime, conversation_id: uuid.UUID, op
     bound the operator gets 503 and retries: the same take again answers 200 (routing keeps the
     conversation with them)."""
 
-    def held(change: StatusChanged) -> bool:
-        return change.status in HELD_STATUSES and change.operator_id == operator_id
+    def held(status: ConversationStatus, holder: str | None) -> bool:
+        return status in HELD_STATUSES and holder == operator_id
 
-    with runtime.hub.watching(conversation_id, held) as applied:
+    async def held_now() -> bool:
         view = await runtime.reader.conversation(conversation_id)
-        if view is not None and view.status in HELD_STATUSES and view.operator_id == operator_id:
+        return view is not None and held(view.status, view.operator_id)
+
+    with runtime.hub.watching(conversation_id, lambda change: held(change.status, change.operator_id)) as applied:
+        if await held_now():
             return
         try:
             await asyncio.wait_for(applied, TAKE_SETTLE_SECONDS)
             return
         except TimeoutError:
             pass
-    view = await runtime.reader.conversation(conversation_id)  # the event may have been missed
-    if view is not None and view.status in HELD_STATUSES and view.operator_id == operator_id:
+    if await held_now():  # the event may have been missed
         return
     log.warning("take answered by routing, not yet applied by the conversation service", operator_id=operator_id)
     raise ApiError(503, "unavailable", "the conversation is yours but not ready for messages yet; retry the take")
