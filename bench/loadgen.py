@@ -173,6 +173,7 @@ class Turns:
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.stopping = False
+        self.quiet_since = 0.0  # loop time the services were last found quiet from (`wait_quiet`)
         self.gate = asyncio.Semaphore(50)  # conversations being set up at once
 
     async def open_customer(self, http: aiohttp.ClientSession, rng: random.Random) -> tuple[Widget, str]:
@@ -286,6 +287,31 @@ class Turns:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def services_cpu(self) -> float:
+        """CPU seconds used so far by the services (`--quiet-pids`)."""
+        total = 0
+        for pid in self.args.quiet_pids:
+            with contextlib.suppress(OSError):
+                raw = Path(f"/proc/{pid}/stat").read_text()
+                fields = raw[raw.rindex(")") + 2 :].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / CLOCK_TICKS
+
+    async def wait_quiet(self, timeout: float) -> float:
+        """Waits (at most `timeout` seconds) until the services use no more than `--quiet-percent`
+        of one core for two half-seconds in a row: the backlog of what came before is worked off.
+        Returns the seconds waited; `quiet_since` is when the quiet began."""
+        loop = asyncio.get_running_loop()
+        start = then = loop.time()
+        used, calm = self.services_cpu(), 0
+        while self.args.quiet_pids and calm < 2 and loop.time() - start < timeout:
+            await asyncio.sleep(0.5)
+            now, cpu = loop.time(), self.services_cpu()
+            calm = calm + 1 if 100 * (cpu - used) / (now - then) <= self.args.quiet_percent else 0
+            then, used = now, cpu
+        self.quiet_since = loop.time() - 0.5 * calm  # the start of the calm half-seconds, if any
+        return loop.time() - start
+
     async def run(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         wall = time.time() - loop.time()  # loop time + wall = wall-clock time
@@ -302,8 +328,12 @@ class Turns:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.idle.wait(), timeout=self.args.timeout + 2)
         await self.stop(tasks)
+        # With `--quiet-pids`: until the services have worked off what the turns left them (the
+        # benchmark's CPU per turn, drained, runs from the first turn to then).
+        await self.wait_quiet(self.args.quiet_timeout)
         return {
             "origin_wall": start + wall,
+            "quiet_at": self.quiet_since - start,
             "window": [window[0] - start, window[1] - start],
             "turns": [(s - start, b - start, f - start, o) for s, b, f, o in self.turns],
             "shed": [s - start for s in self.shed],
@@ -327,30 +357,6 @@ class Capacity(Turns):
     pause for the system to settle."""
 
     origin = 0.0  # loop time the steps' windows are counted from
-
-    def services_cpu(self) -> float:
-        """CPU seconds used so far by the services (`--quiet-pids`)."""
-        total = 0
-        for pid in self.args.quiet_pids:
-            with contextlib.suppress(OSError):
-                raw = Path(f"/proc/{pid}/stat").read_text()
-                fields = raw[raw.rindex(")") + 2 :].split()
-                total += int(fields[11]) + int(fields[12])
-        return total / CLOCK_TICKS
-
-    async def wait_quiet(self, timeout: float) -> float:
-        """Waits (at most `timeout` seconds) until the services use no more than `--quiet-percent`
-        of one core for two half-seconds in a row: the last step's backlog is worked off. Returns
-        the seconds waited."""
-        loop = asyncio.get_running_loop()
-        start = then = loop.time()
-        used, calm = self.services_cpu(), 0
-        while self.args.quiet_pids and calm < 2 and loop.time() - start < timeout:
-            await asyncio.sleep(0.5)
-            now, cpu = loop.time(), self.services_cpu()
-            calm = calm + 1 if 100 * (cpu - used) / (now - then) <= self.args.quiet_percent else 0
-            then, used = now, cpu
-        return loop.time() - start
 
     async def step(self, rate: float, seconds: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -933,11 +939,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bisections", type=int, default=2, help="capacity: steps after the first failure")
     parser.add_argument("--p99-limit", type=float, default=250, help="capacity: a step's p99 limit (ms)")
     parser.add_argument("--settle", type=float, default=2, help="capacity: pause after a step")
-    parser.add_argument(
-        "--quiet-pids", type=lambda v: [int(p) for p in v.split(",") if p], default=[], help="capacity: the services"
-    )
-    parser.add_argument("--quiet-percent", type=float, default=30, help="capacity: their CPU when quiet (% of a core)")
-    parser.add_argument("--quiet-timeout", type=float, default=60, help="capacity: longest wait for quiet (s)")
+    # turns and capacity: the services, their CPU when quiet (% of a core), the longest wait for quiet (s)
+    parser.add_argument("--quiet-pids", type=lambda v: [int(p) for p in v.split(",") if p], default=[])
+    parser.add_argument("--quiet-percent", type=float, default=30)
+    parser.add_argument("--quiet-timeout", type=float, default=60)
     parser.add_argument("--light-fraction", type=float, default=0.6, help="capacity: the last step, x capacity")
     parser.add_argument("--light-seconds", type=float, default=20, help="capacity: its measured window")
     return parser.parse_args(argv)

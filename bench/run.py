@@ -55,19 +55,6 @@ def check_alive(stack: Stack) -> None:
         raise RuntimeError(f"services died during the run: {dead}; see {stack.log_dir}")
 
 
-def wait_until_quiet(sampler: CpuSampler, services: set[str], idle_percent: float, limit: float) -> float:
-    """Waits (up to `limit` seconds) until the services use no more than their idle CPU plus a
-    tenth of a core, two seconds running; returns the wall-clock time they were quiet from."""
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        time.sleep(1)
-        now = time.time()
-        recent = sampler.percent(now - 2.5, now)
-        if recent and sum(v for k, v in recent.items() if k in services) <= idle_percent + 10:
-            return now - 2.5
-    return time.time()
-
-
 def turns_scenario(
     stack: Stack, params: Params, sampler: CpuSampler, calibration_ms: float | None, idle: dict[str, float]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -75,7 +62,12 @@ def turns_scenario(
     args = ["turns", "--gateway", stack.url("gateway"), "--tps", str(params.target_tps)]
     args += ["--seconds", str(params.seconds), "--warmup", str(params.warmup)]
     args += ["--customers", str(params.customers), "--timeout", str(params.turn_timeout)]
-    raw = run_loadgen(args, RESULTS / "raw-turns.json", sampler, params.warmup + params.seconds + 600)
+    # Then it waits (up to 300 s) for the services to be as quiet as when idle, plus a tenth of a core.
+    services = {name: p.pid for name, p in stack.processes.items()}
+    idle_percent = sum(idle.get(name, 0) for name in services)
+    args += ["--quiet-pids", ",".join(map(str, services.values())), "--quiet-percent", str(idle_percent + 10)]
+    args += ["--quiet-timeout", "300"]
+    raw = run_loadgen(args, RESULTS / "raw-turns.json", sampler, params.warmup + params.seconds + 900)
     check_alive(stack)
     figures = report.turns_figures(raw, params.target_tps)
     origin = raw["origin_wall"] + raw["window"][0]
@@ -93,7 +85,7 @@ def turns_scenario(
     # the window, so only this figure shows what a change to its cost per event saves.
     started = [turn[1] for turn in raw["turns"] if turn[1] is not None]
     first = raw["origin_wall"] + min(started)
-    quiet = wait_until_quiet(sampler, set(stack.processes), sum(idle.get(k, 0) for k in stack.processes), 300)
+    quiet = raw["origin_wall"] + raw["quiet_at"]
     work = {
         group: max(percent - idle.get(group, 0.0), 0.0)
         for group, percent in sampler.percent(first, quiet).items()
