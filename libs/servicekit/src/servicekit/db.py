@@ -4,12 +4,12 @@ of records whose outside call failed, and the durable timers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, LargeBinary, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -99,6 +99,29 @@ def column_arrays(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[s
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     return dict(zip(names, columns, strict=True))
+
+
+async def store_if_newer(
+    session: AsyncSession,
+    table: type[DeclarativeBase],
+    values: Mapping[str, Any],
+    *,
+    key: str,
+    revision: str = "revision",
+    also_set: Mapping[str, Any] | None = None,
+) -> bool:
+    """Inserts a snapshot row, or replaces the stored one with the same `key` only when its
+    `revision` is newer: an older or equal one (a redelivery, a snapshot arriving late) changes
+    nothing. One statement, so two transactions storing snapshots of one key never lose the newer.
+    `also_set`: columns set only when a stored row is replaced (e.g. a `func.now()` timestamp).
+    Returns whether the snapshot was stored."""
+    upsert = insert(table).values(**values)
+    newer_only = upsert.on_conflict_do_update(
+        index_elements=[getattr(table, key)],
+        set_={**{name: upsert.excluded[name] for name in values if name != key}, **(also_set or {})},
+        where=getattr(table, revision) < upsert.excluded[revision],
+    ).returning(getattr(table, key))
+    return (await session.execute(newer_only)).first() is not None
 
 
 def create_engine(database_url: str, pool_size: int = 10, *, durable_commits: bool = True) -> AsyncEngine:

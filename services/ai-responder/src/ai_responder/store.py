@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ai_responder.kb import TenantKB
-from servicekit.db import column_arrays
+from servicekit.db import column_arrays, store_if_newer
 
 
 class Base(DeclarativeBase):
@@ -104,17 +104,10 @@ class TenantProfileRecord(Base):
 async def keep_newest_profile(session: AsyncSession, tenant_id: str, revision: int, languages: list[str]) -> bool:
     """Stores the profile's revision unless the tenant's stored one is as new or newer; returns
     whether it was stored (and so is to be applied)."""
-    statement = insert(TenantProfileRecord).values(tenant_id=tenant_id, revision=revision, languages=languages)
-    newer_only = statement.on_conflict_do_update(
-        index_elements=[TenantProfileRecord.tenant_id],
-        set_={
-            "revision": statement.excluded.revision,
-            "languages": statement.excluded.languages,
-            "received_at": func.now(),
-        },
-        where=TenantProfileRecord.revision < statement.excluded.revision,
-    ).returning(TenantProfileRecord.revision)
-    return (await session.execute(newer_only)).first() is not None
+    values = {"tenant_id": tenant_id, "revision": revision, "languages": languages}
+    return await store_if_newer(
+        session, TenantProfileRecord, values, key="tenant_id", also_set={"received_at": func.now()}
+    )
 
 
 async def create_knowledge_base(session: AsyncSession, kb: TenantKB, author: str = "", note: str = "") -> bool:

@@ -39,6 +39,15 @@ CLOSE_FORBIDDEN = 4403
 RecordHandler = Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]
 
 
+def internal_client(base_url: str, timeout: float, max_connections: int) -> httpx.AsyncClient:
+    """A client of another service's internal API. Every connection it opens is kept for reuse
+    (until idle for httpx's keep-alive expiry): httpcore closes an idle connection whenever the
+    pool holds more than `max_keepalive_connections` in all, busy ones included, so a smaller
+    keep-alive bound made a busy gateway open and close a connection per request, on both sides."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits)
+
+
 @dataclass
 class GatewayRuntime(Runtime):
     config: Settings = field(init=False)
@@ -77,10 +86,8 @@ class GatewayRuntime(Runtime):
         assert runtime.sessions is not None
         assert runtime.redis is not None
         runtime.config = settings
-        runtime.http = httpx.AsyncClient(
-            base_url=settings.conversation_url,
-            timeout=settings.conversation_timeout_seconds,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        runtime.http = internal_client(
+            settings.conversation_url, settings.conversation_timeout_seconds, max_connections=200
         )
         runtime.tenants = TenantDirectory(runtime.sessions, own_origin=origin_of(settings.public_base_url))
         runtime.reader = ConversationReader(runtime.http)
@@ -91,31 +98,23 @@ class GatewayRuntime(Runtime):
         runtime.login_limiter = RateLimiter(
             runtime.redis, namespace=settings.kafka_topic_prefix, window_seconds=settings.login_window_seconds
         )
-        runtime.routing_http = httpx.AsyncClient(
-            base_url=settings.routing_url,
-            timeout=settings.routing_timeout_seconds,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        runtime.routing_http = internal_client(
+            settings.routing_url, settings.routing_timeout_seconds, max_connections=50
         )
         runtime.routing = RoutingClient(runtime.routing_http)
-        runtime.copilot_http = httpx.AsyncClient(
-            base_url=settings.ai_responder_url,
-            timeout=settings.ai_responder_timeout_seconds,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        runtime.copilot_http = internal_client(
+            settings.ai_responder_url, settings.ai_responder_timeout_seconds, max_connections=50
         )
         runtime.copilot = CopilotClient(runtime.copilot_http)
-        runtime.tickets_http = httpx.AsyncClient(
-            base_url=settings.tickets_url,
-            timeout=settings.tickets_timeout_seconds,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        runtime.tickets_http = internal_client(
+            settings.tickets_url, settings.tickets_timeout_seconds, max_connections=50
         )
         runtime.tickets = TicketsClient(runtime.tickets_http)
         runtime.lookup_limiter = RateLimiter(
             runtime.redis, namespace=settings.kafka_topic_prefix, window_seconds=settings.ticket_lookup_window_seconds
         )
-        runtime.analytics_http = httpx.AsyncClient(
-            base_url=settings.analytics_url,
-            timeout=settings.analytics_timeout_seconds,
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=5),
+        runtime.analytics_http = internal_client(
+            settings.analytics_url, settings.analytics_timeout_seconds, max_connections=20
         )
         runtime.analytics = AnalyticsClient(runtime.analytics_http)
         runtime.operator_hub = OperatorHub(runtime.hub)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts.common import ContactChannel, ContactDetails
+from servicekit.db import store_if_newer
 
 DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
 # Rows the worker still has to send: waiting for their (next) try, or claimed by a process that
@@ -77,14 +78,7 @@ async def keep_profile(session: AsyncSession, profile: TenantProfile) -> bool:
         "languages": list(profile.languages),
         "time_zone": profile.time_zone,
     }
-    statement = insert(TenantProfile).values(values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[TenantProfile.tenant_id],
-        set_={**{k: statement.excluded[k] for k in values if k != "tenant_id"}, "updated_at": func.now()},
-        where=TenantProfile.revision < statement.excluded.revision,
-    )
-    stored = await session.scalars(statement.returning(TenantProfile.tenant_id))
-    return stored.one_or_none() is not None
+    return await store_if_newer(session, TenantProfile, values, key="tenant_id", also_set={"updated_at": func.now()})
 
 
 async def get_profile(session: AsyncSession, tenant_id: str) -> TenantProfile | None:

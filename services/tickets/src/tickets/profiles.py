@@ -31,12 +31,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import utc_now
 from contracts.events import TenantProfileChanged
+from servicekit.db import store_if_newer
 from servicekit.logs import get_logger
 from tickets.domain import WEEKDAYS, BusinessHours, Window
 from tickets.store import TenantProfileRow
@@ -192,13 +192,7 @@ async def store_profile(session: AsyncSession, profile: TenantProfileChanged) ->
         "business_hours": windows,
         "received_at": utc_now(),
     }
-    upsert = insert(TenantProfileRow).values(**values)
-    newer_only = upsert.on_conflict_do_update(
-        index_elements=[TenantProfileRow.tenant_id],
-        set_={name: upsert.excluded[name] for name in ("revision", "time_zone", "business_hours", "received_at")},
-        where=TenantProfileRow.revision < upsert.excluded.revision,
-    ).returning(TenantProfileRow.revision)
-    if (await session.execute(newer_only)).first() is None:
+    if not await store_if_newer(session, TenantProfileRow, values, key="tenant_id"):
         return False
     snapshot = {k: values[k] for k in ("tenant_id", "revision", "time_zone", "business_hours")}
     # Delivered only if and when this transaction commits.
