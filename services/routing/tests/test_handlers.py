@@ -43,7 +43,7 @@ from routing import handlers
 from routing.api import router
 from routing.app import MIGRATIONS
 from routing.config import Settings
-from routing.store import lock_tenant, unassigned
+from routing.store import get_conversation, lock_tenant, unassigned
 from servicekit.db import OutboxRecord, Timer, create_engine, session_factory
 from servicekit.http import create_app
 from servicekit.migrations import upgrade_to_head
@@ -427,22 +427,75 @@ async def test_two_operators_racing_for_one_conversation_one_gets_it_the_other_4
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_waiting")
 
 
+async def offer(routing: Handlers, conversation_id: uuid.UUID) -> str:
+    """Hands the conversation off; returns the operator it is offered to."""
+    await routing.apply(handoff(conversation_id))
+    (made,) = of_type(await routing.new_events(), OfferMade)
+    return str(made.operator_id)
+
+
+def colleague_of(operator_id: str) -> str:
+    return "bruno" if operator_id == "anna" else "anna"
+
+
 async def test_takes_run_beside_each_other_while_nobody_waits_but_never_beside_a_consumer_batch(
     routing: Handlers, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     first, second = uuid.uuid4(), uuid.uuid4()
     await routing.apply(presence("anna"), presence("bruno"))
-    await routing.apply(handoff(first), handoff(second))
+    # Each taken by the colleague of the operator it is offered to: a take that withdraws an offer.
+    first_taker, second_taker = colleague_of(await offer(routing, first)), colleague_of(await offer(routing, second))
     async with sessions() as other_take, other_take.begin():
         await lock_tenant(other_take, TENANT, shared=True)  # another take, not yet committed
         async with asyncio.timeout(5):
-            assert (await take(api, first, "anna")).status_code == 200
+            assert (await take(api, first, first_taker)).status_code == 200
     async with sessions() as batch, batch.begin():
         await lock_tenant(batch, TENANT)  # a consumer batch, not yet committed
-        waiting = asyncio.create_task(take(api, second, "bruno"))
+        waiting = asyncio.create_task(take(api, second, second_taker))
         await asyncio.sleep(0.5)
         assert not waiting.done(), "the take waits for the batch's decisions"
     assert (await waiting).status_code == 200
+
+
+async def test_accepting_ones_own_offer_waits_for_no_consumer_batch_only_for_the_conversations_row(
+    routing: Handlers, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await routing.apply(presence("anna"), presence("bruno"))
+    first_to, second_to = await offer(routing, first), await offer(routing, second)
+    async with sessions() as batch, batch.begin():
+        await lock_tenant(batch, TENANT)  # a consumer batch deciding about the tenant
+        async with asyncio.timeout(5):
+            accepted = await take(api, first, first_to)
+        assert (accepted.status_code, accepted.json()["via"]) == (200, "offer")
+        # A batch that changes the conversation itself (its expiry, the customer leaving) goes first.
+        await get_conversation(batch, second)
+        waiting = asyncio.create_task(take(api, second, second_to))
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "the accept waits for the decision about its conversation"
+    assert (await waiting).json()["via"] == "offer"
+    assigned = of_type(await routing.new_events(), OperatorAssigned)
+    assert sorted((a.operator_id, a.via) for a in assigned) == sorted([(first_to, "offer"), (second_to, "offer")])
+
+
+async def test_an_accept_racing_the_offers_expiry_assigns_the_conversation_once(
+    routing: Handlers, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await routing.apply(presence("anna"), presence("bruno"))
+    conversations = [uuid.uuid4() for _ in range(6)]
+    for cid in conversations:
+        operator_id = await offer(routing, cid)
+        # The offer's expiry as its timer would deliver it, applied while the operator accepts.
+        (expiry,) = [e for n, e in (await routing.timers()).items() if n.startswith("offer:")]
+        accepted, _ = await asyncio.gather(take(api, cid, operator_id), routing.apply(expiry))
+        # Accepted first, the expiry finds no offer; expired first, the take takes it back from
+        # the colleague it went to.
+        assert accepted.status_code == 200
+        assert [a.operator_id for a in of_type(await routing.new_events(), OperatorAssigned)] == [operator_id]
+        async with sessions() as session:
+            assert await unassigned(session, TENANT) == [], "no offer left pending"
+        await routing.apply(status(cid, S.WITH_OPERATOR, S.RESOLVED))  # its seat free again
+        await routing.new_events()
 
 
 async def test_a_take_command_from_kafka_assigns_like_the_api(routing: Handlers) -> None:

@@ -154,6 +154,12 @@ def outside_call(what: str) -> Iterator[None]:
         raise OutsideCallError(what, error) from error
 
 
+def collided(error: BaseException) -> bool:
+    """Whether a transaction failed only by colliding with a concurrent one (a deadlock, a
+    serialization failure): tried again, it succeeds."""
+    return _caused_by(error, COLLISIONS)
+
+
 def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> bool:
     """Whether the error or one of its causes is of these types (SQLAlchemy wraps the driver's)."""
     seen: set[int] = set()
@@ -626,7 +632,7 @@ class EventConsumer:
                 await work()
                 return
             except Exception as error:
-                if _caused_by(error, COLLISIONS):
+                if collided(error):
                     log.info("transaction collided with another; trying again", error=str(error))
                     await asyncio.sleep(0.05)
                     continue

@@ -13,7 +13,8 @@ from contracts.events import TakeConversation
 from contracts.readapi import OperatorView, QueueEntryView, QueueView, TakeRequest, TakeResult
 from routing import domain, store
 from routing.config import Settings
-from routing.handlers import AlreadyTakenError, Cause, Decision, NotWaitingError, drain, take
+from routing.handlers import AlreadyTakenError, Cause, Decision, NotWaitingError, assign, drain, take
+from servicekit.consumer import collided
 from servicekit.http import ApiError, Runtime
 
 router = APIRouter(prefix="/internal", tags=["routing API"])
@@ -43,15 +44,59 @@ async def take_conversation(
     cause = new_envelope(
         TakeConversation(operator_id=body.operator_id), tenant_id=body.tenant_id, conversation_id=conversation_id
     )
-    # While nobody waits, a take counts no seat and moves no one's position (takes ignore
-    # capacity; a seat it frees has no taker), so takes share the tenant's lock: they run side by
-    # side, two takes of one conversation serialised by its row lock, and never beside a consumer
-    # batch, which takes the lock alone. Otherwise the take drains the queue, alone.
-    try:
-        via = await _take(session, settings, cause, body, alone=False)
-    except _AloneWithTheTenant:
-        via = await _take(session, settings, cause, body, alone=True)
+    via = await _accept_own_offer(session, settings, cause, body)
+    if via is None:
+        # While nobody waits, a take counts no seat and moves no one's position (takes ignore
+        # capacity; a seat it frees has no taker), so takes share the tenant's lock: they run side
+        # by side, two takes of one conversation serialised by its row lock, and never beside a
+        # consumer batch, which takes the lock alone. Otherwise the take drains the queue, alone.
+        try:
+            via = await _take(session, settings, cause, body, alone=False)
+        except _AloneWithTheTenant:
+            via = await _take(session, settings, cause, body, alone=True)
     return TakeResult(conversation_id=conversation_id, operator_id=body.operator_id, via=via)
+
+
+async def _accept_own_offer(
+    session: AsyncSession, settings: Settings, cause: Envelope[TakeConversation], body: TakeRequest
+) -> str | None:
+    """The usual take: an operator accepting the offer made to it while nobody waits without one.
+    It counts no seat (the offer already counts in the operator's load) and frees none, so it
+    waits for neither the tenant's lock nor a consumer batch holding it, and drains nothing: the
+    conversation's row lock, then the operator's, order it against a colleague's take, the offer's
+    expiry or its withdrawal, which lock the same rows (see `routing.store`). With someone waiting
+    it would move their positions (offered conversations count in them), so it is left to the
+    caller, under the tenant's lock. A batch deciding meanwhile (not yet committed) may still
+    count this offer ahead of the conversations it queues: their positions are then one too high
+    until the tenant's next drain. None when the take is anything else (or collided with a
+    decision locking the rows the other way round): the caller takes the tenant's lock then."""
+    conversation_id = cause.conversation_id
+    assert conversation_id is not None
+    try:
+        async with session.begin():
+            if await store.anyone_waiting(session, body.tenant_id):
+                return None
+            conversation = await store.get_conversation(session, conversation_id)
+            if (
+                conversation is None
+                or conversation.tenant_id != body.tenant_id
+                or conversation.state != "offered"
+                or conversation.operator_id != body.operator_id
+            ):
+                return None
+            operator = await store.get_operator(session, body.tenant_id, body.operator_id, lock=True)
+            if operator is None:
+                return None
+            decision = Decision(session, Cause.current(cause), settings, utc_now())
+            assign(decision, conversation, operator, "offer")
+            decision.flush()
+        return "offer"
+    except Exception as error:
+        if collided(error):
+            return None
+        raise
+    finally:
+        session.expunge_all()  # the next transaction reads what it needs afresh
 
 
 async def _take(

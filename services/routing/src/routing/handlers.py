@@ -505,7 +505,9 @@ def register(consumer: EventConsumer, settings: Settings) -> None:
             return  # answered, withdrawn or moved on meanwhile: a late timer or a stale click
         decision = decision_for(envelope, session)
         close_offer(decision, conversation, outcome)
-        operator = await store.get_operator(session, envelope.tenant_id, operator_id)
+        # Locked: its count of missed offers is read and written, and accepting another offer
+        # resets it without the tenant's lock.
+        operator = await store.get_operator(session, envelope.tenant_id, operator_id, lock=True)
         if operator is not None:
             if outcome == "declined":
                 operator.missed_offers = 0

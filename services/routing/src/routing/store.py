@@ -2,7 +2,11 @@
 
 Every decision about a tenant (offer, take, transfer, release, presence) first takes the
 tenant's lock (`lock_tenant`), so that two transactions never count the same free seat twice,
-whichever replica or HTTP request runs them.
+whichever replica or HTTP request runs them. One decision counts no seat and moves no one: an
+operator accepting the offer made to it (the offer already counts in its load). It locks only the
+conversation's row and then the operator's, so every decision that changes a conversation or an
+operator it may be accepting reads them locked (`get_conversation`, `offered_to`,
+`get_operator(lock=True)`).
 """
 
 from __future__ import annotations
@@ -100,7 +104,12 @@ async def lock_tenant(session: AsyncSession, tenant_id: str, *, shared: bool = F
     await session.execute(text(f"SELECT {function}(hashtextextended(:tenant, 0))"), {"tenant": tenant_id})
 
 
-async def get_operator(session: AsyncSession, tenant_id: str, operator_id: str) -> OperatorRecord | None:
+async def get_operator(
+    session: AsyncSession, tenant_id: str, operator_id: str, *, lock: bool = False
+) -> OperatorRecord | None:
+    """`lock`: the row locked until the transaction ends, and read afresh (see `get_conversation`)."""
+    if lock:
+        return await session.get(OperatorRecord, (tenant_id, operator_id), with_for_update=True, populate_existing=True)
     return await session.get(OperatorRecord, (tenant_id, operator_id))
 
 
@@ -201,7 +210,10 @@ async def assigned_count(session: AsyncSession, tenant_id: str, operator_id: str
 
 
 async def get_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> RoutedConversation | None:
-    return await session.get(RoutedConversation, conversation_id, with_for_update=True)
+    """The conversation's row, locked until the transaction ends and read afresh: an operator's
+    acceptance of its offer (the API's take) changes it under this lock alone, not the tenant's,
+    so a copy read earlier in the transaction may be stale."""
+    return await session.get(RoutedConversation, conversation_id, with_for_update=True, populate_existing=True)
 
 
 async def unassigned(session: AsyncSession, tenant_id: str) -> list[RoutedConversation]:
@@ -215,11 +227,16 @@ async def unassigned(session: AsyncSession, tenant_id: str) -> list[RoutedConver
 
 
 async def offered_to(session: AsyncSession, tenant_id: str, operator_id: str) -> list[RoutedConversation]:
+    """The operator's pending offers, locked (see `get_conversation`): one accepted meanwhile is
+    not among them."""
     rows = await session.scalars(
-        select(RoutedConversation).where(
+        select(RoutedConversation)
+        .where(
             RoutedConversation.tenant_id == tenant_id,
             RoutedConversation.operator_id == operator_id,
             RoutedConversation.state == "offered",
         )
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return list(rows)
