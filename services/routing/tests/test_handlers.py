@@ -7,6 +7,7 @@ table, and a timer is fired by the real `TimerFirer` once made due."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
@@ -126,11 +127,19 @@ def routing(sessions: async_sessionmaker[AsyncSession]) -> Handlers:
     return Handlers(sessions, Settings())
 
 
+@contextlib.asynccontextmanager
+async def api_client(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    # The routes need only the runtime's sessions and settings; no broker, no consumer.
+    app = create_app(SimpleNamespace(sessions=sessions, settings=settings), title="routing", routers=[router])  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://routing") as client:
+        yield client
+
+
 @pytest.fixture
 async def api(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx.AsyncClient]:
-    # The routes need only the runtime's sessions and settings; no broker, no consumer.
-    app = create_app(SimpleNamespace(sessions=sessions, settings=Settings()), title="routing", routers=[router])  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://routing") as client:
+    async with api_client(sessions, Settings()) as client:
         yield client
 
 
@@ -422,7 +431,7 @@ async def test_two_operators_racing_for_one_conversation_one_gets_it_the_other_4
         assert result.conversation_id == cid
 
     assigned = await routing.emitted(OperatorAssigned)
-    assert sorted(e.conversation_id for e in assigned) == sorted(conversations), "one assignment each"
+    assert sorted(str(e.conversation_id) for e in assigned) == sorted(map(str, conversations)), "one assignment each"
     unknown = await take(api, uuid.uuid4(), "anna")
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_waiting")
 
@@ -476,6 +485,27 @@ async def test_accepting_ones_own_offer_waits_for_no_consumer_batch_only_for_the
     assert (await waiting).json()["via"] == "offer"
     assigned = of_type(await routing.new_events(), OperatorAssigned)
     assert sorted((a.operator_id, a.via) for a in assigned) == sorted([(first_to, "offer"), (second_to, "offer")])
+
+
+async def test_takes_beyond_the_concurrent_bound_wait_their_turn(
+    routing: Handlers, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await routing.apply(presence("anna"), presence("bruno"))
+    first_to, second_to = await offer(routing, first), await offer(routing, second)
+    async with api_client(sessions, Settings(concurrent_takes=1)) as api:
+        async with sessions() as batch, batch.begin():
+            await lock_tenant(batch, TENANT)  # a consumer batch deciding about the tenant
+            # Taking a colleague's offer needs the tenant's lock: it waits, holding the one turn.
+            colleagues = asyncio.create_task(take(api, first, colleague_of(first_to)))
+            await asyncio.sleep(0.3)
+            # An accept needs no tenant lock, but no turn is free.
+            accept = asyncio.create_task(take(api, second, second_to))
+            await asyncio.sleep(0.5)
+            assert not colleagues.done()
+            assert not accept.done(), "it waits for the turn, not for a lock"
+        assert (await colleagues).status_code == 200
+        assert (await accept).json()["via"] == "offer"
 
 
 async def test_an_accept_racing_the_offers_expiry_assigns_the_conversation_once(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -14,6 +16,7 @@ from contracts.readapi import OperatorView, QueueEntryView, QueueView, TakeReque
 from routing import domain, store
 from routing.config import Settings
 from routing.handlers import AlreadyTakenError, Cause, Decision, NotWaitingError, assign, drain, take
+from routing.metrics import TAKE_SECONDS
 from servicekit.consumer import collided
 from servicekit.http import ApiError, Runtime
 
@@ -44,17 +47,31 @@ async def take_conversation(
     cause = new_envelope(
         TakeConversation(operator_id=body.operator_id), tenant_id=body.tenant_id, conversation_id=conversation_id
     )
-    via = await _accept_own_offer(session, settings, cause, body)
-    if via is None:
-        # While nobody waits, a take counts no seat and moves no one's position (takes ignore
-        # capacity; a seat it frees has no taker), so takes share the tenant's lock: they run side
-        # by side, two takes of one conversation serialised by its row lock, and never beside a
-        # consumer batch, which takes the lock alone. Otherwise the take drains the queue, alone.
-        try:
-            via = await _take(session, settings, cause, body, alone=False)
-        except _AloneWithTheTenant:
-            via = await _take(session, settings, cause, body, alone=True)
+    async with _take_turns(request.app.state, settings):
+        started = time.perf_counter()
+        via = await _accept_own_offer(session, settings, cause, body)
+        if via is not None:
+            TAKE_SECONDS.labels("own_offer").observe(time.perf_counter() - started)
+        else:
+            # While nobody waits, a take counts no seat and moves no one's position (takes ignore
+            # capacity; a seat it frees has no taker), so takes share the tenant's lock: they run
+            # side by side, two takes of one conversation serialised by its row lock, and never
+            # beside a consumer batch, which takes the lock alone. Otherwise the take drains the
+            # queue, alone.
+            try:
+                via = await _take(session, settings, cause, body, alone=False)
+            except _AloneWithTheTenant:
+                via = await _take(session, settings, cause, body, alone=True)
+            TAKE_SECONDS.labels("tenant_lock").observe(time.perf_counter() - started)
     return TakeResult(conversation_id=conversation_id, operator_id=body.operator_id, via=via)
+
+
+def _take_turns(state: Any, settings: Settings) -> asyncio.Semaphore:
+    """The app's turns for takes (`Settings.concurrent_takes`), made on its first take."""
+    if not hasattr(state, "take_turns"):
+        state.take_turns = asyncio.Semaphore(settings.concurrent_takes)
+    turns: asyncio.Semaphore = state.take_turns
+    return turns
 
 
 async def _accept_own_offer(

@@ -19,3 +19,7 @@ class Settings(ServiceSettings):
     # commits, and its offers are published only then: a small batch keeps an HTTP take's wait
     # and an offer's delay short, while one drain per batch still serves all its events.
     consumer_batch_size: int = 50
+    # HTTP takes decided at once, at most; the others wait their turn in the process, holding no
+    # database connection. Takes waiting on a lock each held one, and once they held the whole
+    # pool the consumer, whose batches make the offers, waited for a connection behind them.
+    concurrent_takes: int = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Histogram
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -13,6 +13,14 @@ OPERATORS_ONLINE = Gauge(
     "Operators online now (taking offers), per tenant: every tenant with an operator account known to routing"
     " has a series, 0 when none is online.",
     ["tenant_id"],
+)
+TAKE_SECONDS = Histogram(
+    "routing_take_seconds",
+    "Time an HTTP take spent deciding, by how it was decided: own_offer (an operator accepting its"
+    " offer, under the conversation's and the operator's row locks) or tenant_lock (any other take,"
+    " and an accept while someone waits, under the tenant's lock). Includes waiting for the locks.",
+    ["decided_by"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 # One row per tenant (a closed, configured set), so the series stay few.
 _ONLINE_PER_TENANT = text(
