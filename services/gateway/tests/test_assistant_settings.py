@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 from gateway_testkit import ADA, ADMIN_TOKEN, GIULIA, SOFIA, WILE, free_port
@@ -22,6 +21,7 @@ from ai_responder.config import Settings
 from ai_responder.kb import load_tenant
 from ai_responder.store import save_knowledge_base
 from devkit.testing import Infra, create_database, drop_database
+from gateway.internal import InternalApi
 from gateway.operators import OperatorConfig, OperatorsFile, Role, load_operators
 from servicekit.migrations import upgrade_to_head
 
@@ -53,11 +53,11 @@ async def ai_responder(infra: Infra, gateway: Any) -> AsyncIterator[str]:
         await asyncio.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     previous = gateway.runtime.copilot_http
-    gateway.runtime.copilot_http = httpx.AsyncClient(base_url=url, timeout=20)
+    gateway.runtime.copilot_http = InternalApi("the assistant", url, timeout=20, max_connections=10)
     try:
         yield url
     finally:
-        await gateway.runtime.copilot_http.aclose()
+        await gateway.runtime.copilot_http.close()
         gateway.runtime.copilot_http = previous
         server.should_exit = True
         await asyncio.wait_for(task, 20)

@@ -8,11 +8,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
-from gateway_testkit import ADMIN_TOKEN, SOFIA
+from aiohttp import web
+from gateway_testkit import ADMIN_TOKEN, SOFIA, free_port
 
 from contracts.readapi import KnowledgeArticleList, UnansweredGroup
+from gateway.internal import InternalApi
 from gateway.kb import KnowledgeClient
 from servicekit.http import ApiError
 
@@ -141,19 +142,33 @@ async def test_the_test_box_and_a_gap_turned_into_an_article(gateway: Any) -> No
 
 
 async def test_without_the_admin_token_it_is_503_a_refused_token_or_another_tenant_502() -> None:
-    async def ai_responder(request: httpx.Request) -> httpx.Response:
+    async def ai_responder(request: web.Request) -> web.Response:
         ok = request.headers.get("authorization") == f"Bearer {ADMIN_TOKEN}"
-        return httpx.Response(200 if ok else 401, json={"tenant_id": "t", "version": 1, "articles": []})
+        return web.json_response({"tenant_id": "t", "version": 1, "articles": []}, status=200 if ok else 401)
 
-    async with httpx.AsyncClient(base_url="http://ai", transport=httpx.MockTransport(ai_responder)) as http:
+    server = web.Application()
+    server.router.add_get("/admin/tenants/{tenant_id}/articles", ai_responder)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    api = InternalApi("the assistant", f"http://127.0.0.1:{port}", timeout=5.0, max_connections=2)
+    try:
         with pytest.raises(ApiError) as unset:
-            await KnowledgeClient(http, "", "t").call(KnowledgeArticleList, "GET", "/articles")
+            await KnowledgeClient(api, "", "t").call(KnowledgeArticleList, "GET", "/articles")
         assert unset.value.status == 503
         with pytest.raises(ApiError) as refused:
-            await KnowledgeClient(http, "wrong", "t").call(KnowledgeArticleList, "GET", "/articles")
+            await KnowledgeClient(api, "wrong", "t").call(KnowledgeArticleList, "GET", "/articles")
         assert refused.value.status == 502
-        other = await KnowledgeClient(http, ADMIN_TOKEN, "t").call(KnowledgeArticleList, "GET", "/articles")
+        other = await KnowledgeClient(api, ADMIN_TOKEN, "t").call(KnowledgeArticleList, "GET", "/articles")
         assert other.tenant_id == "t"
         with pytest.raises(ApiError) as elsewhere:
-            await KnowledgeClient(http, ADMIN_TOKEN, "u").call(KnowledgeArticleList, "GET", "/articles")
+            await KnowledgeClient(api, ADMIN_TOKEN, "u").call(KnowledgeArticleList, "GET", "/articles")
         assert elsewhere.value.status == 502, "an answer about another tenant never goes out"
+    finally:
+        await api.close()
+        await runner.cleanup()
+    with pytest.raises(ApiError) as gone:
+        await KnowledgeClient(api, ADMIN_TOKEN, "t").call(KnowledgeArticleList, "GET", "/articles")
+    assert (gone.value.status, gone.value.code) == (503, "unavailable"), "the assistant is not running"
+    await api.close()

@@ -7,17 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-import httpx
 from pydantic import ValidationError
 
 from contracts.readapi import ReportPeriod
+from gateway.internal import InternalApi, InternalResponse, QueryValue
 from servicekit.http import ApiError
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
 
 ReportT = TypeVar("ReportT", bound=ReportPeriod)
-QueryValue = str | int
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,8 @@ class CsvReport:
 
 
 class AnalyticsClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    def __init__(self, api: InternalApi) -> None:
+        self._api = api
 
     async def report(self, model: type[ReportT], path: str, tenant_id: str, params: dict[str, QueryValue]) -> ReportT:
         response = await self._get(path, {**params, "tenant_id": tenant_id})
@@ -53,16 +52,12 @@ class AnalyticsClient:
         disposition = response.headers.get("content-disposition") or 'attachment; filename="analytics.csv"'
         return CsvReport(content=response.content, filename_header=disposition)
 
-    async def _get(self, path: str, params: dict[str, QueryValue]) -> httpx.Response:
-        try:
-            return await self._client.get(path, params=params)
-        except httpx.HTTPError as error:
-            log.warning("analytics unreachable", error=str(error))
-            raise ApiError(503, "unavailable", "the analytics service is unreachable now; retry") from error
+    async def _get(self, path: str, params: dict[str, QueryValue]) -> InternalResponse:
+        return await self._api.request("GET", path, params=params)
 
     @staticmethod
-    def _check(response: httpx.Response) -> None:
-        if response.status_code == 422:
+    def _check(response: InternalResponse) -> None:
+        if response.status == 422:
             # The parameters the gateway passed on (dates, zone, figure...) were refused: the
             # caller's mistake, said in the service's words.
             try:
@@ -70,6 +65,6 @@ class AnalyticsClient:
             except (ValueError, KeyError, TypeError):
                 message = "invalid report parameters"
             raise ApiError(422, "invalid_request", message)
-        if response.status_code != 200:
-            log.warning("analytics failed", status=response.status_code, body=response.text[:500])
-            raise ApiError(502, "upstream_error", f"the analytics service answered {response.status_code}")
+        if response.status != 200:
+            log.warning("analytics failed", status=response.status, body=response.text[:500])
+            raise ApiError(502, "upstream_error", f"the analytics service answered {response.status}")

@@ -27,8 +27,8 @@ from contracts.readapi import (
     OperatorFiguresView,
     ReportPeriod,
 )
-from gateway.analytics import QueryValue
 from gateway.api import RuntimeDep, limit_per_ip
+from gateway.internal import QueryValue
 from gateway.operator_api import OperatorDep
 from gateway.operator_stream import SUPERVISING_ROLES
 from gateway.runtime import GatewayRuntime

@@ -4,15 +4,9 @@ composer: nothing is posted to the conversation."""
 
 from __future__ import annotations
 
-import httpx
-from pydantic import ValidationError
-
 from contracts.common import Sender
 from contracts.readapi import SuggestionRequest, SuggestionView, WidgetMessage
-from servicekit.http import ApiError
-from servicekit.logs import get_logger
-
-log = get_logger(__name__)
+from gateway.internal import InternalApi
 
 MAX_QUESTION = 4000
 
@@ -32,20 +26,9 @@ def latest_question(messages: list[WidgetMessage]) -> str | None:
 
 
 class CopilotClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    def __init__(self, api: InternalApi) -> None:
+        self._api = api
 
     async def suggest(self, request: SuggestionRequest) -> SuggestionView:
-        try:
-            response = await self._client.post("/internal/suggestions", json=request.model_dump(mode="json"))
-        except httpx.HTTPError as error:
-            log.warning("ai-responder unreachable", error=str(error))
-            raise ApiError(503, "unavailable", "the assistant is unreachable now; retry") from error
-        if response.status_code != 200:
-            log.warning("ai-responder failed", status=response.status_code, body=response.text[:500])
-            raise ApiError(502, "upstream_error", f"the assistant answered {response.status_code}")
-        try:
-            return SuggestionView.model_validate_json(response.content)
-        except ValidationError as error:
-            log.warning("ai-responder answered an unexpected shape", error=str(error))
-            raise ApiError(502, "upstream_error", "the assistant answered an unexpected body") from error
+        response = await self._api.request("POST", "/internal/suggestions", json=request.model_dump(mode="json"))
+        return self._api.parse(SuggestionView, response)

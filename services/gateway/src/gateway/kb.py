@@ -9,26 +9,22 @@ that exists) goes back to the dashboard in its own words: the message names the 
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
-import httpx
-from pydantic import BaseModel, ValidationError
-
+from gateway.internal import InternalApi, InternalResponse, ViewT
 from servicekit.http import ApiError
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
-
-ViewT = TypeVar("ViewT", bound=BaseModel)
 
 # The ai-responder's refusals that are the caller's to fix, passed on as they are.
 PASSED_ON = frozenset({404, 409, 413, 422})
 
 
 class KnowledgeClient:
-    def __init__(self, client: httpx.AsyncClient, admin_token: str, tenant_id: str) -> None:
-        self._client = client
+    def __init__(self, api: InternalApi, admin_token: str, tenant_id: str) -> None:
+        self._api = api
         self._token = admin_token
         self._tenant_id = tenant_id
 
@@ -38,23 +34,12 @@ class KnowledgeClient:
             raise ApiError(503, "unavailable", "the knowledge base cannot be managed here: no admin token is set")
         url = f"/admin/tenants/{quote(self._tenant_id, safe='')}{path}"
         headers = {**options.pop("headers", {}), "Authorization": f"Bearer {self._token}"}
-        try:
-            response = await self._client.request(method, url, headers=headers, **options)
-        except httpx.HTTPError as error:
-            log.warning("ai-responder unreachable", error=str(error))
-            raise ApiError(503, "unavailable", "the assistant is unreachable now; retry") from error
-        if response.status_code in PASSED_ON:
+        response = await self._api.request(method, url, headers=headers, **options)
+        if response.status in PASSED_ON:
             code, message = _error_of(response)
-            raise ApiError(response.status_code, code, message)
-        if response.status_code != 200:
-            # 401/403 mean the two services disagree on the token: the operator can do nothing.
-            log.warning("ai-responder knowledge-base API failed", status=response.status_code, body=response.text[:500])
-            raise ApiError(502, "upstream_error", f"the assistant answered {response.status_code}")
-        try:
-            view = model.model_validate_json(response.content)
-        except ValidationError as error:
-            log.warning("ai-responder answered an unexpected shape", error=str(error))
-            raise ApiError(502, "upstream_error", "the assistant answered an unexpected body") from error
+            raise ApiError(response.status, code, message)
+        # 401/403 mean the two services disagree on the token: the operator can do nothing (502).
+        view = self._api.parse(model, response)
         tenant = getattr(view, "tenant_id", self._tenant_id)
         if tenant != self._tenant_id:
             log.warning("ai-responder answered about another tenant", asked=self._tenant_id, got=tenant)
@@ -67,10 +52,10 @@ def segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _error_of(response: httpx.Response) -> tuple[str, str]:
+def _error_of(response: InternalResponse) -> tuple[str, str]:
     try:
         error = response.json()["error"]
         return str(error["code"])[:100], str(error["message"])[:1000]
     except (ValueError, KeyError, TypeError):
         # FastAPI's own validation answer ({"detail": ...}) or anything else: a generic wording.
-        return ("not_found", "not found") if response.status_code == 404 else ("invalid_request", "refused")
+        return ("not_found", "not found") if response.status == 404 else ("invalid_request", "refused")

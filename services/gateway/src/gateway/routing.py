@@ -7,18 +7,14 @@ Routing is another service: its answers are read as the `contracts.readapi` bodi
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from typing import Any
 
-import httpx
-from pydantic import BaseModel, RootModel, ValidationError
+from pydantic import RootModel
 
 from contracts.readapi import OperatorView, QueueView, TakeRequest, TakeResult
+from gateway.internal import InternalApi, InternalResponse, ViewT
 from servicekit.http import ApiError
-from servicekit.logs import get_logger
 
-log = get_logger(__name__)
-
-ViewT = TypeVar("ViewT", bound=BaseModel)
 # Refusals of routing that mean something to the operator, passed on with their code.
 PASSED_ON = {404, 409}
 
@@ -28,8 +24,8 @@ class OperatorList(RootModel[list[OperatorView]]):
 
 
 class RoutingClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    def __init__(self, api: InternalApi) -> None:
+        self._api = api
 
     async def queue(self, tenant_id: str) -> QueueView:
         return await self._call(QueueView, "GET", "/internal/queue", params={"tenant_id": tenant_id})
@@ -40,32 +36,21 @@ class RoutingClient:
 
     async def take(self, conversation_id: uuid.UUID, request: TakeRequest) -> TakeResult:
         return await self._call(
-            TakeResult, "POST", f"/internal/conversations/{conversation_id}/take", json=request.model_dump()
+            TakeResult, "POST", f"/internal/conversations/{conversation_id}/take", json=request.model_dump(mode="json")
         )
 
-    async def _call(self, model: type[ViewT], method: str, path: str, **options: object) -> ViewT:
-        try:
-            response = await self._client.request(method, path, **options)  # type: ignore[arg-type]
-        except httpx.HTTPError as error:
-            log.warning("routing unreachable", error=str(error))
-            raise ApiError(503, "unavailable", "routing is unreachable now; retry") from error
-        if response.status_code in PASSED_ON:
+    async def _call(self, model: type[ViewT], method: str, path: str, **options: Any) -> ViewT:
+        response = await self._api.request(method, path, **options)
+        if response.status in PASSED_ON:
             code, message = _error_of(response)
-            raise ApiError(response.status_code, code, message)
-        if response.status_code != 200:
-            log.warning("routing failed", status=response.status_code, body=response.text[:500])
-            raise ApiError(502, "upstream_error", f"routing answered {response.status_code}")
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as error:
-            log.warning("routing answered an unexpected shape", error=str(error))
-            raise ApiError(502, "upstream_error", "routing answered an unexpected body") from error
+            raise ApiError(response.status, code, message)
+        return self._api.parse(model, response)
 
 
-def _error_of(response: httpx.Response) -> tuple[str, str]:
+def _error_of(response: InternalResponse) -> tuple[str, str]:
     """The `{error: {code, message}}` of a refusal; a body of another shape keeps the status's meaning."""
     fallback = ("already_taken", "another operator has this conversation")
-    if response.status_code == 404:
+    if response.status == 404:
         fallback = ("not_waiting", "this conversation is neither waiting nor offered")
     try:
         error = response.json()["error"]

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import httpx
 from aiokafka import ConsumerRecord
 
 from contracts import topics
@@ -17,6 +16,7 @@ from gateway.analytics import AnalyticsClient
 from gateway.config import MIGRATIONS, Settings
 from gateway.copilot import CopilotClient
 from gateway.hub import Hub
+from gateway.internal import InternalApi
 from gateway.operator_stream import OperatorHub
 from gateway.operators import load_operators, operator_files, read_operators_file
 from gateway.ratelimit import RateLimiter
@@ -39,32 +39,23 @@ CLOSE_FORBIDDEN = 4403
 RecordHandler = Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]
 
 
-def internal_client(base_url: str, timeout: float, max_connections: int) -> httpx.AsyncClient:
-    """A client of another service's internal API. Every connection it opens is kept for reuse
-    (until idle for httpx's keep-alive expiry): httpcore closes an idle connection whenever the
-    pool holds more than `max_keepalive_connections` in all, busy ones included, so a smaller
-    keep-alive bound made a busy gateway open and close a connection per request, on both sides."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits)
-
-
 @dataclass
 class GatewayRuntime(Runtime):
     config: Settings = field(init=False)
-    http: httpx.AsyncClient = field(init=False)
+    http: InternalApi = field(init=False)
     tenants: TenantDirectory = field(init=False)
     reader: ConversationReader = field(init=False)
     hub: Hub = field(init=False)
     limiter: RateLimiter = field(init=False)
     login_limiter: RateLimiter = field(init=False)
-    routing_http: httpx.AsyncClient = field(init=False)
+    routing_http: InternalApi = field(init=False)
     routing: RoutingClient = field(init=False)
-    copilot_http: httpx.AsyncClient = field(init=False)
+    copilot_http: InternalApi = field(init=False)
     copilot: CopilotClient = field(init=False)
-    tickets_http: httpx.AsyncClient = field(init=False)
+    tickets_http: InternalApi = field(init=False)
     tickets: TicketsClient = field(init=False)
     lookup_limiter: RateLimiter = field(init=False)
-    analytics_http: httpx.AsyncClient = field(init=False)
+    analytics_http: InternalApi = field(init=False)
     analytics: AnalyticsClient = field(init=False)
     operator_hub: OperatorHub = field(init=False)
     access: AccessGate = field(init=False)
@@ -86,8 +77,11 @@ class GatewayRuntime(Runtime):
         assert runtime.sessions is not None
         assert runtime.redis is not None
         runtime.config = settings
-        runtime.http = internal_client(
-            settings.conversation_url, settings.conversation_timeout_seconds, max_connections=200
+        runtime.http = InternalApi(
+            "the conversation service",
+            settings.conversation_url,
+            settings.conversation_timeout_seconds,
+            max_connections=200,
         )
         runtime.tenants = TenantDirectory(runtime.sessions, own_origin=origin_of(settings.public_base_url))
         runtime.reader = ConversationReader(runtime.http)
@@ -98,23 +92,23 @@ class GatewayRuntime(Runtime):
         runtime.login_limiter = RateLimiter(
             runtime.redis, namespace=settings.kafka_topic_prefix, window_seconds=settings.login_window_seconds
         )
-        runtime.routing_http = internal_client(
-            settings.routing_url, settings.routing_timeout_seconds, max_connections=50
+        runtime.routing_http = InternalApi(
+            "routing", settings.routing_url, settings.routing_timeout_seconds, max_connections=50
         )
         runtime.routing = RoutingClient(runtime.routing_http)
-        runtime.copilot_http = internal_client(
-            settings.ai_responder_url, settings.ai_responder_timeout_seconds, max_connections=50
+        runtime.copilot_http = InternalApi(
+            "the assistant", settings.ai_responder_url, settings.ai_responder_timeout_seconds, max_connections=50
         )
         runtime.copilot = CopilotClient(runtime.copilot_http)
-        runtime.tickets_http = internal_client(
-            settings.tickets_url, settings.tickets_timeout_seconds, max_connections=50
+        runtime.tickets_http = InternalApi(
+            "the tickets service", settings.tickets_url, settings.tickets_timeout_seconds, max_connections=50
         )
         runtime.tickets = TicketsClient(runtime.tickets_http)
         runtime.lookup_limiter = RateLimiter(
             runtime.redis, namespace=settings.kafka_topic_prefix, window_seconds=settings.ticket_lookup_window_seconds
         )
-        runtime.analytics_http = internal_client(
-            settings.analytics_url, settings.analytics_timeout_seconds, max_connections=20
+        runtime.analytics_http = InternalApi(
+            "the analytics service", settings.analytics_url, settings.analytics_timeout_seconds, max_connections=20
         )
         runtime.analytics = AnalyticsClient(runtime.analytics_http)
         runtime.operator_hub = OperatorHub(runtime.hub)
@@ -159,11 +153,11 @@ class GatewayRuntime(Runtime):
         runtime.on_stop += [
             runtime._stop_access_watch,
             runtime._stop_fan_out,
-            runtime.http.aclose,
-            runtime.routing_http.aclose,
-            runtime.copilot_http.aclose,
-            runtime.tickets_http.aclose,
-            runtime.analytics_http.aclose,
+            runtime.http.close,
+            runtime.routing_http.close,
+            runtime.copilot_http.close,
+            runtime.tickets_http.close,
+            runtime.analytics_http.close,
         ]
         return runtime
 

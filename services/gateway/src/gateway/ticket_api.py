@@ -31,6 +31,7 @@ from contracts.readapi import PublicTicketView, SlaState, TicketListView, Ticket
 from contracts.ticketlinks import TicketLink
 from gateway.api import RuntimeDep, check_origin, client_ip, limit_per_ip, ticket_details, widget_tenant
 from gateway.commands import send_command
+from gateway.internal import QueryValue
 from gateway.operator_api import OperatorDep
 from gateway.ratelimit import Limit
 from gateway.runtime import GatewayRuntime
@@ -47,7 +48,7 @@ from gateway.ticket_schemas import (
     TicketReplyRequest,
     UpdateTicketRequest,
 )
-from gateway.tickets import QueryValue, verified_link_claims
+from gateway.tickets import verified_link_claims
 from gateway.tokens import OperatorClaims
 from servicekit.http import ApiError
 

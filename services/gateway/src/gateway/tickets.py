@@ -9,30 +9,21 @@ was wrong, and so does the gateway: `None` here, never a reason.
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
 
-import httpx
 from itsdangerous import URLSafeTimedSerializer
-from pydantic import BaseModel, ValidationError
 
 from contracts.readapi import PublicTicketView, TicketLinkRequest, TicketListView, TicketLookupRequest, TicketView
 from contracts.ticketlinks import TicketLink
-from servicekit.http import ApiError
-from servicekit.logs import get_logger
-
-log = get_logger(__name__)
-
-ViewT = TypeVar("ViewT", bound=BaseModel)
-QueryValue = str | int
+from gateway.internal import InternalApi, InternalResponse, QueryValue
 
 
 class TicketsClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    def __init__(self, api: InternalApi) -> None:
+        self._api = api
 
     async def tickets(self, tenant_id: str, filters: dict[str, QueryValue]) -> TicketListView:
         response = await self._request("GET", "/internal/tickets", params={"tenant_id": tenant_id, **filters})
-        view = self._parse(TicketListView, response)
+        view = self._api.parse(TicketListView, response)
         # Defence in depth: whatever the service answered, nothing of another tenant goes out.
         view.tickets = [ticket for ticket in view.tickets if ticket.tenant_id == tenant_id]
         return view
@@ -40,38 +31,25 @@ class TicketsClient:
     async def ticket(self, tenant_id: str, ticket_id: uuid.UUID) -> TicketView | None:
         """The ticket if it is of `tenant_id`; None for an unknown one and another tenant's alike."""
         response = await self._request("GET", f"/internal/tickets/{ticket_id}", params={"tenant_id": tenant_id})
-        if response.status_code == 404:
+        if response.status == 404:
             return None
-        view = self._parse(TicketView, response)
+        view = self._api.parse(TicketView, response)
         return view if view.tenant_id == tenant_id else None
 
     async def lookup(self, request: TicketLookupRequest) -> PublicTicketView | None:
-        response = await self._request("POST", "/internal/tickets/lookup", json=request.model_dump())
+        response = await self._request("POST", "/internal/tickets/lookup", json=request.model_dump(mode="json"))
         # 422: the contact given is not even an email or a phone number; nothing matches it either.
-        return None if response.status_code in {404, 422} else self._parse(PublicTicketView, response)
+        return None if response.status in {404, 422} else self._api.parse(PublicTicketView, response)
 
     async def by_link(self, token: str) -> PublicTicketView | None:
         request = TicketLinkRequest(token=token)
-        response = await self._request("POST", "/internal/tickets/link", json=request.model_dump())
-        return None if response.status_code == 404 else self._parse(PublicTicketView, response)
+        response = await self._request("POST", "/internal/tickets/link", json=request.model_dump(mode="json"))
+        return None if response.status == 404 else self._api.parse(PublicTicketView, response)
 
-    async def _request(self, method: str, path: str, **options: object) -> httpx.Response:
-        try:
-            return await self._client.request(method, path, **options)  # type: ignore[arg-type]
-        except httpx.HTTPError as error:
-            log.warning("tickets service unreachable", error=str(error))
-            raise ApiError(503, "unavailable", "the tickets service is unreachable now; retry") from error
-
-    @staticmethod
-    def _parse(model: type[ViewT], response: httpx.Response) -> ViewT:
-        if response.status_code != 200:
-            log.warning("tickets service failed", status=response.status_code, body=response.text[:500])
-            raise ApiError(502, "upstream_error", f"the tickets service answered {response.status_code}")
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as error:
-            log.warning("tickets service answered an unexpected shape", error=str(error))
-            raise ApiError(502, "upstream_error", "the tickets service answered an unexpected body") from error
+    async def _request(
+        self, method: str, path: str, *, params: dict[str, QueryValue] | None = None, json: object = None
+    ) -> InternalResponse:
+        return await self._api.request(method, path, params=params, json=json)
 
 
 # Any key reads the payload: only the signature check needs the secret, and that is not done here.
