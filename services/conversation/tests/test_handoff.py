@@ -148,6 +148,37 @@ async def test_yes_queues_with_a_structured_request_and_tells_the_customer(
     assert not await conversation.rejections()
 
 
+async def test_handoffs_of_one_batch_carry_each_conversations_latest_ai_reply(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    # Three conversations: one whose AI reply is already stored, one whose AI reply arrives in the
+    # same batch as the YES (a newer one than the stored), one the AI never answered.
+    stored = await Conversation(conversation_handlers).start()
+    in_batch = await Conversation(conversation_handlers).start()
+    unanswered = await Conversation(conversation_handlers).start()
+    refunds = [Source(article_id="refunds", title="Rimborsi", score=0.4)]
+    opening = [Source(article_id="Orari di apertura", title="Orari", score=0.7)]
+    await stored.send(stored.ai_reply(await stored.customer_says("Rimborso?"), confidence=0.3, sources=refunds))
+    first = await in_batch.customer_says("Rimborso?")
+    await in_batch.send(in_batch.ai_reply(first, confidence=0.3, sources=refunds))
+    second = await in_batch.customer_says("E gli orari?")
+    await unanswered.customer_says("Pronto?")
+
+    yes = ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR)
+    service = conversation_handlers
+    await service.apply(
+        service.command(yes, stored.id),
+        service.command(in_batch.ai_reply(second, confidence=0.55, sources=opening), in_batch.id),
+        service.command(yes, in_batch.id),
+        service.command(yes, unanswered.id),
+    )
+
+    requests = {c.id: (await c.emitted(HandoffRequested))[0] for c in (stored, in_batch, unanswered)}
+    assert (requests[stored.id].confidence, requests[stored.id].intent) == (0.3, "refunds")
+    assert (requests[in_batch.id].confidence, requests[in_batch.id].intent) == (0.55, "orari-di-apertura")
+    assert (requests[unanswered.id].confidence, requests[unanswered.id].intent) == (None, None)
+
+
 async def test_a_customer_can_ask_for_a_person_at_any_time(conversation_handlers: HandlerHarness) -> None:
     conversation = await Conversation(conversation_handlers, locale="en").start()
     question = await conversation.customer_says("When do you open?")

@@ -71,6 +71,7 @@ from conversation.domain import (
 from conversation.metrics import AI_REPLIES_DROPPED
 from conversation.notices import Notice, notice_text, queued_text, ticket_created_text
 from conversation.store import (
+    AiReply,
     AnswerFeedback,
     Batch,
     ConversationState,
@@ -78,7 +79,6 @@ from conversation.store import (
     Message,
     NewMessage,
     first_customer_message,
-    last_ai_message,
     last_messages,
     load_batch,
     question_before,
@@ -229,7 +229,7 @@ def may_act(conversation: ConversationState, command: OperatorCommand) -> bool:
 _NOT_AN_INTENT = re.compile(r"[^a-z0-9_-]+")
 
 
-def intent_of(reply: Message | None) -> str | None:
+def intent_of(reply: AiReply | None) -> str | None:
     """What the customer asked about, as a routing skill: the knowledge-base article the AI's last
     answer was grounded in (AI replies carry no explicit intent yet)."""
     if reply is None or not reply.sources:
@@ -251,6 +251,13 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
             message_ids={m for e in envelopes if (m := message_it_may_add(e)) is not None},
             client_message_ids={
                 e.payload.client_message_id for e in envelopes if isinstance(e.payload, PostCustomerMessage)
+            },
+            asking_for_a_person={
+                e.conversation_id
+                for e in envelopes
+                if isinstance(e.payload, ChooseHandoff)
+                and e.payload.choice == HandoffChoice.REQUEST_OPERATOR
+                and e.conversation_id is not None
             },
         )
 
@@ -366,8 +373,7 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
         if offered and conversation.handoff_reason is not None:
             reason = HandoffReason(conversation.handoff_reason)
         conversation.handoff_reason = reason.value
-        await Batch.of(out.session).write(out.session)  # the last AI reply may be of this batch
-        last_reply = await last_ai_message(out.session, conversation.id)
+        last_reply = Batch.of(out.session).last_ai_replies.get(conversation.id)
         out.emit(
             HandoffRequested(
                 reason=reason,

@@ -170,6 +170,14 @@ class NewMessage:
         )
 
 
+@dataclass(frozen=True)
+class AiReply:
+    """What a handoff request tells of the assistant's latest reply in the conversation."""
+
+    confidence: float | None
+    sources: list[dict[str, Any]]
+
+
 @dataclass
 class Batch:
     """The rows one consumer transaction works on: loaded (and locked) together before its
@@ -182,6 +190,9 @@ class Batch:
     client_message_ids: set[tuple[uuid.UUID, str]] = field(default_factory=set)
     stored: dict[uuid.UUID, tuple[Any, ...]] = field(default_factory=dict)  # conversations as in the database
     new_messages: list[NewMessage] = field(default_factory=list)
+    # The assistant's latest reply per conversation asking for a person (read with the batch),
+    # replaced by any the batch itself adds.
+    last_ai_replies: dict[uuid.UUID, AiReply] = field(default_factory=dict)
 
     @staticmethod
     def of(session: AsyncSession) -> Batch:
@@ -192,6 +203,8 @@ class Batch:
 
     def add_message(self, message: NewMessage) -> None:
         self.new_messages.append(message)
+        if message.sender == Sender.AI.value:
+            self.last_ai_replies[message.conversation_id] = AiReply(message.confidence, message.sources)
         self.message_ids.add(message.id)
         if message.client_message_id is not None:
             self.client_message_ids.add((message.conversation_id, message.client_message_id))
@@ -267,12 +280,25 @@ _LOCK_CONVERSATIONS = text(
 )
 
 
+# The assistant's latest reply of each conversation (a backward walk of its seq index each).
+_LAST_AI_REPLIES = text(
+    "SELECT c.id, m.confidence, m.sources FROM unnest(CAST(:ids AS uuid[])) AS c(id)"
+    " CROSS JOIN LATERAL (SELECT confidence, sources FROM messages"
+    "   WHERE conversation_id = c.id AND sender = :ai ORDER BY seq DESC LIMIT 1) AS m"
+)
+
+
 async def load_batch(
-    session: AsyncSession, conversation_ids: set[uuid.UUID], message_ids: set[uuid.UUID], client_message_ids: set[str]
+    session: AsyncSession,
+    conversation_ids: set[uuid.UUID],
+    message_ids: set[uuid.UUID],
+    client_message_ids: set[str],
+    asking_for_a_person: set[uuid.UUID] | None = None,
 ) -> Batch:
     """Locks the batch's conversations, which serialises every change to a conversation and
     keeps its message sequence gap-free, and finds which of the messages the batch may add
-    exist already."""
+    exist already; for the conversations `asking_for_a_person`, reads the assistant's latest
+    reply (`Batch.last_ai_replies`): one statement for the batch, not two per handoff."""
     batch = Batch()
     session.info[_BATCH] = batch
     if not conversation_ids:
@@ -287,6 +313,10 @@ async def load_batch(
         batch.stored[conversation.id] = conversation.row()
         batch.message_ids.update(row.message_ids)
         batch.client_message_ids.update((conversation.id, client_id) for client_id in row.client_message_ids)
+    if asking_for_a_person:
+        replies = await session.execute(_LAST_AI_REPLIES, {"ids": sorted(asking_for_a_person), "ai": Sender.AI.value})
+        for conversation_id, confidence, sources in replies:
+            batch.last_ai_replies[conversation_id] = AiReply(confidence, sources or [])
     return batch
 
 
@@ -314,16 +344,6 @@ async def first_customer_message(session: AsyncSession, conversation_id: uuid.UU
         select(Message)
         .where(Message.conversation_id == conversation_id, Message.sender == Sender.CUSTOMER.value)
         .order_by(Message.seq)
-        .limit(1)
-    )
-
-
-async def last_ai_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
-    """The assistant's latest message in the conversation (a backward walk of its seq index)."""
-    return await session.scalar(
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.sender == Sender.AI.value)
-        .order_by(Message.seq.desc())
         .limit(1)
     )
 
