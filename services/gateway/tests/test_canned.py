@@ -154,6 +154,7 @@ async def test_only_admins_change_them(gateway):
         ({"title": " "}, "title"),
         ({"text": ""}, "text"),
         ({"text": "x" * 4001}, "text"),
+        ({"text": "Buongiorno\u0000"}, "text"),  # PostgreSQL stores no NUL: refused here, not there
         ({"tenant_id": "acme"}, "tenant_id"),
     ],
 )

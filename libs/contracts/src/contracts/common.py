@@ -28,8 +28,11 @@ TRANSCRIPT_EXCERPT_LINE_CHARS = 200
 
 # `\S`: at least one character that is not a space (stripped, blank text is refused; the schema says so).
 # "Has a character that is not blank", written out so that Python (which strips and validates) and
-# a JSON Schema reader (ECMAScript's `\s`) agree: the union of both languages' blanks.
-NOT_BLANK = r"[^\x09-\x0d\x20\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+# a JSON Schema reader (ECMAScript's `\s`) agree: the union of both languages' blanks. And no NUL
+# anywhere: PostgreSQL stores no NUL in text, so such a text could only fail later, in a store.
+NOT_BLANK = (
+    r"^[^\x00]*[^\x00\x09-\x0d\x20\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff][^\x00]*$"
+)
 MessageText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK)
 ]
