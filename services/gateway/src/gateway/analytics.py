@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pydantic import ValidationError
-
 from contracts.readapi import ReportPeriod
 from gateway.internal import InternalApi, InternalResponse, QueryValue
 from servicekit.http import ApiError
@@ -32,12 +30,8 @@ class AnalyticsClient:
 
     async def report(self, model: type[ReportT], path: str, tenant_id: str, params: dict[str, QueryValue]) -> ReportT:
         response = await self._get(path, {**params, "tenant_id": tenant_id})
-        self._check(response)
-        try:
-            body = model.model_validate_json(response.content)
-        except ValidationError as error:
-            log.warning("analytics answered an unexpected shape", error=str(error))
-            raise ApiError(502, "upstream_error", "the analytics service answered an unexpected body") from error
+        self._pass_on_refusal(response)
+        body = self._api.parse(model, response)
         # Defence in depth: whatever the service answered, nothing of another tenant goes out.
         if body.tenant_id != tenant_id:
             log.warning("analytics answered another tenant's report", asked=tenant_id, got=body.tenant_id)
@@ -46,7 +40,8 @@ class AnalyticsClient:
 
     async def csv(self, path: str, tenant_id: str, params: dict[str, QueryValue]) -> CsvReport:
         response = await self._get(path, {**params, "tenant_id": tenant_id, "format": "csv"})
-        self._check(response)
+        self._pass_on_refusal(response)
+        self._api.expect_ok(response)
         if not response.headers.get("content-type", "").startswith("text/csv"):
             raise ApiError(502, "upstream_error", "the analytics service answered something other than CSV")
         disposition = response.headers.get("content-disposition") or 'attachment; filename="analytics.csv"'
@@ -56,7 +51,7 @@ class AnalyticsClient:
         return await self._api.request("GET", path, params=params)
 
     @staticmethod
-    def _check(response: InternalResponse) -> None:
+    def _pass_on_refusal(response: InternalResponse) -> None:
         if response.status == 422:
             # The parameters the gateway passed on (dates, zone, figure...) were refused: the
             # caller's mistake, said in the service's words.
@@ -65,6 +60,3 @@ class AnalyticsClient:
             except (ValueError, KeyError, TypeError):
                 message = "invalid report parameters"
             raise ApiError(422, "invalid_request", message)
-        if response.status != 200:
-            log.warning("analytics failed", status=response.status, body=response.text[:500])
-            raise ApiError(502, "upstream_error", f"the analytics service answered {response.status}")

@@ -85,10 +85,14 @@ class InternalApi:
             log.warning(f"{self.name} unreachable", error=str(error) or type(error).__name__)
             raise ApiError(503, "unavailable", f"{self.name} is unreachable now; retry") from error
 
-    def parse(self, model: type[ViewT], response: InternalResponse) -> ViewT:
+    def expect_ok(self, response: InternalResponse) -> None:
+        """Raises `ApiError` 502 unless the service answered 200."""
         if response.status != 200:
             log.warning(f"{self.name} failed", status=response.status, body=response.text[:500])
             raise ApiError(502, "upstream_error", f"{self.name} answered {response.status}")
+
+    def parse(self, model: type[ViewT], response: InternalResponse) -> ViewT:
+        self.expect_ok(response)
         try:
             return model.model_validate_json(response.content)
         except ValidationError as error:
