@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
@@ -366,3 +366,27 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         timeout_keep_alive=HTTP_KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=5,
     )
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    runtime: Runtime = request.app.state.runtime
+    assert runtime.sessions is not None
+    async with runtime.sessions() as session:
+        yield session
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    runtime: Runtime = request.app.state.runtime
+    assert runtime.sessions is not None
+    async with runtime.sessions() as session:
+        # Read committed gives each statement its own snapshot, in a transaction or not: without
+        # one, a read is its statements alone, not a BEGIN and a ROLLBACK round trip besides.
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
+# A route's database session: `Session` for a route that writes (in `session.begin()`), and
+# `ReadSession` for one that only reads, on a connection outside any transaction (a write through
+# it would commit statement by statement).
+Session = Annotated[AsyncSession, Depends(_session)]
+ReadSession = Annotated[AsyncSession, Depends(_read_session)]

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics import reports
 from analytics.config import Settings
@@ -29,21 +28,11 @@ from contracts.readapi import (
     OperatorFiguresView,
     ReportPeriod,
 )
-from servicekit.http import ApiError, Runtime
+from servicekit.http import ApiError, ReadSession
 
 router = APIRouter(prefix="/internal/analytics", tags=["analytics API"])
 MAX_DAYS = 366
 Format = Annotated[Literal["json", "csv"], Query(description="`csv` answers text/csv, one row per item")]
-
-
-async def get_session(request: Request) -> Any:
-    runtime: Runtime = request.app.state.runtime
-    assert runtime.sessions is not None
-    async with runtime.sessions() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 class Report:
@@ -105,30 +94,30 @@ CSV: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/overview", response_model=AnalyticsOverview, responses=CSV)
-async def get_overview(report: ReportParams, session: Session, format: Format = "json") -> Any:
+async def get_overview(report: ReportParams, session: ReadSession, format: Format = "json") -> Any:
     return answer(await reports.overview(session, report.period, report.base), format, "overview", report)
 
 
 @router.get("/series", response_model=AnalyticsSeries, responses=CSV)
 async def get_series(
-    report: ReportParams, session: Session, granularity: Literal["day", "hour"] = "day", format: Format = "json"
+    report: ReportParams, session: ReadSession, granularity: Literal["day", "hour"] = "day", format: Format = "json"
 ) -> Any:
     body = await reports.series(session, report.period, report.base, granularity)
     return answer(body, format, f"series-{granularity}", report)
 
 
 @router.get("/handoff-reasons", response_model=HandoffReasonsView, responses=CSV)
-async def get_handoff_reasons(report: ReportParams, session: Session, format: Format = "json") -> Any:
+async def get_handoff_reasons(report: ReportParams, session: ReadSession, format: Format = "json") -> Any:
     return answer(await reports.handoff_reasons(session, report.period, report.base), format, "handoff-reasons", report)
 
 
 @router.get("/operators", response_model=OperatorFiguresView, responses=CSV)
-async def get_operators(report: ReportParams, session: Session, format: Format = "json") -> Any:
+async def get_operators(report: ReportParams, session: ReadSession, format: Format = "json") -> Any:
     return answer(await reports.operators(session, report.period, report.base), format, "operators", report)
 
 
 @router.get("/kb-gaps", response_model=KbGapsView, responses=CSV)
-async def get_kb_gaps(report: ReportParams, session: Session, format: Format = "json") -> Any:
+async def get_kb_gaps(report: ReportParams, session: ReadSession, format: Format = "json") -> Any:
     settings = report.settings
     body = await reports.kb_gaps(
         session, report.period, report.base, settings.kb_gap_similarity, settings.kb_gap_examples
@@ -139,7 +128,7 @@ async def get_kb_gaps(report: ReportParams, session: Session, format: Format = "
 @router.get("/conversations", response_model=DrilldownView, responses=CSV)
 async def get_drilldown(
     report: ReportParams,
-    session: Session,
+    session: ReadSession,
     figure: AnalyticsFigure,
     handoff_reason: HandoffReason | Literal["unspecified"] | None = None,
     operator_id: Annotated[str | None, Query(max_length=100)] = None,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.common import ConversationStatus, Sender
@@ -21,19 +21,9 @@ from contracts.readapi import (
 )
 from conversation.store import Conversation, Message, conversations_of, messages_after, notes_of
 from conversation.summary import handover_summary
-from servicekit.http import ApiError, Runtime
+from servicekit.http import ApiError, ReadSession
 
 router = APIRouter(prefix="/internal", tags=["read API"])
-
-
-async def get_session(request: Request) -> Any:
-    runtime: Runtime = request.app.state.runtime
-    assert runtime.sessions is not None
-    async with runtime.sessions() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 def message_view(message: Message) -> MessageView:
@@ -58,7 +48,7 @@ async def existing(session: AsyncSession, conversation_id: uuid.UUID) -> Convers
 
 @router.get("/conversations", response_model=ConversationListView)
 async def list_conversations(
-    session: Session,
+    session: ReadSession,
     tenant_id: Annotated[str, Query(min_length=1, max_length=64)],
     status: ConversationStatus | None = None,
     operator_id: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
@@ -87,7 +77,7 @@ async def list_conversations(
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationView)
-async def get_conversation(conversation_id: uuid.UUID, session: Session) -> ConversationView:
+async def get_conversation(conversation_id: uuid.UUID, session: ReadSession) -> ConversationView:
     conversation = await existing(session, conversation_id)
     return ConversationView(
         conversation_id=conversation.id,
@@ -103,7 +93,7 @@ async def get_conversation(conversation_id: uuid.UUID, session: Session) -> Conv
 async def get_messages(
     conversation_id: uuid.UUID,
     request: Request,
-    session: Session,
+    session: ReadSession,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> HistoryView[MessageView]:
@@ -119,7 +109,7 @@ async def get_messages(
 
 
 @router.get("/conversations/{conversation_id}/notes", response_model=NotesView)
-async def get_notes(conversation_id: uuid.UUID, session: Session) -> NotesView:
+async def get_notes(conversation_id: uuid.UUID, session: ReadSession) -> NotesView:
     """The internal notes, for the operators' dashboard only: the messages above never include
     them (they are stored apart), so the widget's history cannot show one."""
     conversation = await existing(session, conversation_id)
@@ -132,7 +122,7 @@ async def get_notes(conversation_id: uuid.UUID, session: Session) -> NotesView:
 
 
 @router.get("/conversations/{conversation_id}/summary", response_model=HandoverSummaryView)
-async def get_summary(conversation_id: uuid.UUID, request: Request, session: Session) -> HandoverSummaryView:
+async def get_summary(conversation_id: uuid.UUID, request: Request, session: ReadSession) -> HandoverSummaryView:
     """For the operator taking over: what the customer wants, what the AI answered, what is open."""
     conversation = await existing(session, conversation_id)
     messages = await messages_after(session, conversation_id, 0, request.app.state.runtime.settings.history_page_size)

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from sqlalchemy import func
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.readapi import DeliveryLogView, DeliveryView
 from notifier import store
 from notifier.store import Delivery
-from servicekit.http import ApiError, Runtime
+from servicekit.http import ApiError, ReadSession, Session
 
 router = APIRouter(prefix="/internal", tags=["notifier API"])
 TenantId = Annotated[str, Query(min_length=1, max_length=64)]
-
-
-async def get_session(request: Request) -> Any:
-    runtime: Runtime = request.app.state.runtime
-    assert runtime.sessions is not None
-    async with runtime.sessions() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 def view(delivery: Delivery) -> DeliveryView:
@@ -48,7 +37,7 @@ def view(delivery: Delivery) -> DeliveryView:
 
 
 @router.get("/deliveries", response_model=DeliveryLogView)
-async def delivery_log(tenant_id: TenantId, ticket_id: uuid.UUID, session: Session) -> DeliveryLogView:
+async def delivery_log(tenant_id: TenantId, ticket_id: uuid.UUID, session: ReadSession) -> DeliveryLogView:
     deliveries = await store.of_ticket(session, tenant_id, ticket_id)
     return DeliveryLogView(tenant_id=tenant_id, ticket_id=ticket_id, deliveries=[view(d) for d in deliveries])
 

@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope, new_envelope, utc_now
@@ -18,20 +18,10 @@ from routing.config import Settings
 from routing.handlers import AlreadyTakenError, Cause, Decision, NotWaitingError, assign, drain, take
 from routing.metrics import TAKE_SECONDS
 from servicekit.consumer import collided
-from servicekit.http import ApiError, Runtime
+from servicekit.http import ApiError, ReadSession, Session
 
 router = APIRouter(prefix="/internal", tags=["routing API"])
 TenantId = Annotated[str, Query(min_length=1, max_length=64)]
-
-
-async def get_session(request: Request) -> Any:
-    runtime: Runtime = request.app.state.runtime
-    assert runtime.sessions is not None
-    async with runtime.sessions() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 class _AloneWithTheTenant(Exception):
@@ -146,7 +136,7 @@ async def _take(
 
 
 @router.get("/queue", response_model=QueueView)
-async def get_queue(tenant_id: TenantId, session: Session) -> QueueView:
+async def get_queue(tenant_id: TenantId, session: ReadSession) -> QueueView:
     queue = {c.conversation_id: c for c in await store.unassigned(session, tenant_id)}
     positions = domain.positions(c.as_waiting() for c in queue.values())
     entries = [
@@ -166,7 +156,7 @@ async def get_queue(tenant_id: TenantId, session: Session) -> QueueView:
 
 
 @router.get("/operators", response_model=list[OperatorView])
-async def get_operators(tenant_id: TenantId, session: Session) -> list[OperatorView]:
+async def get_operators(tenant_id: TenantId, session: ReadSession) -> list[OperatorView]:
     counts = await store.loads(session, tenant_id)
     return [
         OperatorView(

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import utc_now
@@ -27,7 +27,7 @@ from contracts.readapi import (
     TicketView,
 )
 from contracts.ticketlinks import InvalidTicketLinkError, verify
-from servicekit.http import ApiError, Runtime
+from servicekit.http import ApiError, ReadSession
 from tickets import domain, store
 from tickets.config import Settings
 from tickets.domain import BusinessHours
@@ -43,16 +43,6 @@ TenantId = Annotated[str, Query(min_length=1, max_length=64)]
 # wrong contact, bad or expired link), so that the answer tells nothing about which it was.
 def no_match() -> ApiError:
     return ApiError(404, "not_found", "no ticket matches these details")
-
-
-async def get_session(request: Request) -> Any:
-    runtime: Runtime = request.app.state.runtime
-    assert runtime.sessions is not None
-    async with runtime.sessions() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 def settings_of(request: Request) -> Settings:
@@ -95,7 +85,7 @@ def summary_fields(ticket: Ticket, clocks: list[SlaClockRow], hours: BusinessHou
 async def list_tickets(
     tenant_id: TenantId,
     request: Request,
-    session: Session,
+    session: ReadSession,
     status: TicketStatus | None = None,
     priority: TicketPriority | None = None,
     sla: SlaState | None = None,
@@ -125,7 +115,7 @@ async def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketView)
-async def get_ticket(ticket_id: uuid.UUID, tenant_id: TenantId, request: Request, session: Session) -> TicketView:
+async def get_ticket(ticket_id: uuid.UUID, tenant_id: TenantId, request: Request, session: ReadSession) -> TicketView:
     ticket = await store.get_ticket(session, tenant_id, ticket_id)
     if ticket is None:
         raise ApiError(404, "not_found", f"no ticket {ticket_id}")
@@ -169,7 +159,7 @@ async def public_view(session: AsyncSession, ticket: Ticket) -> PublicTicketView
 
 
 @router.post("/tickets/lookup", response_model=PublicTicketView)
-async def lookup_ticket(body: TicketLookupRequest, session: Session) -> PublicTicketView:
+async def lookup_ticket(body: TicketLookupRequest, session: ReadSession) -> PublicTicketView:
     """The status page by number and the email or phone the ticket was opened with. A wrong
     contact, another tenant's number and an unknown one answer the same 404 after the same
     work: one indexed read of the number, then both contact values compared in constant time
@@ -189,7 +179,7 @@ async def lookup_ticket(body: TicketLookupRequest, session: Session) -> PublicTi
 
 
 @router.post("/tickets/link", response_model=PublicTicketView)
-async def open_link(body: TicketLinkRequest, request: Request, session: Session) -> PublicTicketView:
+async def open_link(body: TicketLinkRequest, request: Request, session: ReadSession) -> PublicTicketView:
     """The status page from the signed link of an email (contracts.ticketlinks)."""
     settings = settings_of(request)
     try:
