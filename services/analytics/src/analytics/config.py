@@ -8,6 +8,11 @@ from servicekit.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: str = "analytics"
     http_port: int = 8086
+    # Analytics is off every path a customer or an operator waits on, so its consumer waits this
+    # long after a fetch that brought records: what arrives meanwhile is one batch. Below
+    # saturation each event was otherwise a transaction of its own, and analytics was a sixth of
+    # the system's CPU per handoff; facts reach the store and the topic up to this much later.
+    consumer_batch_linger_ms: float = Field(default=250.0, ge=0, le=1000)
     # Hours a conversation must stay quiet (or be closed) before the AI's last answer counts as
     # resolving it: a customer writing again within them reopens it.
     ai_resolution_window_hours: float = Field(default=24, gt=0)
