@@ -69,11 +69,11 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_socket_behind_gets_one_queue_frame_and_the_newest_presence_and_every_own_assignment() -> None:
+async def test_a_socket_behind_gets_one_queue_frame_and_the_newest_presence_and_every_assignment() -> None:
     hub = Hub(ConversationReader(None))  # type: ignore[arg-type]  # no history is read here
     operators = OperatorHub(hub)
     socket = SlowSocket()
-    connection = connect(operators, socket)
+    connection = connect(operators, socket, role="supervisor")  # told every assignment as it is
     queued = [uuid.uuid4() for _ in range(40)]
     taken = uuid.uuid4()
 
@@ -83,7 +83,7 @@ async def test_a_socket_behind_gets_one_queue_frame_and_the_newest_presence_and_
         await operators.on_record(record(QueuePositionChanged(position=position), conversation_id))
     for active in range(1, 6):
         await operators.on_record(record(presence(active)))
-    await operators.on_record(record(OperatorAssigned(operator_id="lucine-giulia", display_name="Giulia"), taken))
+    await operators.on_record(record(OperatorAssigned(operator_id="lucine-marco", display_name="Marco"), taken))
     await operators.on_record(record(QueuePositionChanged(position=1), queued[0]))
 
     socket.reading.set()
@@ -93,7 +93,7 @@ async def test_a_socket_behind_gets_one_queue_frame_and_the_newest_presence_and_
         ("presence", "operator_presence_changed", 0),
         ("queue", "queue_position_changed", None),  # forty position changes waiting: one frame
         ("presence", "operator_presence_changed", 5),  # the newest of five, where the first waited
-        ("assignment", "operator_assigned", None),  # her own: always told as it is
+        ("assignment", "operator_assigned", None),
     ]
     # Once a frame has gone out, the next change of its key is sent again.
     await operators.on_record(record(QueuePositionChanged(position=2), queued[1]))
@@ -104,7 +104,6 @@ async def test_a_socket_behind_gets_one_queue_frame_and_the_newest_presence_and_
         ("presence", 4),
     ]
     assert connection.waiting == {}
-    connection.release_all()  # the feed of her conversation was opened by the assignment
 
 
 async def test_a_socket_that_keeps_up_gets_a_burst_of_hints_as_one_frame_after_the_delay() -> None:
