@@ -375,18 +375,17 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    runtime: Runtime = request.app.state.runtime
-    assert runtime.sessions is not None
-    async with runtime.sessions() as session:
-        # Read committed gives each statement its own snapshot, in a transaction or not: without
-        # one, a read is its statements alone, not a BEGIN and a ROLLBACK round trip besides.
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        yield session
-
-
 # A route's database session: `Session` for a route that writes (in `session.begin()`), and
 # `ReadSession` for one that only reads, on a connection outside any transaction (a write through
 # it would commit statement by statement).
 Session = Annotated[AsyncSession, Depends(_session)]
+
+
+async def _read_session(session: Session) -> AsyncSession:
+    # Read committed gives each statement its own snapshot, in a transaction or not: without one,
+    # a read is its statements alone, not a BEGIN and a ROLLBACK round trip besides.
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return session
+
+
 ReadSession = Annotated[AsyncSession, Depends(_read_session)]

@@ -257,12 +257,15 @@ class OperatorConnection:
             self.drain_timer = asyncio.get_running_loop().call_later(self.hint_delay, self._drain_now)
 
     def _drain_now(self) -> None:
-        if self.drain_timer is not None:
-            self.drain_timer.cancel()
-            self.drain_timer = None
+        self._cancel_drain_timer()
         if not self.draining and not self.closed:
             self.draining = True
             self.hub.spawn(self._drain())
+
+    def _cancel_drain_timer(self) -> None:
+        if self.drain_timer is not None:
+            self.drain_timer.cancel()
+            self.drain_timer = None
 
     async def _drain(self) -> None:
         try:
@@ -281,9 +284,7 @@ class OperatorConnection:
     def close(self, code: int, reason: str) -> None:
         if not self.closed:
             self.closed = True
-            if self.drain_timer is not None:
-                self.drain_timer.cancel()
-                self.drain_timer = None
+            self._cancel_drain_timer()
             self.hub.spawn(self.websocket.close(code, reason[:120]))
 
     async def follow(self, conversation_id: uuid.UUID, after: int = 0) -> None:
