@@ -73,3 +73,7 @@ eval: install ## evaluate the AI assistant on its question set (fails below its 
 .PHONY: bench
 bench: install ## end-to-end benchmark: turns/s and latency, 10,000 idle sockets (see bench/README.md)
 	$(PY) -m bench
+
+.PHONY: bench-batch
+bench-batch: install ## CPU of one consumer batch of one event in a minimal service (see bench/README.md)
+	$(PY) -m bench.batch_cost
