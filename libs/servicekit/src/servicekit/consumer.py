@@ -47,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -61,10 +61,11 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from contracts import Envelope, Payload, UnknownEventError, parse_envelope, read_header
 from contracts.envelope import payload_class_for
-from servicekit.db import StoredRetry
+from servicekit.db import StoredRetry, driver_transaction
 from servicekit.kafka import RecordStream, physical_topic
 from servicekit.logs import get_logger, log_context
 from servicekit.metrics import (
@@ -78,7 +79,8 @@ from servicekit.metrics import (
     HANDLER_SECONDS,
     RETRIES_STORED,
 )
-from servicekit.outbox import OutboxRelay
+from servicekit.outbox import OutboxRelay, OutboxRow, hand_to_relay, write_staged_events
+from servicekit.timers import write_staged_timers
 from servicekit.tracing import consumer_span, exporting, headers_of, trace_context_from
 
 log = get_logger(__name__)
@@ -104,8 +106,8 @@ DLQ_REPLAY_GROUP = "dlq-replay-group"
 
 # Claims a batch's event ids in one statement whose text does not depend on the batch size (so
 # the driver's prepared statement is reused); returns the ids not claimed before.
-CLAIM_EVENTS = text(
-    "INSERT INTO processed_events (consumer_group, event_id) SELECT :group, unnest(CAST(:ids AS varchar[]))"
+CLAIM_EVENTS = (
+    "INSERT INTO processed_events (consumer_group, event_id) SELECT $1, unnest(CAST($2 AS varchar[]))"
     " ON CONFLICT DO NOTHING RETURNING event_id"
 )
 # Concurrent transactions can collide on locks; tried again at once, they succeed.
@@ -560,15 +562,23 @@ class EventConsumer:
     async def apply(self, deliveries: list[Delivery]) -> None:
         """One transaction: claim the event ids, apply the effects of the new ones, stage the
         outgoing events. Ids claimed before (a redelivery) are skipped, not re-applied."""
-        async with self.sessions() as session, session.begin():
-            await self._apply_in(session, deliveries)
+        async with self._transaction() as (session, driver):
+            await self._apply_in(session, driver, deliveries)
 
-    async def _apply_in(self, session: AsyncSession, deliveries: list[Delivery]) -> None:
-        claimed = set(
-            await session.scalars(
-                CLAIM_EVENTS, {"group": self.group_id, "ids": [str(d.envelope.event_id) for d in deliveries]}
-            )
-        )
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[tuple[AsyncSession, asyncpg.Connection]]:
+        """A batch's transaction, run by the driver (`servicekit.db.driver_transaction`): the
+        handlers' session works inside it, and the events it staged go to the relay once it has
+        committed."""
+        async with self.sessions() as session:
+            async with driver_transaction(session) as driver:
+                yield session, driver
+                written = await session.run_sync(_write_staged)
+            hand_to_relay(session, written)
+
+    async def _apply_in(self, session: AsyncSession, driver: asyncpg.Connection, deliveries: list[Delivery]) -> None:
+        ids = [str(d.envelope.event_id) for d in deliveries]
+        claimed = {record[0] for record in await driver.fetch(CLAIM_EVENTS, self.group_id, ids)}
         fresh: list[Delivery] = []
         for delivery in deliveries:
             if str(delivery.envelope.event_id) in claimed:
@@ -805,10 +815,10 @@ class EventConsumer:
         delivery = Delivery(record, envelope, self.handlers[envelope.type])
 
         async def apply_and_forget() -> None:
-            async with self.sessions() as session, session.begin():
+            async with self._transaction() as (session, driver):
                 taken = await session.execute(delete(StoredRetry).where(StoredRetry.id == retry_id))
                 if getattr(taken, "rowcount", 0):
-                    await self._apply_in(session, [delivery])
+                    await self._apply_in(session, driver, [delivery])
 
         try:
             await self._through_outages(apply_and_forget)
@@ -833,6 +843,15 @@ class EventConsumer:
             await self._dead_letter(record, error)
             async with self.sessions() as session, session.begin():
                 await session.execute(delete(StoredRetry).where(StoredRetry.id == retry_id))
+
+
+def _write_staged(session: Session) -> list[OutboxRow]:
+    """What the session's commit hooks would write, in the transaction of the driver (the session
+    itself never commits): its pending changes, its timers and its events; returns the events'
+    outbox rows."""
+    session.flush()
+    write_staged_timers(session)
+    return write_staged_events(session)
 
 
 class _HandOverInOrder(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped

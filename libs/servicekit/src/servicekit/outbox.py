@@ -54,11 +54,12 @@ _RELAY = "outbox_relay"  # session.info (from the sessionmaker): the relay that 
 DELETION_INTERVAL = 0.05  # seconds between two deletions of published rows, at most
 
 # One statement for all of a transaction's events, whatever their number (so the driver's
-# prepared statement is reused), keeping their order in the identity column.
-_INSERT_ROWS = text(
+# prepared statement is reused), keeping their order in the identity column. In the driver's own
+# parameter style, sent as it is (no compiling).
+_INSERT_ROWS = (
     "INSERT INTO outbox (topic, key, value, headers)"
-    " SELECT topic, key, value, CAST(headers AS jsonb) FROM unnest(CAST(:topics AS varchar[]),"
-    " CAST(:keys AS bytea[]), CAST(:values AS bytea[]), CAST(:headers AS text[]))"
+    " SELECT topic, key, value, CAST(headers AS jsonb) FROM unnest(CAST($1 AS varchar[]),"
+    " CAST($2 AS bytea[]), CAST($3 AS bytea[]), CAST($4 AS text[]))"
     " WITH ORDINALITY AS staged(topic, key, value, headers, position) ORDER BY position RETURNING id"
 )
 _DELETE_PUBLISHED = text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
@@ -116,27 +117,37 @@ def add_record_to_outbox(
     pending.append((topic, key, value, {**current_trace_headers(), **(headers or {})}))
 
 
+def hand_to_relay(session: Session | AsyncSession, rows: Sequence[OutboxRow]) -> None:
+    """Hands committed outbox rows to the relay that serves the session's commits."""
+    relay = session.info.get(_RELAY)
+    if rows and relay is not None:
+        relay.publish_committed(rows)
+
+
+def write_staged_events(session: Session) -> list[OutboxRow]:
+    """Writes the events staged in the session's transaction, with one statement whatever their
+    number, and returns their rows, to be handed to the relay once that transaction has committed.
+    Called by the session's commit, and by a transaction that does not commit its session (see
+    `servicekit.db.driver_transaction`). Synchronous: run in SQLAlchemy's greenlet."""
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return []
+    rows = [(topic, key, value, json.dumps(headers)) for topic, key, value, headers in pending]
+    columns = column_arrays(rows, ("topics", "keys", "values", "headers"))
+    # Ids come from the identity in insertion order, so sorted they match the rows.
+    ids = sorted(session.connection().exec_driver_sql(_INSERT_ROWS, tuple(columns.values())).scalars())
+    return [OutboxRow(i, *row) for i, row in zip(ids, pending, strict=True)]
+
+
 @event.listens_for(Session, "before_commit")
 def _write_staged_events(session: Session) -> None:
-    # Runs inside the commit (in SQLAlchemy's greenlet, so synchronous calls are allowed): the
-    # rows of any number of handlers go in with one statement, before the transaction ends.
-    session.info.pop(_WRITTEN, None)
-    pending = session.info.pop(_PENDING, None)
-    if pending:
-        rows = [(topic, key, value, json.dumps(headers)) for topic, key, value, headers in pending]
-        # Ids come from the identity in insertion order, so sorted they match the rows.
-        ids = sorted(
-            session.execute(_INSERT_ROWS, column_arrays(rows, ("topics", "keys", "values", "headers"))).scalars()
-        )
-        session.info[_WRITTEN] = [OutboxRow(i, *row) for i, row in zip(ids, pending, strict=True)]
+    # Inside the commit, before the transaction ends.
+    session.info[_WRITTEN] = write_staged_events(session)
 
 
 @event.listens_for(Session, "after_commit")
 def _hand_committed_events_to_the_relay(session: Session) -> None:
-    written = session.info.pop(_WRITTEN, None)
-    relay = session.info.get(_RELAY)
-    if written and relay is not None:
-        relay.publish_committed(written)
+    hand_to_relay(session, session.info.pop(_WRITTEN, None) or [])
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -123,10 +123,11 @@ def cancel(session: AsyncSession, name: str) -> None:
     session.info.setdefault(_STAGED, {})[name] = None
 
 
-@event.listens_for(Session, "before_commit")
-def _write_staged_timers(session: Session) -> None:
-    # Inside the commit, as the outbox writes its rows: one statement for all the cancellations of
-    # the transaction and one for all its timers, whatever the number of handlers.
+def write_staged_timers(session: Session) -> None:
+    """Writes the timers scheduled and cancelled in the session's transaction: one statement for
+    all the cancellations and one for all the timers, whatever the number of handlers. Called by
+    the session's commit, as the outbox writes its rows, and by a transaction that does not commit
+    its session (see `servicekit.db.driver_transaction`)."""
     staged: dict[str, tuple[Any, ...] | None] | None = session.info.pop(_STAGED, None)
     if not staged:
         return
@@ -137,6 +138,11 @@ def _write_staged_timers(session: Session) -> None:
     if rows:
         names = ("names", "due_ats", "topics", "keys", "values", "headers")
         session.execute(_UPSERT, column_arrays(rows, names))
+
+
+@event.listens_for(Session, "before_commit")
+def _write_staged_timers(session: Session) -> None:
+    write_staged_timers(session)
 
 
 @event.listens_for(Session, "after_transaction_end")
