@@ -33,10 +33,18 @@ TRANSCRIPT_EXCERPT_LINE_CHARS = 200
 NOT_BLANK = (
     r"^[^\x00]*[^\x00\x09-\x0d\x20\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff][^\x00]*$"
 )
-MessageText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK)
-]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _trim(value: str) -> str:
+    return value.strip()
+
+
+# Strips surrounding blanks once the text is valid as sent. After the constraints, not before
+# (`strip_whitespace`): they are what the JSON Schema states, and a reader holds them against the
+# text as sent, so a text one character too long must not pass because it starts with a space.
+TRIMMED = AfterValidator(_trim)
+MessageText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK), TRIMMED]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), TRIMMED]
 # Patterned strings repeat their length as max_length, so that the JSON Schema states the bound.
 ClientMessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$", max_length=2)]

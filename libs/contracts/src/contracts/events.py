@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from contracts import topics
 from contracts.common import (
     NOT_BLANK,
+    TRIMMED,
     ClientMessageId,
     CloseOutcome,
     ContactChannel,
@@ -39,13 +40,13 @@ from contracts.common import (
 from contracts.envelope import EventType, Payload, TenantId, UtcDatetime, event
 
 Confidence = Annotated[float, Field(ge=0, le=1)]
-NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=NOT_BLANK)]
+NoteText = Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=NOT_BLANK), TRIMMED]
 # `TCK-2026-000123`: a prefix, the year the ticket was opened, and a per-tenant counter.
 TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4}-[0-9]{6,10}$", max_length=21)]
-TicketSubject = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+TicketSubject = Annotated[str, StringConstraints(max_length=1000), TRIMMED]
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,40}$", max_length=40)]
-TicketMessage = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
-RatingComment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+TicketMessage = Annotated[str, StringConstraints(max_length=4000), TRIMMED]
+RatingComment = Annotated[str, StringConstraints(max_length=2000), TRIMMED]
 OperatorRole = Literal["operator", "supervisor", "admin"]
 
 # --------------------------------------------------------------------------- conversation.commands.v1

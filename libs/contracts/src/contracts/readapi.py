@@ -26,6 +26,8 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.common import (
+    NOT_BLANK,
+    TRIMMED,
     ContactDetails,
     ConversationStatus,
     Sender,
@@ -854,11 +856,11 @@ class GapArticleRequest(BaseModel):
 # The bounds below are checked by both; the ai-responder also checks what depends on the tenant (label
 # languages, actions and topics its articles use) and answers 422 naming the field.
 
-SettingsPhrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\w")]
+SettingsPhrase = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\w"), TRIMMED]
 """A few words matched tolerant of typos and inflection; `=word` matches that word exactly."""
 SettingsId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,40}$")]
 SettingsLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
-SettingsLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+SettingsLabel = Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=NOT_BLANK), TRIMMED]
 
 
 class SmartActionSetting(BaseModel):

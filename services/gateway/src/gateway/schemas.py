@@ -24,6 +24,7 @@ from pydantic import (
 from contracts.common import (
     NOT_BLANK,
     PHONE_PATTERN,
+    TRIMMED,
     ClientMessageId,
     CloseOutcome,
     ContactChannel,
@@ -130,24 +131,27 @@ REACHABLE: dict[str, Any] = {
 
 
 class TicketRequest(BaseModel):
-    model_config = ConfigDict(str_strip_whitespace=True, json_schema_extra=REACHABLE)
+    model_config = ConfigDict(json_schema_extra=REACHABLE)
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), TRIMMED]
     email: DeliverableEmail | BlankField | None = None
     phone: Phone | BlankField | None = None
     preferred_contact: ContactChannel = ContactChannel.EMAIL
-    message: Annotated[str, StringConstraints(max_length=4000)] = ""
+    message: Annotated[str, StringConstraints(max_length=4000), TRIMMED] = ""
 
     @field_validator("email", "phone", mode="before")
     @classmethod
     def _blank_is_absent(cls, value: Any) -> Any:
-        # An empty form field means "not given", not an invalid address.
-        return None if isinstance(value, str) and not value.strip() else value
+        # An empty form field means "not given", not an invalid address; a filled one is read
+        # without the blanks around it (copied and pasted, say).
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
 
 class RatingRequest(BaseModel):
     score: int = Field(ge=1, le=5)
-    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
+    comment: Annotated[str, StringConstraints(max_length=2000), TRIMMED] = ""
 
 
 class FeedbackRequest(BaseModel):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.common import ClientMessageId, MessageText, OperatorId, TicketPriority, TicketStatus
+from contracts.common import TRIMMED, ClientMessageId, MessageText, OperatorId, TicketPriority, TicketStatus
 from gateway.schemas import Accepted, TicketRequest
 
 # `TCK-2026-000123`; customers may type it in lower case.
@@ -23,7 +23,7 @@ class OpenTicketRequest(TicketRequest):
         description="Chosen by the dashboard for this ticket-to-be; a retry with the same id opens no second ticket"
     )
     message: MessageText
-    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = ""
+    subject: Annotated[str, StringConstraints(max_length=1000), TRIMMED] = ""
     priority: TicketPriority | None = Field(default=None, description="Proposed from the content when absent")
     language: Literal["it", "en"] | None = Field(default=None, description="The customer's; the tenant's when absent")
 
