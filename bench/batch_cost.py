@@ -26,15 +26,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from bench import calibration
 from bench.harness import CpuSampler, infra_up, log
 from contracts import new_envelope
 from contracts.events import PostCustomerMessage
 from contracts.topics import CONVERSATION_COMMANDS, CONVERSATION_EVENTS
-from devkit.testing import Infra, create_database, drop_database
-from servicekit.topics import admin_client, delete_topics, ensure_topics
+from devkit.testing import Infra, create_database, drop_database, topic_end_offsets, wait_for_group
+from servicekit.topics import delete_topics, ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = REPO / "libs" / "servicekit" / "tests" / "sequencer_service.py"
@@ -43,33 +43,6 @@ TENANT = "bench-batch"
 WARMUP_COMMANDS = 100
 SETTLE_SECONDS = 3.0  # after the warm-up and after the last command: the batches under way finish
 IDLE_SECONDS = 5.0  # measured before the commands: each process's idle CPU, left out of the figures
-
-
-async def wait_for_member(infra: Infra, group: str, timeout: float = 60.0) -> None:
-    """Until the service has joined its group and holds its partitions."""
-    async with admin_client(infra.kafka_bootstrap_servers, "batch-cost") as admin:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            [response] = await admin.describe_consumer_groups([group])
-            [description] = response.to_object()["groups"]
-            if description["state"] == "Stable" and description["members"]:
-                return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"the service did not join its group {group}")
-
-
-async def events_published(infra: Infra, topic: str) -> int:
-    """How many records the topic holds (the service's events: one per command it applied)."""
-    async with admin_client(infra.kafka_bootstrap_servers, "batch-cost") as admin:
-        (description,) = await admin.describe_topics([topic])
-    partitions = [TopicPartition(topic, partition["partition"]) for partition in description["partitions"]]
-    probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap_servers)
-    await probe.start()
-    try:
-        ends: dict[TopicPartition, int] = await probe.end_offsets(partitions)
-    finally:
-        await probe.stop()
-    return sum(ends.values())
 
 
 class Feeder:
@@ -108,7 +81,7 @@ async def measure(infra: Infra, rate: float, seconds: float, calibration_ms: flo
     service = await asyncio.create_subprocess_exec(sys.executable, str(SERVICE), env=env, cwd=REPO)
     feeder = Feeder(infra, prefix + CONVERSATION_COMMANDS.name)
     try:
-        await wait_for_member(infra, group)
+        await wait_for_group(infra, group, members=1)
         await feeder.producer.start()
         await feeder.at_rate(rate, WARMUP_COMMANDS)  # first-time costs: prepared statements, caches
         await asyncio.sleep(SETTLE_SECONDS)
@@ -123,7 +96,7 @@ async def measure(infra: Infra, rate: float, seconds: float, calibration_ms: flo
             await asyncio.sleep(1.5)  # a sample after the last batch
         if service.returncode is not None:
             raise RuntimeError(f"the service exited with {service.returncode}")
-        published = await events_published(infra, prefix + CONVERSATION_EVENTS.name)
+        published = sum((await topic_end_offsets(infra, prefix + CONVERSATION_EVENTS.name)).values())
         if published != WARMUP_COMMANDS + count:  # a figure for batches not all applied would mislead
             raise RuntimeError(f"{published} events for {WARMUP_COMMANDS + count} commands")
     finally:

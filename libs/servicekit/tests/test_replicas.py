@@ -33,9 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import new_envelope, parse_envelope
 from contracts.events import PostCustomerMessage
 from contracts.topics import CONVERSATION_COMMANDS, CONVERSATION_EVENTS
-from devkit.testing import Infra, topic_namespace
+from devkit.testing import Infra, topic_namespace, wait_for_group
 from servicekit.db import create_engine
-from servicekit.topics import admin_client
 
 SEQUENCER_SERVICE = Path(__file__).with_name("sequencer_service.py")
 ORDER_CHECKER = Path(__file__).with_name("order_checker.py")
@@ -97,20 +96,6 @@ class Replicas:
                 process.kill()
                 process.wait()
         self.processes.clear()
-
-
-async def wait_for_group(infra: Infra, group: str, members: int) -> None:
-    """Until the group has settled with this many members, each holding its partitions."""
-    async with admin_client(infra.kafka_bootstrap_servers, "replicas-test") as admin:
-        deadline = asyncio.get_running_loop().time() + GROUP_TIMEOUT
-        while True:
-            [response] = await admin.describe_consumer_groups([group])
-            [description] = response.to_object()["groups"]
-            if description["state"] == "Stable" and len(description["members"]) == members:
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"group {group} did not settle with {members} members: {description['state']}")
-            await asyncio.sleep(0.2)
 
 
 class CommandStream:
@@ -251,7 +236,7 @@ async def test_each_conversation_reaches_kafka_in_commit_order_when_a_replica_di
     replicas.start("a", relay_delay=RELAY_DELAY)
     replicas.start("b", relay_delay=RELAY_DELAY)
     try:
-        await wait_for_group(infra, group, members=2)
+        await wait_for_group(infra, group, members=2, timeout=GROUP_TIMEOUT)
         await commands.start()
         await commands.send(KILL_AFTER_ROUND)
         commands.keep_sending()
@@ -260,9 +245,9 @@ async def test_each_conversation_reaches_kafka_in_commit_order_when_a_replica_di
         assert left_behind, "the killed replica left nothing in the outbox: the situation under test did not arise"
         # The group drops "a" after its session timeout; "b" then holds every partition and
         # commits newer rows of the conversations "a" left rows of.
-        await wait_for_group(infra, group, members=1)
+        await wait_for_group(infra, group, members=1, timeout=GROUP_TIMEOUT)
         replicas.start("a")
-        await wait_for_group(infra, group, members=2)
+        await wait_for_group(infra, group, members=2, timeout=GROUP_TIMEOUT)
         messages = await commands.finish_after(ROUNDS_AFTER_RETURN)
         report = await check_order(infra, conversations, messages)
     finally:

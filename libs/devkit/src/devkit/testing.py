@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,7 +33,7 @@ from servicekit.consumer import Delivery, EventConsumer
 from servicekit.db import OutboxRecord, Timer
 from servicekit.kafka import create_broker
 from servicekit.timers import TimerFirer
-from servicekit.topics import delete_topics, ensure_topics
+from servicekit.topics import admin_client, delete_topics, ensure_topics
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -176,34 +176,51 @@ async def database(infra: Infra) -> AsyncIterator[str]:
     await drop_database(infra, name)
 
 
+async def topic_end_offsets(infra: Infra, topic: str) -> dict[TopicPartition, int]:
+    """The end offset of every partition of `topic`, asked of the broker (the admin client knows
+    the partitions; a consumer subscribed to nothing does not)."""
+    async with admin_client(infra.kafka_bootstrap_servers, "end-offsets-probe") as admin:
+        (description,) = await admin.describe_topics([topic])
+    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+    assert partitions, f"topic {topic} has no partitions"
+    probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap_servers)
+    await probe.start()
+    try:
+        ends: dict[TopicPartition, int] = await probe.end_offsets(partitions)
+    finally:
+        await probe.stop()
+    return ends
+
+
 async def wait_until_caught_up(infra: Infra, group_id: str, topic: str, timeout: float = 30.0) -> None:
     """Waits until `group_id` has committed offsets at the end of every partition of `topic`."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from servicekit.topics import admin_client
-
-    probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap_servers)
+    ends = await topic_end_offsets(infra, topic)
     async with admin_client(infra.kafka_bootstrap_servers, "caught-up-probe") as admin:
-        await probe.start()
-        try:
-            # The admin client asks the broker; a consumer subscribed to nothing knows no partitions.
-            (description,) = await admin.describe_topics([topic])
-            partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
-            assert partitions, f"topic {topic} has no partitions"
-            ends = await probe.end_offsets(partitions)
-            deadline = asyncio.get_running_loop().time() + timeout
-            while True:
-                committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
-                behind = {
-                    tp: end for tp, end in ends.items() if (committed.get(tp) and committed[tp].offset) != end and end
-                }
-                if not behind:
-                    return
-                if asyncio.get_running_loop().time() > deadline:
-                    pytest.fail(f"consumer group {group_id} still behind on {behind}")
-                await asyncio.sleep(0.2)
-        finally:
-            await probe.stop()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            committed = await admin.list_consumer_group_offsets(group_id, partitions=list(ends))
+            behind = {
+                tp: end for tp, end in ends.items() if (committed.get(tp) and committed[tp].offset) != end and end
+            }
+            if not behind:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"consumer group {group_id} still behind on {behind}")
+            await asyncio.sleep(0.2)
+
+
+async def wait_for_group(infra: Infra, group: str, members: int, timeout: float = 60.0) -> None:
+    """Until the consumer group has settled with this many members, each holding its partitions."""
+    async with admin_client(infra.kafka_bootstrap_servers, "group-probe") as admin:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            [response] = await admin.describe_consumer_groups([group])
+            [description] = response.to_object()["groups"]
+            if description["state"] == "Stable" and len(description["members"]) == members:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"group {group} did not settle with {members} members: {description['state']}")
+            await asyncio.sleep(0.2)
 
 
 async def eventually(check: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
