@@ -4,6 +4,7 @@ replica (each replica's cache is fed by the database's notifications, not by wha
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
@@ -145,6 +146,21 @@ async def test_every_replica_uses_the_stored_profile_not_only_the_one_that_consu
         assert policy.ticket_prefix == "TCK"
     finally:
         await later.stop()
+
+
+async def test_start_returns_once_the_table_is_loaded_not_at_its_timeout(listening: str) -> None:
+    # A replica's start-up waits for it before consuming: it once always lasted the whole timeout.
+    replica = TenantProfiles()
+    try:
+        await asyncio.wait_for(replica.start(listening, timeout=120), 30)
+    finally:
+        await replica.stop()
+
+
+async def test_start_fails_clearly_when_the_database_cannot_be_reached() -> None:
+    replica = TenantProfiles()
+    with pytest.raises(RuntimeError, match="tenant profiles not loaded within 2s"):
+        await replica.start("postgresql+asyncpg://nobody:wrong@127.0.0.1:1/none", timeout=2)
 
 
 def _yaml_policy(tickets: TicketsHarness) -> TenantPolicy:

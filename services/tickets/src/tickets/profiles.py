@@ -126,10 +126,16 @@ class TenantProfiles:
         loaded = asyncio.Event()
         self._listener = asyncio.create_task(self._listen_forever(dsn, loaded), name="tenant-profiles")
         loaded_or_failed = asyncio.ensure_future(loaded.wait())
-        done, _ = await asyncio.wait({loaded_or_failed, self._listener}, timeout=timeout)
+        # FIRST_COMPLETED: the listener runs until stopped, so waiting for both waits the timeout.
+        done, _ = await asyncio.wait(
+            {loaded_or_failed, self._listener}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if loaded_or_failed not in done:
             loaded_or_failed.cancel()
+            listener = self._listener
             await self.stop()
+            if listener in done and listener.exception() is not None:
+                raise RuntimeError("the tenant profile listener failed") from listener.exception()
             raise RuntimeError(f"tenant profiles not loaded within {timeout:.0f}s")
 
     async def stop(self) -> None:
