@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -19,13 +19,21 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contracts import Envelope, new_envelope
 from contracts.events import AnalyticsFact
 from contracts.topics import ALL_TOPICS, ANALYTICS_FACTS
-from devkit.testing import Infra, create_database, drop_database, eventually, probe_fact, topic_namespace
+from devkit.testing import (
+    Infra,
+    create_database,
+    drop_database,
+    eventually,
+    probe_fact,
+    topic_end_offsets,
+    topic_namespace,
+    wait_until_caught_up,
+)
 from servicekit.consumer import EventConsumer
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.dlq import DeadLetter, get_dead_letter, list_dead_letters, replay
 from servicekit.kafka import create_broker
-from servicekit.topics import admin_client
 
 # This module's own namespace of topics: its dead-letter topics hold only its own dead letters.
 PREFIX = f"dlq-{uuid.uuid4().hex[:8]}."
@@ -209,7 +217,7 @@ async def test_a_dead_letter_is_listed_shown_and_replayed_into_its_group_once(in
         again = await dlq_cli(infra, "replay", "--topic", ANALYTICS_FACTS.dlq, "--all", "--group", failing.group_id)
         assert again.splitlines()[-1] == "2 dead letters replayed"
         for group in (failing, healthy):
-            await wait_until_caught_up(infra, group.group_id, FACTS)
+            await wait_until_caught_up(infra, group.group_id, FACTS, timeout=60)
             assert await group.applied() == ["broken_fact", "good_fact"]
     finally:
         await healthy.stop()
@@ -236,7 +244,7 @@ async def test_a_replay_is_applied_only_by_the_group_it_is_replayed_for(infra: I
 
         await eventually(lambda: _applied_equal(failing, ["broken_fact", "later_fact"]), what="the failing group")
         await eventually(lambda: _applied_equal(newcomer, ["later_fact"]), what="the newcomer to apply what is new")
-        await wait_until_caught_up(infra, newcomer.group_id, FACTS)
+        await wait_until_caught_up(infra, newcomer.group_id, FACTS, timeout=60)
         assert await newcomer.applied() == ["later_fact"]  # the replay for the other group skipped
     finally:
         await newcomer.stop()
@@ -248,35 +256,6 @@ async def test_reading_an_offset_without_a_dead_letter_says_so(infra: Infra) -> 
         await get_dead_letter(infra.kafka_bootstrap_servers, FACTS_DLQ, 999_999)
 
 
-async def partitions_of(infra: Infra, topic: str) -> list[TopicPartition]:
-    # From the admin client: a consumer subscribed to nothing knows no topic's partitions.
-    async with admin_client(infra.kafka_bootstrap_servers, "dlq-test") as admin:
-        [described] = await admin.describe_topics([topic])
-    return [TopicPartition(topic, partition["partition"]) for partition in described["partitions"]]
-
-
-async def wait_until_caught_up(infra: Infra, group_id: str, topic: str, timeout: float = 60.0) -> None:
-    """Waits until `group_id` has committed offsets at the end of every partition of `topic` that
-    holds records."""
-    probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap_servers)
-    await probe.start()
-    try:
-        ends = {tp: end for tp, end in (await probe.end_offsets(await partitions_of(infra, topic))).items() if end}
-    finally:
-        await probe.stop()
-    assert ends, f"{topic} holds no records"
-    async with admin_client(infra.kafka_bootstrap_servers, "dlq-test") as admin:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            committed = await admin.list_consumer_group_offsets(group_id, partitions=list(ends))
-            behind = {tp: end for tp, end in ends.items() if tp not in committed or committed[tp].offset < end}
-            if not behind:
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"consumer group {group_id} still behind on {behind}")
-            await asyncio.sleep(0.2)
-
-
 async def start_at_the_end(infra: Infra, consumer: FactConsumer) -> None:
     """Starts a consumer whose group's offsets are at the end of the topic, as for a group that
     joined after the records so far were gone."""
@@ -285,9 +264,9 @@ async def start_at_the_end(infra: Infra, consumer: FactConsumer) -> None:
     )
     await positioner.start()
     try:
-        partitions = await partitions_of(infra, FACTS)
-        positioner.assign(partitions)
-        await positioner.commit(await positioner.end_offsets(partitions))
+        ends = await topic_end_offsets(infra, FACTS)
+        positioner.assign(list(ends))
+        await positioner.commit(ends)
     finally:
         await positioner.stop()
     await consumer.start()
