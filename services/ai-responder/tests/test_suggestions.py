@@ -21,7 +21,7 @@ from ai_responder.store import StartedConversation, remember_conversations, save
 from ai_responder.suggestions import router
 from contracts.readapi import SuggestionView
 from devkit.testing import Infra
-from servicekit.db import create_engine, session_factory
+from servicekit.db import create_engine, driver_transaction, session_factory
 from servicekit.migrations import upgrade_to_head
 
 from .conftest import KB_ROOT, TENANT
@@ -55,7 +55,7 @@ async def test_a_suggestion_is_grounded_in_the_tenants_knowledge_base_with_sourc
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     conversation = uuid.uuid4()
-    async with sessions() as session, session.begin():
+    async with sessions() as session, driver_transaction(session):
         await remember_conversations(session, [StartedConversation(conversation, TENANT, "it")])
     response = await client.post(
         "/internal/suggestions",

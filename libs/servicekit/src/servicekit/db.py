@@ -5,6 +5,7 @@ of records whose outside call failed, and the durable timers."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, LargeBinary, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import TextClause
 
 
 class Base(DeclarativeBase):
@@ -149,6 +152,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+_DRIVER = "servicekit.driver"  # session.info: the driver connection of a `driver_transaction`
+
+
 @contextlib.asynccontextmanager
 async def driver_transaction(session: AsyncSession) -> AsyncIterator[asyncpg.Connection]:
     """A transaction the driver (asyncpg) runs itself on the session's connection: BEGIN on
@@ -164,6 +170,7 @@ async def driver_transaction(session: AsyncSession) -> AsyncIterator[asyncpg.Con
     hands the rows over after the exit (see `EventConsumer`)."""
     connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+    session.info[_DRIVER] = driver
     try:
         async with driver.transaction():
             yield driver
@@ -171,3 +178,34 @@ async def driver_transaction(session: AsyncSession) -> AsyncIterator[asyncpg.Con
         if driver.is_closed():  # lost: the pool must not hand it out again
             await connection.invalidate()
         raise
+    finally:
+        del session.info[_DRIVER]
+
+
+@functools.cache
+def _driver_sql(statement: TextClause) -> tuple[str, tuple[str, ...]]:
+    """A text statement as the driver takes it: `:name` parameters numbered `$n`, in that order."""
+    compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
+async def fetch(
+    session: AsyncSession, statement: TextClause, parameters: Mapping[str, Any] | None = None
+) -> list[asyncpg.Record]:
+    """Runs a `text()` statement on the driver connection of the session's `driver_transaction`
+    (a consumer batch's) and returns its rows as the driver's records (JSON already decoded). For
+    the few fixed statements a consumer batch runs many times a second: through the session each
+    cost about three times the CPU. As with `session.execute`, the session's pending changes are
+    flushed first, so the statement sees them.
+
+    Only inside a `driver_transaction`: elsewhere the session begins its transaction on the server
+    at its own first statement, so a statement sent to the driver before it would commit alone."""
+    driver: asyncpg.Connection | None = session.info.get(_DRIVER)
+    if driver is None:
+        raise RuntimeError("servicekit.db.fetch runs inside a driver_transaction (a consumer batch's)")
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    sql, names = _driver_sql(statement)
+    given = parameters or {}
+    records: list[asyncpg.Record] = await driver.fetch(sql, *(given[name] for name in names))
+    return records

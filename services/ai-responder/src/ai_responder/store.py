@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ai_responder.kb import TenantKB
-from servicekit.db import column_arrays, store_if_newer
+from servicekit.db import column_arrays, fetch, store_if_newer
 
 
 class Base(DeclarativeBase):
@@ -314,9 +314,8 @@ class QuestionContext:
 async def remember_conversations(session: AsyncSession, conversations: list[StartedConversation]) -> None:
     """Keeps each new conversation's tenant and locale (a redelivered one is ignored)."""
     if conversations:
-        await session.execute(
-            _REMEMBER_CONVERSATIONS, column_arrays(conversations, ("conversation_ids", "tenant_ids", "locales"))
-        )
+        columns = column_arrays(conversations, ("conversation_ids", "tenant_ids", "locales"))
+        await fetch(session, _REMEMBER_CONVERSATIONS, columns)
 
 
 async def remember_messages_and_recall(
@@ -333,8 +332,8 @@ async def remember_messages_and_recall(
         **column_arrays(questions, ("question_conversation_ids", "question_seqs")),
         "limit": limit,
     }
-    for conversation_id, question_seq, sender, message_text, locale in await session.execute(
-        _REMEMBER_AND_RECALL, parameters
+    for conversation_id, question_seq, sender, message_text, locale in await fetch(
+        session, _REMEMBER_AND_RECALL, parameters
     ):
         context = contexts.setdefault((conversation_id, question_seq), QuestionContext(locale=locale))
         if sender is not None:

@@ -46,7 +46,7 @@ from analytics.metrics import CONVERSATIONS_SUMMARISED
 from contracts.common import SlaClock
 from contracts.events import AnalyticsFact
 from contracts.readapi import AnalyticsFigure
-from servicekit.db import column_arrays
+from servicekit.db import column_arrays, fetch
 
 Fig = AnalyticsFigure
 
@@ -174,7 +174,7 @@ async def lock(session: AsyncSession, keys: Iterable[str]) -> None:
     rebuild it without the other's fact. Taken in one order, so two batches never deadlock."""
     ordered = sorted(set(keys))
     if ordered:
-        await session.execute(_LOCK_KEYS, {"keys": ordered})
+        await fetch(session, _LOCK_KEYS, {"keys": ordered})
 
 
 # Stores the facts not stored before (by their derived id) in one statement whose text does not
@@ -207,7 +207,7 @@ async def add_facts(session: AsyncSession, facts: Sequence[AnalyticsFact]) -> se
         for fact in facts
     ]
     names = ("fact_ids", "tenant_ids", "names", "conversation_ids", "ticket_ids", "occurred_ats", "bodies")
-    return set(await session.scalars(_ADD_FACTS, column_arrays(rows, names)))
+    return {row["fact_id"] for row in await fetch(session, _ADD_FACTS, column_arrays(rows, names))}
 
 
 async def facts_of(session: AsyncSession, tenant_id: str, where: ColumnElement[bool]) -> list[AnalyticsFact]:
@@ -229,7 +229,7 @@ _STORED_FOLDS = text(
 async def stored_folds(session: AsyncSession, keys: Collection[Key]) -> dict[Key, domain.ConversationFold | None]:
     """The stored fold of each of these conversations that has a row (None: a row without a
     usable fold, written before folds were kept or by another version)."""
-    rows = await session.execute(_STORED_FOLDS, column_arrays(list(keys), ("tenant_ids", "conversation_ids")))
+    rows = await fetch(session, _STORED_FOLDS, column_arrays(list(keys), ("tenant_ids", "conversation_ids")))
     folds: dict[Key, domain.ConversationFold | None] = {}
     for tenant_id, conversation_id, stored in rows:
         try:
@@ -316,7 +316,7 @@ _WRITE_CONVERSATIONS = text(
 
 async def write_conversations(session: AsyncSession, folds: Mapping[Key, domain.ConversationFold]) -> None:
     rows = [conversation_row(key, fold) for key, fold in folds.items()]
-    await session.execute(_WRITE_CONVERSATIONS, column_arrays(rows, [c for c, _ in _CONVERSATION_COLUMNS]))
+    await fetch(session, _WRITE_CONVERSATIONS, column_arrays(rows, [c for c, _ in _CONVERSATION_COLUMNS]))
 
 
 def conversation_row(key: Key, fold: domain.ConversationFold) -> tuple[object, ...]:
@@ -430,7 +430,7 @@ async def keep_questions(session: AsyncSession, questions: Iterable[Question]) -
     if unique:
         rows = [(q.tenant_id, q.message_id, q.conversation_id, q.asked_at, q.text) for q in unique.values()]
         names = ("tenant_ids", "message_ids", "conversation_ids", "asked_ats", "texts")
-        await session.execute(_KEEP_QUESTIONS, column_arrays(rows, names))
+        await fetch(session, _KEEP_QUESTIONS, column_arrays(rows, names))
 
 
 # The assistant's replies to questions, in one statement: a knowledge gap, or an answer. Once any
@@ -457,7 +457,7 @@ async def judge_questions(session: AsyncSession, judgements: Iterable[tuple[str,
     if merged:
         rows = [(tenant_id, message_id, gap, answered) for (tenant_id, message_id), (gap, answered) in merged.items()]
         names = ("tenant_ids", "message_ids", "kb_gaps", "answereds")
-        await session.execute(_JUDGE_QUESTIONS, column_arrays(rows, names))
+        await fetch(session, _JUDGE_QUESTIONS, column_arrays(rows, names))
 
 
 async def mark_not_helpful(

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts.common import ConversationStatus, Sender
-from servicekit.db import column_arrays
+from servicekit.db import column_arrays, fetch
 
 
 class Base(DeclarativeBase):
@@ -218,7 +218,8 @@ class Batch:
         rows = {c.id: c.row() for c in self.conversations.values()}
         written = [row for conversation_id, row in rows.items() if self.stored.get(conversation_id) != row]
         if written or self.new_messages:
-            await session.execute(
+            await fetch(
+                session,
                 _WRITE_BATCH,
                 column_arrays(written, _CONVERSATION_PARAMETERS)
                 | column_arrays([m.row() for m in self.new_messages], _MESSAGE_PARAMETERS),
@@ -303,18 +304,19 @@ async def load_batch(
     session.info[_BATCH] = batch
     if not conversation_ids:
         return batch
-    rows = await session.execute(
+    rows = await fetch(
+        session,
         _LOCK_CONVERSATIONS,
         {"ids": sorted(conversation_ids), "message_ids": list(message_ids), "client_ids": list(client_message_ids)},
     )
     for row in rows:
-        conversation = ConversationState(*row[:-2])
+        conversation = ConversationState(*(row[column] for column in _CONVERSATION_COLUMNS))
         batch.add_conversation(conversation)
         batch.stored[conversation.id] = conversation.row()
-        batch.message_ids.update(row.message_ids)
-        batch.client_message_ids.update((conversation.id, client_id) for client_id in row.client_message_ids)
+        batch.message_ids.update(row["message_ids"])
+        batch.client_message_ids.update((conversation.id, client_id) for client_id in row["client_message_ids"])
     if asking_for_a_person:
-        replies = await session.execute(_LAST_AI_REPLIES, {"ids": sorted(asking_for_a_person), "ai": Sender.AI.value})
+        replies = await fetch(session, _LAST_AI_REPLIES, {"ids": sorted(asking_for_a_person), "ai": Sender.AI.value})
         for conversation_id, confidence, sources in replies:
             batch.last_ai_replies[conversation_id] = AiReply(confidence, sources or [])
     return batch
