@@ -6,7 +6,6 @@ import json
 import math
 import os
 import platform
-import socket
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -34,7 +33,6 @@ from devkit.stack import REPO
 
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
-        "hostname": socket.gethostname(),
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
