@@ -182,7 +182,7 @@ async def driver_transaction(session: AsyncSession) -> AsyncIterator[asyncpg.Con
         del session.info[_DRIVER]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # the services' statements are module constants: a few dozen
 def _driver_sql(statement: TextClause) -> tuple[str, tuple[str, ...]]:
     """A text statement as the driver takes it: `:name` parameters numbered `$n`, in that order."""
     compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
@@ -196,7 +196,8 @@ async def fetch(
     (a consumer batch's) and returns its rows as the driver's records (JSON already decoded). For
     the few fixed statements a consumer batch runs many times a second: through the session each
     cost about three times the CPU. As with `session.execute`, the session's pending changes are
-    flushed first, so the statement sees them.
+    flushed first, so the statement sees them. The parameters go to the driver as given (no
+    SQLAlchemy type processing): the statement casts them (`CAST(:ids AS uuid[])`).
 
     Only inside a `driver_transaction`: elsewhere the session begins its transaction on the server
     at its own first statement, so a statement sent to the driver before it would commit alone."""
