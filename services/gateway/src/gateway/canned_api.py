@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.common import NOT_BLANK, TRIMMED, Language
+from contracts.common import NOT_BLANK, TRIMMED, Language, ShortText
 from gateway.admin_api import AdminDep, transaction
 from gateway.api import RuntimeDep, limit_per_ip
 from gateway.operator_api import OperatorDep
@@ -32,7 +32,7 @@ Shortcut = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$", max_length=40),
 ]
-Title = Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=200), TRIMMED]
+Title = ShortText
 # An operator's message is at most 4000 characters: a longer response could never be sent.
 Text = Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=4000), TRIMMED]
 

@@ -29,7 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contracts.common import NOT_BLANK, TRIMMED, OperatorId
+from contracts.common import OperatorId, ShortText
 from contracts.events import Skill
 from gateway.config import MIGRATIONS, Settings
 from gateway.store import OperatorRow, all_tenants, operator_state, operators_of, record_audit, upsert_operator
@@ -40,7 +40,7 @@ from servicekit.migrations import upgrade_to_head
 log = get_logger(__name__)
 
 Username = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9_.@-]{2,100}$")]
-DisplayName = Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=200), TRIMMED]
+DisplayName = ShortText
 MIN_PASSWORD_CHARS = 8
 PLATFORM_ACTOR = "platform-cli"  # the audit log's actor for a change made on the command line
 

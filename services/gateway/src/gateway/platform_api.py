@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from contracts.common import NOT_BLANK, TRIMMED
+from contracts.common import ShortText
 from gateway.api import RuntimeDep, limit_per_ip
 from gateway.operators import hash_password
 from gateway.schemas import errors
@@ -55,7 +55,7 @@ class PlatformTenant(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant_id: TenantIdText = Field(description="Lower-case letters, digits and dashes; 2 to 63 characters")
-    name: Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=200), TRIMMED]
+    name: ShortText
     languages: Annotated[list[SignupLanguage], AfterValidator(_unique)] = Field(
         min_length=1, max_length=2, description="The first is the default"
     )

@@ -22,7 +22,6 @@ from pydantic import (
 )
 
 from contracts.common import (
-    NOT_BLANK,
     PHONE_PATTERN,
     TRIMMED,
     ClientMessageId,
@@ -34,6 +33,7 @@ from contracts.common import (
     OperatorId,
     OperatorPresence,
     Phone,
+    ShortText,
 )
 from contracts.events import NoteText, OperatorRole
 
@@ -133,7 +133,7 @@ REACHABLE: dict[str, Any] = {
 class TicketRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra=REACHABLE)
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), TRIMMED]
+    name: ShortText
     email: DeliverableEmail | BlankField | None = None
     phone: Phone | BlankField | None = None
     preferred_contact: ContactChannel = ContactChannel.EMAIL

@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from contracts.common import NOT_BLANK, TRIMMED
+from contracts.common import ShortText
 from contracts.events import AccountEmailRequested
 from gateway import signuplinks
 from gateway.admin_api import transaction
@@ -75,7 +75,7 @@ class SignupAdmin(BaseModel):
     username: Annotated[
         str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9_.@-]{2,100}$")
     ]
-    display_name: Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=200), TRIMMED]
+    display_name: ShortText
     email: DeliverableEmail
     password: Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=200)]
 
@@ -83,7 +83,7 @@ class SignupAdmin(BaseModel):
 class SignupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    business_name: Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=200), TRIMMED]
+    business_name: ShortText
     tenant_id: TenantIdText = Field(description="Lower-case letters, digits and dashes; 2 to 63 characters")
     languages: Annotated[list[SignupLanguage], AfterValidator(_unique)] = Field(
         min_length=1, max_length=2, description="The first is the default"

@@ -50,7 +50,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contracts.common import NOT_BLANK, TRIMMED
+from contracts.common import ShortText
 from contracts.events import AccountEmailRequested
 from gateway.access import announce_change
 from gateway.config import MIGRATIONS, Settings
@@ -86,7 +86,7 @@ class TenantConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant_id: TenantIdText
-    name: Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=200), TRIMMED]
+    name: ShortText
     widget_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
     allowed_origins: list[str] = Field(default_factory=list)
     default_language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")] = "it"
@@ -300,7 +300,7 @@ class NewTenant(BaseModel):
         str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9_.@-]{2,100}$")
     ]
     admin_email: EmailStr
-    admin_display_name: Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=200), TRIMMED]
+    admin_display_name: ShortText
     time_zone: Annotated[str, AfterValidator(known_time_zone)] | None = None
 
 

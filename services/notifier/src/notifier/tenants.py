@@ -15,7 +15,7 @@ import yaml
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 from standardwebhooks.webhooks import Webhook
 
-from contracts.common import NOT_BLANK, TRIMMED
+from contracts.common import ShortText
 from contracts.events import SlaBreached, SlaWarning, TicketNoteAdded, TicketOpened, TicketReplyPosted, TicketUpdated
 
 # The ticket events a webhook may subscribe to, by their wire type.
@@ -83,7 +83,7 @@ class TenantConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), TRIMMED] | None = None
+    name: ShortText | None = None
     languages: list[LanguageCode] = Field(min_length=1)
     timezone: str = "UTC"
     email: EmailSettings
