@@ -246,7 +246,7 @@ class EventConsumer:
         self.bootstrap_servers = bootstrap_servers
         self.topic_prefix = topic_prefix
         self.batch_size = batch_size
-        self.batch_linger = batch_linger  # seconds between two fetches of a busy consumer (`RecordStream`)
+        self.batch_linger = batch_linger  # seconds the broker holds a fetch (`RecordStream`)
         self.relay = relay  # the outbox relay of the same store, drained when partitions move
         self.probes = dict(probes or {})  # the service's own dependencies besides database and broker
         self.outside_call_attempts = outside_call_attempts

@@ -26,6 +26,10 @@ from faststream.kafka import KafkaBroker
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
+# With a linger, the broker answers a fetch early only once this much has come (1 MiB, a full
+# partition's worth at aiokafka's default `max_partition_fetch_bytes`): the consumer is then busy
+# enough that waiting longer would only add latency.
+LINGER_FETCH_BYTES = 1_048_576
 
 
 def physical_topic(prefix: str, name: str) -> str:
@@ -131,7 +135,6 @@ class RecordStream:
         max_poll_interval_ms: int = 300_000,
     ) -> None:
         self.max_batch = max_batch
-        self._linger = batch_linger
         # While the queue stays full, the client is polled this often (its partitions paused), so
         # the group does not take this member for dead after `max_poll_interval_ms`.
         self._keepalive = min(5.0, max_poll_interval_ms / 1000 / 4)
@@ -147,6 +150,13 @@ class RecordStream:
             "max_poll_records": max_batch,
             "max_poll_interval_ms": max_poll_interval_ms,
         }
+        if batch_linger:
+            # The broker holds each fetch until `batch_linger` has passed (or a lot has come), so
+            # a busy consumer makes one fetch request, hence one batch and one transaction, per
+            # linger however many records and partitions it reads, for at most that much latency
+            # per hop; an idle one makes a request per linger too. Without it the broker answers
+            # as soon as any record comes, which below saturation means a fetch per record.
+            self._settings |= {"fetch_max_wait_ms": round(batch_linger * 1000), "fetch_min_bytes": LINGER_FETCH_BYTES}
         self._kafka: Any = None  # made by `start`: aiokafka wants the running event loop
         self._fetched = FetchedRecords(max_batch)
         self._fetcher: asyncio.Task[None] | None = None
@@ -255,9 +265,3 @@ class RecordStream:
                 continue
             for records in polled.values():
                 self._fetched.put(records)
-            if polled and self._linger:
-                # aiokafka sends the next fetch as soon as these records are read; what it brings
-                # waits here until the pause ends, then makes one batch: on a busy topic at most
-                # one fetch (a request to the broker, a batch and its transaction) per `linger`,
-                # for that much latency; an idle topic costs nothing (its fetch waits at the broker).
-                await asyncio.sleep(self._linger)

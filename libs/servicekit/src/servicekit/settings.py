@@ -26,9 +26,9 @@ class ServiceSettings(BaseSettings):
     kafka_group_id: str = ""
     # Records applied in one transaction at most. Smaller when a handler waits on something slow.
     consumer_batch_size: int = 200
-    # Milliseconds between two fetches of a busy consumer (`servicekit.kafka.RecordStream`): what
-    # arrives meanwhile makes one batch, so fewer Kafka requests and transactions, for at most
-    # this much latency per hop (0: fetch again at once).
+    # Milliseconds the broker holds a consumer's fetch (`servicekit.kafka.RecordStream`): what
+    # arrives meanwhile makes one fetch and one batch, so fewer Kafka requests and transactions,
+    # for at most this much latency per hop (0: the broker answers as soon as a record comes).
     consumer_batch_linger_ms: float = Field(default=0.0, ge=0, le=1000)
     # Processed event ids are kept a day longer than Kafka keeps records (7 days by default).
     processed_events_retention_days: int = 8
