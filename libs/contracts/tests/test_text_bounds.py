@@ -3,12 +3,12 @@ blanks around a valid text are stripped after the check."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from contracts.common import MAX_MESSAGE_CHARS, MessageText, ShortText
+from contracts.common import MAX_MESSAGE_CHARS, NOT_BLANK, MessageText, RequiredText, ShortText
 
 
 @pytest.mark.parametrize(("kind", "limit"), [(MessageText, MAX_MESSAGE_CHARS), (ShortText, 200)])
@@ -25,3 +25,11 @@ def test_blanks_around_a_text_are_stripped_and_a_blank_text_is_refused(kind: Any
     assert adapter.validate_python("  ciao \n") == "ciao"
     with pytest.raises(ValidationError):
         adapter.validate_python(" \t ")
+
+
+def test_a_required_text_states_its_bounds_in_the_schema() -> None:
+    adapter: TypeAdapter[str] = TypeAdapter(Annotated[str, RequiredText(60)])
+    assert adapter.json_schema() == {"type": "string", "minLength": 1, "maxLength": 60, "pattern": NOT_BLANK}
+    assert adapter.validate_python(" Apri la chat ") == "Apri la chat"
+    with pytest.raises(ValidationError, match="at most"):
+        adapter.validate_python("a" * 61)

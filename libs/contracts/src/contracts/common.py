@@ -7,9 +7,12 @@ Every string and list is bounded, so that the largest valid event fits `MAX_EVEN
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
@@ -43,8 +46,22 @@ def _trim(value: str) -> str:
 # (`strip_whitespace`): they are what the JSON Schema states, and a reader holds them against the
 # text as sent, so a text one character too long must not pass because it starts with a space.
 TRIMMED = AfterValidator(_trim)
-MessageText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK), TRIMMED]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), TRIMMED]
+
+
+@dataclass(frozen=True)
+class RequiredText(annotated_types.GroupedMetadata):
+    """A required free text of at most `max_length` characters: not blank, no NUL, and trimmed once
+    valid as sent (`Annotated[str, RequiredText(60)]`); the schema states the three bounds."""
+
+    max_length: int
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from StringConstraints(min_length=1, max_length=self.max_length, pattern=NOT_BLANK)
+        yield TRIMMED
+
+
+MessageText = Annotated[str, RequiredText(MAX_MESSAGE_CHARS)]
+ShortText = Annotated[str, RequiredText(200)]
 # Patterned strings repeat their length as max_length, so that the JSON Schema states the bound.
 ClientMessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$", max_length=2)]

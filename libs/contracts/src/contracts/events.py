@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from contracts import topics
 from contracts.common import (
-    NOT_BLANK,
     TRIMMED,
     ClientMessageId,
     CloseOutcome,
@@ -28,6 +27,7 @@ from contracts.common import (
     MessageText,
     OperatorId,
     OperatorPresence,
+    RequiredText,
     Sender,
     ShortText,
     SlaClock,
@@ -40,7 +40,7 @@ from contracts.common import (
 from contracts.envelope import EventType, Payload, TenantId, UtcDatetime, event
 
 Confidence = Annotated[float, Field(ge=0, le=1)]
-NoteText = Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=NOT_BLANK), TRIMMED]
+NoteText = Annotated[str, RequiredText(4000)]
 # `TCK-2026-000123`: a prefix, the year the ticket was opened, and a per-tenant counter.
 TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{4}-[0-9]{6,10}$", max_length=21)]
 TicketSubject = Annotated[str, StringConstraints(max_length=1000), TRIMMED]

@@ -26,10 +26,10 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.common import (
-    NOT_BLANK,
     TRIMMED,
     ContactDetails,
     ConversationStatus,
+    RequiredText,
     Sender,
     SlaClock,
     SmartAction,
@@ -860,7 +860,7 @@ SettingsPhrase = Annotated[str, StringConstraints(min_length=1, max_length=100, 
 """A few words matched tolerant of typos and inflection; `=word` matches that word exactly."""
 SettingsId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,40}$")]
 SettingsLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
-SettingsLabel = Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=NOT_BLANK), TRIMMED]
+SettingsLabel = Annotated[str, RequiredText(80)]
 
 
 class SmartActionSetting(BaseModel):

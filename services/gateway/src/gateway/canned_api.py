@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.common import NOT_BLANK, TRIMMED, Language, ShortText
+from contracts.common import Language, RequiredText, ShortText
 from gateway.admin_api import AdminDep, transaction
 from gateway.api import RuntimeDep, limit_per_ip
 from gateway.operator_api import OperatorDep
@@ -34,7 +34,7 @@ Shortcut = Annotated[
 ]
 Title = ShortText
 # An operator's message is at most 4000 characters: a longer response could never be sent.
-Text = Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=4000), TRIMMED]
+Text = Annotated[str, RequiredText(4000)]
 
 ERRORS = {
     "s403": "Only the tenant's admins may change canned responses",

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.common import NOT_BLANK, TRIMMED, ShortText
+from contracts.common import RequiredText, ShortText
 from contracts.events import BusinessWindow
 from gateway.admin_api import AdminDep, transaction
 from gateway.api import RuntimeDep, limit_per_ip, widget_tenant
@@ -59,9 +59,9 @@ Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$", max_lengt
 Origins = Annotated[list[Annotated[str, StringConstraints(max_length=300)]], Field(max_length=50)]
 
 
-LauncherLabel = Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=60), TRIMMED]
-Greeting = Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=500), TRIMMED]
-ButtonLabel = Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK, max_length=40), TRIMMED]
+LauncherLabel = Annotated[str, RequiredText(60)]
+Greeting = Annotated[str, RequiredText(500)]
+ButtonLabel = Annotated[str, RequiredText(40)]
 
 
 # --------------------------------------------------------------------------------------- the profile
