@@ -26,9 +26,9 @@ from faststream.kafka import KafkaBroker
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
-# With a linger, the broker answers a fetch early only once this much has come (1 MiB, a full
-# partition's worth at aiokafka's default `max_partition_fetch_bytes`): the consumer is then busy
-# enough that waiting longer would only add latency.
+# With a linger, the broker answers a fetch before the linger is over only once this much has come
+# (1 MiB: a thousand events or so, more than a batch holds), when waiting longer would only add
+# latency.
 LINGER_FETCH_BYTES = 1_048_576
 
 

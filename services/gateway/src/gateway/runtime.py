@@ -116,34 +116,24 @@ class GatewayRuntime(Runtime):
         runtime.access.on_change.append(runtime._close_refused_streams)
         # A tenant's settings (key rotation, origins, profile) are announced like access changes.
         runtime.access.on_change.append(runtime._reload_tenants_soon)
-        # No group: every replica reads every event, because any of them may hold the socket.
-        # "latest": a socket fetches its history from the read API, so old events are not needed.
-        runtime.conversation_events = RecordStream(
-            [runtime.topic(topics.CONVERSATION_EVENTS.name)],
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            client_id=f"{settings.service_name}-fan-out",
-            group_id=None,
-            auto_offset_reset="latest",
-            max_batch=500,
-        )
-        # Routing's decisions, for the operator streams: read the same way.
-        runtime.routing_events = RecordStream(
-            [runtime.topic(topics.ROUTING_EVENTS.name)],
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            client_id=f"{settings.service_name}-operator-fan-out",
-            group_id=None,
-            auto_offset_reset="latest",
-            max_batch=500,
-        )
-        # The tickets' changes, for the operator streams (`ticket` frames): read the same way.
-        runtime.ticket_events = RecordStream(
-            [runtime.topic(topics.TICKETS_EVENTS.name)],
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            client_id=f"{settings.service_name}-ticket-fan-out",
-            group_id=None,
-            auto_offset_reset="latest",
-            max_batch=500,
-        )
+
+        def fan_out_stream(topic: str, client_suffix: str) -> RecordStream:
+            # No group: every replica reads every event, because any of them may hold the socket.
+            # "latest": a socket fetches its history from the read API, so old events are not needed.
+            return RecordStream(
+                [runtime.topic(topic)],
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                client_id=f"{settings.service_name}-{client_suffix}",
+                group_id=None,
+                auto_offset_reset="latest",
+                max_batch=500,
+            )
+
+        runtime.conversation_events = fan_out_stream(topics.CONVERSATION_EVENTS.name, "fan-out")
+        # Routing's decisions, for the operator streams.
+        runtime.routing_events = fan_out_stream(topics.ROUTING_EVENTS.name, "operator-fan-out")
+        # The tickets' changes, for the operator streams (`ticket` frames).
+        runtime.ticket_events = fan_out_stream(topics.TICKETS_EVENTS.name, "ticket-fan-out")
         runtime.on_start += [
             runtime._load_tenants,
             runtime._seed_operators,
