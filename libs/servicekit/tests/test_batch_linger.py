@@ -24,8 +24,9 @@ def prefixed_topics(infra: Infra) -> Iterator[None]:
     yield from topic_namespace(infra, PREFIX)
 
 
-async def batches_of_a_trickle(infra: Infra, linger: float, records: int = 40) -> list[int]:
-    """The batch sizes a stream takes of `records` records produced 5 ms apart, one key."""
+async def batches_of_a_trickle(infra: Infra, linger: float, records: int = 40, keys: int = 1) -> list[int]:
+    """The batch sizes a stream takes of `records` records produced 5 ms apart, spread over
+    `keys` keys (so over that many partitions, or nearly)."""
     stream = RecordStream(
         [TOPIC],
         bootstrap_servers=infra.kafka_bootstrap_servers,
@@ -40,9 +41,9 @@ async def batches_of_a_trickle(infra: Infra, linger: float, records: int = 40) -
     await producer.start()
     sizes: list[int] = []
     try:
-        key = uuid.uuid4().hex.encode()
+        key_set = [uuid.uuid4().hex.encode() for _ in range(keys)]
         while not sizes:  # until the stream is fetching: it has taken a first record
-            await producer.send_and_wait(TOPIC, b"{}", key=key)
+            await producer.send_and_wait(TOPIC, b"{}", key=key_set[0])
             with contextlib.suppress(TimeoutError):
                 sizes = [len(await asyncio.wait_for(stream.batch(), 1))]
         sizes = []
@@ -52,8 +53,8 @@ async def batches_of_a_trickle(infra: Infra, linger: float, records: int = 40) -
                 sizes.append(len(await stream.batch()))
 
         taking = asyncio.create_task(take_batches())
-        for _ in range(records):
-            await producer.send_and_wait(TOPIC, b"{}", key=key)
+        for index in range(records):
+            await producer.send_and_wait(TOPIC, b"{}", key=key_set[index % keys])
             await asyncio.sleep(0.005)
         await asyncio.wait_for(taking, 10)
     finally:
@@ -62,9 +63,11 @@ async def batches_of_a_trickle(infra: Infra, linger: float, records: int = 40) -
     return sizes
 
 
-async def test_a_linger_gathers_a_trickle_into_fewer_batches_and_loses_nothing(infra: Infra) -> None:
-    at_once = await batches_of_a_trickle(infra, 0.0)
-    lingering = await batches_of_a_trickle(infra, 0.1)
+@pytest.mark.parametrize("keys", [1, 8])
+async def test_a_linger_gathers_a_trickle_into_fewer_batches_and_loses_nothing(infra: Infra, keys: int) -> None:
+    """Kafka holds the fetch for the linger: records of every partition read make one batch."""
+    at_once = await batches_of_a_trickle(infra, 0.0, keys=keys)
+    lingering = await batches_of_a_trickle(infra, 0.1, keys=keys)
     assert sum(at_once) == sum(lingering) == 40
     assert len(lingering) <= 6, f"about one batch per 100 ms of a 0.3 s trickle, not {lingering}"
     assert len(at_once) > 2 * len(lingering), f"without a linger each fetch is a batch: {at_once}"
