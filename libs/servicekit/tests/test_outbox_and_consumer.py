@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -80,6 +80,7 @@ class RunningConsumer:
         tenant: str,
         poison_marker: str | None = None,
         group_id: str | None = None,
+        order: Literal["conversation", "written"] = "conversation",
     ) -> None:
         self.engine = create_engine(infra.database_url(database))
         self.sessions = session_factory(self.engine)
@@ -90,10 +91,12 @@ class RunningConsumer:
             group_id=group_id or f"test-{uuid.uuid4().hex[:8]}",
             bootstrap_servers=infra.kafka_bootstrap_servers,
             topic_prefix=PREFIX,
+            order=order,
         )
         self.tenant = tenant
         self.trace_ids: dict[str, int] = {}
         self.batches: list[list[str]] = []  # the names of the tenant's facts, batch by batch
+        self.applied: list[str] = []  # the names of the tenant's facts, in the order handled
         self.gate_reached = asyncio.Event()
         self.gate_open = asyncio.Event()
 
@@ -107,6 +110,7 @@ class RunningConsumer:
         async def apply(envelope: Envelope[AnalyticsFact], session: AsyncSession) -> None:
             if envelope.tenant_id != tenant:
                 return
+            self.applied.append(envelope.payload.reason_code)
             self.trace_ids[str(envelope.payload.source_event_id)] = trace.get_current_span().get_span_context().trace_id
             if poison_marker and envelope.payload.reason_code == poison_marker:
                 raise ValueError("this fact cannot be applied")
@@ -289,8 +293,8 @@ async def test_poison_messages_go_to_the_dlq_with_their_error_and_the_partition_
         await consumer.stop()
 
 
-def fact(tenant: str, name: str) -> Envelope[AnalyticsFact]:
-    return new_envelope(probe_fact(name), tenant_id=tenant)
+def fact(tenant: str, name: str, conversation_id: uuid.UUID | None = None) -> Envelope[AnalyticsFact]:
+    return new_envelope(probe_fact(name), tenant_id=tenant, conversation_id=conversation_id)
 
 
 async def test_records_that_arrive_while_a_batch_is_applied_are_fetched_meanwhile_and_make_the_next_batch(
@@ -311,6 +315,37 @@ async def test_records_that_arrive_while_a_batch_is_applied_are_fetched_meanwhil
         consumer.gate_open.set()
         await eventually(lambda: _effects_equal(consumer, 3), what="all three facts to be applied")
         assert consumer.batches == [["gate"], ["first", "second"]]
+    finally:
+        consumer.gate_open.set()
+        await consumer.stop()
+
+
+@pytest.mark.parametrize(
+    ("order", "applied"),
+    [
+        ("conversation", ["gate", "second", "first", "third"]),  # conversation 0… before ff…, each in order
+        ("written", ["gate", "first", "second", "third"]),  # as written, across partitions
+    ],
+)
+async def test_a_batch_is_applied_sorted_by_conversation_or_as_its_records_were_written(
+    infra: Infra, consumer_database: str, order: Literal["conversation", "written"], applied: list[str]
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    consumer = RunningConsumer(infra, consumer_database, tenant, order=order)
+    await consumer.start()
+    late, early = uuid.UUID(int=2**128 - 1), uuid.UUID(int=0)  # in the conversation order: early, late
+    try:
+        await consumer.broker.publish(fact(tenant, "gate").to_json(), FACTS, partition=0)
+        await asyncio.wait_for(consumer.gate_reached.wait(), 30)
+        # Written while the gate's batch is held, so that the three make the next batch.
+        for name, conversation, partition in (("first", late, 0), ("second", early, 1), ("third", late, 0)):
+            await consumer.broker.publish(fact(tenant, name, conversation).to_json(), FACTS, partition=partition)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        consumer.gate_open.set()
+        await eventually(lambda: _effects_equal(consumer, 4), what="all four facts to be applied")
+        assert consumer.batches == [["gate"], applied[1:]]  # one batch after the gate
+        assert consumer.applied == applied
     finally:
         consumer.gate_open.set()
         await consumer.stop()

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -219,6 +220,20 @@ class Delivery:
         return str(self.envelope.conversation_id or "")
 
 
+def in_conversation_order(deliveries: list[Delivery]) -> list[Delivery]:
+    """Sorted by conversation (stable, so each conversation's records keep their order)."""
+    return sorted(deliveries, key=lambda d: d.order_key)
+
+
+def in_written_order(deliveries: list[Delivery]) -> list[Delivery]:
+    """In the order the records were written to Kafka (their timestamps), merged across
+    partitions; each partition's own order is kept as it is."""
+    by_partition: dict[tuple[str, int], list[Delivery]] = {}
+    for delivery in deliveries:
+        by_partition.setdefault((delivery.record.topic, delivery.record.partition), []).append(delivery)
+    return list(heapq.merge(*by_partition.values(), key=lambda d: d.record.timestamp))
+
+
 class _GiveUpBatch(Exception):
     """The batch in hand is abandoned: its partitions are moving to another member of the group."""
 
@@ -239,6 +254,7 @@ class EventConsumer:
         outside_call_attempts: int = 6,
         retry_backoff: timedelta = timedelta(seconds=2),
         max_poll_interval_ms: int = 300_000,
+        order: Literal["conversation", "written"] = "conversation",
     ) -> None:
         self.broker = broker  # publishes dead letters
         self.sessions = sessions
@@ -252,6 +268,11 @@ class EventConsumer:
         self.outside_call_attempts = outside_call_attempts
         self.retry_backoff = retry_backoff
         self.max_poll_interval_ms = max_poll_interval_ms
+        # A batch is applied sorted by conversation, so every batch takes row locks in one order
+        # and two never deadlock. A service whose decisions depend on the order of events across
+        # conversations (an operator going offline, a customer asking for one) and that
+        # serialises its transactions itself (routing's tenant lock) applies them as written.
+        self.apply_order = in_written_order if order == "written" else in_conversation_order
         self.handlers: dict[str, Handler] = {}
         self.topics: set[str] = set()
         self.prepare_batch: BatchStep | None = None
@@ -444,7 +465,7 @@ class EventConsumer:
         if deliveries and self._retries_pending:
             deliveries = await self._queue_behind_stored_retries(deliveries)
         if deliveries:
-            await self._apply_batch(sorted(deliveries, key=lambda d: d.order_key))
+            await self._apply_batch(self.apply_order(deliveries))
         self._leave_offsets_to_committer(records)
         self._observe_lag(records)
 

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -106,8 +106,9 @@ class Runtime:
             runtime.redis = Redis.from_url(settings.redis_url, decode_responses=False)
         return runtime
 
-    def consumer(self) -> EventConsumer:
-        """The idempotent consumer of this service, with its group, store and outbox relay."""
+    def consumer(self, order: Literal["conversation", "written"] = "conversation") -> EventConsumer:
+        """The idempotent consumer of this service, with its group, store and outbox relay; `order`:
+        how each batch is applied (see `EventConsumer`)."""
         assert self.sessions is not None, "an EventConsumer needs the service's database"
         consumer = EventConsumer(
             self.broker,
@@ -119,6 +120,7 @@ class Runtime:
             batch_linger=self.settings.consumer_batch_linger_ms / 1000,
             relay=self.relay,
             probes={"cache": self.redis.ping} if self.redis is not None else None,
+            order=order,
         )
         self.consumers.append(consumer)
         return consumer

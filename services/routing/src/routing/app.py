@@ -18,7 +18,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = Runtime.build(settings, migrations_dir=MIGRATIONS)
-    handlers.register(runtime.consumer(), settings)
+    # Its decisions depend on the order of events across conversations (an operator going
+    # offline, then a customer asking for one), and the tenant lock serialises its transactions.
+    handlers.register(runtime.consumer(order="written"), settings)
     assert runtime.sessions is not None
     runtime.samplers.append(operators_online_sampler(runtime.sessions))
     return create_app(runtime, title="routing", routers=[router])
