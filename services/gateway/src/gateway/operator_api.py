@@ -31,6 +31,7 @@ from contracts.events import (
     PostOperatorMessage,
     ReleaseConversation,
     SetOperatorPresence,
+    StatusChanged,
     TransferConversation,
 )
 from contracts.readapi import (
@@ -456,8 +457,12 @@ async def take(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid
     request = TakeRequest(
         tenant_id=operator.tenant_id, operator_id=operator.operator_id, display_name=operator.display_name
     )
-    result = await runtime.routing.take(conversation_id, request)
-    await until_writable(runtime, conversation_id, operator.operator_id)
+    operator_id = operator.operator_id
+    # Watched before routing is asked, so that the conversation service's change, however soon it
+    # comes, cannot slip by.
+    with runtime.hub.watching(conversation_id, lambda change: held_by(operator_id, change)) as applied:
+        result = await runtime.routing.take(conversation_id, request)
+        await until_writable(runtime, conversation_id, operator_id, applied, just_assigned=result.via == "offer")
     return result
 
 
@@ -465,7 +470,18 @@ async def take(runtime: RuntimeDep, operator: OperatorDep, conversation_id: uuid
 TAKE_SETTLE_SECONDS = 3.0
 
 
-async def until_writable(runtime: GatewayRuntime, conversation_id: uuid.UUID, operator_id: str) -> None:
+def held_by(operator_id: str, change: StatusChanged | ConversationView) -> bool:
+    return change.status in HELD_STATUSES and change.operator_id == operator_id
+
+
+async def until_writable(
+    runtime: GatewayRuntime,
+    conversation_id: uuid.UUID,
+    operator_id: str,
+    applied: asyncio.Future[None],
+    *,
+    just_assigned: bool,
+) -> None:
     """Returns once the conversation service holds the conversation for `operator_id`.
 
     Routing decides the take, but the conversation service, which accepts or refuses the
@@ -473,26 +489,25 @@ async def until_writable(runtime: GatewayRuntime, conversation_id: uuid.UUID, op
     message posted right after routing's answer could overtake it and be refused. Waiting here
     keeps one owner of each rule (routing for seats, the conversation service for who may write)
     and makes the 200 mean "write now". The wait is for the conversation's own status change among
-    the events this process fans out (one read of the current state, then none: polling the read
-    API for every take loaded the conversation service exactly when it was busiest). Beyond the
-    bound the operator gets 503 and retries: the same take again answers 200 (routing keeps the
+    the events this process fans out (`applied`, watched since before routing was asked): an
+    offer accepted (`just_assigned`) is an assignment routing has just made, whose change is on
+    its way, so nothing is read; any other take may find the conversation held already (the same
+    take again after a 503), so the current state is read once first. Polling the read API for
+    every take loaded the conversation service exactly when it was busiest. Beyond the bound the
+    operator gets 503 and retries: the same take again answers 200 (routing keeps the
     conversation with them)."""
-
-    def held(status: ConversationStatus, holder: str | None) -> bool:
-        return status in HELD_STATUSES and holder == operator_id
 
     async def held_now() -> bool:
         view = await runtime.reader.conversation(conversation_id)
-        return view is not None and held(view.status, view.operator_id)
+        return view is not None and held_by(operator_id, view)
 
-    with runtime.hub.watching(conversation_id, lambda change: held(change.status, change.operator_id)) as applied:
-        if await held_now():
-            return
-        try:
-            await asyncio.wait_for(applied, TAKE_SETTLE_SECONDS)
-            return
-        except TimeoutError:
-            pass
+    if applied.done() or (not just_assigned and await held_now()):
+        return
+    try:
+        await asyncio.wait_for(applied, TAKE_SETTLE_SECONDS)
+        return
+    except TimeoutError:
+        pass
     if await held_now():  # the event may have been missed
         return
     log.warning("take answered by routing, not yet applied by the conversation service", operator_id=operator_id)
