@@ -13,6 +13,11 @@ class Settings(ServiceSettings):
     # saturation each event was otherwise a transaction of its own, and analytics was a sixth of
     # the system's CPU per handoff; facts reach the store and the topic up to this much later.
     consumer_batch_linger_ms: float = Field(default=250.0, ge=0, le=1000)
+    # A batch holds all that one lingering fetch brings (about 350 events at 500 turns/s). Cut at
+    # 200, a fetch's records were split between batches partition by partition, so a customer's
+    # message often came a batch after the AI reply to it, and a fact older than those folded in
+    # makes the conversation summarised again from all of its facts (a fifth of the conversations).
+    consumer_batch_size: int = Field(default=2000, ge=1)
     # Hours a conversation must stay quiet (or be closed) before the AI's last answer counts as
     # resolving it: a customer writing again within them reopens it.
     ai_resolution_window_hours: float = Field(default=24, gt=0)
