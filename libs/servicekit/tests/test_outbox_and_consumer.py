@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -36,7 +36,7 @@ from devkit.testing import (
     topic_namespace,
     wait_until_caught_up,
 )
-from servicekit.consumer import EventConsumer, prune_processed_events
+from servicekit.consumer import BatchOrder, EventConsumer, prune_processed_events
 from servicekit.db import Base as PlatformBase
 from servicekit.db import create_engine, session_factory
 from servicekit.kafka import create_broker
@@ -80,7 +80,7 @@ class RunningConsumer:
         tenant: str,
         poison_marker: str | None = None,
         group_id: str | None = None,
-        order: Literal["conversation", "written"] = "conversation",
+        order: BatchOrder = "conversation",
     ) -> None:
         self.engine = create_engine(infra.database_url(database))
         self.sessions = session_factory(self.engine)
@@ -96,7 +96,7 @@ class RunningConsumer:
         self.tenant = tenant
         self.trace_ids: dict[str, int] = {}
         self.batches: list[list[str]] = []  # the names of the tenant's facts, batch by batch
-        self.applied: list[str] = []  # the names of the tenant's facts, in the order handled
+        self.applied: list[str | None] = []  # the names of the tenant's facts, in the order handled
         self.gate_reached = asyncio.Event()
         self.gate_open = asyncio.Event()
 
@@ -328,7 +328,7 @@ async def test_records_that_arrive_while_a_batch_is_applied_are_fetched_meanwhil
     ],
 )
 async def test_a_batch_is_applied_sorted_by_conversation_or_as_its_records_were_written(
-    infra: Infra, consumer_database: str, order: Literal["conversation", "written"], applied: list[str]
+    infra: Infra, consumer_database: str, order: BatchOrder, applied: list[str]
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     consumer = RunningConsumer(infra, consumer_database, tenant, order=order)

@@ -220,6 +220,10 @@ class Delivery:
         return str(self.envelope.conversation_id or "")
 
 
+# How a batch is applied: sorted by conversation, or as its records were written (see `EventConsumer`).
+BatchOrder = Literal["conversation", "written"]
+
+
 def in_conversation_order(deliveries: list[Delivery]) -> list[Delivery]:
     """Sorted by conversation (stable, so each conversation's records keep their order)."""
     return sorted(deliveries, key=lambda d: d.order_key)
@@ -254,7 +258,7 @@ class EventConsumer:
         outside_call_attempts: int = 6,
         retry_backoff: timedelta = timedelta(seconds=2),
         max_poll_interval_ms: int = 300_000,
-        order: Literal["conversation", "written"] = "conversation",
+        order: BatchOrder = "conversation",
     ) -> None:
         self.broker = broker  # publishes dead letters
         self.sessions = sessions

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit.consumer import EventConsumer, prune_processed_events
+from servicekit.consumer import BatchOrder, EventConsumer, prune_processed_events
 from servicekit.db import create_engine, session_factory
 from servicekit.heap import freeze_startup_heap
 from servicekit.kafka import create_broker, physical_topic
@@ -106,7 +106,7 @@ class Runtime:
             runtime.redis = Redis.from_url(settings.redis_url, decode_responses=False)
         return runtime
 
-    def consumer(self, order: Literal["conversation", "written"] = "conversation") -> EventConsumer:
+    def consumer(self, order: BatchOrder = "conversation") -> EventConsumer:
         """The idempotent consumer of this service, with its group, store and outbox relay; `order`:
         how each batch is applied (see `EventConsumer`)."""
         assert self.sessions is not None, "an EventConsumer needs the service's database"
