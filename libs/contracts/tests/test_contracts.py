@@ -11,7 +11,7 @@ import contracts
 from contracts import export, topics
 from contracts.common import MAX_URL_CHARS, ContactDetails, SmartAction, Source, TranscriptExcerpt, TranscriptLine
 from contracts.envelope import MAX_EVENT_BYTES, EventTooLargeError, idempotency_key
-from contracts.events import MessagePosted, OpenTicket, PostCustomerMessage, SubmitTicketDetails
+from contracts.events import AiReplyGenerated, MessagePosted, OpenTicket, PostCustomerMessage, SubmitTicketDetails
 
 EXPORT_DIR = Path(__file__).resolve().parents[3] / "docs" / "contracts"
 TENANT = "lucine-di-natale"
@@ -81,10 +81,10 @@ def test_malformed_records_are_rejected_with_a_reason(raw: bytes, error: str) ->
     "raw",
     [
         b'{"type": "conversation.unknown", "version": 1}',
-        b'{"type": "conversation.start", "version": 0}',  # older than any registered version
+        b'{"type": "conversation.start", "version": 0}',  # versions count from 1
     ],
 )
-def test_unknown_types_and_versions_older_than_any_known_are_unknown(raw: bytes) -> None:
+def test_unknown_types_and_versions_below_one_are_unknown(raw: bytes) -> None:
     with pytest.raises(contracts.UnknownEventError, match="unknown event"):
         contracts.parse_envelope(raw)
 
@@ -100,6 +100,21 @@ def test_a_newer_version_of_a_known_type_is_read_with_the_newest_model_and_keeps
     assert type(parsed.payload) is PostCustomerMessage
     assert parsed.payload == envelope.payload
     assert parsed.version == 2
+
+
+def test_an_older_revision_of_a_known_type_is_read_with_the_newest_model_its_new_fields_defaulted() -> None:
+    reply = AiReplyGenerated(
+        in_reply_to=uuid.uuid4(), reply_id=uuid.uuid4(), text="Ciao!", language="it", confidence=1.0, mode="retrieval"
+    )
+    data = json.loads(contracts.new_envelope(reply, tenant_id=TENANT).to_json())
+    assert AiReplyGenerated.event_version == 2
+    data["version"] = 1  # as written before `upset` was added
+    del data["payload"]["upset"]
+    parsed = contracts.parse_envelope(json.dumps(data))
+    assert type(parsed.payload) is AiReplyGenerated
+    assert parsed.payload == reply
+    assert parsed.payload.upset is False
+    assert parsed.version == 1
 
 
 def test_payload_bounds_are_enforced() -> None:

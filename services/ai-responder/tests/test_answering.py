@@ -84,6 +84,20 @@ async def test_customer_request_offers_the_two_buttons(responder: RetrievalRespo
     ]
 
 
+async def test_an_upset_request_for_a_person_is_a_request_from_an_upset_customer(
+    responder: RetrievalResponder,
+) -> None:
+    upset = await ask(responder, "Sono arrabbiato, voglio parlare con un operatore!")
+    assert upset.handoff_reason == HandoffReason.CUSTOMER_REQUEST
+    assert upset.upset is True
+    calm = await ask(responder, "voglio parlare con un operatore")
+    assert calm.handoff_reason == HandoffReason.CUSTOMER_REQUEST
+    assert calm.upset is False
+    venting = await ask(responder, "Sono molto arrabbiato, a che ora aprite?")
+    assert venting.upset is True
+    assert venting.sources[0].article_id == "dates-hours"
+
+
 async def test_unknown_says_so_and_offers_a_person(responder: RetrievalResponder) -> None:
     answer = await ask(responder, "Posso portare il cane?")
     assert answer.sources == []

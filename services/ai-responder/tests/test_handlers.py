@@ -18,7 +18,7 @@ from ai_responder.assistant import Assistant
 from ai_responder.config import Settings
 from ai_responder.kb import load_tenant
 from ai_responder.store import UnansweredQuestion, save_knowledge_base
-from contracts.common import ConversationStatus, Sender
+from contracts.common import ConversationStatus, HandoffReason, Sender
 from contracts.envelope import new_envelope
 from contracts.events import AiReplyGenerated, ConversationStarted, MessagePosted
 from devkit.testing import ConsumerHarness, Infra
@@ -61,14 +61,17 @@ async def test_unanswered_questions_are_kept_as_gaps_once(
         asked(1, "Dove si trova il museo?"),  # answered
         asked(2, "Qual è la password del wi-fi?"),  # a gap
         asked(3, "Vorrei parlare con una persona"),  # a request for a person, not a gap
+        asked(4, "Sono arrabbiato, vorrei parlare con una persona"),  # the same, from an upset customer
     ]
     envelopes = [new_envelope(q, tenant_id=TENANT, conversation_id=conversation) for q in questions]
     await harness.apply(started, *envelopes)
     await harness.apply(envelopes[1])  # redelivered: no second reply, no second gap
 
     replies = await harness.emitted(AiReplyGenerated)
-    assert len(replies) == 3
+    assert len(replies) == 4
     assert replies[0].payload.sources[0].article_id == "faq-it-dove-si-trova-il-museo"
+    assert [r.payload.handoff_reason for r in replies[2:]] == [HandoffReason.CUSTOMER_REQUEST] * 2
+    assert [r.payload.upset for r in replies] == [False, False, False, True]
     async with sessions() as session:
         gaps = (await session.scalars(select(UnansweredQuestion))).all()
     assert [(g.text, g.reason, g.tenant_id, g.conversation_id) for g in gaps] == [

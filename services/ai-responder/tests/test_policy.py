@@ -69,6 +69,21 @@ def test_request_beats_topic_beats_mood(tenant: TenantKnowledge) -> None:
     assert tenant.policy.assess("sono arrabbiato, voglio un rimborso, passami un operatore") == CUSTOMER
 
 
+@pytest.mark.parametrize(
+    ("text", "upset"),
+    [
+        ("Sono arrabbiato, voglio parlare con un operatore!", True),
+        ("I'm furious, get me a human", True),
+        ("sono arrabbiato, voglio un rimborso", True),
+        ("voglio parlare con un operatore", False),
+        ("non sono arrabbiato, voglio solo un operatore", False),
+        ("A che ora aprite?", False),
+    ],
+)
+def test_the_mood_is_reported_whatever_the_handoff_reason(tenant: TenantKnowledge, text: str, upset: bool) -> None:
+    assert tenant.policy.scan(text).upset is upset
+
+
 def test_confidence_reasons() -> None:
     policy = HandoffPolicy()
     assert policy.assess("orari", confidence=0.9) is None

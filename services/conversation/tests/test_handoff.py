@@ -442,6 +442,31 @@ async def test_an_assignment_after_the_customer_left_the_queue_is_answered_for_r
     assert (rejected.code, rejected.command_type) == ("not_waiting", "routing.operator_assigned")
 
 
+async def test_an_upset_customer_asking_for_a_person_waits_first_and_the_summary_says_upset(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    upset = await Conversation(conversation_handlers).start()
+    question = await upset.customer_says("Sono arrabbiato, voglio parlare con un operatore!")
+    await upset.send(upset.ai_reply(question, HandoffReason.CUSTOMER_REQUEST, upset=True))
+    later = await upset.customer_says("Allora?")  # a calm reply later does not undo it
+    await upset.send(upset.ai_reply(later, HandoffReason.CUSTOMER_REQUEST))
+    await upset.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    calm = await Conversation(conversation_handlers).start()
+    await calm.offered_a_person()
+    await calm.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+
+    (request,) = await upset.emitted(HandoffRequested)
+    assert (request.reason, request.priority) == (HandoffReason.CUSTOMER_REQUEST, "high")
+    (calm_request,) = await calm.emitted(HandoffRequested)
+    assert (calm_request.reason, calm_request.priority) == (HandoffReason.CUSTOMER_REQUEST, "normal")
+    async with conversation_handlers.read_api() as api:
+        summaries = [(await api.get(f"/internal/conversations/{c.id}/summary")).json() for c in (upset, calm)]
+    assert [(s["mood"], s["handoff_reason"]) for s in summaries] == [
+        ("upset", "customer_request"),
+        ("neutral", "customer_request"),
+    ]
+
+
 async def test_the_handover_summary_tells_what_the_customer_wants_and_what_is_open(
     conversation_handlers: HandlerHarness,
 ) -> None:

@@ -19,6 +19,7 @@ from contracts.common import (
 )
 from contracts.envelope import utc_now
 from contracts.events import (
+    AiReplyGenerated,
     MessagePosted,
     OpenTicket,
     PostCustomerMessage,
@@ -69,6 +70,25 @@ async def test_a_ticket_request_carries_the_end_of_the_transcript_and_where_to_r
     assert len(last) <= TRANSCRIPT_EXCERPT_LINE_CHARS
     assert last.endswith("…")
     assert texts[-1].startswith(last[:-1])
+
+
+async def test_a_ticket_request_says_the_customer_sounded_upset(conversation_handlers: HandlerHarness) -> None:
+    command = conversation_handlers.command
+    cid = uuid.uuid4()
+    question = uuid.uuid4()
+    await conversation_handlers.apply(command(StartConversation(locale="it"), cid))
+    said = PostCustomerMessage(message_id=question, client_message_id="m-1", text="Sono furioso, a che ora aprite?")
+    await conversation_handlers.apply(command(said, cid))
+    reply = AiReplyGenerated(
+        in_reply_to=question, reply_id=uuid.uuid4(), text="Alle 17:30.", language="it", confidence=0.9, mode="retrieval"
+    )
+    # Answered, no person offered, but the assistant heard the customer vent.
+    await conversation_handlers.apply(command(reply.model_copy(update={"upset": True}), cid))
+    details = SubmitTicketDetails(contact=ContactDetails(name="Anna", email="anna@example.com"))
+    await conversation_handlers.apply(command(details, cid))
+
+    (opened,) = await conversation_handlers.emitted(OpenTicket)
+    assert (opened.payload.handoff_reason, opened.payload.upset) == (None, True)
 
 
 async def test_the_customer_is_told_the_ticket_number_and_when_to_expect_an_answer(

@@ -162,17 +162,16 @@ class EnvelopeHeader(BaseModel):
 
 
 class UnknownEventError(ValueError):
-    """The record names a type this code does not know, or a version older than any it knows."""
+    """The record names a type this code does not know, or a version below 1."""
 
 
 def payload_class_for(type_: str, version: int) -> type[Payload] | None:
-    """The model that reads `version` of `type_`: its own, or for a version newer than this code
-    knows the newest model of the type (revisions are additive); None when unknown."""
+    """The model that reads `version` of `type_`: its own, else the newest model of the type.
+    Revisions are additive, so the newest model reads them all: an older one's missing fields
+    take their defaults, a newer one's extra fields are ignored. None when the type is unknown."""
     payload_cls = REGISTRY.get((type_, version))
-    if payload_cls is None:
-        newest = _NEWEST.get(type_)
-        if newest is not None and version > newest.event_version:
-            payload_cls = newest
+    if payload_cls is None and version >= 1:
+        payload_cls = _NEWEST.get(type_)
     return payload_cls
 
 
@@ -192,8 +191,8 @@ def parse_envelope(raw: bytes | str | dict[str, Any], header: EnvelopeHeader | N
     """Validates a raw record into a typed envelope, which keeps the version it arrived with.
     `header` is the record's own (`read_header`) when the caller has read it already.
 
-    Raises `UnknownEventError` for a type this code does not know (or an older version than any
-    it knows) and a plain ValueError for anything malformed."""
+    Raises `UnknownEventError` for a type this code does not know (or a version below 1) and a
+    plain ValueError for anything malformed."""
     if isinstance(raw, dict):
         try:
             header = EnvelopeHeader.model_validate(raw)

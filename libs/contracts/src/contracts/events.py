@@ -319,9 +319,9 @@ class CommandRejected(Payload):
 # --------------------------------------------------------------------------- ai.replies.v1
 
 
-@event("ai.reply_generated", 1, topics.AI_REPLIES.name)
+@event("ai.reply_generated", 2, topics.AI_REPLIES.name)
 class AiReplyGenerated(Payload):
-    """The assistant's answer to one customer message."""
+    """The assistant's answer to one customer message (revision 2 added `upset`)."""
 
     in_reply_to: uuid.UUID
     reply_id: uuid.UUID
@@ -333,6 +333,9 @@ class AiReplyGenerated(Payload):
     smart_actions: list[SmartAction] = Field(default_factory=list, max_length=6)
     handoff_reason: HandoffReason | None = None
     """When set, the reply offers the YES/NO handoff choice."""
+    upset: bool = False
+    """The customer's message sounded upset, whatever the handoff reason: "I'm angry, get me a
+    person" is a request for a person from an upset customer, who waits in the queue first."""
 
 
 # --------------------------------------------------------------------------- routing.events.v1

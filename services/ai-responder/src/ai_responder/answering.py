@@ -88,6 +88,7 @@ class Answer(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     smart_actions: list[SmartAction] = Field(default_factory=list)
     handoff_reason: HandoffReason | None = None
+    upset: bool = False
     mode: AnswerMode = AnswerMode.RETRIEVAL
     cacheable: bool = False
     """True when the same question text always gets this answer, whatever the conversation."""
@@ -125,6 +126,8 @@ class Analysis:
     used_history: bool
     day: DayQuestion | None = None
     """The day of an "are you open on ...?" question: the answer starts with yes or no."""
+    upset: bool = False
+    """The question vents (negative sentiment), whatever the handoff reason found."""
 
 
 class TenantKnowledge:
@@ -185,7 +188,7 @@ class TenantKnowledge:
                 combined = self._search(f"{previous_question} {question.text}", language, ignore)
                 if combined and combined[0].confidence >= self.config.answer_threshold:
                     passages, confidence, used_history = combined, combined[0].confidence, True
-        return Analysis(language, hit, smalltalk, passages, confidence, used_history, day)
+        return Analysis(language, hit, smalltalk, passages, confidence, used_history, day, scan.upset)
 
     def _search(self, text: str, language: str, ignore: frozenset[str]) -> list[Passage]:
         return self.index.search(text, language, k=3, ignore=ignore)
@@ -242,11 +245,12 @@ class TenantKnowledge:
                 confidence=1.0,
                 smart_actions=self.handoff_buttons(language),
                 handoff_reason=hit.reason,
+                upset=analysis.upset,
                 cacheable=cacheable,
             )
         if analysis.smalltalk is not None:
             text = messages.thanks if analysis.smalltalk == "thanks" else messages.greeting
-            return Answer(text=text, language=language, confidence=1.0, cacheable=cacheable)
+            return Answer(text=text, language=language, confidence=1.0, upset=analysis.upset, cacheable=cacheable)
 
         if confident and top is not None:
             text = body if body is not None else top.text
@@ -266,6 +270,7 @@ class TenantKnowledge:
                 sources=[Source(article_id=top.article.id, title=top.title, score=round(top.confidence, 4))],
                 smart_actions=actions,
                 handoff_reason=reason,
+                upset=analysis.upset,
                 cacheable=cacheable,
             )
 
@@ -284,6 +289,7 @@ class TenantKnowledge:
             confidence=round(analysis.confidence, 4),
             smart_actions=links + self.handoff_buttons(language),
             handoff_reason=reason,
+            upset=analysis.upset,
             cacheable=cacheable,
         )
 
@@ -443,7 +449,13 @@ class LlmResponder:
         # Combined: retrieval says whether the KB covers the topic, the model whether it answers it.
         confidence = (analysis.confidence + model_confidence) / 2 if answerable and text else 0.0
         grounded = Analysis(
-            analysis.language, analysis.hit, analysis.smalltalk, passages, confidence, analysis.used_history
+            analysis.language,
+            analysis.hit,
+            analysis.smalltalk,
+            passages,
+            confidence,
+            analysis.used_history,
+            upset=analysis.upset,
         )
         answer = tenant.compose(question, grounded, body=text if answerable and text else None)
         return answer.model_copy(update={"mode": AnswerMode.LLM})

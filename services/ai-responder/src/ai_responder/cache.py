@@ -33,7 +33,8 @@ def normalise_question(text: str) -> str:
 class AnswerCache:
     """Answers keyed by tenant + language + hash of the normalised question, with a TTL."""
 
-    def __init__(self, redis: Redis, ttl_s: int = 3600, prefix: str = "ai-responder:answer:v1") -> None:
+    # The prefix names the Answer's shape: v2 added `upset`, which v1 entries would read as False.
+    def __init__(self, redis: Redis, ttl_s: int = 3600, prefix: str = "ai-responder:answer:v2") -> None:
         self.redis = redis
         self.ttl_s = ttl_s
         self.prefix = prefix

@@ -127,6 +127,7 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
             sources=answer.sources,
             smart_actions=answer.smart_actions,
             handoff_reason=answer.handoff_reason,
+            upset=answer.upset,
         )
         out = Outgoing(session, envelope)
         out.emit(reply)

@@ -304,6 +304,8 @@ class PolicyScan:
     hit: PolicyHit | None
     noise: frozenset[str]
     """Words of person requests and mood phrases, which retrieval should ignore."""
+    upset: bool = False
+    """The text vents, whatever `hit` is: an upset customer asking for a person is still upset."""
 
 
 _CLAUSE_SPLIT = re.compile(r"[,.;:!?\n]+")
@@ -384,9 +386,10 @@ class HandoffPolicy:
             group = self._large_group(tokens)
             if group is not None:
                 found[HandoffReason.SENSITIVE_TOPIC] = group
+        upset = HandoffReason.NEGATIVE_SENTIMENT in found
         for reason in (HandoffReason.CUSTOMER_REQUEST, HandoffReason.SENSITIVE_TOPIC, HandoffReason.NEGATIVE_SENTIMENT):
             if reason in found:
-                return PolicyScan(found[reason], frozenset(noise))
+                return PolicyScan(found[reason], frozenset(noise), upset)
         return PolicyScan(None, frozenset(noise))
 
     def detect(self, text: str) -> PolicyHit | None:

@@ -79,6 +79,7 @@ from conversation.store import (
     Message,
     NewMessage,
     first_customer_message,
+    is_upset,
     last_messages,
     load_batch,
     question_before,
@@ -317,6 +318,9 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
         reply = envelope.payload
         if conversation is None or reply.reply_id in Batch.of(session).message_ids:
             return
+        if reply.upset:
+            # What the customer said, whether or not the reply is still wanted.
+            conversation.customer_upset = True
         if conversation.state != S.AI:
             # Checked against the state now, under the row lock, not when the reply was asked
             # for: an operator, the queue or a ticket took over while the assistant was thinking.
@@ -380,7 +384,7 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
                 language=conversation.locale,
                 confidence=last_reply.confidence if last_reply is not None else None,
                 intent=intent_of(last_reply),
-                priority="high" if reason == HandoffReason.NEGATIVE_SENTIMENT else "normal",
+                priority="high" if is_upset(conversation) else "normal",
             )
         )
         notify(out, conversation, "connecting", notice_text(Notice.CONNECTING, conversation.locale))
@@ -406,7 +410,7 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
                     # proposes the priority from them.
                     subject=TranscriptLine.excerpt_text(first_question.text) if first_question else "",
                     handoff_reason=reason,
-                    upset=reason == HandoffReason.NEGATIVE_SENTIMENT,
+                    upset=is_upset(conversation),
                     # Details submitted twice (a retry, a second click) must open one ticket.
                     idempotency_key=uuid.uuid5(conversation.id, "ticket"),
                     transcript=TranscriptExcerpt(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contracts.common import HandoffReason, Sender, TranscriptLine
+from contracts.common import Sender, TranscriptLine
 from contracts.readapi import HandoverSummaryView
-from conversation.store import Conversation, Message
+from conversation.store import Conversation, Message, is_upset
 
 MAX_OPEN_ITEMS = 5
 
@@ -37,7 +37,7 @@ def handover_summary(conversation: Conversation, messages: Sequence[Message]) ->
         customer_wants=TranscriptLine.excerpt_text(customer[0].text) if customer else "",
         ai_answered=answered,
         still_open=still_open[-MAX_OPEN_ITEMS:],
-        mood="upset" if conversation.handoff_reason == HandoffReason.NEGATIVE_SENTIMENT.value else "neutral",
+        mood="upset" if is_upset(conversation) else "neutral",
         handoff_reason=conversation.handoff_reason,
         last_ai_confidence=last_ai.confidence if last_ai is not None else None,
     )
