@@ -84,6 +84,10 @@ def test_widget_strings_in_both_languages():
         "Request registered",
         "You are chatting with an operator",
         "Troppi messaggi, riprova tra {n} secondi",
+        "{n} stelle su 5",
+        "{n} stars out of 5",
+        "Grazie per la tua valutazione!",
+        "Thanks for your rating!",
     ]:
         assert text in src, text
 
@@ -148,6 +152,8 @@ class FakeGateway:
         self.ai_reply: dict[str, Any] | None = None
         self.created = 0
         self.lang_attr = "it"
+        self.rating_posts: list[tuple[str, dict[str, Any], dict[str, str]]] = []  # (conversation, body, headers)
+        self.rating_429_once: int | None = None  # Retry-After of a 429 answered to the next rating only
 
     # ---- helpers -----------------------------------------------------------------------------
     def next_seq(self) -> int:
@@ -201,6 +207,20 @@ class FakeGateway:
             assert headers.get("x-widget-key") == "wk_test"
             self.created += 1
             await _json(route, 201, {"conversation_id": f"conv{self.created}", "customer_token": "tok", "status": "AI"})
+            return
+        m = re.fullmatch(r"/v1/conversations/([^/]+)/rating", path)
+        if m and req.method == "POST":
+            self.rating_posts.append((m.group(1), body, headers))
+            if self.rating_429_once is not None:
+                seconds, self.rating_429_once = self.rating_429_once, None
+                await _json(
+                    route,
+                    429,
+                    {"error": {"code": "rate_limited", "message": "slow down"}},
+                    headers={"Retry-After": str(seconds)},
+                )
+                return
+            await _json(route, 202, {"command_id": f"cmd-rating-{len(self.rating_posts)}"})
             return
         m = re.fullmatch(r"/v1/conversations/([^/]+)/(messages|actions)", path)
         if m:
@@ -554,5 +574,153 @@ async def test_browser_closed_conversation_starts_a_new_one(browser):
         await expect(page.locator("[data-testid=message]")).to_have_text(re.compile("di nuovo"))
         assert (await _state(page))["conversationId"] == "conv2"
         assert "/v1/conversations/conv2/stream" in gw.socket_urls[-1]
+    finally:
+        await ctx.close()
+
+
+async def _close_after_one_message(page: Any, gw: FakeGateway, closed_status: str = "RESOLVED") -> None:
+    """Starts a conversation with one message, then the operator closes it (as the service does:
+    the status frame and its closing notice)."""
+    from playwright.async_api import expect
+
+    await page.evaluate("window.LucineWidget.open()")
+    await _send(page, "ciao")
+    await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+    await expect(page.locator("[data-testid=message]")).to_have_count(1)
+    gw.status = closed_status
+    await gw.push({"type": "status", "status": closed_status})
+    await gw.add("system", "La conversazione è stata chiusa. Com'è andata? Lascia una valutazione da 1 a 5.")
+
+
+async def _stars(page: Any) -> list[tuple[str | None, str | None]]:
+    """(aria-pressed, data-lit) of the five stars, in order."""
+    stars = page.locator("[data-testid=rating-star]")
+    return [
+        (await stars.nth(i).get_attribute("aria-pressed"), await stars.nth(i).get_attribute("data-lit"))
+        for i in range(await stars.count())
+    ]
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_rating_after_close_once_per_conversation(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await _close_after_one_message(page, gw)
+        card = page.locator("[data-testid=rating]")
+        await expect(card).to_be_visible()
+        await expect(page.locator("[data-testid=message]")).to_have_count(2)
+        # At the end of the conversation: after the closing notice, before "new conversation".
+        order = await page.locator("[data-testid=messages]").evaluate(
+            "(box) => Array.from(box.children).filter((n) => !n.hidden)"
+            ".map((n) => n.getAttribute('data-testid') + ':' + (n.getAttribute('data-sender') || ''))"
+        )
+        assert order[-3:] == ["message:system", "rating:", "new-conversation:"], order
+        stars = page.locator("[data-testid=rating-star]")
+        await expect(stars).to_have_count(5)
+        await expect(stars.nth(2)).to_have_attribute("aria-label", "3 stelle su 5")
+        await expect(stars.nth(0)).to_have_attribute("aria-label", "1 stella su 5")
+        submit = page.locator("[data-testid=rating-submit]")
+        await expect(submit).to_be_disabled()  # no score chosen yet
+
+        # A click, then the arrows: one tab stop for the row, the chosen star pressed, the ones before lit.
+        await stars.nth(1).click()
+        await page.keyboard.press("ArrowRight")
+        await page.keyboard.press("ArrowRight")
+        await expect(stars.nth(3)).to_be_focused()
+        assert await _stars(page) == [("false", "true")] * 3 + [("true", "true"), ("false", "false")]
+        await expect(submit).to_be_enabled()
+        await page.keyboard.press("Tab")
+        await expect(page.locator("[data-testid=rating-comment]")).to_be_focused()
+        await expect(page.locator("[data-testid=rating-comment]")).to_have_attribute("maxlength", "2000")
+        await page.keyboard.type("Gentilissimi, grazie")
+        await page.mouse.move(0, 0)  # off the stars: hovering one previews its score instead of the choice
+        await page.screenshot(path=str(tmp_path / "widget-rating.png"))
+
+        # Two clicks before the answer (a browser's double click is not one to rely on): one POST.
+        await submit.evaluate("(button) => { button.click(); button.click(); }")
+        await expect(page.locator("[data-testid=rating-thanks]")).to_have_text("Grazie per la tua valutazione!")
+        await expect(card).to_be_hidden()
+        await expect(page.locator("[data-testid=error]")).to_be_hidden()
+        assert len(gw.rating_posts) == 1
+        conversation, body, headers = gw.rating_posts[0]
+        assert conversation == "conv1"
+        assert body == {"score": 4, "comment": "Gentilissimi, grazie"}
+        assert headers.get("authorization") == "Bearer tok"
+        assert (await _state(page))["rated"] is True
+
+        # Reload: the same closed conversation, and no second card for it.
+        await page.reload()
+        await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
+        await page.evaluate("window.LucineWidget.open()")
+        await expect(page.locator("[data-testid=message]")).to_have_count(2)
+        await expect(page.locator("[data-testid=status]")).to_have_text("Conversazione chiusa")
+        await expect(page.locator("[data-testid=new-conversation]")).to_be_visible()
+        await expect(card).to_be_hidden()
+        assert (await _state(page))["conversationId"] == "conv1"
+        assert len(gw.rating_posts) == 1
+
+        # A new conversation gets its own card when it closes.
+        await page.click("[data-testid=new-conversation]")
+        gw.messages.clear()
+        gw.status = "AI"
+        await _close_after_one_message(page, gw, "NOT_RESOLVED")
+        await expect(card).to_be_visible()
+        assert (await _state(page))["conversationId"] == "conv2"
+        assert await _stars(page) == [("false", "false")] * 5
+        await expect(page.locator("[data-testid=rating-comment]")).to_have_value("")
+        await expect(page.locator("[data-testid=rating-submit]")).to_be_disabled()
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_rating_keeps_the_choice_after_429_and_fits_a_phone(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.lang_attr = "en"
+    gw.rating_429_once = 7
+    ctx, page = await _open_page(browser, gw, viewport={"width": 375, "height": 700})
+    try:
+        await page.click("[data-testid=launcher]")
+        await _close_after_one_message(page, gw)
+        card = page.locator("[data-testid=rating]")
+        await expect(card).to_be_visible()
+        stars = page.locator("[data-testid=rating-star]")
+        await expect(stars.nth(2)).to_have_attribute("aria-label", "3 stars out of 5")
+        await stars.nth(2).click()
+        await page.fill("[data-testid=rating-comment]", "Quick answer")
+        await page.locator("[data-testid=rating-submit]").click()
+
+        await expect(page.locator("[data-testid=error]")).to_have_text("Too many messages, try again in 7 seconds")
+        await expect(card).to_be_visible()
+        assert await _stars(page) == [("false", "true")] * 2 + [("true", "true")] + [("false", "false")] * 2
+        await expect(page.locator("[data-testid=rating-comment]")).to_have_value("Quick answer")
+        await expect(page.locator("[data-testid=rating-submit]")).to_be_enabled()
+        await expect(page.locator("[data-testid=rating-thanks]")).to_be_hidden()
+
+        # On a phone the five stars stay on one row inside the card.
+        await card.scroll_into_view_if_needed()
+        card_box = await card.bounding_box()
+        assert card_box is not None
+        boxes = [box for i in range(5) if (box := await stars.nth(i).bounding_box())]
+        assert len(boxes) == 5
+        assert len({round(b["y"]) for b in boxes}) == 1
+        left, right = card_box["x"], card_box["x"] + card_box["width"]
+        assert all(left <= b["x"] and b["x"] + b["width"] <= right for b in boxes)
+        assert right <= 375
+        await page.mouse.move(0, 0)
+        await page.screenshot(path=str(tmp_path / "widget-rating-phone.png"))
+
+        await page.locator("[data-testid=rating-submit]").click()
+        await expect(page.locator("[data-testid=rating-thanks]")).to_have_text("Thanks for your rating!")
+        await expect(card).to_be_hidden()
+        await expect(page.locator("[data-testid=error]")).to_be_hidden()
+        assert [body for _, body, _ in gw.rating_posts] == [{"score": 3, "comment": "Quick answer"}] * 2
     finally:
         await ctx.close()

@@ -21,8 +21,10 @@
  * ticket-form, ticket-name, ticket-email, ticket-phone, ticket-preferred
  * (data-channel), ticket-message, ticket-submit, ticket-error, ticket-back,
  * ticket-registering, ticket-confirmation, ticket-number, ticket-promise,
- * ticket-status-link. data-ticket-response-hours on the script tag: the answer
- * time promised when a request is registered.
+ * ticket-status-link; the rating card of a closed conversation: rating,
+ * rating-star (data-score 1..5), rating-comment, rating-submit, rating-thanks.
+ * data-ticket-response-hours on the script tag: the answer time promised when
+ * a request is registered.
  */
 (function () {
   "use strict";
@@ -134,7 +136,17 @@
       feedbackGroup: "Questa risposta ti è stata utile?",
       helpful: "Risposta utile",
       notHelpful: "Risposta non utile",
-      feedbackThanks: "Grazie per il tuo parere!"
+      feedbackThanks: "Grazie per il tuo parere!",
+      ratingTitle: "Com'è andata?",
+      ratingIntro: "Dai un voto da 1 a 5 stelle alla conversazione.",
+      ratingStars: "Il tuo voto",
+      ratingStarOne: "1 stella su 5",
+      ratingStarMany: "{n} stelle su 5",
+      ratingComment: "Commento (facoltativo)",
+      ratingCommentPlaceholder: "Vuoi dirci qualcosa in più?",
+      ratingSubmit: "Invia la valutazione",
+      ratingSending: "Invio…",
+      ratingThanks: "Grazie per la tua valutazione!"
     },
     en: {
       defaultTitle: "Assistant",
@@ -206,7 +218,17 @@
       feedbackGroup: "Was this answer helpful?",
       helpful: "Helpful answer",
       notHelpful: "Not helpful",
-      feedbackThanks: "Thanks for your feedback!"
+      feedbackThanks: "Thanks for your feedback!",
+      ratingTitle: "How did it go?",
+      ratingIntro: "Rate the conversation from 1 to 5 stars.",
+      ratingStars: "Your rating",
+      ratingStarOne: "1 star out of 5",
+      ratingStarMany: "{n} stars out of 5",
+      ratingComment: "Comment (optional)",
+      ratingCommentPlaceholder: "Anything else you would like to tell us?",
+      ratingSubmit: "Send rating",
+      ratingSending: "Sending…",
+      ratingThanks: "Thanks for your rating!"
     }
   };
   var T = STRINGS[lang];
@@ -268,6 +290,9 @@
       if (ticketSent) {
         state.ticket_sent = true; // after a reload the form is not offered again
       }
+      if (rated) {
+        state.rated = true; // one rating per conversation: after a reload the card is not offered again
+      }
       var given = Object.keys(feedbackGiven);
       if (given.length) {
         // The answers already judged (the newest 50): after a reload their buttons stay pressed.
@@ -314,6 +339,9 @@
   var ticketBusy = false; // a POST of the details is in flight (a second click does nothing)
   var sentContact = null; // {channel, value}: where the customer asked to be contacted
   var feedbackGiven = {}; // AI message_id -> true (helpful) / false: one feedback per answer
+  var rated = false; // this conversation's rating was accepted (the server keeps one)
+  var ratingScore = 0; // the stars chosen on the rating card, 0 before a choice
+  var ratingBusy = false; // a POST of the rating is in flight (a second click does nothing)
 
   // ---------------------------------------------------------------------------
   // DOM helpers (no HTML strings anywhere)
@@ -601,6 +629,23 @@
     "background:var(--g3);border:1px dashed var(--g2);border-radius:10px;padding:4px 12px;margin:2px 0 10px;}",
     ".lw-card .lw-promise{color:var(--ink);font-weight:600;}",
     ".lw-card a{color:var(--g2);font-weight:600;}",
+    // the rating card of a closed conversation: the stars light up to the chosen (or hovered) one
+    ".lw-stars{display:flex;gap:2px;margin:0 0 12px -4px;}",
+    ".lw-star{width:42px;height:42px;display:inline-flex;align-items:center;justify-content:center;padding:0;margin:0;",
+    "border:0;border-radius:10px;background:transparent;cursor:pointer;}",
+    ".lw-star svg{fill:transparent;stroke:#a99f86;stroke-width:1.4;stroke-linejoin:round;transition:transform .1s ease;}",
+    ".lw-star[data-lit='true'] svg{fill:var(--gold);stroke:#b0862a;}",
+    // Hovering previews a score; not on touch screens, where :hover sticks after a tap.
+    "@media (hover:hover){",
+    ".lw-star:hover:not(:disabled) ~ .lw-star svg{fill:transparent;stroke:#a99f86;}",
+    ".lw-star:hover:not(:disabled) svg,.lw-star:has(~ .lw-star:hover:not(:disabled)) svg{fill:var(--gold2);stroke:#b0862a;}",
+    ".lw-star:hover:not(:disabled) svg{transform:scale(1.12);}",
+    "}",
+    ".lw-star:disabled{cursor:default;}",
+    ".lw-rating-thanks{align-self:center;display:flex;align-items:center;gap:6px;margin:2px 0 6px;padding:6px 14px;",
+    "border-radius:999px;background:var(--g3);border:1px solid #c9e2d4;color:var(--g);font-size:14px;font-weight:600;}",
+    ".lw-rating-thanks svg{fill:var(--gold);flex:none;}",
+    ".lw-rating-thanks:focus{outline:none;}",
     // The tenant's position setting (GET /v1/widget/config): the launcher and panel on the left.
     ".lw-root.lw-left .lw-launcher,.lw-root.lw-left .lw-panel{left:20px;right:auto;}",
     ".lw-root.lw-left .lw-panel{transform-origin:bottom left;}",
@@ -612,7 +657,7 @@
     ".lw-pair{flex-direction:column;gap:0;}",
     ".lw-primary{width:100%;}",
     "}",
-    "@media (prefers-reduced-motion:reduce){.lw-panel,.lw-typing span{animation:none;}.lw-launcher{transition:none;}}"
+    "@media (prefers-reduced-motion:reduce){.lw-panel,.lw-typing span{animation:none;}.lw-launcher,.lw-star svg{transition:none;}}"
   ].join("\n");
 
   // ---------------------------------------------------------------------------
@@ -821,6 +866,65 @@
     doneLinkBox
   ]);
 
+  // ---- the rating card of a closed conversation, and the thanks that replaces it ----
+
+  var starsEl = el("div", { className: "lw-stars", role: "group", "aria-label": T.ratingStars });
+  var starButtons = [];
+  for (var si = 1; si <= 5; si++) {
+    var starLabel = si === 1 ? T.ratingStarOne : fmt(T.ratingStarMany, si);
+    var star = el(
+      "button",
+      {
+        type: "button",
+        className: "lw-star",
+        "data-testid": "rating-star",
+        "data-score": String(si),
+        "aria-label": starLabel,
+        title: starLabel,
+        "aria-pressed": "false",
+        // One tab stop for the row: the arrows move between the stars (see onStarKey).
+        tabindex: si === 1 ? "0" : "-1"
+      },
+      [svgIcon(ICON_STAR, 30)]
+    );
+    starButtons.push(star);
+    starsEl.appendChild(star);
+  }
+  var ratingCommentField = field(
+    T.ratingComment,
+    el("textarea", {
+      "data-testid": "rating-comment",
+      rows: "2",
+      maxlength: "2000",
+      placeholder: T.ratingCommentPlaceholder
+    })
+  );
+  var ratingSubmit = el("button", {
+    type: "submit",
+    className: "lw-primary",
+    "data-testid": "rating-submit",
+    text: T.ratingSubmit,
+    disabled: ""
+  });
+  var ratingIntro = el("p", { id: "lw-rating-intro", text: T.ratingIntro });
+  var ratingCard = el(
+    "form",
+    { className: "lw-card", "data-testid": "rating", novalidate: "", "aria-describedby": ratingIntro.id, hidden: "" },
+    [
+      el("h3", { text: T.ratingTitle }),
+      ratingIntro,
+      starsEl,
+      ratingCommentField.box,
+      el("div", { className: "lw-form-actions" }, [ratingSubmit])
+    ]
+  );
+  ratingCard.setAttribute("aria-label", T.ratingTitle);
+  var ratingThanks = el(
+    "div",
+    { className: "lw-rating-thanks", "data-testid": "rating-thanks", role: "status", tabindex: "-1", hidden: "" },
+    [svgIcon(ICON_STAR, 16), el("span", { text: T.ratingThanks })]
+  );
+
   var typingEl = el(
     "div",
     { className: "lw-typing", "data-testid": "typing", role: "status", hidden: "" },
@@ -918,18 +1022,20 @@
       messagesEl.appendChild(newConvBtn); // keep it last
     }
     renderTicket();
+    renderRating();
   }
 
   // ---------------------------------------------------------------------------
   // The ticket form: no operator online (TICKET_PENDING), or chosen from the menu
   // ---------------------------------------------------------------------------
 
-  var TICKET_CARDS = [ticketForm, ticketWaiting, ticketDone];
+  // The cards at the end of the conversation: server messages are inserted above them.
+  var CARDS = [ticketForm, ticketWaiting, ticketDone, ratingCard, ratingThanks];
 
   function firstVisibleCard() {
-    for (var i = 0; i < TICKET_CARDS.length; i++) {
-      if (!TICKET_CARDS[i].hidden && TICKET_CARDS[i].parentNode === messagesEl) {
-        return TICKET_CARDS[i];
+    for (var i = 0; i < CARDS.length; i++) {
+      if (!CARDS[i].hidden && CARDS[i].parentNode === messagesEl) {
+        return CARDS[i];
       }
     }
     return null;
@@ -1179,6 +1285,113 @@
     renderTicket();
     updateChannels();
     nameField.control.focus();
+  }
+
+  // ---------------------------------------------------------------------------
+  // The rating card: once a conversation is closed, once per conversation
+  // ---------------------------------------------------------------------------
+
+  function renderRating() {
+    var closed = !!(conv && convStatus && TERMINAL[convStatus]);
+    showCard(ratingCard, closed && !rated);
+    showCard(ratingThanks, closed && rated);
+  }
+
+  function chooseStars(score, focus) {
+    ratingScore = score;
+    for (var i = 0; i < starButtons.length; i++) {
+      var n = i + 1;
+      starButtons[i].setAttribute("data-lit", n <= score ? "true" : "false");
+      starButtons[i].setAttribute("aria-pressed", n === score ? "true" : "false");
+      starButtons[i].tabIndex = n === (score || 1) ? 0 : -1;
+    }
+    if (focus && score) {
+      starButtons[score - 1].focus();
+    }
+    ratingSubmit.disabled = ratingBusy || !score;
+  }
+
+  function onStarKey(ev) {
+    var next = 0;
+    if (ev.key === "ArrowRight" || ev.key === "ArrowUp") {
+      next = Math.min(5, ratingScore + 1);
+    } else if (ev.key === "ArrowLeft" || ev.key === "ArrowDown") {
+      next = Math.max(1, ratingScore - 1);
+    } else if (ev.key === "Home") {
+      next = 1;
+    } else if (ev.key === "End") {
+      next = 5;
+    }
+    if (next && !ratingBusy) {
+      ev.preventDefault(); // the arrows would scroll the messages
+      chooseStars(next, true);
+    }
+  }
+
+  function setRatingBusy(busy) {
+    ratingBusy = busy;
+    ratingSubmit.textContent = busy ? T.ratingSending : T.ratingSubmit;
+    if (busy) {
+      ratingSubmit.setAttribute("aria-busy", "true");
+    } else {
+      ratingSubmit.removeAttribute("aria-busy");
+    }
+    for (var i = 0; i < starButtons.length; i++) {
+      starButtons[i].disabled = busy;
+    }
+    ratingCommentField.control.readOnly = busy;
+    ratingSubmit.disabled = busy || !ratingScore;
+  }
+
+  // Back to a blank card: a new conversation gets its own rating.
+  function resetRatingCard() {
+    setRatingBusy(false);
+    ratingCommentField.control.value = "";
+    chooseStars(0, false);
+  }
+
+  function submitRating(ev) {
+    ev.preventDefault();
+    if (ratingBusy || !ratingScore || !conv || rated) {
+      return; // a double click sends once
+    }
+    var hadFocus = ratingCard.contains(shadow.activeElement);
+    var body = { score: ratingScore, comment: trimmed(ratingCommentField.control) };
+    var gen = generation;
+    var path = "/v1/conversations/" + encodeURIComponent(conv.id) + "/rating";
+    setRatingBusy(true);
+    withRetry(function () {
+      return api("POST", path, body, true);
+    }, 3)
+      .then(function (res) {
+        if (gen !== generation) {
+          return;
+        }
+        setRatingBusy(false);
+        if (!res.ok) {
+          handleHttpError(res); // the card stays with its stars and comment for another try
+          if (hadFocus) {
+            ratingSubmit.focus();
+          }
+          return;
+        }
+        rated = true;
+        saveStored();
+        showError(null);
+        renderRating();
+        if (hadFocus) {
+          ratingThanks.focus(); // the focused button is gone: keep the keyboard user in place
+        }
+      })
+      .catch(function () {
+        if (gen === generation) {
+          setRatingBusy(false);
+          showError(T.networkError);
+          if (hadFocus) {
+            ratingSubmit.focus();
+          }
+        }
+      });
   }
 
   function setStatus(s) {
@@ -1878,6 +2091,8 @@
     ticketSent = false;
     sentContact = null;
     feedbackGiven = {};
+    rated = false;
+    resetRatingCard();
     saveStored();
     var rows = messagesEl.querySelectorAll(".lw-row:not(.lw-welcome)");
     for (var i = 0; i < rows.length; i++) {
@@ -1937,6 +2152,7 @@
     conv = { id: stored.conversation_id, token: stored.customer_token };
     ticketSent = stored.ticket_sent === true;
     feedbackGiven = stored.feedback && typeof stored.feedback === "object" ? stored.feedback : {};
+    rated = stored.rated === true;
     lastSeq = 0; // the DOM is empty after a reload: load the history from the start
     var gen = generation;
     fetchingGap = true; // buffer stream frames until the history is rendered
@@ -2377,6 +2593,13 @@
       }
     });
   });
+  for (var sb = 0; sb < starButtons.length; sb++) {
+    starButtons[sb].addEventListener("click", function (ev) {
+      chooseStars(parseInt(ev.currentTarget.getAttribute("data-score"), 10), false);
+    });
+  }
+  starsEl.addEventListener("keydown", onStarKey);
+  ratingCard.addEventListener("submit", submitRating);
   newConvBtn.addEventListener("click", function () {
     resetConversation();
     showError(null);
@@ -2440,7 +2663,8 @@
         lang: lang,
         pending: sending + Object.keys(pendingByMessageId).length,
         ticketForm: !ticketForm.hidden,
-        ticketSent: ticketSent
+        ticketSent: ticketSent,
+        rated: rated
       };
     }
   };
