@@ -98,6 +98,41 @@ async def test_an_upset_request_for_a_person_is_a_request_from_an_upset_customer
     assert venting.sources[0].article_id == "dates-hours"
 
 
+async def test_each_question_of_a_message_is_answered_from_its_own_article(responder: RetrievalResponder) -> None:
+    answer = await ask(responder, "A che ora aprite? C'è un parcheggio?")
+    assert [s.article_id for s in answer.sources] == ["dates-hours", "parking"]
+    assert "17:30" in answer.text
+    assert "parcheggio è gratuito" in answer.text
+    assert answer.handoff_reason is None
+    assert answer.confidence == min(s.score for s in answer.sources)
+    shuttle_first = await ask(responder, "Is there a shuttle? How much is the ticket?")
+    assert [s.article_id for s in shuttle_first.sources] == ["shuttle-bus", "ticket-prices"], "in the order asked"
+    assert links(shuttle_first) == [("Buy tickets", BUY_URL)], "the links of every answering article"
+
+
+async def test_a_message_of_several_questions_is_answered_whole_unless_each_is_answered(
+    responder: RetrievalResponder,
+) -> None:
+    # One article answers both: one answer.
+    same = await ask(responder, "Quanto costa il biglietto? E per i bambini?")
+    assert [s.article_id for s in same.sources] == ["ticket-prices"]
+    # A greeting asks nothing.
+    greeted = await ask(responder, "Ciao! Quanto costa il biglietto?")
+    assert [s.article_id for s in greeted.sources] == ["ticket-prices"]
+    # A question the articles never answer: the honest "I don't know", not half an answer.
+    half = await ask(responder, "Quanto costa il biglietto? Posso portare il cane?")
+    assert half.sources == []
+    assert half.handoff_reason in (HandoffReason.UNKNOWN_ANSWER, HandoffReason.LOW_CONFIDENCE)
+
+
+async def test_the_events_own_name_is_no_topic(responder: RetrievalResponder) -> None:
+    # "luci" is in tenant.yaml's subject_words: not a subject the articles fail to mention.
+    lights = await ask(responder, "A che ora aprono le luci?")
+    assert [s.article_id for s in lights.sources] == ["dates-hours"]
+    english = await ask(responder, "When are the lights on?")
+    assert [s.article_id for s in english.sources] == ["dates-hours"]
+
+
 async def test_unknown_says_so_and_offers_a_person(responder: RetrievalResponder) -> None:
     answer = await ask(responder, "Posso portare il cane?")
     assert answer.sources == []

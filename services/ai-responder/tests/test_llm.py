@@ -85,6 +85,20 @@ async def test_english_prompt_and_handoff_kept(knowledge, fake_llm) -> None:
     assert [a.type.value for a in answer.smart_actions][-2:] == ["request_operator", "continue_ai"]
 
 
+async def test_two_questions_send_both_articles_and_cite_both(knowledge, fake_llm) -> None:
+    def reply(body: dict[str, Any]) -> str:
+        assert "[dates-hours]" in system_prompt(body)
+        assert "[parking]" in system_prompt(body)
+        return '{"answer": "Apriamo alle 17:30; il parcheggio è gratuito.", "answerable": true, "confidence": 0.9}'
+
+    fake_llm.reply = reply
+    responder = make(knowledge, fake_llm.base_url)
+    answer = await responder.answer(Question(tenant_id=TENANT, text="A che ora aprite? C'è un parcheggio?"))
+    assert answer.mode == AnswerMode.LLM
+    assert answer.text == "Apriamo alle 17:30; il parcheggio è gratuito."
+    assert [s.article_id for s in answer.sources] == ["dates-hours", "parking"]
+
+
 async def test_model_saying_it_cannot_answer_means_unknown(knowledge, fake_llm) -> None:
     fake_llm.reply = lambda body: '{"answer": "", "answerable": false, "confidence": 0.1}'
     responder = make(knowledge, fake_llm.base_url)

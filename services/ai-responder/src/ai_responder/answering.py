@@ -110,6 +110,13 @@ _QUESTION = re.compile(
     r"avete|c'[eè]|ci sono|si pu[oò]|how|where|when|what|why|which|who|can|could|do|does|is|are)\b",
     re.IGNORECASE,
 )
+# The sentences of a message, each maybe a question of its own ("A che ora aprite? C'è un parcheggio?");
+# a full stop inside a time or a number ("17.30") is no end.
+_SENTENCES = re.compile(r"[?!.…]+(?:\s+|$)")
+MAX_QUESTIONS = 3  # answered one by one in a message; a longer list is answered as a whole
+# Links of the answering articles and triggers: with the two handoff buttons within the six
+# smart actions a reply may carry.
+MAX_LINKS = 4
 # "And on Sundays?", "e per i ragazzi?", "what about children?": only the previous question gives the topic.
 _FOLLOW_UP = re.compile(r"^\s*(e|ed|and|what about|how about|invece|e invece)\b\W*(\w+\W*){0,4}$", re.IGNORECASE)
 
@@ -128,6 +135,9 @@ class Analysis:
     """The day of an "are you open on ...?" question: the answer starts with yes or no."""
     upset: bool = False
     """The question vents (negative sentiment), whatever the handoff reason found."""
+    answered: tuple[Passage, ...] = ()
+    """For a message asking several things, each answered from its own article: their passages,
+    in the order asked (the answer joins them). Empty otherwise."""
 
 
 class TenantKnowledge:
@@ -141,6 +151,7 @@ class TenantKnowledge:
         self.index = RetrievalIndex(kb.articles, kb.synonyms, default_language=kb.config.default_language)
         self.policy = HandoffPolicy(kb.policy)
         self._topic_articles = {topic: article for article in kb.articles for topic in article.topics}
+        self._subject_words = frozenset(token for word in kb.config.subject_words for token in tokenize(word))
         self._triggers = PhraseMatcher(
             ((action_id, phrase) for action_id, spec in kb.config.actions.items() for phrase in spec.triggers),
             max_gap=2,
@@ -171,7 +182,7 @@ class TenantKnowledge:
         smalltalk = self.policy.smalltalk(question.text) if hit is None else None
         day = day_question(question.text)
         # The day asked about is not the topic ("Christmas" is not in an opening-hours text).
-        ignore = scan.noise | day.words if day is not None else scan.noise
+        ignore = self._subject_words | scan.noise | (day.words if day is not None else frozenset())
         passages = self._search(question.text, language, ignore)
         if hit is not None and hit.reason == HandoffReason.NEGATIVE_SENTIMENT and not _QUESTION.search(question.text):
             # "I'm really disappointed with the visit" asks nothing: an apology and a person, not an article.
@@ -188,7 +199,35 @@ class TenantKnowledge:
                 combined = self._search(f"{previous_question} {question.text}", language, ignore)
                 if combined and combined[0].confidence >= self.config.answer_threshold:
                     passages, confidence, used_history = combined, combined[0].confidence, True
-        return Analysis(language, hit, smalltalk, passages, confidence, used_history, day, scan.upset)
+        answered: tuple[Passage, ...] = ()
+        if hit is None and smalltalk is None and not used_history:
+            answered = self._each_question(question.text, language, ignore)
+            if answered:
+                chosen = {p.article.id for p in answered}
+                passages = [*answered, *(p for p in passages if p.article.id not in chosen)]
+                confidence = min(p.confidence for p in answered)
+        return Analysis(language, hit, smalltalk, passages, confidence, used_history, day, scan.upset, answered)
+
+    def _each_question(self, text: str, language: str, ignore: frozenset[str]) -> tuple[Passage, ...]:
+        """For a message of several sentences that ask about different articles ("A che ora
+        aprite? C'è un parcheggio?"), the best passage of each, in the order asked. Only when every
+        sentence that asks something is answered: else () and the message is answered as a whole,
+        which says "I don't know" rather than leave a question out."""
+        sentences = [s for s in _SENTENCES.split(text) if s.strip()]
+        if len(sentences) < 2:
+            return ()
+        best: list[Passage] = []
+        for sentence in sentences:
+            found = self._search(sentence, language, ignore)
+            if not found:
+                if any(not self.index.known(token) for token in tokenize(sentence) if token not in ignore):
+                    return ()  # it asks about something the articles never mention
+                continue  # nothing asked: "Ciao!", "Grazie."
+            if found[0].confidence < self.config.answer_threshold:
+                return ()
+            if all(p.article.id != found[0].article.id for p in best):
+                best.append(found[0])
+        return tuple(best) if 1 < len(best) <= MAX_QUESTIONS else ()
 
     def _search(self, text: str, language: str, ignore: frozenset[str]) -> list[Passage]:
         return self.index.search(text, language, k=3, ignore=ignore)
@@ -209,14 +248,14 @@ class TenantKnowledge:
         first = Passage(article, lang, article.title[lang], article.body[lang], score, max(confidence, floor))
         return [first, *(p for p in passages if p.article.id != article.id)]
 
-    def actions_for(self, question_text: str, passage: Passage | None, language: str) -> list[SmartAction]:
-        """Smart actions of the answering article plus those whose triggers the question contains."""
-        ids: list[str] = list(passage.article.actions) if passage is not None else []
+    def actions_for(self, question_text: str, passages: Sequence[Passage], language: str) -> list[SmartAction]:
+        """Smart actions of the answering articles plus those whose triggers the question contains."""
+        ids: list[str] = list(dict.fromkeys(action for passage in passages for action in passage.article.actions))
         for match in self._triggers.find(tokenize(question_text)):
             if match.label not in ids:
                 ids.append(match.label)
         actions = []
-        for action_id in ids:
+        for action_id in ids[:MAX_LINKS]:
             spec = self.config.actions[action_id]
             label = spec.label.get(language) or spec.label.get(self.config.default_language) or action_id
             actions.append(SmartAction(type=spec.type, label=label, url=spec.url))
@@ -253,11 +292,12 @@ class TenantKnowledge:
             return Answer(text=text, language=language, confidence=1.0, upset=analysis.upset, cacheable=cacheable)
 
         if confident and top is not None:
-            text = body if body is not None else top.text
-            if body is None and analysis.day is not None:
+            answering = analysis.answered or (top,)
+            text = body if body is not None else "\n\n".join(p.text for p in answering)
+            if body is None and analysis.day is not None and not analysis.answered:
                 verdict = yes_no(analysis.day, top.text, top.language)
                 text = f"{verdict}\n\n{text}" if verdict else text
-            actions = self.actions_for(question.text, top, language)
+            actions = self.actions_for(question.text, answering, language)
             reason = hit.reason if hit is not None else None
             if reason is not None:
                 extra = messages.sensitive if reason == HandoffReason.SENSITIVE_TOPIC else messages.negative
@@ -267,7 +307,9 @@ class TenantKnowledge:
                 text=text,
                 language=language,
                 confidence=round(analysis.confidence, 4),
-                sources=[Source(article_id=top.article.id, title=top.title, score=round(top.confidence, 4))],
+                sources=[
+                    Source(article_id=p.article.id, title=p.title, score=round(p.confidence, 4)) for p in answering
+                ],
                 smart_actions=actions,
                 handoff_reason=reason,
                 upset=analysis.upset,
@@ -282,7 +324,7 @@ class TenantKnowledge:
             reason, text = HandoffReason.UNKNOWN_ANSWER, messages.unknown
         else:
             reason, text = HandoffReason.LOW_CONFIDENCE, messages.unknown
-        links = [a for a in self.actions_for(question.text, None, language) if a.type == SmartActionType.OPEN_URL]
+        links = [a for a in self.actions_for(question.text, (), language) if a.type == SmartActionType.OPEN_URL]
         return Answer(
             text=text,
             language=language,
@@ -456,6 +498,7 @@ class LlmResponder:
             confidence,
             analysis.used_history,
             upset=analysis.upset,
+            answered=analysis.answered,
         )
         answer = tenant.compose(question, grounded, body=text if answerable and text else None)
         return answer.model_copy(update={"mode": AnswerMode.LLM})

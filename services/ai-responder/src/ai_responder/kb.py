@@ -197,6 +197,10 @@ class TenantConfig(BaseModel):
     """Minimum retrieval confidence to answer from an article."""
     unknown_threshold: float = Field(default=0.2, ge=0, le=1)
     """Below this nothing is even close: `unknown_answer`; between the two: `low_confidence`."""
+    subject_words: list[str] = Field(default_factory=list, max_length=100)
+    """What customers call the business itself ("le luci", "the lights"): such a word says nothing
+    about what a question asks, so retrieval neither matches it nor takes it for a topic the
+    articles never mention (which makes an honest "I don't know")."""
 
     @model_validator(mode="after")
     def _consistent(self) -> TenantConfig:
