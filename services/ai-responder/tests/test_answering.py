@@ -105,6 +105,11 @@ async def test_each_question_of_a_message_is_answered_from_its_own_article(respo
     assert "parcheggio è gratuito" in answer.text
     assert answer.handoff_reason is None
     assert answer.confidence == min(s.score for s in answer.sources)
+    christmas = await ask(responder, "C'è un parcheggio? Siete aperti il 25 dicembre?")
+    assert [s.article_id for s in christmas.sources] == ["parking", "dates-hours"]
+    parking, dates = christmas.text.split("\n\n", 1)
+    assert parking.startswith("Il parcheggio è gratuito")
+    assert dates.startswith("Sì"), "the yes or no goes with the passage that states the dates"
     shuttle_first = await ask(responder, "Is there a shuttle? How much is the ticket?")
     assert [s.article_id for s in shuttle_first.sources] == ["shuttle-bus", "ticket-prices"], "in the order asked"
     assert links(shuttle_first) == [("Buy tickets", BUY_URL)], "the links of every answering article"

@@ -261,6 +261,13 @@ class TenantKnowledge:
             actions.append(SmartAction(type=spec.type, label=label, url=spec.url))
         return actions
 
+    @staticmethod
+    def _with_verdict(passage: Passage, day: DayQuestion | None) -> str:
+        """The passage, after "Yes, ..." or "No, ..." when it answers an "are you open on ...?"
+        (only a passage that states dates has a verdict)."""
+        verdict = yes_no(day, passage.text, passage.language) if day is not None else None
+        return f"{verdict}\n\n{passage.text}" if verdict else passage.text
+
     def handoff_buttons(self, language: str) -> list[SmartAction]:
         messages = self.config.messages_for(language)
         return [
@@ -293,10 +300,7 @@ class TenantKnowledge:
 
         if confident and top is not None:
             answering = analysis.answered or (top,)
-            text = body if body is not None else "\n\n".join(p.text for p in answering)
-            if body is None and analysis.day is not None and not analysis.answered:
-                verdict = yes_no(analysis.day, top.text, top.language)
-                text = f"{verdict}\n\n{text}" if verdict else text
+            text = body if body is not None else "\n\n".join(self._with_verdict(p, analysis.day) for p in answering)
             actions = self.actions_for(question.text, answering, language)
             reason = hit.reason if hit is not None else None
             if reason is not None:
