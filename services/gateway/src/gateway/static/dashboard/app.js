@@ -361,12 +361,12 @@ function ConversationItem({ t, state, c, now }) {
           ${c.priority === "high" && html`<span class="badge high">${t.priorityHigh}</span>`}
         </span>
         <span class="item-reason">${last ? last.text.slice(0, 80) : reasonText(t, c.reason)}</span>
-        <span class="item-sub">
-          ${ownerName(state, c) || (c.queued ? t.tabQueue : "")}
-          ${c.waitingSince && c.queued ? " · " + duration(now - new Date(c.waitingSince).getTime()) : ""}
-          ${c.updatedAt && !c.queued ? " · " + clock(c.updatedAt) : ""}
-          ${unreadDraft ? " · ✎" : ""}
-        </span>
+        <span class="item-sub">${[
+          ownerName(state, c) || (c.queued ? t.tabQueue : ""),
+          c.waitingSince && c.queued ? duration(now - new Date(c.waitingSince).getTime()) : "",
+          c.updatedAt && !c.queued ? clock(c.updatedAt) : "",
+          unreadDraft ? "✎" : "",
+        ].filter(Boolean).join(" · ")}</span>
       </button>
     </li>
   `;
