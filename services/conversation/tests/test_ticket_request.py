@@ -55,7 +55,7 @@ async def test_a_ticket_request_carries_the_end_of_the_transcript_and_where_to_r
     assert ticket.idempotency_key == second.payload.idempotency_key == uuid.uuid5(cid, "ticket"), "one ticket"
     assert ticket.message == "rimborso"
     assert ticket.language == "it"
-    assert ticket.subject == "messaggio 1", "what the customer first asked"
+    assert ticket.subject == "", "the message says what the customer wants: the tickets service takes it"
     assert ticket.handoff_reason is None
     assert not ticket.upset
     excerpt = ticket.transcript
@@ -89,6 +89,7 @@ async def test_a_ticket_request_says_the_customer_sounded_upset(conversation_han
 
     (opened,) = await conversation_handlers.emitted(OpenTicket)
     assert (opened.payload.handoff_reason, opened.payload.upset) == (None, True)
+    assert opened.payload.subject == "Sono furioso, a che ora aprite?", "no message: what the customer first asked"
 
 
 async def test_the_customer_is_told_the_ticket_number_and_when_to_expect_an_answer(

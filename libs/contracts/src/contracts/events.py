@@ -457,7 +457,8 @@ class OpenTicket(Payload):
     transcript: TranscriptExcerpt | None = None
     """The end of the conversation and where to read it all; None for a ticket an operator opened."""
     subject: TicketSubject = ""
-    """What the customer wants, in a line or two (the conversation's handover summary)."""
+    """What the customer wants, in a line or two: the conversation's first question when the
+    customer wrote no message; empty, the tickets service takes the message's first line."""
     handoff_reason: HandoffReason | None = None
     """Why the assistant offered a person, when it did: proposes the ticket's priority."""
     upset: bool = False

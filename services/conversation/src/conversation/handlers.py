@@ -407,8 +407,14 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
                     message=envelope.payload.message,
                     language=conversation.locale,
                     # What the customer wants and why a person was offered: the tickets service
-                    # proposes the priority from them.
-                    subject=TranscriptLine.excerpt_text(first_question.text) if first_question else "",
+                    # proposes the priority from them. The form's message says what the customer
+                    # wants better than the chat's first question (often one the AI answered), so
+                    # with one the tickets service takes the subject from it.
+                    subject=(
+                        TranscriptLine.excerpt_text(first_question.text)
+                        if first_question and not envelope.payload.message
+                        else ""
+                    ),
                     handoff_reason=reason,
                     upset=is_upset(conversation),
                     # Details submitted twice (a retry, a second click) must open one ticket.
