@@ -85,6 +85,7 @@ DASHBOARD_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".json": "application/json",
+    ".svg": "image/svg+xml",
 }
 
 
