@@ -90,6 +90,23 @@ def test_operators_who_declined_come_last_and_the_one_who_just_did_is_not_asked_
     assert domain.choose_operator([operator("anna")], waiting(declined_by=("anna",)), not_now="anna") is None
 
 
+def test_a_missed_offer_goes_to_someone_else_first_and_back_to_a_lone_operator_only_a_declined_one_does_not() -> None:
+    missed, behind = waiting(seconds=0), waiting(seconds=10)
+    anna = operator("anna", capacity=1)
+    expired = {missed.conversation_id: "anna"}
+    # Another operator with room takes it.
+    offers = domain.plan_offers([missed], [anna, operator("bruno")], T0, expired=expired)
+    assert offers == [domain.Offer(missed.conversation_id, "bruno")]
+    # Alone, anna is asked again...
+    assert domain.plan_offers([missed], [anna], T0, expired=expired) == [domain.Offer(missed.conversation_id, "anna")]
+    # ...after the conversation behind it had its chance at her only seat.
+    assert domain.plan_offers([missed, behind], [anna], T0, expired=expired) == [
+        domain.Offer(behind.conversation_id, "anna")
+    ]
+    # A decline is her answer: not asked again in this drain (she may take it from the queue).
+    assert domain.plan_offers([missed], [anna], T0, not_now={missed.conversation_id: "anna"}) == []
+
+
 def test_the_queue_serves_high_priority_first_then_the_longest_waiting() -> None:
     early, late = waiting(seconds=0), waiting(seconds=60)
     upset = waiting(seconds=120, priority="high")

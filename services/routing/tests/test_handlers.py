@@ -240,6 +240,29 @@ async def test_an_operator_who_lets_two_offers_in_a_row_expire_is_set_away_and_h
     assert [o.operator_id for o in of_type(events, OfferMade)] == ["anna"], "nobody else: offered to her again"
 
 
+async def test_a_lone_operator_who_lets_an_offer_expire_is_offered_it_again_and_set_away_after_the_second(
+    routing: Handlers,
+) -> None:
+    cid = uuid.uuid4()
+    await routing.apply(presence("anna"))
+    await routing.apply(handoff(cid))
+    (first,) = of_type(await routing.new_events(), OfferMade)
+
+    await routing.fire_and_apply(f"offer:{first.offer_id}")
+    events = await routing.new_events()
+    assert [c.outcome for c in of_type(events, OfferClosed)] == ["expired"]
+    (again,) = of_type(events, OfferMade)
+    assert again.operator_id == "anna", "nobody else: asked again, not left waiting"
+    assert f"offer:{again.offer_id}" in await routing.timers()
+
+    await routing.fire_and_apply(f"offer:{again.offer_id}")
+    events = await routing.new_events()
+    assert [c.outcome for c in of_type(events, OfferClosed)] == ["expired"]
+    assert [(p.operator_id, p.presence) for p in of_type(events, OperatorPresenceChanged)] == [("anna", "away")]
+    assert of_type(events, OfferMade) == []
+    assert await queue_of(routing) == [cid], "still waiting for a person"
+
+
 async def test_a_declined_offer_goes_to_the_next_operator_and_its_timer_is_cancelled(routing: Handlers) -> None:
     cid = uuid.uuid4()
     await routing.apply(presence("anna"), presence("bruno"))

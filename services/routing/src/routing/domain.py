@@ -80,7 +80,7 @@ def choose_operator(
     operators: Iterable[Operator], conversation: Waiting, not_now: str | None = None
 ) -> Operator | None:
     """Whom to offer `conversation` to: among the online operators with room (never its excluded
-    one, nor `not_now`, who has just declined it or let it expire), skill match first, then the
+    one, nor `not_now`, who has just declined it or let its offer expire), skill match first, then the
     lowest load, then round-robin (least recently assigned). Operators who declined it before are
     asked only when nobody else with room is left."""
     candidates = [
@@ -102,21 +102,36 @@ def plan_offers(
     operators: Sequence[Operator],
     now: datetime,
     not_now: Mapping[uuid.UUID, str] | None = None,
+    expired: Mapping[uuid.UUID, str] | None = None,
 ) -> list[Offer]:
     """Drains the queue as far as capacity allows: in queue order, each conversation is offered
     to the operator `choose_operator` picks, whose load and last assignment then count for the
     next one. Conversations nobody can take stay waiting (one whose excluded operator is the only
-    one with room does not hold back those behind it). `not_now` names, per conversation, the
-    operator who has just declined it or let it expire."""
+    one with room does not hold back those behind it).
+
+    `not_now` names, per conversation, the operator who has just declined it: not asked again
+    in this drain (it stays in the queue for them to take). `expired` names the one who has just
+    let its offer expire: asked again only after every other waiting conversation had its chance
+    at their seat and nobody else can take it, so a lone operator who missed an offer gets it
+    again (and a second miss in a row sets them away) instead of the customer waiting for
+    nobody."""
     pool = {o.operator_id: o for o in operators}
     offers: list[Offer] = []
-    for conversation in queue_order(waiting):
-        skip = (not_now or {}).get(conversation.conversation_id)
+
+    def offer(conversation: Waiting, skip: str | None) -> bool:
         chosen = choose_operator(pool.values(), conversation, skip)
-        if chosen is None:
-            continue
-        pool[chosen.operator_id] = replace(chosen, load=chosen.load + 1, last_assigned_at=now)
-        offers.append(Offer(conversation.conversation_id, chosen.operator_id))
+        if chosen is not None:
+            pool[chosen.operator_id] = replace(chosen, load=chosen.load + 1, last_assigned_at=now)
+            offers.append(Offer(conversation.conversation_id, chosen.operator_id))
+        return chosen is not None
+
+    asked_last: list[Waiting] = []
+    for conversation in queue_order(waiting):
+        missed_by = (expired or {}).get(conversation.conversation_id)
+        if not offer(conversation, missed_by or (not_now or {}).get(conversation.conversation_id)) and missed_by:
+            asked_last.append(conversation)
+    for conversation in asked_last:
+        offer(conversation, None)
     return offers
 
 

@@ -143,15 +143,17 @@ class PendingDrain:
     last: Cause
     causes: dict[uuid.UUID, Cause] = field(default_factory=dict)
     not_now: dict[uuid.UUID, str] = field(default_factory=dict)
+    expired: dict[uuid.UUID, str] = field(default_factory=dict)
 
 
 _PENDING_DRAINS = "routing.pending_drains"
 
 
-def drain_later(decision: Decision, not_now: str | None = None) -> None:
+def drain_later(decision: Decision, not_now: str | None = None, expired: str | None = None) -> None:
     """Marks the tenant to drain at the end of the batch (capacity freed, a conversation waiting,
     an operator online...). `not_now`: the operator who has just declined the cause's
-    conversation or let it expire, asked again only when nobody else can take it."""
+    conversation, not asked again in this drain; `expired`: the one who has just let its offer
+    expire, asked again only when nobody else can take it (see `domain.plan_offers`)."""
     pending: dict[str, PendingDrain] = decision.session.info.setdefault(_PENDING_DRAINS, {})
     cause = decision.cause
     drain = pending.setdefault(decision.tenant_id, PendingDrain(cause))
@@ -161,6 +163,8 @@ def drain_later(decision: Decision, not_now: str | None = None) -> None:
         drain.causes[conversation_id] = cause
         if not_now is not None:
             drain.not_now[conversation_id] = not_now
+        if expired is not None:
+            drain.expired[conversation_id] = expired
 
 
 async def drain_pending(session: AsyncSession, settings: Settings) -> None:
@@ -169,7 +173,7 @@ async def drain_pending(session: AsyncSession, settings: Settings) -> None:
     for tenant_id in sorted(pending):
         marked = pending[tenant_id]
         decision = Decision(session, marked.last, settings, utc_now(), causes=marked.causes)
-        await drain(decision, marked.not_now)
+        await drain(decision, marked.not_now, marked.expired)
         decision.flush()
 
 
@@ -250,10 +254,13 @@ def assign(
     )
 
 
-async def drain(decision: Decision, not_now: dict[uuid.UUID, str] | None = None) -> None:
+async def drain(
+    decision: Decision, not_now: dict[uuid.UUID, str] | None = None, expired: dict[uuid.UUID, str] | None = None
+) -> None:
     """Offers the waiting conversations to the operators with room, at once, in queue order;
-    then tells every conversation still waiting its position when it changed. `not_now`: per
-    conversation, the operator who has just declined it or let it expire."""
+    then tells every conversation still waiting its position when it changed. `not_now` and
+    `expired`: per conversation, the operator who has just declined it or let its offer expire
+    (`domain.plan_offers`)."""
     session, tenant_id = decision.session, decision.tenant_id
     await session.flush()
     # Nothing waiting (the usual case while operators have room): no offer to make and no
@@ -264,7 +271,7 @@ async def drain(decision: Decision, not_now: dict[uuid.UUID, str] | None = None)
     operators = await store.online_operators(session, tenant_id)
     by_id = {c.conversation_id: c for c in queue}
     waiting = [c.as_waiting() for c in queue if c.state == "waiting"]
-    for offer in domain.plan_offers(waiting, operators, decision.now, not_now):
+    for offer in domain.plan_offers(waiting, operators, decision.now, not_now, expired):
         make_offer(decision, by_id[offer.conversation_id], offer.operator_id)
     await tell_positions(decision, queue, operators)
 
@@ -519,7 +526,10 @@ def register(consumer: EventConsumer, settings: Settings) -> None:
                 if missed.presence != operator.presence:
                     log.info("operator set away after missed offers", operator_id=operator_id)
                     await set_presence(decision, operator, missed.presence)
-        drain_later(decision, not_now=operator_id)
+        if outcome == "declined":
+            drain_later(decision, not_now=operator_id)
+        else:
+            drain_later(decision, expired=operator_id)
         decision.flush()
 
     @consumer.on(TransferConversation)
