@@ -10,6 +10,8 @@ const DAY_MS = 86400000;
 
 const WORDS = {
   it: {
+    // Dates are written in the dashboard's language, not the browser's.
+    locale: "it-IT",
     title: "Analisi",
     period: "Periodo",
     today: "Oggi",
@@ -86,6 +88,7 @@ const WORDS = {
     },
   },
   en: {
+    locale: "en-GB",
     title: "Analytics",
     period: "Period",
     today: "Today",
@@ -345,7 +348,7 @@ function VolumeChart({ w, series, granularity, range, onPick }) {
     const label = (v) =>
       granularity === "hour"
         ? new Date(v * 1000).getHours() + ":00"
-        : new Date(v * 1000).toLocaleDateString(undefined, { day: "numeric", month: "short" });
+        : new Date(v * 1000).toLocaleDateString(w.locale, { day: "numeric", month: "short" });
     const line = (label, colour, name) => ({ label, stroke: colour, width: 2, points: { size: 6, fill: colour } });
     return [
       {
@@ -466,7 +469,7 @@ function Drilldown({ w, drill, onClose, onOpen }) {
       ${drill.view.items.slice(0, 200).map(
         (item) => html`<li data-testid="drilldown-item">
           <span class="mono">#${String(item.conversation_id || item.ticket_id).slice(0, 8)}</span>
-          <span class="muted">${new Date(item.at).toLocaleString()}</span>
+          <span class="muted">${new Date(item.at).toLocaleString(w.locale)}</span>
           ${item.conversation_id && html`<button type="button" class="secondary" onClick=${() => onOpen(item.conversation_id)}>${w.drillOpen}</button>`}
         </li>`,
       )}
