@@ -724,3 +724,174 @@ async def test_browser_rating_keeps_the_choice_after_429_and_fits_a_phone(browse
         assert [body for _, body, _ in gw.rating_posts] == [{"score": 3, "comment": "Quick answer"}] * 2
     finally:
         await ctx.close()
+
+
+async def _children(page: Any) -> list[str]:
+    """The list's children in order, hidden ones too: `testid:sender`, with `(hidden)` when hidden."""
+    return await page.locator("[data-testid=messages]").evaluate(
+        "(box) => Array.from(box.children).map((n) => n.getAttribute('data-testid') + ':'"
+        " + (n.getAttribute('data-sender') || '') + (n.hidden ? ' (hidden)' : ''))"
+    )
+
+
+async def _inside_list(page: Any, selector: str) -> bool:
+    """Whether the element is wholly inside the visible part of the message list."""
+    return await page.locator("[data-testid=messages]").evaluate(
+        "(box, sel) => { const el = box.querySelector(sel); if (!el) return false;"
+        " const b = box.getBoundingClientRect(), r = el.getBoundingClientRect();"
+        " return r.height > 0 && r.top >= b.top - 1 && r.bottom <= b.bottom + 1; }",
+        selector,
+    )
+
+
+@pytest.mark.browser
+@browser_test
+@pytest.mark.parametrize(
+    ("lang", "viewport"),
+    [("it", {"width": 1280, "height": 800}), ("en", {"width": 375, "height": 700})],
+    ids=["desktop-it", "phone-en"],
+)
+async def test_browser_new_conversation_puts_the_ticket_form_after_its_messages(
+    browser: Any, tmp_path: Path, lang: str, viewport: dict[str, int]
+) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.lang_attr = lang
+    ctx, page = await _open_page(browser, gw, viewport=viewport)
+    try:
+        # A closed conversation leaves its rating card and the "new conversation" button.
+        await _close_after_one_message(page, gw)
+        await expect(page.locator("[data-testid=rating]")).to_be_visible()
+        await page.click("[data-testid=new-conversation]")
+        await expect(page.locator("[data-testid=input]")).to_be_focused()
+        # A clean list: none of the old conversation's cards or button are left in it, hidden or not.
+        assert await _children(page) == ["welcome:"]
+
+        # The new conversation: the customer asks for a person, says yes, and nobody is online.
+        gw.messages.clear()
+        gw.status = "AI"
+        gw.ai_reply = {
+            "text": "Certo! Vuoi che ti metta in contatto con un operatore?",
+            "actions": [
+                {"type": "request_operator", "label": "Sì, chiama un operatore"},
+                {"type": "continue_ai", "label": "No, continua con l'assistente"},
+            ],
+        }
+        await _send(page, "Vorrei parlare con una persona")
+        msgs = page.locator("[data-testid=message]")
+        await expect(msgs).to_have_count(2)
+        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        await msgs.nth(1).locator("[data-testid=action-button][data-action=request_operator]").click()
+        await expect(page.locator("[data-testid=status]")).not_to_have_text("")
+        # As the conversation service does it: the status first, then its notice.
+        gw.status = "TICKET_PENDING"
+        await gw.push({"type": "status", "status": "TICKET_PENDING"})
+        await gw.add("system", "Nessun operatore è disponibile ora: lasciaci i tuoi contatti.")
+        form = page.locator("[data-testid=ticket-form]")
+        await expect(form).to_be_visible()
+        await expect(msgs).to_have_count(3)
+
+        # After the new question and its notice, as in a fresh widget; the composer gives way to it.
+        assert await _children(page) == [
+            "welcome: (hidden)",
+            "message:customer",
+            "message:ai",
+            "message:system",
+            "ticket-form:",
+        ]
+        await expect(page.locator("[data-testid=input]")).to_be_hidden()
+        # In view, from its first field, with the keyboard there.
+        await expect(page.locator("[data-testid=ticket-name]")).to_be_focused()
+        await page.wait_for_timeout(100)  # a frame for any late scrolling
+        assert await _inside_list(page, "[data-testid=ticket-name]")
+        assert await _inside_list(page, "[data-testid=ticket-form] h3")
+        await page.screenshot(path=str(tmp_path / f"widget-ticket-after-new-conversation-{lang}.png"))
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_last_message_stays_visible_when_the_banner_grows(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await page.evaluate("window.LucineWidget.open()")
+        await _send(page, "Vorrei parlare con una persona")
+        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        for i in range(8):  # enough to scroll
+            await gw.add("ai", f"Risposta numero {i + 1}: le luci si accendono alle 17:30.")
+        gw.status = "QUEUED"
+        await gw.push({"type": "status", "status": "QUEUED"})
+        status = page.locator("[data-testid=status]")
+        await expect(status).to_have_text("In attesa di un operatore…")
+        one_line = (await status.bounding_box() or {})["height"]
+        await gw.add("system", "Tutti gli operatori sono occupati: sei 3° in coda, attesa stimata circa 4 min.")
+        msgs = page.locator("[data-testid=message]")
+        await expect(msgs).to_have_count(10)
+        assert await _inside_list(page, "[data-testid=message]:last-of-type")
+        assert await page.locator("[data-testid=messages]").evaluate("(b) => b.scrollTop > 0")
+
+        # The place in the queue makes the banner two lines high: the list shrinks, the end stays in view.
+        await gw.push({"type": "queue", "position": 3, "estimated_wait_seconds": 240})
+        await expect(status).to_have_text("In attesa di un operatore: sei 3° in coda (circa 4 min)")
+        assert (await status.bounding_box() or {})["height"] > one_line + 10
+        await page.wait_for_timeout(100)
+        assert await _inside_list(page, "[data-testid=message]:last-of-type")
+        await page.screenshot(path=str(tmp_path / "widget-banner-two-lines.png"))
+
+        # A customer who scrolled up to read is left where they are.
+        await page.locator("[data-testid=messages]").evaluate("(b) => { b.scrollTop = 0; }")
+        await gw.push({"type": "status", "status": "WITH_OPERATOR"})
+        await expect(status).to_have_text("Sei in chat con un operatore")
+        await page.wait_for_timeout(100)
+        assert await page.locator("[data-testid=messages]").evaluate("(b) => b.scrollTop") == 0
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_queue_position_survives_a_reload(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await page.evaluate("window.LucineWidget.open()")
+        await _send(page, "Vorrei parlare con una persona")
+        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        gw.status = "QUEUED"
+        await gw.push({"type": "status", "status": "QUEUED"})
+        await gw.push({"type": "queue", "position": 2, "estimated_wait_seconds": 180})
+        status = page.locator("[data-testid=status]")
+        await expect(status).to_have_text("In attesa di un operatore: sei 2° in coda (circa 3 min)")
+
+        # Neither the history nor the stream's replay carries the place (only the status)...
+        await page.reload()
+        await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
+        await page.evaluate("window.LucineWidget.open()")
+        await expect(page.locator("[data-testid=message]")).to_have_count(1)
+        # ...so the last one known is shown, until the next update replaces it.
+        await expect(status).to_have_text("In attesa di un operatore: sei 2° in coda (circa 3 min)")
+        await page.wait_for_timeout(400)  # let the opening animation finish
+        await page.screenshot(path=str(tmp_path / "widget-queued-after-reload.png"))
+        await gw.push({"type": "queue", "position": 1, "estimated_wait_seconds": None})
+        await expect(status).to_have_text("In attesa di un operatore: sei 1° in coda")
+
+        # Out of the queue, the place is forgotten: a later reload does not bring it back.
+        gw.status = "WITH_OPERATOR"
+        await gw.push({"type": "status", "status": "WITH_OPERATOR"})
+        await expect(status).to_have_text("Sei in chat con un operatore")
+        stored = json.loads(await page.evaluate("localStorage.getItem('lucine-widget:v1:wk_test')"))
+        assert "queue_position" not in stored
+        gw.status = "QUEUED"
+        await page.reload()
+        await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
+        await page.evaluate("window.LucineWidget.open()")
+        await expect(status).to_have_text("In attesa di un operatore…")
+    finally:
+        await ctx.close()

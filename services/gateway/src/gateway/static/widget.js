@@ -293,6 +293,14 @@
       if (rated) {
         state.rated = true; // one rating per conversation: after a reload the card is not offered again
       }
+      if (queuePosition) {
+        // Neither the history nor the stream's replay repeats the place in the queue: after a
+        // reload the last one known is shown until the next update replaces it.
+        state.queue_position = queuePosition;
+        if (queueWaitSeconds) {
+          state.queue_wait_seconds = queueWaitSeconds;
+        }
+      }
       var given = Object.keys(feedbackGiven);
       if (given.length) {
         // The answers already judged (the newest 50): after a reload their buttons stay pressed.
@@ -986,6 +994,32 @@
     messagesEl.scrollTop = messagesEl.scrollHeight;
   }
 
+  // The end of the conversation in view, but never past the top of its first card: a form
+  // taller than the list is shown from its title and first field, not from its last lines.
+  function showEnd() {
+    scrollToBottom();
+    var card = firstVisibleCard();
+    if (card) {
+      var hidden = messagesEl.getBoundingClientRect().top - card.getBoundingClientRect().top + 8;
+      if (hidden > 0) {
+        messagesEl.scrollTop -= hidden;
+      }
+    }
+  }
+
+  // The banner sits above the list: when it grows (a second line, "sei 3° in coda (circa 4 min)")
+  // the list shrinks from the bottom and its last message was left cut off. A customer reading
+  // the end of the conversation keeps reading it.
+  function setBannerText(text) {
+    var wasNear = isOpen && nearBottom();
+    var before = statusEl.offsetHeight;
+    statusEl.textContent = text;
+    statusEl.hidden = !text;
+    if (wasNear && statusEl.offsetHeight !== before) {
+      showEnd();
+    }
+  }
+
   function renderStatus() {
     var text = "";
     var down = conv && !connected;
@@ -1010,10 +1044,9 @@
     }
     statusEl.setAttribute("data-connection", conv ? (connected ? "up" : "down") : "none");
     statusEl.setAttribute("data-conversation-status", convStatus || "");
-    if (statusEl.textContent !== text) {
-      statusEl.textContent = text;
+    if (statusEl.textContent !== text || statusEl.hidden !== !text) {
+      setBannerText(text);
     }
-    statusEl.hidden = !text;
     // A conversation with a ticket takes no more messages: the next question is a new conversation.
     newConvBtn.hidden = !(convStatus && (TERMINAL[convStatus] || convStatus === "TICKET_CREATED"));
     // A person can be asked for at any time while the assistant has the conversation.
@@ -1045,11 +1078,20 @@
     var appearing = visible && card.hidden;
     card.hidden = !visible;
     if (appearing) {
-      // At the end of the conversation (before the "new conversation" button), in view.
-      messagesEl.insertBefore(card, newConvBtn.parentNode === messagesEl ? newConvBtn : null);
+      // At the end of the conversation (before the "new conversation" button), in view. A hidden
+      // button is no landmark: wherever it was left, the card would land above the messages.
+      var shownBtn = !newConvBtn.hidden && newConvBtn.parentNode === messagesEl;
+      messagesEl.insertBefore(card, shownBtn ? newConvBtn : null);
       welcomeEl.hidden = true;
-      scrollToBottom();
+      showEnd();
     }
+  }
+
+  // Where the keyboard is when the form replaces the composer: in the panel, or nowhere (the
+  // focused input or handoff button went away). Focus on the host page stays there.
+  function focusWasInPanel() {
+    var active = document.activeElement;
+    return isOpen && (panel.contains(shadow.activeElement) || !active || active === document.body);
   }
 
   function menuAllowed() {
@@ -1060,7 +1102,9 @@
     var created = convStatus === "TICKET_CREATED";
     var pendingTicket = convStatus === "TICKET_PENDING";
     var formShown = !created && !ticketSent && (pendingTicket || (ticketChosen && menuAllowed()));
-    if (formShown && ticketForm.hidden) {
+    var formAppearing = formShown && ticketForm.hidden;
+    var takeFocus = formAppearing && focusWasInPanel(); // asked before the composer is hidden
+    if (formAppearing) {
       updateChannels();
     }
     showCard(ticketForm, formShown);
@@ -1075,6 +1119,14 @@
     menuWrap.hidden = formShown || !menuAllowed();
     if (menuWrap.hidden) {
       toggleMenu(false);
+    }
+    if (formAppearing) {
+      // Again now that the composer is gone (the list is taller): the customer must see the
+      // form's first field, the only place left to type in.
+      showEnd();
+      if (takeFocus) {
+        nameField.control.focus({ preventScroll: true });
+      }
     }
   }
 
@@ -1399,14 +1451,25 @@
       return;
     }
     convStatus = s;
-    if (s !== "QUEUED") {
-      queuePosition = 0;
-      queueWaitSeconds = 0;
+    if (s !== "QUEUED" && queuePosition) {
+      setQueue(0, 0); // out of the queue: a later reload must not show the old place
     }
     if (s === "QUEUED" || s === "WITH_OPERATOR" || TERMINAL[s] || s.indexOf("TICKET") === 0) {
       disableHandoffButtons(null);
     }
     renderStatus();
+  }
+
+  // The place in the operators' queue and the estimated wait (0: not known).
+  function keepQueue(position, waitSeconds) {
+    queuePosition = typeof position === "number" && position >= 1 && isFinite(position) ? Math.floor(position) : 0;
+    queueWaitSeconds =
+      queuePosition && typeof waitSeconds === "number" && waitSeconds > 0 && isFinite(waitSeconds) ? waitSeconds : 0;
+  }
+
+  function setQueue(position, waitSeconds) {
+    keepQueue(position, waitSeconds);
+    saveStored(); // kept for a reload
   }
 
   function askForPerson() {
@@ -1548,18 +1611,26 @@
 
   function insertRow(row) {
     var wasNear = nearBottom();
+    var card = firstVisibleCard();
     // Server messages go before local pending bubbles so those stay at the bottom.
-    var before = firstVisibleCard() || firstPendingRow();
+    var before = card || firstPendingRow();
     if (!before && !newConvBtn.hidden && newConvBtn.parentNode === messagesEl) {
       before = newConvBtn;
     }
+    // A card being filled in (the keyboard is in it) stays put on screen: the message goes above.
+    var held = card && card.contains(shadow.activeElement) ? card : null;
+    var heldTop = held ? held.getBoundingClientRect().top : 0;
     if (before) {
       messagesEl.insertBefore(row, before);
     } else {
       messagesEl.appendChild(row);
     }
-    if (wasNear || row.classList.contains("lw-customer")) {
+    if (row.classList.contains("lw-customer")) {
       scrollToBottom();
+    } else if (held) {
+      messagesEl.scrollTop += held.getBoundingClientRect().top - heldTop; // 0 where the browser anchors it
+    } else if (wasNear) {
+      showEnd();
     }
   }
 
@@ -2079,6 +2150,8 @@
     closeSocket();
     conv = null;
     convStatus = null;
+    queuePosition = 0;
+    queueWaitSeconds = 0;
     lastSeq = 0;
     buffered = {};
     fetchingGap = false;
@@ -2097,6 +2170,15 @@
     var rows = messagesEl.querySelectorAll(".lw-row:not(.lw-welcome)");
     for (var i = 0; i < rows.length; i++) {
       rows[i].parentNode.removeChild(rows[i]);
+    }
+    // The old conversation's cards and button leave with its messages: left in place (hidden),
+    // they sat above the new messages and the new conversation's cards were placed there too.
+    var leftovers = CARDS.concat([newConvBtn]);
+    for (var c = 0; c < leftovers.length; c++) {
+      leftovers[c].hidden = true; // hidden, so showCard puts it back at the end when it is due
+      if (leftovers[c].parentNode === messagesEl) {
+        messagesEl.removeChild(leftovers[c]);
+      }
     }
     welcomeEl.hidden = false;
     hideTyping();
@@ -2153,6 +2235,8 @@
     ticketSent = stored.ticket_sent === true;
     feedbackGiven = stored.feedback && typeof stored.feedback === "object" ? stored.feedback : {};
     rated = stored.rated === true;
+    // Shown only while the conversation is QUEUED; any other status clears it (setStatus).
+    keepQueue(stored.queue_position, stored.queue_wait_seconds);
     lastSeq = 0; // the DOM is empty after a reload: load the history from the start
     var gen = generation;
     fetchingGap = true; // buffer stream frames until the history is rendered
@@ -2358,8 +2442,7 @@
     } else if (frame.type === "status") {
       setStatus(frame.status);
     } else if (frame.type === "queue") {
-      queuePosition = typeof frame.position === "number" ? frame.position : 0;
-      queueWaitSeconds = typeof frame.estimated_wait_seconds === "number" ? frame.estimated_wait_seconds : 0;
+      setQueue(frame.position, frame.estimated_wait_seconds);
       renderStatus();
     } else if (frame.type === "typing") {
       if (frame.sender !== "customer") {
