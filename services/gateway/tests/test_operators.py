@@ -205,13 +205,15 @@ async def test_status_publishes_the_presence_and_the_stream_repeats_it(gateway):
     assert (command.payload.presence, command.payload.capacity) == ("online", 3)
     assert command.payload.skills == ["tickets", "groups", "accessibility"]
     assert command.payload.display_name == "Marco"
+    assert command.payload.chosen, "a choice: routing applies it even over an away it decided"
 
-    # While the stream is open the presence is re-sent (every 0.5 s in these tests).
+    # While the stream is open the presence is re-sent (every 0.5 s in these tests), as a heartbeat.
     async with await websockets.connect(f"{gateway.ws_url}/v1/operators/stream?access_token={token}") as ws:
         assert (await next_frame(ws))["type"] == "ready"
         commands = await operator_commands(gateway, "lucine-marco", 4)
         assert len(commands) >= 4
         assert all(c.payload.presence == "online" for c in commands)
+        assert not any(c.payload.chosen for c in commands[1:]), "repeats are no choice"
     response = await gateway.http.put("/v1/operators/me/status", json={"status": "busy"}, headers=bearer(token))
     assert response.status_code == 422
     response = await gateway.http.put("/v1/operators/me/status", json={"status": "offline"}, headers=bearer(token))

@@ -158,6 +158,8 @@ def test_a_heartbeat_repeating_the_operators_choice_does_not_undo_away_but_a_new
     first = domain.apply_presence_command(None, None, "online")
     assert first.presence == "online"
     assert first.changed
+    clicked = domain.apply_presence_command("away", "online", "online", chosen=True)
+    assert clicked == domain.PresenceUpdate(presence="online", requested="online", changed=True), "clicked again"
 
 
 def test_positions_are_told_at_every_change_near_the_head_and_by_tenths_further_back() -> None:

@@ -92,7 +92,12 @@ def command(payload: Payload, conversation_id: uuid.UUID | None = None) -> Envel
 
 
 def presence(
-    operator_id: str, state: OperatorPresence = "online", *, capacity: int = 3, skills: tuple[str, ...] = ()
+    operator_id: str,
+    state: OperatorPresence = "online",
+    *,
+    capacity: int = 3,
+    skills: tuple[str, ...] = (),
+    chosen: bool = False,
 ) -> Envelope[Any]:
     return command(
         SetOperatorPresence(
@@ -101,6 +106,7 @@ def presence(
             presence=state,
             capacity=capacity,
             skills=list(skills),
+            chosen=chosen,
         )
     )
 
@@ -234,7 +240,7 @@ async def test_an_operator_who_lets_two_offers_in_a_row_expire_is_set_away_and_h
     ]
     await routing.apply(presence("anna", capacity=1))  # the gateway's heartbeat, repeating her choice
     assert await routing.new_events() == []
-    await routing.apply(presence("anna", "away", capacity=1), presence("anna", capacity=1))  # online again
+    await routing.apply(presence("anna", capacity=1, chosen=True))  # she clicks online again
     events = await routing.new_events()
     assert [p.presence for p in of_type(events, OperatorPresenceChanged)] == ["online"]
     assert [o.operator_id for o in of_type(events, OfferMade)] == ["anna"], "nobody else: offered to her again"

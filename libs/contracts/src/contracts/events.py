@@ -124,15 +124,19 @@ class CheckInactivity(Payload):
 # --------------------------------------------------------------------------- operator.commands.v1
 
 
-@event("operator.set_presence", 1, topics.OPERATOR_COMMANDS.name)
+@event("operator.set_presence", 2, topics.OPERATOR_COMMANDS.name)
 class SetOperatorPresence(Payload):
-    """An operator went online, away or offline."""
+    """An operator went online, away or offline (revision 2 added `chosen`)."""
 
     operator_id: OperatorId
     display_name: ShortText
     presence: OperatorPresence
     skills: list[Skill] = Field(default_factory=list, max_length=20)
     capacity: int = Field(default=3, ge=1, le=20)
+    chosen: bool = False
+    """True when the operator (or an admin) chose this presence just now; False when the gateway
+    repeats it as a heartbeat. Routing keeps the away it decided (missed offers) against a
+    repeat, but a choice applies even when it is the same as the last one."""
 
     @property
     def aggregate_id(self) -> str:

@@ -150,7 +150,9 @@ async def deactivate(runtime: RuntimeDep, actor: AdminDep, operator_id: Operator
     async with transaction(runtime) as session:
         row = await session.get(OperatorRow, operator_id)
     assert row is not None
-    await send_command(runtime, presence_command(row, "offline"), tenant_id=actor.tenant_id, conversation_id=None)
+    await send_command(
+        runtime, presence_command(row, "offline", chosen=True), tenant_id=actor.tenant_id, conversation_id=None
+    )
     change.requeued = await requeue_held(runtime, actor, operator_id)
     log.info("operator deactivated", operator_id=operator_id, by=actor.operator_id, requeued=len(change.requeued))
     return change

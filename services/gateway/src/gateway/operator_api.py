@@ -228,13 +228,15 @@ async def _operator(runtime: GatewayRuntime, query: Callable[..., Awaitable[Oper
 # ------------------------------------------------------------------------------ presence and queue
 
 
-def presence_command(row: OperatorRow, presence: str) -> SetOperatorPresence:
+def presence_command(row: OperatorRow, presence: str, chosen: bool = False) -> SetOperatorPresence:
+    """`chosen`: the operator or an admin chose `presence` now (not a heartbeat repeating it)."""
     return SetOperatorPresence(
         operator_id=row.operator_id,
         display_name=row.display_name,
         presence=cast(OperatorPresence, presence),
         skills=list(row.skills),
         capacity=row.capacity,
+        chosen=chosen,
     )
 
 
@@ -250,7 +252,7 @@ async def set_status(runtime: RuntimeDep, operator: OperatorDep, body: StatusReq
     if row is None or not row.active:
         raise ApiError(401, "unauthorized", "this account is no longer active")
     envelope = await send_command(
-        runtime, presence_command(row, body.status), tenant_id=row.tenant_id, conversation_id=None
+        runtime, presence_command(row, body.status, chosen=True), tenant_id=row.tenant_id, conversation_id=None
     )
     return OperatorStatus(operator_id=row.operator_id, status=body.status, command_id=envelope.event_id)
 

@@ -164,12 +164,13 @@ class PresenceUpdate:
 
 
 def apply_presence_command(
-    current: OperatorPresence | None, last_requested: str | None, requested: OperatorPresence
+    current: OperatorPresence | None, last_requested: str | None, requested: OperatorPresence, chosen: bool = False
 ) -> PresenceUpdate:
     """The presence an operator has after a `SetOperatorPresence`. The gateway repeats the
     operator's chosen presence as a heartbeat, so a repeat of the same choice must not undo what
-    routing decided meanwhile (away after missed offers); only a new choice does."""
-    if current is None or requested != last_requested:
+    routing decided meanwhile (away after missed offers); a new choice does, and so does the same
+    one chosen again (`chosen`: the operator clicked online after routing set them away)."""
+    if current is None or requested != last_requested or chosen:
         presence = requested
     else:
         presence = current if current == "away" and requested == "online" else requested

@@ -440,6 +440,7 @@ def register(consumer: EventConsumer, settings: Settings) -> None:
             operator.current_presence if operator.presence else None,
             operator.requested_presence,
             command.presence,
+            command.chosen,
         )
         capacity_changed = operator.capacity != command.capacity or set(operator.skills) != set(command.skills)
         operator.display_name = command.display_name
