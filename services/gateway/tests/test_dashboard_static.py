@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -196,6 +196,9 @@ ME = "lucine-giulia"
 WAITING = "11111111-1111-4111-8111-111111111111"
 OFFERED = "22222222-2222-4222-8222-222222222222"
 RACED = "33333333-3333-4333-8333-333333333333"
+KEPT = "44444444-4444-4444-8444-444444444444"
+MARCO = "lucine-marco"
+SOFIA = "lucine-sofia"
 
 
 def _token(role: str = "operator") -> str:
@@ -227,6 +230,32 @@ def _note(name: str, operator_id: str, text: str) -> dict[str, Any]:
     return {"note_id": note_id, "operator_id": operator_id, "text": text, "created_at": datetime.now(UTC).isoformat()}
 
 
+def _operator(operator_id: str, name: str, role: str, presence: str) -> dict[str, Any]:
+    return {
+        "operator_id": operator_id,
+        "display_name": name,
+        "role": role,
+        "presence": presence,
+        "active_conversations": 0,
+        "capacity": 3,
+        "pending_offers": 0,
+        "skills": [],
+    }
+
+
+def _list_item(conversation_id: str, status: str, operator_id: str | None) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "tenant_id": TENANT,
+        "status": status,
+        "last_seq": 4,
+        "created_at": _ago(600),
+        "operator_id": operator_id,
+        "handoff_reason": "customer_request",
+        "updated_at": _ago(60),
+    }
+
+
 class FakeOperatorApi:
     """Just enough of the operator API and stream, recording what the dashboard asks."""
 
@@ -243,6 +272,13 @@ class FakeOperatorApi:
             ]
         }
         self.status: dict[str, str] = {OFFERED: "QUEUED"}
+        self.presence = "offline"  # routing's word on this operator's presence
+        self.owner: dict[str, str] = {}  # conversation -> the operator who has it (or had it last)
+        self.operators = [
+            _operator(ME, "Giulia", "operator", "online"),
+            _operator(MARCO, "Marco", "operator", "online"),
+            _operator(SOFIA, "Sofia", "supervisor", "away"),
+        ]
         # Written before this operator had the conversation: only the notes read shows them.
         self.notes: dict[str, list[dict[str, Any]]] = {
             OFFERED: [_note("sofia-note", "lucine-sofia", "Ha già scritto ieri per lo stesso addebito")]
@@ -285,6 +321,10 @@ class FakeOperatorApi:
             with contextlib.suppress(Exception):
                 ws.send(json.dumps(frame))
 
+    def set_presence(self, presence: str) -> None:
+        self.presence = presence
+        self.push(_presence(ME, presence))
+
     def push_message(self, conversation_id: str, sender: str, text: str, message_id: str | None = None) -> None:
         transcript = self.transcripts.setdefault(conversation_id, [])
         message = _message(len(transcript) + 1, sender, text, message_id)
@@ -310,6 +350,23 @@ class FakeOperatorApi:
             return
         if path == "/v1/operators/me/status":
             await _json(route, 200, {"operator_id": ME, "status": body["status"], "command_id": WAITING})
+            # Routing tells a change of presence; a PUT is the operator's choice, which applies
+            # even over an away routing decided.
+            if body["status"] != self.presence:
+                self.set_presence(body["status"])
+            return
+        if path == "/v1/operators" and request.method == "GET":
+            await _json(route, 200, {"tenant_id": TENANT, "operators": self.operators})
+            return
+        if path == "/v1/conversations" and request.method == "GET":
+            # An operator's read: their own (now or last) in the status asked for.
+            status = parse_qs(urlparse(request.url).query).get("status", [None])[0]
+            items = [
+                _list_item(conversation_id, self.status[conversation_id], operator_id)
+                for conversation_id, operator_id in self.owner.items()
+                if operator_id == ME and status in (None, self.status[conversation_id])
+            ]
+            await _json(route, 200, {"tenant_id": TENANT, "conversations": items})
             return
         if path == "/v1/queue":
             await _json(route, 200, {"tenant_id": TENANT, "entries": self.queue})
@@ -337,6 +394,7 @@ class FakeOperatorApi:
                 await _json(route, 409, {"error": {"code": "already_taken", "message": "already taken"}})
                 return
             self.queue = [e for e in self.queue if e["conversation_id"] != conversation_id]
+            self.owner[conversation_id] = ME
             await _json(route, 200, {"conversation_id": conversation_id, "operator_id": ME, "via": "offer"})
             self.push(
                 {
@@ -361,9 +419,12 @@ class FakeOperatorApi:
             note = _note(f"note-{len(self.requests)}", ME, body["text"])
             self.notes.setdefault(conversation_id, []).append(note)
             self.push({"conversation_id": conversation_id, "type": "note", "note": note})
+        elif action in ("transfer", "release"):
+            await _json(route, 202, {"accepted": True, "command_id": WAITING})
         elif action == "close":
             await _json(route, 202, {"accepted": True, "command_id": WAITING})
             status = {"resolved": "RESOLVED", "not_resolved": "NOT_RESOLVED", "cancelled": "CANCELLED"}
+            self.status[conversation_id] = status[body["resolution"]]
             self.push({"conversation_id": conversation_id, "type": "status", "status": status[body["resolution"]]})
         else:
             await _json(route, 404, {"error": {"code": "not_found", "message": "no route"}})
@@ -541,5 +602,261 @@ async def test_operator_works_a_conversation_with_the_keyboard(browser: Any, tmp
     await expect(page.get_by_test_id("logout")).to_have_text("Log out")
     await page.get_by_test_id("logout").click()
     await expect(page.get_by_test_id("login-submit")).to_have_text("Sign in")
+    assert errors == []
+    await context.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The dashboard follows what the server says: ownership, presence, assignments
+# --------------------------------------------------------------------------------------------
+
+
+def _assigned(conversation_id: str, operator_id: str, name: str, via: str = "offer") -> dict[str, Any]:
+    data = {"operator_id": operator_id, "display_name": name, "via": via, "previous_operator_id": None}
+    return {"type": "assignment", "event": "operator_assigned", "conversation_id": conversation_id, "data": data}
+
+
+def _released(conversation_id: str, operator_id: str, reason: str) -> dict[str, Any]:
+    data = {"operator_id": operator_id, "reason": reason}
+    return {"type": "assignment", "event": "operator_released", "conversation_id": conversation_id, "data": data}
+
+
+def _presence(operator_id: str, presence: str) -> dict[str, Any]:
+    data = {"operator_id": operator_id, "presence": presence, "active_conversations": 0, "capacity": 3}
+    return {"type": "presence", "event": "operator_presence_changed", "conversation_id": None, "data": data}
+
+
+def _offer(event: str, conversation_id: str, offer_id: str, **data: Any) -> dict[str, Any]:
+    return {
+        "type": "offer",
+        "event": event,
+        "conversation_id": conversation_id,
+        "data": {"offer_id": offer_id, "operator_id": ME, **data},
+    }
+
+
+def _hold(api: FakeOperatorApi, conversation_id: str, text: str) -> None:
+    """The conversation is the operator's on the server, whatever the browser remembers."""
+    api.owner[conversation_id] = ME
+    api.status[conversation_id] = "WITH_OPERATOR"
+    api.transcripts[conversation_id] = [
+        _message(1, "customer", text),
+        _message(2, "system", "Ora sei in contatto con Giulia."),
+    ]
+
+
+async def _signed_in(browser: Any, api: FakeOperatorApi, locale: str = "it-IT") -> tuple[Any, Any, list[str]]:
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale=locale)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.route(f"{ORIGIN}/**", api.handle)
+    await page.route_web_socket(re.compile(r"^ws://gateway\.test/.*"), api.on_socket)
+    await page.goto(f"{ORIGIN}/dashboard")
+    await page.get_by_test_id("login-username").fill("giulia")
+    await page.get_by_test_id("login-password").fill("right")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("connection")).to_have_class(re.compile(r"\bopen\b"))
+    return context, page, errors
+
+
+async def _until(page: Any, condition: Any) -> None:
+    for _ in range(50):
+        if condition():
+            return
+        await page.wait_for_timeout(100)
+    raise AssertionError("the dashboard never asked")
+
+
+def _asked(api: FakeOperatorApi, method: str, path: str, since: int = 0) -> list[tuple[str, str, dict[str, Any]]]:
+    return [r for r in api.requests[since:] if r[0] == method and r[1] == path]
+
+
+@pytest.mark.browser
+async def test_mine_comes_from_the_server_at_login_and_every_reconnect(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    api = FakeOperatorApi()
+    _hold(api, KEPT, "Sono ancora qui, mi aiutate?")
+    # A new browser: nothing in its storage, the conversation is still this operator's.
+    context, page, errors = await _signed_in(browser, api)
+    await expect(page.get_by_test_id("tab-mine")).to_contain_text("1")
+    await expect(page.get_by_test_id("conversation-item")).to_contain_text("#44444444")
+    await expect(page.get_by_test_id("conversation-item")).to_contain_text("Con operatore")
+    assert any(s["conversation_id"] == KEPT for s in api.subscriptions)  # its messages come live
+    await page.get_by_test_id("conversation-item").click()
+    await expect(page.get_by_test_id("transcript")).to_contain_text("Sono ancora qui")
+    await expect(page.get_by_test_id("composer")).to_be_enabled()
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-mine-after-login.png"))
+
+    # While the stream was down, that one was closed and another assigned: the read says so.
+    api.status[KEPT] = "RESOLVED"
+    _hold(api, OFFERED, "Il pagamento è stato addebitato due volte")
+    for ws in list(api.sockets):
+        await ws.close(code=1011)
+    await expect(page.get_by_test_id("conversation-item")).to_have_count(1, timeout=10_000)
+    await expect(page.get_by_test_id("conversation-item")).to_contain_text("#22222222")
+    await expect(page.get_by_test_id("tab-mine")).to_contain_text("1")
+    assert any(s["conversation_id"] == OFFERED for s in api.subscriptions)
+    assert ("GET", "/v1/conversations", {}) in api.requests
+    assert errors == []
+    await context.close()
+
+
+@pytest.mark.browser
+async def test_presence_follows_what_routing_decides(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    api = FakeOperatorApi()
+    context, page, errors = await _signed_in(browser, api)
+    await page.get_by_test_id("presence-online").click()
+    await expect(page.get_by_test_id("presence-online")).to_have_attribute("aria-checked", "true")
+
+    # Two offers expire unanswered: routing sets the operator away and says so on the stream.
+    for conversation_id, offer_id in [(OFFERED, WAITING), (WAITING, RACED)]:
+        api.push(_offer("offer_made", conversation_id, offer_id, expires_at=_ago(-5), priority="normal"))
+        api.push(_offer("offer_closed", conversation_id, offer_id, outcome="expired"))
+    api.set_presence("away")
+    await expect(page.get_by_test_id("presence-away")).to_have_attribute("aria-checked", "true")
+    await expect(page.get_by_test_id("presence-online")).to_have_attribute("aria-checked", "false")
+    await expect(page.get_by_test_id("toast")).to_contain_text(
+        "Sei stato messo in Assente: due offerte scadute di seguito."
+    )
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-set-away.png"))
+
+    # Online again: a click is a choice, which routing applies over its own away.
+    before = len(api.requests)
+    await page.get_by_test_id("presence-online").click()
+    await expect(page.get_by_test_id("presence-online")).to_have_attribute("aria-checked", "true")
+    await _until(page, lambda: len(_asked(api, "PUT", "/v1/operators/me/status", before)) == 1)
+    puts = [r[2]["status"] for r in _asked(api, "PUT", "/v1/operators/me/status", before)]
+    assert puts == ["online"]
+    assert api.presence == "online"
+
+    # Another reason, in English: said plainly.
+    await page.get_by_test_id("lang-en").first.click()
+    api.set_presence("away")
+    await expect(page.get_by_test_id("presence-away")).to_have_attribute("aria-checked", "true")
+    await expect(page.get_by_test_id("toast")).to_have_text("Your status is now Away.")
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-set-away-en.png"))
+    # A colleague's presence is theirs only.
+    api.push(_presence(MARCO, "offline"))
+    await page.wait_for_timeout(200)
+    await expect(page.get_by_test_id("presence-away")).to_have_attribute("aria-checked", "true")
+    assert errors == []
+    await context.close()
+
+
+@pytest.mark.browser
+async def test_the_previous_owner_sees_who_has_the_conversation_now(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    api = FakeOperatorApi()
+    _hold(api, OFFERED, "Siamo un gruppo di 30 persone")
+    _hold(api, KEPT, "Posso cambiare la data del biglietto?")
+    context, page, errors = await _signed_in(browser, api)
+    await expect(page.get_by_test_id("conversation-item")).to_have_count(2)
+    await page.get_by_test_id("conversation-item").filter(has_text="#22222222").click()
+    await expect(page.get_by_test_id("composer")).to_be_enabled()
+    await expect(page.get_by_test_id("note")).to_have_count(1)
+
+    # She transfers it to Marco: routing releases it from her and the gateway stops its feed.
+    await page.get_by_test_id("transfer-to").select_option(MARCO)
+    await page.get_by_test_id("transfer").click()
+    await expect(page.get_by_test_id("toast")).to_have_text("Trasferimento richiesto.")
+    assert ("POST", f"/v1/conversations/{OFFERED}/transfer", {"operator_id": MARCO}) in api.requests
+    before, subscriptions = len(api.requests), len(api.subscriptions)
+    api.owner[OFFERED] = MARCO
+    api.push(_released(OFFERED, ME, "transferred"))
+    await expect(page.get_by_test_id("now-with")).to_contain_text("Ora è di Marco")
+    await expect(page.get_by_test_id("detail-owner")).to_have_text("Marco")
+    await expect(page.get_by_test_id("take-selected")).to_have_count(0)
+    await expect(page.get_by_test_id("composer")).to_be_disabled()
+    await expect(page.get_by_test_id("add-note")).to_have_count(0)
+    await expect(page.get_by_test_id("tab-mine")).to_contain_text("1")
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-after-transfer.png"))
+
+    # A supervisor reassigns her other one: she is told, and it is no longer hers to read.
+    await page.get_by_test_id("conversation-item").filter(has_text="#44444444").click()
+    await expect(page.get_by_test_id("composer")).to_be_enabled()
+    api.owner[KEPT] = MARCO
+    api.push(_released(KEPT, ME, "transferred"))
+    await expect(page.get_by_test_id("toast")).to_have_text("Conversazione riassegnata #44444444 · Ora è di un collega")
+    await expect(page.get_by_test_id("now-with")).to_contain_text("Ora è di un collega")
+    await expect(page.get_by_test_id("take-selected")).to_have_count(0)
+    await expect(page.get_by_test_id("tab-mine")).to_contain_text("0")
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-after-reassign.png"))
+
+    # What she may no longer read is not asked for, not even after a reconnect.
+    reads = len(_asked(api, "GET", "/v1/conversations"))
+    for ws in list(api.sockets):
+        await ws.close(code=1011)
+    await _until(page, lambda: len(_asked(api, "GET", "/v1/conversations")) > reads)
+    await expect(page.get_by_test_id("tab-mine")).to_contain_text("0")
+    await page.get_by_test_id("lang-en").first.click()
+    await expect(page.get_by_test_id("now-with")).to_contain_text("Now with a colleague")
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-after-reassign-en.png"))
+    unread = {OFFERED, KEPT}
+    assert not [r for r in api.requests[before:] if r[0] == "GET" and r[1].endswith("/notes")]
+    assert not [s for s in api.subscriptions[subscriptions:] if s["conversation_id"] in unread]
+    assert errors == []
+    await context.close()
+
+
+@pytest.mark.browser
+async def test_take_is_offered_only_for_a_waiting_conversation(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    api = FakeOperatorApi()
+    _hold(api, KEPT, "Grazie, ora ho capito")
+    context, page, errors = await _signed_in(browser, api)
+    await page.get_by_test_id("conversation-item").click()
+    await expect(page.get_by_test_id("composer")).to_be_enabled()
+
+    # Handed back to the AI: no longer hers, and nobody can take it (it is not waiting).
+    await page.get_by_test_id("hand-back").click()
+    api.status[KEPT] = "AI"
+    api.push(_released(KEPT, ME, "handed_back"))
+    await expect(page.get_by_test_id("chat-status")).to_have_text("Con l'AI")
+    await expect(page.get_by_test_id("take-selected")).to_have_count(0)
+    await expect(page.get_by_test_id("composer")).to_have_attribute(
+        "placeholder", "Non è una tua conversazione: puoi solo leggerla."
+    )
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-after-hand-back.png"))
+    # Alt+T does not try it either (it takes the next waiting one instead).
+    await page.keyboard.press("Alt+t")
+    await page.wait_for_timeout(300)
+    assert ("POST", f"/v1/conversations/{KEPT}/take", {}) not in api.requests
+
+    # A waiting one can be taken.
+    await page.keyboard.press("Alt+2")
+    await page.get_by_test_id("queue-entry").filter(has_text="#11111111").locator(".item-main").click()
+    await expect(page.get_by_test_id("take-selected")).to_contain_text("Prendi")
+    assert errors == []
+    await context.close()
+
+
+@pytest.mark.browser
+async def test_operators_are_named_not_numbered(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    api = FakeOperatorApi()
+    api.queue[1]["offered_to"] = MARCO
+    context, page, errors = await _signed_in(browser, api)
+    await page.keyboard.press("Alt+2")
+    entry = page.get_by_test_id("queue-entry").filter(has_text="#11111111")
+    await expect(entry).to_contain_text("offerta a Marco")
+    await expect(page.get_by_test_id("queue-entry").first).to_contain_text("offerta a te")
+    await page.get_by_test_id("queue-entry").first.locator(".item-main").click()
+    await expect(page.get_by_test_id("note-author")).to_contain_text("Sofia")
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-names.png"))
+    await page.get_by_test_id("lang-en").first.click()
+    await expect(entry).to_contain_text("offered to Marco")
+    page_text = await page.locator("#app").inner_text()
+    assert MARCO not in page_text
+    assert SOFIA not in page_text
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-names-en.png"))
     assert errors == []
     await context.close()

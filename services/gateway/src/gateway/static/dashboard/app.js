@@ -108,6 +108,18 @@ function canWrite(state, c) {
   return c.mine || (SUPERVISING.has(state.me.role) && c.ownerId);
 }
 
+// Only a waiting conversation can be taken (routing answers 409 or 404 for any other): one in the
+// queue or offered to this operator. A supervisor moves a held one with the transfer picker.
+function takeable(state, c) {
+  if (!c || c.mine || closed(c)) return false;
+  return Boolean(state.offers[c.id]) || c.queued || c.status === "QUEUED";
+}
+
+// "Now with Marco": a conversation moved away from this operator, by name when known.
+function nowWith(t, state, c) {
+  return t.nowWith + " " + (ownerName(state, c) || t.aColleague);
+}
+
 // A summary built from the transcript, when the gateway does not serve one.
 function localSummary(c) {
   const customer = c.messages.filter((m) => m.sender === "customer");
@@ -338,8 +350,9 @@ function QueueItem({ t, state, entry, now }) {
         <span class="item-reason wrap" data-testid="queue-reason">${reasonText(t, entry.reason)}</span>
         <span class="item-sub">
           ${t.position} ${entry.position} · ${shortId(id)}${entry.intent ? " · " + entry.intent : ""}
-          ${entry.offered_to ? " · " + t.offeredTo + " " + (offeredToMe ? t.you : entry.offered_to) : ""}
         </span>
+        ${entry.offered_to && html`<span class="item-sub" data-testid="queue-offered">
+          ${t.offeredTo} ${offeredToMe ? t.you : operatorName(t, state, entry.offered_to)}</span>`}
       </button>
       <button type="button" class="take" onClick=${() => takeConversation(t, id)} data-testid="take">
         ${offeredToMe ? t.accept : t.take}
@@ -395,6 +408,8 @@ function Chat({ t, state }) {
         </div>
         ${c.status && html`<span class=${"status s-" + c.status} data-testid="chat-status">${t.statuses[c.status] || c.status}</span>`}
       </div>
+      ${c.lost && html`<p class="chat-notice" role="status" data-testid="now-with">
+        <strong>${nowWith(t, state, c)}</strong> ${t.noLongerYours}</p>`}
       <div class="transcript" ref=${scroller} data-testid="transcript" aria-live="polite">
         ${aiPart.length > 0 && html`<div class="divider ai">${t.aiPart}</div>`}
         ${aiPart.map((m) => html`<${Message} t=${t} m=${m} />`)}
@@ -520,7 +535,7 @@ function Composer({ t, state, c }) {
         </div>
       </div>`}
       <textarea ref=${area} id="composer" rows="3" value=${text} disabled=${!writable}
-        placeholder=${writable ? t.composerPlaceholder : t.composerReadOnly}
+        placeholder=${writable ? t.composerPlaceholder : readOnlyHint(t, state, c)}
         onInput=${(e) => update(e.target.value)} onKeyDown=${onKeyDown} data-testid="composer"
         aria-label=${t.composerPlaceholder}></textarea>
       <div class="composer-bar">
@@ -533,13 +548,19 @@ function Composer({ t, state, c }) {
   `;
 }
 
+// Why the composer is closed: the conversation can be taken, or it is someone else's.
+function readOnlyHint(t, state, c) {
+  if (c.lost) return nowWith(t, state, c) + ".";
+  if (takeable(state, c)) return t.composerReadOnly;
+  return closed(c) ? t.composerClosed : t.composerNotYours;
+}
+
 // ------------------------------------------------------------------------------ details
 
 function Details({ t, state }) {
   const c = state.selected ? state.conversations[state.selected] : null;
   if (!c) return html`<aside class="pane details-pane"></aside>`;
   const writable = canWrite(state, c);
-  const takeable = !c.mine && !closed(c) && (c.queued || state.offers[c.id] || !c.ownerId);
   const summary = c.summaryState === "server" && c.summary ? c.summary : localSummary(c);
   return html`
     <aside class="pane details-pane" aria-label=${t.details}>
@@ -547,12 +568,13 @@ function Details({ t, state }) {
         <h3>${t.details}</h3>
         <dl>
           <dt>${t.status}</dt><dd data-testid="detail-status">${c.status ? t.statuses[c.status] || c.status : "—"}</dd>
-          <dt>${t.owner}</dt><dd>${c.mine ? state.me.name + " (" + t.you + ")" : ownerName(state, c) || t.nobody}</dd>
+          <dt>${t.owner}</dt><dd data-testid="detail-owner">${c.mine ? state.me.name + " (" + t.you + ")"
+            : ownerName(state, c) || (c.lost ? t.aColleague : t.nobody)}</dd>
           <dt>${t.handoffReason}</dt><dd data-testid="detail-reason">${reasonText(t, c.reason)}</dd>
           <dt>${t.priority}</dt><dd>${c.priority === "high" ? html`<span class="badge high">${t.priorityHigh}</span>` : t.priorityNormal}</dd>
           ${c.intent && html`<dt>${t.topic}</dt><dd>${c.intent}</dd>`}
         </dl>
-        ${takeable && html`<button type="button" class="primary wide" onClick=${() => takeConversation(t, c.id)} data-testid="take-selected">
+        ${takeable(state, c) && html`<button type="button" class="primary wide" onClick=${() => takeConversation(t, c.id)} data-testid="take-selected">
           ${state.offers[c.id] ? t.accept : t.take} <kbd>Alt+T</kbd></button>`}
       </section>
       <section class="card" data-testid="summary">
@@ -564,13 +586,13 @@ function Details({ t, state }) {
           <dt>${t.mood}</dt><dd class=${summary.mood === "upset" ? "upset" : ""}>${summary.mood === "upset" ? t.moodUpset : t.moodNeutral}</dd>
         </dl>
       </section>
-      <${Notes} t=${t} state=${state} c=${c} writable=${writable || SUPERVISING.has(state.me.role)} />
+      <${Notes} t=${t} state=${state} c=${c} writable=${!c.lost && (writable || SUPERVISING.has(state.me.role))} />
       ${writable && html`<${Actions} t=${t} state=${state} c=${c} />`}
     </aside>
   `;
 }
 
-function Notes({ t, c, writable }) {
+function Notes({ t, state, c, writable }) {
   const [text, setText] = useState("");
   const add = async (event) => {
     event.preventDefault();
@@ -588,7 +610,7 @@ function Notes({ t, c, writable }) {
     <section class="card notes" data-testid="notes">
       <h3>${t.notes} <span class="muted small">${t.notesHint}</span></h3>
       ${c.notes.length ? html`<ul class="note-list">${c.notes.map((n) => html`<li data-testid="note"><div>${n.text}</div>
-        <span class="muted small">${n.operator_id} · ${clock(n.created_at)}</span></li>`)}</ul>` : html`<p class="muted small">${t.noNotes}</p>`}
+        <span class="muted small" data-testid="note-author">${operatorName(t, state, n.operator_id)} · ${clock(n.created_at)}</span></li>`)}</ul>` : html`<p class="muted small">${t.noNotes}</p>`}
       ${writable && html`<form onSubmit=${add} class="inline-form">
         <textarea rows="2" value=${text} placeholder=${t.notePlaceholder} aria-label=${t.addNote}
           onInput=${(e) => setText(e.target.value)} data-testid="note-input"
@@ -653,8 +675,13 @@ function Actions({ t, state, c }) {
             ${t.close} <kbd>Alt+C</kbd></button>`}
       <form class="inline-form" onSubmit=${(e) => {
         e.preventDefault();
-        const body = target ? { operator_id: target } : {};
-        act("/transfer", body, t.transferred).then((ok) => ok && setTarget(""));
+        store.transfer(c.id, target).then(
+          () => {
+            store.toast("ok", t.transferred);
+            setTarget("");
+          },
+          (error) => store.toast("error", errorText(t, error)),
+        );
       }}>
         <label class="small muted" for="transfer-to">${t.transferTo}</label>
         <select id="transfer-to" value=${target} onChange=${(e) => setTarget(e.target.value)} data-testid="transfer-to">
@@ -1056,7 +1083,7 @@ function TicketNotes({ t, state, view }) {
 
 function Toast({ state }) {
   if (!state.toast) return null;
-  return html`<div class=${"toast " + state.toast.kind} role=${state.toast.kind === "error" ? "alert" : "status"} data-testid="toast">${state.toast.text}</div>`;
+  return html`<div class=${"toast " + state.toast.kind} role=${state.toast.kind === "ok" ? "status" : "alert"} data-testid="toast">${state.toast.text}</div>`;
 }
 
 function shortcuts(t, event) {
@@ -1066,7 +1093,7 @@ function shortcuts(t, event) {
   if (event.code === "KeyT") {
     event.preventDefault();
     const offered = Object.keys(state.offers);
-    const id = c && !c.mine && !closed(c) ? c.id : offered[0] || (state.queue[0] && state.queue[0].conversation_id);
+    const id = takeable(state, c) ? c.id : offered[0] || (state.queue[0] && state.queue[0].conversation_id);
     if (id) takeConversation(t, id);
   } else if (event.code === "KeyC") {
     event.preventDefault();
@@ -1140,6 +1167,17 @@ function App() {
           store.select(id);
         };
       }
+    };
+    store.onPresenceChanged = (presence, reason) => {
+      const tt = words(langHolder.value);
+      const why = reason === "missed_offers" && presence === "away" ? tt.awayAfterMissedOffers : "";
+      store.toast("warn", why || tt.presenceNow + " " + (tt[presence] || presence) + ".");
+    };
+    store.onConversationLost = (id, reason) => {
+      const tt = words(langHolder.value);
+      const c = store.state.conversations[id];
+      const where = reason === "requeued" ? tt.backInQueue : nowWith(tt, store.state, c);
+      store.toast("warn", tt.reassignedAway + " " + shortId(id) + " · " + where);
     };
     store.onTicketRefused = (id, data) => {
       const tt = words(langHolder.value);

@@ -10,6 +10,12 @@ const REFRESH_MARGIN_MS = 60_000;
 const PING_EVERY_MS = 25_000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15_000;
+// How long after the operator's own choice of presence the stream's older word on it is not
+// shown: a frame written before routing applied the choice still names the previous presence.
+const PRESENCE_SETTLE_MS = 5_000;
+// An operator's conversations are theirs in these statuses (the API's HELD_STATUSES).
+const HELD = ["WITH_OPERATOR", "WAITING_CUSTOMER"];
+const SUPERVISING_ROLES = new Set(["supervisor", "admin"]);
 // A ticket's moves the tickets service accepts (its README's lifecycle table); the status picker
 // offers only these, the service's word stays final (a refusal comes back as a frame).
 export const TICKET_MOVES = {
@@ -68,6 +74,12 @@ export class Store {
     this.queueTimer = null;
     this.allTimer = null;
     this.onOffer = () => {};
+    this.onPresenceChanged = () => {}; // (presence, reason): routing changed the operator's own presence
+    this.onConversationLost = () => {}; // (id, reason): a supervisor moved one of the operator's away
+    this.missedOffers = 0; // offers to this operator expired in a row, as the stream told them
+    this.presenceAsked = null; // {status, until}: the operator's choice routing may not have applied yet
+    this.presenceDecided = null; // the presence routing set by itself (away after missed offers)
+    this.ownership = 0; // counts conversations becoming the operator's, to order them with `loadMine`
     const session = readJson(sessionStorage, SESSION, null);
     this.state = {
       session: session && session.refreshToken ? session : null,
@@ -215,6 +227,9 @@ export class Store {
     this.state.ticketSelected = null;
     this.state.view = "conversations";
     this.state.presence = "offline";
+    this.missedOffers = 0;
+    this.presenceAsked = null;
+    this.presenceDecided = null;
     this.saveSession();
     sessionStorage.removeItem(FOLLOWED);
     this.changed();
@@ -266,16 +281,44 @@ export class Store {
 
   async setPresence(status) {
     const previous = this.state.presence;
+    const decided = this.presenceDecided;
+    // A click is a choice (the gateway says so to routing): "online" after routing's away puts
+    // the operator back online, though the heartbeat has been repeating "online" all along.
+    this.presenceDecided = null;
+    this.presenceAsked = { status, until: Date.now() + PRESENCE_SETTLE_MS };
     this.state.presence = status;
     this.changed();
     try {
       await this.call("PUT", "/v1/operators/me/status", { status });
       this.saveSession();
     } catch (error) {
+      this.presenceAsked = null;
+      this.presenceDecided = decided;
       this.state.presence = previous;
       this.changed();
       throw error;
     }
+  }
+
+  // A presence frame about the operator: routing's word on their presence is the one shown (it
+  // sets an operator away after missed offers), told with its reason when the stream showed it.
+  onOwnPresence(presence) {
+    const asked = this.presenceAsked;
+    if (asked && presence === asked.status) this.presenceAsked = null;
+    else if (asked && Date.now() < asked.until) return; // written before the choice was applied
+    if (presence === this.state.presence) return;
+    const reason = presence === "away" && this.missedOffers > 0 ? "missed_offers" : null;
+    this.missedOffers = 0;
+    this.state.presence = presence;
+    this.presenceDecided = presence;
+    this.saveSession();
+    this.onPresenceChanged(presence, reason);
+  }
+
+  // Routing sets an operator away after offers expired in a row; answering one starts again.
+  countMissedOffer(outcome) {
+    if (outcome === "expired") this.missedOffers += 1;
+    else if (outcome === "declined") this.missedOffers = 0;
   }
 
   async loadQueue() {
@@ -338,13 +381,55 @@ export class Store {
         c.updatedAt = item.updated_at;
         const held = item.status === "WITH_OPERATOR" || item.status === "WAITING_CUSTOMER";
         c.ownerId = held ? item.operator_id : null;
-        if (c.ownerId && this.state.operators[c.ownerId]) c.ownerName = this.state.operators[c.ownerId].name;
+        const known = c.ownerId && this.state.operators[c.ownerId];
+        c.ownerName = known ? known.name : null;
         return c.id;
       });
       this.state.allError = null;
     } catch (error) {
       this.state.allError = error;
     }
+    this.changed();
+  }
+
+  // The operator's own open conversations, as the API has them: a new browser remembers none, and
+  // one that was away may remember some closed or moved meanwhile. Read at every (re)connect.
+  // A supervisor's read is the whole tenant's: only the conversations they hold are theirs.
+  async loadMine() {
+    const me = this.state.me;
+    const asked = this.ownership;
+    let items;
+    try {
+      const views = await Promise.all(
+        HELD.map((status) => this.call("GET", "/v1/conversations?limit=200&status=" + status)),
+      );
+      items = views.flatMap((view) => view.conversations || []);
+    } catch {
+      return; // what the browser remembers stays; read again at the next reconnect
+    }
+    if (this.state.me !== me) return; // logged out meanwhile
+    const held = new Set();
+    for (const item of items) {
+      if (item.operator_id !== me.operatorId || !HELD.includes(item.status)) continue;
+      held.add(item.conversation_id);
+      const c = this.conversation(item.conversation_id);
+      c.status = item.status;
+      c.reason = item.handoff_reason ?? c.reason;
+      c.updatedAt = item.updated_at;
+      c.ownerId = me.operatorId;
+      c.queued = false;
+      c.lost = false;
+      c.mine = true;
+      this.follow(c.id);
+    }
+    // Not in the read: no longer the operator's, unless it became theirs after the read was asked.
+    for (const c of Object.values(this.state.conversations)) {
+      if (c.mine && !held.has(c.id) && c.mineSince <= asked) {
+        c.mine = false;
+        this.unfollow(c.id);
+      }
+    }
+    this.rememberFollowed();
     this.changed();
   }
 
@@ -401,12 +486,15 @@ export class Store {
   // "status"): on opening a chat, on an assignment, and after every reconnect.
   async loadNotes(id) {
     const c = this.conversation(id);
+    if (c.lost) return;
     try {
       const view = await this.call("GET", "/v1/conversations/" + id + "/notes");
       for (const note of view.notes || []) this.addNote(c, note);
       this.changed();
-    } catch {
-      // read again when the feed restarts; live note frames arrive meanwhile
+    } catch (error) {
+      // Read again when the feed restarts (live note frames arrive meanwhile); a refusal means
+      // the conversation is another operator's now.
+      if (error.status === 403 && !c.mine) this.lose(c);
     }
   }
 
@@ -429,6 +517,9 @@ export class Store {
         waitingSince: null,
         queued: false,
         mine: false,
+        mineSince: 0, // `ownership` when it became the operator's (0: remembered by the browser)
+        lost: false, // another operator's now, which this one may no longer read
+        handing: null, // {to}: a transfer this operator asked for, until routing releases it
         followed: false,
         lastSeq: 0,
         summary: null,
@@ -459,7 +550,7 @@ export class Store {
 
   follow(id) {
     const c = this.conversation(id);
-    if (c.followed) return;
+    if (c.followed || c.lost) return;
     if (this.send({ type: "subscribe", conversation_id: id, after: c.lastSeq })) {
       c.followed = true;
       c.notesDue = true;
@@ -480,8 +571,7 @@ export class Store {
     try {
       await this.call("POST", "/v1/conversations/" + id + "/take");
       const c = this.conversation(id);
-      c.mine = true;
-      c.ownerId = this.state.me.operatorId;
+      this.becomeMine(c);
       delete this.state.offers[id];
       this.rememberFollowed();
       this.state.tab = "mine";
@@ -525,6 +615,64 @@ export class Store {
       c.notes.push(note);
       c.notes.sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
     }
+  }
+
+  // To another operator (`to`), or back to the queue (null). Remembered until routing releases
+  // the conversation: the operator is then told who has it without being told it was moved.
+  async transfer(id, to) {
+    const c = this.conversation(id);
+    c.handing = { to: to || null };
+    try {
+      await this.call("POST", "/v1/conversations/" + id + "/transfer", to ? { operator_id: to } : {});
+    } catch (error) {
+      c.handing = null;
+      throw error;
+    }
+  }
+
+  becomeMine(c) {
+    c.mine = true;
+    c.mineSince = ++this.ownership;
+    c.lost = false;
+    c.handing = null;
+    c.ownerId = this.state.me.operatorId;
+    c.ownerName = null;
+  }
+
+  supervising() {
+    return SUPERVISING_ROLES.has(this.state.me.role);
+  }
+
+  // Another operator's now, and not for this one to read (a supervisor reads every one): its feed
+  // stops and nothing more of it is asked for; the view keeps what it had and says who has it.
+  lose(c) {
+    if (this.supervising()) return;
+    c.lost = true;
+    c.notesDue = false;
+    if (c.followed) this.send({ type: "unsubscribe", conversation_id: c.id });
+    c.followed = false;
+  }
+
+  // The gateway has stopped the feed of a conversation the operator no longer has. Moved to a
+  // colleague (their transfer, or a supervisor's reassign), it is the colleague's to read now;
+  // closed, handed back to the AI or put back in the queue, the open one is followed again.
+  releasedFromMe(c, reason) {
+    const handing = c.handing;
+    c.handing = null;
+    c.mine = false;
+    c.followed = false;
+    if (reason === "transferred") {
+      if (handing && handing.to && c.ownerId !== handing.to) {
+        c.ownerId = handing.to;
+        c.ownerName = null;
+      }
+      c.queued = false;
+      this.lose(c);
+    } else if (reason === "requeued") {
+      c.queued = true; // until the queue's read says otherwise
+    }
+    if (!handing && (reason === "transferred" || reason === "requeued")) this.onConversationLost(c.id, reason);
+    if (this.state.selected === c.id) this.follow(c.id); // keep watching the open one, if allowed
   }
 
 
@@ -781,6 +929,7 @@ export class Store {
         for (const c of Object.values(this.state.conversations)) {
           if (c.mine || c.id === this.state.selected) this.follow(c.id);
         }
+        this.loadMine();
         this.loadQueue();
         this.loadOperators();
         if (this.state.tab === "all") this.loadAll();
@@ -809,6 +958,7 @@ export class Store {
         } else if (frame.event === "offer_closed") {
           const offer = this.state.offers[id];
           if (offer && offer.offer_id === data.offer_id) delete this.state.offers[id];
+          if (data.operator_id === me.operatorId) this.countMissedOffer(data.outcome);
         }
         this.queueSoon();
         break;
@@ -818,30 +968,31 @@ export class Store {
         const data = frame.data || {};
         const c = this.conversation(id);
         if (frame.event === "operator_assigned") {
-          c.ownerId = data.operator_id;
-          c.ownerName = data.display_name;
-          c.queued = false;
           this.state.operators[data.operator_id] = {
             ...(this.state.operators[data.operator_id] || {}),
             name: data.display_name,
           };
           if (data.operator_id === me.operatorId) {
-            c.mine = true;
+            this.becomeMine(c);
             c.followed = true; // the gateway follows an operator's own conversations
             c.notesDue = true;
+            this.missedOffers = 0;
             delete this.state.offers[id];
             if (!this.state.selected) this.select(id);
           } else {
             c.mine = false;
             delete this.state.offers[id];
+            this.lose(c); // followed while it waited, or the operator's until this transfer
           }
+          c.ownerId = data.operator_id;
+          c.ownerName = data.display_name;
+          c.queued = false;
         } else if (frame.event === "operator_released") {
-          if (c.ownerId === data.operator_id) c.ownerId = null;
-          if (data.operator_id === me.operatorId) {
-            c.mine = false;
-            c.followed = false;
-            if (this.state.selected === id) this.follow(id); // keep watching the open one
+          if (c.ownerId === data.operator_id) {
+            c.ownerId = null;
+            c.ownerName = null;
           }
+          if (data.operator_id === me.operatorId) this.releasedFromMe(c, data.reason);
         }
         this.rememberFollowed();
         this.queueSoon();
@@ -849,6 +1000,7 @@ export class Store {
       }
       case "presence": {
         const data = frame.data || {};
+        if (data.operator_id === me.operatorId) this.onOwnPresence(data.presence);
         this.state.operators[data.operator_id] = {
           ...(this.state.operators[data.operator_id] || {}),
           presence: data.presence,
@@ -886,6 +1038,7 @@ export class Store {
           const c = this.conversation(frame.conversation_id);
           c.followed = false;
           c.error = frame.error;
+          if (frame.error && frame.error.code === "forbidden" && !c.mine) this.lose(c);
         }
         break;
       default:
