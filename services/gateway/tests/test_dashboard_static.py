@@ -266,7 +266,11 @@ class FakeOperatorApi:
         self.transcripts: dict[str, list[dict[str, Any]]] = {
             OFFERED: [
                 _message(1, "customer", "Ciao, i biglietti di sabato sono finiti?"),
-                _message(2, "ai", "I biglietti si comprano online; per sabato controlla la disponibilità sul sito."),
+                _message(
+                    2,
+                    "ai",
+                    "I biglietti si comprano **online**: https://lucinedinatale.it/biglietti. Per sabato controlla.",
+                ),
                 _message(3, "customer", "Voglio parlare con una persona, ho pagato due volte!"),
                 _message(4, "system", "Ti sto mettendo in contatto con un operatore."),
             ]
@@ -541,6 +545,11 @@ async def test_operator_works_a_conversation_with_the_keyboard(browser: Any, tmp
     transcript = page.get_by_test_id("transcript")
     await expect(transcript.get_by_test_id("message")).to_have_count(4)
     await expect(transcript).to_contain_text("Conversazione con l'assistente AI")
+    # The AI's answer as the customer saw it: bold, and its address a link (the full stop left out).
+    answer = transcript.locator('[data-sender="ai"] .bubble')
+    await expect(answer.locator("strong")).to_have_text("online")
+    await expect(answer.locator("a")).to_have_attribute("href", "https://lucinedinatale.it/biglietti")
+    await expect(answer).not_to_contain_text("**")
     await expect(page.get_by_test_id("summary")).to_contain_text("i biglietti di sabato")
     notes = page.get_by_test_id("note")
     await expect(notes).to_contain_text(["Ha già scritto ieri per lo stesso addebito"])  # read on assignment

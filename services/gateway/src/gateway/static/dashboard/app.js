@@ -429,9 +429,39 @@ function Message({ t, m }) {
   return html`
     <div class=${"msg " + m.sender} data-testid="message" data-sender=${m.sender}>
       <div class="meta"><span class="sender">${t.senders[m.sender] || m.sender}</span> ${clock(m.created_at)}</div>
-      <div class="bubble">${m.text}</div>
+      <div class="bubble"><${RichText} text=${m.text} /></div>
     </div>
   `;
+}
+
+// Text as the widget shows it to the customer: **bold** spans (knowledge-base answers use them)
+// and http(s) addresses as links; everything else is text (htm escapes it).
+const BOLD_RE = /\*\*([^*\n]+)\*\*/g;
+const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+
+function RichText({ text }) {
+  const value = String(text || "");
+  const parts = [];
+  let last = 0;
+  for (const match of value.matchAll(BOLD_RE)) {
+    parts.push(...linked(value.slice(last, match.index)), html`<strong>${linked(match[1])}</strong>`);
+    last = match.index + match[0].length;
+  }
+  parts.push(...linked(value.slice(last)));
+  return parts;
+}
+
+function linked(text) {
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    const address = match[0].replace(/[.,;:!?)\]]+$/, ""); // the sentence's end is not the link's
+    parts.push(text.slice(last, match.index));
+    parts.push(html`<a href=${address} target="_blank" rel="noopener noreferrer">${address}</a>`);
+    last = match.index + address.length;
+  }
+  parts.push(text.slice(last));
+  return parts;
 }
 
 function Composer({ t, state, c }) {
@@ -525,7 +555,7 @@ function Composer({ t, state, c }) {
       html`<div class="suggestion" data-testid="suggestion">
         <div class="suggestion-head"><strong>${t.suggestionTitle}</strong>
           <span class="muted small">${t.suggestionConfidence} ${Math.round(suggested.data.confidence * 100)}%</span></div>
-        <div class="suggestion-text" data-testid="suggestion-text">${suggested.data.text}</div>
+        <div class="suggestion-text" data-testid="suggestion-text"><${RichText} text=${suggested.data.text} /></div>
         ${suggested.data.sources.length > 0 &&
         html`<div class="muted small" data-testid="suggestion-sources">${t.suggestionSources}: ${suggested.data.sources.map((s) => s.title).join(" · ")}</div>`}
         ${suggested.data.handoff_reason && html`<div class="muted small">${t.suggestionHandoff}</div>`}
@@ -852,7 +882,7 @@ function Bubble({ t, who, sender, text, at, testid, pending }) {
   return html`
     <div class=${"msg " + sender + (pending ? " pending" : "")} data-testid=${testid} data-sender=${sender}>
       <div class="meta"><span class="sender">${who}</span> ${pending ? t.sending : at ? dateTime(at) : ""}</div>
-      <div class="bubble">${text}</div>
+      <div class="bubble"><${RichText} text=${text} /></div>
     </div>
   `;
 }
