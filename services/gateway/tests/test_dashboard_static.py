@@ -278,6 +278,7 @@ class FakeOperatorApi:
         self.status: dict[str, str] = {OFFERED: "QUEUED"}
         self.presence = "offline"  # routing's word on this operator's presence
         self.owner: dict[str, str] = {}  # conversation -> the operator who has it (or had it last)
+        self.not_yet_applied: set[str] = set()  # conversations whose next notes read is refused once
         self.operators = [
             _operator(ME, "Giulia", "operator", "online"),
             _operator(MARCO, "Marco", "operator", "online"),
@@ -383,6 +384,11 @@ class FakeOperatorApi:
         match = re.fullmatch(r"/v1/conversations/([0-9a-f-]+)/([a-z-]+)", path)
         if match and request.method == "GET" and match.group(2) == "notes":
             conversation_id = match.group(1)
+            if conversation_id in self.not_yet_applied:
+                # The conversation service has not applied routing's assignment yet.
+                self.not_yet_applied.discard(conversation_id)
+                await _json(route, 403, {"error": {"code": "forbidden", "message": "this conversation is not yours"}})
+                return
             notes = self.notes.get(conversation_id, [])
             await _json(route, 200, {"conversation_id": conversation_id, "tenant_id": TENANT, "notes": notes})
             return
@@ -810,6 +816,32 @@ async def test_the_previous_owner_sees_who_has_the_conversation_now(browser: Any
     unread = {OFFERED, KEPT}
     assert not [r for r in api.requests[before:] if r[0] == "GET" and r[1].endswith("/notes")]
     assert not [s for s in api.subscriptions[subscriptions:] if s["conversation_id"] in unread]
+    assert errors == []
+    await context.close()
+
+
+@pytest.mark.browser
+async def test_a_conversation_transferred_to_the_operator_is_read_once_the_conversation_service_has_it(
+    browser: Any, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    api = FakeOperatorApi()
+    context, page, errors = await _signed_in(browser, api)
+    api.notes[KEPT] = [_note("n-1", MARCO, "Vuole cambiare la data")]
+    api.transcripts[KEPT] = [_message(1, "customer", "Posso cambiare la data del biglietto?")]
+    api.status[KEPT] = "WITH_OPERATOR"
+    api.owner[KEPT] = ME
+    api.not_yet_applied.add(KEPT)  # routing told the gateway first: the first read is refused
+    api.push(_assigned(KEPT, ME, "Giulia", via="transfer"))
+    for message in api.transcripts[KEPT]:
+        api.push({"conversation_id": KEPT, "type": "message", "message": message})
+    api.push({"conversation_id": KEPT, "type": "status", "status": "WITH_OPERATOR"})
+
+    await page.get_by_test_id("conversation-item").filter(has_text="#44444444").click()
+    await expect(page.get_by_test_id("note")).to_contain_text("Vuole cambiare la data")
+    await expect(page.get_by_test_id("composer")).to_be_enabled()
+    assert len(_asked(api, "GET", f"/v1/conversations/{KEPT}/notes")) >= 2, "refused once, asked again"
     assert errors == []
     await context.close()
 

@@ -16,6 +16,8 @@ const PRESENCE_SETTLE_MS = 5_000;
 // An operator's conversations are theirs in these statuses (the API's HELD_STATUSES).
 const HELD = ["WITH_OPERATOR", "WAITING_CUSTOMER"];
 const SUPERVISING_ROLES = new Set(["supervisor", "admin"]);
+const HELD_READ_RETRIES = 3; // see `readHeld`
+const HELD_READ_DELAY_MS = 300;
 // A ticket's moves the tickets service accepts (its README's lifecycle table); the status picker
 // offers only these, the service's word stays final (a refusal comes back as a frame).
 export const TICKET_MOVES = {
@@ -468,12 +470,26 @@ export class Store {
     return this.call("GET", "/v1/conversations/" + id + "/suggestion");
   }
 
+  // A conversation routing has just given the operator can still be the previous owner's in the
+  // conversation service for a moment (it applies the assignment a little after routing tells
+  // the gateway): a refused read of a conversation the operator holds is asked again shortly.
+  async readHeld(c, path) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.call("GET", path);
+      } catch (error) {
+        if (error.status !== 403 || !c.mine || attempt > HELD_READ_RETRIES) throw error;
+        await new Promise((resolve) => setTimeout(resolve, HELD_READ_DELAY_MS * attempt));
+      }
+    }
+  }
+
   async loadSummary(id) {
     const c = this.conversation(id);
     if (c.summaryState) return;
     c.summaryState = "loading";
     try {
-      c.summary = await this.call("GET", "/v1/conversations/" + id + "/summary");
+      c.summary = await this.readHeld(c, "/v1/conversations/" + id + "/summary");
       c.summaryState = "server";
     } catch {
       c.summaryState = "local"; // built from the transcript by the UI
@@ -488,7 +504,7 @@ export class Store {
     const c = this.conversation(id);
     if (c.lost) return;
     try {
-      const view = await this.call("GET", "/v1/conversations/" + id + "/notes");
+      const view = await this.readHeld(c, "/v1/conversations/" + id + "/notes");
       for (const note of view.notes || []) this.addNote(c, note);
       this.changed();
     } catch (error) {
