@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ai_responder import handlers
 from ai_responder.admin import MIGRATIONS
+from ai_responder.answering import Question
 from ai_responder.assistant import Assistant
 from ai_responder.config import Settings
 from ai_responder.kb import load_tenant
@@ -21,7 +22,7 @@ from ai_responder.store import UnansweredQuestion, save_knowledge_base
 from contracts.common import ConversationStatus, HandoffReason, Sender
 from contracts.envelope import new_envelope
 from contracts.events import AiReplyGenerated, ConversationStarted, MessagePosted
-from devkit.testing import ConsumerHarness, Infra
+from devkit.testing import ConsumerHarness, Infra, create_database, drop_database
 from servicekit.db import create_engine, session_factory
 from servicekit.migrations import upgrade_to_head
 
@@ -78,3 +79,32 @@ async def test_unanswered_questions_are_kept_as_gaps_once(
         ("Qual è la password del wi-fi?", "low_confidence", TENANT, conversation)
     ]
     assert gaps[0].question_id == questions[1].message_id
+
+
+async def test_two_systems_sharing_a_redis_answer_each_from_its_own_articles(
+    infra: Infra, redis_client: Redis, key_prefix: str
+) -> None:
+    # Both knowledge bases are at version 1 with other words: the answer cache must tell them apart.
+    shipped = load_tenant(KB_ROOT / TENANT)
+    article = next(a for a in shipped.articles if a.id == "faq-it-dove-si-trova-il-museo")
+    moved = article.model_copy(update={"body": {**article.body, "it": "Il museo ha traslocato in Piazza Nuova 1."}})
+    edited = shipped.model_copy(update={"articles": [moved if a.id == article.id else a for a in shipped.articles]})
+    answers = []
+    for kb in (shipped, edited):
+        database = await create_database(infra, "cache")
+        url = infra.database_url(database)
+        await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url)
+        engine = create_engine(url)
+        try:
+            sessions = session_factory(engine)
+            async with sessions() as session, session.begin():
+                assert await save_knowledge_base(session, kb) == 1
+            assistant = Assistant(Settings(llm_api_key=None, answer_cache_ttl_s=60), sessions, redis_client)
+            await assistant.reload()
+            [answer] = await assistant.answer_all([Question(tenant_id=TENANT, text="Dove si trova il museo?")])
+            answers.append(answer.text)
+        finally:
+            await engine.dispose()
+            await drop_database(infra, database)
+    assert "Piazza Nuova" not in answers[0]
+    assert "Piazza Nuova" in answers[1]

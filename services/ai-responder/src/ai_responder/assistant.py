@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Iterator, Sequence
 
 from redis.asyncio import Redis
@@ -90,16 +91,18 @@ class Assistant:
             versions, bases = await load_knowledge_bases(session)
             records = {r.tenant_id: r for r in await load_assistant_settings(session)}
         tenants: dict[str, TenantKnowledge] = {}
-        for kb in bases:
+        # The cache key names what the answers come from: every tenant's knowledge base as its
+        # settings apply it. Version numbers alone are not enough: two systems sharing a Redis (or
+        # a database built again) reach the same numbers with other articles.
+        fingerprint = hashlib.sha256()
+        for kb in sorted(bases, key=lambda kb: kb.tenant_id):
             applied, llm_enabled = effective(kb, records.get(kb.tenant_id))
             tenants[kb.tenant_id] = TenantKnowledge(applied, llm_enabled=llm_enabled)
+            fingerprint.update(f"{applied.model_dump_json()}|{llm_enabled}\n".encode())
         knowledge = KnowledgeBase(tenants)
         settings_versions = {tenant: r.version for tenant, r in records.items() if tenant in versions}
-        # The cache key carries the knowledge-base and settings versions, so a change never serves old answers.
-        generation = ",".join(
-            f"{tenant}={version}.{settings_versions.get(tenant, 0)}" for tenant, version in sorted(versions.items())
-        )
-        cache = AnswerCache(self.redis, self.settings.answer_cache_ttl_s, prefix=f"ai-responder:answer:{generation}")
+        generation = fingerprint.hexdigest()[:24]
+        cache = AnswerCache(self.redis, self.settings.answer_cache_ttl_s, prefix=f"{AnswerCache.PREFIX}:{generation}")
         inner = build_responder(self.settings, knowledge) if bases else None
         self.knowledge, self.versions, self.settings_versions = knowledge, versions, settings_versions
         self.responder = CachingResponder(inner, cache, knowledge) if inner else None

@@ -33,8 +33,10 @@ def normalise_question(text: str) -> str:
 class AnswerCache:
     """Answers keyed by tenant + language + hash of the normalised question, with a TTL."""
 
-    # The prefix names the Answer's shape: v2 added `upset`, which v1 entries would read as False.
-    def __init__(self, redis: Redis, ttl_s: int = 3600, prefix: str = "ai-responder:answer:v2") -> None:
+    # Names the Answer's shape: v2 added `upset`, which v1 entries would read as False.
+    PREFIX = "ai-responder:answer:v2"
+
+    def __init__(self, redis: Redis, ttl_s: int = 3600, prefix: str = PREFIX) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
         self.prefix = prefix
