@@ -330,6 +330,15 @@ class FakeOperatorApi:
         self.presence = presence
         self.push(_presence(ME, presence))
 
+    def assign_to_me(self, conversation_id: str, via: str) -> None:
+        """Routing's assignment reaches the stream; the gateway then follows the operator's new
+        conversation: its history, then its status."""
+        self.push({**_assigned(conversation_id, ME, "Giulia", via), "occurred_at": "2025-12-10T18:31:00Z"})
+        for message in self.transcripts.get(conversation_id, []):
+            self.push({"conversation_id": conversation_id, "type": "message", "message": message})
+        self.status[conversation_id] = "WITH_OPERATOR"
+        self.push({"conversation_id": conversation_id, "type": "status", "status": "WITH_OPERATOR"})
+
     def push_message(self, conversation_id: str, sender: str, text: str, message_id: str | None = None) -> None:
         transcript = self.transcripts.setdefault(conversation_id, [])
         message = _message(len(transcript) + 1, sender, text, message_id)
@@ -406,20 +415,7 @@ class FakeOperatorApi:
             self.queue = [e for e in self.queue if e["conversation_id"] != conversation_id]
             self.owner[conversation_id] = ME
             await _json(route, 200, {"conversation_id": conversation_id, "operator_id": ME, "via": "offer"})
-            self.push(
-                {
-                    "type": "assignment",
-                    "event": "operator_assigned",
-                    "conversation_id": conversation_id,
-                    "occurred_at": "2025-12-10T18:31:00Z",
-                    "data": {"operator_id": ME, "display_name": "Giulia", "via": "offer"},
-                }
-            )
-            # The gateway follows an operator's new conversation: its history, then its status.
-            for message in self.transcripts.get(conversation_id, []):
-                self.push({"conversation_id": conversation_id, "type": "message", "message": message})
-            self.status[conversation_id] = "WITH_OPERATOR"
-            self.push({"conversation_id": conversation_id, "type": "status", "status": "WITH_OPERATOR"})
+            self.assign_to_me(conversation_id, "offer")
         elif action == "operator-messages":
             message_id = f"00000000-0000-4000-9000-{len(self.requests):012d}"
             await _json(route, 202, {"accepted": True, "command_id": WAITING, "message_id": message_id})
@@ -829,14 +825,9 @@ async def test_a_conversation_transferred_to_the_operator_is_read_once_the_conve
     api = FakeOperatorApi()
     context, page, errors = await _signed_in(browser, api)
     api.notes[KEPT] = [_note("n-1", MARCO, "Vuole cambiare la data")]
-    api.transcripts[KEPT] = [_message(1, "customer", "Posso cambiare la data del biglietto?")]
-    api.status[KEPT] = "WITH_OPERATOR"
-    api.owner[KEPT] = ME
+    _hold(api, KEPT, "Posso cambiare la data del biglietto?")
     api.not_yet_applied.add(KEPT)  # routing told the gateway first: the first read is refused
-    api.push(_assigned(KEPT, ME, "Giulia", via="transfer"))
-    for message in api.transcripts[KEPT]:
-        api.push({"conversation_id": KEPT, "type": "message", "message": message})
-    api.push({"conversation_id": KEPT, "type": "status", "status": "WITH_OPERATOR"})
+    api.assign_to_me(KEPT, "transfer")
 
     await page.get_by_test_id("conversation-item").filter(has_text="#44444444").click()
     await expect(page.get_by_test_id("note")).to_contain_text("Vuole cambiare la data")
