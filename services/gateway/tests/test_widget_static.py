@@ -358,6 +358,16 @@ async def _send(page, text: str) -> None:
     await page.press("[data-testid=input]", "Enter")
 
 
+async def _open_and_send(page: Any, text: str) -> None:
+    """Opens the widget and sends `text`, which starts the conversation; returns once it is stored.
+    The echo may render before the POST answers; the pending bubble then goes away."""
+    from playwright.async_api import expect
+
+    await page.evaluate("window.LucineWidget.open()")
+    await _send(page, text)
+    await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+
+
 @pytest.mark.browser
 @browser_test
 async def test_browser_conversation_flow_renders_text_safely(browser):
@@ -556,10 +566,7 @@ async def test_browser_closed_conversation_starts_a_new_one(browser):
     gw = FakeGateway()
     ctx, page = await _open_page(browser, gw)
     try:
-        await page.evaluate("window.LucineWidget.open()")
-        await _send(page, "ciao")
-        # The echo may render before the POST answers; the pending bubble then goes away.
-        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        await _open_and_send(page, "ciao")
         await expect(page.locator("[data-testid=message]")).to_have_count(1)
         await expect(page.locator("[data-testid=message]")).to_have_attribute("data-seq", "1")
         await gw.push({"type": "status", "status": "RESOLVED"})
@@ -583,9 +590,7 @@ async def _close_after_one_message(page: Any, gw: FakeGateway, closed_status: st
     the status frame and its closing notice)."""
     from playwright.async_api import expect
 
-    await page.evaluate("window.LucineWidget.open()")
-    await _send(page, "ciao")
-    await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+    await _open_and_send(page, "ciao")
     await expect(page.locator("[data-testid=message]")).to_have_count(1)
     gw.status = closed_status
     await gw.push({"type": "status", "status": closed_status})
@@ -819,9 +824,7 @@ async def test_browser_last_message_stays_visible_when_the_banner_grows(browser:
     gw = FakeGateway()
     ctx, page = await _open_page(browser, gw)
     try:
-        await page.evaluate("window.LucineWidget.open()")
-        await _send(page, "Vorrei parlare con una persona")
-        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        await _open_and_send(page, "Vorrei parlare con una persona")
         for i in range(8):  # enough to scroll
             await gw.add("ai", f"Risposta numero {i + 1}: le luci si accendono alle 17:30.")
         gw.status = "QUEUED"
@@ -861,9 +864,7 @@ async def test_browser_queue_position_survives_a_reload(browser: Any, tmp_path: 
     gw = FakeGateway()
     ctx, page = await _open_page(browser, gw)
     try:
-        await page.evaluate("window.LucineWidget.open()")
-        await _send(page, "Vorrei parlare con una persona")
-        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        await _open_and_send(page, "Vorrei parlare con una persona")
         gw.status = "QUEUED"
         await gw.push({"type": "status", "status": "QUEUED"})
         await gw.push({"type": "queue", "position": 2, "estimated_wait_seconds": 180})
