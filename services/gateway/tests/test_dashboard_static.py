@@ -659,7 +659,7 @@ def _hold(api: FakeOperatorApi, conversation_id: str, text: str) -> None:
 async def _signed_in(browser: Any, api: FakeOperatorApi, locale: str = "it-IT") -> tuple[Any, Any, list[str]]:
     from playwright.async_api import expect
 
-    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale=locale)
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale=locale, timezone_id="UTC")
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -890,5 +890,24 @@ async def test_operators_are_named_not_numbered(browser: Any, tmp_path: Path) ->
     assert MARCO not in page_text
     assert SOFIA not in page_text
     await page.screenshot(path=str(_shots(tmp_path) / "dashboard-names-en.png"))
+    assert errors == []
+    await context.close()
+
+
+@pytest.mark.browser
+async def test_times_are_written_in_the_dashboards_language_not_the_browsers(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    api = FakeOperatorApi()
+    _hold(api, KEPT, "Sono ancora qui, mi aiutate?")  # its messages were written at 18:30 UTC
+    context, page, errors = await _signed_in(browser, api, locale="en-US")
+    await page.get_by_test_id("conversation-item").click()
+    first_message = page.get_by_test_id("transcript").locator(".meta").first
+    await expect(first_message).to_contain_text("18:30")  # British English: the browser's US English says 06:30 PM
+    await page.get_by_test_id("lang-it").first.click()
+    await expect(first_message).to_contain_text("Cliente")
+    await expect(first_message).to_contain_text("18:30")
+    assert "PM" not in await page.get_by_test_id("transcript").inner_text()
+    await page.screenshot(path=str(_shots(tmp_path) / "dashboard-times.png"))
     assert errors == []
     await context.close()

@@ -4,14 +4,14 @@
 // styles live here and in analytics.css, so the rest of the dashboard needs only a hook.
 import { html, useEffect, useRef, useState } from "/dashboard/vendor/preact-htm.module.js";
 import uPlot from "/dashboard/vendor/uplot.esm.js";
+import { fill, formatDate } from "/dashboard/i18n.js";
 
 const LIVE_EVERY_MS = 15000;
 const DAY_MS = 86400000;
 
 const WORDS = {
   it: {
-    // Dates are written in the dashboard's language, not the browser's.
-    locale: "it-IT",
+    lang: "it",
     title: "Analisi",
     period: "Periodo",
     today: "Oggi",
@@ -88,7 +88,7 @@ const WORDS = {
     },
   },
   en: {
-    locale: "en-GB",
+    lang: "en",
     title: "Analytics",
     period: "Period",
     today: "Today",
@@ -168,10 +168,6 @@ const WORDS = {
 
 // Colours of the series, the same in every chart and legend.
 const COLOURS = { started: "#1f5fbf", ai: "#1e7d4f", handoff: "#b26b00", abandoned: "#b3261e", tickets: "#6b4fbb" };
-
-function fill(text, values) {
-  return text.replace(/\{(\w+)\}/g, (_, key) => (values[key] === undefined ? "" : String(values[key])));
-}
 
 function percent(rate) {
   return rate === null || rate === undefined ? "—" : Math.round(rate * 1000) / 10 + "%";
@@ -348,7 +344,7 @@ function VolumeChart({ w, series, granularity, range, onPick }) {
     const label = (v) =>
       granularity === "hour"
         ? new Date(v * 1000).getHours() + ":00"
-        : new Date(v * 1000).toLocaleDateString(w.locale, { day: "numeric", month: "short" });
+        : formatDate(v * 1000, w.lang, { day: "numeric", month: "short" });
     const line = (label, colour, name) => ({ label, stroke: colour, width: 2, points: { size: 6, fill: colour } });
     return [
       {
@@ -469,7 +465,7 @@ function Drilldown({ w, drill, onClose, onOpen }) {
       ${drill.view.items.slice(0, 200).map(
         (item) => html`<li data-testid="drilldown-item">
           <span class="mono">#${String(item.conversation_id || item.ticket_id).slice(0, 8)}</span>
-          <span class="muted">${new Date(item.at).toLocaleString(w.locale)}</span>
+          <span class="muted">${formatDate(item.at, w.lang)}</span>
           ${item.conversation_id && html`<button type="button" class="secondary" onClick=${() => onOpen(item.conversation_id)}>${w.drillOpen}</button>`}
         </li>`,
       )}

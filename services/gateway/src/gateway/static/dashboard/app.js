@@ -1,6 +1,6 @@
 // The operator dashboard: Preact with htm (vendored, no build step).
 import { html, render, useEffect, useMemo, useRef, useState } from "/dashboard/vendor/preact-htm.module.js";
-import { initialLanguage, LANGUAGES, saveLanguage, words } from "/dashboard/i18n.js";
+import { formatDate, initialLanguage, LANGUAGES, saveLanguage, words } from "/dashboard/i18n.js";
 import { SLA_RANK, Store, TICKET_MOVES } from "/dashboard/store.js";
 import { AnalyticsView } from "/dashboard/analytics.js";
 import { KnowledgeView } from "/dashboard/kb.js";
@@ -70,9 +70,8 @@ function duration(ms) {
   return Math.floor(h / 24) + " d";
 }
 
-function clock(value) {
-  const d = new Date(value);
-  return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+function clock(value, t) {
+  return formatDate(value, t.lang, { hour: "2-digit", minute: "2-digit" });
 }
 
 function shortId(id) {
@@ -377,7 +376,7 @@ function ConversationItem({ t, state, c, now }) {
         <span class="item-sub">${[
           ownerName(state, c) || (c.queued ? t.tabQueue : ""),
           c.waitingSince && c.queued ? duration(now - new Date(c.waitingSince).getTime()) : "",
-          c.updatedAt && !c.queued ? clock(c.updatedAt) : "",
+          c.updatedAt && !c.queued ? clock(c.updatedAt, t) : "",
           unreadDraft ? "✎" : "",
         ].filter(Boolean).join(" · ")}</span>
       </button>
@@ -428,7 +427,7 @@ function Chat({ t, state }) {
 function Message({ t, m }) {
   return html`
     <div class=${"msg " + m.sender} data-testid="message" data-sender=${m.sender}>
-      <div class="meta"><span class="sender">${t.senders[m.sender] || m.sender}</span> ${clock(m.created_at)}</div>
+      <div class="meta"><span class="sender">${t.senders[m.sender] || m.sender}</span> ${clock(m.created_at, t)}</div>
       <div class="bubble"><${RichText} text=${m.text} /></div>
     </div>
   `;
@@ -640,7 +639,7 @@ function Notes({ t, state, c, writable }) {
     <section class="card notes" data-testid="notes">
       <h3>${t.notes} <span class="muted small">${t.notesHint}</span></h3>
       ${c.notes.length ? html`<ul class="note-list">${c.notes.map((n) => html`<li data-testid="note"><div>${n.text}</div>
-        <span class="muted small" data-testid="note-author">${operatorName(t, state, n.operator_id)} · ${clock(n.created_at)}</span></li>`)}</ul>` : html`<p class="muted small">${t.noNotes}</p>`}
+        <span class="muted small" data-testid="note-author">${operatorName(t, state, n.operator_id)} · ${clock(n.created_at, t)}</span></li>`)}</ul>` : html`<p class="muted small">${t.noNotes}</p>`}
       ${writable && html`<form onSubmit=${add} class="inline-form">
         <textarea rows="2" value=${text} placeholder=${t.notePlaceholder} aria-label=${t.addNote}
           onInput=${(e) => setText(e.target.value)} data-testid="note-input"
@@ -872,7 +871,7 @@ function TicketItem({ t, state, ticket, now }) {
           <${SlaBadge} t=${t} state=${ticket.sla_state} />
           ${clockShown && ticket.sla_state !== "met" ? html`<span class="sla-time">${t.slaClocks[clockShown.clock]} ${slaTime(t, clockShown, now)}</span>` : ""}
         </span>
-        <span class="item-sub">${ticket.contact_name} · ${operatorName(t, state, ticket.assignee_id)} · ${clock(ticket.updated_at)}</span>
+        <span class="item-sub">${ticket.contact_name} · ${operatorName(t, state, ticket.assignee_id)} · ${clock(ticket.updated_at, t)}</span>
       </button>
     </li>
   `;
@@ -881,15 +880,14 @@ function TicketItem({ t, state, ticket, now }) {
 function Bubble({ t, who, sender, text, at, testid, pending }) {
   return html`
     <div class=${"msg " + sender + (pending ? " pending" : "")} data-testid=${testid} data-sender=${sender}>
-      <div class="meta"><span class="sender">${who}</span> ${pending ? t.sending : at ? dateTime(at) : ""}</div>
+      <div class="meta"><span class="sender">${who}</span> ${pending ? t.sending : at ? dateTime(at, t) : ""}</div>
       <div class="bubble"><${RichText} text=${text} /></div>
     </div>
   `;
 }
 
-function dateTime(value) {
-  const d = new Date(value);
-  return isNaN(d) ? "" : d.toLocaleString([], { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" });
+function dateTime(value, t) {
+  return formatDate(value, t.lang, { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" });
 }
 
 function TicketThread({ t, state }) {
@@ -1061,7 +1059,7 @@ function TicketSide({ t, state }) {
         <dl>
           <dt>${t.preferredContact}</dt><dd>${t.channels[contact.preferred_contact] || contact.preferred_contact}</dd>
           ${view.language && html`<dt>${t.language}</dt><dd>${view.language.toUpperCase()}</dd>`}
-          <dt>${t.created}</dt><dd>${dateTime(view.created_at)}</dd>
+          <dt>${t.created}</dt><dd>${dateTime(view.created_at, t)}</dd>
         </dl>
       </section>
       <${TicketNotes} t=${t} state=${state} view=${view} />
@@ -1070,7 +1068,7 @@ function TicketSide({ t, state }) {
         <ul class="history">
           ${(view.history || []).map(
             (h) => html`<li><${TicketStatus} t=${t} status=${h.status} />
-              <span class="muted small">${dateTime(h.changed_at)} · ${t.by} ${h.changed_by === "customer" ? t.customer : h.changed_by === "system" ? t.system : operatorName(t, state, h.changed_by)}</span></li>`,
+              <span class="muted small">${dateTime(h.changed_at, t)} · ${t.by} ${h.changed_by === "customer" ? t.customer : h.changed_by === "system" ? t.system : operatorName(t, state, h.changed_by)}</span></li>`,
           )}
         </ul>
       </section>
@@ -1097,7 +1095,7 @@ function TicketNotes({ t, state, view }) {
       <h3>${t.notes} <span class="muted small">${t.notesHint}</span></h3>
       ${view.notes.length
         ? html`<ul class="note-list">${view.notes.map((n) => html`<li data-testid="ticket-note"><div>${n.text}</div>
-            <span class="muted small">${operatorName(t, state, n.operator_id)} · ${dateTime(n.created_at)}</span></li>`)}</ul>`
+            <span class="muted small">${operatorName(t, state, n.operator_id)} · ${dateTime(n.created_at, t)}</span></li>`)}</ul>`
         : html`<p class="muted small">${t.noNotes}</p>`}
       <form onSubmit=${add} class="inline-form">
         <textarea rows="2" value=${text} placeholder=${t.notePlaceholder} aria-label=${t.addNote}

@@ -3,6 +3,9 @@
 
 const WORDS = {
   it: {
+    lang: "it",
+    // Dates and times are written in the dashboard's language, not the browser's.
+    locale: "it-IT",
     title: "Operatori",
     signInTitle: "Accedi alla console operatori",
     username: "Nome utente",
@@ -372,6 +375,8 @@ const WORDS = {
     },
   },
   en: {
+    lang: "en",
+    locale: "en-GB",
     title: "Operators",
     signInTitle: "Sign in to the operator console",
     username: "Username",
@@ -764,3 +769,14 @@ export function words(lang) {
 }
 
 export const LANGUAGES = ["it", "en"];
+
+/** `text` with each `{name}` replaced by `values[name]`. */
+export function fill(text, values) {
+  return text.replace(/\{(\w+)\}/g, (_, name) => (values[name] ?? "") + "");
+}
+
+/** A date, a time or both (as `options` ask) in the given dashboard language; "" for no date. */
+export function formatDate(value, lang, options) {
+  const d = new Date(value);
+  return isNaN(d) ? "" : d.toLocaleString(words(lang).locale, options);
+}

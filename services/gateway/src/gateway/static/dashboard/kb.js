@@ -5,6 +5,7 @@
 // /v1/kb/* (the gateway proxies the ai-responder's management API). Its own words and styles live
 // here and in kb.css, so the rest of the dashboard needs only a hook.
 import { html, useEffect, useRef, useState } from "/dashboard/vendor/preact-htm.module.js";
+import { fill, formatDate } from "/dashboard/i18n.js";
 
 const LANGS = ["it", "en"];
 const LANG_NAMES = { it: "Italiano", en: "English" };
@@ -185,13 +186,8 @@ export const WORDS = {
 const GAP_DAYS = 30;
 const ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,119}$/;
 
-function fill(text, values) {
-  return text.replace(/\{(\w+)\}/g, (_, name) => (values[name] ?? "") + "");
-}
-
 function when(value, lang) {
-  const d = new Date(value);
-  return isNaN(d) ? "" : d.toLocaleString(lang, { dateStyle: "short", timeStyle: "short" });
+  return formatDate(value, lang, { dateStyle: "short", timeStyle: "short" });
 }
 
 function titleOf(article, lang) {

@@ -5,7 +5,7 @@
 // /v1/canned-responses, /v1/admin/*. A refused save (422) says why next to its form and keeps
 // what was typed. Its styles live in settings.css; its words in i18n.js (`settings`).
 import { html, useEffect, useRef, useState } from "/dashboard/vendor/preact-htm.module.js";
-import { words } from "/dashboard/i18n.js";
+import { fill, formatDate, words } from "/dashboard/i18n.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 // The languages a tenant may offer (settings_api.SUPPORTED_LANGUAGES).
@@ -30,13 +30,8 @@ function addStyles() {
   document.head.appendChild(link);
 }
 
-function fill(text, values) {
-  return text.replace(/\{(\w+)\}/g, (_, name) => (values[name] ?? "") + "");
-}
-
 function when(value, lang) {
-  const d = new Date(value);
-  return isNaN(d) ? "" : d.toLocaleString(lang, { dateStyle: "medium", timeStyle: "short" });
+  return formatDate(value, lang, { dateStyle: "medium", timeStyle: "short" });
 }
 
 function clone(value) {
