@@ -733,7 +733,7 @@ async def test_presence_follows_what_routing_decides(browser: Any, tmp_path: Pat
     await expect(page.get_by_test_id("presence-away")).to_have_attribute("aria-checked", "true")
     await expect(page.get_by_test_id("presence-online")).to_have_attribute("aria-checked", "false")
     await expect(page.get_by_test_id("toast")).to_contain_text(
-        "Sei stato messo in Assente: due offerte scadute di seguito."
+        "Sei stato messo in Assente: le ultime offerte sono scadute senza risposta."
     )
     await page.screenshot(path=str(_shots(tmp_path) / "dashboard-set-away.png"))
 

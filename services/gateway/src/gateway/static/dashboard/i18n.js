@@ -67,7 +67,8 @@ const WORDS = {
     reassignedAway: "Conversazione riassegnata",
     backInQueue: "Rimessa in coda",
     presenceNow: "Il tuo stato ora è",
-    awayAfterMissedOffers: "Sei stato messo in Assente: due offerte scadute di seguito. Torna Online per riceverne.",
+    // How many missed offers make an operator away is routing's setting, so no number here.
+    awayAfterMissedOffers: "Sei stato messo in Assente: le ultime offerte sono scadute senza risposta. Torna Online per riceverne.",
     send: "Invia",
     sending: "invio…",
     sendFailed: "Non inviato: il testo è di nuovo nell'editor.",
@@ -438,7 +439,7 @@ const WORDS = {
     reassignedAway: "Conversation reassigned",
     backInQueue: "Back in the queue",
     presenceNow: "Your status is now",
-    awayAfterMissedOffers: "You were set to Away: two offers in a row expired. Go Online to get offers again.",
+    awayAfterMissedOffers: "You were set to Away: your last offers expired unanswered. Go Online to get offers again.",
     send: "Send",
     sending: "sending…",
     sendFailed: "Not sent: the text is back in the editor.",
