@@ -39,6 +39,10 @@ NEGATIVE = HandoffReason.NEGATIVE_SENTIMENT
         ("Pessimo servizio, vergogna!", NEGATIVE, None),
         ("This is terrible", NEGATIVE, None),
         ("I'm angry", NEGATIVE, None),
+        ("sono arrabbiatissima", NEGATIVE, None),  # a superlative is its base word
+        ("sono stufo di aspettare", NEGATIVE, None),
+        ("sono davvero esasperata", NEGATIVE, None),
+        ("I'm so frustrated with this", NEGATIVE, None),
     ],
 )
 def test_detects(tenant: TenantKnowledge, text: str, reason: HandoffReason, topic: str | None) -> None:
@@ -58,6 +62,8 @@ def test_detects(tenant: TenantKnowledge, text: str, reason: HandoffReason, topi
         "Non voglio parlare con un operatore, dimmi gli orari",  # negated
         "accesso prioritario con il saltafila",  # accesso is not accessibilità
         "A che ora aprite?",
+        "Ci sono stufe per scaldarsi?",  # heaters, not fed up
+        "Il percorso è bellissimo?",
     ],
 )
 def test_does_not_overreact(tenant: TenantKnowledge, text: str) -> None:

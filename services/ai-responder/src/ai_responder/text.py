@@ -70,11 +70,20 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN_RE.findall(normalize(text))
 
 
+# An Italian superlative ("arrabbiatissimo", "bellissime") means what its base word means, and
+# Snowball's Italian stemmer leaves the suffix on: the base form is stemmed instead.
+_ITALIAN_SUPERLATIVE = re.compile(r"^(\w{3,}?)issim[oaie]$")
+
+
 @lru_cache(maxsize=65536)
 def stem(token: str, language: str) -> str:
     """Snowball stem of an already normalised token (cached: the same words recur constantly)."""
     stemmer = _STEMMERS.get(language)
-    return stemmer.stemWord(token) if stemmer is not None else token
+    if stemmer is None:
+        return token
+    if language == "it":
+        token = _ITALIAN_SUPERLATIVE.sub(r"\1o", token)
+    return stemmer.stemWord(token)
 
 
 def stems(token: str) -> frozenset[str]:
