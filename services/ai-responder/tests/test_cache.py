@@ -1,9 +1,13 @@
 """The answer cache against the real local Redis."""
 
+import shutil
+from pathlib import Path
+
 from redis.asyncio import Redis
 
+from ai_responder import cache
 from ai_responder.answering import Answer, KnowledgeBase, Question, RetrievalResponder
-from ai_responder.cache import AnswerCache, CachingResponder, normalise_question
+from ai_responder.cache import AnswerCache, CachingResponder, code_fingerprint, normalise_question
 
 TENANT = "lucine-di-natale"
 
@@ -117,3 +121,12 @@ async def test_a_batch_is_answered_in_order_from_cache_and_responder(
     again = await responder.answer_all([Question(tenant_id=TENANT, text=text) for text in texts])
     assert inner.calls == 4, "the batch stored its fresh answers"
     assert again == answers
+
+
+def test_another_version_of_the_answering_code_has_another_fingerprint(tmp_path: Path) -> None:
+    for module in Path(cache.__file__).parent.glob("*.py"):
+        shutil.copy(module, tmp_path)
+    assert code_fingerprint(tmp_path) == code_fingerprint()
+    policy = tmp_path / "policy.py"
+    policy.write_text(policy.read_text() + "\nDEFAULT_NEGATIVE += ('livid',)\n")
+    assert code_fingerprint(tmp_path) != code_fingerprint()

@@ -21,13 +21,15 @@ from ai_responder.answering import (
     build_responder,
 )
 from ai_responder.assistant_settings import effective
-from ai_responder.cache import AnswerCache, CachingResponder
+from ai_responder.cache import AnswerCache, CachingResponder, code_fingerprint
 from ai_responder.config import Settings
 from ai_responder.store import live_versions, load_assistant_settings, load_knowledge_bases
 from contracts.common import HandoffReason, SmartAction, SmartActionType
 from servicekit.logs import get_logger
 
 log = get_logger(__name__)
+
+CODE_FINGERPRINT = code_fingerprint()  # once: the code does not change while it runs
 
 # Said when a tenant has no knowledge base loaded: the customer still gets an answer and a person.
 NO_KNOWLEDGE = {
@@ -91,10 +93,11 @@ class Assistant:
             versions, bases = await load_knowledge_bases(session)
             records = {r.tenant_id: r for r in await load_assistant_settings(session)}
         tenants: dict[str, TenantKnowledge] = {}
-        # The cache key names what the answers come from: every tenant's knowledge base as its
-        # settings apply it. Version numbers alone are not enough: two systems sharing a Redis (or
-        # a database built again) reach the same numbers with other articles.
-        fingerprint = hashlib.sha256()
+        # The cache key names what the answers come from: the answering code and every tenant's
+        # knowledge base as its settings apply it. Version numbers alone are not enough: two
+        # systems sharing a Redis (or a database built again) reach the same numbers with other
+        # articles, and a new release of the code may answer the same articles otherwise.
+        fingerprint = hashlib.sha256(CODE_FINGERPRINT.encode())
         for kb in sorted(bases, key=lambda kb: kb.tenant_id):
             applied, llm_enabled = effective(kb, records.get(kb.tenant_id))
             tenants[kb.tenant_id] = TenantKnowledge(applied, llm_enabled=llm_enabled)

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -23,6 +24,15 @@ from ai_responder.text import normalize
 logger = logging.getLogger(__name__)
 
 _SPACES = re.compile(r"[^a-z0-9]+")
+
+
+def code_fingerprint(package: Path = Path(__file__).parent) -> str:
+    """A digest of the answering code, every module of this package: another version of it may
+    retrieve, judge moods or offer handoffs otherwise, so its cached answers are not this one's."""
+    digest = hashlib.sha256()
+    for module in sorted(package.glob("*.py")):
+        digest.update(module.name.encode() + b"\0" + module.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def normalise_question(text: str) -> str:

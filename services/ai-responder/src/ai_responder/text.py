@@ -83,7 +83,8 @@ def stem(token: str, language: str) -> str:
         return token
     if language == "it":
         token = _ITALIAN_SUPERLATIVE.sub(r"\1o", token)
-    return stemmer.stemWord(token)
+    stemmed: str = stemmer.stemWord(token)
+    return stemmed
 
 
 def stems(token: str) -> frozenset[str]:
