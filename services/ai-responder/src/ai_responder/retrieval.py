@@ -447,8 +447,11 @@ class RetrievalIndex:
                 # list of amounts (a price list) a little more than a passing one.
                 for unit, count in shaped.items():
                     credit = term.importance * SHAPE_CREDIT * min(count, 4) / 4
-                    if credit > best.get(unit, (0.0, 0.0))[0]:
-                        best[unit] = (credit, SYNONYM_WEIGHT)
+                    value, weight = best.get(unit, (0.0, 0.0))
+                    if credit > value:
+                        # The credit raises the score; the word stays explained as well as the
+                        # passage's own words explain it (a price list that says "cost" fully).
+                        best[unit] = (credit, max(weight, SYNONYM_WEIGHT))
             for unit, (value, weight) in best.items():
                 scores[unit] = scores.get(unit, 0.0) + value
                 matched[unit] = matched.get(unit, 0.0) + term.importance * weight
