@@ -113,6 +113,11 @@ async def test_each_question_of_a_message_is_answered_from_its_own_article(respo
     shuttle_first = await ask(responder, "Is there a shuttle? How much is the ticket?")
     assert [s.article_id for s in shuttle_first.sources] == ["shuttle-bus", "ticket-prices"], "in the order asked"
     assert links(shuttle_first) == [("Buy tickets", BUY_URL)], "the links of every answering article"
+    # "and" before a question word starts another question, in one sentence.
+    joined = await ask(responder, "Quanto costa il biglietto e dove si compra?")
+    assert [s.article_id for s in joined.sources] == ["ticket-prices", "buy-tickets"]
+    english = await ask(responder, "How much is the ticket and where do I buy it?")
+    assert [s.article_id for s in english.sources] == ["ticket-prices", "buy-tickets"]
 
 
 async def test_a_message_of_several_questions_is_answered_whole_unless_each_is_answered(

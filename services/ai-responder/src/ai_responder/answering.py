@@ -111,8 +111,13 @@ _QUESTION = re.compile(
     re.IGNORECASE,
 )
 # The sentences of a message, each maybe a question of its own ("A che ora aprite? C'è un parcheggio?");
-# a full stop inside a time or a number ("17.30") is no end.
-_SENTENCES = re.compile(r"[?!.…]+(?:\s+|$)")
+# a full stop inside a time or a number ("17.30") is no end. "and" before a question word starts
+# another question too ("Quanto costa il biglietto e dove si compra?").
+_SENTENCES = re.compile(
+    r"[?!.…]+(?:\s+|$)|,?\s+(?:e|ed|and)\s+(?=(?:come|dove|quando|quanto|quanta|quanti|quante|perch[eé]|"
+    r"how|where|when|what|why|which)\b)",
+    re.IGNORECASE,
+)
 MAX_QUESTIONS = 3  # answered one by one in a message; a longer list is answered as a whole
 # Links of the answering articles and triggers: with the two handoff buttons within the six
 # smart actions a reply may carry.
