@@ -238,12 +238,17 @@ async def test_an_operator_who_lets_two_offers_in_a_row_expire_is_set_away_and_h
         ("anna", "online"),
         ("anna", "away"),
     ]
+    # Nobody is online any more: the customers waiting are told so (they get the ticket form).
+    assert {e.conversation_id for e in await routing.emitted(NoOperatorAvailable)} == {first, second}
+    assert await queue_of(routing) == []
     await routing.apply(presence("anna", capacity=1))  # the gateway's heartbeat, repeating her choice
     assert await routing.new_events() == []
     await routing.apply(presence("anna", capacity=1, chosen=True))  # she clicks online again
     events = await routing.new_events()
     assert [p.presence for p in of_type(events, OperatorPresenceChanged)] == ["online"]
-    assert [o.operator_id for o in of_type(events, OfferMade)] == ["anna"], "nobody else: offered to her again"
+    await routing.apply(handoff(third := uuid.uuid4()))
+    assert [o.operator_id for o in of_type(await routing.new_events(), OfferMade)] == ["anna"]
+    assert [e.conversation_id for e in await routing.emitted(OfferMade)][-1] == third
 
 
 async def test_a_lone_operator_who_lets_an_offer_expire_is_offered_it_again_and_set_away_after_the_second(
@@ -266,7 +271,29 @@ async def test_a_lone_operator_who_lets_an_offer_expire_is_offered_it_again_and_
     assert [c.outcome for c in of_type(events, OfferClosed)] == ["expired"]
     assert [(p.operator_id, p.presence) for p in of_type(events, OperatorPresenceChanged)] == [("anna", "away")]
     assert of_type(events, OfferMade) == []
-    assert await queue_of(routing) == [cid], "still waiting for a person"
+    assert len(of_type(events, NoOperatorAvailable)) == 1, "nobody left online: not left waiting for no one"
+    assert await queue_of(routing) == []
+
+
+async def test_when_the_last_operator_leaves_those_waiting_are_told_nobody_is_online(routing: Handlers) -> None:
+    waiting = [uuid.uuid4() for _ in range(3)]
+    await routing.apply(presence("anna", capacity=1), presence("bruno", capacity=1))
+    await routing.apply(*(handoff(cid) for cid in waiting))
+    offers = {e.payload.operator_id: e.conversation_id for e in await routing.emitted(OfferMade)}
+    await routing.new_events()
+
+    await routing.apply(presence("bruno", "offline", chosen=True))  # anna is still online: they wait
+    events = await routing.new_events()
+    assert of_type(events, NoOperatorAvailable) == []
+    assert set(await queue_of(routing)) == set(waiting)
+
+    await routing.apply(presence("anna", "away", chosen=True))  # the last one
+    events = await routing.new_events()
+    assert [c.outcome for c in of_type(events, OfferClosed)] == ["withdrawn"]
+    assert {e.conversation_id for e in await routing.emitted(NoOperatorAvailable)} == set(waiting)
+    assert await queue_of(routing) == []
+    assert offers["anna"] in waiting
+    assert "offer:" not in " ".join(await routing.timers()), "no offer timer left behind"
 
 
 async def test_a_declined_offer_goes_to_the_next_operator_and_its_timer_is_cancelled(routing: Handlers) -> None:

@@ -258,7 +258,8 @@ async def drain(
     decision: Decision, not_now: dict[uuid.UUID, str] | None = None, expired: dict[uuid.UUID, str] | None = None
 ) -> None:
     """Offers the waiting conversations to the operators with room, at once, in queue order;
-    then tells every conversation still waiting its position when it changed. `not_now` and
+    then tells every conversation still waiting its position when it changed. With nobody online
+    the queue is emptied instead, each conversation told `NoOperatorAvailable`. `not_now` and
     `expired`: per conversation, the operator who has just declined it or let its offer expire
     (`domain.plan_offers`)."""
     session, tenant_id = decision.session, decision.tenant_id
@@ -269,6 +270,16 @@ async def drain(
         return
     queue = await store.unassigned(session, tenant_id)
     operators = await store.online_operators(session, tenant_id)
+    if domain.nobody_online(operators):
+        # The last operator went away or offline: those waiting would wait for nobody. They are
+        # told so, as a request made now would be, and leave the queue (the customer is offered
+        # the ticket form).
+        for conversation in queue:
+            if conversation.state == "offered":
+                close_offer(decision, conversation, "withdrawn")
+            decision.emit(NoOperatorAvailable(), conversation.conversation_id)
+            await session.delete(conversation)
+        return
     by_id = {c.conversation_id: c for c in queue}
     waiting = [c.as_waiting() for c in queue if c.state == "waiting"]
     for offer in domain.plan_offers(waiting, operators, decision.now, not_now, expired):
