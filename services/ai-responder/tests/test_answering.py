@@ -203,6 +203,15 @@ async def test_follow_up_uses_history_and_is_not_cacheable(responder: RetrievalR
     assert not followed.cacheable
 
 
+async def test_a_question_about_something_unknown_is_not_answered_from_the_previous_one(
+    responder: RetrievalResponder,
+) -> None:
+    history = [(Sender.CUSTOMER, "Is there parking?"), (Sender.AI, "Parking is free in the centre of Leggiuno.")]
+    dog = await ask(responder, "can i bring my dog", history=history)
+    assert dog.sources == [], "no article mentions dogs: not the parking answer again"
+    assert dog.handoff_reason in (HandoffReason.UNKNOWN_ANSWER, HandoffReason.LOW_CONFIDENCE)
+
+
 async def test_language_hint_and_history(responder: RetrievalResponder) -> None:
     assert (await ask(responder, "Leggiuno?", language="en")).language == "en"
     history = [(Sender.CUSTOMER, "Hello, how much are the tickets?")]

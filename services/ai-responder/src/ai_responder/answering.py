@@ -33,7 +33,7 @@ from ai_responder.dates import DayQuestion, day_question, yes_no
 from ai_responder.kb import TenantKB, load_tenant
 from ai_responder.language import detect_language
 from ai_responder.policy import HandoffPolicy, PhraseMatcher, PolicyHit
-from ai_responder.retrieval import Passage, RetrievalIndex
+from ai_responder.retrieval import MIN_UNKNOWN_LENGTH, Passage, RetrievalIndex
 from ai_responder.text import tokenize
 from contracts.common import HandoffReason, Sender, SmartAction, SmartActionType, Source
 
@@ -124,6 +124,8 @@ MAX_QUESTIONS = 3  # answered one by one in a message; a longer list is answered
 MAX_LINKS = 4
 # "And on Sundays?", "e per i ragazzi?", "what about children?": only the previous question gives the topic.
 _FOLLOW_UP = re.compile(r"^\s*(e|ed|and|what about|how about|invece|e invece)\b\W*(\w+\W*){0,4}$", re.IGNORECASE)
+# A question that goes on from the previous one, however long ("and how do I get one?").
+_GOES_ON = re.compile(r"^\s*(e|ed|and|what about|how about|invece)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +199,19 @@ class TenantKnowledge:
         confidence = passages[0].confidence if passages else 0.0
         used_history = False
         follow_up = _FOLLOW_UP.match(question.text) is not None
-        if (confidence < self.config.answer_threshold or follow_up) and hit is None and smalltalk is None:
-            # A follow-up often only makes sense with the previous question ("and for children?").
+        if (
+            (confidence < self.config.answer_threshold or follow_up)
+            and hit is None
+            and smalltalk is None
+            # One that goes on from the previous question ("and how do I get one?") carries its
+            # topic over, so only words long enough to be a topic of their own count.
+            and not self._mentions_unknown(
+                question.text, ignore, MIN_UNKNOWN_LENGTH if _GOES_ON.match(question.text) else 1
+            )
+        ):
+            # A follow-up often only makes sense with the previous question ("and for children?");
+            # one about something the articles never mention ("can I bring my dog?" after a
+            # question on parking) is not made answerable by the previous question's words.
             previous_question = next((t for s, t in reversed(question.history) if s == Sender.CUSTOMER), None)
             if previous_question:
                 combined = self._search(f"{previous_question} {question.text}", language, ignore)
@@ -225,7 +238,7 @@ class TenantKnowledge:
         for sentence in sentences:
             found = self._search(sentence, language, ignore)
             if not found:
-                if any(not self.index.known(token) for token in tokenize(sentence) if token not in ignore):
+                if self._mentions_unknown(sentence, ignore):
                     return ()  # it asks about something the articles never mention
                 continue  # nothing asked: "Ciao!", "Grazie."
             if found[0].confidence < self.config.answer_threshold:
@@ -233,6 +246,13 @@ class TenantKnowledge:
             if all(p.article.id != found[0].article.id for p in best):
                 best.append(found[0])
         return tuple(best) if 1 < len(best) <= MAX_QUESTIONS else ()
+
+    def _mentions_unknown(self, text: str, ignore: frozenset[str], min_length: int = 1) -> bool:
+        """Whether the text names something no article mentions (typos and synonyms forgiven);
+        words shorter than `min_length` do not count."""
+        return any(
+            len(token) >= min_length and not self.index.known(token) for token in tokenize(text) if token not in ignore
+        )
 
     def _search(self, text: str, language: str, ignore: frozenset[str]) -> list[Passage]:
         return self.index.search(text, language, k=3, ignore=ignore)
