@@ -235,3 +235,13 @@ def test_build_responder_picks_the_mode(knowledge: KnowledgeBase) -> None:
 def test_knowledge_base_needs_tenants(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         KnowledgeBase.load(tmp_path)
+
+
+async def test_a_price_list_about_what_is_asked_answers_how_much_it_costs(responder: RetrievalResponder) -> None:
+    # The museum's price list never says "costa"; a guided tour's passage says it once, with one
+    # amount. The list, which names the ticket, answers.
+    answer = await responder.answer(Question(tenant_id="museo-del-vetro", text="Quanto costa il biglietto?"))
+    assert [s.article_id for s in answer.sources] == ["tariffe-e-regolamento-biglietti"]
+    # A list about something else does not win on its amounts: the parking passage answers.
+    parking = await ask(responder, "A che ora aprite e quanto costa il parcheggio?")
+    assert [s.article_id for s in parking.sources] == ["dates-hours", "parking"]

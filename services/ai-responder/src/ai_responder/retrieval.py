@@ -56,6 +56,8 @@ QUESTION_WORDS = frozenset({"dove", "where", "quando", "when"})
 QUESTION_WORD_IMPORTANCE = 0.3
 SHAPE_CREDIT = 0.8
 """BM25 credit, per unit of a word's importance, of a passage stating the kind of fact asked for."""
+LIST_LENGTH = 4
+"""This many amounts (times, prices...) in a passage make it a list of them: a price list, a timetable."""
 TITLE_BONUS = 0.05
 """Rank bonus per question word found as such in a passage's title."""
 """Shorter unknown words are too often abbreviations or typos to veto an answer."""
@@ -431,6 +433,8 @@ class RetrievalIndex:
             typed = [("", _Term((), self._unknown_importance * QUESTION_WORD_IMPORTANCE))]
             terms[""] = typed[0][1]
         title_hits: dict[int, int] = {}
+        shortfall: dict[int, float] = {}  # per list of amounts: how much less than fully it explains
+        on_topic: set[int] = set()  # passages that say one of the question's other words as written
         total_importance = unknown * self._unknown_importance * UNKNOWN_WEIGHT
         for token, term in terms.items():
             total_importance += term.importance
@@ -446,15 +450,25 @@ class RetrievalIndex:
                 # A passage stating an amount answers "quanto costa" even if it never says "costa"; a
                 # list of amounts (a price list) a little more than a passing one.
                 for unit, count in shaped.items():
-                    credit = term.importance * SHAPE_CREDIT * min(count, 4) / 4
+                    credit = term.importance * SHAPE_CREDIT * min(count, LIST_LENGTH) / LIST_LENGTH
                     value, weight = best.get(unit, (0.0, 0.0))
                     if credit > value:
-                        # The credit raises the score; the word stays explained as well as the
-                        # passage's own words explain it (a price list that says "cost" fully).
+                        # The credit raises the score; the word stays explained at least as well
+                        # as the passage's own words explain it (a price list that says "cost").
                         best[unit] = (credit, max(weight, SYNONYM_WEIGHT))
+                        if count >= LIST_LENGTH:
+                            shortfall[unit] = term.importance * (1.0 - max(weight, SYNONYM_WEIGHT))
+            else:
+                on_topic.update(unit for unit, (_, weight) in best.items() if weight == 1.0)
             for unit, (value, weight) in best.items():
                 scores[unit] = scores.get(unit, 0.0) + value
                 matched[unit] = matched.get(unit, 0.0) + term.importance * weight
+        # A list of amounts about what is asked (a price list that names the ticket) explains the
+        # kind of fact wanted as fully as saying it would: "Quanto costa il biglietto?" prefers it
+        # to a passage that says "costa" once, about a guided tour.
+        for unit, missing in shortfall.items():
+            if unit in on_topic:
+                matched[unit] += missing
         if not scores:
             return []
         language = language or self.default_language
