@@ -84,7 +84,7 @@ class Conversation:
             in_reply_to=in_reply_to,
             reply_id=uuid.uuid4(),
             text=fields.pop("text", "Vuoi parlare con un operatore?" if handoff else "Apriamo alle 17:30."),
-            language=self.locale,
+            language=fields.pop("language", self.locale),
             confidence=fields.pop("confidence", 0.9),
             mode="retrieval",
             handoff_reason=handoff,
@@ -190,6 +190,19 @@ async def test_a_customer_can_ask_for_a_person_at_any_time(conversation_handlers
     assert await conversation.status() == S.QUEUED
     (request,) = await conversation.emitted(HandoffRequested)
     assert (request.reason, request.priority, request.confidence) == (HandoffReason.CUSTOMER_REQUEST, "normal", 0.8)
+    assert (await conversation.texts("system"))[-1].startswith("I'm connecting you with an operator")
+
+
+async def test_the_notices_follow_the_language_the_customer_writes_in(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers, locale="it").start()  # an Italian browser
+    question = await conversation.customer_says("Hello, I need to talk to a human please")
+    english = conversation.ai_reply(question, HandoffReason.CUSTOMER_REQUEST, language="en", text="Shall I?")
+    await conversation.send(english)
+    await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+
+    assert await conversation.status() == S.QUEUED
+    (request,) = await conversation.emitted(HandoffRequested)
+    assert request.language == "en"
     assert (await conversation.texts("system"))[-1].startswith("I'm connecting you with an operator")
 
 

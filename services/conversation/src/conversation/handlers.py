@@ -321,6 +321,10 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
         if reply.upset:
             # What the customer said, whether or not the reply is still wanted.
             conversation.customer_upset = True
+        if reply.language != conversation.locale:
+            # The language the customer writes in, as the assistant read it, not the one their
+            # browser named: the notices, the handoff buttons and a ticket's emails follow it.
+            conversation.locale = reply.language
         if conversation.state != S.AI:
             # Checked against the state now, under the row lock, not when the reply was asked
             # for: an operator, the queue or a ticket took over while the assistant was thinking.
