@@ -122,10 +122,10 @@ MAX_QUESTIONS = 3  # answered one by one in a message; a longer list is answered
 # Links of the answering articles and triggers: with the two handoff buttons within the six
 # smart actions a reply may carry.
 MAX_LINKS = 4
-# "And on Sundays?", "e per i ragazzi?", "what about children?": only the previous question gives the topic.
-_FOLLOW_UP = re.compile(r"^\s*(e|ed|and|what about|how about|invece|e invece)\b\W*(\w+\W*){0,4}$", re.IGNORECASE)
 # A question that goes on from the previous one, however long ("and how do I get one?").
-_GOES_ON = re.compile(r"^\s*(e|ed|and|what about|how about|invece)\b", re.IGNORECASE)
+_GOES_ON = re.compile(r"^\s*(e|ed|and|what about|how about|invece|e invece)\b", re.IGNORECASE)
+# "And on Sundays?", "e per i ragazzi?", "what about children?": only the previous question gives the topic.
+_FOLLOW_UP = re.compile(_GOES_ON.pattern + r"\W*(\w+\W*){0,4}$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
