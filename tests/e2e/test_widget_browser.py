@@ -265,3 +265,97 @@ async def test_on_a_phone_the_customer_chooses_to_leave_a_message_from_the_menu(
     await expect(widget(page, "ticket-confirmation")).to_contain_text("We will call you at +44 20 7946 0958.")
     await page.screenshot(path=str(tmp_path / "widget-ticket-confirmation-phone.png"))
     await context.close()
+
+
+async def test_an_address_only_the_server_refuses_is_told_beside_the_email_field(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="it-IT")
+    page = await context.new_page()
+    ticket_posts: list[str] = []
+    page.on(
+        "request", lambda r: ticket_posts.append(r.url) if r.method == "POST" and r.url.endswith("/ticket") else None
+    )
+    await page.goto(f"{stack.url('gateway')}/demo/{DEMO_TENANT}")
+    await widget(page, "launcher").click()
+    await widget(page, "menu").click()
+    await widget(page, "menu-leave-message").click()
+    form = widget(page, "ticket-form")
+    await expect(form).to_be_visible()
+    email = widget(page, "ticket-email")
+    email_error = page.locator(f"#{await email.get_attribute('id')}-err")
+    await widget(page, "ticket-name").fill("Test")
+    await widget(page, "ticket-message").fill("Vorrei sapere se siete aperti a Santo Stefano.")
+
+    # Refused by the widget itself, as the server would: nothing is sent.
+    for refused in ["mario..rossi@example.com", "mario@example.test"]:
+        await email.fill(refused)
+        await widget(page, "ticket-submit").click()
+        await expect(email_error).to_have_text("Questa email non sembra valida.")
+    assert ticket_posts == []
+
+    # Refused by the server only: its 422 names the field, and the customer reads the widget's words.
+    await email.fill("mario@exa_mple.com")
+    async with page.expect_response(lambda r: r.url.endswith("/ticket")) as answered:
+        await widget(page, "ticket-submit").click()
+    response = await answered.value
+    assert response.status == 422
+    assert (await response.json())["error"]["message"].startswith("email.")
+    await expect(email_error).to_have_text("Questa email non sembra valida.")
+    await expect(email).to_be_focused()
+    await expect(widget(page, "ticket-error")).to_be_hidden()
+    shown = await widget(page, "panel").inner_text()
+    for server_words in ["function-after", "validator", "value is not a valid"]:
+        assert server_words not in shown
+    await page.screenshot(path=str(tmp_path / "widget-ticket-email-refused-by-the-server.png"))
+    await context.close()
+
+
+async def test_the_museum_demo_page_is_its_own_and_the_no_operator_form_leads_back_to_the_assistant(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    # The museum has no operators at all: asking for a person always ends on the contact form.
+    context = await browser.new_context(viewport={"width": 375, "height": 740}, locale="it-IT")
+    page = await context.new_page()
+    await page.goto(f"{stack.url('gateway')}/demo/museo-del-vetro")
+    await expect(page).to_have_title("Museo del Vetro — pagina di prova")
+    await expect(page.locator("h1")).to_have_text("Museo del Vetro")
+    host_text = await page.locator("body").inner_text()
+    for other_site in ["Lucine", "Natale", "Leggiuno", "biglietti"]:
+        assert other_site not in host_text
+    await page.screenshot(path=str(tmp_path / "demo-museo.png"))
+
+    await widget(page, "launcher").click()
+    await expect(page.locator(".lw-title")).to_have_text("Museo del Vetro")
+    await ask(page, "A che ora apre il museo?")
+    answers = page.locator('[data-testid="message"][data-sender="ai"]')
+    await expect(answers.first).to_be_visible(timeout=20_000)
+    await widget(page, "ask-person").click()
+    status = widget(page, "status")
+    await expect(status).to_have_attribute("data-conversation-status", "TICKET_PENDING", timeout=20_000)
+    form = widget(page, "ticket-form")
+    await expect(form).to_be_visible()
+    to_ai = widget(page, "ticket-back-to-ai")
+    await expect(to_ai).to_have_text("Torna all'assistente")
+    await page.screenshot(path=str(tmp_path / "widget-museo-no-operator.png"))
+
+    # By keyboard, back to the assistant: the server moves the conversation to AI, and the chat returns.
+    await to_ai.focus()
+    await page.keyboard.press("Enter")
+    await expect(status).to_have_attribute("data-conversation-status", "AI", timeout=20_000)
+    await expect(form).to_be_hidden()
+    await expect(widget(page, "input")).to_be_focused()
+    await expect(widget(page, "ask-person")).to_be_visible()
+    before = await answers.count()
+    await ask(page, "Quanto costa il biglietto?")
+    await expect(answers).to_have_count(before + 1, timeout=20_000)
+    await page.screenshot(path=str(tmp_path / "widget-museo-back-to-the-assistant.png"))
+
+    # A reload keeps the conversation with the assistant.
+    await page.reload()
+    await widget(page, "launcher").click()
+    await expect(answers).to_have_count(before + 1, timeout=20_000)
+    await expect(status).to_have_attribute("data-conversation-status", "AI", timeout=20_000)
+    await expect(form).to_be_hidden()
+    await expect(widget(page, "input")).to_be_visible()
+    await context.close()

@@ -15,14 +15,26 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
+from fastapi import APIRouter, FastAPI
+
+from gateway import web
+from gateway.api import ticket_details
+from gateway.schemas import TicketRequest
+from gateway.seed import read_seed
+from gateway.tenants import Tenant
+from servicekit.http import create_app
 
 STATIC = Path(__file__).resolve().parents[1] / "src" / "gateway" / "static"
 WIDGET = STATIC / "widget.js"
 DEMO = STATIC / "demo.html"
+PLAIN_DEMO = STATIC / "demo-tenant.html"
+SEEDS = Path(__file__).resolve().parents[1] / "demo"
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -88,6 +100,12 @@ def test_widget_strings_in_both_languages():
         "{n} stars out of 5",
         "Grazie per la tua valutazione!",
         "Thanks for your rating!",
+        "Torna all'assistente",
+        "Back to the assistant",
+        "Questo nome non sembra valido.",
+        "This name does not look valid.",
+        "Questo messaggio non sembra valido.",
+        "This message does not look valid.",
     ]:
         assert text in src, text
 
@@ -117,11 +135,129 @@ def test_demo_page_placeholders_and_content():
     assert '<html lang="it">' in html
 
 
+# ---- the demo page of each tenant (gateway.web.demo_page), behind servicekit's error handlers
+
+
+class _Tenants:
+    def __init__(self, *tenants: Tenant) -> None:
+        self._by_id = {t.tenant_id: t for t in tenants}
+
+    async def by_id(self, tenant_id: str) -> Tenant | None:
+        return self._by_id.get(tenant_id)
+
+
+def _tenant(tenant_id: str, name: str, widget_key: str, default_language: str) -> Tenant:
+    return Tenant(tenant_id, name, widget_key, frozenset(), default_language)
+
+
+def _seeded(tenant_id: str) -> Tenant:
+    seed = read_seed(SEEDS / f"{tenant_id}.yaml")
+    profile = seed.profile or {}
+    return _tenant(tenant_id, profile["name"], seed.tenant["widget_key"], profile["default_language"])
+
+
+async def _demo_pages(*paths: str) -> list[httpx.Response]:
+    runtime = SimpleNamespace(
+        tenants=_Tenants(
+            _seeded("lucine-di-natale"),
+            _seeded("museo-del-vetro"),
+            _tenant("acme", "ACME Widgets", "wk_acme", "en"),
+            # A name that is markup, and reads like a placeholder; a language the page has no words in.
+            _tenant("odd", 'Caffè <b>Rossi</b> & "Figli" __WIDGET_KEY__', "wk_odd", "de"),
+        ),
+        config=SimpleNamespace(public_base_url="https://support.example/"),
+    )
+    app = create_app(cast(Any, runtime), title="demo pages", routers=[web.router])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://support.example") as http:
+        return [await http.get(path) for path in paths]
+
+
+def _placeholders_left(page: str) -> list[str]:
+    return re.findall(r"__[A-Z_]+__", page)
+
+
+async def test_each_tenant_has_its_own_demo_page_and_only_lucine_gets_the_lucine_site():
+    lucine, museo, acme, odd, nobody = await _demo_pages(
+        "/demo/lucine-di-natale", "/demo/museo-del-vetro", "/demo/acme", "/demo/odd", "/demo/nobody"
+    )
+    # The Lucine demo is still the Lucine site, with its promise of an answer within 24 hours.
+    assert lucine.status_code == 200
+    assert "<title>Lucine di Natale — Leggiuno</title>" in lucine.text
+    assert "Acquista i biglietti" in lucine.text
+    assert (
+        '<script src="https://support.example/widget.js" data-widget-key="wk_lucine_demo_2025" '
+        'data-title="Lucine di Natale" data-ticket-response-hours="24" defer></script>'
+    ) in lucine.text
+    assert _placeholders_left(lucine.text) == []
+
+    # The museum's widget is shown on a page of its own, named after it, in its language.
+    assert museo.status_code == 200
+    assert museo.headers["cache-control"] == "no-store"
+    page = museo.text
+    assert '<html lang="it">' in page
+    assert "<title>Museo del Vetro — pagina di prova</title>" in page
+    assert "<h1>Museo del Vetro</h1>" in page
+    assert "widget di assistenza di Museo del Vetro" in page
+    for foreign in ["Lucine", "Natale", "Leggiuno", "biglietti", "Acquista", "dicembre"]:
+        assert foreign not in page, foreign
+    assert (
+        '<script src="https://support.example/widget.js" data-widget-key="wk_museo_vetro_demo_2025" '
+        'data-title="Museo del Vetro" defer></script>'
+    ) in page
+    assert _placeholders_left(page) == []
+
+    assert '<html lang="en">' in acme.text
+    assert "<title>ACME Widgets — demo page</title>" in acme.text
+    assert "<h1>ACME Widgets</h1>" in acme.text
+    assert "support widget of ACME Widgets" in acme.text
+
+    # The name is text wherever it goes, and is not read as a placeholder; no words in German: English.
+    escaped = "Caffè &lt;b&gt;Rossi&lt;/b&gt; &amp; &quot;Figli&quot; __WIDGET_KEY__"
+    assert f"<h1>{escaped}</h1>" in odd.text
+    assert f"<title>{escaped} — demo page</title>" in odd.text
+    assert f'data-widget-key="wk_odd" data-title="{escaped}"' in odd.text
+    assert "<b>" not in odd.text
+    assert '<html lang="en">' in odd.text
+
+    assert nobody.status_code == 404
+
+
+def test_plain_demo_page_has_every_placeholder():
+    html = PLAIN_DEMO.read_text(encoding="utf-8")
+    assert set(_placeholders_left(html)) == {
+        "__LANG__",
+        "__PAGE_TITLE__",
+        "__EYEBROW__",
+        "__TENANT_NAME__",
+        "__INTRO__",
+        "__GATEWAY_URL__",
+        "__WIDGET_KEY__",
+    }
+    for words in web.PLAIN_PAGE_TEXTS.values():
+        assert set(words) == {"__PAGE_TITLE__", "__EYEBROW__", "__INTRO__"}
+
+
 # --------------------------------------------------------------------------------------------
 # Browser tests against a fake gateway
 # --------------------------------------------------------------------------------------------
 
 ORIGIN = "http://gateway.test"
+
+
+def _ticket_api() -> FastAPI:
+    """The gateway's own checks of a ticket's details (TicketRequest, then the contract's
+    cross-field rules) behind servicekit's error handlers: the fake answers a 422 as the real one does."""
+    router = APIRouter()
+
+    @router.post("/v1/conversations/{conversation_id}/ticket", status_code=202)
+    async def submit_ticket(conversation_id: str, body: TicketRequest) -> dict[str, Any]:
+        ticket_details(body)
+        return {"accepted": True, "command_id": f"cmd-ticket-{conversation_id}"}
+
+    return create_app(cast(Any, None), title="ticket checks", routers=[router])
+
+
+TICKET_API = _ticket_api()
 
 
 def _msg(seq: int, sender: str, text: str, *, message_id: str | None = None, actions=None) -> dict[str, Any]:
@@ -154,6 +290,14 @@ class FakeGateway:
         self.lang_attr = "it"
         self.rating_posts: list[tuple[str, dict[str, Any], dict[str, str]]] = []  # (conversation, body, headers)
         self.rating_429_once: int | None = None  # Retry-After of a 429 answered to the next rating only
+        self.ticket_posts: list[dict[str, Any]] = []
+        self.ticket_override: dict[str, Any] = {}  # replaces fields of the next tickets before the checks
+        self.ticket_answer: tuple[int, dict[str, Any]] | None = None  # answered instead of the checks' answer
+        self.action_posts: list[dict[str, Any]] = []
+        self.action_fail_once: tuple[int, dict[str, Any]] | None = None
+        # The real gateway answers an action with 202 and the new status comes on the stream; the
+        # older tests' fake put it in the answer too.
+        self.status_in_action_answer = True
 
     # ---- helpers -----------------------------------------------------------------------------
     def next_seq(self) -> int:
@@ -222,12 +366,34 @@ class FakeGateway:
                 return
             await _json(route, 202, {"command_id": f"cmd-rating-{len(self.rating_posts)}"})
             return
+        m = re.fullmatch(r"/v1/conversations/([^/]+)/ticket", path)
+        if m and req.method == "POST":
+            assert headers.get("authorization") == "Bearer tok"
+            self.ticket_posts.append(body)
+            if self.ticket_answer is not None:
+                status, payload = self.ticket_answer
+            else:
+                transport = httpx.ASGITransport(app=TICKET_API)
+                async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+                    checked = await http.post(path, json={**body, **self.ticket_override})
+                status, payload = checked.status_code, checked.json()
+            await _json(route, status, payload)
+            return
         m = re.fullmatch(r"/v1/conversations/([^/]+)/(messages|actions)", path)
         if m:
             assert headers.get("authorization") == "Bearer tok"
             if m.group(2) == "actions":
+                self.action_posts.append(body)
+                if self.action_fail_once is not None:
+                    (status, payload), self.action_fail_once = self.action_fail_once, None
+                    await _json(route, status, payload)
+                    return
                 self.status = "QUEUED" if body.get("action") == "request_operator" else "AI"
-                await _json(route, 202, {"status": self.status})
+                if self.status_in_action_answer:
+                    await _json(route, 202, {"status": self.status})
+                else:
+                    await _json(route, 202, {"accepted": True, "command_id": f"cmd-{len(self.action_posts)}"})
+                    await self.push({"type": "status", "status": self.status})
                 return
             if req.method == "GET":
                 after = int(parse_qs(url.query).get("after", ["0"])[0])
@@ -894,5 +1060,294 @@ async def test_browser_queue_position_survives_a_reload(browser: Any, tmp_path: 
         await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
         await page.evaluate("window.LucineWidget.open()")
         await expect(status).to_have_text("In attesa di un operatore…")
+    finally:
+        await ctx.close()
+
+
+# ---- the ticket form: the server's refusals, the way back to the assistant, the confirmation
+
+WORDS = {
+    "it": {
+        "name": "Questo nome non sembra valido.",
+        "email": "Questa email non sembra valida.",
+        "message": "Questo messaggio non sembra valido.",
+        "generic": "Si è verificato un errore. Riprova.",
+        "to_ai": "Torna all'assistente",
+    },
+    "en": {
+        "name": "This name does not look valid.",
+        "email": "This email does not look valid.",
+        "message": "This message does not look valid.",
+        "generic": "Something went wrong. Please try again.",
+        "to_ai": "Back to the assistant",
+    },
+}
+# What the server's messages are made of, and a customer must never read.
+SERVER_WORDS = ["function-after", "validator", "0x", "value is not a valid", "String should", "preferred contact"]
+LANG_VIEWPORTS = pytest.mark.parametrize(
+    ("lang", "viewport"),
+    [("it", {"width": 1280, "height": 800}), ("en", {"width": 375, "height": 700})],
+    ids=["desktop-it", "phone-en"],
+)
+
+
+async def _no_operator_available(page: Any, gw: FakeGateway) -> None:
+    """The customer asked for a person and nobody is online: the status, then its notice, as the
+    conversation service sends them."""
+    from playwright.async_api import expect
+
+    gw.status = "TICKET_PENDING"
+    await gw.push({"type": "status", "status": "TICKET_PENDING"})
+    await gw.add("system", "Nessun operatore è disponibile ora: lasciaci i tuoi contatti.")
+    await expect(page.locator("[data-testid=ticket-form]")).to_be_visible()
+
+
+async def _field_error(page: Any, testid: str) -> Any:
+    """The error line beside a form field (named by the field's aria-describedby)."""
+    control_id = await page.locator(f"[data-testid={testid}]").get_attribute("id")
+    return page.locator(f"#{control_id}-err")
+
+
+async def _panel_text(page: Any) -> str:
+    return str(await page.locator("[data-testid=panel]").inner_text())
+
+
+@pytest.mark.browser
+@browser_test
+@LANG_VIEWPORTS
+async def test_browser_refused_ticket_details_are_told_beside_their_field_in_the_widgets_words(
+    browser: Any, tmp_path: Path, lang: str, viewport: dict[str, int]
+) -> None:
+    from playwright.async_api import expect
+
+    words = WORDS[lang]
+    gw = FakeGateway()
+    gw.lang_attr = lang
+    ctx, page = await _open_page(browser, gw, viewport=viewport)
+    try:
+        await _open_and_send(page, "Vorrei prenotare una visita per un gruppo")
+        await _no_operator_available(page, gw)
+        await page.fill("[data-testid=ticket-name]", "Test")
+        email = page.locator("[data-testid=ticket-email]")
+        email_error = await _field_error(page, "ticket-email")
+        form_error = page.locator("[data-testid=ticket-error]")
+
+        # What the server obviously refuses is told before anything is sent.
+        for refused in [
+            "mario..rossi@example.com",
+            ".mario.rossi@example.com",
+            "mario.rossi.@example.com",
+            "mario@example..com",
+            "mario@example.test",
+        ]:
+            await email.fill(refused)
+            await page.click("[data-testid=ticket-submit]")
+            await expect(email_error).to_have_text(words["email"])
+            await expect(email).to_have_attribute("aria-invalid", "true")
+            await expect(email).to_be_focused()
+        assert gw.ticket_posts == []
+
+        # An address only the server's check refuses: its 422 names the field, and the widget says
+        # it beside the field, as its own check does, never in the server's words.
+        await email.fill("mario@exa_mple.com")
+        await page.click("[data-testid=ticket-submit]")
+        await _wait(lambda: _async(len(gw.ticket_posts) == 1))
+        await expect(email_error).to_have_text(words["email"])
+        await expect(email).to_have_attribute("aria-invalid", "true")
+        await expect(email).to_be_focused()
+        await expect(form_error).to_be_hidden()
+        await expect(page.locator("[data-testid=ticket-submit]")).to_be_enabled()
+        shown = await _panel_text(page)
+        assert not [w for w in SERVER_WORDS if w in shown], shown
+        await page.screenshot(path=str(tmp_path / f"widget-ticket-email-refused-{lang}.png"))
+
+        # The name and the message, refused by the server (as sent: the fake changes them first).
+        await email.fill("mario.rossi@example.com")
+        await expect(email_error).to_be_hidden()
+        for field, value in [("name", "x" * 201), ("message", "x" * 4001)]:
+            gw.ticket_override = {field: value}
+            await page.click("[data-testid=ticket-submit]")
+            error = await _field_error(page, f"ticket-{field}")
+            await expect(error).to_have_text(words[field])
+            await expect(page.locator(f"[data-testid=ticket-{field}]")).to_be_focused()
+            await expect(email_error).to_be_hidden()
+            await expect(form_error).to_be_hidden()
+        gw.ticket_override = {}
+
+        # A refusal that names no field, or any other failure: a general error, in the widget's words.
+        for status, message in [
+            (422, "preferred contact is email but no email was given"),
+            (500, "KeyError at 0x7f3a: value is not a valid thing"),
+        ]:
+            gw.ticket_answer = (status, {"error": {"code": "invalid_request", "message": message}})
+            await page.click("[data-testid=ticket-submit]")
+            await expect(form_error).to_have_text(words["generic"])
+            await expect(page.locator("[data-testid=ticket-form] .lw-field-error:visible")).to_have_count(1)
+            shown = await _panel_text(page)
+            assert not [w for w in SERVER_WORDS if w in shown], shown
+        gw.ticket_answer = None
+
+        await page.click("[data-testid=ticket-submit]")
+        await expect(page.locator("[data-testid=ticket-registering]")).to_be_visible()
+        assert gw.ticket_posts[-1] == {
+            "name": "Test",
+            "email": "mario.rossi@example.com",
+            "phone": "",
+            "preferred_contact": "email",
+            "message": "",
+        }
+        assert len(gw.ticket_posts) == 6
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+@LANG_VIEWPORTS
+async def test_browser_no_operator_form_leads_back_to_the_assistant(
+    browser: Any, tmp_path: Path, lang: str, viewport: dict[str, int]
+) -> None:
+    from playwright.async_api import expect
+
+    words = WORDS[lang]
+    gw = FakeGateway()
+    gw.lang_attr = lang
+    gw.status_in_action_answer = False  # as the real gateway: the new status comes on the stream
+    ctx, page = await _open_page(browser, gw, viewport=viewport)
+    try:
+        await _open_and_send(page, "Vorrei parlare con una persona")
+        await _no_operator_available(page, gw)
+        form = page.locator("[data-testid=ticket-form]")
+        to_ai = page.locator("[data-testid=ticket-back-to-ai]")
+        await expect(to_ai).to_be_visible()
+        await expect(to_ai).to_have_text(words["to_ai"])
+        await expect(page.locator("[data-testid=ticket-back]")).to_be_hidden()
+        await expect(page.locator("[data-testid=input]")).to_be_hidden()
+        await page.wait_for_timeout(100)
+        assert await _inside_list(page, "[data-testid=ticket-back-to-ai]"), "seen without scrolling"
+        await page.wait_for_timeout(300)  # let the opening animation finish
+        await page.screenshot(path=str(tmp_path / f"widget-no-operator-form-{lang}.png"))
+
+        # After a reload the form comes back, and so does the way out.
+        await page.reload()
+        await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
+        await page.evaluate("window.LucineWidget.open()")
+        await expect(form).to_be_visible()
+        await expect(to_ai).to_be_visible()
+
+        # By keyboard: one step back from the form's first field. A first failure is told in the
+        # widget's words and the form stays; the second try goes back to the assistant.
+        await page.locator("[data-testid=ticket-name]").focus()
+        await page.keyboard.press("Shift+Tab")
+        await expect(to_ai).to_be_focused()
+        gw.action_fail_once = (500, {"error": {"code": "internal", "message": "function-after[boom at 0x7f3a]"}})
+        await page.keyboard.press("Enter")
+        await expect(page.locator("[data-testid=error]")).to_have_text(words["generic"])
+        await expect(form).to_be_visible()
+        await expect(to_ai).to_be_focused()
+        await page.keyboard.press("Enter")
+
+        await expect(form).to_be_hidden()
+        await expect(page.locator("[data-testid=input]")).to_be_visible()
+        await expect(page.locator("[data-testid=input]")).to_be_focused()
+        await expect(page.locator("[data-testid=error]")).to_be_hidden()
+        await expect(page.locator("[data-testid=status]")).to_be_hidden()
+        await expect(page.locator("[data-testid=ask-person]")).to_be_visible()
+        await expect(page.locator("[data-testid=menu]")).to_be_visible()
+        assert gw.action_posts == [{"action": "continue_ai"}] * 2
+        assert (await _state(page))["status"] == "AI"
+
+        # The chat goes on with the assistant.
+        gw.ai_reply = {"text": "Certo, chiedimi pure."}
+        await page.keyboard.type("Allora, quanto costa il biglietto?")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("[data-testid=message][data-sender=ai]")).to_have_text(re.compile("chiedimi pure"))
+        await page.screenshot(path=str(tmp_path / f"widget-back-to-assistant-{lang}.png"))
+
+        # A reload now shows the chat, not the form.
+        await page.reload()
+        await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
+        await page.evaluate("window.LucineWidget.open()")
+        await expect(page.locator("[data-testid=message][data-sender=ai]")).to_have_count(1)
+        await expect(form).to_be_hidden()
+        await expect(page.locator("[data-testid=input]")).to_be_visible()
+    finally:
+        await ctx.close()
+
+
+async def _leave_contact(page: Any, gw: FakeGateway, name: str, email: str) -> None:
+    """Fills in and sends the form; the conversation service then opens the ticket and says so."""
+    from playwright.async_api import expect
+
+    await page.fill("[data-testid=ticket-name]", name)
+    await page.fill("[data-testid=ticket-email]", email)
+    await page.click("[data-testid=ticket-submit]")
+    await expect(page.locator("[data-testid=ticket-registering]")).to_be_visible()
+    assert gw.ticket_posts[-1]["email"] == email
+    gw.status = "TICKET_CREATED"
+    await gw.push({"type": "status", "status": "TICKET_CREATED"})
+    await gw.add("system", "Abbiamo registrato la tua richiesta TCK-2026-000123. Ti risponderemo entro 2 ore.")
+    await expect(page.locator("[data-testid=ticket-number]")).to_have_text("TCK-2026-000123")
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_ticket_confirmation_names_the_contact_after_a_reload(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await _open_and_send(page, "Vorrei prenotare una visita per un gruppo")
+        await _no_operator_available(page, gw)
+        await _leave_contact(page, gw, "Anna Rossi", "anna.rossi@example.com")
+        via = page.locator("[data-testid=ticket-via]")
+        await expect(via).to_have_text("Ti scriveremo a anna.rossi@example.com.")
+
+        await page.reload()
+        await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
+        await page.evaluate("window.LucineWidget.open()")
+        await expect(page.locator("[data-testid=ticket-confirmation]")).to_be_visible()
+        await expect(page.locator("[data-testid=ticket-number]")).to_have_text("TCK-2026-000123")
+        await expect(page.locator("[data-testid=ticket-promise]")).to_have_text("Ti risponderemo entro 2 ore.")
+        await expect(via).to_have_text("Ti scriveremo a anna.rossi@example.com.")
+        await page.wait_for_timeout(400)  # let the opening animation finish
+        await page.screenshot(path=str(tmp_path / "widget-ticket-confirmation-after-reload.png"))
+
+        # A new conversation forgets it.
+        await page.click("[data-testid=new-conversation]")
+        stored = await page.evaluate("localStorage.getItem('lucine-widget:v1:wk_test')")
+        assert stored is None
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_long_email_wraps_inside_the_confirmation_on_a_phone(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    long_email = "giovannibattista.rossibianchiverdi.marchesini@laboratoriodelvetrosoffiato.com"
+    gw = FakeGateway()
+    gw.lang_attr = "en"
+    ctx, page = await _open_page(browser, gw, viewport={"width": 375, "height": 700})
+    try:
+        await _open_and_send(page, "I would like to book a visit")
+        await _no_operator_available(page, gw)
+        await _leave_contact(page, gw, "Giovanni", long_email)
+        card = page.locator("[data-testid=ticket-confirmation]")
+        via = page.locator("[data-testid=ticket-via]")
+        await expect(via).to_have_text(f"We will write to {long_email}.")
+        await via.scroll_into_view_if_needed()
+        await page.wait_for_timeout(100)
+        card_box, via_box = await card.bounding_box(), await via.bounding_box()
+        assert card_box is not None
+        assert via_box is not None
+        assert via_box["x"] + via_box["width"] <= card_box["x"] + card_box["width"]
+        assert card_box["x"] + card_box["width"] <= 375
+        assert await card.evaluate("(c) => c.scrollWidth <= c.clientWidth")
+        assert await page.locator("[data-testid=messages]").evaluate("(m) => m.scrollWidth <= m.clientWidth")
+        assert via_box["height"] > 30, "the address wraps onto a second line"
+        await page.screenshot(path=str(tmp_path / "widget-ticket-confirmation-long-email-phone.png"))
     finally:
         await ctx.close()

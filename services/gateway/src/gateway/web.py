@@ -4,6 +4,8 @@ from the package's static/ folder."""
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -25,20 +27,52 @@ async def widget_js() -> FileResponse:
     )
 
 
+# The Lucine di Natale demo is a copy of that site; any other tenant's widget is shown on a plain
+# page named after the tenant, never on another business's site.
+SITE_PAGES = {"lucine-di-natale": "demo.html"}
+PLAIN_PAGE = "demo-tenant.html"
+# The plain page's words, in the tenant's default language (English for one without them).
+PLAIN_PAGE_TEXTS = {
+    "it": {
+        "__PAGE_TITLE__": "{name} — pagina di prova",
+        "__EYEBROW__": "Pagina di prova",
+        "__INTRO__": "Questa pagina mostra il widget di assistenza di {name}. Apri la chat con il pulsante in "
+        "basso: l'assistente risponde subito e, se serve, ti passa a una persona.",
+    },
+    "en": {
+        "__PAGE_TITLE__": "{name} — demo page",
+        "__EYEBROW__": "Demo page",
+        "__INTRO__": "This page shows the support widget of {name}. Open the chat with the button at the bottom "
+        "of the screen: the assistant answers right away and, when needed, hands you over to a person.",
+    },
+}
+PLACEHOLDER = re.compile(r"__[A-Z_]+__")
+
+
+def fill(page: str, values: Mapping[str, str]) -> str:
+    """The page with its placeholders replaced by the values, escaped, in one pass: a value that
+    reads like a placeholder (a tenant's name, say) is left as it is."""
+    return PLACEHOLDER.sub(lambda m: html.escape(values[m[0]]) if m[0] in values else m[0], page)
+
+
 @router.get("/demo/{tenant_id}", include_in_schema=False, response_class=HTMLResponse)
 async def demo_page(tenant_id: str, request: Request) -> HTMLResponse:
     runtime: GatewayRuntime = request.app.state.runtime
     tenant = await runtime.tenants.by_id(tenant_id)
     if tenant is None:
         raise ApiError(404, "not_found", f"unknown tenant {tenant_id}")
-    page = (STATIC / "demo.html").read_text(encoding="utf-8")
-    for placeholder, value in {
+    values = {
         "__WIDGET_KEY__": tenant.widget_key,
         "__TENANT_NAME__": tenant.name,
         "__GATEWAY_URL__": runtime.config.public_base_url.rstrip("/"),
-    }.items():
-        page = page.replace(placeholder, html.escape(value))
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    }
+    site = SITE_PAGES.get(tenant.tenant_id)
+    if site is None:
+        lang = tenant.default_language if tenant.default_language in PLAIN_PAGE_TEXTS else "en"
+        texts = {key: text.format(name=tenant.name) for key, text in PLAIN_PAGE_TEXTS[lang].items()}
+        values |= texts | {"__LANG__": lang}
+    page = (STATIC / (site or PLAIN_PAGE)).read_text(encoding="utf-8")
+    return HTMLResponse(fill(page, values), headers={"Cache-Control": "no-store"})
 
 
 # The status page names only its own origin: no outside script, style, image or frame; and as its

@@ -20,6 +20,7 @@
  * input, send, new-conversation; menu, menu-leave-message; the ticket form:
  * ticket-form, ticket-name, ticket-email, ticket-phone, ticket-preferred
  * (data-channel), ticket-message, ticket-submit, ticket-error, ticket-back,
+ * ticket-back-to-ai (no operator available: back to the assistant),
  * ticket-registering, ticket-confirmation, ticket-number, ticket-promise,
  * ticket-status-link; the rating card of a closed conversation: rating,
  * rating-star (data-score 1..5), rating-comment, rating-submit, rating-thanks.
@@ -117,12 +118,15 @@
       ticketSubmit: "Invia la richiesta",
       ticketSending: "Invio…",
       ticketBack: "Torna alla chat",
+      ticketBackToAi: "Torna all'assistente",
       ticketRegistering: "Stiamo registrando la tua richiesta…",
       errName: "Scrivi il tuo nome.",
+      errNameInvalid: "Questo nome non sembra valido.",
       errEmail: "Questa email non sembra valida.",
       errPhone: "Questo numero non sembra valido.",
       errContact: "Lasciaci un'email o un numero di telefono.",
       errMessage: "Scrivi il tuo messaggio.",
+      errMessageInvalid: "Questo messaggio non sembra valido.",
       ticketDone: "Richiesta registrata",
       ticketNumberLabel: "Numero della richiesta",
       ticketWithin: "Ti risponderemo entro {h} ore.",
@@ -199,12 +203,15 @@
       ticketSubmit: "Send request",
       ticketSending: "Sending…",
       ticketBack: "Back to the chat",
+      ticketBackToAi: "Back to the assistant",
       ticketRegistering: "We are registering your request…",
       errName: "Write your name.",
+      errNameInvalid: "This name does not look valid.",
       errEmail: "This email does not look valid.",
       errPhone: "This number does not look valid.",
       errContact: "Leave us an email or a phone number.",
       errMessage: "Write your message.",
+      errMessageInvalid: "This message does not look valid.",
       ticketDone: "Request registered",
       ticketNumberLabel: "Request number",
       ticketWithin: "We will answer within {h} hours.",
@@ -253,7 +260,11 @@
   // Where the customer may choose to leave a message instead of waiting (no conversation yet too).
   var CAN_LEAVE_MESSAGE = { AI: 1, HANDOFF_OFFERED: 1, QUEUED: 1 };
   var TICKET_NUMBER_RE = /\b[A-Z]{2,5}-[0-9]{4}-[0-9]{6,10}\b/;
-  var EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/;
+  // Dot-separated parts on both sides of the @ (no leading, trailing or doubled dot): the server
+  // refuses any other address, and the customer is better told before sending. Special-use
+  // domains (RFC 6761) receive no mail, and the server refuses them too.
+  var EMAIL_RE = /^[^\s@.]+(?:\.[^\s@.]+)*@(?:[^\s@.]+\.)+[^\s@.]{2,}$/;
+  var SPECIAL_USE_DOMAIN_RE = /\.(?:arpa|invalid|local|localhost|onion|test)$/i;
   var PHONE_RE = /^\+?[0-9 ().-]{6,24}$/;
   var PING_MS = 25000;
   var TYPING_MS = 15000;
@@ -289,6 +300,10 @@
       var state = { conversation_id: conv.id, customer_token: conv.token, last_seq: lastSeq };
       if (ticketSent) {
         state.ticket_sent = true; // after a reload the form is not offered again
+        if (sentContact) {
+          // The server does not repeat it: the confirmation says where the answer goes after a reload too.
+          state.sent_contact = sentContact;
+        }
       }
       if (rated) {
         state.rated = true; // one rating per conversation: after a reload the card is not offered again
@@ -606,8 +621,9 @@
     "border:0;border-radius:8px;padding:9px 12px;cursor:pointer;}",
     ".lw-menu-item:hover,.lw-menu-item:focus-visible{background:var(--g3);}",
     // the ticket form and its confirmation, as cards at the end of the conversation
+    // A long unbroken address or number ("Ti scriveremo a …") wraps inside the card, never past it.
     ".lw-card{align-self:stretch;background:#fff;border:1px solid var(--line);border-top:3px solid var(--gold);",
-    "border-radius:14px;padding:14px 14px 16px;margin:2px 0 6px;}",
+    "border-radius:14px;padding:14px 14px 16px;margin:2px 0 6px;overflow-wrap:anywhere;}",
     ".lw-card h3{margin:0 0 4px;font-size:16px;color:var(--g);}",
     ".lw-card p{margin:0 0 10px;font-size:13.5px;color:var(--muted);}",
     ".lw-field{margin:0 0 11px;border:0;padding:0;min-width:0;}",
@@ -632,6 +648,8 @@
     "background:var(--g);color:#fff;}",
     ".lw-primary:hover{background:var(--g2);}",
     ".lw-primary:disabled{background:#b9c4be;cursor:default;}",
+    ".lw-to-ai{margin:0 0 14px;}",
+    ".lw-to-ai::before{content:'\\2190';}",
     ".lw-linkbtn{font:inherit;font-size:14px;background:none;border:0;padding:4px 0;color:var(--g2);text-decoration:underline;cursor:pointer;}",
     ".lw-done-number{display:inline-block;font-size:19px;font-weight:800;letter-spacing:.4px;color:var(--g);",
     "background:var(--g3);border:1px dashed var(--g2);border-radius:10px;padding:4px 12px;margin:2px 0 10px;}",
@@ -843,10 +861,20 @@
   var ticketSubmit = el("button", { type: "submit", className: "lw-primary", "data-testid": "ticket-submit", text: T.ticketSubmit });
   var ticketBack = el("button", { type: "button", className: "lw-linkbtn", "data-testid": "ticket-back", text: T.ticketBack });
   var ticketIntro = el("p", { "data-testid": "ticket-intro", text: T.ticketIntro });
+  // No operator was free (TICKET_PENDING): leaving a message is offered, not imposed. Under the
+  // intro, where it is seen without scrolling through the form.
+  var ticketToAi = el("button", {
+    type: "button",
+    className: "lw-action lw-to-ai",
+    "data-testid": "ticket-back-to-ai",
+    text: T.ticketBackToAi,
+    hidden: ""
+  });
   var ticketFormError = el("div", { className: "lw-field-error", "data-testid": "ticket-error", role: "alert", hidden: "" });
   var ticketForm = el("form", { className: "lw-card", "data-testid": "ticket-form", novalidate: "", hidden: "" }, [
     el("h3", { text: T.ticketTitle }),
     ticketIntro,
+    ticketToAi,
     nameField.box,
     el("div", { className: "lw-pair" }, [emailField.box, phoneField.box]),
     el("div", { className: "lw-field" }, [contactHint]),
@@ -1104,11 +1132,18 @@
     var formShown = !created && !ticketSent && (pendingTicket || (ticketChosen && menuAllowed()));
     var formAppearing = formShown && ticketForm.hidden;
     var takeFocus = formAppearing && focusWasInPanel(); // asked before the composer is hidden
+    // The keyboard was in the form (on its way back to the assistant, say): it goes on in the
+    // message box rather than on the page's body.
+    var giveFocusBack = !formShown && !ticketForm.hidden && focusWasInPanel();
     if (formAppearing) {
       updateChannels();
     }
     showCard(ticketForm, formShown);
     ticketBack.hidden = pendingTicket; // chosen, not needed: the customer may go back to the chat
+    ticketToAi.hidden = !pendingTicket; // needed: going back is a request to the server
+    if (!pendingTicket) {
+      settleToAi();
+    }
     ticketIntro.textContent = pendingTicket ? T.ticketIntro : T.ticketIntroChosen;
     showCard(ticketWaiting, ticketSent && !created && !TERMINAL[convStatus]);
     showCard(ticketDone, created);
@@ -1119,6 +1154,9 @@
     menuWrap.hidden = formShown || !menuAllowed();
     if (menuWrap.hidden) {
       toggleMenu(false);
+    }
+    if (giveFocusBack && !composer.hidden) {
+      input.focus({ preventScroll: true });
     }
     if (formAppearing) {
       // Again now that the composer is gone (the list is taller): the customer must see the
@@ -1183,7 +1221,7 @@
   }
 
   function validEmail(v) {
-    return v.length <= 254 && EMAIL_RE.test(v);
+    return v.length <= 254 && EMAIL_RE.test(v) && !SPECIAL_USE_DOMAIN_RE.test(v);
   }
 
   function validPhone(v) {
@@ -1264,19 +1302,56 @@
     };
   }
 
+  // The form's fields by the name the API gives them, with what to say when the server refuses one.
+  var TICKET_FIELDS = [
+    ["name", nameField, T.errNameInvalid],
+    ["email", emailField, T.errEmail],
+    ["phone", phoneField, T.errPhone],
+    ["message", messageField, T.errMessageInvalid]
+  ];
+  // A 422's message lists "<field path>: <problem>" joined by "; " (servicekit's
+  // on_invalid_request); a path starts with the body's field, then the validator's name.
+  var INVALID_FIELD_RE = /(?:^|;\s*)(?:[A-Za-z0-9_-]+\.)*?(name|email|phone|message)[.:]/g;
+
+  function refusedFields(res) {
+    var found = {};
+    var error = res && res.status === 422 && res.data && res.data.error;
+    var text = error && typeof error.message === "string" ? error.message : "";
+    var m;
+    INVALID_FIELD_RE.lastIndex = 0;
+    while ((m = INVALID_FIELD_RE.exec(text)) !== null) {
+      found[m[1]] = true;
+    }
+    return found;
+  }
+
   function ticketFailed(res) {
     ticketBusy = false;
     ticketSubmit.disabled = false;
     ticketSubmit.removeAttribute("aria-busy");
     ticketSubmit.textContent = T.ticketSubmit;
-    var text = !res ? T.networkError : res.status === 429 ? fmt(T.rateLimited, retryAfterSeconds(res)) : errorMessage(res);
+    // A field the server refused is told beside it, in the widget's words, as the widget's own checks are.
+    var refused = refusedFields(res);
+    var firstBad = null;
+    for (var i = 0; i < TICKET_FIELDS.length; i++) {
+      if (refused[TICKET_FIELDS[i][0]]) {
+        setFieldError(TICKET_FIELDS[i][1], TICKET_FIELDS[i][2]);
+        firstBad = firstBad || TICKET_FIELDS[i][1].control;
+      }
+    }
+    if (firstBad) {
+      ticketFormError.hidden = true;
+      firstBad.focus();
+      return;
+    }
+    var text = !res ? T.networkError : res.status === 429 ? fmt(T.rateLimited, retryAfterSeconds(res)) : T.genericError;
     ticketFormError.textContent = text;
     ticketFormError.hidden = false;
   }
 
   function submitTicket(ev) {
     ev.preventDefault();
-    if (ticketBusy) {
+    if (ticketBusy || toAiBusy) {
       return; // a double click sends once (and the server opens one ticket anyway)
     }
     ticketFormError.hidden = true;
@@ -1319,6 +1394,62 @@
       })
       .catch(function () {
         ticketFailed(null);
+      });
+  }
+
+  // Back to the assistant from "no operator available": the server moves the conversation to AI
+  // (continue_ai) and the new status, in the answer or on the stream, puts the chat back.
+  var toAiBusy = false;
+  var toAiTimer = null;
+
+  function settleToAi() {
+    toAiBusy = false;
+    if (toAiTimer) {
+      clearTimeout(toAiTimer);
+      toAiTimer = null;
+    }
+    // aria-disabled, not disabled: a disabled button would drop the keyboard focus on the page.
+    ticketToAi.removeAttribute("aria-disabled");
+    ticketToAi.removeAttribute("aria-busy");
+  }
+
+  function backToAssistant() {
+    if (!conv || toAiBusy || ticketBusy) {
+      return;
+    }
+    toAiBusy = true;
+    ticketToAi.setAttribute("aria-disabled", "true");
+    ticketToAi.setAttribute("aria-busy", "true");
+    ticketFormError.hidden = true;
+    var gen = generation;
+    var path = "/v1/conversations/" + encodeURIComponent(conv.id) + "/actions";
+    withRetry(function () {
+      return api("POST", path, { action: "continue_ai" }, true);
+    }, 3)
+      .then(function (res) {
+        if (gen !== generation) {
+          return;
+        }
+        if (!res.ok) {
+          settleToAi();
+          handleHttpError(res);
+          return;
+        }
+        showError(null);
+        ticketChosen = false;
+        if (res.data && typeof res.data.status === "string") {
+          setStatus(res.data.status);
+        }
+        if (convStatus === "TICKET_PENDING") {
+          // Should the stream not bring the new status, the button works again.
+          toAiTimer = setTimeout(settleToAi, 10000);
+        }
+      })
+      .catch(function () {
+        if (gen === generation) {
+          settleToAi();
+          showError(T.genericError);
+        }
       });
   }
 
@@ -1491,8 +1622,6 @@
             setStatus(res.data.status);
           }
           showError(null);
-        } else if (res.status === 409) {
-          showError(errorMessage(res));
         } else {
           handleHttpError(res);
         }
@@ -1867,7 +1996,7 @@
         } else if (res.status === 409) {
           // The choice is no longer available (already made, or state moved on).
           disableHandoffButtons(box);
-          showError(errorMessage(res));
+          showError(T.genericError);
         } else {
           for (var j = 0; j < buttons.length; j++) {
             buttons[j].disabled = false;
@@ -2125,19 +2254,14 @@
     return n;
   }
 
-  function errorMessage(res) {
-    if (res && res.data && res.data.error && typeof res.data.error.message === "string" && res.data.error.message) {
-      return res.data.error.message;
-    }
-    return T.genericError;
-  }
-
+  // The server's error messages are written for developers (a 422 names pydantic's validators) and
+  // in English: the customer reads the widget's own words, never them.
   function handleHttpError(res) {
     if (res.status === 429) {
       var n = retryAfterSeconds(res);
       showError(T.rateLimited, n);
     } else {
-      showError(errorMessage(res));
+      showError(T.genericError);
     }
   }
 
@@ -2230,9 +2354,24 @@
     return creating;
   }
 
+  // A contact kept by saveStored, if it is one the confirmation can name.
+  function storedContact(c) {
+    if (
+      c &&
+      typeof c === "object" &&
+      typeof c.value === "string" &&
+      c.value &&
+      Object.prototype.hasOwnProperty.call(T.ticketVia, c.channel)
+    ) {
+      return { channel: c.channel, value: c.value };
+    }
+    return null;
+  }
+
   function resume(stored) {
     conv = { id: stored.conversation_id, token: stored.customer_token };
     ticketSent = stored.ticket_sent === true;
+    sentContact = ticketSent ? storedContact(stored.sent_contact) : null;
     feedbackGiven = stored.feedback && typeof stored.feedback === "object" ? stored.feedback : {};
     rated = stored.rated === true;
     // Shown only while the conversation is QUEUED; any other status clears it (setStatus).
@@ -2659,6 +2798,7 @@
     }
   });
   ticketForm.addEventListener("submit", submitTicket);
+  ticketToAi.addEventListener("click", backToAssistant);
   ticketBack.addEventListener("click", function () {
     ticketChosen = false;
     renderTicket();
