@@ -1,9 +1,11 @@
 """Flow C with its notifications, end to end on real processes: with nobody online, a customer who
 asks for a person leaves contact details in the widget; the ticket opens with the transcript, the
 confirmation reaches the customer (email, or WhatsApp through a Twilio-like API) in their language
-with the signed status link; an operator's reply reaches them the same way; the tenant's webhook
-receiver verifies every request and refuses replayed and tampered ones; the customer answers
-through the link and the ticket reopens. Operators see it all on their stream as `ticket` frames.
+with the signed status link, a copy of their request and the promised time in the tenant's named
+zone; an operator's reply reaches them the same way, threaded under the confirmation, and makes
+the ticket theirs and in progress; the tenant's webhook receiver verifies every request and
+refuses replayed and tampered ones; the customer answers through the link and the ticket reopens
+to that operator. Operators see it all on their stream as `ticket` frames.
 
 The notifier sends to real servers on loopback (`ticket_stack` in conftest.py). A double submit of
 the contact details opens one ticket (test_ticket_flow.py); here it also sends one confirmation.
@@ -32,6 +34,7 @@ from .conftest import DEMO_TENANT, DEMO_WIDGET_KEY, WEBHOOK_MAX_AGE_SECONDS, Out
 pytestmark = pytest.mark.e2e
 
 GIULIA = ("giulia", "lucine-demo-giulia")
+GIULIA_ID = "lucine-giulia"
 STATUS_LINK = re.compile(r"(http://127\.0\.0\.1:\d+/tickets/status\?t=)([A-Za-z0-9_.\-]+)")
 
 
@@ -155,9 +158,13 @@ async def test_a_ticket_left_in_the_widget_is_confirmed_answered_verified_by_web
 
             (confirmation,) = await mails_to(outside, email, 1)
             assert confirmation["Subject"] == f"[{number}] We have received your request"
+            assert confirmation["Message-ID"] == f"<ticket-{ticket.ticket_id}@lucinedinatale.it>"
             text = plain(confirmation)
             assert "Hello Emma Clark," in text
             assert number in text
+            assert "Your request:\n> Booking 4471\n" in text.replace("\r\n", "\n"), "a copy of what they wrote"
+            assert "You: Can I move my booking to another evening?" in text, "the end of the conversation"
+            assert re.search(r"We will answer by \d\d \w{3} \d{4} at \d\d:\d\d CES?T\.", text), "Rome time, named"
             link = STATUS_LINK.search(text)
             assert link is not None, text
             assert link.group(1) == stack.url("gateway") + "/tickets/status?t="
@@ -173,12 +180,26 @@ async def test_a_ticket_left_in_the_widget_is_confirmed_answered_verified_by_web
             assert answered.status_code == 202, answered.text
             _, reply_mail = await mails_to(outside, email, 2)
             assert reply_mail["Subject"] == f"[{number}] New reply to your request"
+            # In the confirmation's thread in the customer's mail client.
+            assert reply_mail["In-Reply-To"] == reply_mail["References"] == confirmation["Message-ID"]
             assert reply_text in plain(reply_mail)
             assert STATUS_LINK.search(plain(reply_mail)) is not None
             await asyncio.sleep(1)
             assert len(await mails_to(outside, email, 2)) == 2, "one confirmation for the double submit, one reply"
+            # Answering is working on it: the open, unassigned ticket is now in progress and hers.
+            await status_of(gateway, operator, ticket.ticket_id, "IN_PROGRESS")
+            started = await feed.receive_until(
+                lambda f: (
+                    f.get("type") == "ticket"
+                    and f["ticket_id"] == str(ticket.ticket_id)
+                    and f["event"] == "ticket_updated"
+                    and f["data"]["status"] == "IN_PROGRESS"
+                )
+            )
+            assert (started["data"]["previous_status"], started["data"]["changed_by"]) == ("OPEN", GIULIA_ID)
+            assert started["data"]["assignee_id"] == GIULIA_ID
 
-            # ---- the customer answers through the link of the email: a waiting ticket reopens
+            # ---- the customer answers through the link of the email: a waiting ticket reopens to her
             waiting = await gateway.patch(
                 f"/v1/tickets/{ticket.ticket_id}", json={"status": "WAITING_CUSTOMER"}, headers=operator
             )
@@ -187,15 +208,16 @@ async def test_a_ticket_left_in_the_widget_is_confirmed_answered_verified_by_web
             answer = {"t": link.group(2), "text": "Thank you, the 23rd is perfect.", "reply_id": str(uuid.uuid4())}
             posted = await gateway.post("/v1/tickets/by-link/replies", json=answer)
             assert posted.status_code == 202, posted.text
-            await status_of(gateway, operator, ticket.ticket_id, "OPEN")
+            await status_of(gateway, operator, ticket.ticket_id, "IN_PROGRESS")
             reopened = await feed.receive_until(
                 lambda f: (
                     f.get("type") == "ticket"
                     and f["ticket_id"] == str(ticket.ticket_id)
                     and f["event"] == "ticket_updated"
-                    and f["data"]["status"] == "OPEN"
+                    and f["data"]["previous_status"] == "WAITING_CUSTOMER"
                 )
             )
+            assert (reopened["data"]["status"], reopened["data"]["assignee_id"]) == ("IN_PROGRESS", GIULIA_ID)
             assert (reopened["data"]["previous_status"], reopened["data"]["changed_by"]) == (
                 "WAITING_CUSTOMER",
                 "customer",
@@ -251,7 +273,7 @@ async def test_a_ticket_left_in_the_widget_is_confirmed_answered_verified_by_web
             assert "è risolta" in whatsapps()[2]["Body"]
             answer = {"t": whatsapp_link.group(2), "text": "In realtà no, il 22 non va.", "reply_id": str(uuid.uuid4())}
             assert (await gateway.post("/v1/tickets/by-link/replies", json=answer)).status_code == 202
-            await status_of(gateway, operator, whatsapp_ticket.ticket_id, "OPEN")
+            await status_of(gateway, operator, whatsapp_ticket.ticket_id, "IN_PROGRESS")  # to who answered it
             assert str(whatsapp_ticket.conversation_id) == by_whatsapp.conversation_id
 
     # ---- the tenant's webhook receiver: every request verified, replays and tampering refused

@@ -57,7 +57,8 @@ async def until(probe: Any, timeout: float = 30) -> Any:
 
 @pytest.fixture(scope="module")
 async def ticket(stack: Stack) -> dict[str, Any]:
-    """A ticket of the demo tenant opened by an operator, with one public reply already."""
+    """A ticket of the demo tenant opened by an operator, with one public reply already (which made
+    it in progress)."""
     email = f"anna.{uuid.uuid4().hex[:6]}@example.com"
     async with await operator(stack) as http:
         opened = await http.post(
@@ -117,7 +118,7 @@ async def test_a_customer_finds_the_ticket_by_number_and_email(
     await part(page, "lookup-submit").click()
     await expect(part(page, "ticket")).to_be_visible()
     await expect(part(page, "ticket-number")).to_have_text(ticket["ticket_number"])
-    await expect(part(page, "ticket-status")).to_have_text("Aperta")
+    await expect(part(page, "ticket-status")).to_have_text("In lavorazione")  # answered: being worked on
     replies = part(page, "reply-item")
     await expect(replies).to_have_count(1)
     await expect(replies.first).to_contain_text("tutti i sentieri sono accessibili")
@@ -138,7 +139,7 @@ async def test_from_the_emails_link_on_a_phone_the_customer_reads_and_answers(
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(f"{stack.url('gateway')}/tickets/status?t={token}&lang=en")
     await expect(part(page, "ticket-number")).to_have_text(ticket["ticket_number"])
-    await expect(part(page, "ticket-status")).to_have_text("Open")  # English, as ?lang= asks
+    await expect(part(page, "ticket-status")).to_have_text("In progress")  # English, as ?lang= asks
     await expect(part(page, "lookup")).to_be_hidden()
 
     await part(page, "reply-submit").click()

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from contracts import Envelope, new_envelope, parse_envelope, ticketlinks
-from contracts.common import ContactChannel, ContactDetails
-from contracts.events import DeliveryCompleted, TicketOpened, TicketReplyPosted
+from contracts.common import ContactChannel, ContactDetails, Sender, TicketStatus, TranscriptExcerpt, TranscriptLine
+from contracts.events import DeliveryCompleted, TicketOpened, TicketReplyPosted, TicketUpdated
 from contracts.readapi import DeliveryLogView, DeliveryView
 from devkit.mailsink import MailSink
 from devkit.testing import ConsumerHarness, eventually
@@ -118,7 +118,11 @@ async def notifier(
 
 
 def opened(
-    *, preferred: ContactChannel = C.EMAIL, email: str | None = "giulia@example.com", phone: str | None = None
+    *,
+    preferred: ContactChannel = C.EMAIL,
+    email: str | None = "giulia@example.com",
+    phone: str | None = None,
+    **fields: Any,
 ) -> Envelope[Any]:
     payload = TicketOpened(
         ticket_id=uuid.uuid4(),
@@ -126,6 +130,7 @@ def opened(
         contact=ContactDetails(name="Giulia", email=email, phone=phone, preferred_contact=preferred),
         language="it",
         first_response_due=datetime(2025, 12, 12, 13, 30, tzinfo=UTC),
+        **fields,
     )
     return new_envelope(payload, tenant_id=TENANT, conversation_id=uuid.uuid4())
 
@@ -136,7 +141,7 @@ def status_link(text: str) -> ticketlinks.TicketLink:
     return ticketlinks.verify(LINK_SECRET, url.split("?t=", 1)[1])
 
 
-async def test_an_email_arrives_with_the_status_link_and_its_message_id_from_the_delivery(
+async def test_an_email_arrives_with_the_status_link_and_its_message_id_from_the_ticket(
     notifier: Notifier, mail_sink: MailSink
 ) -> None:
     ticket = opened()
@@ -145,7 +150,9 @@ async def test_an_email_arrives_with_the_status_link_and_its_message_id_from_the
 
     (mail,) = mail_sink.mails()
     (email,) = await notifier.deliveries(channel="email")
-    assert mail["Message-ID"] == f"<{email.delivery_id}@lucinedinatale.it>"
+    # The acknowledgment starts the ticket's thread: its id is the ticket's, in the sender's domain.
+    assert mail["Message-ID"] == f"<ticket-{ticket.payload.ticket_id}@lucinedinatale.it>"
+    assert mail["In-Reply-To"] is None
     assert mail["From"] == "Lucine di Natale <assistenza@lucinedinatale.it>"
     assert mail["To"] == "giulia@example.com"
     assert mail["Subject"] == "[TCK-2025-000042] Abbiamo ricevuto la tua richiesta"
@@ -153,7 +160,7 @@ async def test_an_email_arrives_with_the_status_link_and_its_message_id_from_the
     html = mail.get_body(("html",))
     assert text is not None
     assert html is not None
-    assert "Ti risponderemo entro il 12/12/2025 alle 14:30." in text.get_content()
+    assert "Ti risponderemo entro il 12/12/2025 alle 14:30 CET." in text.get_content()
     assert status_link(text.get_content()) == ticketlinks.TicketLink(TENANT, ticket.payload.ticket_id)
     assert "/tickets/status?t=" in html.get_content()
 
@@ -171,6 +178,82 @@ async def test_an_email_arrives_with_the_status_link_and_its_message_id_from_the
     )
     assert await notifier.worker.deliver_due() == 0  # nothing is sent twice
     assert len(mail_sink.mails()) == 1
+
+
+async def test_the_acknowledgment_quotes_the_request_and_the_conversations_end_names_the_zone(
+    notifier: Notifier, mail_sink: MailSink
+) -> None:
+    conversation = TranscriptExcerpt(
+        lines=[
+            TranscriptLine(seq=1, sender=Sender.CUSTOMER, text="Il mio ordine <4471> non è arrivato"),
+            TranscriptLine(seq=2, sender=Sender.AI, text="Mi dispiace! Lascia i tuoi contatti & ti scriviamo."),
+        ],
+        total_messages=2,
+        transcript_url="/internal/conversations/x/messages",
+    )
+    ticket = opened(message="Ordine <4471>: arriva & in tempo per Natale?\nGrazie", transcript=conversation)
+    await notifier.apply(ticket)
+    await notifier.worker.deliver_due()
+    (mail,) = mail_sink.mails()
+    text, html = mail.get_body(("plain",)), mail.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    plain, rich = (part.get_content().replace("\r\n", "\n") for part in (text, html))  # SMTP's line ends
+    assert "Ti risponderemo entro il 12/12/2025 alle 14:30 CET." in plain
+    assert "La tua richiesta:\n> Ordine <4471>: arriva & in tempo per Natale?\n> Grazie\n" in plain
+    assert "Tu: Il mio ordine <4471> non è arrivato\nAssistente: Mi dispiace!" in plain
+    assert "Ordine &lt;4471&gt;: arriva &amp; in tempo per Natale?\nGrazie</blockquote>" in rich
+    assert "<strong>Tu:</strong> Il mio ordine &lt;4471&gt; non è arrivato</p>" in rich
+    assert "<4471>" not in rich
+
+
+async def test_the_later_emails_of_a_ticket_thread_under_its_acknowledgment(
+    notifier: Notifier, mail_sink: MailSink, tmp_path: Path
+) -> None:
+    # Another sender in the tenant's file: the thread's domain is the configured sender's.
+    write_tenant(tmp_path / "tenants", email={"sender": "Assistenza <help@mail.lucine.example>"})
+    notifier = Notifier(notifier.sessions, notifier.settings)
+    ticket, other = opened(), opened(email="marco@example.com")
+    ticket_id = ticket.payload.ticket_id
+    reply = TicketReplyPosted(
+        ticket_id=ticket_id,
+        ticket_number="TCK-2025-000042",
+        reply_id=uuid.uuid4(),
+        author="operator",
+        operator_id="anna",
+        text="I biglietti sono alla cassa.",
+    )
+    resolved = TicketUpdated(
+        ticket_id=ticket_id,
+        ticket_number="TCK-2025-000042",
+        status=TicketStatus.RESOLVED,
+        previous_status=TicketStatus.IN_PROGRESS,
+        priority="normal",
+        changed_by="anna",
+    )
+    await notifier.apply(ticket, other)
+    await notifier.apply(
+        *(new_envelope(p, tenant_id=TENANT, conversation_id=ticket.conversation_id) for p in (reply, resolved))
+    )
+    await notifier.worker.deliver_due()
+
+    to_giulia = {mail["Subject"]: mail for mail in mail_sink.mails() if mail["To"] == "giulia@example.com"}
+    assert len(to_giulia) == 3
+    thread = f"<ticket-{ticket_id}@mail.lucine.example>"
+    acknowledgment = to_giulia["[TCK-2025-000042] Abbiamo ricevuto la tua richiesta"]
+    assert acknowledgment["Message-ID"] == thread
+    assert acknowledgment["In-Reply-To"] is None
+    assert acknowledgment["References"] is None
+    for subject in (
+        "[TCK-2025-000042] Nuova risposta alla tua richiesta",
+        "[TCK-2025-000042] La tua richiesta è stata risolta",
+    ):
+        later = to_giulia[subject]
+        assert (later["In-Reply-To"], later["References"]) == (thread, thread)
+        assert later["Message-ID"].endswith("@mail.lucine.example>")
+        assert later["Message-ID"] != thread
+    (to_marco,) = [mail for mail in mail_sink.mails() if mail["To"] == "marco@example.com"]
+    assert to_marco["Message-ID"] == f"<ticket-{other.payload.ticket_id}@mail.lucine.example>", "a thread per ticket"
 
 
 async def test_whatsapp_and_sms_reach_the_twilio_api_with_the_form_and_the_basic_auth(
@@ -308,7 +391,8 @@ async def test_sent_but_not_recorded_is_sent_again_after_the_lease_with_the_same
     """The crash window, made on purpose: the mail is handed to SMTP and the process dies before
     recording it. The row stays `sending`; once its lease is over it is sent again, with the same
     Message-ID, and its outcome is recorded (and emitted) once."""
-    await notifier.apply(opened())
+    ticket = opened()
+    await notifier.apply(ticket)
     async with notifier.sessions() as session, session.begin():
         claimed = await store.claim_due(session, 10, timedelta(seconds=1))
     (email,) = [d for d in claimed if d.channel == "email"]
@@ -320,7 +404,7 @@ async def test_sent_but_not_recorded_is_sent_again_after_the_lease_with_the_same
     assert time.monotonic() - started < 5
 
     first, second = mail_sink.mails()
-    assert first["Message-ID"] == second["Message-ID"] == f"<{email.delivery_id}@lucinedinatale.it>"
+    assert first["Message-ID"] == second["Message-ID"] == f"<ticket-{ticket.payload.ticket_id}@lucinedinatale.it>"
     (row,) = await notifier.deliveries(channel="email")
     assert (row.status, row.attempts) == ("sent", 2)
     assert [r.attempts for r in await notifier.results() if r.channel == "email"] == [2]

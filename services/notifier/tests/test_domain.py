@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.common import ContactChannel, ContactDetails, DeliveryChannel
+from contracts.common import ContactChannel, ContactDetails, DeliveryChannel, Sender, TranscriptExcerpt, TranscriptLine
 from contracts.events import TicketOpened
 from notifier import domain
 
@@ -95,10 +95,36 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all() -> Non
     assert all(5 <= domain.backoff_seconds(2, 5, 60) <= 10 for _ in range(100))
 
 
-def test_promised_times_are_written_in_the_tenants_zone_and_language() -> None:
+def test_promised_times_are_written_in_the_tenants_zone_and_language_naming_the_zone() -> None:
     moment = datetime(2025, 12, 12, 13, 30, tzinfo=UTC)
-    assert domain.local_time(moment, "Europe/Rome", "it") == "12/12/2025 alle 14:30"
-    assert domain.local_time(moment, "Europe/Rome", "en") == "12 Dec 2025 at 14:30"
+    assert domain.local_time(moment, "Europe/Rome", "it") == "12/12/2025 alle 14:30 CET"
+    assert domain.local_time(moment, "Europe/Rome", "en") == "12 Dec 2025 at 14:30 CET"
+    summer = datetime(2026, 7, 1, 16, 0, tzinfo=UTC)
+    assert domain.local_time(summer, "Europe/Rome", "en") == "01 Jul 2026 at 18:00 CEST"
+    assert domain.local_time(summer, "Europe/London", "en") == "01 Jul 2026 at 17:00 BST"
+    assert domain.local_time(moment, "UTC", "it") == "12/12/2025 alle 13:30 UTC"
+    # Zones the database abbreviates with digits only get their offset.
+    assert domain.local_time(moment, "America/Sao_Paulo", "en") == "12 Dec 2025 at 10:30 UTC-03:00"
+    assert domain.local_time(moment, "Asia/Kathmandu", "en") == "12 Dec 2025 at 19:15 UTC+05:45"
+
+
+def test_the_acknowledgment_quotes_the_end_of_the_conversation_without_the_platforms_notices() -> None:
+    said = [
+        TranscriptLine(seq=n, sender=Sender.CUSTOMER if n % 2 else Sender.AI, text=f"messaggio {n}")
+        for n in range(1, 9)
+    ]
+    notice = TranscriptLine(seq=9, sender=Sender.SYSTEM, text="Nessun operatore disponibile")
+    excerpt = TranscriptExcerpt(lines=[*said, notice], total_messages=30, transcript_url="/internal/x")
+    tail = domain.transcript_tail(excerpt)
+    assert [(q.sender, q.text) for q in tail] == [
+        ("ai" if n % 2 == 0 else "customer", f"messaggio {n}") for n in range(3, 9)
+    ]
+    assert domain.transcript_tail(None) == []
+
+
+def test_a_tickets_thread_is_named_by_the_ticket_in_the_senders_domain() -> None:
+    ticket_id = uuid.uuid4()
+    assert domain.ticket_thread_id(ticket_id, "lucinedinatale.it") == f"<ticket-{ticket_id}@lucinedinatale.it>"
 
 
 def test_a_webhook_carries_ids_and_statuses_and_no_contact_details() -> None:

@@ -15,7 +15,15 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import Envelope, Payload, new_envelope, ticketlinks
-from contracts.common import ContactChannel, ContactDetails, SlaClock, TicketStatus
+from contracts.common import (
+    ContactChannel,
+    ContactDetails,
+    Sender,
+    SlaClock,
+    TicketStatus,
+    TranscriptExcerpt,
+    TranscriptLine,
+)
 from contracts.events import (
     SlaBreached,
     SlaWarning,
@@ -87,6 +95,7 @@ def opened(
     phone: str | None = None,
     name: str = "Giulia",
     tenant_id: str = TENANT,
+    **fields: Any,
 ) -> Envelope[Any]:
     return event(
         TicketOpened(
@@ -94,7 +103,7 @@ def opened(
             ticket_number="TCK-2025-000042",
             contact=ContactDetails(name=name, email=email, phone=phone, preferred_contact=preferred),
             language=language,
-            first_response_due=DUE,
+            **({"first_response_due": DUE} | fields),
         ),
         uuid.uuid4(),
         tenant_id,
@@ -143,7 +152,7 @@ async def test_ticket_created_in_italian_with_the_promised_time_and_the_status_l
     assert email.subject == "[TCK-2025-000042] Abbiamo ricevuto la tua richiesta"
     assert "Ciao Giulia <Rossi>" in email.body
     assert "numero TCK-2025-000042" in email.body
-    assert "Ti risponderemo entro il 12/12/2025 alle 14:30." in email.body
+    assert "Ti risponderemo entro il 12/12/2025 alle 14:30 CET." in email.body
     assert link_in(email.body) == ticketlinks.TicketLink(TENANT, ticket_of(ticket))
     assert email.html is not None
     assert "Giulia &lt;Rossi&gt;" in email.html  # escaped in the HTML alternative
@@ -156,10 +165,60 @@ async def test_ticket_created_in_english_and_in_the_tenants_first_language_by_de
     (to_john,) = await notifier.deliveries(recipient="john@example.com")
     assert to_john.subject == "[TCK-2025-000042] We have received your request"
     assert "Hello Giulia" in to_john.body
-    assert "We will answer by 12 Dec 2025 at 14:30." in to_john.body
+    assert "We will answer by 12 Dec 2025 at 14:30 CET." in to_john.body
     assert link_in(to_john.body).ticket_id == ticket_of(english)
     (to_x,) = await notifier.deliveries(recipient="x@example.com")
     assert to_x.subject == "[TCK-2025-000042] Abbiamo ricevuto la tua richiesta"
+
+
+async def test_promised_times_name_the_tenants_time_zone_for_a_customer_who_may_live_in_another(
+    notifier: Notifier,
+) -> None:
+    # An English-speaking customer of a tenant in Rome, in summer: Rome's summer time, named.
+    summer = opened(language="en", email="john@example.com", first_response_due=datetime(2026, 7, 1, 17, 9, tzinfo=UTC))
+    await notifier.apply(summer)
+    (email,) = customer(await notifier.deliveries())
+    assert "We will answer by 01 Jul 2026 at 19:09 CEST." in email.body
+    assert email.html is not None
+    assert "We will answer by 01 Jul 2026 at 19:09 CEST." in email.html
+
+
+async def test_the_acknowledgment_quotes_the_customers_request_and_the_end_of_the_conversation(
+    notifier: Notifier,
+) -> None:
+    excerpt = TranscriptExcerpt(
+        lines=[
+            TranscriptLine(seq=1, sender=Sender.CUSTOMER, text="Posso portare il cane <Fido>?"),
+            TranscriptLine(seq=2, sender=Sender.AI, text="Sì, al guinzaglio & con museruola."),
+            TranscriptLine(seq=3, sender=Sender.SYSTEM, text="Nessun operatore disponibile"),
+        ],
+        total_messages=3,
+        transcript_url="/internal/conversations/x/messages",
+    )
+    request = "Il biglietto <b>non</b> arriva & il concerto è stasera.\nOrdine 4471"
+    await notifier.apply(opened(language="it", message=request, transcript=excerpt))
+    (email,) = customer(await notifier.deliveries())
+    assert "La tua richiesta:\n> Il biglietto <b>non</b> arriva & il concerto è stasera.\n> Ordine 4471\n" in email.body
+    assert "Tu: Posso portare il cane <Fido>?\nAssistente: Sì, al guinzaglio & con museruola.\n" in email.body
+    assert "Nessun operatore disponibile" not in email.body, "the platform's notices are not quoted"
+    assert email.html is not None
+    assert (
+        "Il biglietto &lt;b&gt;non&lt;/b&gt; arriva &amp; il concerto è stasera.\nOrdine 4471</blockquote>"
+        in email.html
+    )
+    assert "<strong>Assistente:</strong> Sì, al guinzaglio &amp; con museruola.</p>" in email.html
+    assert "<b>" not in email.html
+    assert "<Fido>" not in email.html
+
+    # An operator's ticket has no conversation; one without a message quotes its subject.
+    await notifier.apply(opened(language="en", email="john@example.com", subject="Refund for order 4471"))
+    (to_john,) = await notifier.deliveries(recipient="john@example.com")
+    assert "Your request:\n> Refund for order 4471\n" in to_john.body
+    assert "The last messages" not in to_john.body
+    # Nothing written at all: no empty quote.
+    await notifier.apply(opened(language="en", email="kim@example.com"))
+    (to_kim,) = await notifier.deliveries(recipient="kim@example.com")
+    assert "Your request" not in to_kim.body
 
 
 @pytest.mark.parametrize(
@@ -273,7 +332,7 @@ async def test_an_sla_breach_alerts_the_tenants_supervisors_in_its_language(noti
     assert [d.recipient for d in alerts] == ["capo@lucinedinatale.it", "vice@lucinedinatale.it"]
     for alert in alerts:
         assert alert.subject == "[SLA] TCK-2025-000042: scadenza superata (prima risposta)"
-        assert "(prima risposta: 12/12/2025 alle 14:30)" in alert.body
+        assert "(prima risposta: 12/12/2025 alle 14:30 CET)" in alert.body
         assert "https://support.lucine.test/dashboard" in alert.body
     assert len(await notifier.deliveries()) == 2 + 2  # the customer's ticket_created and its webhook
 

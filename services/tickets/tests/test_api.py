@@ -146,7 +146,7 @@ async def test_a_lookup_needs_the_number_and_its_email_or_phone_and_shows_only_p
     ):
         assert found.status_code == 200, found.text
         view = PublicTicketView.model_validate(found.json())
-        assert (view.ticket_number, view.status) == (number, S.OPEN)
+        assert (view.ticket_number, view.status) == (number, S.IN_PROGRESS)  # answered: being worked on
         assert [r.text for r in view.replies] == ["Ciao"]
         assert "Segreto" not in found.text, "notes are for operators only"
         assert "marco" not in found.text, "nor who answered"

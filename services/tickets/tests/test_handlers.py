@@ -73,6 +73,10 @@ async def test_the_same_request_twice_opens_one_ticket_and_announces_it_once(tic
     assert event.payload.ticket_number == ticket.number == f"TCK-{utc_now().year}-000001"
     assert event.payload.source == "conversation"
     assert event.payload.contact.email == "anna@example.com"
+    # What the customer asked, for the acknowledgment the notifier sends.
+    assert event.payload.message == "Il biglietto non arriva"
+    assert event.payload.transcript is not None
+    assert event.payload.transcript.lines[0].text == "Ciao, ho un problema con il biglietto"
     assert ticket.transcript is not None
     assert ticket.transcript["transcript_url"] == f"/internal/conversations/{conversation_id}/messages"
     assert ticket.transcript_excerpt is not None
@@ -222,6 +226,60 @@ async def test_notes_are_announced_once_and_replies_by_operators_meet_the_first_
     names = set(await tickets.timers())
     assert sla_timer(ticket.ticket_id, FIRST, "breach") not in names, "its timers are cancelled"
     assert sla_timer(ticket.ticket_id, RESOLUTION, "breach") in names, "the resolution clock still runs"
+
+
+async def test_an_operators_reply_starts_an_open_ticket_and_makes_an_unassigned_one_theirs(
+    tickets: TicketsHarness,
+) -> None:
+    conversation_id = uuid.uuid4()
+    ticket = await opened(tickets, conversation_id)
+    tid = ticket.ticket_id
+    answer = reply(tid, "operator", "Ecco il biglietto")
+    await tickets.apply(command(answer))
+    await tickets.apply(command(answer.model_copy()))  # the same reply again: nothing more
+    events = await tickets.new_events()
+    assert [type(e.payload) for e in events] == [TicketReplyPosted, TicketUpdated]
+    started = events[1]
+    assert started.conversation_id == conversation_id
+    assert (
+        started.payload.status,
+        started.payload.previous_status,
+        started.payload.assignee_id,
+        started.payload.changed_by,
+    ) == (S.IN_PROGRESS, S.OPEN, "marco", "marco")
+    resolution = await tickets.clock(tid, RESOLUTION.value)
+    assert started.payload.first_response_due is None, "answered"
+    assert started.payload.resolution_due == resolution.due_at is not None, "the resolution clock still runs"
+    stored = await tickets.ticket(tid)
+    assert (stored.status, stored.assignee_id) == ("IN_PROGRESS", "marco")
+    async with tickets.sessions() as session:
+        history = await session.execute(
+            select(StatusChange.status, StatusChange.changed_by)
+            .where(StatusChange.ticket_id == tid)
+            .order_by(StatusChange.id)
+        )
+        assert [tuple(row) for row in history] == [("OPEN", "customer"), ("IN_PROGRESS", "marco")]
+
+    # A colleague answering too takes nothing away: already in progress and assigned.
+    await tickets.apply(command(reply(tid, "operator", "Aggiungo una cosa", operator_id="giulia")))
+    assert [type(e.payload) for e in await tickets.new_events()] == [TicketReplyPosted]
+    assert (await tickets.ticket(tid)).assignee_id == "marco"
+
+    # A reply does not mean waiting for the customer: that stays the operator's choice, and a
+    # waiting ticket keeps waiting, its clocks paused, when the operator writes again.
+    unassigned = await opened(tickets, uuid.uuid4())
+    await tickets.apply(command(update(unassigned.ticket_id, status=S.WAITING_CUSTOMER)))
+    await tickets.new_events()
+    await tickets.apply(command(reply(unassigned.ticket_id, "operator", "Ci manda il codice?", operator_id="giulia")))
+    (taken,) = await tickets.new_events(TicketUpdated)
+    assert (taken.payload.status, taken.payload.previous_status, taken.payload.assignee_id) == (
+        S.WAITING_CUSTOMER,
+        S.WAITING_CUSTOMER,
+        "giulia",
+    )
+    assert (await tickets.clock(unassigned.ticket_id, RESOLUTION.value)).running_since is None, "still paused"
+    await tickets.apply(command(reply(unassigned.ticket_id)))  # the customer answers: back to its operator
+    assert (await tickets.ticket(unassigned.ticket_id)).status == "IN_PROGRESS"
 
 
 # ---------------------------------------------------------------------------------- SLA clocks

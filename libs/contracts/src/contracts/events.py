@@ -547,9 +547,10 @@ class CheckSla(Payload):
 # of a ticket's events share one partition key (the conversation, else the ticket id).
 
 
-@event("tickets.ticket_opened", 1, topics.TICKETS_EVENTS.name)
+@event("tickets.ticket_opened", 2, topics.TICKETS_EVENTS.name)
 class TicketOpened(Payload):
-    """A ticket exists; the customer is told its number and when to expect an answer."""
+    """A ticket exists; the customer is told its number, what they asked and when to expect an
+    answer (revision 2 added `message` and `transcript`, for that acknowledgment)."""
 
     ticket_id: uuid.UUID
     ticket_number: TicketNumber
@@ -561,6 +562,11 @@ class TicketOpened(Payload):
     assignee_id: OperatorId | None = None
     first_response_due: UtcDatetime | None = None
     resolution_due: UtcDatetime | None = None
+    message: TicketMessage = ""
+    """The request as written when the ticket was opened (the customer's in the form, or the
+    operator's); empty when none was written."""
+    transcript: TranscriptExcerpt | None = None
+    """The end of the conversation the ticket comes from, as `OpenTicket` carried it."""
 
     @property
     def aggregate_id(self) -> uuid.UUID:

@@ -1,6 +1,7 @@
 """The notifier's rules, free of I/O: which channel reaches a customer, in which language, the
-delivery's idempotency key, what a recipient looks like masked, the back-off between tries and what
-a webhook carries."""
+delivery's idempotency key, what a recipient looks like masked, the back-off between tries, how
+times are written, what the acknowledgment quotes, how a ticket's emails thread and what a webhook
+carries."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from contracts.common import ContactChannel, ContactDetails, DeliveryChannel
+from contracts.common import ContactChannel, ContactDetails, DeliveryChannel, Sender, TranscriptExcerpt
 from contracts.envelope import Payload
 from contracts.events import AccountEmailKind
 
@@ -91,11 +92,59 @@ def backoff_seconds(
 
 
 def local_time(moment: datetime, timezone: str, language_code: str) -> str:
-    """A promised time as the customer reads it, in the tenant's time zone."""
+    """A promised time as the customer reads it, in the tenant's time zone and naming it
+    (`12/12/2025 alle 14:30 CET`): the customer may live in another zone."""
     local = moment.astimezone(ZoneInfo(timezone))
     if language_code == "it":
-        return local.strftime("%d/%m/%Y alle %H:%M")
-    return local.strftime("%d %b %Y at %H:%M")
+        return f"{local.strftime('%d/%m/%Y alle %H:%M')} {zone_label(local)}"
+    return f"{local.strftime('%d %b %Y at %H:%M')} {zone_label(local)}"
+
+
+def zone_label(local: datetime) -> str:
+    """The zone of a local time as written next to it: its abbreviation that day (`CET`, `CEST`,
+    `GMT`), or its offset (`UTC+05:30`) where the zone database has only digits (`+0530`)."""
+    abbreviation = local.tzname() or ""
+    if abbreviation.isalpha():
+        return abbreviation
+    offset = local.utcoffset() or timedelta(0)
+    minutes = abs(int(offset.total_seconds())) // 60
+    sign = "-" if offset < timedelta(0) else "+"
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+# ------------------------------------------------------------------------------- the acknowledgment
+
+ACK_TRANSCRIPT_LINES = 6  # the end of the conversation in the acknowledgment: enough to recognise it
+
+
+@dataclass(frozen=True)
+class QuotedLine:
+    sender: str  # `customer`, `ai` or `operator`: the templates name them in their language
+    text: str
+
+
+def transcript_tail(excerpt: TranscriptExcerpt | None, limit: int = ACK_TRANSCRIPT_LINES) -> list[QuotedLine]:
+    """The last messages of the ticket's conversation, oldest first, for the acknowledgment; the
+    platform's own notices (`system`) left out, they are not what anybody said."""
+    if excerpt is None:
+        return []
+    said = [line for line in excerpt.lines if line.sender != Sender.SYSTEM and line.text.strip()]
+    return [QuotedLine(line.sender.value, line.text.strip()) for line in said[-limit:]]
+
+
+# ------------------------------------------------------------------------------------- threading
+
+# A ticket's customer emails form one thread: the acknowledgment starts it under a Message-ID of
+# the ticket, and the later ones answer it (`In-Reply-To`, `References`).
+THREAD_START = "ticket_created"
+THREAD_FOLLOW_UPS = frozenset({"operator_replied", "ticket_resolved"})
+
+
+def ticket_thread_id(ticket_id: uuid.UUID, mail_domain: str) -> str:
+    """The acknowledgment's Message-ID: the same for every try and known to the later emails
+    without looking anything up. `mail_domain` is the configured sender's, which keeps it unique
+    to the tenant's mail (a machine's host name would leak and change between replicas)."""
+    return f"<ticket-{ticket_id}@{mail_domain}>"
 
 
 # What a webhook carries of each event: ids, statuses, times. No names, addresses, numbers,

@@ -243,7 +243,17 @@ def register(consumer: EventConsumer, settings: Settings, tenants: Tenants, temp
             if tenant is not None and opened.first_response_due is not None
             else None
         )
-        await notify(envelope, session, opened.ticket_id, customer="ticket_created", response_due=response_due)
+        await notify(
+            envelope,
+            session,
+            opened.ticket_id,
+            customer="ticket_created",
+            response_due=response_due,
+            # A copy of what they asked (the subject when they wrote no message: the conversation's
+            # first question), so the customer knows which request this is and what it said.
+            request=opened.message or opened.subject,
+            transcript=domain.transcript_tail(opened.transcript),
+        )
 
     @consumer.on(TicketReplyPosted)
     async def on_reply_posted(envelope: Envelope[TicketReplyPosted], session: AsyncSession) -> None:
@@ -316,7 +326,6 @@ def register(consumer: EventConsumer, settings: Settings, tenants: Tenants, temp
             "invited_by": request.invited_by,
             "link": request.link,
             "expires_at": domain.local_time(request.expires_at, zone, language),
-            "time_zone": zone,
         }
         email = templates.email(request.kind, language, context, html=settings.email_html)
         notifications = Notifications(envelope, None, idempotency_key=request.request_id)

@@ -1,9 +1,10 @@
 """The outside calls: SMTP, Twilio's Messages API (WhatsApp and SMS) and tenants' webhooks.
 
-Each send carries the delivery's id where the receiver can see it, so that a send made twice (the
-crash window: sent, but the process died before recording it) is recognisable as one: the email's
-Message-ID, the webhook's `webhook-id`. Twilio's Messages API takes no idempotency key: a WhatsApp
-or SMS message sent in that window reaches the customer twice.
+Each send carries a stable id where the receiver can see it, so that a send made twice (the crash
+window: sent, but the process died before recording it) is recognisable as one: the email's
+Message-ID (the delivery's id, or the ticket's for its acknowledgment), the webhook's
+`webhook-id`. Twilio's Messages API takes no idempotency key: a WhatsApp or SMS message sent in
+that window reaches the customer twice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from contracts.common import DeliveryChannel
 from notifier.config import Settings
-from notifier.domain import ACCOUNT_TEMPLATES
+from notifier.domain import ACCOUNT_TEMPLATES, THREAD_FOLLOW_UPS, THREAD_START, ticket_thread_id
 from notifier.store import Delivery
 from notifier.tenants import EmailSettings, Tenants
 
@@ -42,8 +43,19 @@ class Sent:
 
 
 def message_id(delivery: Delivery, domain: str) -> str:
-    """The email's Message-ID, derived from the delivery id: the same on every try."""
+    """The email's Message-ID, the same on every try: a ticket's acknowledgment has the ticket's
+    (which its later emails refer to), any other email its delivery's id."""
+    if delivery.ticket_id is not None and delivery.template == THREAD_START:
+        return ticket_thread_id(delivery.ticket_id, domain)
     return f"<{delivery.delivery_id}@{domain}>"
+
+
+def thread_of(delivery: Delivery, domain: str) -> str | None:
+    """The Message-ID a customer's later email about a ticket answers (its acknowledgment's), so
+    that mail clients show them in one thread; None for an email that starts or joins none."""
+    if delivery.ticket_id is not None and delivery.template in THREAD_FOLLOW_UPS:
+        return ticket_thread_id(delivery.ticket_id, domain)
+    return None
 
 
 class Senders:
@@ -82,7 +94,12 @@ class Senders:
         message["To"] = delivery.recipient
         message["Subject"] = delivery.subject
         message["Date"] = format_datetime(delivery.created_at)
-        message["Message-ID"] = message_id(delivery, sending.sender_address.domain)
+        mail_domain = sending.sender_address.domain
+        message["Message-ID"] = message_id(delivery, mail_domain)
+        thread = thread_of(delivery, mail_domain)
+        if thread is not None:
+            message["In-Reply-To"] = thread
+            message["References"] = thread
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to this
         if sending.reply_to:
             message["Reply-To"] = sending.reply_to

@@ -56,6 +56,13 @@ def status_after_customer_reply(current: S, assigned: bool) -> S:
     return current
 
 
+def status_after_operator_reply(current: S) -> S:
+    """An operator answering an OPEN ticket is working on it: IN_PROGRESS. Other statuses stay:
+    a reply alone does not say that the team now waits for the customer (a holding answer, "we
+    are checking", must not pause the SLA clocks); the operator sets WAITING_CUSTOMER for that."""
+    return S.IN_PROGRESS if current == S.OPEN else current
+
+
 def status_after_assignment(current: S, assigned: bool) -> S:
     """Taking an open ticket starts the work on it; letting an IN_PROGRESS one go puts it back
     in the open pile. An explicit status in the same command wins over this."""

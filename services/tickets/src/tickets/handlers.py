@@ -282,6 +282,9 @@ async def open_ticket(work: Work, command: OpenTicket) -> None:
             source=source,
             first_response_due=clocks[SlaClock.FIRST_RESPONSE].due_at,
             resolution_due=clocks[SlaClock.RESOLUTION].due_at,
+            # For the acknowledgment: the notifier quotes the request back to the customer.
+            message=command.message,
+            transcript=command.transcript,
         ),
     )
     metrics.TICKETS_OPENED.labels(source, priority.value).inc()
@@ -360,12 +363,29 @@ async def post_reply(work: Work, command: PostTicketReply) -> None:
         first_response = clocks[SlaClock.FIRST_RESPONSE]
         if first_response.met_at is None:
             stop_clock(work, ticket, first_response, met=True)
+        took_over(work, ticket, clocks, operator_id)
         return
     previous = ticket.current_status
     target = domain.status_after_customer_reply(previous, ticket.assignee_id is not None)
     if target != previous:
         move(work, ticket, clocks, target, "customer")
         announce_update(work, ticket, clocks, previous, "customer")
+
+
+def took_over(work: Work, ticket: Ticket, clocks: dict[SlaClock, SlaClockRow], operator_id: str | None) -> None:
+    """An operator's public reply is work on the ticket: an unassigned ticket becomes theirs and
+    an OPEN one IN_PROGRESS, recorded and announced as the same change made by hand would be
+    (history row, `TicketUpdated` by them), so the dashboard and analytics see who took it."""
+    previous = ticket.current_status
+    target = domain.status_after_operator_reply(previous)
+    assignee = ticket.assignee_id or operator_id
+    if target == previous and assignee == ticket.assignee_id:
+        return
+    changed_by = operator_id or "system"  # a reply without its author's id is the platform's
+    ticket.assignee_id = assignee
+    if target != previous:
+        move(work, ticket, clocks, target, changed_by)
+    announce_update(work, ticket, clocks, previous, changed_by)
 
 
 async def add_note(work: Work, command: AddTicketNote) -> None:
