@@ -81,7 +81,7 @@ async def test_the_route_serves_the_page_and_its_modules() -> None:
 def test_every_page_names_its_icon() -> None:
     # Without one the browser asks for /favicon.ico, which is not served: an error on every load.
     pages = [*STATIC.glob("*.html"), *DASHBOARD.glob("*.html")]
-    assert len(pages) == 4
+    assert len(pages) == 5
     for page in pages:
         assert '<link rel="icon" href="/dashboard/favicon.svg" type="image/svg+xml">' in page.read_text(), page.name
 

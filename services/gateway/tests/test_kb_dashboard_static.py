@@ -45,7 +45,10 @@ def test_it_parses_and_both_languages_have_every_word(tmp_path: Path) -> None:
     # The vendored library is imported by its URL path: node gets stand-ins of the four names.
     stub = "const html = () => null, useEffect = () => {}, useRef = () => ({}), useState = (v) => [v, () => {}];"
     module = tmp_path / "kb.mjs"
-    module.write_text(source.replace(LIBRARY_IMPORT, stub), encoding="utf-8")
+    # Its own modules are imported by URL path too: the dashboard's words module sits beside it.
+    (tmp_path / "i18n.mjs").write_text((DASHBOARD / "i18n.js").read_text(encoding="utf-8"), encoding="utf-8")
+    source = source.replace(LIBRARY_IMPORT, stub).replace('"/dashboard/i18n.js"', '"./i18n.mjs"')
+    module.write_text(source, encoding="utf-8")
     script = (
         "import(process.argv[1]).then(m => { const { it, en } = m.WORDS;"
         " const keys = o => Object.keys(o).sort().join(',');"
