@@ -359,3 +359,78 @@ async def test_the_museum_demo_page_is_its_own_and_the_no_operator_form_leads_ba
     await expect(form).to_be_hidden()
     await expect(widget(page, "input")).to_be_visible()
     await context.close()
+
+
+async def test_an_italian_browser_writing_english_gets_the_widget_in_english(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="it-IT")
+    page = await context.new_page()
+    await page.goto(f"{stack.url('gateway')}/demo/{DEMO_TENANT}")  # no data-lang: the site chose no language
+    await widget(page, "launcher").click()
+    await expect(widget(page, "input")).to_have_attribute("placeholder", "Scrivi un messaggio…")  # the browser's
+    await ask(page, "Hello, I need to talk to a human please")
+
+    # The assistant answers in English, the language it read the message in: so does the widget.
+    answer = page.locator('[data-testid="message"][data-sender="ai"]').first
+    await expect(answer).to_be_visible(timeout=20_000)
+    await expect(answer.locator(".lw-sender")).to_have_text("Assistant")
+    await expect(widget(page, "input")).to_have_attribute("placeholder", "Write a message…")
+    await expect(widget(page, "ask-person")).to_have_text("Talk to a person")
+    await expect(widget(page, "menu")).to_have_attribute("aria-label", "More options")
+    assert (await page.evaluate("window.LucineWidget.state()"))["lang"] == "en"
+    await page.screenshot(path=str(tmp_path / "widget-english-answer.png"))
+
+    yes = answer.locator('[data-testid="action-button"][data-action="request_operator"]')
+    await expect(yes).to_have_text("Yes, call an operator")
+    await yes.click()
+    # The conversation service's notice is in English too.
+    connecting = page.locator('[data-testid="message"][data-sender="system"]').filter(
+        has_text="I'm connecting you with an operator"
+    )
+    await expect(connecting).to_have_count(1, timeout=20_000)
+    status = widget(page, "status")
+    try:  # routing finds nobody online (QUEUED for a moment, then TICKET_PENDING)
+        await expect(status).to_have_attribute("data-conversation-status", "TICKET_PENDING", timeout=20_000)
+    except AssertionError:  # someone is online after all: the customer chooses not to wait
+        await expect(status).to_have_text(re.compile(r"^Waiting for an operator"))
+        await widget(page, "menu").click()
+        await widget(page, "menu-leave-message").click()
+    else:
+        await expect(status).to_have_text("Leave us your contact details: we will get back to you soon")
+
+    form = widget(page, "ticket-form")
+    await expect(form).to_be_visible()
+    await expect(form.locator("h3")).to_have_text("Leave us a message")
+    await widget(page, "ticket-submit").click()
+    await expect(form).to_contain_text("Write your name.")
+    await expect(form).to_contain_text("Leave us an email or a phone number.")
+    shown = await widget(page, "panel").inner_text()
+    for italian in ["Lasciaci", "Scrivi", "Nome", "Telefono", "Invia", "Parla con"]:
+        assert italian not in shown, italian
+    await page.screenshot(path=str(tmp_path / "widget-english-form.png"))
+
+    await widget(page, "ticket-name").fill("John Smith")
+    await widget(page, "ticket-email").fill("john.smith@example.com")
+    await widget(page, "ticket-message").fill("I would like to talk to someone about a group visit.")
+    await widget(page, "ticket-submit").click()
+    confirmation = widget(page, "ticket-confirmation")
+    await expect(confirmation).to_be_visible(timeout=30_000)
+    await expect(confirmation.locator("h3")).to_have_text("Request registered")
+    number = widget(page, "ticket-number")
+    await expect(number).to_have_text(re.compile(r"^[A-Z]{2,5}-\d{4}-\d{6,10}$"), timeout=15_000)
+    notice = page.locator('[data-testid="message"][data-sender="system"]').filter(has_text=await number.inner_text())
+    await expect(notice).to_contain_text("We opened request")
+    await expect(widget(page, "ticket-promise")).to_have_text(re.compile(r"^We will answer (you )?within [^.]+\.$"))
+    await expect(confirmation).to_contain_text("We will write to john.smith@example.com.")
+    assert "lang=en" in (await widget(page, "ticket-status-link").get_attribute("href") or "")
+    await expect(widget(page, "new-conversation")).to_have_text("New conversation")
+    await page.screenshot(path=str(tmp_path / "widget-english-confirmation.png"))
+
+    # A reload keeps the conversation's language.
+    await page.reload()
+    await widget(page, "launcher").click()
+    await expect(confirmation).to_be_visible(timeout=20_000)
+    await expect(confirmation.locator("h3")).to_have_text("Request registered")
+    assert (await page.evaluate("window.LucineWidget.state()"))["lang"] == "en"
+    await context.close()

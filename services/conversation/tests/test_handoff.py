@@ -206,6 +206,24 @@ async def test_the_notices_follow_the_language_the_customer_writes_in(conversati
     assert (await conversation.texts("system"))[-1].startswith("I'm connecting you with an operator")
 
 
+async def test_the_history_tells_each_messages_language(conversation_handlers: HandlerHarness) -> None:
+    conversation = await Conversation(conversation_handlers, locale="it").start()  # an Italian browser
+    english = await conversation.customer_says("Hello, when do you open?")
+    await conversation.send(conversation.ai_reply(english, language="en", text="We open at 5:30 pm."))
+    italian = await conversation.customer_says("E quanto costa?")
+    await conversation.send(conversation.ai_reply(italian, language="it", text="Il biglietto costa 9 euro."))
+
+    async with conversation_handlers.read_api() as api:
+        history = (await api.get(f"/internal/conversations/{conversation.id}/messages")).json()
+    # The widget speaks the language of the assistant's latest answer; a customer's message has none.
+    assert [(m["sender"], m["language"]) for m in history["messages"]] == [
+        ("customer", None),
+        ("ai", "en"),
+        ("customer", None),
+        ("ai", "it"),
+    ]
+
+
 async def test_no_returns_to_the_ai_which_offers_again_only_after_a_new_customer_message(
     conversation_handlers: HandlerHarness,
 ) -> None:

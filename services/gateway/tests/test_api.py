@@ -213,7 +213,10 @@ async def test_history_is_proxied_from_the_conversation_service(gateway):
     gateway.read_api.put(
         conversation_id,
         "lucine-di-natale",
-        [message(1, "customer", "Orari?"), message(2, "ai", "Dalle 17", smart_actions=actions, sources=sources)],
+        [
+            message(1, "customer", "Orari?"),
+            message(2, "ai", "Dalle 17", smart_actions=actions, sources=sources, language="it"),
+        ],
         status="HANDOFF_OFFERED",
     )
     data = (await gateway.http.get(url, headers=bearer(token))).json()
@@ -224,6 +227,8 @@ async def test_history_is_proxied_from_the_conversation_service(gateway):
     ]
     assert data["messages"][1]["smart_actions"] == actions
     assert data["messages"][1]["sources"] == sources
+    # Each message's language, when the conversation service knows it: the widget follows it.
+    assert [m["language"] for m in data["messages"]] == [None, "it"]
     data = (await gateway.http.get(url, params={"after": 1}, headers=bearer(token))).json()
     assert [m["seq"] for m in data["messages"]] == [2]
     assert (await gateway.http.get(url, params={"after": -1}, headers=bearer(token))).status_code == 422

@@ -161,7 +161,8 @@ def _prepare(url: str, read_api: ReadApi, routing_api: RoutingApi) -> LiveGatewa
         assert supervisor.status_code == 200, supervisor.text
         admin = http.post("/v1/operators/login", json={"username": ADA[0], "password": ADA[1]})
         assert admin.status_code == 200, admin.text
-    read_api.put(customer_conversation, LUCINE, [message(1, "customer", "Ciao"), message(2, "ai", "Buongiorno!")])
+    history = [message(1, "customer", "Ciao"), message(2, "ai", "Buongiorno!", language="it")]
+    read_api.put(customer_conversation, LUCINE, history)
     # The operator's conversation: waiting in routing's queue, and the read API says it is hers.
     operator_conversation = uuid.uuid4()
     read_api.put(

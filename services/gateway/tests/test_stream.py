@@ -16,9 +16,18 @@ from websockets.exceptions import ConnectionClosed
 from contracts.events import MessagePosted, QueuePositionUpdated, StatusChanged
 
 
-def posted(seq: int, sender: str = "ai", status: str = "AI", text: str | None = None) -> MessagePosted:
+def posted(
+    seq: int, sender: str = "ai", status: str = "AI", text: str | None = None, language: str | None = None
+) -> MessagePosted:
     m = message(seq, sender, text)
-    return MessagePosted(message_id=uuid.UUID(m["message_id"]), seq=seq, sender=sender, text=m["text"], status=status)
+    return MessagePosted(
+        message_id=uuid.UUID(m["message_id"]),
+        seq=seq,
+        sender=sender,
+        text=m["text"],
+        status=status,
+        language=language,
+    )
 
 
 async def next_frame(ws: Any, timeout: float = 10) -> dict[str, Any]:
@@ -49,7 +58,11 @@ async def open_stream(gateway, conversation_id, token, after=0, **headers):
 
 async def test_history_then_live_with_no_duplicate_and_no_gap(gateway):
     conversation_id, token = await gateway.start_conversation()
-    history = [message(1, "customer", "Ciao"), message(2, "ai", "Buonasera!"), message(3, "customer", "Orari?")]
+    history = [
+        message(1, "customer", "Ciao"),
+        message(2, "ai", "Buonasera!", language="it"),
+        message(3, "customer", "Orari?"),
+    ]
     gateway.read_api.put(conversation_id, "lucine-di-natale", history)
 
     async with await open_stream(gateway, conversation_id, token, after=1) as ws:
@@ -64,16 +77,20 @@ async def test_history_then_live_with_no_duplicate_and_no_gap(gateway):
             "smart_actions",
             "sources",
             "created_at",
+            "language",
         }
+        # The widget speaks the conversation's language by its messages' (None: not known).
+        assert [f["message"]["language"] for f in frames[:2]] == ["it", None]
         assert frames[-1] == {"type": "status", "status": "AI"}
 
         # A redelivered old event, then the next one: only the new one goes out.
         await gateway.publish_event(posted(3, "customer"), conversation_id)
-        await gateway.publish_event(posted(4, "ai", text="Dalle 17 alle 23"), conversation_id)
+        await gateway.publish_event(posted(4, "ai", text="Dalle 17 alle 23", language="it"), conversation_id)
         frame = await next_frame(ws)
         assert frame["type"] == "message"
         assert frame["message"]["seq"] == 4
         assert frame["message"]["text"] == "Dalle 17 alle 23"
+        assert frame["message"]["language"] == "it"
 
         # seq 5 never reaches this replica: 6 arrives; 5 is fetched from the read API first.
         history += [message(4, "ai", "Dalle 17 alle 23"), message(5, "customer", "grazie"), message(6, "ai", "Prego!")]

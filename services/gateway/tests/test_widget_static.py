@@ -260,7 +260,9 @@ def _ticket_api() -> FastAPI:
 TICKET_API = _ticket_api()
 
 
-def _msg(seq: int, sender: str, text: str, *, message_id: str | None = None, actions=None) -> dict[str, Any]:
+def _msg(
+    seq: int, sender: str, text: str, *, message_id: str | None = None, actions=None, language: str | None = None
+) -> dict[str, Any]:
     return {
         "seq": seq,
         "message_id": message_id or f"m{seq}",
@@ -269,6 +271,7 @@ def _msg(seq: int, sender: str, text: str, *, message_id: str | None = None, act
         "smart_actions": actions or [],
         "sources": [],
         "created_at": "2025-12-10T18:30:00Z",
+        "language": language,
     }
 
 
@@ -287,7 +290,7 @@ class FakeGateway:
         self.echo = True
         self.ai_reply: dict[str, Any] | None = None
         self.created = 0
-        self.lang_attr = "it"
+        self.lang_attr: str | None = "it"  # None: no data-lang, the widget follows the conversation
         self.rating_posts: list[tuple[str, dict[str, Any], dict[str, str]]] = []  # (conversation, body, headers)
         self.rating_429_once: int | None = None  # Retry-After of a 429 answered to the next rating only
         self.ticket_posts: list[dict[str, Any]] = []
@@ -317,6 +320,7 @@ class FakeGateway:
 
     # ---- HTTP ------------------------------------------------------------------------------
     def host_page(self) -> str:
+        lang = f' data-lang="{self.lang_attr}"' if self.lang_attr else ""
         return f"""<!doctype html><html><head><meta charset="utf-8">
 <style>
   * {{ font-family: 'Comic Sans MS' !important; color: magenta !important; }}
@@ -324,8 +328,7 @@ class FakeGateway:
   body {{ background: #eef; }}
 </style></head>
 <body><h1>Host page</h1><p>Some content.</p>
-<script src="{ORIGIN}/widget.js" data-widget-key="wk_test" data-title="Lucine di Natale"
-        data-lang="{self.lang_attr}" defer></script>
+<script src="{ORIGIN}/widget.js" data-widget-key="wk_test" data-title="Lucine di Natale"{lang} defer></script>
 </body></html>"""
 
     async def handle(self, route) -> None:
@@ -423,7 +426,8 @@ class FakeGateway:
                     self.messages.append(_msg(self.next_seq(), "customer", body["text"], message_id=mid))
                 if self.ai_reply:
                     await self.push({"type": "typing", "sender": "ai"})
-                    await self.add("ai", self.ai_reply["text"], actions=self.ai_reply.get("actions"))
+                    reply = self.ai_reply
+                    await self.add("ai", reply["text"], actions=reply.get("actions"), language=reply.get("language"))
             await _json(route, 202, {"message_id": mid})
             return
         await _json(route, 404, {"error": {"code": "not_found", "message": "no route"}})
@@ -1349,5 +1353,229 @@ async def test_browser_long_email_wraps_inside_the_confirmation_on_a_phone(brows
         assert await page.locator("[data-testid=messages]").evaluate("(m) => m.scrollWidth <= m.clientWidth")
         assert via_box["height"] > 30, "the address wraps onto a second line"
         await page.screenshot(path=str(tmp_path / "widget-ticket-confirmation-long-email-phone.png"))
+    finally:
+        await ctx.close()
+
+
+# ---- the widget speaks the language the customer writes in (the assistant's answers tell it)
+
+ENGLISH_OFFER = [
+    {"type": "request_operator", "label": "Yes, call an operator"},
+    {"type": "continue_ai", "label": "No, continue with the assistant"},
+]
+# Widget words of the Italian side that must be gone once the widget speaks English.
+ITALIAN_WORDS = ["Scrivi", "Lasciaci", "Parla con", "Invia", "Torna", "Assistente", "Telefono", "In attesa"]
+
+
+async def _reopen(page: Any) -> None:
+    await page.reload()
+    await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
+    await page.evaluate("window.LucineWidget.open()")
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_the_widget_follows_the_language_the_customer_writes_in(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.lang_attr = None  # the site chose no language: an Italian browser starts the widget in Italian
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await _open_and_send(page, "Hello, I need to talk to a human please")
+        await expect(page.locator("[data-testid=ask-person]")).to_have_text("Parla con una persona")
+        # Italian words already on screen: the form the customer opened, with its errors.
+        await page.click("[data-testid=menu]")
+        await page.click("[data-testid=menu-leave-message]")
+        form = page.locator("[data-testid=ticket-form]")
+        await page.click("[data-testid=ticket-submit]")
+        name_error = await _field_error(page, "ticket-name")
+        email_error = await _field_error(page, "ticket-email")
+        await expect(name_error).to_have_text("Scrivi il tuo nome.")
+        await page.screenshot(path=str(tmp_path / "widget-language-before.png"))
+
+        # The assistant answers in English (the language it read the customer's message in).
+        await gw.add("ai", "Of course. Shall I call an operator?", actions=ENGLISH_OFFER, language="en")
+        await expect(page.locator("[data-testid=message][data-sender=ai] .lw-sender")).to_have_text("Assistant")
+        assert (await _state(page))["lang"] == "en"
+        await expect(page.locator(".lw-root")).to_have_attribute("lang", "en")
+        # Every word already drawn is said again in English...
+        await expect(form.locator("h3")).to_have_text("Leave us a message")
+        await expect(form).to_have_attribute("aria-label", "Leave us a message")
+        await expect(page.locator("[data-testid=ticket-intro]")).to_have_text(
+            "Leave us your details and your message: we will get back to you."
+        )
+        await expect(name_error).to_have_text("Write your name.")
+        await expect(email_error).to_have_text("Leave us an email or a phone number.")
+        await expect(page.locator("[data-testid=ticket-submit]")).to_have_text("Send request")
+        await expect(page.locator("[data-testid=ticket-back]")).to_have_text("Back to the chat")
+        await expect(page.locator("[data-testid=ticket-message]")).to_have_attribute("placeholder", "What do you need?")
+        await expect(page.get_by_test_id("ticket-preferred-hint")).to_have_text("Write your email or phone first.")
+        await expect(page.locator("[data-testid=ask-person]")).to_have_text("Talk to a person")
+        await expect(page.locator("[data-testid=menu]")).to_have_attribute("aria-label", "More options")
+        await expect(page.locator("[data-testid=close]")).to_have_attribute("aria-label", "Close chat")
+        await expect(page.locator("[data-testid=launcher]")).to_have_attribute("aria-label", "Close chat")
+        await expect(page.locator("[data-testid=feedback]")).to_have_attribute("aria-label", "Was this answer helpful?")
+        shown = await _panel_text(page)
+        assert [w for w in ITALIAN_WORDS if w in shown] == [], shown
+        await page.screenshot(path=str(tmp_path / "widget-language-after.png"))
+
+        # ...and whatever is drawn later is drawn in it: the composer, the queue banner.
+        await page.click("[data-testid=ticket-back]")
+        await expect(page.locator("[data-testid=input]")).to_have_attribute("placeholder", "Write a message…")
+        await page.locator("[data-testid=action-button][data-action=request_operator]").click()
+        status = page.locator("[data-testid=status]")
+        await expect(status).to_have_text("Waiting for an operator…")
+        await gw.push({"type": "queue", "position": 2, "estimated_wait_seconds": 180})
+        await expect(status).to_have_text("Waiting for an operator: you are number 2 in the queue (about 3 min)")
+        await page.screenshot(path=str(tmp_path / "widget-language-queued.png"))
+
+        # Kept with the conversation: after a reload the widget speaks English before any answer
+        # tells it (here the history tells no language at all).
+        assert json.loads(await page.evaluate("localStorage.getItem('lucine-widget:v1:wk_test')"))["lang"] == "en"
+        for message in gw.messages:
+            message["language"] = None
+        await _reopen(page)
+        assert (await _state(page))["lang"] == "en"
+        await expect(page.locator("[data-testid=input]")).to_have_attribute("placeholder", "Write a message…")
+        await expect(status).to_have_text("Waiting for an operator: you are number 2 in the queue (about 3 min)")
+
+        # The rating card of the closed conversation too.
+        gw.status = "RESOLVED"
+        await gw.push({"type": "status", "status": "RESOLVED"})
+        rating = page.locator("[data-testid=rating]")
+        await expect(rating.locator("h3")).to_have_text("How did it go?")
+        await expect(page.get_by_test_id("rating-star").nth(2)).to_have_attribute("aria-label", "3 stars out of 5")
+        await expect(page.locator("[data-testid=rating-submit]")).to_have_text("Send rating")
+        await page.wait_for_timeout(400)  # let the opening animation finish
+        await page.screenshot(path=str(tmp_path / "widget-language-rating.png"))
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+@pytest.mark.parametrize("site_lang", [None, "it"], ids=["follows", "site-chose-italian"])
+async def test_browser_the_history_read_after_a_reload_sets_the_language_unless_the_site_chose_one(
+    browser: Any, site_lang: str | None
+) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.lang_attr = site_lang
+    ctx, page = await _open_page(browser, gw)
+    try:
+        # A conversation of this browser, stored before the widget knew its language.
+        gw.messages = [_msg(1, "customer", "Hello, when do you open?"), _msg(2, "ai", "At 5:30 pm.", language="en")]
+        stored = {"conversation_id": "conv1", "customer_token": "tok", "last_seq": 2}
+        await page.evaluate(f"localStorage.setItem('lucine-widget:v1:wk_test', {json.dumps(json.dumps(stored))})")
+        await _reopen(page)
+        await expect(page.locator("[data-testid=message]")).to_have_count(2)
+        expected = "en" if site_lang is None else "it"
+        assert (await _state(page))["lang"] == expected
+        words = {"en": ("Write a message…", "Assistant"), "it": ("Scrivi un messaggio…", "Assistente")}[expected]
+        await expect(page.locator("[data-testid=input]")).to_have_attribute("placeholder", words[0])
+        await expect(page.locator("[data-testid=message][data-sender=ai] .lw-sender")).to_have_text(words[1])
+        # An answer in a language the widget has no words in changes nothing.
+        await gw.add("ai", "Wir öffnen um 17:30.", language="de")
+        await expect(page.locator("[data-testid=message]")).to_have_count(3)
+        assert (await _state(page))["lang"] == expected
+    finally:
+        await ctx.close()
+
+
+# ---- the 4,000-character limit of a message, told to the customer
+
+LIMIT_WORDS = {
+    "it": {
+        "left": "300 caratteri rimasti",
+        "full": "Hai raggiunto il limite di 4000 caratteri.",
+        "cut": "Il testo incollato supera il limite di 4000 caratteri: gli ultimi 600 non sono stati inseriti.",
+        "all_cut": "Il testo incollato supera il limite di 4000 caratteri: gli ultimi 4600 non sono stati inseriti.",
+    },
+    "en": {
+        "left": "300 characters left",
+        "full": "You have reached the limit of 4,000 characters.",
+        "cut": "The pasted text is longer than the 4,000-character limit: its last 600 characters were left out.",
+        "all_cut": "The pasted text is longer than the 4,000-character limit: its last 4,600 characters were left out.",
+    },
+}
+
+
+async def _paste(page: Any, testid: str, text: str) -> None:
+    """Pastes `text` into the box as a customer does: copied from the page (Ctrl+C), then Ctrl+V."""
+    await page.evaluate(
+        """(text) => {
+        const source = document.getElementById("copied") || document.createElement("textarea");
+        source.id = "copied";
+        document.body.appendChild(source);
+        source.value = text;
+        source.select();
+    }""",
+        text,
+    )
+    await page.keyboard.press("Control+C")
+    await page.locator(f"[data-testid={testid}]").focus()
+    await page.keyboard.press("Control+V")
+
+
+@pytest.mark.browser
+@browser_test
+@LANG_VIEWPORTS
+async def test_browser_a_message_cut_at_the_limit_is_told_never_silent(
+    browser: Any, tmp_path: Path, lang: str, viewport: dict[str, int]
+) -> None:
+    from playwright.async_api import expect
+
+    words = LIMIT_WORDS[lang]
+    gw = FakeGateway()
+    gw.lang_attr = lang
+    ctx, page = await _open_page(browser, gw, viewport=viewport)
+    try:
+        await page.evaluate("window.LucineWidget.open()")
+        box = page.locator("[data-testid=input]")
+        counter = page.locator("[data-testid=input-counter]")
+        cut = page.locator("[data-testid=input-cut]")
+        # Far from the limit nothing is said; near it, how much is left.
+        await box.fill("a" * 3500)
+        await expect(counter).to_be_hidden()
+        await box.fill("a" * 3700)
+        await expect(counter).to_have_text(words["left"])
+        await page.screenshot(path=str(tmp_path / f"widget-counter-{lang}.png"))
+        await box.fill("")
+        await expect(counter).to_be_hidden()
+
+        # A 4,600-character paste: the box keeps 4,000, and the customer is told what was left out.
+        pasted = "x" * 4000 + "y" * 600
+        await _paste(page, "input", pasted)
+        assert await box.input_value() == "x" * 4000
+        await expect(cut).to_have_text(words["cut"])
+        await expect(cut).to_have_attribute("role", "alert")
+        await expect(counter).to_be_hidden()  # the notice states the limit
+        await page.screenshot(path=str(tmp_path / f"widget-paste-cut-{lang}.png"))
+        await box.press("Backspace")
+        await expect(cut).to_be_visible()  # still near the limit: the notice stays
+        await box.press("Enter")
+        await _wait(lambda: _async(len(gw.message_posts) == 1))
+        assert gw.message_posts[0]["text"] == "x" * 3999
+        await expect(cut).to_be_hidden()  # sent: the box is empty again
+
+        # The ticket form's message box, the same way; a paste into a full box loses all of it.
+        await page.click("[data-testid=menu]")
+        await page.click("[data-testid=menu-leave-message]")
+        message = page.locator("[data-testid=ticket-message]")
+        form_cut = page.locator("[data-testid=ticket-message-cut]")
+        await _paste(page, "ticket-message", pasted)
+        assert await message.input_value() == "x" * 4000
+        await expect(form_cut).to_have_text(words["cut"])
+        await form_cut.scroll_into_view_if_needed()
+        await page.screenshot(path=str(tmp_path / f"widget-form-paste-cut-{lang}.png"))
+        await message.press("End")
+        await page.keyboard.press("Control+V")
+        await expect(form_cut).to_have_text(words["all_cut"])
+        await message.fill("")
+        await expect(form_cut).to_be_hidden()
+        await message.fill("x" * 4000)  # typed up to the limit: the counter says so
+        await expect(page.locator("[data-testid=ticket-message-counter]")).to_have_text(words["full"])
     finally:
         await ctx.close()

@@ -29,6 +29,7 @@ from contracts.common import (
     TRIMMED,
     ContactDetails,
     ConversationStatus,
+    Language,
     RequiredText,
     Sender,
     SlaClock,
@@ -52,6 +53,9 @@ class WidgetMessage(BaseModel):
     smart_actions: list[SmartAction] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     created_at: datetime
+    language: Language | None = None
+    """The language the message is written in, when known (an AI reply's is the one the assistant
+    read the customer's message in): the widget speaks the conversation's language by it."""
 
 
 class MessageView(WidgetMessage):

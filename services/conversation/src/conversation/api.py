@@ -36,6 +36,7 @@ def message_view(message: Message) -> MessageView:
         sources=message.sources,
         operator_id=message.operator_id,
         created_at=message.created_at,
+        language=message.language,
     )
 
 

@@ -31,7 +31,7 @@ customer token returned (`Authorization: Bearer <token>`).
 
 **Live stream** (WebSocket, not listed below): `GET /v1/conversations/{id}/stream?token=<token>&after=<seq>`
 sends the messages after `after`, then the current status, then live JSON frames:
-`{"type":"message","message":{seq,message_id,sender,text,smart_actions,sources,created_at}}`,
+`{"type":"message","message":{seq,message_id,sender,text,smart_actions,sources,created_at,language}}`,
 `{"type":"status","status":"<status>"}`, `{"type":"typing","sender":"ai"}`; send `{"type":"ping"}` to get
 `{"type":"pong"}`. A socket never sees a seq twice or out of order. Close codes: 4401 bad token, 4403
 wrong conversation or origin, 4429 rate limited, 4503 history unavailable, 4408 too slow to read.

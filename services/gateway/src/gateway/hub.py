@@ -292,6 +292,7 @@ class Hub:
                 smart_actions=list(payload.smart_actions),
                 sources=list(payload.sources),
                 created_at=envelope.occurred_at,
+                language=payload.language,
             )
             frames = [message_frame(message)]
             if payload.sender is Sender.CUSTOMER and payload.status is ConversationStatus.AI:

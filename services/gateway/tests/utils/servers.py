@@ -131,6 +131,8 @@ def message(seq: int, sender: str = "ai", text: str | None = None, **extra: Any)
         "smart_actions": extra.get("smart_actions", []),
         "sources": extra.get("sources", []),
         "created_at": datetime.now(UTC).isoformat(),
+        # Optional in the read model: left out unless given, as an older conversation service answers.
+        **({"language": extra["language"]} if "language" in extra else {}),
     }
 
 

@@ -4,10 +4,13 @@
  * Embed with:
  *   <script src="https://GATEWAY/widget.js" data-widget-key="KEY" defer></script>
  *
- * Optional attributes: data-title (default: the tenant's name), data-lang (it|en; default: the
- * browser's), data-ticket-response-hours. At start-up the widget fetches GET /v1/widget/config
- * and applies the tenant's colours, position and texts in its language; if that fails it keeps
- * its built-in look.
+ * Optional attributes: data-title (default: the tenant's name), data-lang (it|en: the widget
+ * always speaks it), data-ticket-response-hours. Without data-lang the widget starts in the
+ * browser's language and then speaks the conversation's: when the assistant answers in the other
+ * one (the language it read the customer's message in), every word of the widget follows, and
+ * the choice is kept with the conversation across reloads. At start-up the widget fetches
+ * GET /v1/widget/config and applies the tenant's colours, position and texts in its language; if
+ * that fails it keeps its built-in look.
  *
  * Everything lives inside an open shadow root, so the host page's CSS cannot
  * reach it and its CSS cannot leak out. All server and user text is rendered
@@ -23,7 +26,9 @@
  * ticket-back-to-ai (no operator available: back to the assistant),
  * ticket-registering, ticket-confirmation, ticket-number, ticket-promise,
  * ticket-status-link; the rating card of a closed conversation: rating,
- * rating-star (data-score 1..5), rating-comment, rating-submit, rating-thanks.
+ * rating-star (data-score 1..5), rating-comment, rating-submit, rating-thanks. Near the
+ * 4,000-character limit of the message box and the form's message: input-counter,
+ * ticket-message-counter; a paste the limit cut short: input-cut, ticket-message-cut.
  * data-ticket-response-hours on the script tag: the answer time promised when
  * a request is registered.
  */
@@ -52,10 +57,16 @@
   var httpBase = scriptUrl.origin + basePath;
   var wsBase = (scriptUrl.protocol === "https:" ? "wss://" : "ws://") + scriptUrl.host + basePath;
 
+  function supportedLang(value) {
+    return value === "it" || value === "en" ? value : null;
+  }
+
+  // The site's choice, which nothing overrides; null: the widget follows the conversation.
+  var forcedLang = supportedLang((script.getAttribute("data-lang") || "").toLowerCase());
+
   function pickLang() {
-    var attr = (script.getAttribute("data-lang") || "").toLowerCase();
-    if (attr === "it" || attr === "en") {
-      return attr;
+    if (forcedLang) {
+      return forcedLang;
     }
     var nav = (navigator.language || (navigator.languages && navigator.languages[0]) || "").toLowerCase();
     if (nav.indexOf("en") === 0) {
@@ -98,7 +109,7 @@
       genericError: "Si è verificato un errore. Riprova.",
       sessionExpired: "La conversazione precedente non è più disponibile.",
       unread: "{n} messaggi non letti",
-      opensInNewTab: "(si apre in una nuova scheda)",
+      newTabLink: "{v} (si apre in una nuova scheda)",
       menu: "Altre opzioni",
       leaveMessage: "Lascia un messaggio",
       ticketTitle: "Lasciaci un messaggio",
@@ -150,7 +161,12 @@
       ratingCommentPlaceholder: "Vuoi dirci qualcosa in più?",
       ratingSubmit: "Invia la valutazione",
       ratingSending: "Invio…",
-      ratingThanks: "Grazie per la tua valutazione!"
+      ratingThanks: "Grazie per la tua valutazione!",
+      charsLeft: "{n} caratteri rimasti",
+      charLeft: "1 carattere rimasto",
+      charsNone: "Hai raggiunto il limite di {n} caratteri.",
+      charsOver: "{n} caratteri oltre il limite",
+      pasteCut: "Il testo incollato supera il limite di {n} caratteri: gli ultimi {m} non sono stati inseriti."
     },
     en: {
       defaultTitle: "Assistant",
@@ -183,7 +199,7 @@
       genericError: "Something went wrong. Please try again.",
       sessionExpired: "The previous conversation is no longer available.",
       unread: "{n} unread messages",
-      opensInNewTab: "(opens in a new tab)",
+      newTabLink: "{v} (opens in a new tab)",
       menu: "More options",
       leaveMessage: "Leave a message",
       ticketTitle: "Leave us a message",
@@ -235,14 +251,23 @@
       ratingCommentPlaceholder: "Anything else you would like to tell us?",
       ratingSubmit: "Send rating",
       ratingSending: "Sending…",
-      ratingThanks: "Thanks for your rating!"
+      ratingThanks: "Thanks for your rating!",
+      charsLeft: "{n} characters left",
+      charLeft: "1 character left",
+      charsNone: "You have reached the limit of {n} characters.",
+      charsOver: "{n} characters over the limit",
+      pasteCut: "The pasted text is longer than the {n}-character limit: its last {m} characters were left out."
     }
   };
+  // The widget's words in its language (with the tenant's own, once its configuration is read):
+  // replaced by setLang() only.
   var T = STRINGS[lang];
-  var title = (script.getAttribute("data-title") || "").trim() || T.defaultTitle;
+  var tenantTexts = {}; // the tenant's texts by language (GET /v1/widget/config)
+  var handoffLabels = {}; // the tenant's labels of the handoff buttons, by action; empty: the server's
+  var siteTitle = (script.getAttribute("data-title") || "").trim();
   // An un-substituted template placeholder is not a title.
-  if (/^__[A-Z_]+__$/.test(title)) {
-    title = T.defaultTitle;
+  if (/^__[A-Z_]+__$/.test(siteTitle)) {
+    siteTitle = "";
   }
 
   // The answer time the site promises for requests left when nobody is online (hours), e.g.
@@ -266,6 +291,8 @@
   var EMAIL_RE = /^[^\s@.]+(?:\.[^\s@.]+)*@(?:[^\s@.]+\.)+[^\s@.]{2,}$/;
   var SPECIAL_USE_DOMAIN_RE = /\.(?:arpa|invalid|local|localhost|onion|test)$/i;
   var PHONE_RE = /^\+?[0-9 ().-]{6,24}$/;
+  // The longest message the server takes (a customer's message, a ticket's message).
+  var MAX_MESSAGE_CHARS = 4000;
   var PING_MS = 25000;
   var TYPING_MS = 15000;
 
@@ -298,6 +325,9 @@
         return;
       }
       var state = { conversation_id: conv.id, customer_token: conv.token, last_seq: lastSeq };
+      if (!forcedLang) {
+        state.lang = lang; // the conversation's, which the history may not tell before its next answer
+      }
       if (ticketSent) {
         state.ticket_sent = true; // after a reload the form is not offered again
         if (sentContact) {
@@ -370,12 +400,18 @@
   // DOM helpers (no HTML strings anywhere)
   // ---------------------------------------------------------------------------
 
+  // attrs.say: the node's words, {text or attribute: key or [key, value]} (see say()).
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
     if (attrs) {
       for (var k in attrs) {
         if (Object.prototype.hasOwnProperty.call(attrs, k) && attrs[k] !== null && attrs[k] !== undefined) {
-          if (k === "text") {
+          if (k === "say") {
+            for (var a in attrs.say) {
+              var what = [].concat(attrs.say[a]);
+              say(node, a, what[0], what[1]);
+            }
+          } else if (k === "text") {
             node.textContent = attrs[k];
           } else if (k === "className") {
             node.className = attrs[k];
@@ -393,6 +429,54 @@
       }
     }
     return node;
+  }
+
+  // ---------------------------------------------------------------------------
+  // The widget's words: every one on screen is set by say(), so that setLang() can say it again
+  // ---------------------------------------------------------------------------
+
+  // The string `key` in the widget's language, its placeholders ({n}, {m}...) filled in order from
+  // `value` (one value or a list); without a key, `value` itself (the server's or the site's text).
+  function words(key, value) {
+    var values = value === undefined || value === null ? [] : [].concat(value);
+    if (!key) {
+      return values.length ? String(values[0]) : "";
+    }
+    var i = 0;
+    return T[key].replace(/\{[a-z]\}/g, function (placeholder) {
+      var v = values[i++];
+      if (typeof v === "number") {
+        return v.toLocaleString(lang === "it" ? "it-IT" : "en-GB");
+      }
+      return v === undefined ? placeholder : String(v);
+    });
+  }
+
+  // Sets the node's text (attr "text") or attribute to words(key, value), and keeps both on the node.
+  function say(node, attr, key, value) {
+    if (!node.lwSaid) {
+      node.lwSaid = {};
+      node.setAttribute("data-lw-said", "");
+    }
+    node.lwSaid[attr] = [key, value];
+    var text = words(key, value);
+    if (attr === "text") {
+      node.textContent = text;
+    } else {
+      node.setAttribute(attr, text);
+    }
+    return node;
+  }
+
+  // Says again, in the widget's language now, what say() put on `holder` and inside it.
+  function sayAgain(holder) {
+    var nodes = [holder].concat(Array.prototype.slice.call(holder.querySelectorAll("[data-lw-said]")));
+    for (var i = 0; i < nodes.length; i++) {
+      var said = nodes[i].lwSaid;
+      for (var attr in said || {}) {
+        say(nodes[i], attr, said[attr][0], said[attr][1]);
+      }
+    }
   }
 
   var SVG_NS = "http://www.w3.org/2000/svg";
@@ -597,7 +681,11 @@
     ".lw-error{margin:0 12px 8px;padding:8px 12px;border-radius:10px;background:#fde8e8;color:#7f1020;font-size:13.5px;",
     "border:1px solid #f5c2c2;}",
     ".lw-newconv{align-self:center;margin:4px 0 8px;}",
-    ".lw-composer{display:flex;align-items:flex-end;gap:8px;padding:10px 12px 12px;border-top:1px solid var(--line);background:#fff;}",
+    ".lw-composer{display:flex;flex-wrap:wrap;align-items:flex-end;gap:8px;padding:10px 12px 12px;border-top:1px solid var(--line);background:#fff;}",
+    // Near the limit of a text box: how much is left, or what a paste lost to it.
+    ".lw-limit{flex:1 0 100%;display:flex;justify-content:flex-end;font-size:12.5px;line-height:1.35;color:var(--muted);}",
+    ".lw-field .lw-limit{margin:4px 0 0;}",
+    ".lw-cut{flex:1;color:var(--r2);font-weight:600;}",
     ".lw-input{flex:1;resize:none;font:inherit;font-size:16px;line-height:1.4;color:var(--ink);background:#fff;",
     "border:1.5px solid #cfc8b8;border-radius:14px;padding:9px 12px;max-height:120px;min-height:42px;outline:none;margin:0;}",
     ".lw-input::placeholder{color:#7a847e;}",
@@ -705,7 +793,7 @@
       type: "button",
       className: "lw-launcher",
       "data-testid": "launcher",
-      "aria-label": T.open,
+      "aria-label": T.open, // worded by updateUnread() from then on
       "aria-expanded": "false",
       "aria-controls": "lw-panel"
     },
@@ -716,7 +804,7 @@
 
   var closeBtn = el(
     "button",
-    { type: "button", className: "lw-close", "data-testid": "close", "aria-label": T.close },
+    { type: "button", className: "lw-close", "data-testid": "close", say: { "aria-label": "close" } },
     [svgIcon(ICON_CLOSE, 22)]
   );
   var askPersonBtn = el("button", {
@@ -724,7 +812,7 @@
     className: "lw-ask-person",
     "data-testid": "ask-person",
     hidden: "",
-    text: T.askPerson
+    say: { text: "askPerson" }
   });
   var menuBtn = el(
     "button",
@@ -732,8 +820,7 @@
       type: "button",
       className: "lw-menu-btn",
       "data-testid": "menu",
-      "aria-label": T.menu,
-      title: T.menu,
+      say: { "aria-label": "menu", title: "menu" },
       "aria-haspopup": "true",
       "aria-expanded": "false",
       "aria-controls": "lw-menu"
@@ -745,15 +832,24 @@
     className: "lw-menu-item",
     "data-testid": "menu-leave-message",
     role: "menuitem",
-    text: T.leaveMessage
+    say: { text: "leaveMessage" }
   });
   var menuEl = el("div", { className: "lw-menu", id: "lw-menu", role: "menu", hidden: "" }, [leaveMessageItem]);
   var menuWrap = el("div", { className: "lw-menu-wrap" }, [menuBtn, menuEl]);
-  var titleEl = el("h2", { className: "lw-title", id: "lw-title", text: title });
+  // The site's title (data-title), else the tenant's name once known, else the widget's own word.
+  var titleEl = el("h2", {
+    className: "lw-title",
+    id: "lw-title",
+    say: { text: siteTitle ? [null, siteTitle] : "defaultTitle" }
+  });
   var header = el("div", { className: "lw-header" }, [
     el("div", { className: "lw-avatar", "aria-hidden": "true" }, [svgIcon(ICON_STAR, 22)]),
     // The "talk to a person" button sits under the title: beside it, it squeezed a long name away.
-    el("div", { className: "lw-titles" }, [titleEl, el("p", { className: "lw-subtitle", text: T.subtitle }), askPersonBtn]),
+    el("div", { className: "lw-titles" }, [
+      titleEl,
+      el("p", { className: "lw-subtitle", say: { text: "subtitle" } }),
+      askPersonBtn
+    ]),
     menuWrap,
     closeBtn
   ]);
@@ -772,10 +868,10 @@
     role: "log",
     "aria-live": "polite",
     "aria-relevant": "additions",
-    "aria-label": T.messages,
+    say: { "aria-label": "messages" },
     tabindex: "0"
   });
-  var welcomeBubble = el("div", { className: "lw-bubble", text: T.welcome });
+  var welcomeBubble = el("div", { className: "lw-bubble", say: { text: "welcome" } });
   var welcomeEl = el("div", { className: "lw-row lw-welcome", "data-testid": "welcome" }, [welcomeBubble]);
   messagesEl.appendChild(welcomeEl);
 
@@ -783,7 +879,7 @@
     type: "button",
     className: "lw-action lw-newconv",
     "data-testid": "new-conversation",
-    text: T.newConversation,
+    say: { text: "newConversation" },
     hidden: ""
   });
 
@@ -791,16 +887,16 @@
 
   var formSeq = 0;
 
-  function field(labelText, control, hintText) {
+  function field(labelKey, control, hintKey) {
     formSeq += 1;
     var id = "lw-f" + formSeq;
     control.id = id;
-    var label = el("label", { className: "lw-label", for: id, text: labelText });
+    var label = el("label", { className: "lw-label", for: id, say: { text: labelKey } });
     var error = el("span", { className: "lw-field-error", id: id + "-err", role: "alert", hidden: "" });
     var described = [];
     var hint = null;
-    if (hintText) {
-      hint = el("span", { className: "lw-hint", id: id + "-hint", text: hintText });
+    if (hintKey) {
+      hint = el("span", { className: "lw-hint", id: id + "-hint", say: { text: hintKey } });
       described.push(hint.id);
     }
     described.push(error.id);
@@ -809,29 +905,86 @@
     return { box: box, control: control, error: error };
   }
 
+  // The limit of a text box (its maxlength) told to the customer: how much is left once near it,
+  // and what a paste lost to it (the browser cuts a paste at the limit without a word). `box`
+  // holds both; update() is for changes made by the widget (no input event).
+  function limitNotes(control, testid) {
+    var max = parseInt(control.getAttribute("maxlength"), 10);
+    var near = Math.round(max / 10); // the counter shows from 10% left
+    var counter = el("span", {
+      className: "lw-counter",
+      id: "lw-" + testid + "-count",
+      "data-testid": testid + "-counter"
+    });
+    var cut = el("span", { className: "lw-cut", "data-testid": testid + "-cut", role: "alert", hidden: "" });
+    var box = el("div", { className: "lw-limit", hidden: "" }, [counter, cut]);
+    var pastedLength = -1; // what the paste under way would make the text's length; -1: none
+    // Read with the box by a screen reader; empty while far from the limit.
+    var described = control.getAttribute("aria-describedby");
+    control.setAttribute("aria-describedby", (described ? described + " " : "") + counter.id);
+    control.addEventListener("paste", function (ev) {
+      var pasted = (ev.clipboardData && ev.clipboardData.getData("text/plain")) || "";
+      var replaced = Math.abs(control.selectionEnd - control.selectionStart);
+      pastedLength = control.value.length - replaced + pasted.replace(/\r\n?/g, "\n").length;
+      // A box already full takes nothing, and then no input event comes to tell.
+      setTimeout(update, 0);
+    });
+    function update() {
+      var length = control.value.length;
+      var left = max - length;
+      if (pastedLength > length) {
+        say(cut, "text", "pasteCut", [max, pastedLength - length]);
+        cut.hidden = false;
+      } else if (left > near) {
+        cut.hidden = true; // well under the limit again (or sent): the notice has been read
+      }
+      pastedLength = -1;
+      counter.hidden = left > near || !cut.hidden; // the notice states the limit itself
+      if (counter.hidden) {
+        say(counter, "text", null, "");
+      } else if (left < 0) {
+        say(counter, "text", "charsOver", -left); // a text the widget put back (restoreText)
+      } else if (left === 0) {
+        say(counter, "text", "charsNone", max);
+      } else {
+        say(counter, "text", left === 1 ? "charLeft" : "charsLeft", left);
+      }
+      box.hidden = counter.hidden && cut.hidden;
+    }
+    control.addEventListener("input", update);
+    return { box: box, update: update };
+  }
+
   var nameField = field(
-    T.ticketName,
+    "ticketName",
     el("input", { type: "text", "data-testid": "ticket-name", autocomplete: "name", maxlength: "200" })
   );
   var emailField = field(
-    T.ticketEmail,
+    "ticketEmail",
     el("input", { type: "email", "data-testid": "ticket-email", autocomplete: "email", maxlength: "254", inputmode: "email" })
   );
   var phoneField = field(
-    T.ticketPhone,
+    "ticketPhone",
     el("input", { type: "tel", "data-testid": "ticket-phone", autocomplete: "tel", maxlength: "24", inputmode: "tel" })
   );
   var messageField = field(
-    T.ticketMessage,
-    el("textarea", { "data-testid": "ticket-message", rows: "3", maxlength: "4000", placeholder: T.ticketMessagePlaceholder })
+    "ticketMessage",
+    el("textarea", {
+      "data-testid": "ticket-message",
+      rows: "3",
+      maxlength: String(MAX_MESSAGE_CHARS),
+      say: { placeholder: "ticketMessagePlaceholder" }
+    })
   );
-  var contactHint = el("span", { className: "lw-hint", text: T.ticketContactHint });
+  var messageLimit = limitNotes(messageField.control, "ticket-message");
+  messageField.box.insertBefore(messageLimit.box, messageField.error);
+  var contactHint = el("span", { className: "lw-hint", say: { text: "ticketContactHint" } });
 
   // The preferred channel: only those for which a value was given.
   var CHANNELS = [
-    { value: "email", label: T.channelEmail, needs: "email" },
-    { value: "whatsapp", label: T.channelWhatsapp, needs: "phone" },
-    { value: "phone", label: T.channelPhone, needs: "phone" }
+    { value: "email", label: "channelEmail", needs: "email" },
+    { value: "whatsapp", label: "channelWhatsapp", needs: "phone" },
+    { value: "phone", label: "channelPhone", needs: "phone" }
   ];
   var choicesEl = el("div", { className: "lw-choices", role: "radiogroup", "aria-labelledby": "lw-pref-label" });
   var choiceInputs = {};
@@ -847,32 +1000,52 @@
     choiceInputs[CHANNELS[ci].value] = radio;
     choiceLabels[CHANNELS[ci].value] = el("label", { className: "lw-choice" }, [
       radio,
-      el("span", { text: CHANNELS[ci].label })
+      el("span", { say: { text: CHANNELS[ci].label } })
     ]);
     choicesEl.appendChild(choiceLabels[CHANNELS[ci].value]);
   }
-  var preferredHint = el("span", { className: "lw-hint", "data-testid": "ticket-preferred-hint", text: T.ticketPreferredHint });
+  var preferredHint = el("span", {
+    className: "lw-hint",
+    "data-testid": "ticket-preferred-hint",
+    say: { text: "ticketPreferredHint" }
+  });
   var preferredBox = el("div", { className: "lw-field", role: "group" }, [
-    el("span", { className: "lw-label", id: "lw-pref-label", text: T.ticketPreferred }),
+    el("span", { className: "lw-label", id: "lw-pref-label", say: { text: "ticketPreferred" } }),
     choicesEl,
     preferredHint
   ]);
 
-  var ticketSubmit = el("button", { type: "submit", className: "lw-primary", "data-testid": "ticket-submit", text: T.ticketSubmit });
-  var ticketBack = el("button", { type: "button", className: "lw-linkbtn", "data-testid": "ticket-back", text: T.ticketBack });
-  var ticketIntro = el("p", { "data-testid": "ticket-intro", text: T.ticketIntro });
+  var ticketSubmit = el("button", {
+    type: "submit",
+    className: "lw-primary",
+    "data-testid": "ticket-submit",
+    say: { text: "ticketSubmit" }
+  });
+  var ticketBack = el("button", {
+    type: "button",
+    className: "lw-linkbtn",
+    "data-testid": "ticket-back",
+    say: { text: "ticketBack" }
+  });
+  var ticketIntro = el("p", { "data-testid": "ticket-intro", say: { text: "ticketIntro" } });
   // No operator was free (TICKET_PENDING): leaving a message is offered, not imposed. Under the
   // intro, where it is seen without scrolling through the form.
   var ticketToAi = el("button", {
     type: "button",
     className: "lw-action lw-to-ai",
     "data-testid": "ticket-back-to-ai",
-    text: T.ticketBackToAi,
+    say: { text: "ticketBackToAi" },
     hidden: ""
   });
   var ticketFormError = el("div", { className: "lw-field-error", "data-testid": "ticket-error", role: "alert", hidden: "" });
-  var ticketForm = el("form", { className: "lw-card", "data-testid": "ticket-form", novalidate: "", hidden: "" }, [
-    el("h3", { text: T.ticketTitle }),
+  var ticketForm = el("form", {
+    className: "lw-card",
+    "data-testid": "ticket-form",
+    novalidate: "",
+    hidden: "",
+    say: { "aria-label": "ticketTitle" }
+  }, [
+    el("h3", { say: { text: "ticketTitle" } }),
     ticketIntro,
     ticketToAi,
     nameField.box,
@@ -883,10 +1056,9 @@
     ticketFormError,
     el("div", { className: "lw-form-actions" }, [ticketSubmit, ticketBack])
   ]);
-  ticketForm.setAttribute("aria-label", T.ticketTitle);
 
   var ticketWaiting = el("div", { className: "lw-card", "data-testid": "ticket-registering", role: "status", hidden: "" }, [
-    el("p", { text: T.ticketRegistering })
+    el("p", { say: { text: "ticketRegistering" } })
   ]);
 
   var doneNumber = el("div", { className: "lw-done-number", "data-testid": "ticket-number" });
@@ -894,8 +1066,8 @@
   var doneVia = el("p", { "data-testid": "ticket-via", hidden: "" });
   var doneLinkBox = el("p", {});
   var ticketDone = el("div", { className: "lw-card", "data-testid": "ticket-confirmation", role: "status", hidden: "" }, [
-    el("h3", { text: T.ticketDone }),
-    el("span", { className: "lw-hint", text: T.ticketNumberLabel }),
+    el("h3", { say: { text: "ticketDone" } }),
+    el("span", { className: "lw-hint", say: { text: "ticketNumberLabel" } }),
     doneNumber,
     donePromise,
     doneVia,
@@ -904,10 +1076,10 @@
 
   // ---- the rating card of a closed conversation, and the thanks that replaces it ----
 
-  var starsEl = el("div", { className: "lw-stars", role: "group", "aria-label": T.ratingStars });
+  var starsEl = el("div", { className: "lw-stars", role: "group", say: { "aria-label": "ratingStars" } });
   var starButtons = [];
   for (var si = 1; si <= 5; si++) {
-    var starLabel = si === 1 ? T.ratingStarOne : fmt(T.ratingStarMany, si);
+    var starLabel = si === 1 ? ["ratingStarOne"] : ["ratingStarMany", si];
     var star = el(
       "button",
       {
@@ -915,8 +1087,7 @@
         className: "lw-star",
         "data-testid": "rating-star",
         "data-score": String(si),
-        "aria-label": starLabel,
-        title: starLabel,
+        say: { "aria-label": starLabel, title: starLabel },
         "aria-pressed": "false",
         // One tab stop for the row: the arrows move between the stars (see onStarKey).
         tabindex: si === 1 ? "0" : "-1"
@@ -927,44 +1098,50 @@
     starsEl.appendChild(star);
   }
   var ratingCommentField = field(
-    T.ratingComment,
+    "ratingComment",
     el("textarea", {
       "data-testid": "rating-comment",
       rows: "2",
       maxlength: "2000",
-      placeholder: T.ratingCommentPlaceholder
+      say: { placeholder: "ratingCommentPlaceholder" }
     })
   );
   var ratingSubmit = el("button", {
     type: "submit",
     className: "lw-primary",
     "data-testid": "rating-submit",
-    text: T.ratingSubmit,
+    say: { text: "ratingSubmit" },
     disabled: ""
   });
-  var ratingIntro = el("p", { id: "lw-rating-intro", text: T.ratingIntro });
+  var ratingIntro = el("p", { id: "lw-rating-intro", say: { text: "ratingIntro" } });
   var ratingCard = el(
     "form",
-    { className: "lw-card", "data-testid": "rating", novalidate: "", "aria-describedby": ratingIntro.id, hidden: "" },
+    {
+      className: "lw-card",
+      "data-testid": "rating",
+      novalidate: "",
+      "aria-describedby": ratingIntro.id,
+      hidden: "",
+      say: { "aria-label": "ratingTitle" }
+    },
     [
-      el("h3", { text: T.ratingTitle }),
+      el("h3", { say: { text: "ratingTitle" } }),
       ratingIntro,
       starsEl,
       ratingCommentField.box,
       el("div", { className: "lw-form-actions" }, [ratingSubmit])
     ]
   );
-  ratingCard.setAttribute("aria-label", T.ratingTitle);
   var ratingThanks = el(
     "div",
     { className: "lw-rating-thanks", "data-testid": "rating-thanks", role: "status", tabindex: "-1", hidden: "" },
-    [svgIcon(ICON_STAR, 16), el("span", { text: T.ratingThanks })]
+    [svgIcon(ICON_STAR, 16), el("span", { say: { text: "ratingThanks" } })]
   );
 
   var typingEl = el(
     "div",
     { className: "lw-typing", "data-testid": "typing", role: "status", hidden: "" },
-    [el("span"), el("span"), el("span"), el("span", { className: "lw-sr", text: T.typing })]
+    [el("span"), el("span"), el("span"), el("span", { className: "lw-sr", say: { text: "typing" } })]
   );
 
   var errorEl = el("div", { className: "lw-error", "data-testid": "error", role: "alert", hidden: "" });
@@ -973,17 +1150,17 @@
     className: "lw-input",
     "data-testid": "input",
     rows: "1",
-    placeholder: T.placeholder,
-    "aria-label": T.inputLabel,
-    maxlength: "4000",
+    say: { placeholder: "placeholder", "aria-label": "inputLabel" },
+    maxlength: String(MAX_MESSAGE_CHARS),
     autocomplete: "off"
   });
+  var inputLimit = limitNotes(input, "input");
   var sendBtn = el(
     "button",
-    { type: "button", className: "lw-send", "data-testid": "send", "aria-label": T.send, title: T.send },
+    { type: "button", className: "lw-send", "data-testid": "send", say: { "aria-label": "send", title: "send" } },
     [svgIcon(ICON_SEND, 22)]
   );
-  var composer = el("div", { className: "lw-composer" }, [input, sendBtn]);
+  var composer = el("div", { className: "lw-composer" }, [inputLimit.box, input, sendBtn]);
 
   var panel = el(
     "div",
@@ -1144,7 +1321,7 @@
     if (!pendingTicket) {
       settleToAi();
     }
-    ticketIntro.textContent = pendingTicket ? T.ticketIntro : T.ticketIntroChosen;
+    say(ticketIntro, "text", pendingTicket ? "ticketIntro" : "ticketIntroChosen");
     showCard(ticketWaiting, ticketSent && !created && !TERMINAL[convStatus]);
     showCard(ticketDone, created);
     if (created) {
@@ -1208,7 +1385,7 @@
         "&lang=" +
         lang;
       var link = externalLink(href, T.ticketStatusLink, { "data-testid": "ticket-status-link" });
-      link.setAttribute("aria-label", T.ticketStatusLink + " " + T.opensInNewTab);
+      link.setAttribute("aria-label", words("newTabLink", T.ticketStatusLink));
       doneLinkBox.appendChild(link);
     }
     if (nearBottom() || number) {
@@ -1252,15 +1429,16 @@
     preferredHint.hidden = !!firstAvailable;
   }
 
-  function setFieldError(f, text) {
-    f.error.textContent = text || "";
-    f.error.hidden = !text;
-    if (text) {
+  // key: what to say about the field's value (null: nothing is wrong with it).
+  function setFieldError(f, key) {
+    say(f.error, "text", key || null, "");
+    f.error.hidden = !key;
+    if (key) {
       f.control.setAttribute("aria-invalid", "true");
     } else {
       f.control.removeAttribute("aria-invalid");
     }
-    return !text;
+    return !key;
   }
 
   function readTicketForm() {
@@ -1270,11 +1448,11 @@
     var message = trimmed(messageField.control);
     var wroteBefore = !!messagesEl.querySelector('.lw-row[data-sender="customer"]');
     var checks = [
-      [nameField, name ? null : T.errName],
-      [emailField, email && !validEmail(email) ? T.errEmail : !email && !phone ? T.errContact : null],
-      [phoneField, phone && !validPhone(phone) ? T.errPhone : null],
+      [nameField, name ? null : "errName"],
+      [emailField, email && !validEmail(email) ? "errEmail" : !email && !phone ? "errContact" : null],
+      [phoneField, phone && !validPhone(phone) ? "errPhone" : null],
       // The chat so far travels with the ticket; without one the message is all there is.
-      [messageField, message || wroteBefore ? null : T.errMessage]
+      [messageField, message || wroteBefore ? null : "errMessage"]
     ];
     var firstBad = null;
     for (var i = 0; i < checks.length; i++) {
@@ -1304,10 +1482,10 @@
 
   // The form's fields by the name the API gives them, with what to say when the server refuses one.
   var TICKET_FIELDS = [
-    ["name", nameField, T.errNameInvalid],
-    ["email", emailField, T.errEmail],
-    ["phone", phoneField, T.errPhone],
-    ["message", messageField, T.errMessageInvalid]
+    ["name", nameField, "errNameInvalid"],
+    ["email", emailField, "errEmail"],
+    ["phone", phoneField, "errPhone"],
+    ["message", messageField, "errMessageInvalid"]
   ];
   // A 422's message lists "<field path>: <problem>" joined by "; " (servicekit's
   // on_invalid_request); a path starts with the body's field, then the validator's name.
@@ -1329,7 +1507,7 @@
     ticketBusy = false;
     ticketSubmit.disabled = false;
     ticketSubmit.removeAttribute("aria-busy");
-    ticketSubmit.textContent = T.ticketSubmit;
+    say(ticketSubmit, "text", "ticketSubmit");
     // A field the server refused is told beside it, in the widget's words, as the widget's own checks are.
     var refused = refusedFields(res);
     var firstBad = null;
@@ -1344,8 +1522,13 @@
       firstBad.focus();
       return;
     }
-    var text = !res ? T.networkError : res.status === 429 ? fmt(T.rateLimited, retryAfterSeconds(res)) : T.genericError;
-    ticketFormError.textContent = text;
+    if (!res) {
+      say(ticketFormError, "text", "networkError");
+    } else if (res.status === 429) {
+      say(ticketFormError, "text", "rateLimited", retryAfterSeconds(res));
+    } else {
+      say(ticketFormError, "text", "genericError");
+    }
     ticketFormError.hidden = false;
   }
 
@@ -1362,7 +1545,7 @@
     ticketBusy = true;
     ticketSubmit.disabled = true;
     ticketSubmit.setAttribute("aria-busy", "true");
-    ticketSubmit.textContent = T.ticketSending;
+    say(ticketSubmit, "text", "ticketSending");
     ensureConversation()
       .then(function (res) {
         if (!res.ok) {
@@ -1384,7 +1567,7 @@
           ticketBusy = false;
           ticketSubmit.disabled = false;
           ticketSubmit.removeAttribute("aria-busy");
-          ticketSubmit.textContent = T.ticketSubmit;
+          say(ticketSubmit, "text", "ticketSubmit");
           ticketSent = true;
           var channel = body.preferred_contact;
           sentContact = { channel: channel, value: channel === "email" ? body.email : body.phone };
@@ -1448,7 +1631,7 @@
       .catch(function () {
         if (gen === generation) {
           settleToAi();
-          showError(T.genericError);
+          showError("genericError");
         }
       });
   }
@@ -1513,7 +1696,7 @@
 
   function setRatingBusy(busy) {
     ratingBusy = busy;
-    ratingSubmit.textContent = busy ? T.ratingSending : T.ratingSubmit;
+    say(ratingSubmit, "text", busy ? "ratingSending" : "ratingSubmit");
     if (busy) {
       ratingSubmit.setAttribute("aria-busy", "true");
     } else {
@@ -1569,7 +1752,7 @@
       .catch(function () {
         if (gen === generation) {
           setRatingBusy(false);
-          showError(T.networkError);
+          showError("networkError");
           if (hadFocus) {
             ratingSubmit.focus();
           }
@@ -1628,7 +1811,7 @@
       })
       .catch(function () {
         askPersonBtn.disabled = false;
-        showError(T.networkError);
+        showError("networkError");
       });
   }
 
@@ -1640,30 +1823,31 @@
     renderStatus();
   }
 
-  function showError(text, seconds) {
+  // key: the error to tell (null: none); seconds: counted down in its {n}, then it goes.
+  function showError(key, seconds) {
     if (errorTimer) {
       clearInterval(errorTimer);
       errorTimer = null;
     }
-    if (!text) {
+    if (!key) {
       errorEl.hidden = true;
-      errorEl.textContent = "";
+      say(errorEl, "text", null, "");
       return;
     }
     errorEl.hidden = false;
-    if (seconds && seconds > 0 && text.indexOf("{n}") >= 0) {
+    if (seconds && seconds > 0 && T[key].indexOf("{n}") >= 0) {
       var left = seconds;
-      errorEl.textContent = fmt(text, left);
+      say(errorEl, "text", key, left);
       errorTimer = setInterval(function () {
         left -= 1;
         if (left <= 0) {
           showError(null);
         } else {
-          errorEl.textContent = fmt(text, left);
+          say(errorEl, "text", key, left);
         }
       }, 1000);
     } else {
-      errorEl.textContent = text;
+      say(errorEl, "text", key);
     }
   }
 
@@ -1706,15 +1890,79 @@
   }
 
   // ---------------------------------------------------------------------------
+  // The widget's language
+  // ---------------------------------------------------------------------------
+
+  // A language's built-in words, with the tenant's own for it (launcher label, greeting).
+  function wordsOf(language) {
+    var own = STRINGS[language];
+    var texts = tenantTexts[language] || {};
+    var result = {};
+    for (var k in own) {
+      if (Object.prototype.hasOwnProperty.call(own, k)) {
+        result[k] = own[k];
+      }
+    }
+    result.open = textOf(texts, "launcher_label") || own.open;
+    result.welcome = textOf(texts, "greeting") || own.welcome;
+    return result;
+  }
+
+  // The one place the widget's language is set: every word on screen is said again in it, and
+  // whatever is drawn later is drawn in it.
+  function setLang(next) {
+    lang = next;
+    T = wordsOf(lang);
+    var texts = tenantTexts[lang] || {};
+    handoffLabels = {
+      request_operator: textOf(texts, "operator_button"),
+      continue_ai: textOf(texts, "continue_button")
+    };
+    root.setAttribute("lang", lang);
+    if (textOf(texts, "launcher_label")) {
+      launcher.setAttribute("title", T.open);
+    } else {
+      launcher.removeAttribute("title");
+    }
+    // The cards and the "new conversation" button leave the list between conversations.
+    var holders = [root, newConvBtn].concat(CARDS);
+    for (var i = 0; i < holders.length; i++) {
+      sayAgain(holders[i]);
+    }
+    var buttons = messagesEl.querySelectorAll("[data-handoff]");
+    for (var b = 0; b < buttons.length; b++) {
+      labelHandoff(buttons[b]);
+    }
+    // What is worded from the state: the banner, the form's intro, the confirmation, the launcher.
+    renderStatus();
+    updateUnread();
+  }
+
+  // The conversation is in `language` (the assistant's answers are in the language it read the
+  // customer's message in): the widget speaks it too, if it can and the site did not choose one.
+  function followLanguage(language) {
+    language = supportedLang(language);
+    if (language && language !== lang && !forcedLang) {
+      setLang(language);
+    }
+  }
+
+  // A handoff button says the tenant's label in the widget's language, else the server's.
+  function labelHandoff(btn) {
+    var action = btn.getAttribute("data-action");
+    btn.textContent = handoffLabels[action] || btn.getAttribute("data-label") || action;
+  }
+
+  // ---------------------------------------------------------------------------
   // Rendering messages
   // ---------------------------------------------------------------------------
 
   function senderLabel(sender) {
     if (sender === "ai") {
-      return T.assistant;
+      return "assistant";
     }
     if (sender === "operator") {
-      return T.operator;
+      return "operator";
     }
     return null;
   }
@@ -1768,7 +2016,7 @@
     var row = el("div", { className: "lw-row lw-" + cls, "data-testid": "message", "data-sender": cls });
     var label = senderLabel(cls);
     if (label) {
-      row.appendChild(el("div", { className: "lw-sender", text: label }));
+      row.appendChild(el("div", { className: "lw-sender", say: { text: label } }));
     }
     var bubble = el("div", { className: "lw-bubble" });
     appendRichText(bubble, text);
@@ -1790,6 +2038,9 @@
     }
     if (m.sender === "ai" || m.sender === "operator") {
       hideTyping();
+    }
+    if (m.sender === "ai") {
+      followLanguage(m.language); // before the row is drawn: its labels are in that language too
     }
     var row = buildRow(m.sender, m.text);
     row.setAttribute("data-seq", String(m.seq));
@@ -1843,7 +2094,7 @@
           "data-testid": "action-button",
           "data-action": "open_url"
         });
-        link.setAttribute("aria-label", (label || href) + " " + T.opensInNewTab);
+        say(link, "aria-label", "newTabLink", label || href);
         box.appendChild(link);
         count++;
       } else if (a.type === "request_operator" || a.type === "continue_ai") {
@@ -1853,8 +2104,9 @@
           "data-testid": "action-button",
           "data-action": a.type,
           "data-handoff": "true",
-          text: handoffLabels[a.type] || label || a.type
+          "data-label": label // the server's, in the conversation's language
         });
+        labelHandoff(btn);
         btn.addEventListener("click", onHandoffClick);
         box.appendChild(btn);
         count++;
@@ -1869,13 +2121,13 @@
     var box = el("div", {
       className: "lw-feedback",
       role: "group",
-      "aria-label": T.feedbackGroup,
+      say: { "aria-label": "feedbackGroup" },
       "data-testid": "feedback"
     });
     // Icons, not emoji: an emoji is drawn only where the system has a colour-emoji font.
     var choices = [
-      [true, T.helpful],
-      [false, T.notHelpful]
+      [true, "helpful"],
+      [false, "notHelpful"]
     ];
     for (var i = 0; i < choices.length; i++) {
       var btn = el(
@@ -1883,8 +2135,7 @@
         {
           type: "button",
           className: "lw-feedback-btn",
-          "aria-label": choices[i][1],
-          title: choices[i][1],
+          say: { "aria-label": choices[i][1], title: choices[i][1] },
           "aria-pressed": "false",
           "data-helpful": String(choices[i][0])
         },
@@ -1910,7 +2161,7 @@
     }
     box.setAttribute("data-given", String(helpful));
     if (thank) {
-      box.querySelector(".lw-feedback-thanks").textContent = T.feedbackThanks;
+      say(box.querySelector(".lw-feedback-thanks"), "text", "feedbackThanks");
     }
   }
 
@@ -1943,7 +2194,7 @@
       })
       .catch(function () {
         unmarkFeedback(box);
-        showError(T.networkError);
+        showError("networkError");
       });
   }
 
@@ -1996,7 +2247,7 @@
         } else if (res.status === 409) {
           // The choice is no longer available (already made, or state moved on).
           disableHandoffButtons(box);
-          showError(T.genericError);
+          showError("genericError");
         } else {
           for (var j = 0; j < buttons.length; j++) {
             buttons[j].disabled = false;
@@ -2009,7 +2260,7 @@
         for (var j = 0; j < buttons.length; j++) {
           buttons[j].disabled = false;
         }
-        showError(T.networkError);
+        showError("networkError");
       });
   }
 
@@ -2259,9 +2510,9 @@
   function handleHttpError(res) {
     if (res.status === 429) {
       var n = retryAfterSeconds(res);
-      showError(T.rateLimited, n);
+      showError("rateLimited", n);
     } else {
-      showError(T.genericError);
+      showError("genericError");
     }
   }
 
@@ -2317,7 +2568,7 @@
 
   function conversationLost() {
     resetConversation();
-    showError(T.sessionExpired);
+    showError("sessionExpired");
   }
 
   function ensureConversation() {
@@ -2374,6 +2625,7 @@
     sentContact = ticketSent ? storedContact(stored.sent_contact) : null;
     feedbackGiven = stored.feedback && typeof stored.feedback === "object" ? stored.feedback : {};
     rated = stored.rated === true;
+    followLanguage(stored.lang);
     // Shown only while the conversation is QUEUED; any other status clears it (setStatus).
     keepQueue(stored.queue_position, stored.queue_wait_seconds);
     lastSeq = 0; // the DOM is empty after a reload: load the history from the start
@@ -2622,6 +2874,7 @@
       input.value = text + "\n" + current;
     }
     autoGrow();
+    inputLimit.update();
   }
 
   var sending = 0;
@@ -2636,6 +2889,7 @@
     }
     input.value = "";
     autoGrow();
+    inputLimit.update();
     showError(null);
 
     var clientId = failedClientIds[text] || newClientId();
@@ -2645,7 +2899,7 @@
     row.setAttribute("data-pending", "true");
     row.setAttribute("data-client-message-id", clientId);
     row.setAttribute("aria-busy", "true");
-    var meta = el("div", { className: "lw-meta", text: T.sending });
+    var meta = el("div", { className: "lw-meta", say: { text: "sending" } });
     row.appendChild(meta);
     welcomeEl.hidden = true;
     messagesEl.appendChild(row);
@@ -2668,7 +2922,7 @@
       if (networkFailure) {
         // The server may have received it: resending the same text reuses the id (deduped).
         failedClientIds[text] = clientId;
-        showError(T.networkError);
+        showError("networkError");
       } else {
         handleHttpError(res);
       }
@@ -2896,8 +3150,6 @@
   // The tenant's look (GET /v1/widget/config): colours, position, texts
   // ---------------------------------------------------------------------------
 
-  // Labels of the handoff buttons set by the tenant, by action; empty: the server's labels.
-  var handoffLabels = {};
   var COLOR_RE = /^#[0-9a-fA-F]{6}$/;
 
   // A colour mixed with white (amount 0..1): the lighter shades the CSS derives from one colour.
@@ -2930,31 +3182,12 @@
     }
     root.classList.toggle("lw-left", look.position === "bottom-left");
     if (!script.getAttribute("data-title") && cfg && typeof cfg.tenant_name === "string" && cfg.tenant_name) {
-      titleEl.textContent = cfg.tenant_name;
+      say(titleEl, "text", null, cfg.tenant_name);
     }
-    var texts = (look.texts && look.texts[lang]) || {};
-    var launcherLabel = textOf(texts, "launcher_label");
-    if (launcherLabel) {
-      T.open = launcherLabel;
-      launcher.setAttribute("title", launcherLabel);
-      updateUnread();
-    }
-    var greeting = textOf(texts, "greeting");
-    if (greeting) {
-      welcomeBubble.textContent = greeting;
-    }
-    handoffLabels = {
-      request_operator: textOf(texts, "operator_button"),
-      continue_ai: textOf(texts, "continue_button")
-    };
-    // Buttons drawn before the configuration arrived (a resumed conversation) take the labels too.
-    var drawn = messagesEl.querySelectorAll('[data-handoff="true"]');
-    for (var i = 0; i < drawn.length; i++) {
-      var wanted = handoffLabels[drawn[i].getAttribute("data-action")];
-      if (wanted) {
-        drawn[i].textContent = wanted;
-      }
-    }
+    tenantTexts = look.texts && typeof look.texts === "object" ? look.texts : {};
+    // The tenant's texts in the widget's language, on what is drawn already too (a resumed
+    // conversation's handoff buttons); setLang() takes them in any later language.
+    setLang(lang);
     root.setAttribute("data-config", "applied");
   }
 
