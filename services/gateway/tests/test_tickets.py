@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -212,7 +213,10 @@ async def test_the_other_tenants_supervisor_cannot_touch_a_ticket(gateway):
 
 async def test_a_lookup_shows_the_status_and_public_replies_and_one_404_for_anything_wrong(gateway):
     tickets = gateway.tickets_api
-    ticket = tickets.put(LUCINE, email="Anna.Rossi@example.com", phone="+39 333 7654321", assignee_id="lucine-giulia")
+    due = datetime(2026, 12, 24, 17, 30, tzinfo=UTC)
+    ticket = tickets.put(
+        LUCINE, email="Anna.Rossi@example.com", phone="+39 333 7654321", assignee_id="lucine-giulia", answer_due=due
+    )
     tickets.reply(ticket.ticket_id, "operator", "Sì, ci sono ancora posti.")
     foreign = tickets.put("acme", email="anna.rossi@example.com")
     widget = {"X-Widget-Key": LUCINE_KEY}
@@ -223,8 +227,23 @@ async def test_a_lookup_shows_the_status_and_public_replies_and_one_404_for_anyt
     )
     assert found.status_code == 200, found.text
     view = found.json()
-    assert set(view) == {"ticket_number", "status", "created_at", "replies"}  # nothing else: no contact, no notes
+    # Nothing else: no contact, no notes, no assignee.
+    assert set(view) == {
+        "ticket_number",
+        "status",
+        "created_at",
+        "replies",
+        "request",
+        "answer_due",
+        "tenant_name",
+        "time_zone",
+    }
     assert (view["ticket_number"], view["status"]) == (number, "OPEN")
+    # The customer's request and the promised answer, with the tenant's name and time zone to
+    # write it in (the gateway's: it owns the tenants).
+    assert view["request"] == "Vorrei sapere se ci sono ancora biglietti per la vigilia."
+    assert datetime.fromisoformat(view["answer_due"]) == due
+    assert (view["tenant_name"], view["time_zone"]) == ("Lucine di Natale", "Europe/Rome")
     assert [(r["author"], r["text"]) for r in view["replies"]] == [("operator", "Sì, ci sono ancora posti.")]
     assert set(view["replies"][0]) == {"reply_id", "author", "text", "created_at"}  # not who answered
     # By phone, with the number typed in lower case, and on the first published path.
@@ -308,6 +327,9 @@ async def test_a_status_link_shows_the_ticket_and_takes_the_customers_reply(gate
     shown = await gateway.http.get("/v1/tickets/by-link", params={"t": token})
     assert shown.status_code == 200, shown.text
     assert shown.json()["ticket_number"] == ticket.ticket_number
+    # Opened from an email, the page has no tenant in its address: the view names it.
+    assert (shown.json()["tenant_name"], shown.json()["time_zone"]) == ("Lucine di Natale", "Europe/Rome")
+    assert shown.json()["answer_due"] is None  # answered: nothing more is promised
     assert [r["text"] for r in shown.json()["replies"]] == ["Ci servirebbe la data della visita."]
 
     page_reply_id = str(uuid.uuid4())
@@ -355,6 +377,18 @@ async def test_the_status_page_is_served_with_the_tenants_key_and_nothing_from_o
     assert f'content="{LUCINE_KEY}"' in by_key.text
     unknown = await gateway.http.get("/tickets/status", params={"tenant": "nobody"})
     assert 'name="widget-key" content=""' in unknown.text
+    # From an email's link the page is of the link's tenant, read from the token unchecked, so that
+    # a bad, expired or cut link still offers the lookup form; else of the page's own tenant.
+    token = gateway.tickets_api.link_of(gateway.tickets_api.put(LUCINE))
+    for bad in (token, token[:-4] + "AAAA", token[:80], token.split(".")[0]):
+        linked = await gateway.http.get("/tickets/status", params={"t": bad})
+        assert f'<meta name="widget-key" content="{LUCINE_KEY}">' in linked.text, bad
+        assert '<meta name="tenant-name" content="Lucine di Natale">' in linked.text
+    cut = await gateway.http.get("/tickets/status", params={"t": token[:12], "tenant": LUCINE})
+    assert f'content="{LUCINE_KEY}"' in cut.text
+    for unknown_link in ({"t": "garbage"}, {"t": token[:12]}, {"t": token[:12], "tenant": "nobody"}):
+        nothing = await gateway.http.get("/tickets/status", params=unknown_link)
+        assert 'name="widget-key" content=""' in nothing.text, unknown_link
     script = await gateway.http.get("/tickets/status.js")
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")

@@ -164,6 +164,44 @@ async def test_a_lookup_needs_the_number_and_its_email_or_phone_and_shows_only_p
     assert (await lookup(ticket_number=number)).status_code == 422, "an email or a phone is required"
 
 
+async def test_the_public_view_shows_the_request_and_the_promised_answer_until_it_is_given(
+    tickets: TicketsHarness, api: httpx.AsyncClient
+) -> None:
+    # The acknowledgment promises the first response by its deadline: the page promises the same,
+    # only while that clock runs.
+    ticket = await open_and_get(tickets, uuid.uuid4(), message="Il biglietto non arriva.\nOrdine 42")
+    conversational = await open_and_get(tickets, uuid.uuid4(), message="", subject="Orari del mercatino?")
+    tid = ticket.ticket_id
+
+    async def public(opened: TicketOpened) -> PublicTicketView:
+        token = sign(LINK_SECRET, TicketLink(tenant_id=TENANT, ticket_id=opened.ticket_id))
+        response = await api.post("/internal/tickets/link", json={"token": token})
+        assert response.status_code == 200, response.text
+        return PublicTicketView.model_validate(response.json())
+
+    view = await public(ticket)
+    assert view.request == "Il biglietto non arriva.\nOrdine 42"
+    assert ticket.first_response_due is not None
+    assert view.answer_due == ticket.first_response_due
+    assert (view.tenant_name, view.time_zone) == (None, None), "the gateway's to add"
+    assert (await public(conversational)).request == "Orari del mercatino?", "the subject without a message"
+
+    # Waiting on the customer pauses the clock: no promise; the customer's answer restarts it.
+    await tickets.apply(command(UpdateTicket(ticket_id=tid, operator_id="marco", status=S.WAITING_CUSTOMER)))
+    assert (await public(ticket)).answer_due is None
+    await tickets.apply(command(UpdateTicket(ticket_id=tid, operator_id="marco", status=S.OPEN)))
+    assert (await public(ticket)).answer_due is not None
+    # An operator's answer meets the promise; the page promises nothing more.
+    await tickets.apply(
+        command(
+            PostTicketReply(ticket_id=tid, reply_id=uuid.uuid4(), author="operator", operator_id="marco", text="Ok")
+        )
+    )
+    shown = await public(ticket)
+    assert shown.answer_due is None
+    assert "marco" not in shown.model_dump_json(), "nor who answered"
+
+
 async def test_a_wrong_email_and_an_unknown_number_take_the_same_time(
     tickets: TicketsHarness, api: httpx.AsyncClient
 ) -> None:

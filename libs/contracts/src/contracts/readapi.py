@@ -362,7 +362,9 @@ class TicketLinkRequest(BaseModel):
 
 
 class PublicTicketView(BaseModel):
-    """What the public status page shows: the status and the public replies, nothing else."""
+    """What the public status page shows: the status, the customer's own request, when an answer
+    is promised and the public replies; nothing internal (no operator, note or id but the
+    replies'). The fields after `replies` came later and are optional, so an older body parses."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -370,6 +372,16 @@ class PublicTicketView(BaseModel):
     status: TicketStatus
     created_at: datetime
     replies: list[TicketReplyView] = Field(default_factory=list)
+    request: str = ""
+    """What the customer asked when the ticket was opened (the form's message, else the subject),
+    as the acknowledgment quotes it back."""
+    answer_due: datetime | None = None
+    """The answer the acknowledgment promises: the first-response deadline while that clock runs;
+    None once an operator answered, while the ticket waits on the customer (paused) or is solved."""
+    tenant_name: str | None = None
+    """The tenant's display name (the gateway's, which owns tenants; the tickets service leaves it out)."""
+    time_zone: str | None = None
+    """The tenant's IANA time zone, in which the page writes `answer_due` (the gateway's too)."""
 
 
 # ---------------------------------------------------------------------- the analytics service's internal API

@@ -146,6 +146,8 @@ class Tenant:
     allowed_origins: frozenset[str]
     default_language: str
     languages: tuple[str, ...] = ()
+    # The profile's IANA zone: the public status page writes promised times in it.
+    time_zone: str = "UTC"
     # The widget's appearance as stored (gateway.settings_api.WidgetAppearance fills the defaults).
     widget: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -200,6 +202,7 @@ class TenantDirectory:
                 allowed_origins=frozenset(r.allowed_origins) | self._own_origins,
                 default_language=r.default_language,
                 languages=tuple(r.languages or [r.default_language]),
+                time_zone=r.time_zone,
                 widget=dict(r.widget or {}),
             )
             for r in rows

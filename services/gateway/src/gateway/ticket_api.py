@@ -242,6 +242,12 @@ def no_such_ticket() -> ApiError:
     return ApiError(404, "not_found", "no ticket matches")
 
 
+def for_customer(view: PublicTicketView, tenant: Tenant) -> PublicTicketView:
+    """The view with what the gateway knows of the ticket's tenant: the name the page's header
+    shows, and the zone the promised answer is written in (it owns the tenants' profiles)."""
+    return view.model_copy(update={"tenant_name": tenant.name, "time_zone": tenant.time_zone})
+
+
 async def linked_ticket(runtime: GatewayRuntime, token: str, origin: str | None) -> tuple[PublicTicketView, TicketLink]:
     """The ticket of a status link, once the tickets service (which holds the link secret) has
     accepted the token; then the Origin must be one of the ticket's tenant, as for its widget."""
@@ -251,7 +257,7 @@ async def linked_ticket(runtime: GatewayRuntime, token: str, origin: str | None)
     if view is None or link is None or tenant is None:
         raise no_such_ticket()
     check_origin(tenant, origin)
-    return view, link
+    return for_customer(view, tenant), link
 
 
 @public_router.get(
@@ -329,7 +335,7 @@ async def _lookup(
     )
     if view is None:
         raise no_such_ticket()
-    return view
+    return for_customer(view, tenant)
 
 
 EmailQuery = Annotated[str | None, Query(max_length=254, description="The email the ticket was opened with")]

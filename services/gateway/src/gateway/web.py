@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from gateway.runtime import GatewayRuntime
+from gateway.tickets import claimed_link_tenant
 from servicekit.http import ApiError
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -86,15 +87,22 @@ STATUS_PAGE_HEADERS = {
 
 
 @router.get("/tickets/status", include_in_schema=False, response_class=HTMLResponse)
-async def ticket_status_page(request: Request, tenant: str | None = None, key: str | None = None) -> HTMLResponse:
+async def ticket_status_page(
+    request: Request, tenant: str | None = None, key: str | None = None, t: str | None = None
+) -> HTMLResponse:
     """The public status page of a ticket: opened from a tenant's site (`?tenant=<tenant_id>` or
     `?key=<widget key>`, which names the tenant for the lookup by number) or from the signed link
-    of an email (`?t=<token>`, which needs neither). An unknown tenant leaves the form out."""
+    of an email (`?t=<token>`, which needs neither). The page is of the tenant the link names
+    (read unchecked: a link that turns out bad, expired or cut then still offers that tenant's
+    lookup form), else of `tenant` or `key`; an unknown tenant leaves the form out."""
     runtime: GatewayRuntime = request.app.state.runtime
     found = None
-    if tenant:
+    claimed = claimed_link_tenant(t[:1000]) if t else None
+    if claimed:
+        found = await runtime.tenants.by_id(claimed[:100])
+    if found is None and tenant:
         found = await runtime.tenants.by_id(tenant[:100])
-    elif key:
+    elif found is None and key:
         found = await runtime.tenants.by_key(key[:200])
     page = (STATIC / "ticket-status.html").read_text(encoding="utf-8")
     for placeholder, value in {

@@ -681,6 +681,8 @@ class TicketsApi:
 
     def __init__(self) -> None:
         self.tickets: dict[str, TicketView] = {}
+        # The first-response deadline of tickets whose clock runs (what the status page promises).
+        self.answer_due: dict[str, datetime] = {}
         self.list_requests: list[dict[str, str]] = []
         self.app = Starlette(
             routes=[
@@ -700,6 +702,7 @@ class TicketsApi:
         status: str = "OPEN",
         priority: str = "normal",
         assignee_id: str | None = None,
+        answer_due: datetime | None = None,
     ) -> TicketView:
         ticket_id = uuid.uuid4()
         now = datetime.now(UTC)
@@ -719,6 +722,8 @@ class TicketsApi:
             message="Vorrei sapere se ci sono ancora biglietti per la vigilia.",
         )
         self.tickets[str(ticket_id)] = view
+        if answer_due is not None:
+            self.answer_due[str(ticket_id)] = answer_due
         return view
 
     def reply(self, ticket_id: uuid.UUID, author: str, text: str, reply_id: uuid.UUID | None = None) -> None:
@@ -738,11 +743,15 @@ class TicketsApi:
     def not_found() -> JSONResponse:
         return JSONResponse({"error": {"code": "not_found", "message": "no ticket matches"}}, status_code=404)
 
-    @staticmethod
-    def public(view: TicketView) -> JSONResponse:
+    def public(self, view: TicketView) -> JSONResponse:
         replies = [TicketReplyView.model_validate(reply.model_dump()) for reply in view.replies]
         public = PublicTicketView(
-            ticket_number=view.ticket_number, status=view.status, created_at=view.created_at, replies=replies
+            ticket_number=view.ticket_number,
+            status=view.status,
+            created_at=view.created_at,
+            replies=replies,
+            request=view.message or view.subject,
+            answer_due=self.answer_due.get(str(view.ticket_id)),
         )
         return JSONResponse(public.model_dump(mode="json"))
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import utc_now
-from contracts.common import TicketPriority, TicketStatus
+from contracts.common import SlaClock, TicketPriority, TicketStatus
 from contracts.readapi import (
     NoteView,
     PublicTicketView,
@@ -146,7 +146,18 @@ async def get_ticket(ticket_id: uuid.UUID, tenant_id: TenantId, request: Request
     )
 
 
+def promised_answer(clocks: list[SlaClockRow]) -> datetime | None:
+    """The answer the acknowledgment promised (the notifier writes the first-response deadline):
+    that deadline while its clock runs; nothing once an operator answered (met) or while the
+    ticket waits on the customer (paused: no deadline), as the customer is then owed none."""
+    for row in clocks:
+        if row.kind == SlaClock.FIRST_RESPONSE and row.met_at is None and row.running_since is not None:
+            return row.due_at
+    return None
+
+
 async def public_view(session: AsyncSession, ticket: Ticket) -> PublicTicketView:
+    clocks = (await store.clocks_of(session, [ticket.ticket_id]))[ticket.ticket_id]
     return PublicTicketView(
         ticket_number=ticket.number,
         status=ticket.current_status,
@@ -155,6 +166,9 @@ async def public_view(session: AsyncSession, ticket: Ticket) -> PublicTicketView
             TicketReplyView(reply_id=r.reply_id, author=r.author, text=r.text, created_at=r.created_at)
             for r in await store.replies_of(session, ticket.ticket_id)
         ],
+        # The customer's own words, as the acknowledgment quotes them (the subject without a message).
+        request=ticket.message or ticket.subject,
+        answer_due=promised_answer(clocks),
     )
 
 

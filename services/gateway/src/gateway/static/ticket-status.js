@@ -4,7 +4,9 @@
  * Two ways in: a form (the ticket number plus the email or phone it was opened with; the
  * tenant's widget key, public like the widget's, is put in the page by the gateway), or the
  * signed link of an email (`?t=<token>`), which loads the ticket at once and lets the customer
- * answer. Whatever is wrong, the gateway answers one 404, and so does this page: "not found".
+ * answer. Whatever is wrong, the gateway answers one 404, and so does this page: "not found";
+ * a bad link still offers the form, of the tenant the gateway read from the link (or the page's
+ * `?tenant=`), or says where to find the request when no tenant is known.
  * Text from the server is only ever set with textContent.
  */
 (function () {
@@ -21,6 +23,8 @@
       searching: "Ricerca…",
       noTenant: "Apri questa pagina dal link che ti abbiamo inviato via email.",
       repliesTitle: "Risposte",
+      requestTitle: "La tua richiesta",
+      due: "Ti risponderemo entro il {d}.",
       noReplies: "Nessuna risposta per ora: ti scriveremo al più presto.",
       replyTitle: "Rispondi",
       replyLabel: "Il tuo messaggio",
@@ -33,7 +37,11 @@
       you: "Tu",
       us: "Assistenza",
       notFound: "Nessuna richiesta corrisponde a questo numero e a questo contatto. Controlla e riprova.",
-      linkNotFound: "Il link non è valido o è scaduto. Cerca la richiesta con il numero e il tuo contatto.",
+      linkNotFound: "Il link non è valido o è scaduto. Cerca la richiesta con il numero e il tuo contatto qui sotto.",
+      linkNoTenant:
+        "Il link non è valido o è scaduto. Per ritrovare la richiesta apri «Stato della richiesta» dal sito dove ci " +
+        "hai scritto, oppure il link della nostra email più recente: servono il numero della richiesta (come " +
+        "TCK-2026-000123) e l'email o il telefono che ci hai lasciato.",
       badNumber: "Il numero ha la forma TCK-2026-000123.",
       needContact: "Scrivi l'email o il numero di telefono.",
       needText: "Scrivi un messaggio.",
@@ -59,6 +67,8 @@
       searching: "Searching…",
       noTenant: "Open this page from the link we sent you by email.",
       repliesTitle: "Replies",
+      requestTitle: "Your request",
+      due: "We will answer by {d}.",
       noReplies: "No replies yet: we will write to you soon.",
       replyTitle: "Reply",
       replyLabel: "Your message",
@@ -71,7 +81,11 @@
       you: "You",
       us: "Support",
       notFound: "No request matches this number and this contact. Check them and try again.",
-      linkNotFound: "The link is not valid or has expired. Find the request with its number and your contact.",
+      linkNotFound: "The link is not valid or has expired. Find the request with its number and your contact below.",
+      linkNoTenant:
+        "The link is not valid or has expired. To find the request, open \u201cRequest status\u201d on the site " +
+        "where you wrote to us, or the link of our latest email: you need the request number (like " +
+        "TCK-2026-000123) and the email or phone you gave us.",
       badNumber: "The number looks like TCK-2026-000123.",
       needContact: "Write your email or phone number.",
       needText: "Write a message.",
@@ -130,10 +144,14 @@
       translated[i].textContent = text;
     }
   }
-  if (tenantName) {
-    $("tenant-name").textContent = tenantName;
-    $("tenant-name").hidden = false;
+  function showTenant(name) {
+    if (name) {
+      $("tenant-name").textContent = name;
+      $("tenant-name").hidden = false;
+      document.title = T.title + " — " + name;
+    }
   }
+  showTenant(tenantName);
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -165,6 +183,61 @@
     } catch (e) {
       return d.toISOString();
     }
+  }
+
+  // The zone of a moment as the emails name it: its abbreviation (CET, CEST, EST, BST), which
+  // browsers give in some locales only, else its offset (UTC+05:45) as the email writes it.
+  function zoneName(d, zone) {
+    var locales = [lang === "it" ? "it-IT" : "en-GB", "en-GB", "en-US"];
+    var offset = "";
+    for (var k = 0; k < locales.length; k++) {
+      var name = "";
+      var parts = new Intl.DateTimeFormat(locales[k], { timeZone: zone, timeZoneName: "short" }).formatToParts(d);
+      for (var j = 0; j < parts.length; j++) {
+        if (parts[j].type === "timeZoneName") {
+          name = parts[j].value;
+        }
+      }
+      if (/^[A-Z]{2,5}$/.test(name)) {
+        return name;
+      }
+      offset = offset || name;
+    }
+    var m = /^GMT(?:([+-])(\d{1,2})(?::(\d{2}))?)?$/.exec(offset);
+    if (m && m[1]) {
+      return "UTC" + m[1] + (m[2].length < 2 ? "0" : "") + m[2] + ":" + (m[3] || "00");
+    }
+    return m ? "UTC" : offset;
+  }
+
+  // A promised time as the acknowledgment email writes it, in the tenant's zone and naming it
+  // (`12/12/2025 alle 14:30 CET`, `01 Jul 2026 at 18:00 CEST`): the customer may be elsewhere.
+  function dueAt(iso, zone) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) {
+      return "";
+    }
+    try {
+      new Intl.DateTimeFormat("en-GB", { timeZone: zone || undefined });
+    } catch (e) {
+      zone = undefined; // a zone this browser does not know: the reader's own, still named
+    }
+    var options = {
+      day: "2-digit",
+      month: lang === "it" ? "2-digit" : "short",
+      year: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+      timeZone: zone || undefined
+    };
+    var parts = new Intl.DateTimeFormat(lang === "it" ? "it-IT" : "en-GB", options).formatToParts(d);
+    var p = {};
+    for (var k = 0; k < parts.length; k++) {
+      p[parts[k].type] = parts[k].value;
+    }
+    var date = lang === "it" ? p.day + "/" + p.month + "/" + p.year + " alle " : p.day + " " + p.month + " " + p.year + " at ";
+    return date + p.hour + ":" + p.minute + " " + zoneName(d, zone);
   }
 
   // ------------------------------------------------------------------ HTTP
@@ -216,6 +289,7 @@
   // ------------------------------------------------------------------ the ticket
 
   var current = null; // the PublicTicketView shown
+  var viaLink = false; // shown by the link's token (which can answer), not by number and contact
   var pending = {}; // reply_id -> text, sent but not yet in the ticket's replies
 
   function render(view) {
@@ -225,6 +299,12 @@
     badge.textContent = T.status[view.status] || view.status;
     badge.setAttribute("data-status", view.status);
     $("ticket-opened").textContent = T.opened.replace("{d}", when(view.created_at, false));
+    showTenant(view.tenant_name);
+    var due = view.answer_due && view.status !== "RESOLVED" && view.status !== "CLOSED" ? dueAt(view.answer_due, view.time_zone) : "";
+    show("ticket-due", due ? T.due.replace("{d}", due) : "");
+    var request = typeof view.request === "string" ? view.request : "";
+    $("ticket-request").textContent = request;
+    $("ticket-request-box").hidden = !request.trim();
     var list = $("replies");
     while (list.firstChild) {
       list.removeChild(list.firstChild);
@@ -242,8 +322,8 @@
     $("no-replies").hidden = list.childNodes.length > 0;
     $("ticket").hidden = false;
     var closed = view.status === "CLOSED";
-    $("reply").hidden = !token || closed;
-    $("closed-note").hidden = !(token && closed);
+    $("reply").hidden = !viaLink || closed;
+    $("closed-note").hidden = !(viaLink && closed);
   }
 
   function replyItem(author, text, time, isPending) {
@@ -291,6 +371,8 @@
     call("GET", "/v1/tickets/by-number/" + encodeURIComponent(number) + "?" + query, null, true)
       .then(function (res) {
         if (res.ok && res.data) {
+          viaLink = false;
+          show("link-error", "");
           render(res.data);
           $("lookup").hidden = true;
           $("lookup-again").hidden = false;
@@ -321,12 +403,13 @@
     return call("GET", "/v1/tickets/by-link?t=" + encodeURIComponent(token), null, false).then(function (res) {
       if (res.ok && res.data) {
         show("link-error", "");
+        viaLink = true;
         render(res.data);
       } else if (!current) {
-        show("link-error", failure(res, T.linkNotFound));
-        if (widgetKey) {
-          $("lookup").hidden = false; // the number and the contact still work
-        }
+        // Never a dead end: the number and the contact still work, on the form of the tenant the
+        // gateway read from the link (or the page's own); without one, say where to find it.
+        show("link-error", failure(res, widgetKey ? T.linkNotFound : T.linkNoTenant));
+        $("lookup").hidden = !widgetKey;
       }
       return res;
     });
