@@ -43,6 +43,7 @@ EXTRA_ENV: dict[str, frozenset[str]] = {
             "AI_RESPONDER_URL",
             "AI_RESPONDER_ADMIN_TOKEN",
             "TICKETS_URL",
+            "NOTIFIER_URL",
             "ANALYTICS_URL",
             "PUBLIC_BASE_URL",
         }

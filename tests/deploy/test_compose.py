@@ -279,6 +279,8 @@ def test_app_environment_values(app: dict[str, Any], service: str, package: str)
         assert env["CONVERSATION_URL"] == "http://conversation:8000"
         assert env["ROUTING_URL"] == "http://routing:8000"
         assert env["AI_RESPONDER_URL"] == "http://ai-responder:8000"
+        assert env["TICKETS_URL"] == "http://tickets:8000"
+        assert env["NOTIFIER_URL"] == "http://notifier:8000"
     if service == "ai-responder":
         assert env["OPENAI_API_KEY"] == "", "no key by default: retrieval-only mode needs no outside account"
 

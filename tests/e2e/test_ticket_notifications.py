@@ -312,3 +312,15 @@ async def test_a_ticket_left_in_the_widget_is_confirmed_answered_verified_by_web
     assert receiver.replay(captured) == 401
     assert receiver.repeats == [webhook_id], "none of those was processed"
     assert receiver.refused[refused_before:] == ["No matching signature found"] * 4 + ["Message timestamp too old"]
+
+
+async def test_the_widget_offers_the_channels_the_stacks_notifier_can_send_on(
+    ticket_stack: Stack, stack: Stack
+) -> None:
+    """The gateway asks the real notifier: this stack's has Twilio and the demo tenant's senders
+    (WhatsApp and SMS besides email); the plain stack's has no Twilio account (email only)."""
+    for running, expected in ((ticket_stack, ["email", "whatsapp", "sms"]), (stack, ["email"])):
+        async with httpx.AsyncClient(base_url=running.url("gateway"), timeout=15) as gateway:
+            response = await gateway.get("/v1/widget/config", headers={"X-Widget-Key": DEMO_WIDGET_KEY})
+            assert response.status_code == 200, response.text
+            assert response.json()["channels"] == expected

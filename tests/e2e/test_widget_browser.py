@@ -188,8 +188,10 @@ async def test_with_nobody_online_the_customer_leaves_a_message_and_gets_the_tic
     channels = page.locator('[data-testid="ticket-preferred"]:visible')
     await expect(channels).to_have_count(1)  # email only, until a phone is given
     await widget(page, "ticket-phone").fill("+39 333 1234567")
-    await expect(channels).to_have_count(3)
-    await page.locator('[data-testid="ticket-preferred"][data-channel="whatsapp"]').check()
+    # This stack's notifier has no Twilio account: no WhatsApp nor SMS, but the call back.
+    await expect(channels).to_have_count(2)
+    assert [await c.get_attribute("data-channel") for c in await channels.all()] == ["email", "phone"]
+    await page.locator('[data-testid="ticket-preferred"][data-channel="phone"]').check()
     await widget(page, "ticket-message").fill("Siamo in 30, con due persone in carrozzina.")
     await page.screenshot(path=str(tmp_path / "widget-ticket-form-desktop.png"))
 
@@ -206,7 +208,9 @@ async def test_with_nobody_online_the_customer_leaves_a_message_and_gets_the_tic
     promised = re.search(r"Ti risponderemo entro [^.]+\.", await notice.inner_text())
     expected = promised.group(0) if promised else "Ti risponderemo entro 24 ore."
     await expect(widget(page, "ticket-promise")).to_have_text(expected)
-    await expect(confirmation).to_contain_text("Ti scriveremo su WhatsApp al +39 333 1234567.")
+    await expect(confirmation).to_contain_text(
+        "Ti chiameremo al +39 333 1234567; una conferma scritta arriverà alla tua email anna.rossi@example.com."
+    )
     await expect(status).to_have_attribute("data-conversation-status", "TICKET_CREATED")
     link = widget(page, "ticket-status-link")
     assert ticket_number in (await link.get_attribute("href") or "")
@@ -220,7 +224,7 @@ async def test_with_nobody_online_the_customer_leaves_a_message_and_gets_the_tic
     assert (ticket["contact"]["name"], ticket["contact"]["email"], ticket["contact"]["preferred_contact"]) == (
         "Anna Rossi",
         "anna.rossi@example.com",
-        "whatsapp",
+        "phone",
     )
     assert ticket["conversation_id"] == conversation_id
     assert ticket["message"] == "Siamo in 30, con due persone in carrozzina."
@@ -244,7 +248,9 @@ async def test_on_a_phone_the_customer_chooses_to_leave_a_message_from_the_menu(
     await widget(page, "ticket-name").fill("John Smith")
     await widget(page, "ticket-phone").fill("+44 20 7946 0958")
     visible = page.locator('[data-testid="ticket-preferred"]:visible')
-    assert [await c.get_attribute("data-channel") for c in await visible.all()] == ["whatsapp", "phone"]
+    # No Twilio account in this stack: the call back is the one choice for a number.
+    await expect(visible).to_have_count(1)
+    assert [await c.get_attribute("data-channel") for c in await visible.all()] == ["phone"]
     await page.locator('[data-testid="ticket-preferred"][data-channel="phone"]').check()
     await widget(page, "ticket-submit").click()
     await expect(form).to_contain_text("Write your message.")  # nothing said in the chat yet
@@ -262,6 +268,7 @@ async def test_on_a_phone_the_customer_chooses_to_leave_a_message_from_the_menu(
     await expect(widget(page, "ticket-confirmation")).to_be_visible(timeout=30_000)
     await expect(widget(page, "ticket-number")).to_have_text(re.compile(r"^[A-Z]{2,5}-\d{4}-\d{6,10}$"), timeout=15_000)
     await expect(widget(page, "ticket-promise")).to_have_text(re.compile(r"^We will answer (you )?within [^.]+\.$"))
+    # No email and no SMS or WhatsApp for the tenant: nothing written will follow, only the call.
     await expect(widget(page, "ticket-confirmation")).to_contain_text("We will call you at +44 20 7946 0958.")
     await page.screenshot(path=str(tmp_path / "widget-ticket-confirmation-phone.png"))
     await context.close()

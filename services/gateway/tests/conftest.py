@@ -60,6 +60,7 @@ class Gateway:
     tickets_api: Any = None
     analytics_api: Any = None
     ai_responder_api: Any = None
+    notifier_api: Any = None
     http: httpx.AsyncClient = field(init=False)
 
     @property
@@ -219,6 +220,16 @@ async def tickets_api() -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="session")
+async def notifier_api() -> AsyncIterator[Any]:
+    """The notifier's stand-in: the demo tenant has WhatsApp and SMS, the second one email only."""
+    api = servers.NotifierApi()
+    api.channels["lucine-di-natale"] = ["email", "whatsapp", "sms"]
+    async with servers.serve_app(api.app) as url:
+        api.url = url
+        yield api
+
+
+@pytest.fixture(scope="session")
 async def analytics_api() -> AsyncIterator[Any]:
     api = servers.AnalyticsApi()
     async with servers.serve_app(api.app) as url:
@@ -254,6 +265,7 @@ async def gateway(
     tickets_api: Any,
     analytics_api: Any,
     ai_responder_api: Any,
+    notifier_api: Any,
     tenants_dir: Path,
 ) -> AsyncIterator[Gateway]:
     database = await create_database(infra, "gateway_test")
@@ -268,6 +280,7 @@ async def gateway(
         analytics_url=analytics_api.url,
         ai_responder_url=ai_responder_api.url,
         ai_responder_admin_token=servers.ADMIN_TOKEN,
+        notifier_url=notifier_api.url,
         ticket_lookups_per_ip=100_000,  # the lookups' limits have their own test
         ticket_lookups_per_number=100_000,
         presence_heartbeat_seconds=0.5,
@@ -287,6 +300,7 @@ async def gateway(
                 tickets_api=tickets_api,
                 analytics_api=analytics_api,
                 ai_responder_api=ai_responder_api,
+                notifier_api=notifier_api,
             )
             async with httpx.AsyncClient(base_url=url, timeout=15) as client:
                 gw.http = client

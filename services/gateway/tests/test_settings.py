@@ -267,6 +267,8 @@ async def test_widget_settings_are_saved_audited_and_drawn_by_the_widget(gateway
         "languages": ["it", "en"],
         "default_language": "it",
         "appearance": {"primary_color": "#0e3b2c", "accent_color": "#e0b54a", "position": "bottom-right", "texts": {}},
+        # A tenant the notifier has no senders for: its customers are written to by email.
+        "channels": ["email"],
     }
 
     body = {"allowed_origins": ["https://shop.museo.example/", "http://localhost:3000"], "appearance": GOOD_APPEARANCE}

@@ -106,6 +106,9 @@ def test_widget_strings_in_both_languages():
         "This name does not look valid.",
         "Questo messaggio non sembra valido.",
         "This message does not look valid.",
+        "Ti chiameremo al {v}; una conferma scritta arriverà alla tua email {e}.",
+        "We will call you at {v}; a written confirmation goes to your email {e}.",
+        "We will call you at {v}; a written confirmation goes by SMS to the same number.",
     ]:
         assert text in src, text
 
@@ -301,6 +304,9 @@ class FakeGateway:
         # The real gateway answers an action with 202 and the new status comes on the stream; the
         # older tests' fake put it in the answer too.
         self.status_in_action_answer = True
+        # The public configuration (GET /v1/widget/config); None answers 404 and the widget keeps
+        # its built-in look, and offers email as the only written channel.
+        self.config: dict[str, Any] | None = None
 
     # ---- helpers -----------------------------------------------------------------------------
     def next_seq(self) -> int:
@@ -349,6 +355,9 @@ class FakeGateway:
             return
         if req.method == "OPTIONS":
             await route.fulfill(status=204, headers=_cors())
+            return
+        if path == "/v1/widget/config" and self.config is not None:
+            await _json(route, 200, self.config)
             return
         if path == "/v1/conversations" and req.method == "POST":
             assert headers.get("x-widget-key") == "wk_test"
@@ -1577,5 +1586,175 @@ async def test_browser_a_message_cut_at_the_limit_is_told_never_silent(
         await expect(form_cut).to_be_hidden()
         await message.fill("x" * 4000)  # typed up to the limit: the counter says so
         await expect(page.locator("[data-testid=ticket-message-counter]")).to_have_text(words["full"])
+    finally:
+        await ctx.close()
+
+
+# ------------------------------------------------------------------ the contact form's channels
+
+
+def _config(*channels: str) -> dict[str, Any]:
+    return {
+        "tenant_name": "Lucine di Natale",
+        "languages": ["it", "en"],
+        "default_language": "it",
+        "appearance": {"primary_color": "#0e3b2c", "accent_color": "#e0b54a", "position": "bottom-right", "texts": {}},
+        "channels": list(channels),
+    }
+
+
+async def _ticket_form(browser: Any, gw: FakeGateway) -> tuple[Any, Any]:
+    from playwright.async_api import expect
+
+    ctx, page = await _open_page(browser, gw)
+    state = "applied" if gw.config is not None else "default"
+    await expect(page.locator(f"[data-config={state}]")).to_have_count(1)
+    await _open_and_send(page, "Vorrei prenotare una visita per un gruppo")
+    await _no_operator_available(page, gw)
+    return ctx, page
+
+
+def _choice(page: Any, channel: str) -> Any:
+    return page.locator(f"[data-testid=ticket-preferred][data-channel={channel}]")
+
+
+async def _visible_choices(page: Any) -> list[str]:
+    found = []
+    for channel in ("email", "whatsapp", "sms", "phone"):
+        if await _choice(page, channel).is_visible():
+            found.append(channel)
+    return found
+
+
+@pytest.mark.browser
+@browser_test
+@pytest.mark.parametrize(
+    ("channels", "offered"),
+    [
+        (("email",), ["email", "phone"]),
+        (("email", "whatsapp"), ["email", "whatsapp", "phone"]),
+        (("email", "whatsapp", "sms"), ["email", "whatsapp", "sms", "phone"]),
+    ],
+)
+async def test_browser_the_form_offers_only_the_channels_the_tenant_can_write_on(
+    browser: Any, tmp_path: Path, channels: tuple[str, ...], offered: list[str]
+) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.config = _config(*channels)
+    ctx, page = await _ticket_form(browser, gw)
+    try:
+        await page.fill("[data-testid=ticket-name]", "Anna Rossi")
+        await page.fill("[data-testid=ticket-email]", "anna.rossi@example.com")
+        await page.fill("[data-testid=ticket-phone]", "+39 333 1234567")
+        await expect(_choice(page, "phone")).to_be_visible()
+        assert await _visible_choices(page) == offered
+        await page.screenshot(path=str(tmp_path / f"widget-channels-{'-'.join(channels)}.png"))
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_without_a_configuration_only_email_is_written_to(browser: Any) -> None:
+    gw = FakeGateway()  # an older gateway, or none reached: no `channels`
+    ctx, page = await _ticket_form(browser, gw)
+    try:
+        await page.fill("[data-testid=ticket-phone]", "+39 333 1234567")
+        assert await _visible_choices(page) == ["phone"]
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_the_first_channel_offered_is_preselected_whichever_field_came_first(browser: Any) -> None:
+    gw = FakeGateway()
+    gw.config = _config("email", "whatsapp")
+    ctx, page = await _ticket_form(browser, gw)
+    try:
+        await page.fill("[data-testid=ticket-phone]", "+39 333 1234567")
+        assert await _choice(page, "whatsapp").is_checked()
+        await page.fill("[data-testid=ticket-email]", "anna.rossi@example.com")
+        assert await _choice(page, "email").is_checked(), "the phone came first, but email is first in the list"
+        # The customer's own choice stays while it is offered.
+        await _choice(page, "phone").check()
+        await page.fill("[data-testid=ticket-email]", "anna.bianchi@example.com")
+        assert await _choice(page, "phone").is_checked()
+    finally:
+        await ctx.close()
+
+
+async def _send_ticket(page: Any, gw: FakeGateway) -> None:
+    from playwright.async_api import expect
+
+    await page.click("[data-testid=ticket-submit]")
+    await expect(page.locator("[data-testid=ticket-registering]")).to_be_visible()
+    gw.status = "TICKET_CREATED"
+    await gw.push({"type": "status", "status": "TICKET_CREATED"})
+    await gw.add("system", "Abbiamo registrato la tua richiesta TCK-2026-000123.")
+    await expect(page.locator("[data-testid=ticket-number]")).to_have_text("TCK-2026-000123")
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_a_call_back_says_where_the_written_confirmation_goes(browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.config = _config("email")
+    ctx, page = await _ticket_form(browser, gw)
+    try:
+        await page.fill("[data-testid=ticket-name]", "Anna Rossi")
+        await page.fill("[data-testid=ticket-email]", "anna.rossi@example.com")
+        await page.fill("[data-testid=ticket-phone]", "+39 333 1234567")
+        await _choice(page, "phone").check()
+        await _send_ticket(page, gw)
+        assert gw.ticket_posts[-1]["preferred_contact"] == "phone"
+        via = page.locator("[data-testid=ticket-via]")
+        await expect(via).to_have_text(
+            "Ti chiameremo al +39 333 1234567; una conferma scritta arriverà alla tua email anna.rossi@example.com."
+        )
+        await page.screenshot(path=str(tmp_path / "widget-call-back-confirmation.png"))
+        # Said again after a reload (the confirmation is kept with the conversation).
+        await page.reload()
+        await page.wait_for_function("window.LucineWidget && window.LucineWidget.state().connected")
+        await page.evaluate("window.LucineWidget.open()")
+        await expect(via).to_have_text(
+            "Ti chiameremo al +39 333 1234567; una conferma scritta arriverà alla tua email anna.rossi@example.com."
+        )
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+@pytest.mark.parametrize(
+    ("channels", "expected"),
+    [
+        (
+            ("email", "sms"),
+            "We will call you at +44 7700 900123; a written confirmation goes by SMS to the same number.",
+        ),
+        (("email",), "We will call you at +44 7700 900123."),
+    ],
+)
+async def test_browser_a_call_back_without_an_email_in_english(
+    browser: Any, channels: tuple[str, ...], expected: str
+) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.lang_attr = "en"
+    gw.config = _config(*channels)
+    ctx, page = await _ticket_form(browser, gw)
+    try:
+        await page.fill("[data-testid=ticket-name]", "Anna Rossi")
+        await page.fill("[data-testid=ticket-phone]", "+44 7700 900123")
+        assert await _visible_choices(page) == [*(c for c in channels if c != "email"), "phone"]
+        await _choice(page, "phone").check()
+        await _send_ticket(page, gw)
+        await expect(page.locator("[data-testid=ticket-via]")).to_have_text(expected)
     finally:
         await ctx.close()

@@ -11,7 +11,8 @@ reads another's tables), so these bodies are contracts as much as the events are
 - the conversation service's list of a tenant's conversations (`ConversationListView`);
 - routing's internal API (`QueueView`, `OperatorView`, `TakeRequest`, `TakeResult`), the ai-responder's
   (`SuggestionRequest`, `SuggestionView`), the tickets service's (`TicketListView`,
-  `TicketView`, `PublicTicketView`) and the notifier's (`DeliveryLogView`), below.
+  `TicketView`, `PublicTicketView`) and the notifier's (`DeliveryLogView`,
+  `TenantChannelsView`), below.
 
 Unknown fields are ignored, so a field added by the answering side breaks no reader.
 """
@@ -27,6 +28,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.common import (
     TRIMMED,
+    ContactChannel,
     ContactDetails,
     ConversationStatus,
     Language,
@@ -645,6 +647,19 @@ class DeliveryLogView(BaseModel):
     tenant_id: str
     ticket_id: uuid.UUID
     deliveries: list[DeliveryView]
+
+
+# `GET /internal/tenants/{tenant_id}/channels` answers `TenantChannelsView`: the channels the
+# notifier can write to the tenant's customers on, so that the widget offers no other. Email
+# always; WhatsApp and SMS only with Twilio configured and the tenant's sender number for them.
+
+
+class TenantChannelsView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: str
+    channels: list[ContactChannel]
+    """Email first, then WhatsApp and SMS when available; never `phone` (a call is made by a person)."""
 
 
 # ---------------------------------------------------------------------- the ai-responder's knowledge-base API

@@ -94,6 +94,8 @@ class Stack:
             env["AI_RESPONDER_URL"] = self.url("ai-responder")
         if "tickets" in self.ports:
             env["TICKETS_URL"] = self.url("tickets")
+        if "notifier" in self.ports:
+            env["NOTIFIER_URL"] = self.url("notifier")
         if "analytics" in self.ports:
             env["ANALYTICS_URL"] = self.url("analytics")
         if "gateway" in self.ports:

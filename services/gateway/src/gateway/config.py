@@ -62,6 +62,11 @@ class Settings(ServiceSettings):
     # The tickets service's internal API: the operators' ticket views and the public status page.
     tickets_url: str = "http://127.0.0.1:8084"
     tickets_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The notifier's internal API: the channels the widget's contact form offers (WhatsApp and SMS
+    # only where the notifier can send them), asked once a TTL per tenant; email only while it is down.
+    notifier_url: str = "http://127.0.0.1:8085"
+    notifier_timeout_seconds: float = Field(default=2.0, gt=0)
+    notifier_channels_ttl_seconds: float = Field(default=60.0, gt=0)
     # The analytics service's internal API: the supervisors' reports (a year's figures take a while).
     analytics_url: str = "http://127.0.0.1:8086"
     analytics_timeout_seconds: float = Field(default=15.0, gt=0)

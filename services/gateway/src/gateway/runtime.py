@@ -17,6 +17,7 @@ from gateway.config import MIGRATIONS, Settings
 from gateway.copilot import CopilotClient
 from gateway.hub import Hub
 from gateway.internal import InternalApi
+from gateway.notifier import NotifierClient
 from gateway.operator_stream import OperatorHub
 from gateway.operators import load_operators, operator_files, read_operators_file
 from gateway.ratelimit import RateLimiter
@@ -57,6 +58,8 @@ class GatewayRuntime(Runtime):
     lookup_limiter: RateLimiter = field(init=False)
     analytics_http: InternalApi = field(init=False)
     analytics: AnalyticsClient = field(init=False)
+    notifier_http: InternalApi = field(init=False)
+    notifier: NotifierClient = field(init=False)
     operator_hub: OperatorHub = field(init=False)
     access: AccessGate = field(init=False)
     conversation_events: RecordStream = field(init=False)
@@ -111,6 +114,10 @@ class GatewayRuntime(Runtime):
             "the analytics service", settings.analytics_url, settings.analytics_timeout_seconds, max_connections=20
         )
         runtime.analytics = AnalyticsClient(runtime.analytics_http)
+        runtime.notifier_http = InternalApi(
+            "the notifier", settings.notifier_url, settings.notifier_timeout_seconds, max_connections=10
+        )
+        runtime.notifier = NotifierClient(runtime.notifier_http, settings.notifier_channels_ttl_seconds)
         runtime.operator_hub = OperatorHub(runtime.hub)
         runtime.access = AccessGate(runtime.sessions, runtime.redis, settings.kafka_topic_prefix)
         runtime.access.on_change.append(runtime._close_refused_streams)
@@ -148,6 +155,7 @@ class GatewayRuntime(Runtime):
             runtime.copilot_http.close,
             runtime.tickets_http.close,
             runtime.analytics_http.close,
+            runtime.notifier_http.close,
         ]
         return runtime
 

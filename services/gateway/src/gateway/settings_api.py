@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.common import RequiredText, ShortText
+from contracts.common import ContactChannel, RequiredText, ShortText
 from contracts.events import BusinessWindow
 from gateway.admin_api import AdminDep, transaction
 from gateway.api import RuntimeDep, limit_per_ip, widget_tenant
@@ -217,6 +217,9 @@ class WidgetConfig(BaseModel):
     languages: list[str]
     default_language: str
     appearance: WidgetAppearance
+    channels: list[ContactChannel] = Field(default_factory=lambda: [ContactChannel.EMAIL])
+    """Where the tenant's customers can be written to (email, then WhatsApp and SMS when the
+    notifier can send them): the contact form offers these, and a call back."""
 
 
 # ------------------------------------------------------------------------------------------ the routes
@@ -380,12 +383,14 @@ def iso(moment: datetime | None) -> str | None:
     summary="What the widget draws: the tenant's name, languages, colours, position and texts (widget key)",
     responses=errors(401, 403, 429, 503),
 )
-async def widget_config(tenant: Annotated[Tenant, Depends(widget_tenant)]) -> WidgetConfig:
-    # From the directory in memory: a page load costs no database round trip.
+async def widget_config(tenant: Annotated[Tenant, Depends(widget_tenant)], runtime: RuntimeDep) -> WidgetConfig:
+    # From the directory in memory, and the notifier's channels from a cache: a page load costs
+    # no database round trip, and at most one call to the notifier per tenant and TTL.
     languages = list(tenant.languages or (tenant.default_language,))
     return WidgetConfig(
         tenant_name=tenant.name,
         languages=languages,
         default_language=tenant.default_language,
         appearance=appearance_of(dict(tenant.widget), languages),
+        channels=list(await runtime.notifier.channels(tenant.tenant_id)),
     )

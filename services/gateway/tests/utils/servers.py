@@ -68,6 +68,7 @@ from contracts.readapi import (
     SuggestionView,
     TakeRequest,
     TakeResult,
+    TenantChannelsView,
     TicketListView,
     TicketLookupRequest,
     TicketOperatorReplyView,
@@ -907,6 +908,28 @@ class AnalyticsApi:
             return JSONResponse(make(base, query).model_dump(mode="json"))
 
         return report
+
+
+class NotifierApi:
+    """The notifier's channels as the gateway sees them (another service): what each tenant's
+    customers can be written to on (`TenantChannelsView`), email only for a tenant it has not been
+    told of; `status` other than 200 answers that error instead; every request is counted."""
+
+    def __init__(self) -> None:
+        self.channels: dict[str, list[str]] = {}
+        self.status = 200
+        self.requests: list[str] = []
+        self.app = Starlette(routes=[Route("/internal/tenants/{tenant_id}/channels", self.tenant_channels)])
+
+    async def tenant_channels(self, request: Request) -> JSONResponse:
+        tenant_id = request.path_params["tenant_id"]
+        self.requests.append(tenant_id)
+        if self.status != 200:
+            return _error(self.status, "unavailable", "the notifier is not ready")
+        view = TenantChannelsView.model_validate(
+            {"tenant_id": tenant_id, "channels": self.channels.get(tenant_id, ["email"])}
+        )
+        return JSONResponse(view.model_dump(mode="json"))
 
 
 def gateway_settings(

@@ -1,16 +1,20 @@
-"""The notifier's internal API: the delivery log of a ticket, and sending a failed delivery again."""
+"""The notifier's internal API: the delivery log of a ticket, sending a failed delivery again, and
+the channels a tenant's customers can be written to on (for the widget's contact form)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import func
 
-from contracts.readapi import DeliveryLogView, DeliveryView
+from contracts.readapi import DeliveryLogView, DeliveryView, TenantChannelsView
 from notifier import store
+from notifier.config import Settings
+from notifier.domain import PhoneSenders
 from notifier.store import Delivery
+from notifier.tenants import Tenants
 from servicekit.http import ApiError, ReadSession, Session
 
 router = APIRouter(prefix="/internal", tags=["notifier API"])
@@ -56,3 +60,18 @@ async def retry_delivery(delivery_id: uuid.UUID, tenant_id: TenantId, session: S
         delivery.next_attempt_at = delivery.updated_at = func.now()
     await session.refresh(delivery)
     return view(delivery)
+
+
+def channels_router(settings: Settings, tenants: Tenants) -> APIRouter:
+    """The channels of a tenant, from the tenant files and settings read at start-up (no I/O)."""
+    channels = APIRouter(prefix="/internal", tags=["notifier API"])
+
+    @channels.get("/tenants/{tenant_id}/channels", response_model=TenantChannelsView)
+    async def tenant_channels(tenant_id: Annotated[str, Path(min_length=1, max_length=64)]) -> TenantChannelsView:
+        """Email only for a tenant without a file (one that signed up, or unknown): it is notified
+        from the platform's address and has no Twilio senders, as the handlers treat it."""
+        tenant = tenants.get(tenant_id)
+        senders = tenant.phone_senders(settings.twilio_enabled) if tenant else PhoneSenders()
+        return TenantChannelsView(tenant_id=tenant_id, channels=senders.written_channels())
+
+    return channels

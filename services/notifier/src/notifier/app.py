@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from notifier import handlers
-from notifier.api import router
+from notifier.api import channels_router, router
 from notifier.config import Settings
 from notifier.messages import Templates
 from notifier.senders import Senders
@@ -36,4 +36,4 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     runtime.on_start.append(start_worker)
     runtime.on_stop.append(stop_worker)
-    return create_app(runtime, title="notifier", routers=[router])
+    return create_app(runtime, title="notifier", routers=[router, channels_router(settings, tenants)])

@@ -36,6 +36,26 @@ class Reach:
     recipient: str  # an email address, or a phone number in E.164
 
 
+@dataclass(frozen=True)
+class PhoneSenders:
+    """The phone channels the notifier can send on for a tenant: the one rule that both the
+    customer's reach and the channels the widget offers follow."""
+
+    sms: bool = False
+    whatsapp: bool = False
+
+    @classmethod
+    def of(cls, *, twilio_enabled: bool, sms_from: str | None, whatsapp_from: str | None) -> PhoneSenders:
+        """Twilio configured and the tenant's own sender number: either alone sends nothing."""
+        return cls(sms=twilio_enabled and sms_from is not None, whatsapp=twilio_enabled and whatsapp_from is not None)
+
+    def written_channels(self) -> list[ContactChannel]:
+        """Where a customer can be written to, in the widget's order: email always (a tenant with
+        no file sends from the platform's address), then WhatsApp and SMS when they can be sent."""
+        phone = [(ContactChannel.WHATSAPP, self.whatsapp), (ContactChannel.SMS, self.sms)]
+        return [ContactChannel.EMAIL, *(channel for channel, available in phone if available)]
+
+
 def customer_reach(contact: ContactDetails, *, sms_from: bool, whatsapp_from: bool, country_code: str) -> Reach | None:
     """The channel the customer asked for when the tenant can send on it, else the next best:
     `phone` means a person will call, so the written notice goes by email, else by SMS."""

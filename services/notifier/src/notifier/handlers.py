@@ -112,10 +112,11 @@ class Composer:
     ) -> None:
         """The customer's notice on the channel they chose (or the next best the tenant has),
         with the signed link to the ticket's status page, where they can read and answer."""
+        senders = tenant.phone_senders(self.settings.twilio_enabled)
         reach = domain.customer_reach(
             ticket.contact,
-            sms_from=self.settings.twilio_enabled and tenant.twilio.sms_from is not None,
-            whatsapp_from=self.settings.twilio_enabled and tenant.twilio.whatsapp_from is not None,
+            sms_from=senders.sms,
+            whatsapp_from=senders.whatsapp,
             country_code=tenant.phone_country_code,
         )
         if reach is None:

@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import Webhook
 
 from contracts.common import ShortText
 from contracts.events import SlaBreached, SlaWarning, TicketNoteAdded, TicketOpened, TicketReplyPosted, TicketUpdated
+from notifier.domain import PhoneSenders
 
 # The ticket events a webhook may subscribe to, by their wire type.
 WEBHOOK_EVENTS = frozenset(
@@ -104,6 +105,11 @@ class TenantConfig(BaseModel):
     @property
     def default_language(self) -> str:
         return self.languages[0]
+
+    def phone_senders(self, twilio_enabled: bool) -> PhoneSenders:
+        return PhoneSenders.of(
+            twilio_enabled=twilio_enabled, sms_from=self.twilio.sms_from, whatsapp_from=self.twilio.whatsapp_from
+        )
 
     def webhooks_for(self, event_type: str) -> list[WebhookSubscription]:
         return [hook for hook in self.webhooks if event_type in hook.events]

@@ -123,6 +123,7 @@
       ticketPreferredHint: "Scrivi prima l'email o il telefono.",
       channelEmail: "Email",
       channelWhatsapp: "WhatsApp",
+      channelSms: "SMS",
       channelPhone: "Telefonata",
       ticketMessage: "Messaggio",
       ticketMessagePlaceholder: "Di cosa hai bisogno?",
@@ -145,8 +146,12 @@
       ticketVia: {
         email: "Ti scriveremo a {v}.",
         whatsapp: "Ti scriveremo su WhatsApp al {v}.",
+        sms: "Ti scriveremo via SMS al {v}.",
         phone: "Ti chiameremo al {v}."
       },
+      ticketCallConfirmEmail: "Ti chiameremo al {v}; una conferma scritta arriverà alla tua email {e}.",
+      ticketCallConfirmSms: "Ti chiameremo al {v}; una conferma scritta arriverà via SMS allo stesso numero.",
+      ticketCallConfirmWhatsapp: "Ti chiameremo al {v}; una conferma scritta arriverà su WhatsApp allo stesso numero.",
       ticketStatusLink: "Segui lo stato della richiesta",
       feedbackGroup: "Questa risposta ti è stata utile?",
       helpful: "Risposta utile",
@@ -213,6 +218,7 @@
       ticketPreferredHint: "Write your email or phone first.",
       channelEmail: "Email",
       channelWhatsapp: "WhatsApp",
+      channelSms: "SMS",
       channelPhone: "Phone call",
       ticketMessage: "Message",
       ticketMessagePlaceholder: "What do you need?",
@@ -235,8 +241,12 @@
       ticketVia: {
         email: "We will write to {v}.",
         whatsapp: "We will write to you on WhatsApp at {v}.",
+        sms: "We will write to you by SMS at {v}.",
         phone: "We will call you at {v}."
       },
+      ticketCallConfirmEmail: "We will call you at {v}; a written confirmation goes to your email {e}.",
+      ticketCallConfirmSms: "We will call you at {v}; a written confirmation goes by SMS to the same number.",
+      ticketCallConfirmWhatsapp: "We will call you at {v}; a written confirmation goes on WhatsApp to the same number.",
       ticketStatusLink: "Follow the request's status",
       feedbackGroup: "Was this answer helpful?",
       helpful: "Helpful answer",
@@ -980,12 +990,19 @@
   messageField.box.insertBefore(messageLimit.box, messageField.error);
   var contactHint = el("span", { className: "lw-hint", say: { text: "ticketContactHint" } });
 
-  // The preferred channel: only those for which a value was given.
+  // The preferred channel: only those for which a value was given, and of the written ones only
+  // those the tenant can send on (the configuration's `channels`: WhatsApp and SMS need the
+  // tenant's Twilio senders). A phone call is made by a person, so it is always offered.
   var CHANNELS = [
-    { value: "email", label: "channelEmail", needs: "email" },
-    { value: "whatsapp", label: "channelWhatsapp", needs: "phone" },
-    { value: "phone", label: "channelPhone", needs: "phone" }
+    { value: "email", label: "channelEmail", needs: "email", written: true },
+    { value: "whatsapp", label: "channelWhatsapp", needs: "phone", written: true },
+    { value: "sms", label: "channelSms", needs: "phone", written: true },
+    { value: "phone", label: "channelPhone", needs: "phone", written: false }
   ];
+  // Email until the configuration says more: the notifier always sends it.
+  var writtenChannels = ["email"];
+  // Whether the customer picked a channel: until then the first one offered is preselected.
+  var channelChosen = false;
   var choicesEl = el("div", { className: "lw-choices", role: "radiogroup", "aria-labelledby": "lw-pref-label" });
   var choiceInputs = {};
   var choiceLabels = {};
@@ -996,6 +1013,9 @@
       value: CHANNELS[ci].value,
       "data-testid": "ticket-preferred",
       "data-channel": CHANNELS[ci].value
+    });
+    radio.addEventListener("change", function () {
+      channelChosen = true;
     });
     choiceInputs[CHANNELS[ci].value] = radio;
     choiceLabels[CHANNELS[ci].value] = el("label", { className: "lw-choice" }, [
@@ -1369,8 +1389,11 @@
     donePromise.textContent =
       notice.promise || (responseHours ? T.ticketWithin.replace("{h}", String(responseHours)) : T.ticketSoon);
     doneVia.hidden = !sentContact;
-    if (sentContact) {
-      doneVia.textContent = T.ticketVia[sentContact.channel].replace("{v}", sentContact.value);
+    if (sentContact && sentContact.confirm) {
+      // A call, and the written confirmation where the notifier will send it.
+      say(doneVia, "text", CALL_CONFIRM[sentContact.confirm.channel], [sentContact.value, sentContact.confirm.value]);
+    } else if (sentContact) {
+      say(doneVia, "text", null, T.ticketVia[sentContact.channel].replace("{v}", sentContact.value));
     }
     while (doneLinkBox.firstChild) {
       doneLinkBox.removeChild(doneLinkBox.firstChild);
@@ -1393,6 +1416,28 @@
     }
   }
 
+  var CALL_CONFIRM = {
+    email: "ticketCallConfirmEmail",
+    sms: "ticketCallConfirmSms",
+    whatsapp: "ticketCallConfirmWhatsapp"
+  };
+
+  // Where the notifier writes to a customer who asked for a call (its `customer_reach`): the
+  // email when given, else an SMS, else WhatsApp, each only when the tenant can send it; else
+  // nowhere, and the confirmation promises only the call.
+  function callConfirmation(body) {
+    if (body.email) {
+      return { channel: "email", value: body.email };
+    }
+    var phoneChannels = ["sms", "whatsapp"];
+    for (var i = 0; i < phoneChannels.length; i++) {
+      if (canWrite(phoneChannels[i])) {
+        return { channel: phoneChannels[i], value: body.phone };
+      }
+    }
+    return null;
+  }
+
   function trimmed(control) {
     return control.value.replace(/^\s+|\s+$/g, "");
   }
@@ -1405,14 +1450,20 @@
     return PHONE_RE.test(v) && v.replace(/[^0-9]/g, "").length >= 6;
   }
 
-  // Offers only the channels for which a (valid) value was given; keeps the choice when it still can.
+  function canWrite(channel) {
+    return writtenChannels.indexOf(channel) >= 0;
+  }
+
+  // Offers only the channels for which a (valid) value was given and that the tenant can use;
+  // preselects the first of them in CHANNELS' order, whichever field was filled first, and keeps
+  // the customer's own choice while it is still offered.
   function updateChannels() {
     var have = { email: validEmail(trimmed(emailField.control)), phone: validPhone(trimmed(phoneField.control)) };
     var firstAvailable = null;
     var checkedAvailable = false;
     for (var i = 0; i < CHANNELS.length; i++) {
       var c = CHANNELS[i];
-      var available = have[c.needs];
+      var available = have[c.needs] && (!c.written || canWrite(c.value));
       choiceLabels[c.value].hidden = !available;
       choiceInputs[c.value].disabled = !available;
       if (available && !firstAvailable) {
@@ -1422,7 +1473,10 @@
         checkedAvailable = true;
       }
     }
-    if (!checkedAvailable && firstAvailable) {
+    if (!checkedAvailable) {
+      channelChosen = false;
+    }
+    if (!channelChosen && firstAvailable) {
       choiceInputs[firstAvailable].checked = true;
     }
     choicesEl.hidden = !firstAvailable;
@@ -1571,6 +1625,9 @@
           ticketSent = true;
           var channel = body.preferred_contact;
           sentContact = { channel: channel, value: channel === "email" ? body.email : body.phone };
+          if (channel === "phone") {
+            sentContact.confirm = callConfirmation(body);
+          }
           saveStored();
           renderTicket();
         });
@@ -2614,7 +2671,15 @@
       c.value &&
       Object.prototype.hasOwnProperty.call(T.ticketVia, c.channel)
     ) {
-      return { channel: c.channel, value: c.value };
+      var confirm = c.confirm;
+      var known =
+        confirm &&
+        typeof confirm === "object" &&
+        typeof confirm.value === "string" &&
+        Object.prototype.hasOwnProperty.call(CALL_CONFIRM, confirm.channel);
+      return known
+        ? { channel: c.channel, value: c.value, confirm: { channel: confirm.channel, value: confirm.value } }
+        : { channel: c.channel, value: c.value };
     }
     return null;
   }
@@ -3185,6 +3250,15 @@
       say(titleEl, "text", null, cfg.tenant_name);
     }
     tenantTexts = look.texts && typeof look.texts === "object" ? look.texts : {};
+    // The written channels the tenant can send on (an older gateway names none: email only).
+    writtenChannels = ["email"];
+    var listed = cfg && Array.isArray(cfg.channels) ? cfg.channels : [];
+    for (var w = 0; w < listed.length; w++) {
+      if ((listed[w] === "whatsapp" || listed[w] === "sms") && !canWrite(listed[w])) {
+        writtenChannels.push(listed[w]);
+      }
+    }
+    updateChannels();
     // The tenant's texts in the widget's language, on what is drawn already too (a resumed
     // conversation's handoff buttons); setLang() takes them in any later language.
     setLang(lang);
