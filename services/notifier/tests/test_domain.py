@@ -35,18 +35,16 @@ def contact(preferred: ContactChannel, email: str | None = "giulia@example.com",
 def test_the_customer_is_reached_on_the_channel_they_chose_or_the_next_best(
     preferred: ContactChannel, email: str | None, phone: str | None, expected: tuple[DeliveryChannel, str]
 ) -> None:
-    reach = domain.customer_reach(
-        contact(preferred, email, phone), sms_from=True, whatsapp_from=True, country_code="+39"
-    )
+    reach = domain.customer_reach(contact(preferred, email, phone), domain.PhoneSenders(sms=True, whatsapp=True), "+39")
     assert reach is not None
     assert (reach.channel, reach.recipient) == expected
 
 
 def test_a_channel_the_tenant_cannot_send_on_falls_back() -> None:
     whatsapp_only_number = contact(C.WHATSAPP, email=None)
-    reach = domain.customer_reach(whatsapp_only_number, sms_from=True, whatsapp_from=False, country_code="+39")
+    reach = domain.customer_reach(whatsapp_only_number, domain.PhoneSenders(sms=True, whatsapp=False), "+39")
     assert reach == domain.Reach(D.SMS, "+393331234567")
-    assert domain.customer_reach(whatsapp_only_number, sms_from=False, whatsapp_from=False, country_code="+39") is None
+    assert domain.customer_reach(whatsapp_only_number, domain.PhoneSenders(), "+39") is None
 
 
 def test_phone_numbers_become_e164() -> None:

@@ -56,13 +56,13 @@ class PhoneSenders:
         return [ContactChannel.EMAIL, *(channel for channel, available in phone if available)]
 
 
-def customer_reach(contact: ContactDetails, *, sms_from: bool, whatsapp_from: bool, country_code: str) -> Reach | None:
+def customer_reach(contact: ContactDetails, senders: PhoneSenders, country_code: str) -> Reach | None:
     """The channel the customer asked for when the tenant can send on it, else the next best:
     `phone` means a person will call, so the written notice goes by email, else by SMS."""
     email = Reach(DeliveryChannel.EMAIL, contact.email) if contact.email else None
     phone = e164(contact.phone, country_code) if contact.phone else None
-    sms = Reach(DeliveryChannel.SMS, phone) if phone and sms_from else None
-    whatsapp = Reach(DeliveryChannel.WHATSAPP, phone) if phone and whatsapp_from else None
+    sms = Reach(DeliveryChannel.SMS, phone) if phone and senders.sms else None
+    whatsapp = Reach(DeliveryChannel.WHATSAPP, phone) if phone and senders.whatsapp else None
     preference: tuple[Reach | None, ...] = {
         ContactChannel.EMAIL: (email, sms, whatsapp),
         ContactChannel.WHATSAPP: (whatsapp, sms, email),

@@ -112,12 +112,8 @@ class Composer:
     ) -> None:
         """The customer's notice on the channel they chose (or the next best the tenant has),
         with the signed link to the ticket's status page, where they can read and answer."""
-        senders = tenant.phone_senders(self.settings.twilio_enabled)
         reach = domain.customer_reach(
-            ticket.contact,
-            sms_from=senders.sms,
-            whatsapp_from=senders.whatsapp,
-            country_code=tenant.phone_country_code,
+            ticket.contact, tenant.phone_senders(self.settings.twilio_enabled), tenant.phone_country_code
         )
         if reach is None:
             log.warning("customer cannot be reached on any channel the tenant has", ticket_id=str(ticket.ticket_id))
