@@ -105,12 +105,8 @@ async def ticket_status_page(
     elif found is None and key:
         found = await runtime.tenants.by_key(key[:200])
     page = (STATIC / "ticket-status.html").read_text(encoding="utf-8")
-    for placeholder, value in {
-        "__WIDGET_KEY__": found.widget_key if found else "",
-        "__TENANT_NAME__": found.name if found else "",
-    }.items():
-        page = page.replace(placeholder, html.escape(value))
-    return HTMLResponse(page, headers=STATUS_PAGE_HEADERS)
+    values = {"__WIDGET_KEY__": found.widget_key if found else "", "__TENANT_NAME__": found.name if found else ""}
+    return HTMLResponse(fill(page, values), headers=STATUS_PAGE_HEADERS)
 
 
 @router.get("/tickets/status.js", include_in_schema=False)
