@@ -157,7 +157,7 @@ async def test_a_ticket_left_in_the_widget_is_confirmed_answered_verified_by_web
             assert "emma" not in json.dumps(opened).lower()
 
             (confirmation,) = await mails_to(outside, email, 1)
-            assert confirmation["Subject"] == f"[{number}] We have received your request"
+            assert confirmation["Subject"] == f"[{number}] Booking 4471", "the request's first line names it"
             assert confirmation["Message-ID"] == f"<ticket-{ticket.ticket_id}@lucinedinatale.it>"
             text = plain(confirmation)
             assert "Hello Emma Clark," in text
@@ -179,7 +179,7 @@ async def test_a_ticket_left_in_the_widget_is_confirmed_answered_verified_by_web
             )
             assert answered.status_code == 202, answered.text
             _, reply_mail = await mails_to(outside, email, 2)
-            assert reply_mail["Subject"] == f"[{number}] New reply to your request"
+            assert reply_mail["Subject"] == "Re: " + confirmation["Subject"], "one subject for the thread"
             # In the confirmation's thread in the customer's mail client.
             assert reply_mail["In-Reply-To"] == reply_mail["References"] == confirmation["Message-ID"]
             assert reply_text in plain(reply_mail)

@@ -155,5 +155,15 @@ def test_a_webhook_carries_ids_and_statuses_and_no_contact_details() -> None:
     assert "Giulia" not in text
     assert "example.com" not in text
     # The phone's digits, not "333" alone: a random UUID can contain that.
-    assert "+39" not in text and "1234567" not in text
+    assert "+39" not in text
+    assert "1234567" not in text
     assert "dicembre" not in text
+
+
+def test_a_tickets_subject_in_an_email_subject_is_one_line_cut_to_a_list_lines_length() -> None:
+    assert domain.subject_line("  Biglietti per\nil 24 dicembre ") == "Biglietti per il 24 dicembre"
+    long = domain.subject_line("parola " * 40)
+    assert len(long) == domain.SUBJECT_LINE_CHARS
+    assert long.startswith("parola parola")
+    assert long.endswith("…")
+    assert domain.subject_line("") == ""

@@ -146,10 +146,10 @@ async def test_the_same_event_twice_records_each_notification_once(notifier: Not
 
 
 async def test_ticket_created_in_italian_with_the_promised_time_and_the_status_link(notifier: Notifier) -> None:
-    ticket = opened(language="it", name="Giulia <Rossi>")
+    ticket = opened(language="it", name="Giulia <Rossi>", subject="Biglietti per il 24 dicembre")
     await notifier.apply(ticket)
     (email,) = customer(await notifier.deliveries())
-    assert email.subject == "[TCK-2025-000042] Abbiamo ricevuto la tua richiesta"
+    assert email.subject == "[TCK-2025-000042] Biglietti per il 24 dicembre"
     assert "Ciao Giulia <Rossi>" in email.body
     assert "numero TCK-2025-000042" in email.body
     assert "Ti risponderemo entro il 12/12/2025 alle 14:30 CET." in email.body
@@ -163,12 +163,12 @@ async def test_ticket_created_in_english_and_in_the_tenants_first_language_by_de
     english, unspecified = opened(language="en", email="john@example.com"), opened(language=None, email="x@example.com")
     await notifier.apply(english, unspecified)
     (to_john,) = await notifier.deliveries(recipient="john@example.com")
-    assert to_john.subject == "[TCK-2025-000042] We have received your request"
+    assert to_john.subject == "[TCK-2025-000042] Your request"  # a ticket without a subject
     assert "Hello Giulia" in to_john.body
     assert "We will answer by 12 Dec 2025 at 14:30 CET." in to_john.body
     assert link_in(to_john.body).ticket_id == ticket_of(english)
     (to_x,) = await notifier.deliveries(recipient="x@example.com")
-    assert to_x.subject == "[TCK-2025-000042] Abbiamo ricevuto la tua richiesta"
+    assert to_x.subject == "[TCK-2025-000042] La tua richiesta"
 
 
 async def test_promised_times_name_the_tenants_time_zone_for_a_customer_who_may_live_in_another(
@@ -287,7 +287,7 @@ async def test_an_operators_reply_by_email_quotes_it(notifier: Notifier) -> None
     )
     await notifier.apply(event(reply, ticket.conversation_id))
     (email,) = await notifier.deliveries(template="operator_replied")
-    assert email.subject == "[TCK-2025-000042] Nuova risposta alla tua richiesta"
+    assert email.subject == "Re: [TCK-2025-000042] La tua richiesta"
     assert "I biglietti sono alla cassa." in email.body
     assert link_in(email.body).ticket_id == ticket_of(ticket)
 
@@ -314,7 +314,7 @@ async def test_resolving_a_ticket_tells_the_customer_once(notifier: Notifier) ->
     assert await notifier.deliveries(template="ticket_resolved") == []
     await notifier.apply(updated(TicketStatus.RESOLVED, TicketStatus.IN_PROGRESS))
     (resolved,) = await notifier.deliveries(template="ticket_resolved")
-    assert resolved.subject == "[TCK-2025-000042] Your request has been resolved"
+    assert resolved.subject == "Re: [TCK-2025-000042] Your request"
     assert link_in(resolved.body).ticket_id == ticket_id
 
 

@@ -155,9 +155,17 @@ def transcript_tail(excerpt: TranscriptExcerpt | None, limit: int = ACK_TRANSCRI
 # ------------------------------------------------------------------------------------- threading
 
 # A ticket's customer emails form one thread: the acknowledgment starts it under a Message-ID of
-# the ticket, and the later ones answer it (`In-Reply-To`, `References`).
+# the ticket, and the later ones answer it (`In-Reply-To`, `References`) under the same subject,
+# "Re: " before it (`_thread_subject.txt`): some mail clients thread by subject as well.
 THREAD_START = "ticket_created"
 THREAD_FOLLOW_UPS = frozenset({"operator_replied", "ticket_resolved"})
+SUBJECT_LINE_CHARS = 80  # of the ticket's subject in an email's: the rest of a long one is cut
+
+
+def subject_line(subject: str) -> str:
+    """The ticket's subject as an email subject shows it: one line, cut to a list line's length."""
+    line = " ".join(subject.split())
+    return line if len(line) <= SUBJECT_LINE_CHARS else line[: SUBJECT_LINE_CHARS - 1].rstrip() + "…"
 
 
 def ticket_thread_id(ticket_id: uuid.UUID, mail_domain: str) -> str:

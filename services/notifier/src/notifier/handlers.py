@@ -122,6 +122,7 @@ class Composer:
         context |= {
             "customer_name": ticket.contact_name,
             "ticket_number": ticket.ticket_number,
+            "ticket_subject": domain.subject_line(ticket.subject),
             "tenant_name": tenant.name or tenant.tenant_id,
             "status_url": self.status_url(tenant.tenant_id, ticket.ticket_id),
         }
@@ -224,6 +225,7 @@ def register(consumer: EventConsumer, settings: Settings, tenants: Tenants, temp
                 ticket_id=opened.ticket_id,
                 tenant_id=envelope.tenant_id,
                 ticket_number=opened.ticket_number,
+                subject=opened.subject,
                 conversation_id=envelope.conversation_id,
                 contact_name=opened.contact.name,
                 email=opened.contact.email,

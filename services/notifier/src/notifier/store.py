@@ -35,6 +35,9 @@ class TicketCopy(Base):
     ticket_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     ticket_number: Mapped[str] = mapped_column(String(21))
+    # What the request is about: every email of the ticket carries it in its subject, so mail
+    # clients that thread by subject keep them together.
+    subject: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     conversation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     contact_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
