@@ -167,6 +167,19 @@ async def test_an_operator_works_tickets_and_a_supervisor_sees_the_slas_at_risk(
         await expect(row(page, quiet)).to_have_count(1)
         await expect(row(page, urgent)).to_have_count(0)
 
+        # "Send and wait": the reply, then the ticket waits for the customer, in one step.
+        answer = f"Le ho scritto gli orari, mi faccia sapere se vanno bene. ({tag})"
+        await page.get_by_test_id("ticket-reply-input").fill(answer)
+        await page.locator(".composer-bar").screenshot(path=str(folder / "e2e-ticket-send-and-wait.png"))
+        await page.get_by_test_id("ticket-send-and-wait").click()
+        await expect(row(page, quiet).get_by_test_id("ticket-status-pill")).to_have_text(
+            "In attesa del cliente", timeout=15_000
+        )
+        await expect(thread.get_by_test_id("ticket-reply")).to_contain_text(answer, timeout=15_000)
+        answered = await ticket_of(gateway, operator, quiet)
+        assert [(r.author, r.text) for r in answered.replies] == [("operator", answer)]
+        assert answered.status == "WAITING_CUSTOMER"
+
         # A high ticket now: at risk 24 s from now (80% of 30 s), breached at 30 s.
         at_risk = await open_ticket(
             gateway,

@@ -957,11 +957,15 @@ function TicketComposer({ t, view }) {
   const [text, setText] = useState(store.draft(key));
   useEffect(() => setText(store.draft(key)), [key]);
   const closedTicket = view.status === "CLOSED";
+  // "Send and wait": the reply, then the ticket set waiting for the customer (its clocks pause).
+  // Both are commands about the ticket, applied in the order sent: the reply starts an open
+  // ticket, and the change then finds it in progress.
+  const canWait = (TICKET_MOVES[view.status] || []).includes("WAITING_CUSTOMER");
   const update = (value) => {
     setText(value);
     store.setDraft(key, value);
   };
-  const submit = async () => {
+  const submit = async (thenWait) => {
     const value = text.trim();
     if (!value || closedTicket) return;
     update("");
@@ -970,6 +974,13 @@ function TicketComposer({ t, view }) {
     } catch (error) {
       update(value);
       store.toast("error", t.sendFailed + " " + errorText(t, error));
+      return;
+    }
+    if (!thenWait || !canWait) return;
+    try {
+      await store.updateTicket(view.ticket_id, { status: "WAITING_CUSTOMER" });
+    } catch (error) {
+      store.toast("error", t.waitFailed + " " + errorText(t, error));
     }
   };
   return html`
@@ -980,12 +991,15 @@ function TicketComposer({ t, view }) {
         onKeyDown=${(e) => {
           if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
             e.preventDefault();
-            submit();
+            submit(e.shiftKey);
           }
         }}></textarea>
       <div class="composer-bar">
         <span class="hint">${t.ticketShortcuts}</span>
-        <button type="button" class="primary" disabled=${closedTicket || !text.trim()} onClick=${submit}
+        ${canWait &&
+        html`<button type="button" class="secondary" disabled=${!text.trim()} onClick=${() => submit(true)}
+          title=${t.sendAndWaitHint} data-testid="ticket-send-and-wait">${t.sendAndWait} <kbd>Ctrl+⇧+↵</kbd></button>`}
+        <button type="button" class="primary" disabled=${closedTicket || !text.trim()} onClick=${() => submit(false)}
           data-testid="ticket-send-reply">${t.sendReply} <kbd>Ctrl+↵</kbd></button>
       </div>
     </div>
