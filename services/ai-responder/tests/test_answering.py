@@ -245,3 +245,52 @@ async def test_a_price_list_about_what_is_asked_answers_how_much_it_costs(respon
     # A list about something else does not win on its amounts: the parking passage answers.
     parking = await ask(responder, "A che ora aprite e quanto costa il parcheggio?")
     assert [s.article_id for s in parking.sources] == ["dates-hours", "parking"]
+
+
+def wanted(knowledge: KnowledgeBase, text: str, *history: tuple[Sender, str]) -> Answer | None:
+    """What the operator who took over is offered for a customer's request for a person."""
+    question = Question(tenant_id=TENANT, text=text, language="it", history=list(history))
+    return knowledge.tenant(TENANT).wanted_from_a_person(question)
+
+
+def test_a_person_takes_up_the_question_asked_before_the_request(knowledge: KnowledgeBase) -> None:
+    offer = "Certo! Vuoi che ti metta in contatto con un operatore?"
+    earlier = wanted(
+        knowledge,
+        "Sì, chiama un operatore",  # "chiama" is a request word here, not a question about the phone
+        (Sender.CUSTOMER, "dove posso parcheggiare?"),
+        (Sender.AI, "Il parcheggio è gratuito nel centro di Leggiuno."),
+        (Sender.CUSTOMER, "grazie"),  # says nothing of what they want: looked past
+        (Sender.AI, "Prego!"),
+        (Sender.CUSTOMER, "posso parlare con una persona?"),
+        (Sender.AI, offer),
+    )
+    assert earlier is not None
+    assert [s.article_id for s in earlier.sources] == ["parking"]
+    assert earlier.language == "it"
+    assert earlier.handoff_reason is None
+    assert buttons(earlier) == []  # no YES/NO offer of a person to the person
+    # How a request is said ("preferisco", "this bot is useless") is not what the customer wants.
+    for request in ("preferisco parlare con un operatore, subito", "let me talk to a human, this bot is useless"):
+        filler = wanted(knowledge, request, (Sender.CUSTOMER, "Quanto costano i biglietti?"), (Sender.AI, "9 €"))
+        assert filler is not None
+        assert [s.article_id for s in filler.sources] == ["ticket-prices"]
+    # What the request itself names comes first.
+    own = wanted(knowledge, "vorrei parlare con un operatore per il parcheggio", (Sender.CUSTOMER, "quanto costa?"))
+    assert own is not None
+    assert [s.article_id for s in own.sources] == ["parking"]
+
+
+def test_no_answer_for_the_person_when_the_kb_does_not_have_what_was_wanted(knowledge: KnowledgeBase) -> None:
+    assert wanted(knowledge, "voglio parlare con un operatore") is None  # nothing asked
+    # The question before the request is one the KB cannot answer: an older, answered one is not
+    # what the customer wants now.
+    unanswered = wanted(
+        knowledge,
+        "voglio un operatore",
+        (Sender.CUSTOMER, "Quanto costano i biglietti?"),
+        (Sender.AI, "Intero: 9 €"),
+        (Sender.CUSTOMER, "posso portare il mio drone?"),
+        (Sender.AI, "Mi dispiace, non ho questa informazione."),
+    )
+    assert unanswered is None

@@ -1,6 +1,6 @@
 import pytest
 
-from ai_responder.answering import TenantKnowledge
+from ai_responder.answering import KnowledgeBase, TenantKnowledge
 from ai_responder.kb import Article
 from ai_responder.retrieval import RetrievalIndex
 from ai_responder.text import FuzzyVocabulary
@@ -25,6 +25,27 @@ def test_finds_the_right_article(tenant: TenantKnowledge, question: str, article
     passages = tenant.index.search(question, "it")
     assert passages, question
     assert passages[0].article.id == article
+    assert passages[0].confidence >= tenant.config.answer_threshold
+
+
+@pytest.mark.parametrize(
+    ("tenant_id", "question", "article"),
+    [
+        # The parking FAQ names the entrance and states an amount; the price of getting in is a ticket's.
+        ("museo-del-vetro", "Quanto costa l'ingresso?", "tariffe-e-regolamento-biglietti"),
+        ("museo-del-vetro", "How much does admission cost?", "tariffe-e-regolamento-tickets"),
+        ("lucine-di-natale", "Quanto costa l'ingresso?", "ticket-prices"),
+        # ...while a question about the parking stays with the parking.
+        ("museo-del-vetro", "il parcheggio vicino all'ingresso costa?", "faq-it-c-e-un-parcheggio"),
+        ("lucine-di-natale", "Where can I park my car?", "parking"),
+    ],
+)
+def test_the_price_of_an_entry_is_the_ticket_price(
+    knowledge: KnowledgeBase, tenant_id: str, question: str, article: str
+) -> None:
+    tenant = knowledge.tenant(tenant_id)
+    passages = tenant.index.search(question, tenant.detect_language(question))
+    assert passages[0].article.id == article, [(p.article.id, p.confidence) for p in passages]
     assert passages[0].confidence >= tenant.config.answer_threshold
 
 

@@ -17,8 +17,15 @@ from ai_responder.admin import MIGRATIONS
 from ai_responder.assistant import Assistant
 from ai_responder.config import Settings
 from ai_responder.kb import load_tenant
-from ai_responder.store import StartedConversation, remember_conversations, save_knowledge_base
-from ai_responder.suggestions import router
+from ai_responder.store import (
+    PostedMessage,
+    StartedConversation,
+    remember_conversations,
+    remember_messages_and_recall,
+    save_knowledge_base,
+)
+from ai_responder.suggestions import before_latest_run, router
+from contracts.common import Sender
 from contracts.readapi import SuggestionView
 from devkit.testing import Infra
 from servicekit.db import create_engine, driver_transaction, session_factory
@@ -95,3 +102,79 @@ async def test_an_empty_question_is_refused(client: httpx.AsyncClient) -> None:
         "/internal/suggestions", json={"tenant_id": TENANT, "conversation_id": str(uuid.uuid4()), "question": ""}
     )
     assert response.status_code == 422
+
+
+async def conversation_with(
+    sessions: async_sessionmaker[AsyncSession], locale: str, *messages: tuple[Sender, str]
+) -> uuid.UUID:
+    """A conversation as this service keeps it from the conversation events: its locale, its messages."""
+    conversation = uuid.uuid4()
+    posted = [PostedMessage(conversation, seq, sender.value, text) for seq, (sender, text) in enumerate(messages, 1)]
+    async with sessions() as session, driver_transaction(session):
+        await remember_conversations(session, [StartedConversation(conversation, TENANT, locale)])
+        await remember_messages_and_recall(session, posted, [], limit=6)
+    return conversation
+
+
+async def suggest(client: httpx.AsyncClient, conversation: uuid.UUID, question: str) -> SuggestionView:
+    response = await client.post(
+        "/internal/suggestions",
+        json={"tenant_id": TENANT, "conversation_id": str(conversation), "question": question},
+    )
+    assert response.status_code == 200, response.text
+    return SuggestionView.model_validate_json(response.content)
+
+
+async def test_a_request_for_a_person_gets_a_greeting_that_answers_the_earlier_question(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # The operator is the person asked for: offering to call one is no reply for them.
+    conversation = await conversation_with(
+        sessions,
+        "it",
+        (Sender.CUSTOMER, "Quanto costano i biglietti?"),
+        (Sender.AI, "Ecco i biglietti del parco Lucine di Natale: ..."),
+        (Sender.CUSTOMER, "Voglio parlare con un operatore"),
+        (Sender.AI, "Certo! Vuoi che ti metta in contatto con un operatore?"),
+        (Sender.SYSTEM, "Un operatore si è unito alla conversazione."),
+    )
+    suggestion = await suggest(client, conversation, "Voglio parlare con un operatore")
+    assert suggestion.text.startswith("Ciao, sono un operatore")
+    assert "€" in suggestion.text
+    assert "Vuoi che ti metta in contatto" not in suggestion.text
+    assert suggestion.language == "it"
+    assert [s.article_id for s in suggestion.sources] == ["ticket-prices"]
+    assert suggestion.confidence >= 0.45
+    assert suggestion.handoff_reason is None
+    assert {a.type.value for a in suggestion.smart_actions} <= {"open_url"}  # no YES/NO buttons
+
+
+async def test_a_request_for_a_person_with_nothing_grounded_gets_no_suggestion(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    conversation = await conversation_with(sessions, "en", (Sender.CUSTOMER, "I want to talk to a human"))
+    suggestion = await suggest(client, conversation, "I want to talk to a human")
+    # No text to insert; the reason is the request itself (the dashboard's "would have offered an operator").
+    assert suggestion.text == ""
+    assert suggestion.sources == []
+    assert suggestion.smart_actions == []
+    assert suggestion.confidence == 0
+    assert suggestion.language == "en"
+    assert suggestion.handoff_reason == "customer_request"
+
+
+def test_the_history_of_a_suggestion_is_what_came_before_the_customers_latest_messages() -> None:
+    history = [
+        ("customer", "Quanto costa?"),
+        ("ai", "9 €"),
+        ("customer", "e per i bambini?"),
+        ("system", "..."),
+        ("customer", "operatore"),
+        ("ai", "Vuoi un operatore?"),
+    ]
+    assert before_latest_run(history, "e per i bambini?\noperatore") == [
+        (Sender.CUSTOMER, "Quanto costa?"),
+        (Sender.AI, "9 €"),
+    ]
+    # The latest messages not stored yet (their events still on the way): everything stored came before.
+    assert len(before_latest_run(history[:2], "operatore")) == 2

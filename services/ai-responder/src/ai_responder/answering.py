@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -182,14 +182,15 @@ class TenantKnowledge:
                 hint = self.detect_language(previous)
         return self.detect_language(question.text, hint)
 
-    def analyse(self, question: Question) -> Analysis:
+    def analyse(self, question: Question, also_ignore: frozenset[str] = frozenset()) -> Analysis:
+        """`also_ignore`: more words that say nothing about the topic (those asking for a person)."""
         language = self.language_of(question)
         scan = self.policy.scan(question.text)
         hit = scan.hit
         smalltalk = self.policy.smalltalk(question.text) if hit is None else None
         day = day_question(question.text)
         # The day asked about is not the topic ("Christmas" is not in an opening-hours text).
-        ignore = self._subject_words | scan.noise | (day.words if day is not None else frozenset())
+        ignore = self._subject_words | scan.noise | also_ignore | (day.words if day is not None else frozenset())
         passages = self._search(question.text, language, ignore)
         if hit is not None and hit.reason == HandoffReason.NEGATIVE_SENTIMENT and not _QUESTION.search(question.text):
             # "I'm really disappointed with the visit" asks nothing: an apology and a person, not an article.
@@ -225,6 +226,31 @@ class TenantKnowledge:
                 passages = [*answered, *(p for p in passages if p.article.id not in chosen)]
                 confidence = min(p.confidence for p in answered)
         return Analysis(language, hit, smalltalk, passages, confidence, used_history, day, scan.upset, answered)
+
+    def wanted_from_a_person(self, question: Question) -> Answer | None:
+        """What a customer who asked for a person wanted, answered from the knowledge base for the
+        person who took over: the rest of the request ("un operatore per il parcheggio"), else the
+        latest earlier message that asked something, with its sources and no offer of a person.
+        None when what they wanted is not something the knowledge base answers, or they asked
+        nothing: the operator then has to ask, and no reply is worth suggesting."""
+        asked = [question]
+        for position in range(len(question.history) - 1, -1, -1):
+            sender, text = question.history[position]
+            if sender == Sender.CUSTOMER:
+                asked.append(question.model_copy(update={"text": text, "history": question.history[:position]}))
+        for message in asked:
+            analysis = self.analyse(message, also_ignore=self.policy.request_words(message.text))
+            if analysis.passages and analysis.confidence >= self.config.answer_threshold:
+                return self.compose(message, replace(analysis, hit=None))
+            # A request's other words are mostly how it is said ("subito", "preferisco", "this bot is
+            # useless"), and "grazie" or "sì" ask nothing: what the customer wanted is further back.
+            requested = analysis.hit is not None and analysis.hit.reason == HandoffReason.CUSTOMER_REQUEST
+            mood = self.policy.scan(message.text).noise
+            asks = bool(analysis.passages) or self._mentions_unknown(message.text, self._subject_words | mood)
+            if requested or analysis.smalltalk is not None or not asks:
+                continue
+            return None  # a question the knowledge base does not answer: never an older topic instead
+        return None
 
     def _each_question(self, text: str, language: str, ignore: frozenset[str]) -> tuple[Passage, ...]:
         """For a message of several sentences that ask about different articles ("A che ora

@@ -363,6 +363,10 @@ class HandoffPolicy:
         greetings = [(_GREETING, p) for p in (*(DEFAULT_GREETINGS if base else ()), *config.greetings)]
         thanks = [(_THANKS, p) for p in (*(DEFAULT_THANKS if base else ()), *config.thanks)]
         self._people = PhraseMatcher(people, max_gap=0)
+        # Each word of a request for a person on its own ("chiama", "operatore", "talk"): what such a
+        # request says besides them is what the customer wants to talk about.
+        request_words = [word for label, phrase in phrases if label == _CUSTOMER for word in phrase.split()]
+        self._request_words = PhraseMatcher(((_CUSTOMER, word) for word in request_words), max_gap=0)
         self._smalltalk = PhraseMatcher(greetings + thanks, max_gap=1)
 
     def _negated(self, tokens: Sequence[str], clauses: Sequence[int], match: PhraseMatch) -> bool:
@@ -404,6 +408,11 @@ class HandoffPolicy:
             if reason in found:
                 return PolicyScan(found[reason], frozenset(noise), upset)
         return PolicyScan(None, frozenset(noise))
+
+    def request_words(self, text: str) -> frozenset[str]:
+        """The words of the text that ask for a person, wherever they stand ("Sì, *chiama* un
+        *operatore*"), inflected or misspelt: none of them says what the customer wants."""
+        return frozenset(token for token in set(tokenize(text)) if self._request_words.find([token]))
 
     def detect(self, text: str) -> PolicyHit | None:
         """A reason found in the text alone: customer request > sensitive topic > negative sentiment."""

@@ -105,6 +105,10 @@ _TIME_WORDS = frozenset(
 )
 _PHONE_WORDS = frozenset(["telefono", "telefonare", "chiamare", "numero", "phone", "call", "telephone", "number"])
 _EMAIL_WORDS = frozenset(["email", "mail"])
+# The price of getting in is the price of a ticket: "quanto costa l'ingresso?" asks for the ticket
+# prices, not for a text that names the entrance door and happens to state an amount (parking).
+_ENTRY_WORDS = ("ingresso", "entrata", "entrare", "entry", "entrance", "enter", "admission", "admittance")
+_TICKET_WORDS = ("biglietto", "biglietti", "ticket", "tickets")
 _ANSWER_SHAPES: dict[str, re.Pattern[str]] = {
     "phone": re.compile(r"\+?\d[\d ]{7,}\d"),
     "email": re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+"),
@@ -184,6 +188,9 @@ class _Unit:
 
 def _keys(token: str, languages: Iterable[str] = SUPPORTED_LANGUAGES) -> set[str]:
     return {f"{lang}:{stem(token, lang)}" for lang in languages}
+
+
+_ENTRY_KEYS = frozenset(key for word in _ENTRY_WORDS for key in _keys(word))
 
 
 def _index_tokens(text: str) -> list[str]:
@@ -309,6 +316,7 @@ class RetrievalIndex:
                     for key in _keys(token):
                         self._synonym_only.setdefault(key, set()).update(group_keys)
         self._surface_keys = {t: frozenset(k) for t, k in surface_keys.items()}
+        self._ticket_keys = frozenset(k for word in _TICKET_WORDS for k in _keys(word) if k in self._contrib)
         self._vocabulary = FuzzyVocabulary([*surface_keys, *synonym_words, *_IGNORED])
         self.lexicon: dict[str, str] = {t: next(iter(ls)) for t, ls in surface_langs.items() if len(ls) == 1}
         """Words found in only one language of the articles: evidence for language detection."""
@@ -398,6 +406,15 @@ class RetrievalIndex:
                     names.append(token)
         return names
 
+    def _as_ticket(self, token: str, term: _Term) -> _Term:
+        """An entry word of a price question ("ingresso", "admission") means the ticket: a passage
+        naming the ticket explains it fully, one naming only the entrance no more than a synonym."""
+        if not _keys(token) & _ENTRY_KEYS:
+            return term
+        weights = {key: min(weight, SYNONYM_WEIGHT) for key, weight in term.candidates}
+        weights.update(dict.fromkeys(self._ticket_keys, 1.0))
+        return _Term(tuple(sorted(weights.items())), term.importance)
+
     def search(
         self, text: str, language: str | None = None, k: int = 3, ignore: frozenset[str] = frozenset()
     ) -> list[Passage]:
@@ -421,6 +438,8 @@ class RetrievalIndex:
         if not terms:
             return []
         wanted = asked_for(tokens)
+        if wanted == "price" and self._ticket_keys:
+            terms = {token: self._as_ticket(token, term) for token, term in terms.items()}
         scores: dict[int, float] = {}
         matched: dict[int, float] = {}
         # Words that only say which kind of fact is wanted ("costa", "phone"): a passage stating such a

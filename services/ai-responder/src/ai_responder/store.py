@@ -341,10 +341,23 @@ async def remember_messages_and_recall(
     return contexts
 
 
-async def conversation_locale(session: AsyncSession, tenant_id: str, conversation_id: uuid.UUID) -> str | None:
-    """The locale the conversation started with, if this service has seen it start."""
-    return await session.scalar(
+async def conversation_so_far(
+    session: AsyncSession, tenant_id: str, conversation_id: uuid.UUID, limit: int
+) -> QuestionContext:
+    """The conversation's locale and its latest `limit` messages (oldest first), as this service has
+    seen them; nothing for a conversation of another tenant or one it has not seen start."""
+    locale = await session.execute(
         select(ConversationContext.locale).where(
             ConversationContext.conversation_id == conversation_id, ConversationContext.tenant_id == tenant_id
         )
     )
+    row = locale.first()
+    if row is None:
+        return QuestionContext()
+    latest = await session.execute(
+        select(RecentMessage.sender, RecentMessage.text)
+        .where(RecentMessage.conversation_id == conversation_id)
+        .order_by(RecentMessage.seq.desc())
+        .limit(limit)
+    )
+    return QuestionContext(locale=row.locale, history=[(sender, text) for sender, text in reversed(latest.all())])
