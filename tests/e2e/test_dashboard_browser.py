@@ -118,6 +118,15 @@ async def test_a_customer_asks_for_a_person_and_the_operator_takes_answers_and_c
     transcript = dashboard.get_by_test_id("transcript")
     await expect(transcript.locator('[data-sender="customer"]').first).to_contain_text("Voglio parlare")
 
+    # The customer asked for a person and nothing else: the copilot has no reply to suggest, and
+    # says so instead of offering the assistant's own "shall I call an operator?".
+    await dashboard.get_by_test_id("suggest").click()
+    await expect(dashboard.get_by_test_id("suggestion-none")).to_contain_text("ha chiesto una persona", timeout=15_000)
+    await expect(dashboard.get_by_test_id("use-suggestion")).to_have_count(0)
+    await dashboard.screenshot(path=str(shots(tmp_path) / "e2e-dashboard-no-suggestion.png"))
+    await dashboard.get_by_test_id("suggestion").get_by_role("button").click()
+    await expect(dashboard.get_by_test_id("suggestion")).to_have_count(0)
+
     # A canned response, sent with Enter, reaches the customer.
     composer = dashboard.get_by_test_id("composer")
     await composer.click()

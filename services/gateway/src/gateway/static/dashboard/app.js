@@ -550,7 +550,15 @@ function Composer({ t, state, c }) {
             }}><code>/${r.shortcut}</code> <strong>${r.title}</strong> <span class="muted">${r.text.slice(0, 70)}</span></li>`,
         )}
       </ul>`}
-      ${suggested && suggested.data &&
+      ${suggested && suggested.data && !suggested.data.text &&
+      html`<div class="suggestion" data-testid="suggestion">
+        <div class="suggestion-head"><strong>${t.suggestionTitle}</strong></div>
+        <div class="muted" data-testid="suggestion-none">${t.suggestionNone}</div>
+        <div class="suggestion-bar">
+          <button type="button" class="secondary" onClick=${() => setSuggested(null)}>${t.suggestionDismiss}</button>
+        </div>
+      </div>`}
+      ${suggested && suggested.data && suggested.data.text &&
       html`<div class="suggestion" data-testid="suggestion">
         <div class="suggestion-head"><strong>${t.suggestionTitle}</strong>
           <span class="muted small">${t.suggestionConfidence} ${Math.round(suggested.data.confidence * 100)}%</span></div>

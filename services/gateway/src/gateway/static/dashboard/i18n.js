@@ -57,6 +57,8 @@ const WORDS = {
     suggestionHandoff: "L'assistente avrebbe proposto un operatore: controlla prima di usarla.",
     suggestionUse: "Inserisci nel messaggio",
     suggestionDismiss: "Chiudi",
+    // The copilot found nothing grounded to say (the customer asked for a person and nothing else).
+    suggestionNone: "Nessuna risposta da suggerire: il cliente ha chiesto una persona e non ha fatto domande a cui la base di conoscenza risponda. Chiedigli come puoi aiutarlo.",
     suggestionNoQuestion: "Il cliente non ha ancora scritto nulla a cui rispondere.",
     composerReadOnly: "Prendi la conversazione per rispondere.",
     composerNotYours: "Non è una tua conversazione: puoi solo leggerla.",
@@ -432,6 +434,7 @@ const WORDS = {
     suggestionHandoff: "The assistant would have offered an operator: check before using it.",
     suggestionUse: "Insert into the message",
     suggestionDismiss: "Dismiss",
+    suggestionNone: "No reply to suggest: the customer asked for a person and asked nothing the knowledge base answers. Ask them how you can help.",
     suggestionNoQuestion: "The customer has not written anything to answer yet.",
     composerReadOnly: "Take the conversation to reply.",
     composerNotYours: "Not your conversation: read only.",
