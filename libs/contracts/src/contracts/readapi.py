@@ -250,6 +250,8 @@ class SuggestionView(BaseModel):
     question: str
     """What was answered: the customer's latest message(s)."""
     text: str
+    """Empty when there is nothing grounded to suggest: the customer asked for a person and nothing
+    the knowledge base answers (`handoff_reason` then says so)."""
     language: str
     confidence: float = Field(ge=0, le=1)
     mode: str
