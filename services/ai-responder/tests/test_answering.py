@@ -98,6 +98,67 @@ async def test_an_upset_request_for_a_person_is_a_request_from_an_upset_customer
     assert venting.sources[0].article_id == "dates-hours"
 
 
+IT_OFFER = "Certo! Vuoi che ti metta in contatto con un operatore?"
+EN_OFFER = "Of course! Would you like me to connect you with an operator?"
+IT_BUTTONS = [("request_operator", "Sì, chiama un operatore"), ("continue_ai", "No, continua con l'assistente")]
+EN_BUTTONS = [("request_operator", "Yes, call an operator"), ("continue_ai", "No, continue with the assistant")]
+
+
+async def test_a_question_asked_with_a_request_for_a_person_is_answered_before_the_offer(
+    responder: RetrievalResponder,
+) -> None:
+    italian = await ask(responder, "Quanto costano i biglietti? Vorrei parlare con un operatore")
+    assert [s.article_id for s in italian.sources] == ["ticket-prices"]
+    assert "9 €" in italian.text
+    assert italian.text.endswith(f"\n\n{IT_OFFER}")  # the offer last, right above its buttons
+    assert italian.handoff_reason == HandoffReason.CUSTOMER_REQUEST
+    assert 0.45 <= italian.confidence < 1.0  # the answer's own confidence
+    assert links(italian) == [("Acquista biglietti", BUY_URL)]
+    assert buttons(italian) == IT_BUTTONS
+    last_two = [a.type for a in italian.smart_actions][-2:]
+    assert last_two == [SmartActionType.REQUEST_OPERATOR, SmartActionType.CONTINUE_AI]
+    assert italian.cacheable
+    english = await ask(responder, "How much are the tickets? I'd like to talk to a person please")
+    assert english.language == "en"
+    assert [s.article_id for s in english.sources] == ["ticket-prices"]
+    assert "€9" in english.text
+    assert english.text.endswith(f"\n\n{EN_OFFER}")
+    assert english.handoff_reason == HandoffReason.CUSTOMER_REQUEST
+    assert links(english) == [("Buy tickets", BUY_URL)]
+    assert buttons(english) == EN_BUTTONS
+    # A request word outside the request's phrase ("chiamate") is no topic: not the contacts' phone.
+    parking = await ask(responder, "Quanto costa il parcheggio? Chiamate un operatore")
+    assert [s.article_id for s in parking.sources] == ["parking"]
+    assert parking.text.endswith(IT_OFFER)
+    # An "are you open on ...?" keeps its yes or no.
+    christmas = await ask(responder, "Siete aperti il 25 dicembre? Chiamatemi un operatore")
+    assert [s.article_id for s in christmas.sources] == ["dates-hours"]
+    assert christmas.text.startswith("Sì")
+    assert christmas.text.endswith(IT_OFFER)
+
+
+async def test_a_request_for_a_person_alone_or_with_what_the_kb_cannot_answer_gets_the_offer_only(
+    responder: RetrievalResponder,
+) -> None:
+    for text, offer, expected_buttons in (
+        ("Voglio parlare con un operatore", IT_OFFER, IT_BUTTONS),
+        ("Sì, chiama un operatore", IT_OFFER, IT_BUTTONS),  # "chiama" asks for the person, not the phone
+        ("I want to talk to a human", EN_OFFER, EN_BUTTONS),
+        # Not something the knowledge base answers: no guess, the person.
+        ("Quanto costa il parcheggio a Torino? Vorrei parlare con un operatore", IT_OFFER, IT_BUTTONS),
+        ("Can I bring my dog? I want to speak to a human", EN_OFFER, EN_BUTTONS),
+        # Upset and asking nothing: no article, as for any upset message.
+        ("Sono arrabbiato per il parcheggio, voglio un operatore", IT_OFFER, IT_BUTTONS),
+    ):
+        answer = await ask(responder, text)
+        assert answer.text == offer, text
+        assert answer.sources == [], text
+        assert answer.handoff_reason == HandoffReason.CUSTOMER_REQUEST, text
+        assert answer.confidence == 1.0, text
+        assert buttons(answer) == expected_buttons, text
+        assert links(answer) == [], text
+
+
 async def test_each_question_of_a_message_is_answered_from_its_own_article(responder: RetrievalResponder) -> None:
     answer = await ask(responder, "A che ora aprite? C'è un parcheggio?")
     assert [s.article_id for s in answer.sources] == ["dates-hours", "parking"]

@@ -124,6 +124,20 @@ async def test_no_model_call_without_evidence_or_for_a_person(knowledge, fake_ll
     assert fake_llm.requests == []
 
 
+async def test_a_question_with_a_request_for_a_person_is_answered_from_the_kb_without_the_model(
+    knowledge, fake_llm
+) -> None:
+    responder = make(knowledge, fake_llm.base_url)
+    answer = await responder.answer(
+        Question(tenant_id=TENANT, text="Quanto costano i biglietti? Vorrei parlare con un operatore")
+    )
+    assert [s.article_id for s in answer.sources] == ["ticket-prices"]
+    assert answer.text.endswith("Vuoi che ti metta in contatto con un operatore?")
+    assert answer.handoff_reason == HandoffReason.CUSTOMER_REQUEST
+    assert answer.mode == AnswerMode.RETRIEVAL
+    assert fake_llm.requests == []
+
+
 async def test_history_sent_only_for_follow_ups(knowledge, fake_llm) -> None:
     fake_llm.reply = lambda body: '{"answer": "La navetta passa nel fine settimana.", "answerable": true}'
     history = [(Sender.CUSTOMER, "C'è una navetta?"), (Sender.AI, "Sì, nel fine settimana.")]

@@ -128,6 +128,11 @@ _GOES_ON = re.compile(r"^\s*(e|ed|and|what about|how about|invece|e invece)\b", 
 _FOLLOW_UP = re.compile(_GOES_ON.pattern + r"\W*(\w+\W*){0,4}$", re.IGNORECASE)
 
 
+def _then(text: str, more: str) -> str:
+    """`more` as a paragraph after `text`, which ends a sentence first."""
+    return f"{text}\n\n{more}" if _SENTENCE_END.search(text) else f"{text}.\n\n{more}"
+
+
 @dataclass(frozen=True, slots=True)
 class Analysis:
     """What the KB and the policy say about a question, before any text is written."""
@@ -188,6 +193,10 @@ class TenantKnowledge:
         scan = self.policy.scan(question.text)
         hit = scan.hit
         smalltalk = self.policy.smalltalk(question.text) if hit is None else None
+        if hit is not None and hit.reason == HandoffReason.CUSTOMER_REQUEST:
+            # What a request for a person also asks is answered before the offer (`compose`): its
+            # request words, wherever they stand ("chiamate un operatore"), are no topic.
+            also_ignore |= self.policy.request_words(question.text)
         day = day_question(question.text)
         # The day asked about is not the topic ("Christmas" is not in an opening-hours text).
         ignore = self._subject_words | scan.noise | also_ignore | (day.words if day is not None else frozenset())
@@ -336,6 +345,20 @@ class TenantKnowledge:
         cacheable = not analysis.used_history and (confident or hit is not None or analysis.smalltalk is not None)
 
         if hit is not None and hit.reason == HandoffReason.CUSTOMER_REQUEST:
+            # "Quanto costano i biglietti? Vorrei un operatore": the knowledge base's answer first, as
+            # any answer, so the customer need not wait for a person to learn it; the offer stays,
+            # last, before its buttons. An upset message that asks nothing gets no article, as with
+            # negative sentiment.
+            if confident and (not analysis.upset or _QUESTION.search(question.text)):
+                answer = self.compose(question, replace(analysis, hit=None), body)
+                links = [a for a in answer.smart_actions if a.type == SmartActionType.OPEN_URL]
+                return answer.model_copy(
+                    update={
+                        "text": _then(answer.text, messages.handoff_offer),
+                        "smart_actions": links + self.handoff_buttons(language),
+                        "handoff_reason": hit.reason,
+                    }
+                )
             return Answer(
                 text=messages.handoff_offer,
                 language=language,
@@ -356,7 +379,7 @@ class TenantKnowledge:
             reason = hit.reason if hit is not None else None
             if reason is not None:
                 extra = messages.sensitive if reason == HandoffReason.SENSITIVE_TOPIC else messages.negative
-                text = f"{text}\n\n{extra}" if _SENTENCE_END.search(text) else f"{text}.\n\n{extra}"
+                text = _then(text, extra)
                 actions = [a for a in actions if a.type == SmartActionType.OPEN_URL] + self.handoff_buttons(language)
             return Answer(
                 text=text,
