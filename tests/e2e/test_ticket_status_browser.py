@@ -1,7 +1,9 @@
 """The public ticket status page in a real Chromium, against the whole running system: a ticket an
 operator opened (gateway → tickets service over Kafka), looked up by its number and email on a
 desktop, then opened from the signed link of an email on a phone, where the customer answers; a
-new ticket shows what was asked and when an answer is due; a bad link still offers the form."""
+new ticket shows what was asked and when an answer is due, and once that time has gone by, that
+the answer comes as soon as possible; the replies are timed in the tenant's zone as the deadline
+is; a bad link still offers the form."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -219,6 +221,42 @@ async def test_a_new_request_shows_what_was_asked_and_when_an_answer_is_due(
     await expect(part(page, "reply")).to_be_visible()
     assert await page.evaluate("document.documentElement.scrollWidth") <= 375
     await page.screenshot(path=str(tmp_path / "status-new-phone-en.png"), full_page=True)
+    await context.close()
+
+    # Read after the deadline, still unanswered: no time gone by, no time made up.
+    for lang, promise in (("it", "Ti risponderemo il prima possibile."), ("en", "We will answer as soon as possible.")):
+        context = await browser.new_context(viewport={"width": 375, "height": 740})
+        page = await context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.clock.install(time=due + timedelta(minutes=1))
+        await page.goto(f"{stack.url('gateway')}/tickets/status?t={token}&lang={lang}")
+        await expect(part(page, "ticket-due")).to_have_text(promise)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 375
+        await page.screenshot(path=str(tmp_path / f"status-late-phone-{lang}.png"), full_page=True)
+        await context.close()
+    assert errors == []
+
+
+async def test_a_reply_is_timed_in_the_tenants_zone_wherever_the_customer_reads_it(
+    browser: Browser, stack: Stack, ticket: dict[str, Any], tmp_path: Path
+) -> None:
+    async with await operator(stack) as http:
+        replies = (await http.get(f"/v1/tickets/{ticket['ticket_id']}")).json()["replies"]
+    [reply] = [r for r in replies if r["author"] == "operator"]
+    # As the deadline is written: in Rome's time, naming it; the reader is in New York.
+    replied = datetime.fromisoformat(reply["created_at"]).astimezone(ZoneInfo("Europe/Rome"))
+    token = sign(LINK_SECRET, TicketLink(tenant_id=DEMO_TENANT, ticket_id=uuid.UUID(ticket["ticket_id"])))
+    context = await browser.new_context(
+        viewport={"width": 375, "height": 740}, locale="en-US", timezone_id="America/New_York"
+    )
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(f"{stack.url('gateway')}/tickets/status?t={token}&lang=it")
+    operator_reply = part(page, "reply-item").filter(has_text="tutti i sentieri sono accessibili")
+    await expect(operator_reply.locator(".when")).to_have_text(f"{replied:%d/%m/%Y alle %H:%M} {replied.tzname()}")
+    await expect(part(page, "ticket-due")).to_be_hidden()  # answered
+    await page.screenshot(path=str(tmp_path / "status-reply-time-phone-it.png"), full_page=True)
     assert errors == []
     await context.close()
 

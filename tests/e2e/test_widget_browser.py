@@ -441,3 +441,32 @@ async def test_an_italian_browser_writing_english_gets_the_widget_in_english(
     await expect(confirmation.locator("h3")).to_have_text("Request registered")
     assert (await page.evaluate("window.LucineWidget.state()"))["lang"] == "en"
     await context.close()
+
+
+async def test_offer_buttons_drawn_in_italian_are_said_in_english_once_the_conversation_is(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="it-IT")
+    page = await context.new_page()
+    await page.goto(f"{stack.url('gateway')}/demo/{DEMO_TENANT}")  # no data-lang: the site chose no language
+    await widget(page, "launcher").click()
+    await ask(page, "Ciao, vorrei parlare con una persona")
+    answers = page.locator('[data-testid="message"][data-sender="ai"]')
+    offer = answers.first.locator('[data-testid="action-button"][data-handoff]')
+    await expect(offer).to_have_text(["Sì, chiama un operatore", "No, continua con l'assistente"], timeout=20_000)
+    await page.screenshot(path=str(tmp_path / "widget-offer-it.png"))
+
+    # The customer goes on in English; the assistant answers in English, and so does every word of
+    # the widget, the offer already on screen included.
+    await ask(page, "Actually, what time do you open in the evening?")
+    await expect(answers).to_have_count(2, timeout=20_000)
+    await expect(answers.nth(1).locator(".lw-sender")).to_have_text("Assistant")
+    await expect(offer).to_have_text(["Yes, call an operator", "No, continue with the assistant"])
+    await page.screenshot(path=str(tmp_path / "widget-offer-en.png"))
+
+    # Still the offer it was: choosing it asks for a person.
+    await offer.first.click()
+    await expect(widget(page, "status")).to_have_attribute(
+        "data-conversation-status", re.compile("QUEUED|TICKET_PENDING"), timeout=20_000
+    )
+    await context.close()

@@ -1493,6 +1493,92 @@ async def test_browser_the_history_read_after_a_reload_sets_the_language_unless_
         await ctx.close()
 
 
+ITALIAN_OFFER = [
+    {"type": "open_url", "label": "Acquista biglietti", "url": "https://lucinedinatale.it/products/x"},
+    {"type": "request_operator", "label": "Sì, chiama un operatore"},
+    {"type": "continue_ai", "label": "No, continua con l'assistente"},
+]
+
+
+async def _handoff_labels(page: Any) -> list[str]:
+    buttons = page.locator("[data-testid=action-button][data-handoff]")
+    return [str(text) for text in await buttons.all_inner_texts()]
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_buttons_drawn_before_a_language_change_are_said_again_in_the_new_one(
+    browser: Any, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.lang_attr = None  # the site chose no language: the widget follows the conversation
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await _open_and_send(page, "Vorrei parlare con una persona")
+        # An Italian answer offering a person, then the conversation service's own offer (a notice,
+        # which carries no language): both drawn while the widget speaks Italian.
+        await gw.add("ai", "Certo. Vuoi che chiami un operatore?", actions=ITALIAN_OFFER, language="it")
+        await gw.add("system", "Vuoi parlare con un operatore?", actions=ITALIAN_OFFER[1:])
+        await expect(page.locator("[data-testid=action-button][data-handoff]")).to_have_count(4)
+        assert await _handoff_labels(page) == ["Sì, chiama un operatore", "No, continua con l'assistente"] * 2
+        await page.screenshot(path=str(tmp_path / "widget-handoff-it.png"))
+
+        # The customer goes on in English and the assistant answers in English: so does the widget,
+        # the buttons already on screen included.
+        await _send(page, "Actually, what time do you open?")
+        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        await gw.add("ai", "We open at 5:30 pm.", language="en")
+        assert (await _state(page))["lang"] == "en"
+        english = ["Yes, call an operator", "No, continue with the assistant"] * 2
+        await expect(page.locator("[data-testid=action-button][data-handoff]")).to_have_text(english)
+        shown = await _panel_text(page)
+        assert [w for w in ("Sì, chiama", "continua con") if w in shown] == [], shown
+        # A link of the answer is the answer's own words, in its language like its text above it.
+        link = page.locator("[data-testid=action-button][data-action=open_url]")
+        await expect(link).to_have_text("Acquista biglietti")
+        await expect(link).to_have_attribute("aria-label", "Acquista biglietti (opens in a new tab)")
+        # The newest offer still works once said again.
+        newest = page.locator("[data-testid=action-button][data-action=request_operator]").last
+        await expect(newest).to_be_enabled()
+        await page.screenshot(path=str(tmp_path / "widget-handoff-en.png"))
+
+        # Back in Italian, the server's own labels again.
+        await gw.add("ai", "Apriamo alle 17:30.", language="it")
+        await expect(page.locator("[data-testid=action-button][data-handoff]")).to_have_text(
+            ["Sì, chiama un operatore", "No, continua con l'assistente"] * 2
+        )
+        await newest.click()
+        await _wait(lambda: _async(gw.action_posts == [{"action": "request_operator"}]))
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_a_tenants_handoff_label_wins_in_its_language_and_the_widgets_words_elsewhere(
+    browser: Any,
+) -> None:
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.lang_attr = None
+    gw.config = _config("email")
+    gw.config["appearance"]["texts"] = {"en": {"operator_button": "Get me a person"}}
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await expect(page.locator("[data-config=applied]")).to_have_count(1)
+        await _open_and_send(page, "Vorrei parlare con una persona")
+        await gw.add("ai", "Certo. Vuoi che chiami un operatore?", actions=ITALIAN_OFFER, language="it")
+        buttons = page.locator("[data-testid=action-button][data-handoff]")
+        await expect(buttons).to_have_text(["Sì, chiama un operatore", "No, continua con l'assistente"])
+        await gw.add("ai", "We open at 5:30 pm.", language="en")
+        await expect(buttons).to_have_text(["Get me a person", "No, continue with the assistant"])
+    finally:
+        await ctx.close()
+
+
 # ---- the 4,000-character limit of a message, told to the customer
 
 LIMIT_WORDS = {

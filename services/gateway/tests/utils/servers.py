@@ -704,20 +704,21 @@ class TicketsApi:
         priority: str = "normal",
         assignee_id: str | None = None,
         answer_due: datetime | None = None,
+        created_at: datetime | None = None,
     ) -> TicketView:
         ticket_id = uuid.uuid4()
-        now = datetime.now(UTC)
+        opened = created_at or datetime.now(UTC)
         view = TicketView(
             ticket_id=ticket_id,
             tenant_id=tenant_id,
-            ticket_number=f"TCK-{now.year}-{ticket_id.int % 10**6:06d}",
+            ticket_number=f"TCK-{opened.year}-{ticket_id.int % 10**6:06d}",
             status=status,
             priority=priority,
             assignee_id=assignee_id,
             contact_name="Anna Rossi",
             subject="Biglietti per il 24 dicembre",
-            created_at=now,
-            updated_at=now,
+            created_at=opened,
+            updated_at=opened,
             sla_state="on_time",
             contact={"name": "Anna Rossi", "email": email, "phone": phone},
             message="Vorrei sapere se ci sono ancora biglietti per la vigilia.",
@@ -727,11 +728,18 @@ class TicketsApi:
             self.answer_due[str(ticket_id)] = answer_due
         return view
 
-    def reply(self, ticket_id: uuid.UUID, author: str, text: str, reply_id: uuid.UUID | None = None) -> None:
+    def reply(
+        self,
+        ticket_id: uuid.UUID,
+        author: str,
+        text: str,
+        reply_id: uuid.UUID | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
         """A public reply the tickets service has stored."""
         view = self.tickets[str(ticket_id)]
         reply = TicketOperatorReplyView(
-            reply_id=reply_id or uuid.uuid4(), author=author, text=text, created_at=datetime.now(UTC)
+            reply_id=reply_id or uuid.uuid4(), author=author, text=text, created_at=created_at or datetime.now(UTC)
         )
         self.tickets[str(ticket_id)] = view.model_copy(update={"replies": [*view.replies, reply]})
 

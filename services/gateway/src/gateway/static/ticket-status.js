@@ -25,7 +25,8 @@
       repliesTitle: "Risposte",
       requestTitle: "La tua richiesta",
       due: "Ti risponderemo entro il {d}.",
-      noReplies: "Nessuna risposta per ora: ti scriveremo al più presto.",
+      dueSoon: "Ti risponderemo il prima possibile.",
+      noReplies: "Nessuna risposta per ora.",
       replyTitle: "Rispondi",
       replyLabel: "Il tuo messaggio",
       replyButton: "Invia",
@@ -69,7 +70,8 @@
       repliesTitle: "Replies",
       requestTitle: "Your request",
       due: "We will answer by {d}.",
-      noReplies: "No replies yet: we will write to you soon.",
+      dueSoon: "We will answer as soon as possible.",
+      noReplies: "No replies yet.",
       replyTitle: "Reply",
       replyLabel: "Your message",
       replyButton: "Send",
@@ -118,6 +120,7 @@
   var T = STRINGS[lang];
   var NUMBER_RE = /^[A-Za-z]{2,5}-[0-9]{4}-[0-9]{6,10}$/;
   var POLL_MS = [800, 1500, 2500, 4000, 6000];
+  var MAX_TIMEOUT_MS = 2147483647; // longer delays fire at once in browsers
 
   function $(testid) {
     return document.querySelector('[data-testid="' + testid + '"]');
@@ -170,21 +173,6 @@
     node.hidden = !message;
   }
 
-  function when(iso, withTime) {
-    var d = new Date(iso);
-    if (isNaN(d.getTime())) {
-      return "";
-    }
-    var options = withTime
-      ? { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }
-      : { day: "numeric", month: "long", year: "numeric" };
-    try {
-      return d.toLocaleString(lang === "it" ? "it-IT" : "en-GB", options);
-    } catch (e) {
-      return d.toISOString();
-    }
-  }
-
   // The zone of a moment as the emails name it: its abbreviation (CET, CEST, EST, BST), which
   // browsers give in some locales only, else its offset (UTC+05:45) as the email writes it.
   function zoneName(d, zone) {
@@ -210,9 +198,10 @@
     return m ? "UTC" : offset;
   }
 
-  // A promised time as the acknowledgment email writes it, in the tenant's zone and naming it
-  // (`12/12/2025 alle 14:30 CET`, `01 Jul 2026 at 18:00 CEST`): the customer may be elsewhere.
-  function dueAt(iso, zone) {
+  // The one way this page writes a moment (the promised answer, a reply, the opening): as the
+  // acknowledgment email writes it, in the tenant's zone and naming it (`12/12/2025 alle 14:30 CET`,
+  // `01 Jul 2026 at 18:00 CEST`), so that the times of one ticket read alike wherever the customer is.
+  function tenantTime(iso, zone) {
     var d = new Date(iso);
     if (isNaN(d.getTime())) {
       return "";
@@ -289,6 +278,7 @@
   // ------------------------------------------------------------------ the ticket
 
   var current = null; // the PublicTicketView shown
+  var dueTimer = null; // says the promise again when its time passes with the page open
   var viaLink = false; // shown by the link's token (which can answer), not by number and contact
   var pending = {}; // reply_id -> text, sent but not yet in the ticket's replies
 
@@ -298,10 +288,9 @@
     var badge = $("ticket-status");
     badge.textContent = T.status[view.status] || view.status;
     badge.setAttribute("data-status", view.status);
-    $("ticket-opened").textContent = T.opened.replace("{d}", when(view.created_at, false));
+    $("ticket-opened").textContent = T.opened.replace("{d}", tenantTime(view.created_at, view.time_zone));
     showTenant(view.tenant_name);
-    var due = view.answer_due && view.status !== "RESOLVED" && view.status !== "CLOSED" ? dueAt(view.answer_due, view.time_zone) : "";
-    show("ticket-due", due ? T.due.replace("{d}", due) : "");
+    showDue(view);
     var request = typeof view.request === "string" ? view.request : "";
     $("ticket-request").textContent = request;
     $("ticket-request-box").hidden = !request.trim();
@@ -312,7 +301,8 @@
     var replies = Array.isArray(view.replies) ? view.replies : [];
     for (var j = 0; j < replies.length; j++) {
       delete pending[replies[j].reply_id];
-      list.appendChild(replyItem(replies[j].author, replies[j].text, when(replies[j].created_at, true), false));
+      var time = tenantTime(replies[j].created_at, view.time_zone);
+      list.appendChild(replyItem(replies[j].author, replies[j].text, time, false));
     }
     for (var id in pending) {
       if (Object.prototype.hasOwnProperty.call(pending, id)) {
@@ -324,6 +314,39 @@
     var closed = view.status === "CLOSED";
     $("reply").hidden = !viaLink || closed;
     $("closed-note").hidden = !(viaLink && closed);
+  }
+
+  function answered(view) {
+    var replies = Array.isArray(view.replies) ? view.replies : [];
+    for (var k = 0; k < replies.length; k++) {
+      if (replies[k].author !== "customer") {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // What is owed before the first answer: the promised time while it is ahead; once it has passed
+  // unanswered, no time at all (a time in the past, or a new one made up, would not be true).
+  // Nothing once someone answered or the ticket is solved.
+  function showDue(view) {
+    clearTimeout(dueTimer);
+    var due = view.answer_due ? new Date(view.answer_due).getTime() : NaN;
+    if (isNaN(due) || view.status === "RESOLVED" || view.status === "CLOSED" || answered(view)) {
+      show("ticket-due", "");
+      return;
+    }
+    var left = due - Date.now();
+    if (left <= 0) {
+      show("ticket-due", T.dueSoon);
+      return;
+    }
+    show("ticket-due", T.due.replace("{d}", tenantTime(view.answer_due, view.time_zone)));
+    if (left < MAX_TIMEOUT_MS) {
+      dueTimer = setTimeout(function () {
+        showDue(view);
+      }, left + 1000);
+    }
   }
 
   function replyItem(author, text, time, isPending) {

@@ -99,6 +99,8 @@
       queuedAt: "In attesa di un operatore: sei {p}° in coda",
       queuedWait: " (circa {m} min)",
       askPerson: "Parla con una persona",
+      handoffYes: "Sì, chiama un operatore",
+      handoffNo: "No, continua con l'assistente",
       withOperator: "Sei in chat con un operatore",
       ticketPending: "Lasciaci i tuoi contatti: ti risponderemo al più presto",
       ticketCreated: "Richiesta di assistenza registrata",
@@ -194,6 +196,8 @@
       queuedAt: "Waiting for an operator: you are number {p} in the queue",
       queuedWait: " (about {m} min)",
       askPerson: "Talk to a person",
+      handoffYes: "Yes, call an operator",
+      handoffNo: "No, continue with the assistant",
       withOperator: "You are chatting with an operator",
       ticketPending: "Leave us your contact details: we will get back to you soon",
       ticketCreated: "Support request registered",
@@ -2004,10 +2008,14 @@
     }
   }
 
-  // A handoff button says the tenant's label in the widget's language, else the server's.
+  // A handoff button says the tenant's label in the widget's language; else the server's, which is
+  // in the language the widget spoke when it was drawn (the answer's, or the conversation's for a
+  // notice); once the widget speaks another, the widget's own words for it.
+  var HANDOFF_WORDS = { request_operator: "handoffYes", continue_ai: "handoffNo" };
   function labelHandoff(btn) {
     var action = btn.getAttribute("data-action");
-    btn.textContent = handoffLabels[action] || btn.getAttribute("data-label") || action;
+    var server = btn.getAttribute("data-label-lang") === lang ? btn.getAttribute("data-label") : null;
+    btn.textContent = handoffLabels[action] || server || T[HANDOFF_WORDS[action]] || btn.getAttribute("data-label") || action;
   }
 
   // ---------------------------------------------------------------------------
@@ -2161,7 +2169,8 @@
           "data-testid": "action-button",
           "data-action": a.type,
           "data-handoff": "true",
-          "data-label": label // the server's, in the conversation's language
+          "data-label": label, // the server's, in the conversation's language
+          "data-label-lang": lang
         });
         labelHandoff(btn);
         btn.addEventListener("click", onHandoffClick);
