@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from contracts import new_envelope
 from contracts.events import AnswerFeedbackGiven
@@ -47,7 +46,6 @@ pytestmark = pytest.mark.e2e
 
 GIULIA = ("giulia", "lucine-demo-giulia", "lucine-giulia")
 SOFIA = ("sofia", "lucine-demo-sofia", "lucine-sofia")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
 
 
 @pytest.fixture(scope="module")
@@ -362,16 +360,6 @@ async def test_the_figures_of_a_known_mix_survive_a_duplicate_a_late_event_and_a
 
 
 # ------------------------------------------------------------------------------ the page, in a browser
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is required: `make test` installs it (infra/localinfra.py browser)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 @pytest.mark.browser

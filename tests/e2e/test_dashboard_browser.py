@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from devkit.stack import Stack
 from devkit.testing import eventually
@@ -21,22 +19,11 @@ from devkit.testing import eventually
 from .conftest import DEMO_TENANT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
 VIEWPORT = {"width": 1366, "height": 768}
 # Seeded by the gateway outside production from services/gateway/operators/lucine-di-natale.yaml.
 OPERATOR = ("giulia", "lucine-demo-giulia")
 RIVALS = {"Giulia": OPERATOR, "Marco": ("marco", "lucine-demo-marco")}
 SUPERVISOR = ("sofia", "lucine-demo-sofia")
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is required: `make test` installs it (infra/localinfra.py browser)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 def shots(tmp_path: Path) -> Path:

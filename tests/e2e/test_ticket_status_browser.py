@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from contracts.ticketlinks import TicketLink, sign
 from devkit.stack import Stack
@@ -28,19 +26,8 @@ from devkit.stack import Stack
 from .conftest import DEMO_TENANT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
 # The tickets service's link secret in the stack: its default unless the environment sets one.
 LINK_SECRET = os.environ.get("TICKET_LINK_SECRET", "dev-secret-change-me")
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is required: `make test` installs it (infra/localinfra.py browser)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 async def operator(stack: Stack) -> httpx.AsyncClient:

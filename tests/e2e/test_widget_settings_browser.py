@@ -3,23 +3,20 @@ page in a real Chromium against the whole running system."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from devkit.stack import REPO, SERVICES, Stack
 
 from .conftest import DEMO_TENANT, DEMO_WIDGET_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
 ADMIN = ("widget-admin", "lucine-e2e-widget-admin")
 APPEARANCE = {
     "primary_color": "#1d4ed8",
@@ -33,16 +30,6 @@ APPEARANCE = {
         }
     },
 }
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is required: `make test` installs it (infra/localinfra.py browser)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 def create_admin(stack: Stack) -> None:

@@ -34,7 +34,6 @@ from servicekit.http import ApiError, error_response
 STATIC = Path(__file__).resolve().parents[1] / "src" / "gateway" / "static"
 DASHBOARD = STATIC / "dashboard"
 VENDOR = STATIC / "vendor"
-CHROMIUM = "/usr/bin/chromium"
 ORIGIN = "http://gateway.test"
 TENANT = "lucine-di-natale"
 
@@ -459,22 +458,6 @@ class FakeOperatorApi:
 
 async def _json(route: Any, status: int, body: dict[str, Any]) -> None:
     await route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
-
-
-@pytest.fixture
-async def browser() -> Any:
-    from playwright.async_api import async_playwright
-
-    assert Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM}) is required: run `make test`"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 def _shots(tmp_path: Path) -> Path:

@@ -35,7 +35,6 @@ WIDGET = STATIC / "widget.js"
 DEMO = STATIC / "demo.html"
 PLAIN_DEMO = STATIC / "demo-tenant.html"
 SEEDS = Path(__file__).resolve().parents[1] / "demo"
-CHROMIUM = "/usr/bin/chromium"
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,34 +477,8 @@ async def _json(route, status: int, payload: dict[str, Any], headers: dict[str, 
     )
 
 
-def _browser_available() -> bool:
-    if not Path(CHROMIUM).exists():
-        return False
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 # Never skipped: `make test` installs Debian's Chromium, and a missing browser must fail loudly.
 browser_test = pytest.mark.browser
-
-
-@pytest.fixture
-async def browser():
-    from playwright.async_api import async_playwright
-
-    assert _browser_available(), f"Chromium ({CHROMIUM}) and Playwright are required: run `make test`"
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def _open_page(browser, gw: FakeGateway, *, viewport=None, context=None):

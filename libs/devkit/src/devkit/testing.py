@@ -1,4 +1,5 @@
-"""pytest fixtures for tests that need real infrastructure (registered by the root conftest.py).
+"""pytest fixtures for tests that need real infrastructure or a real browser (registered by the root
+conftest.py).
 
 Endpoints come from env vars when given (KAFKA_BOOTSTRAP_SERVERS, POSTGRES_HOST...); else from
 testcontainers when a Docker engine answers; else from the repository's local infrastructure
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -22,6 +24,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from playwright.async_api import Browser, async_playwright
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -174,6 +177,25 @@ async def database(infra: Infra) -> AsyncIterator[str]:
     name = await create_database(infra)
     yield name
     await drop_database(infra, name)
+
+
+# Debian's Chromium in a container or CI runner: no sandbox (root), no GPU, nothing fetched on its
+# own (updates, safe browsing) while a test measures the page.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium driven by Playwright, one per test module (each test opens its own
+    context). Never skipped: `make test` installs it, and a missing browser fails loudly."""
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is required: `make test` installs it (infra/localinfra.py browser)"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
 
 
 async def topic_end_offsets(infra: Infra, topic: str) -> dict[TopicPartition, int]:
