@@ -21,10 +21,9 @@ from devkit.stack import REPO, SERVICES, Stack
 from devkit.widget_client import Stream, start_conversation
 
 from .conftest import DEMO_TENANT, DEMO_WIDGET_KEY
-from .test_dashboard_browser import browser, log_in, operator_context, shots
+from .test_dashboard_browser import log_in, operator_context, shots
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-__all__ = ["browser"]  # the module's Chromium, shared with the other dashboard tests
 
 ADMIN = ("elena", "lucine-e2e-admin-elena")
 UNANSWERED = "Avete una pista di pattinaggio sul ghiaccio?"

@@ -25,11 +25,10 @@ from playwright.async_api import Browser, Page, expect
 from devkit.stack import Stack, free_port
 
 from .conftest import Outside
-from .test_dashboard_browser import browser, log_in, log_in_and_go_online, operator_context, shots
+from .test_dashboard_browser import log_in, log_in_and_go_online, operator_context, shots
 from .test_ticket_notifications import mails_to, plain
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-__all__ = ["browser"]
 
 COLOUR, COLOUR_RGB = "#7a1f5c", "rgb(122, 31, 92)"
 GREETING = "Benvenuti in gelateria! Chiedeteci dei gusti."

@@ -20,10 +20,9 @@ from playwright.async_api import Browser, expect
 from devkit.stack import REPO, SERVICES, Stack
 
 from .conftest import DEMO_TENANT, DEMO_WIDGET_KEY
-from .test_dashboard_browser import SUPERVISOR, browser, log_in, operator_context, shots
+from .test_dashboard_browser import SUPERVISOR, log_in, operator_context, shots
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-__all__ = ["browser"]
 
 ADMIN = ("livia", "lucine-e2e-admin-livia")
 COLOUR = "#1f5fbf"

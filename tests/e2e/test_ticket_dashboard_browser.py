@@ -20,11 +20,10 @@ from playwright.async_api import Browser, Page, expect
 
 from devkit.stack import Stack
 
-from .test_dashboard_browser import SUPERVISOR, browser, log_in, operator_context, shots
+from .test_dashboard_browser import SUPERVISOR, log_in, operator_context, shots
 from .test_ticket_notifications import GIULIA, access_token, leave_a_ticket, nobody_online, ticket_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-__all__ = ["browser"]  # the module's Chromium, shared with the other dashboard tests
 
 
 async def open_ticket(gateway: httpx.AsyncClient, operator: dict[str, str], **fields: Any) -> str:

@@ -21,9 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from .test_dashboard_static import DASHBOARD, ORIGIN, SINKS, TENANT, _get, _json, _shots, _token, browser
-
-__all__ = ["browser"]
+from .test_dashboard_static import DASHBOARD, ORIGIN, SINKS, TENANT, _get, _json, _shots, _token
 
 PUBLIC_PAGES = ["/dashboard/signup", "/dashboard/verify?t=abc", "/dashboard/invite?t=abc"]
 
