@@ -110,6 +110,8 @@ async def test_an_admin_manages_the_knowledge_base(browser: Browser, stack: Stac
     await cloakroom.click()
     await expect(page.get_by_test_id("kb-article-title")).to_have_text("Guardaroba")
     await page.get_by_test_id("kb-edit").click()
+    # The editor puts the cursor in the title once it has opened: typing before that would go there.
+    await expect(page.get_by_test_id("kb-editor-title-it")).to_be_focused()
     body = page.get_by_test_id("kb-editor-body-it")
     await body.fill("Il guardaroba all'ingresso principale costa 2 € a capo e chiude alle 23:00.")
     await page.get_by_test_id("kb-editor-note").fill("guardaroba a pagamento")
