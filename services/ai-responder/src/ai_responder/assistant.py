@@ -64,6 +64,10 @@ class Assistant:
         self.responder: CachingResponder | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._last_reload = 0.0
+        # One reload at a time: two at once (the refresher's and an admin change's) may finish in
+        # the other order, and the one that read the database first would put back the older
+        # knowledge base after the change had been applied and answered.
+        self._reloading = asyncio.Lock()
 
     async def answer_all(self, questions: Sequence[Question]) -> list[Answer]:
         """Answers a batch of questions. A tenant not known yet triggers one early reload, so a
@@ -88,6 +92,10 @@ class Assistant:
         return asyncio.get_running_loop().time() - self._last_reload
 
     async def reload(self) -> None:
+        async with self._reloading:
+            await self._reload()
+
+    async def _reload(self) -> None:
         self._last_reload = asyncio.get_running_loop().time()
         async with self.sessions() as session:
             versions, bases = await load_knowledge_bases(session)
