@@ -205,6 +205,11 @@ class ContactDetails(BaseModel):
     preferred_contact: ContactChannel = ContactChannel.EMAIL
 
 
+def shortened(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with an ellipsis when longer (a list line, a subject)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 class TranscriptLine(BaseModel):
     """One message of a transcript excerpt; a longer text is cut (see `excerpt_text`)."""
 
@@ -217,8 +222,7 @@ class TranscriptLine(BaseModel):
     @staticmethod
     def excerpt_text(text: str) -> str:
         """`text`, cut to the line bound with an ellipsis when longer."""
-        limit = TRANSCRIPT_EXCERPT_LINE_CHARS
-        return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+        return shortened(text, TRANSCRIPT_EXCERPT_LINE_CHARS)
 
 
 class TranscriptExcerpt(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from contracts.common import ContactChannel, ContactDetails, DeliveryChannel, Sender, TranscriptExcerpt
+from contracts.common import ContactChannel, ContactDetails, DeliveryChannel, Sender, TranscriptExcerpt, shortened
 from contracts.envelope import Payload
 from contracts.events import AccountEmailKind
 
@@ -164,8 +164,7 @@ SUBJECT_LINE_CHARS = 80  # of the ticket's subject in an email's: the rest of a 
 
 def subject_line(subject: str) -> str:
     """The ticket's subject as an email subject shows it: one line, cut to a list line's length."""
-    line = " ".join(subject.split())
-    return line if len(line) <= SUBJECT_LINE_CHARS else line[: SUBJECT_LINE_CHARS - 1].rstrip() + "…"
+    return shortened(" ".join(subject.split()), SUBJECT_LINE_CHARS)
 
 
 def ticket_thread_id(ticket_id: uuid.UUID, mail_domain: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from contracts.common import HandoffReason, TicketPriority, TicketStatus
+from contracts.common import HandoffReason, TicketPriority, TicketStatus, shortened
 from contracts.readapi import SlaState
 
 S = TicketStatus
@@ -175,7 +175,7 @@ def subject_from(message: str, customer_lines: Sequence[str]) -> str:
     for text in (message, *customer_lines):
         first = next((line.strip() for line in text.splitlines() if line.strip()), "")
         if first:
-            return first if len(first) <= SUBJECT_CHARS else first[: SUBJECT_CHARS - 1].rstrip() + "…"
+            return shortened(first, SUBJECT_CHARS)
     return ""
 
 
