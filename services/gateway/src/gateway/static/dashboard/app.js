@@ -550,24 +550,20 @@ function Composer({ t, state, c }) {
             }}><code>/${r.shortcut}</code> <strong>${r.title}</strong> <span class="muted">${r.text.slice(0, 70)}</span></li>`,
         )}
       </ul>`}
-      ${suggested && suggested.data && !suggested.data.text &&
-      html`<div class="suggestion" data-testid="suggestion">
-        <div class="suggestion-head"><strong>${t.suggestionTitle}</strong></div>
-        <div class="muted" data-testid="suggestion-none">${t.suggestionNone}</div>
-        <div class="suggestion-bar">
-          <button type="button" class="secondary" onClick=${() => setSuggested(null)}>${t.suggestionDismiss}</button>
-        </div>
-      </div>`}
-      ${suggested && suggested.data && suggested.data.text &&
+      ${suggested && suggested.data &&
       html`<div class="suggestion" data-testid="suggestion">
         <div class="suggestion-head"><strong>${t.suggestionTitle}</strong>
-          <span class="muted small">${t.suggestionConfidence} ${Math.round(suggested.data.confidence * 100)}%</span></div>
-        <div class="suggestion-text" data-testid="suggestion-text"><${RichText} text=${suggested.data.text} /></div>
-        ${suggested.data.sources.length > 0 &&
-        html`<div class="muted small" data-testid="suggestion-sources">${t.suggestionSources}: ${suggested.data.sources.map((s) => s.title).join(" · ")}</div>`}
-        ${suggested.data.handoff_reason && html`<div class="muted small">${t.suggestionHandoff}</div>`}
+          ${suggested.data.text &&
+          html`<span class="muted small">${t.suggestionConfidence} ${Math.round(suggested.data.confidence * 100)}%</span>`}</div>
+        ${suggested.data.text
+          ? html`<div class="suggestion-text" data-testid="suggestion-text"><${RichText} text=${suggested.data.text} /></div>
+              ${suggested.data.sources.length > 0 &&
+              html`<div class="muted small" data-testid="suggestion-sources">${t.suggestionSources}: ${suggested.data.sources.map((s) => s.title).join(" · ")}</div>`}
+              ${suggested.data.handoff_reason && html`<div class="muted small">${t.suggestionHandoff}</div>`}`
+          : html`<div class="muted" data-testid="suggestion-none">${t.suggestionNone}</div>`}
         <div class="suggestion-bar">
-          <button type="button" class="primary" disabled=${!writable} onClick=${insertSuggestion} data-testid="use-suggestion">${t.suggestionUse}</button>
+          ${suggested.data.text &&
+          html`<button type="button" class="primary" disabled=${!writable} onClick=${insertSuggestion} data-testid="use-suggestion">${t.suggestionUse}</button>`}
           <button type="button" class="secondary" onClick=${() => setSuggested(null)}>${t.suggestionDismiss}</button>
         </div>
       </div>`}
