@@ -19,12 +19,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from playwright.async_api import Browser, async_playwright
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +36,9 @@ from servicekit.db import OutboxRecord, Timer
 from servicekit.kafka import create_broker
 from servicekit.timers import TimerFirer
 from servicekit.topics import admin_client, delete_topics, ensure_topics
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -188,6 +190,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium driven by Playwright, one per test module (each test opens its own
     context). Never skipped: `make test` installs it, and a missing browser fails loudly."""
+    from playwright.async_api import async_playwright  # only for the tests that open a browser
+
     executable = shutil.which("chromium")
     assert executable, "Debian's chromium is required: `make test` installs it (infra/localinfra.py browser)"
     async with async_playwright() as playwright:
