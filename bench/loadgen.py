@@ -138,6 +138,13 @@ class Widget:
             await response.read()
             return response.status
 
+    async def send(self, text: str) -> None:
+        """Sends a message on the stream, as the widget does while its socket is open; the
+        gateway answers with an `accepted` or an `error` frame."""
+        assert self.socket is not None
+        message = {"type": "message", "client_message_id": uuid.uuid4().hex, "text": text}
+        await self.socket.send_str(json.dumps(message))
+
     async def receive_until(self, predicate: Any) -> dict[str, Any]:
         while True:
             frame = await self.frames.get()
@@ -157,7 +164,8 @@ class Widget:
 class Turns:
     """Open loop: tickets are issued at the target rate whatever the replies do; idle customers
     take them (one turn in flight per customer). A ticket that finds a backlog of a full second
-    is shed and counted. Latency runs from just before the POST to the AI reply frame."""
+    is shed and counted. Latency runs from just before the message is sent (on the socket, or
+    POSTed) to the AI reply frame."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -229,12 +237,17 @@ class Turns:
         keep = True
         try:
             async with asyncio.timeout(self.args.timeout):
-                status = await widget.post(text)
-                if status != 202:
-                    outcome = f"http_{status}"
+                if self.args.messages_over == "http":
+                    status = await widget.post(text)
+                    if status != 202:
+                        outcome = f"http_{status}"
                 else:
-                    frame = await widget.receive_until(is_ai_message)
-                    if offers_handoff(frame["message"]):
+                    await widget.send(text)
+                if outcome == "ok":
+                    frame = await widget.receive_until(lambda frame: is_ai_message(frame) or frame["type"] == "error")
+                    if frame["type"] == "error":
+                        outcome = f"http_{frame['status']}"
+                    elif offers_handoff(frame["message"]):
                         self.handoffs[text] += 1
                         keep = False
         except TimeoutError:
@@ -920,6 +933,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--customers", type=int, default=500)
+    parser.add_argument(
+        "--messages-over", choices=("socket", "http"), default="socket", help="turns: how customers send a message"
+    )
     parser.add_argument("--timeout", type=float, default=10)
     parser.add_argument("--pid", type=int, default=0, help="the gateway process whose RSS is read")
     parser.add_argument("--count", type=int, default=10_000)

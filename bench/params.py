@@ -24,6 +24,7 @@ class Params:
     warmup: float
     target_tps: float
     customers: int  # concurrent simulated customers (each at most one turn in flight)
+    messages_over: str  # "socket": customers send on their stream, as the widget does; "http": POST
     turn_timeout: float
     sockets: int  # idle WebSockets to hold on one gateway process
     socket_step: int
@@ -55,6 +56,7 @@ class Params:
             warmup=_float("BENCH_WARMUP", 10),
             target_tps=target,
             customers=_int("BENCH_CUSTOMERS", max(100, int(target))),
+            messages_over=os.environ.get("BENCH_MESSAGES_OVER") or "socket",
             turn_timeout=_float("BENCH_TURN_TIMEOUT", 10),
             sockets=_int("BENCH_SOCKETS", 10_000),
             socket_step=_int("BENCH_SOCKET_STEP", 1000),

@@ -62,6 +62,7 @@ def turns_scenario(
     args = ["turns", "--gateway", stack.url("gateway"), "--tps", str(params.target_tps)]
     args += ["--seconds", str(params.seconds), "--warmup", str(params.warmup)]
     args += ["--customers", str(params.customers), "--timeout", str(params.turn_timeout)]
+    args += ["--messages-over", params.messages_over]
     # Then it waits (up to 300 s) for the services to be as quiet as when idle, plus a tenth of a core.
     services = {name: p.pid for name, p in stack.processes.items()}
     idle_percent = sum(idle.get(name, 0) for name in services)
@@ -128,6 +129,7 @@ def capacity_scenario(
         f"{params.capacity_bisections} bisections, then {params.light_fraction:.0%} of the capacity"
     )
     args = ["capacity", "--gateway", stack.url("gateway"), "--customers", str(params.customers)]
+    args += ["--messages-over", params.messages_over]
     args += ["--timeout", str(params.turn_timeout), "--warmup", str(params.capacity_warmup)]
     args += ["--seconds", str(params.capacity_seconds), "--start-tps", str(params.capacity_start)]
     args += ["--step-tps", str(params.capacity_step), "--max-tps", str(params.capacity_max)]

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 
 MESSAGES_ROUTE = "/v1/conversations/{conversation_id}/messages"
 ACTIONS_ROUTE = "/v1/conversations/{conversation_id}/actions"
+STREAM_ROUTE = "/v1/conversations/{conversation_id}/stream"
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,34 @@ async def test_one_customer_turn_is_one_trace_from_the_request_to_the_websocket_
     handled = next(s for s in trace if s.name == "handle ai.reply_generated" and s.service == "conversation")
     assert handled.attributes["messaging.consumer.group.name"] == "conversation"
     assert handled.attributes["messaging.destination.name"].endswith("ai.replies.v1")
+
+
+async def test_a_message_sent_on_the_stream_is_one_trace_from_the_socket_to_the_push(
+    traced_stack: tuple[Stack, Path],
+) -> None:
+    stack, folder = traced_stack
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as gateway:
+        conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY)
+        async with Stream(conversation.stream_url()) as stream:
+            accepted = await stream.send_message("Quanto costano i biglietti?")
+            assert accepted["type"] == "accepted", accepted
+            await stream.message_from("ai")
+
+    trace = await trace_of(
+        folder,
+        STREAM_ROUTE,
+        conversation.conversation_id,
+        lambda trace: len(complete_pushes(trace, "push conversation.message_posted")) >= 2,
+    )
+    roots = [s for s in trace if s.parent_id is None]
+    assert [(r.service, r.kind, r.name) for r in roots] == [("gateway", "SpanKind.SERVER", f"message {STREAM_ROUTE}")]
+    assert [
+        f"gateway: message {STREAM_ROUTE}",
+        "conversation: handle conversation.post_customer_message",
+        "ai-responder: handle conversation.message_posted",
+        "conversation: handle ai.reply_generated",
+        "gateway: push conversation.message_posted",
+    ] in push_paths(trace, "push conversation.message_posted")
 
 
 async def test_a_handoff_is_one_trace_through_routing(traced_stack: tuple[Stack, Path]) -> None:

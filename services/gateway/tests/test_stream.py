@@ -8,12 +8,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import jwt
 import pytest
 import websockets
-from gateway_testkit import LUCINE_ORIGIN, OTHER_ORIGIN, message
+from gateway_testkit import JWT_SECRET, LUCINE_ORIGIN, OTHER_ORIGIN, message
 from websockets.exceptions import ConnectionClosed
 
-from contracts.events import MessagePosted, QueuePositionUpdated, StatusChanged
+from contracts.events import MessagePosted, PostCustomerMessage, QueuePositionUpdated, StatusChanged
 
 
 def posted(
@@ -191,3 +192,70 @@ async def test_the_read_api_status_and_time_are_passed_through(gateway):
         frames = await frames_until(ws, lambda f: f["type"] == "status")
         assert frames[-1]["status"] == "QUEUED"
         assert datetime.fromisoformat(frames[0]["message"]["created_at"]) <= datetime.now(UTC)
+
+
+async def send_message(ws: Any, **frame: Any) -> dict[str, Any]:
+    """Sends a message frame and returns the gateway's answer to it (other frames passed over)."""
+    await ws.send(json.dumps({"type": "message", **frame}))
+    frames = await frames_until(ws, lambda f: f["type"] in ("accepted", "error"))
+    return frames[-1]
+
+
+async def test_a_message_sent_on_the_stream_is_taken_as_its_post_would_be(gateway):
+    conversation_id, token = await gateway.start_conversation()
+    async with await open_stream(gateway, conversation_id, token) as ws:
+        assert await next_frame(ws) == {"type": "status", "status": "AI"}
+        text = "Quando apre il villaggio?"
+        first = await send_message(ws, client_message_id="s-1", text=text)
+        assert first == {
+            "type": "accepted",
+            "client_message_id": "s-1",
+            "message_id": str(uuid.uuid5(conversation_id, "s-1")),
+        }
+        # A retry, on the socket or over HTTP, gets the same message id: one message in the end.
+        assert await send_message(ws, client_message_id="s-1", text=text) == first
+        response = await gateway.http.post(
+            f"/v1/conversations/{conversation_id}/messages",
+            json={"client_message_id": "s-1", "text": text},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.json() == {"message_id": first["message_id"]}
+
+        # Refused as the POST refuses it, with the HTTP status, and nothing published.
+        refused = await send_message(ws, client_message_id="s-long", text="a" * 4001)
+        assert (refused["type"], refused["client_message_id"], refused["status"]) == ("error", "s-long", 422)
+        assert refused["error"]["code"] == "invalid_request"
+        assert "text" in refused["error"]["message"]
+        assert "4000" in refused["error"]["message"]
+        refused = await send_message(ws, text="no id")
+        assert (refused["client_message_id"], refused["status"]) == (None, 422)
+        assert "client_message_id" in refused["error"]["message"]
+
+        # The same per-conversation limit (5 per window in the tests' gateway) counts both ways.
+        assert (await send_message(ws, client_message_id="s-2", text="ok"))["type"] == "accepted"
+        assert (await send_message(ws, client_message_id="s-3", text="ok"))["type"] == "accepted"
+        limited = await send_message(ws, client_message_id="s-4", text="ok")
+        assert (limited["status"], limited["error"]["code"]) == (429, "rate_limited")
+        assert 1 <= limited["retry_after"] <= 60
+
+        await ws.send(json.dumps({"type": "ping"}))  # the socket still serves the widget
+        assert (await frames_until(ws, lambda f: f["type"] == "pong"))[-1] == {"type": "pong"}
+
+    commands = await gateway.commands(conversation_id, 6)
+    posts = [c.payload for c in commands if isinstance(c.payload, PostCustomerMessage)]
+    assert [p.client_message_id for p in posts] == ["s-1", "s-1", "s-1", "s-2", "s-3"]
+    assert {str(p.message_id) for p in posts[:3]} == {first["message_id"]}
+    assert posts[0].text == text
+
+
+async def test_a_token_that_expires_while_the_stream_is_open_refuses_the_next_message(gateway):
+    conversation_id, _ = await gateway.start_conversation()
+    expires = int(datetime.now(UTC).timestamp()) + 2
+    claims = {"sub": str(conversation_id), "tenant_id": "lucine-di-natale", "aud": "widget", "exp": expires}
+    token = jwt.encode(claims, JWT_SECRET)
+    async with await open_stream(gateway, conversation_id, token) as ws:
+        assert (await next_frame(ws))["type"] == "status"
+        assert (await send_message(ws, client_message_id="before", text="ciao"))["type"] == "accepted"
+        await asyncio.sleep(expires + 0.5 - datetime.now(UTC).timestamp())
+        refused = await send_message(ws, client_message_id="after", text="ciao")
+        assert (refused["type"], refused["status"], refused["error"]["code"]) == ("error", 401, "unauthorized")

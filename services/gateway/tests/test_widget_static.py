@@ -286,7 +286,9 @@ class FakeGateway:
         self.requests: list[tuple[str, str, dict[str, Any], dict[str, str]]] = []
         self.sockets: list[Any] = []
         self.socket_urls: list[str] = []
-        self.message_posts: list[dict[str, Any]] = []
+        self.message_posts: list[dict[str, Any]] = []  # POSTed or sent on the socket
+        self.message_channels: list[str] = []  # "http" or "socket", for each of them
+        self.tasks: set[asyncio.Future[None]] = set()  # answers to socket messages under way
         self.abort_next_posts = 0
         self.reply_429: int | None = None
         self.echo = True
@@ -412,33 +414,62 @@ class FakeGateway:
                     route, 200, {"status": self.status, "messages": [x for x in self.messages if x["seq"] > after]}
                 )
                 return
-            self.message_posts.append(body)
-            if self.abort_next_posts:
-                self.abort_next_posts -= 1
+            answer = await self.take_message(body, "http")
+            if answer is None:
                 await route.abort("connectionreset")
-                return
-            if self.reply_429 is not None:
-                await _json(
-                    route,
-                    429,
-                    {"error": {"code": "rate_limited", "message": "slow down"}},
-                    headers={"Retry-After": str(self.reply_429)},
-                )
-                return
-            mid = f"srv-{body['client_message_id']}"
-            known = [x for x in self.messages if x["message_id"] == mid]
-            if not known:
-                if self.echo:
-                    await self.add("customer", body["text"], message_id=mid)
-                else:
-                    self.messages.append(_msg(self.next_seq(), "customer", body["text"], message_id=mid))
-                if self.ai_reply:
-                    await self.push({"type": "typing", "sender": "ai"})
-                    reply = self.ai_reply
-                    await self.add("ai", reply["text"], actions=reply.get("actions"), language=reply.get("language"))
-            await _json(route, 202, {"message_id": mid})
+            elif answer[0] == 429:
+                await _json(route, *answer, headers={"Retry-After": str(self.reply_429)})
+            else:
+                await _json(route, *answer)
             return
         await _json(route, 404, {"error": {"code": "not_found", "message": "no route"}})
+
+    async def take_message(self, body: dict[str, Any], channel: str) -> tuple[int, dict[str, Any]] | None:
+        """A customer message, POSTed or sent on the socket: the status and body of the answer,
+        or None for a connection lost before it."""
+        self.message_posts.append(body)
+        self.message_channels.append(channel)
+        if self.abort_next_posts:
+            self.abort_next_posts -= 1
+            return None
+        if self.reply_429 is not None:
+            return 429, {"error": {"code": "rate_limited", "message": "slow down"}}
+        mid = f"srv-{body['client_message_id']}"
+        known = [x for x in self.messages if x["message_id"] == mid]
+        if not known:
+            if self.echo:
+                await self.add("customer", body["text"], message_id=mid)
+            else:
+                self.messages.append(_msg(self.next_seq(), "customer", body["text"], message_id=mid))
+            if self.ai_reply:
+                await self.push({"type": "typing", "sender": "ai"})
+                reply = self.ai_reply
+                await self.add("ai", reply["text"], actions=reply.get("actions"), language=reply.get("language"))
+        return 202, {"message_id": mid}
+
+    async def take_socket_message(self, ws, frame: dict[str, Any]) -> None:
+        """As the gateway answers a message sent on the stream: `accepted` or `error` frames."""
+        body = {"text": frame.get("text"), "client_message_id": frame.get("client_message_id")}
+        answer = await self.take_message(body, "socket")
+        if answer is None:
+            await ws.close(code=1011)  # the connection lost before the answer
+            return
+        status, payload = answer
+        tag = body["client_message_id"]
+        if status == 202:
+            ws.send(json.dumps({"type": "accepted", "client_message_id": tag, **payload}))
+        else:
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "error",
+                        "client_message_id": tag,
+                        "status": status,
+                        **payload,
+                        "retry_after": self.reply_429,
+                    }
+                )
+            )
 
     def on_socket(self, ws) -> None:
         self.sockets.append(ws)
@@ -448,8 +479,11 @@ class FakeGateway:
         assert q.get("token") == ["tok"]
 
         def on_message(message: str | bytes) -> None:
-            if json.loads(message).get("type") == "ping":
+            frame = json.loads(message)
+            if frame.get("type") == "ping":
                 ws.send(json.dumps({"type": "pong"}))
+            elif frame.get("type") == "message":
+                self.tasks.add(asyncio.ensure_future(self.take_socket_message(ws, frame)))
 
         ws.on_message(on_message)
         ws.on_close(lambda *_: self.sockets.remove(ws) if ws in self.sockets else None)
@@ -685,6 +719,48 @@ async def test_browser_retries_same_client_id_and_keeps_text_on_429(browser):
         await expect(page.locator("[data-testid=error]")).to_have_text("Troppi messaggi, riprova tra 7 secondi")
         assert await page.input_value("[data-testid=input]") == "secondo"
         await expect(bubble).to_have_count(1)
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_sends_on_the_open_socket_and_resends_what_it_did_not_answer(browser):
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await page.evaluate("window.LucineWidget.open()")
+        await _send(page, "primo")  # starts the conversation: no socket yet, so POSTed
+        bubbles = page.locator("[data-testid=message][data-sender=customer]")
+        await expect(bubbles).to_have_count(1)
+        await _wait(lambda: page.evaluate("window.LucineWidget.state().connected"))
+
+        await _send(page, "secondo")
+        await expect(bubbles).to_have_count(2)
+        await expect(bubbles.nth(1)).to_have_attribute("data-seq", "2")
+        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        assert gw.message_channels == ["http", "socket"]
+
+        # An error frame is read as the POST's answer would be.
+        gw.reply_429 = 7
+        await _send(page, "terzo")
+        await expect(page.locator("[data-testid=error]")).to_have_text("Troppi messaggi, riprova tra 7 secondi")
+        assert await page.input_value("[data-testid=input]") == "terzo"
+        assert gw.message_channels[-1] == "socket"
+
+        # The socket closes before its answer: the message is sent again, same id, and shown once.
+        gw.reply_429 = None
+        gw.abort_next_posts = 1
+        await _send(page, "quarto")
+        await expect(bubbles).to_have_count(3)
+        await expect(bubbles.nth(2)).to_have_text(re.compile("quarto"))
+        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
+        fourth = [p["client_message_id"] for p in gw.message_posts if p["text"] == "quarto"]
+        assert len(fourth) == 2
+        assert len(set(fourth)) == 1
+        assert gw.message_channels[-2] == "socket"
     finally:
         await ctx.close()
 

@@ -93,6 +93,15 @@ class Stream:
                 if predicate(frame):
                     return frame  # type: ignore[no-any-return]
 
+    async def send_message(self, text: str, client_message_id: str | None = None) -> dict[str, Any]:
+        """Sends a message on the socket, as the widget does while it is open; returns the
+        gateway's `accepted` or `error` frame for it."""
+        tag = client_message_id or uuid.uuid4().hex
+        await self._socket.send(json.dumps({"type": "message", "client_message_id": tag, "text": text}))
+        return await self.receive_until(
+            lambda f: f.get("type") in ("accepted", "error") and f.get("client_message_id") == tag
+        )
+
     async def message_from(self, sender: str, timeout: float = 30.0) -> WidgetMessage:
         frame = await self.receive_until(
             lambda f: f.get("type") == "message" and f["message"]["sender"] == sender, timeout

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -53,6 +53,14 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def validation_problems(problems: Sequence[Mapping[str, Any]]) -> str:
+    """The message of a 422: each problem as `field: what is wrong`, the body's fields by name."""
+    described = "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc'] if part != 'body')}: {problem['msg']}" for problem in problems
+    )
+    return described or "invalid request"
 
 
 @dataclass
@@ -283,11 +291,7 @@ def create_app(runtime: Runtime, *, title: str, routers: Sequence[APIRouter] = (
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'] if part != 'body')}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        return error_response(422, "invalid_request", problems or "invalid request")
+        return error_response(422, "invalid_request", validation_problems(error.errors()))
 
     for router in routers:
         app.include_router(router)

@@ -159,3 +159,15 @@ def consumer_span(
         name, context=parent_context, kind=trace.SpanKind.CONSUMER, attributes=attributes
     ):
         yield
+
+
+@contextmanager
+def server_span(name: str, **attributes: str) -> Iterator[None]:
+    """A span around work a client asked for outside an HTTP request (a message sent on a
+    WebSocket, whose socket itself is not traced): the root of that work's trace. Nothing is
+    recorded when spans are not exported."""
+    if not _exporting:
+        yield
+        return
+    with tracer("servicekit").start_as_current_span(name, kind=trace.SpanKind.SERVER, attributes=attributes):
+        yield

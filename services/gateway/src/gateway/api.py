@@ -28,7 +28,7 @@ from contracts.events import (
 from contracts.readapi import MessagesResponse
 from gateway.access import TENANT_DISABLED, TENANT_PENDING
 from gateway.commands import P, send_command
-from gateway.hub import PONG, WidgetSocket
+from gateway.hub import PONG, WidgetSocket, reply_frame
 from gateway.ratelimit import Limit, RateLimitExceeded
 from gateway.runtime import GatewayRuntime
 from gateway.schemas import (
@@ -45,8 +45,9 @@ from gateway.schemas import (
 )
 from gateway.tenants import Tenant
 from gateway.tokens import InvalidToken, issue_customer_token, read_customer_token
-from servicekit.http import ApiError
+from servicekit.http import ApiError, validation_problems
 from servicekit.logs import get_logger
+from servicekit.tracing import server_span
 
 log = get_logger(__name__)
 
@@ -206,10 +207,18 @@ messages_router = APIRouter(prefix="/v1", tags=["widget"])
 async def post_message(
     request: Request, runtime: RuntimeDep, who: CustomerDep, body: PostMessageRequest
 ) -> PostMessageResponse:
+    return await accept_message(runtime, who, body, ip_limit(runtime, request))
+
+
+async def accept_message(
+    runtime: GatewayRuntime, who: Customer, body: PostMessageRequest, ip: Limit
+) -> PostMessageResponse:
+    """A customer's message, posted over HTTP or sent on the widget's stream: counted against the
+    per-IP and per-conversation limits, then published as a command."""
     conversation_limit = Limit(
         "conversation", str(who.conversation_id), runtime.config.rate_limit_conversation_messages
     )
-    await runtime.limiter.hit(ip_limit(runtime, request), conversation_limit)
+    await runtime.limiter.hit(ip, conversation_limit)
     # Derived, not random: a retry of the same client message gets the same id.
     message_id = uuid.uuid5(who.conversation_id, body.client_message_id)
     payload = PostCustomerMessage(message_id=message_id, client_message_id=body.client_message_id, text=body.text)
@@ -305,9 +314,10 @@ async def give_feedback(
 
 
 stream_router = APIRouter(prefix="/v1", tags=["widget"])
+STREAM_ROUTE = "/v1/conversations/{conversation_id}/stream"
 
 
-@stream_router.websocket("/conversations/{conversation_id}/stream")
+@stream_router.websocket(STREAM_ROUTE.removeprefix("/v1"))
 async def stream(websocket: WebSocket, conversation_id: str) -> None:
     """History after `?after=`, then live frames (see README); `?token=` is the customer token."""
     runtime = runtime_of(websocket)
@@ -341,7 +351,7 @@ async def stream(websocket: WebSocket, conversation_id: str) -> None:
         except ApiError as error:
             await websocket.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAVAILABLE, error.message[:120])
             return
-        await receive_loop(websocket, socket)
+        await receive_loop(runtime, websocket, socket, websocket.query_params.get("token"))
     except WebSocketDisconnect:
         pass
     finally:
@@ -354,15 +364,15 @@ async def stream(websocket: WebSocket, conversation_id: str) -> None:
                 await websocket.close()
 
 
-async def client_frames(websocket: WebSocket) -> AsyncIterator[dict[str, Any]]:
-    """The JSON objects a client sends, until it disconnects; anything else (binary, oversized,
-    not JSON, not an object) is passed over: clients only ever send small control frames."""
+async def client_frames(websocket: WebSocket, max_chars: int = 1000) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects a client sends, until it disconnects; anything else (binary, longer than
+    `max_chars`, not JSON, not an object) is passed over."""
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text")
-        if not text or len(text) > 1000:
+        if not text or len(text) > max_chars:
             continue
         try:
             frame = json.loads(text)
@@ -372,8 +382,45 @@ async def client_frames(websocket: WebSocket) -> AsyncIterator[dict[str, Any]]:
             yield frame
 
 
-async def receive_loop(websocket: WebSocket, socket: WidgetSocket) -> None:
-    """The only per-socket task: answers pings, and notices the disconnect."""
-    async for frame in client_frames(websocket):
-        if frame.get("type") == "ping":
+async def receive_loop(runtime: GatewayRuntime, websocket: WebSocket, socket: WidgetSocket, token: str | None) -> None:
+    """The only per-socket task: answers pings and the customer's messages, one at a time, and
+    notices the disconnect."""
+    async for frame in client_frames(websocket, max_chars=runtime.config.max_body_bytes):
+        kind = frame.get("type")
+        if kind == "ping":
             socket.push(PONG)
+        elif kind == "message":
+            socket.push(reply_frame(await answer_message(runtime, websocket, socket.conversation_id, token, frame)))
+
+
+async def answer_message(
+    runtime: GatewayRuntime, websocket: WebSocket, conversation_id: uuid.UUID, token: str | None, frame: dict[str, Any]
+) -> dict[str, Any]:
+    """A message sent on the stream (`{"type":"message","client_message_id","text"}`) is taken as
+    its POST would be, checks included: the token and the tenant are checked again at every
+    message, as they are at every request. The answer carries the client_message_id: `accepted`
+    with the message id, or `error` with the HTTP status, code and message the POST would have
+    answered (and `retry_after` seconds for a rate limit)."""
+    tag = frame.get("client_message_id") if isinstance(frame.get("client_message_id"), str) else None
+    try:
+        with server_span(f"message {STREAM_ROUTE}", **{"http.route": STREAM_ROUTE, "url.path": websocket.url.path}):
+            who = await authorize(runtime, token, conversation_id, websocket.headers.get("origin"))
+            body = PostMessageRequest.model_validate(frame)
+            accepted = await accept_message(runtime, who, body, ip_limit(runtime, websocket))
+    except ValidationError as error:
+        return refusal(tag, ApiError(422, "invalid_request", validation_problems(error.errors())))
+    except ApiError as error:
+        return refusal(tag, error)
+    return {"type": "accepted", "client_message_id": tag, "message_id": str(accepted.message_id)}
+
+
+def refusal(client_message_id: str | None, error: ApiError) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "type": "error",
+        "client_message_id": client_message_id,
+        "status": error.status,
+        "error": {"code": error.code, "message": error.message},
+    }
+    if isinstance(error, RateLimitExceeded):
+        answer["retry_after"] = error.retry_after
+    return answer

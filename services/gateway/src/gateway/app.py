@@ -33,7 +33,10 @@ customer token returned (`Authorization: Bearer <token>`).
 sends the messages after `after`, then the current status, then live JSON frames:
 `{"type":"message","message":{seq,message_id,sender,text,smart_actions,sources,created_at,language}}`,
 `{"type":"status","status":"<status>"}`, `{"type":"typing","sender":"ai"}`; send `{"type":"ping"}` to get
-`{"type":"pong"}`. A socket never sees a seq twice or out of order. Close codes: 4401 bad token, 4403
+`{"type":"pong"}`. A message may be sent on the stream as `{"type":"message","client_message_id","text"}`:
+taken exactly as `POST /v1/conversations/{id}/messages` with that body, it is answered with
+`{"type":"accepted","client_message_id","message_id"}` or
+`{"type":"error","client_message_id","status","error":{"code","message"}}` (the HTTP status the POST would answer). A socket never sees a seq twice or out of order. Close codes: 4401 bad token, 4403
 wrong conversation or origin, 4429 rate limited, 4503 history unavailable, 4408 too slow to read.
 
 **Operators** log in (`POST /v1/operators/login`) for an access token (`Authorization: Bearer <token>`,

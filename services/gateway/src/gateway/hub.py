@@ -73,8 +73,13 @@ def note_frame(note: NoteAdded, created_at: datetime) -> Frame:
     return (Kind.NOTE, 0, json.dumps(body, separators=(",", ":")))
 
 
+def reply_frame(body: dict[str, Any]) -> Frame:
+    """An answer to something the client sent on its socket (a pong, a message's acceptance)."""
+    return (Kind.OTHER, 0, json.dumps(body, separators=(",", ":")))
+
+
 TYPING_TEXT = json.dumps({"type": "typing", "sender": "ai"}, separators=(",", ":"))
-PONG: Frame = (Kind.OTHER, 0, json.dumps({"type": "pong"}, separators=(",", ":")))
+PONG = reply_frame({"type": "pong"})
 
 
 class FrameSink(Protocol):

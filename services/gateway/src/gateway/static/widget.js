@@ -2752,6 +2752,7 @@
     if (ws) {
       var old = ws;
       ws = null;
+      dropSocketAnswers();
       old.onopen = old.onclose = old.onerror = old.onmessage = null;
       try {
         old.close(1000);
@@ -2820,6 +2821,7 @@
         return;
       }
       ws = null;
+      dropSocketAnswers();
       if (pingTimer) {
         clearInterval(pingTimer);
         pingTimer = null;
@@ -2913,6 +2915,8 @@
       if (frame.sender !== "customer") {
         showTyping(frame.sender);
       }
+    } else if (frame.type === "accepted" || frame.type === "error") {
+      answerFromSocket(frame);
     }
     // "pong" and unknown frames: nothing to do.
   }
@@ -2949,6 +2953,64 @@
     }
     autoGrow();
     inputLimit.update();
+  }
+
+  // A message goes on the stream while it is open, which spares an HTTP request per message, and
+  // is POSTed otherwise. The gateway takes it either way as the POST would (same checks, same
+  // message id for the same client_message_id), so a message whose answer the socket did not
+  // bring (closed, or too slow) is simply sent again, by whichever way is open then.
+  var socketAnswers = {}; // client_message_id -> settles the send waiting for its answer frame
+  var SOCKET_ANSWER_MS = 10000;
+  var NO_ANSWER = { ok: false, status: 0, data: null, retryAfter: null }; // retried, as a network failure
+
+  function deliverMessage(path, body) {
+    if (!ws || !connected || ws.readyState !== 1) {
+      return api("POST", path, body, true);
+    }
+    var sock = ws;
+    var id = body.client_message_id;
+    return new Promise(function (resolve) {
+      var timer = setTimeout(function () {
+        settle(NO_ANSWER);
+      }, SOCKET_ANSWER_MS);
+      function settle(res) {
+        if (socketAnswers[id] === settle) {
+          delete socketAnswers[id];
+        }
+        clearTimeout(timer);
+        resolve(res);
+      }
+      socketAnswers[id] = settle;
+      try {
+        sock.send(JSON.stringify({ type: "message", client_message_id: id, text: body.text }));
+      } catch (e) {
+        settle(NO_ANSWER);
+      }
+    });
+  }
+
+  // The answer frame, shaped as the POST's response would be.
+  function answerFromSocket(frame) {
+    var settle = socketAnswers[frame.client_message_id];
+    if (!settle) {
+      return;
+    }
+    if (frame.type === "accepted") {
+      settle({ ok: true, status: 202, data: { message_id: frame.message_id }, retryAfter: null });
+    } else {
+      var retryAfter = frame.retry_after != null ? String(frame.retry_after) : null;
+      settle({ ok: false, status: frame.status || 0, data: { error: frame.error }, retryAfter: retryAfter });
+    }
+  }
+
+  function dropSocketAnswers() {
+    var waiting = socketAnswers;
+    socketAnswers = {};
+    for (var id in waiting) {
+      if (Object.prototype.hasOwnProperty.call(waiting, id)) {
+        waiting[id](NO_ANSWER);
+      }
+    }
   }
 
   var sending = 0;
@@ -3015,7 +3077,7 @@
         var gen = generation;
         var path = "/v1/conversations/" + encodeURIComponent(conv.id) + "/messages";
         return withRetry(function () {
-          return api("POST", path, { text: text, client_message_id: clientId }, true);
+          return deliverMessage(path, { text: text, client_message_id: clientId });
         }, 6).then(
           function (res2) {
             if (gen !== generation) {
