@@ -522,6 +522,36 @@ async def test_the_handover_summary_tells_what_the_customer_wants_and_what_is_op
     )
 
 
+async def test_a_message_that_only_asked_for_a_person_is_neither_the_topic_nor_open(
+    conversation_handlers: HandlerHarness,
+) -> None:
+    only_asked = await Conversation(conversation_handlers).start()
+    request = await only_asked.customer_says("Voglio parlare con un operatore")
+    await only_asked.send(only_asked.ai_reply(request, HandoffReason.CUSTOMER_REQUEST))
+    await only_asked.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+
+    asked_later = await Conversation(conversation_handlers).start()
+    prices = await asked_later.customer_says("Quanto costano i biglietti?")
+    sources = [Source(article_id="ticket-prices", title="Prezzi dei biglietti", score=0.9)]
+    await asked_later.send(asked_later.ai_reply(prices, sources=sources, text="Intero 13 euro."))
+    payment = await asked_later.customer_says("Il pagamento non è andato a buon fine")
+    await asked_later.send(asked_later.ai_reply(payment, HandoffReason.LOW_CONFIDENCE, confidence=0.3))
+    await asked_later.send(ChooseHandoff(choice=HandoffChoice.CONTINUE_AI))
+    request = await asked_later.customer_says("Allora mi passi una persona")
+    await asked_later.send(asked_later.ai_reply(request, HandoffReason.CUSTOMER_REQUEST))
+    await asked_later.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+
+    async with conversation_handlers.read_api() as api:
+        first, second = [
+            (await api.get(f"/internal/conversations/{c.id}/summary")).json() for c in (only_asked, asked_later)
+        ]
+    # Nothing else was said: the request is what the customer wants, and nothing is left open.
+    assert (first["customer_wants"], first["still_open"]) == ("Voglio parlare con un operatore", [])
+    assert second["customer_wants"] == "Quanto costano i biglietti?"
+    assert second["still_open"] == ["Il pagamento non è andato a buon fine"]  # not the request for a person
+    assert second["handoff_reason"] == "customer_request"
+
+
 async def test_the_list_of_a_tenants_conversations_is_narrowed_by_status_and_operator(
     conversation_handlers: HandlerHarness,
 ) -> None:

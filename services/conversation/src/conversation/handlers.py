@@ -112,6 +112,7 @@ def post_message(
         operator_id=extra.get("operator_id"),
         language=extra.get("language"),
         confidence=extra.get("confidence"),
+        handoff_reason=extra["handoff_reason"].value if extra.get("handoff_reason") else None,
         sources=[s.model_dump(mode="json") for s in extra.get("sources", [])],
         smart_actions=[a.model_dump(mode="json") for a in extra.get("smart_actions", [])],
     )
@@ -345,6 +346,7 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
             reply.text,
             language=reply.language,
             confidence=reply.confidence,
+            handoff_reason=offer,
             sources=reply.sources,
             smart_actions=smart_actions,
         )

@@ -87,6 +87,8 @@ class Message(Base):
     operator_id: Mapped[str | None] = mapped_column(String(100))
     language: Mapped[str | None] = mapped_column(String(2))
     confidence: Mapped[float | None] = mapped_column(Float)
+    # An AI reply's reason for offering a person (HandoffReason), if it offered one.
+    handoff_reason: Mapped[str | None] = mapped_column(String(32))
     sources: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     smart_actions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -169,6 +171,7 @@ class NewMessage:
     operator_id: str | None = None
     language: str | None = None
     confidence: float | None = None
+    handoff_reason: str | None = None  # an AI reply's: why it offered a person, if it did
     sources: list[dict[str, Any]] = field(default_factory=list)
     smart_actions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -266,15 +269,16 @@ _WRITE_BATCH = text(
     " handoff_offer_blocked = excluded.handoff_offer_blocked, offer_notice_posted = excluded.offer_notice_posted,"
     " customer_upset = excluded.customer_upset, updated_at = now())"
     " INSERT INTO messages (id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id,"
-    " language, confidence, sources, smart_actions)"
+    " language, confidence, handoff_reason, sources, smart_actions)"
     " SELECT id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id, language,"
-    " confidence, CAST(sources AS jsonb), CAST(smart_actions AS jsonb)"
+    " confidence, handoff_reason, CAST(sources AS jsonb), CAST(smart_actions AS jsonb)"
     " FROM unnest(CAST(:m_id AS uuid[]), CAST(:m_conversation_id AS uuid[]), CAST(:m_tenant_id AS varchar[]),"
     " CAST(:m_seq AS int[]), CAST(:m_sender AS varchar[]), CAST(:m_text AS text[]),"
     " CAST(:m_client_message_id AS varchar[]), CAST(:m_operator_id AS varchar[]), CAST(:m_language AS varchar[]),"
-    " CAST(:m_confidence AS float8[]), CAST(:m_sources AS text[]), CAST(:m_smart_actions AS text[]))"
+    " CAST(:m_confidence AS float8[]), CAST(:m_handoff_reason AS varchar[]), CAST(:m_sources AS text[]),"
+    " CAST(:m_smart_actions AS text[]))"
     " AS m(id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id, language,"
-    " confidence, sources, smart_actions)"
+    " confidence, handoff_reason, sources, smart_actions)"
 )
 
 
