@@ -5,6 +5,7 @@ written one way, in the tenant's zone, wherever the reader is."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,32 +68,64 @@ async def test_a_late_first_answer_is_promised_as_soon_as_possible_never_at_a_ti
 async def test_a_promise_that_runs_out_while_the_page_is_open_is_said_again(
     browser: Browser, gateway: Any, tmp_path: Path
 ) -> None:
-    now = datetime(2026, 12, 10, 17, 0, tzinfo=UTC)
+    now = datetime.now(UTC)
     ticket = gateway.tickets_api.put(LUCINE, created_at=now - timedelta(hours=2), answer_due=now + timedelta(minutes=5))
     page, errors = await open_by_link(browser, gateway, ticket, "it", DESKTOP, at=now)
     due = page.get_by_test_id("ticket-due")
-    await expect(due).to_have_text("Ti risponderemo entro il 10/12/2026 alle 18:05 CET.")
+    await expect(due).to_have_text(re.compile(r"^Ti risponderemo entro il \d\d/\d\d/\d{4} alle \d\d:\d\d CES?T\.$"))
     await page.clock.fast_forward("06:00")
     await expect(due).to_have_text(AS_SOON_AS_POSSIBLE["it"])
     assert errors == []
     await page.context.close()
 
 
-# Around the spring change of clocks in Rome (29 March 2026, 01:00 UTC): the opening in winter
-# time, the replies and the deadline in summer time, each named as the acknowledgment names it.
-OPENED = datetime(2026, 3, 28, 10, 0, tzinfo=UTC)
-REPLIED = [datetime(2026, 3, 28, 10, 20, tzinfo=UTC), datetime(2026, 3, 29, 9, 30, tzinfo=UTC)]
-DUE = datetime(2026, 3, 30, 7, 0, tzinfo=UTC)
+@pytest.mark.parametrize("device_off_by", [timedelta(hours=2), -timedelta(hours=2)], ids=["ahead", "behind"])
+async def test_late_or_not_is_the_servers_word_not_the_readers_device_clock(
+    browser: Browser, gateway: Any, device_off_by: timedelta
+) -> None:
+    now = datetime.now(UTC)
+    # Due an hour from now, or an hour ago: a device two hours off would say the opposite.
+    answer_due = now + (timedelta(hours=1) if device_off_by > timedelta(0) else -timedelta(hours=1))
+    ticket = gateway.tickets_api.put(LUCINE, created_at=now - timedelta(hours=3), answer_due=answer_due)
+    page, errors = await open_by_link(browser, gateway, ticket, "en", DESKTOP, at=now + device_off_by)
+    due = page.get_by_test_id("ticket-due")
+    if answer_due > now:
+        await expect(due).to_have_text(re.compile(r"^We will answer by "))
+    else:
+        await expect(due).to_have_text(AS_SOON_AS_POSSIBLE["en"])
+    assert errors == []
+    await page.context.close()
+
+
+def next_spring_change(after: datetime) -> datetime:
+    """When Rome next moves its clocks forward: the last Sunday of March, 01:00 UTC."""
+    year = after.year
+    while True:
+        last_day = datetime(year, 3, 31, 1, 0, tzinfo=UTC)
+        change = last_day - timedelta(days=(last_day.weekday() + 1) % 7)
+        if change > after:
+            return change
+        year += 1
+
+
+# Around Rome's next spring change of clocks (the promise must still be ahead by the server's
+# clock): the opening in winter time, the replies and the deadline in summer time, each named as
+# the acknowledgment names it.
+CHANGE = next_spring_change(datetime.now(UTC) + timedelta(days=3))
+OPENED = CHANGE - timedelta(hours=15)
+REPLIED = [CHANGE - timedelta(hours=14, minutes=40), CHANGE + timedelta(hours=8, minutes=30)]
+DUE = CHANGE + timedelta(hours=30)
+DAY_BEFORE, CHANGE_DAY, DUE_DAY = (CHANGE + timedelta(days=days) for days in (-1, 0, 1))
 WRITTEN = {
     "it": {
-        "opened": "Aperta il 28/03/2026 alle 11:00 CET",
-        "replies": ["28/03/2026 alle 11:20 CET", "29/03/2026 alle 11:30 CEST"],
-        "due": "Ti risponderemo entro il 30/03/2026 alle 09:00 CEST.",
+        "opened": f"Aperta il {DAY_BEFORE:%d/%m/%Y} alle 11:00 CET",
+        "replies": [f"{DAY_BEFORE:%d/%m/%Y} alle 11:20 CET", f"{CHANGE_DAY:%d/%m/%Y} alle 11:30 CEST"],
+        "due": f"Ti risponderemo entro il {DUE_DAY:%d/%m/%Y} alle 09:00 CEST.",
     },
     "en": {
-        "opened": "Opened on 28 Mar 2026 at 11:00 CET",
-        "replies": ["28 Mar 2026 at 11:20 CET", "29 Mar 2026 at 11:30 CEST"],
-        "due": "We will answer by 30 Mar 2026 at 09:00 CEST.",
+        "opened": f"Opened on {DAY_BEFORE:%d %b %Y} at 11:00 CET",
+        "replies": [f"{DAY_BEFORE:%d %b %Y} at 11:20 CET", f"{CHANGE_DAY:%d %b %Y} at 11:30 CEST"],
+        "due": f"We will answer by {DUE_DAY:%d %b %Y} at 09:00 CEST.",
     },
 }
 

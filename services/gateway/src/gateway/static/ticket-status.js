@@ -231,6 +231,21 @@
 
   // ------------------------------------------------------------------ HTTP
 
+  // Whether a promised time has passed is the server's word, not the reader's device clock, which
+  // may be minutes or hours off: each answer's Date header (to the second) tells how far.
+  var serverClockOffsetMs = 0;
+
+  function noteServerClock(dateHeader) {
+    var serverTime = dateHeader ? Date.parse(dateHeader) : NaN;
+    if (!isNaN(serverTime)) {
+      serverClockOffsetMs = serverTime - Date.now();
+    }
+  }
+
+  function serverNow() {
+    return Date.now() + serverClockOffsetMs;
+  }
+
   function call(method, path, body, withKey) {
     var headers = { Accept: "application/json" };
     if (body) {
@@ -246,6 +261,7 @@
       credentials: "omit",
       cache: "no-store"
     }).then(function (response) {
+      noteServerClock(response.headers.get("Date"));
       return response.text().then(function (raw) {
         var data = null;
         try {
@@ -336,7 +352,7 @@
       show("ticket-due", "");
       return;
     }
-    var left = due - Date.now();
+    var left = due - serverNow();
     if (left <= 0) {
       show("ticket-due", T.dueSoon);
       return;
