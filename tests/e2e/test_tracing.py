@@ -3,8 +3,9 @@
 Every service of a stack of its own exports its spans with the console exporter into a file of
 JSON lines (`OTEL_TRACES_EXPORTER=console`, `TRACING_CONSOLE_FILE`): an in-memory exporter sees
 only its own process's spans. The test collects the files and follows the parent links: the
-gateway's HTTP request is the root, and the reply pushed on the customer's WebSocket descends
-from it through conversation, ai-responder and conversation again; a handoff goes through routing.
+gateway's HTTP request (or its span for a message sent on the widget's stream) is the root, and
+the reply pushed on the customer's WebSocket descends from it through conversation, ai-responder
+and conversation again; a handoff goes through routing.
 Nothing of the propagation is replaced: the context travels in the Kafka records' headers and the
 outbox rows, as in production."""
 
@@ -139,72 +140,55 @@ async def trace_of(
         await asyncio.sleep(0.3)
 
 
-async def test_one_customer_turn_is_one_trace_from_the_request_to_the_websocket_push(
-    traced_stack: tuple[Stack, Path],
+# A message POSTed, or sent on the widget's stream (as the widget does while it is open): the
+# root is the HTTP request, or the gateway's span for the message on the socket.
+SENT_OVER = {"http": (MESSAGES_ROUTE, f"POST {MESSAGES_ROUTE}"), "socket": (STREAM_ROUTE, f"message {STREAM_ROUTE}")}
+
+
+@pytest.mark.parametrize("sent_over", SENT_OVER)
+async def test_one_customer_turn_is_one_trace_from_the_message_to_the_websocket_push(
+    traced_stack: tuple[Stack, Path], sent_over: str
 ) -> None:
     stack, folder = traced_stack
+    route, root_name = SENT_OVER[sent_over]
     async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as gateway:
         conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY)
         async with Stream(conversation.stream_url()) as stream:
-            posted = await conversation.post("Quanto costano i biglietti?")
-            assert posted.status_code == 202, posted.text
+            if sent_over == "http":
+                posted = await conversation.post("Quanto costano i biglietti?")
+                assert posted.status_code == 202, posted.text
+            else:
+                accepted = await stream.send_message("Quanto costano i biglietti?")
+                assert accepted["type"] == "accepted", accepted
             await stream.message_from("ai")
 
     # Done once the customer's message and the reply have both been pushed, and exported.
     trace = await trace_of(
         folder,
-        MESSAGES_ROUTE,
+        route,
         conversation.conversation_id,
         lambda trace: len(complete_pushes(trace, "push conversation.message_posted")) >= 2,
     )
     by_id = {s.span_id: s for s in trace}
     roots = [s for s in trace if s.parent_id is None]
-    assert [(r.service, r.kind) for r in roots] == [("gateway", "SpanKind.SERVER")], "one root: the HTTP request"
+    assert [(r.service, r.kind, r.name) for r in roots] == [("gateway", "SpanKind.SERVER", root_name)], "one root"
     for span in trace:
         chain(span, by_id)  # every span of the turn hangs from that root
     reply_paths = push_paths(trace, "push conversation.message_posted")
     expected = [
-        f"gateway: POST {MESSAGES_ROUTE}",
+        f"gateway: {root_name}",
         "conversation: handle conversation.post_customer_message",
         "ai-responder: handle conversation.message_posted",
         "conversation: handle ai.reply_generated",
         "gateway: push conversation.message_posted",
     ]
     assert expected in reply_paths, reply_paths
-    # The customer's own message is pushed too, one hop from the request.
+    # The customer's own message is pushed too, one hop from the message.
     assert [expected[0], expected[1], expected[4]] in reply_paths, reply_paths
     # Analytics handles the reply too, a branch of the same trace that ends there.
     handled = next(s for s in trace if s.name == "handle ai.reply_generated" and s.service == "conversation")
     assert handled.attributes["messaging.consumer.group.name"] == "conversation"
     assert handled.attributes["messaging.destination.name"].endswith("ai.replies.v1")
-
-
-async def test_a_message_sent_on_the_stream_is_one_trace_from_the_socket_to_the_push(
-    traced_stack: tuple[Stack, Path],
-) -> None:
-    stack, folder = traced_stack
-    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as gateway:
-        conversation = await start_conversation(gateway, stack.url("gateway"), DEMO_WIDGET_KEY)
-        async with Stream(conversation.stream_url()) as stream:
-            accepted = await stream.send_message("Quanto costano i biglietti?")
-            assert accepted["type"] == "accepted", accepted
-            await stream.message_from("ai")
-
-    trace = await trace_of(
-        folder,
-        STREAM_ROUTE,
-        conversation.conversation_id,
-        lambda trace: len(complete_pushes(trace, "push conversation.message_posted")) >= 2,
-    )
-    roots = [s for s in trace if s.parent_id is None]
-    assert [(r.service, r.kind, r.name) for r in roots] == [("gateway", "SpanKind.SERVER", f"message {STREAM_ROUTE}")]
-    assert [
-        f"gateway: message {STREAM_ROUTE}",
-        "conversation: handle conversation.post_customer_message",
-        "ai-responder: handle conversation.message_posted",
-        "conversation: handle ai.reply_generated",
-        "gateway: push conversation.message_posted",
-    ] in push_paths(trace, "push conversation.message_posted")
 
 
 async def test_a_handoff_is_one_trace_through_routing(traced_stack: tuple[Stack, Path]) -> None:
