@@ -36,8 +36,9 @@ sends the messages after `after`, then the current status, then live JSON frames
 `{"type":"pong"}`. A message may be sent on the stream as `{"type":"message","client_message_id","text"}`:
 taken exactly as `POST /v1/conversations/{id}/messages` with that body, it is answered with
 `{"type":"accepted","client_message_id","message_id"}` or
-`{"type":"error","client_message_id","status","error":{"code","message"}}` (the HTTP status the POST would answer). A socket never sees a seq twice or out of order. Close codes: 4401 bad token, 4403
-wrong conversation or origin, 4429 rate limited, 4503 history unavailable, 4408 too slow to read.
+`{"type":"error","client_message_id","status","error":{"code","message"}}` (the HTTP status the POST would
+answer). A socket never sees a seq twice or out of order. Close codes: 4401 bad token, 4403 wrong
+conversation or origin, 4429 rate limited, 4503 history unavailable, 4408 too slow to read.
 
 **Operators** log in (`POST /v1/operators/login`) for an access token (`Authorization: Bearer <token>`,
 15 minutes) and a refresh token (12 hours, `POST /v1/operators/refresh`). Another tenant's conversation
