@@ -415,6 +415,7 @@ async def answer_message(
 
 
 def refusal(client_message_id: str | None, error: ApiError) -> dict[str, Any]:
+    """The `error` frame of a message refused as its POST would have been."""
     answer: dict[str, Any] = {
         "type": "error",
         "client_message_id": client_message_id,
