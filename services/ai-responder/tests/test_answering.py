@@ -137,6 +137,52 @@ async def test_a_question_asked_with_a_request_for_a_person_is_answered_before_t
     assert christmas.text.endswith(IT_OFFER)
 
 
+async def test_several_questions_asked_with_a_request_for_a_person_are_each_answered_before_the_offer(
+    responder: RetrievalResponder,
+) -> None:
+    for text, language, hours, parking, offer, expected_buttons in (
+        (
+            "A che ora aprite? E c'è un parcheggio? Vorrei parlare con un operatore",
+            "it",
+            "17:30",
+            "parcheggio è gratuito",
+            IT_OFFER,
+            IT_BUTTONS,
+        ),
+        (
+            "What time do you open? Is there parking? I'd like to talk to a person please",
+            "en",
+            "17:30",
+            "Parking is free",
+            EN_OFFER,
+            EN_BUTTONS,
+        ),
+    ):
+        answer = await ask(responder, text)
+        assert answer.language == language, text
+        assert [s.article_id for s in answer.sources] == ["dates-hours", "parking"], text  # in the order asked
+        assert hours in answer.text, text
+        assert parking in answer.text, text
+        assert answer.text.index(hours) < answer.text.index(parking), text
+        assert answer.text.endswith(f"\n\n{offer}"), text  # the offer last, right above its buttons
+        assert answer.handoff_reason == HandoffReason.CUSTOMER_REQUEST, text
+        assert answer.confidence == min(s.score for s in answer.sources), text  # the answers' own confidence
+        assert buttons(answer) == expected_buttons, text
+        last_two = [a.type for a in answer.smart_actions][-2:]
+        assert last_two == [SmartActionType.REQUEST_OPERATOR, SmartActionType.CONTINUE_AI], text
+    # The request first, and two questions joined by "e" in one sentence: the same.
+    first = await ask(responder, "Voglio un operatore. Quanto costa il biglietto e dove si compra?")
+    assert [s.article_id for s in first.sources] == ["ticket-prices", "buy-tickets"]
+    assert first.text.endswith(IT_OFFER)
+    assert links(first) == [("Acquista biglietti", BUY_URL)]
+    assert buttons(first) == IT_BUTTONS
+    # One question the knowledge base cannot answer: no half answer, the offer only.
+    half = await ask(responder, "Quanto costa il biglietto? Posso portare il cane? Voglio un operatore")
+    assert half.text == IT_OFFER
+    assert half.sources == []
+    assert half.handoff_reason == HandoffReason.CUSTOMER_REQUEST
+
+
 async def test_a_request_for_a_person_alone_or_with_what_the_kb_cannot_answer_gets_the_offer_only(
     responder: RetrievalResponder,
 ) -> None:
@@ -340,6 +386,10 @@ def test_a_person_takes_up_the_question_asked_before_the_request(knowledge: Know
     own = wanted(knowledge, "vorrei parlare con un operatore per il parcheggio", (Sender.CUSTOMER, "quanto costa?"))
     assert own is not None
     assert [s.article_id for s in own.sources] == ["parking"]
+    # Several questions with the request: each answered, as for the customer.
+    both = wanted(knowledge, "A che ora aprite? C'è un parcheggio? Vorrei parlare con un operatore")
+    assert both is not None
+    assert [s.article_id for s in both.sources] == ["dates-hours", "parking"]
 
 
 def test_no_answer_for_the_person_when_the_kb_does_not_have_what_was_wanted(knowledge: KnowledgeBase) -> None:
