@@ -289,6 +289,7 @@ class FakeGateway:
         self.message_posts: list[dict[str, Any]] = []  # POSTed or sent on the socket
         self.message_channels: list[str] = []  # "http" or "socket", for each of them
         self.tasks: set[asyncio.Future[None]] = set()  # answers to socket messages under way
+        self.takes_socket_messages = True  # False: a gateway from before messages on the stream
         self.abort_next_posts = 0
         self.reply_429: int | None = None
         self.echo = True
@@ -482,7 +483,7 @@ class FakeGateway:
             frame = json.loads(message)
             if frame.get("type") == "ping":
                 ws.send(json.dumps({"type": "pong"}))
-            elif frame.get("type") == "message":
+            elif frame.get("type") == "message" and self.takes_socket_messages:
                 self.tasks.add(asyncio.ensure_future(self.take_socket_message(ws, frame)))
 
         ws.on_message(on_message)
@@ -761,6 +762,32 @@ async def test_browser_sends_on_the_open_socket_and_resends_what_it_did_not_answ
         assert len(fourth) == 2
         assert len(set(fourth)) == 1
         assert gw.message_channels[-2] == "socket"
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.browser
+@browser_test
+async def test_browser_posts_what_a_gateway_that_does_not_answer_socket_messages_left_unanswered(browser):
+    from playwright.async_api import expect
+
+    gw = FakeGateway()
+    gw.takes_socket_messages = False  # as a gateway of the version before, during an upgrade
+    ctx, page = await _open_page(browser, gw)
+    try:
+        await page.evaluate("window.LucineWidget.open()")
+        await _send(page, "primo")
+        bubbles = page.locator("[data-testid=message][data-sender=customer]")
+        await expect(bubbles).to_have_count(1)
+        await _wait(lambda: page.evaluate("window.LucineWidget.state().connected"))
+
+        await _send(page, "secondo")  # sent on the socket, unanswered for 10 s, then POSTed
+        await expect(bubbles.nth(1)).to_have_attribute("data-seq", "2", timeout=15_000)
+        assert gw.message_channels == ["http", "http"]
+        await _send(page, "terzo")  # no more waiting on that socket
+        await expect(bubbles.nth(2)).to_have_attribute("data-seq", "3", timeout=3_000)
+        assert gw.message_channels == ["http", "http", "http"]
+        await expect(page.locator("[data-testid=message][data-pending]")).to_have_count(0)
     finally:
         await ctx.close()
 

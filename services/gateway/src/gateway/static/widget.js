@@ -2958,19 +2958,23 @@
   // A message goes on the stream while it is open, which spares an HTTP request per message, and
   // is POSTed otherwise. The gateway takes it either way as the POST would (same checks, same
   // message id for the same client_message_id), so a message whose answer the socket did not
-  // bring (closed, or too slow) is simply sent again, by whichever way is open then.
+  // bring (closed, or too slow) is simply sent again, by whichever way is open then. A socket
+  // that let a message go unanswered (a gateway too old to take messages on it, during an
+  // upgrade) gets no more of them: they are POSTed until the next connection.
   var socketAnswers = {}; // client_message_id -> settles the send waiting for its answer frame
   var SOCKET_ANSWER_MS = 10000;
   var NO_ANSWER = { ok: false, status: 0, data: null, retryAfter: null }; // retried, as a network failure
+  var unansweringSocket = null;
 
   function deliverMessage(path, body) {
-    if (!ws || !connected || ws.readyState !== 1) {
+    if (!ws || !connected || ws.readyState !== 1 || ws === unansweringSocket) {
       return api("POST", path, body, true);
     }
     var sock = ws;
     var id = body.client_message_id;
     return new Promise(function (resolve) {
       var timer = setTimeout(function () {
+        unansweringSocket = sock;
         settle(NO_ANSWER);
       }, SOCKET_ANSWER_MS);
       function settle(res) {
