@@ -732,11 +732,9 @@ async def test_browser_sends_on_the_open_socket_and_resends_what_it_did_not_answ
     gw = FakeGateway()
     ctx, page = await _open_page(browser, gw)
     try:
-        await page.evaluate("window.LucineWidget.open()")
-        await _send(page, "primo")  # starts the conversation: no socket yet, so POSTed
-        bubbles = page.locator("[data-testid=message][data-sender=customer]")
-        await expect(bubbles).to_have_count(1)
+        await _open_and_send(page, "primo")  # starts the conversation: no socket yet, so POSTed
         await _wait(lambda: page.evaluate("window.LucineWidget.state().connected"))
+        bubbles = page.locator("[data-testid=message][data-sender=customer]")
 
         await _send(page, "secondo")
         await expect(bubbles).to_have_count(2)
@@ -775,11 +773,9 @@ async def test_browser_posts_what_a_gateway_that_does_not_answer_socket_messages
     gw.takes_socket_messages = False  # as a gateway of the version before, during an upgrade
     ctx, page = await _open_page(browser, gw)
     try:
-        await page.evaluate("window.LucineWidget.open()")
-        await _send(page, "primo")
-        bubbles = page.locator("[data-testid=message][data-sender=customer]")
-        await expect(bubbles).to_have_count(1)
+        await _open_and_send(page, "primo")
         await _wait(lambda: page.evaluate("window.LucineWidget.state().connected"))
+        bubbles = page.locator("[data-testid=message][data-sender=customer]")
 
         await _send(page, "secondo")  # sent on the socket, unanswered for 10 s, then POSTed
         await expect(bubbles.nth(1)).to_have_attribute("data-seq", "2", timeout=15_000)
