@@ -259,3 +259,14 @@ async def test_a_token_that_expires_while_the_stream_is_open_refuses_the_next_me
         await asyncio.sleep(expires + 0.5 - datetime.now(UTC).timestamp())
         refused = await send_message(ws, client_message_id="after", text="ciao")
         assert (refused["type"], refused["status"], refused["error"]["code"]) == ("error", 401, "unauthorized")
+
+
+async def test_a_frame_larger_than_any_client_sends_closes_the_socket(gateway):
+    conversation_id, token = await gateway.start_conversation()
+    async with await open_stream(gateway, conversation_id, token) as ws:
+        assert (await next_frame(ws))["type"] == "status"
+        await ws.send("x" * 300_000)  # above servicekit's WS_MAX_MESSAGE_BYTES (256 KiB)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009  # message too big

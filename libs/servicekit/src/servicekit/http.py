@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -358,20 +359,32 @@ def raise_open_file_limit() -> int:
 HTTP_KEEP_ALIVE_SECONDS = 65
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    raise_open_file_limit()
-    uvicorn.run(
-        app,
+# The largest WebSocket message a client may send (uvicorn's default is 16 MiB): a larger one
+# closes its socket (1009). The largest a client sends is a widget's message, under 50 KB.
+WS_MAX_MESSAGE_BYTES = 256 * 1024
+
+
+def server_config(app: ASGIApp, host: str, port: int, **overrides: Any) -> uvicorn.Config:
+    """How a service runs under uvicorn, in production and in the tests that serve it."""
+    options: dict[str, Any] = {
         # Browsers always offer per-message compression; its state costs ~40 KB per socket,
         # which matters when one process holds thousands of idle widget sockets.
-        ws_per_message_deflate=False,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=HTTP_KEEP_ALIVE_SECONDS,
-        timeout_graceful_shutdown=5,
-    )
+        "ws_per_message_deflate": False,
+        "ws_max_size": WS_MAX_MESSAGE_BYTES,
+        "log_config": None,
+        "access_log": False,
+        "timeout_keep_alive": HTTP_KEEP_ALIVE_SECONDS,
+        "timeout_graceful_shutdown": 5,
+    }
+    return uvicorn.Config(app, host=host, port=port, **(options | overrides))
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    raise_open_file_limit()
+    server = uvicorn.Server(server_config(app, settings.http_host, settings.http_port))
+    server.run()
+    if not server.started:
+        sys.exit(3)  # as uvicorn.run exits when the server could not start (its port taken, say)
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -81,6 +81,7 @@ from contracts.readapi import (
 from contracts.ticketlinks import InvalidTicketLinkError, TicketLink, sign, verify
 from devkit.testing import Infra
 from gateway.config import Settings
+from servicekit.http import server_config
 
 LUCINE_KEY = "wk_lucine_demo_2025"
 LUCINE_ORIGIN = "http://localhost:8080"
@@ -108,7 +109,7 @@ def free_port() -> int:
 async def serve_app(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
     """Runs `app` (with its lifespan) under uvicorn; yields its base URL."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
