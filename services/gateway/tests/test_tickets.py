@@ -217,7 +217,6 @@ async def test_a_lookup_shows_the_status_and_public_replies_and_one_404_for_anyt
     ticket = tickets.put(
         LUCINE, email="Anna.Rossi@example.com", phone="+39 333 7654321", assignee_id="lucine-giulia", answer_due=due
     )
-    tickets.reply(ticket.ticket_id, "operator", "Sì, ci sono ancora posti.")
     foreign = tickets.put("acme", email="anna.rossi@example.com")
     widget = {"X-Widget-Key": LUCINE_KEY}
     number = ticket.ticket_number
@@ -226,6 +225,15 @@ async def test_a_lookup_shows_the_status_and_public_replies_and_one_404_for_anyt
         f"/v1/tickets/by-number/{number}", params={"email": "anna.rossi@example.com"}, headers=widget
     )
     assert found.status_code == 200, found.text
+    # Not answered yet: the promised answer, with the tenant's name and time zone to write it in
+    # (the gateway's: it owns the tenants).
+    assert datetime.fromisoformat(found.json()["answer_due"]) == due
+    assert (found.json()["tenant_name"], found.json()["time_zone"]) == ("Lucine di Natale", "Europe/Rome")
+
+    tickets.reply(ticket.ticket_id, "operator", "Sì, ci sono ancora posti.")
+    found = await gateway.http.get(
+        f"/v1/tickets/by-number/{number}", params={"email": "anna.rossi@example.com"}, headers=widget
+    )
     view = found.json()
     # Nothing else: no contact, no notes, no assignee.
     assert set(view) == {
@@ -239,11 +247,9 @@ async def test_a_lookup_shows_the_status_and_public_replies_and_one_404_for_anyt
         "time_zone",
     }
     assert (view["ticket_number"], view["status"]) == (number, "OPEN")
-    # The customer's request and the promised answer, with the tenant's name and time zone to
-    # write it in (the gateway's: it owns the tenants).
+    # The customer's request; answered, nothing more is promised.
     assert view["request"] == "Vorrei sapere se ci sono ancora biglietti per la vigilia."
-    assert datetime.fromisoformat(view["answer_due"]) == due
-    assert (view["tenant_name"], view["time_zone"]) == ("Lucine di Natale", "Europe/Rome")
+    assert view["answer_due"] is None
     assert [(r["author"], r["text"]) for r in view["replies"]] == [("operator", "Sì, ci sono ancora posti.")]
     assert set(view["replies"][0]) == {"reply_id", "author", "text", "created_at"}  # not who answered
     # By phone, with the number typed in lower case, and on the first published path.

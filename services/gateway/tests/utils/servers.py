@@ -743,6 +743,10 @@ class TicketsApi:
             reply_id=reply_id or uuid.uuid4(), author=author, text=text, created_at=created_at or datetime.now(UTC)
         )
         self.tickets[str(ticket_id)] = view.model_copy(update={"replies": [*view.replies, reply]})
+        if author != "customer":
+            # An operator's answer meets the first-response clock: nothing more is promised, as
+            # the tickets service answers (`tickets.api.promised_answer`).
+            self.answer_due.pop(str(ticket_id), None)
 
     @staticmethod
     def link_of(view: TicketView) -> str:

@@ -332,23 +332,14 @@
     $("closed-note").hidden = !(viaLink && closed);
   }
 
-  function answered(view) {
-    var replies = Array.isArray(view.replies) ? view.replies : [];
-    for (var k = 0; k < replies.length; k++) {
-      if (replies[k].author !== "customer") {
-        return true;
-      }
-    }
-    return false;
-  }
-
   // What is owed before the first answer: the promised time while it is ahead; once it has passed
   // unanswered, no time at all (a time in the past, or a new one made up, would not be true).
-  // Nothing once someone answered or the ticket is solved.
+  // Nothing once the ticket is solved, or when the server promises nothing (someone answered:
+  // the tickets service sends no `answer_due` then).
   function showDue(view) {
     clearTimeout(dueTimer);
     var due = view.answer_due ? new Date(view.answer_due).getTime() : NaN;
-    if (isNaN(due) || view.status === "RESOLVED" || view.status === "CLOSED" || answered(view)) {
+    if (isNaN(due) || view.status === "RESOLVED" || view.status === "CLOSED") {
       show("ticket-due", "");
       return;
     }
