@@ -92,6 +92,12 @@ class Conversation:
             **fields,
         )
 
+    async def answered_the_ticket_prices(self) -> None:
+        """The customer asks the prices; the AI answers from the "Prezzi dei biglietti" article."""
+        prices = await self.customer_says("Quanto costano i biglietti?")
+        sources = [Source(article_id="ticket-prices", title="Prezzi dei biglietti", score=0.9)]
+        await self.send(self.ai_reply(prices, sources=sources, text="Intero 13 euro."))
+
     async def offered_a_person(self, reason: HandoffReason = HandoffReason.CUSTOMER_REQUEST) -> None:
         question = await self.customer_says("Voglio parlare con qualcuno")
         await self.send(self.ai_reply(question, reason))
@@ -502,9 +508,7 @@ async def test_the_handover_summary_tells_what_the_customer_wants_and_what_is_op
     conversation_handlers: HandlerHarness,
 ) -> None:
     conversation = await Conversation(conversation_handlers).start()
-    prices = await conversation.customer_says("Quanto costano i biglietti?")
-    sources = [Source(article_id="ticket-prices", title="Prezzi dei biglietti", score=0.9)]
-    await conversation.send(conversation.ai_reply(prices, sources=sources, text="Intero 13 euro."))
+    await conversation.answered_the_ticket_prices()
     refund = await conversation.customer_says("Il pagamento è fallito due volte, sono furioso")
     await conversation.send(conversation.ai_reply(refund, HandoffReason.NEGATIVE_SENTIMENT, confidence=0.2))
     await conversation.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
@@ -531,9 +535,7 @@ async def test_a_message_that_only_asked_for_a_person_is_neither_the_topic_nor_o
     await only_asked.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
 
     asked_later = await Conversation(conversation_handlers).start()
-    prices = await asked_later.customer_says("Quanto costano i biglietti?")
-    sources = [Source(article_id="ticket-prices", title="Prezzi dei biglietti", score=0.9)]
-    await asked_later.send(asked_later.ai_reply(prices, sources=sources, text="Intero 13 euro."))
+    await asked_later.answered_the_ticket_prices()
     payment = await asked_later.customer_says("Il pagamento non è andato a buon fine")
     await asked_later.send(asked_later.ai_reply(payment, HandoffReason.LOW_CONFIDENCE, confidence=0.3))
     await asked_later.send(ChooseHandoff(choice=HandoffChoice.CONTINUE_AI))

@@ -401,7 +401,8 @@ async def answer_message(
     message, as they are at every request. The answer carries the client_message_id: `accepted`
     with the message id, or `error` with the HTTP status, code and message the POST would have
     answered (and `retry_after` seconds for a rate limit)."""
-    tag = frame.get("client_message_id") if isinstance(frame.get("client_message_id"), str) else None
+    tag = frame.get("client_message_id")
+    tag = tag if isinstance(tag, str) else None
     try:
         with server_span(f"message {STREAM_ROUTE}", **{"http.route": STREAM_ROUTE, "url.path": websocket.url.path}):
             who = await authorize(runtime, token, conversation_id, websocket.headers.get("origin"))
