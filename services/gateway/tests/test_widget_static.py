@@ -293,6 +293,9 @@ class FakeGateway:
         self.abort_next_posts = 0
         self.reply_429: int | None = None
         self.echo = True
+        # Accepted while `echo` is off: not yet in the history nor on the stream, as a message the
+        # conversation service has not stored yet; `echo_held()` stores and pushes them.
+        self.held: list[dict[str, Any]] = []
         self.ai_reply: dict[str, Any] | None = None
         self.created = 0
         self.lang_attr: str | None = "it"  # None: no data-lang, the widget follows the conversation
@@ -325,6 +328,12 @@ class FakeGateway:
         if push:
             await self.push({"type": "message", "message": m})
         return m
+
+    async def echo_held(self) -> None:
+        for m in self.held:
+            self.messages.append({**m, "seq": self.next_seq()})
+            await self.push({"type": "message", "message": self.messages[-1]})
+        self.held.clear()
 
     # ---- HTTP ------------------------------------------------------------------------------
     def host_page(self) -> str:
@@ -436,12 +445,12 @@ class FakeGateway:
         if self.reply_429 is not None:
             return 429, {"error": {"code": "rate_limited", "message": "slow down"}}
         mid = f"srv-{body['client_message_id']}"
-        known = [x for x in self.messages if x["message_id"] == mid]
+        known = [x for x in self.messages + self.held if x["message_id"] == mid]
         if not known:
             if self.echo:
                 await self.add("customer", body["text"], message_id=mid)
             else:
-                self.messages.append(_msg(self.next_seq(), "customer", body["text"], message_id=mid))
+                self.held.append(_msg(0, "customer", body["text"], message_id=mid))
             if self.ai_reply:
                 await self.push({"type": "typing", "sender": "ai"})
                 reply = self.ai_reply
@@ -709,7 +718,7 @@ async def test_browser_retries_same_client_id_and_keeps_text_on_429(browser):
         await page.wait_for_timeout(200)
         await expect(bubble).to_have_attribute("data-pending", "true")
         # The echo (matched by message_id) clears the pending state.
-        await gw.push({"type": "message", "message": gw.messages[0]})
+        await gw.echo_held()
         await expect(bubble).to_have_count(1)
         await expect(bubble).to_have_attribute("data-seq", "1")
         await expect(bubble).not_to_have_attribute("data-pending", "true")
