@@ -288,6 +288,26 @@ async def test_upset_customer_gets_the_answer_and_the_offer(responder: Retrieval
     assert [b[0] for b in buttons(answer)] == ["request_operator", "continue_ai"]
 
 
+async def test_several_questions_in_an_upset_message_are_each_answered_before_the_apology(
+    responder: RetrievalResponder,
+) -> None:
+    for text, language, prices, hours, sorry in (
+        ("Sono furioso! Quanto costano i biglietti? E a che ora chiudete?", "it", "9 €", "17:30", "Mi dispiace"),
+        ("I'm really angry. How much are the tickets? And when do you open?", "en", "€9", "17:30", "sorry"),
+    ):
+        answer = await ask(responder, text)
+        assert answer.language == language, text
+        assert [s.article_id for s in answer.sources] == ["ticket-prices", "dates-hours"], text  # in the order asked
+        assert answer.text.index(prices) < answer.text.index(hours) < answer.text.index(sorry), text
+        assert answer.handoff_reason == HandoffReason.NEGATIVE_SENTIMENT, text
+        assert answer.upset, text
+        assert [b[0] for b in buttons(answer)][-2:] == ["request_operator", "continue_ai"], text
+    # Venting that asks nothing still gets no article, however many sentences it has.
+    venting = await ask(responder, "Sono arrabbiatissimo. Il parcheggio era pieno. Che vergogna.")
+    assert venting.sources == []
+    assert venting.handoff_reason == HandoffReason.NEGATIVE_SENTIMENT
+
+
 async def test_small_talk(responder: RetrievalResponder) -> None:
     hello = await ask(responder, "Ciao!")
     assert hello.handoff_reason is None

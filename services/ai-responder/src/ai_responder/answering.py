@@ -228,10 +228,14 @@ class TenantKnowledge:
                 if combined and combined[0].confidence >= self.config.answer_threshold:
                     passages, confidence, used_history = combined, combined[0].confidence, True
         answered: tuple[Passage, ...] = ()
-        # Several questions asked together with a request for a person are each answered too
-        # (before the offer, `compose`), as they would be without the request.
-        requested = hit is not None and hit.reason == HandoffReason.CUSTOMER_REQUEST
-        if (hit is None or requested) and smalltalk is None and not used_history:
+        # Several questions asked together with a request for a person, or in an upset message,
+        # are each answered too (before the offer, or the apology and the offer: `compose`), as
+        # they would be without it. A sensitive topic keeps its own article first.
+        split_too = hit is not None and (
+            hit.reason == HandoffReason.CUSTOMER_REQUEST
+            or (hit.reason == HandoffReason.NEGATIVE_SENTIMENT and hit.topic is None and bool(passages))
+        )
+        if (hit is None or split_too) and smalltalk is None and not used_history:
             answered = self._each_question(question.text, language, ignore)
             if answered:
                 chosen = {p.article.id for p in answered}
