@@ -605,9 +605,9 @@ class EventConsumer:
         ids = [str(d.envelope.event_id) for d in deliveries]
         claimed = {record[0] for record in await driver.fetch(CLAIM_EVENTS, self.group_id, ids)}
         fresh: list[Delivery] = []
-        for delivery in deliveries:
-            if str(delivery.envelope.event_id) in claimed:
-                claimed.discard(str(delivery.envelope.event_id))  # the same event twice in one batch
+        for delivery, event_id in zip(deliveries, ids, strict=True):
+            if event_id in claimed:
+                claimed.discard(event_id)  # the same event twice in one batch
                 fresh.append(delivery)
             else:
                 EVENTS_DEDUPLICATED.labels(self.group_id).inc()

@@ -38,7 +38,9 @@ class Work:
 
     @staticmethod
     def of(session: AsyncSession) -> Work:
-        work: Work = session.info.setdefault(WORK, Work())
+        work: Work | None = session.info.get(WORK)
+        if work is None:  # not `setdefault(WORK, Work())`, which would make one for every event
+            work = session.info[WORK] = Work()
         return work
 
 
@@ -47,7 +49,9 @@ def conversation_key(envelope: Envelope[Any]) -> tuple[str, uuid.UUID] | None:
 
 
 def ticket_key(envelope: Envelope[Any]) -> tuple[str, uuid.UUID] | None:
-    ticket_id = getattr(envelope.payload, "ticket_id", None)
+    payload = envelope.payload
+    # Asked of the model's fields first: a pydantic model without the attribute raises inside.
+    ticket_id = getattr(payload, "ticket_id", None) if "ticket_id" in type(payload).model_fields else None
     return (envelope.tenant_id, ticket_id) if isinstance(ticket_id, uuid.UUID) else None
 
 
