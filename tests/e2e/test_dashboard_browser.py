@@ -144,6 +144,16 @@ async def test_a_customer_asks_for_a_person_and_the_operator_takes_answers_and_c
     await customer.get_by_test_id("input").fill("Ho pagato due volte il biglietto")
     await customer.get_by_test_id("send").click()
     await expect(transcript).to_contain_text("Ho pagato due volte il biglietto", timeout=15_000)
+    # The knowledge base does not answer it: no suggestion (never the assistant's "shall I call a
+    # person?" for the person already there), and the dashboard says why.
+    await dashboard.get_by_test_id("suggest").click()
+    await expect(dashboard.get_by_test_id("suggestion-none")).to_contain_text(
+        "non risponde a questa domanda", timeout=15_000
+    )
+    await expect(dashboard.get_by_test_id("use-suggestion")).to_have_count(0)
+    await dashboard.screenshot(path=str(shots(tmp_path) / "e2e-dashboard-unanswered-suggestion.png"))
+    await dashboard.get_by_test_id("suggestion").get_by_role("button").click()
+    await expect(dashboard.get_by_test_id("suggestion")).to_have_count(0)
 
     # An internal note, seen on the dashboard and never in the widget.
     await dashboard.get_by_test_id("note-input").fill("Doppio addebito da verificare")

@@ -163,6 +163,42 @@ async def test_a_request_for_a_person_with_nothing_grounded_gets_no_suggestion(
     assert suggestion.handoff_reason == "customer_request"
 
 
+async def test_an_upset_or_sensitive_message_gets_the_answer_without_the_offer(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # The assistant would apologise and offer a person: the operator is that person, so the
+    # suggestion is the knowledge base's answer alone, and its reason stays for the dashboard's note.
+    upset_text = "Sono furioso! Quanto costano i biglietti? E a che ora chiudete?"
+    upset = await suggest(client, await conversation_with(sessions, "it", (Sender.CUSTOMER, upset_text)), upset_text)
+    assert [s.article_id for s in upset.sources] == ["ticket-prices", "dates-hours"]
+    assert "9 €" in upset.text
+    assert "17:30" in upset.text
+    assert "Mi dispiace" not in upset.text
+    assert "operatore?" not in upset.text
+    assert upset.handoff_reason == "negative_sentiment"
+    assert {a.type.value for a in upset.smart_actions} <= {"open_url"}  # no YES/NO buttons
+    assert upset.confidence >= 0.45
+
+    refund_text = "Voglio il rimborso del biglietto"
+    refund = await suggest(client, await conversation_with(sessions, "it", (Sender.CUSTOMER, refund_text)), refund_text)
+    assert [s.article_id for s in refund.sources] == ["refunds-changes"]
+    assert "info@lucinedinatale.it" in refund.text
+    assert "Vuoi parlare con un operatore?" not in refund.text
+    assert refund.handoff_reason == "sensitive_topic"
+
+
+async def test_what_the_knowledge_base_does_not_answer_gets_no_suggestion(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    for text in ("Posso portare il cane?", "Sono molto deluso, che vergogna."):
+        suggestion = await suggest(client, await conversation_with(sessions, "it", (Sender.CUSTOMER, text)), text)
+        # "I don't know, shall I call a person?" or an apology alone is no reply for the person there.
+        assert suggestion.text == "", text
+        assert suggestion.sources == [], text
+        assert suggestion.smart_actions == [], text
+        assert suggestion.handoff_reason in ("unknown_answer", "low_confidence", "negative_sentiment"), text
+
+
 def test_the_history_of_a_suggestion_is_what_came_before_the_customers_latest_messages() -> None:
     history = [
         ("customer", "Quanto costa?"),

@@ -250,8 +250,9 @@ class SuggestionView(BaseModel):
     question: str
     """What was answered: the customer's latest message(s)."""
     text: str
-    """Empty when there is nothing grounded to suggest: the customer asked for a person and nothing
-    the knowledge base answers (`handoff_reason` then says so)."""
+    """Empty when there is nothing grounded to suggest: the knowledge base does not answer what the
+    customer wrote, or they asked nothing (`handoff_reason` then says why). Never the assistant's
+    apology or offer of a person: the operator is that person."""
     language: str
     confidence: float = Field(ge=0, le=1)
     mode: str

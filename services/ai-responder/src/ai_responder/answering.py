@@ -268,6 +268,16 @@ class TenantKnowledge:
             return None  # a question the knowledge base does not answer: never an older topic instead
         return None
 
+    def without_the_offer(self, question: Question) -> Answer | None:
+        """The knowledge base's answer to a message the assistant answers with an offer of a person
+        (upset, sensitive, unsure), for the person already there: the articles' passages without
+        the apology and the offer. None when the knowledge base does not answer it confidently,
+        or it asks nothing."""
+        analysis = self.analyse(question)
+        if analysis.passages and analysis.confidence >= self.config.answer_threshold:
+            return self.compose(question, replace(analysis, hit=None))
+        return None
+
     def _each_question(self, text: str, language: str, ignore: frozenset[str]) -> tuple[Passage, ...]:
         """For a message of several sentences that ask about different articles ("A che ora
         aprite? C'è un parcheggio?"), the best passage of each, in the order asked. Only when every

@@ -9,7 +9,10 @@ When the customer asked for a person, the assistant's answer would be its offer 
 is no reply for the person already there: the suggestion is then a greeting that takes up what the
 customer wanted, answered from the knowledge base (`TenantKnowledge.wanted_from_a_person`), or no
 suggestion (empty text, `handoff_reason` `customer_request`: the dashboard's "would have offered an
-operator" note) when the knowledge base does not answer it or nothing was asked."""
+operator" note) when the knowledge base does not answer it or nothing was asked. Likewise a message
+the assistant would answer with an apology or a note and the offer (upset, a sensitive topic, a
+question it is unsure of): the suggestion is the knowledge base's answer without them, its reason
+kept for that note, or no suggestion when the knowledge base does not answer it."""
 
 from __future__ import annotations
 
@@ -88,6 +91,19 @@ def operator_takeover(assistant: Assistant, question: Question, offer: Answer) -
     )
 
 
+def without_the_offer(assistant: Assistant, question: Question, offered: Answer) -> Answer:
+    """For a message the assistant would answer with an offer of a person for another reason than
+    a request: the knowledge base's answer without the offer, as the articles' own text (whatever
+    the configured mode), with the reason; else no text, with the reason."""
+    try:
+        plain = assistant.knowledge.tenant(question.tenant_id).without_the_offer(question)
+    except UnknownTenantError:  # its knowledge base went away since the answer was made
+        plain = None
+    if plain is None:
+        return Answer(text="", language=offered.language, confidence=0.0, handoff_reason=offered.handoff_reason)
+    return plain.model_copy(update={"handoff_reason": offered.handoff_reason, "mode": AnswerMode.RETRIEVAL})
+
+
 @router.post("/suggestions", response_model=SuggestionView, summary="A suggested reply for an operator")
 async def suggest(body: SuggestionRequest, request: Request) -> SuggestionView:
     assistant: Assistant = request.app.state.assistant
@@ -98,4 +114,6 @@ async def suggest(body: SuggestionRequest, request: Request) -> SuggestionView:
     [answer] = await assistant.answer_all([question])
     if answer.handoff_reason == HandoffReason.CUSTOMER_REQUEST:
         answer = operator_takeover(assistant, question, answer)
+    elif answer.handoff_reason is not None:
+        answer = without_the_offer(assistant, question, answer)
     return view_of(body, answer)

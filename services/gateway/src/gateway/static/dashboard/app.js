@@ -83,6 +83,13 @@ function reasonText(t, reason) {
   return t.reasons[reason] || reason.replace(/_/g, " ");
 }
 
+// Why the copilot has nothing to suggest, from the reason the assistant would have offered a person.
+function noSuggestionText(t, reason) {
+  if (reason === "negative_sentiment") return t.suggestionNoneUpset;
+  if (reason && reason !== "customer_request") return t.suggestionNoneUnknown;
+  return t.suggestionNone;
+}
+
 function errorText(t, error) {
   if (!error) return t.errorGeneric;
   if (error.code === "already_taken") return t.takenBySomeoneElse;
@@ -560,7 +567,7 @@ function Composer({ t, state, c }) {
               ${suggested.data.sources.length > 0 &&
               html`<div class="muted small" data-testid="suggestion-sources">${t.suggestionSources}: ${suggested.data.sources.map((s) => s.title).join(" · ")}</div>`}
               ${suggested.data.handoff_reason && html`<div class="muted small">${t.suggestionHandoff}</div>`}`
-          : html`<div class="muted" data-testid="suggestion-none">${t.suggestionNone}</div>`}
+          : html`<div class="muted" data-testid="suggestion-none">${noSuggestionText(t, suggested.data.handoff_reason)}</div>`}
         <div class="suggestion-bar">
           ${suggested.data.text &&
           html`<button type="button" class="primary" disabled=${!writable} onClick=${insertSuggestion} data-testid="use-suggestion">${t.suggestionUse}</button>`}

@@ -59,6 +59,9 @@ const WORDS = {
     suggestionDismiss: "Chiudi",
     // The copilot found nothing grounded to say (the customer asked for a person and nothing else).
     suggestionNone: "Nessuna risposta da suggerire: il cliente ha chiesto una persona e non ha fatto domande a cui la base di conoscenza risponda. Chiedigli come puoi aiutarlo.",
+    // ... or the customer is upset and asked nothing it answers; or it does not answer the question.
+    suggestionNoneUpset: "Nessuna risposta da suggerire: il cliente è contrariato e non ha fatto domande a cui la base di conoscenza risponda. Rispondigli con parole tue.",
+    suggestionNoneUnknown: "Nessuna risposta da suggerire: la base di conoscenza non risponde a questa domanda. Rispondi con parole tue o chiedi a un collega.",
     suggestionNoQuestion: "Il cliente non ha ancora scritto nulla a cui rispondere.",
     composerReadOnly: "Prendi la conversazione per rispondere.",
     composerNotYours: "Non è una tua conversazione: puoi solo leggerla.",
@@ -435,6 +438,8 @@ const WORDS = {
     suggestionUse: "Insert into the message",
     suggestionDismiss: "Dismiss",
     suggestionNone: "No reply to suggest: the customer asked for a person and asked nothing the knowledge base answers. Ask them how you can help.",
+    suggestionNoneUpset: "No reply to suggest: the customer is upset and asked nothing the knowledge base answers. Answer them in your own words.",
+    suggestionNoneUnknown: "No reply to suggest: the knowledge base does not answer this. Answer in your own words, or ask a colleague.",
     suggestionNoQuestion: "The customer has not written anything to answer yet.",
     composerReadOnly: "Take the conversation to reply.",
     composerNotYours: "Not your conversation: read only.",
