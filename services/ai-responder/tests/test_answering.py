@@ -60,6 +60,16 @@ async def test_buy_link_from_triggers_even_on_another_article(responder: Retriev
     assert ("Acquista biglietti", BUY_URL) in links(answer)
 
 
+async def test_a_trigger_counts_only_with_its_words_in_order(responder: RetrievalResponder) -> None:
+    # "get tickets" is a wish to buy; "my tickets! Can I get a refund?" is not: no buy link on a
+    # refund complaint.
+    refund = await ask(responder, "This is ridiculous, I paid twice for my tickets! Can I get a refund?")
+    assert refund.sources[0].article_id == "refunds-changes"
+    assert links(refund) == []
+    buy = await ask(responder, "Where can I get tickets for tonight?")
+    assert links(buy) == [("Buy tickets", BUY_URL)]
+
+
 async def test_whatsapp_link_to_contact_staff(responder: RetrievalResponder) -> None:
     answer = await ask(responder, "Come posso contattarvi?")
     assert answer.sources[0].article_id == "contacts"

@@ -164,9 +164,11 @@ class TenantKnowledge:
         self.policy = HandoffPolicy(kb.policy)
         self._topic_articles = {topic: article for article in kb.articles for topic in article.topics}
         self._subject_words = frozenset(token for word in kb.config.subject_words for token in tokenize(word))
+        # In their own order: "get tickets" is a wish to buy, "my tickets! Can I get a refund?" is not.
         self._triggers = PhraseMatcher(
             ((action_id, phrase) for action_id, spec in kb.config.actions.items() for phrase in spec.triggers),
             max_gap=2,
+            in_order=True,
         )
 
     @classmethod

@@ -205,8 +205,9 @@ def _keys(token: str) -> frozenset[str]:
 class PhraseMatcher:
     """Finds labelled phrases in a text, tolerant to inflection, typos and small gaps."""
 
-    def __init__(self, phrases: Iterable[tuple[str, str]], max_gap: int = 2) -> None:
+    def __init__(self, phrases: Iterable[tuple[str, str]], max_gap: int = 2, in_order: bool = False) -> None:
         self._max_gap = max_gap
+        self._in_order_only = in_order  # every phrase's words in its own order, not only a negation's
         self._phrases: list[_Phrase] = []
         exact: set[str] = set()
         fuzzy_words: set[str] = set()
@@ -245,7 +246,8 @@ class PhraseMatcher:
 
         Words may come in any order within a window of the phrase's length plus `max_gap`
         ("change the booking" and "the booking date, can I change it"), except phrases that start
-        with a negation, whose order carries the meaning ("non funziona").
+        with a negation, whose order carries the meaning ("non funziona"), and every phrase of a
+        matcher made `in_order`.
         """
         canon = [self._canonical(t) for t in tokens]
         present: set[str] = set().union(*canon) if canon else set()
@@ -265,7 +267,7 @@ class PhraseMatcher:
             start = next(i for i, c in enumerate(canon) if words[0] in c)
             return start, start + 1
         width = len(words) + self._max_gap
-        ordered = words[0].lstrip("=") in _ORDERED_STARTS
+        ordered = self._in_order_only or words[0].lstrip("=") in _ORDERED_STARTS
         for start, first in enumerate(canon):
             if not any(w in first for w in words):
                 continue
