@@ -318,6 +318,23 @@ async def test_several_questions_in_an_upset_message_are_each_answered_before_th
     assert venting.handoff_reason == HandoffReason.NEGATIVE_SENTIMENT
 
 
+async def test_someone_in_danger_gets_the_emergency_advice_and_the_offer_never_an_article(
+    responder: RetrievalResponder,
+) -> None:
+    for text, language, says in (
+        ("I lost my child in the park, help!", "en", "call 112"),  # the ticket prices mention children
+        ("Mio figlio si è perso nel parco!", "it", "chiama subito il 112"),
+        ("Ho perso mio figlio, voglio parlare con un operatore", "it", "chiama subito il 112"),
+    ):
+        answer = await ask(responder, text)
+        assert answer.language == language, text
+        assert says in answer.text, text
+        assert answer.sources == [], text
+        assert answer.handoff_reason == HandoffReason.SENSITIVE_TOPIC, text
+        assert [b[0] for b in buttons(answer)] == ["request_operator", "continue_ai"], text
+        assert links(answer) == [], text  # no "Buy tickets"
+
+
 async def test_small_talk(responder: RetrievalResponder) -> None:
     hello = await ask(responder, "Ciao!")
     assert hello.handoff_reason is None

@@ -1,7 +1,7 @@
 import pytest
 
 from ai_responder.answering import TenantKnowledge
-from ai_responder.policy import HandoffPolicy, HandoffReason, PhraseMatcher, PolicyConfig
+from ai_responder.policy import EMERGENCY, HandoffPolicy, HandoffReason, PhraseMatcher, PolicyConfig
 from ai_responder.text import tokenize
 
 CUSTOMER = HandoffReason.CUSTOMER_REQUEST
@@ -68,6 +68,43 @@ def test_detects(tenant: TenantKnowledge, text: str, reason: HandoffReason, topi
 )
 def test_does_not_overreact(tenant: TenantKnowledge, text: str) -> None:
     assert tenant.policy.detect(text) is None, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Mio figlio si è perso nel parco!",
+        "Non trovo più mia figlia",
+        "I lost my child in the park, help!",
+        "I can't find my son anywhere",
+        "Mia madre ha avuto un malore",
+        "My dad got hurt on the path",
+        "Serve un'ambulanza",
+        # Before a request for a person, and before the mood: someone may be in danger.
+        "Ho perso mio figlio, voglio parlare con un operatore",
+        "Sono arrabbiato, non trovo mio figlio!",
+    ],
+)
+def test_someone_in_danger_goes_before_any_other_reason(text: str) -> None:
+    hit = HandoffPolicy().detect(text)  # a platform default: every tenant has it
+    assert hit is not None, text
+    assert hit.reason == SENSITIVE, text
+    assert hit.topic == EMERGENCY, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ho perso il biglietto del bambino",
+        "Il bambino paga il biglietto?",
+        "Where is the emergency exit?",
+        "I lost my ticket",
+        "Non è un malore, solo stanchezza",  # negated
+    ],
+)
+def test_no_danger_is_read_into_ordinary_questions(text: str) -> None:
+    hit = HandoffPolicy().detect(text)
+    assert hit is None or hit.topic != EMERGENCY, text
 
 
 def test_request_beats_topic_beats_mood(tenant: TenantKnowledge) -> None:

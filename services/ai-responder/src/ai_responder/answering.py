@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ai_responder.dates import DayQuestion, day_question, yes_no
 from ai_responder.kb import TenantKB, load_tenant
 from ai_responder.language import detect_language
-from ai_responder.policy import HandoffPolicy, PhraseMatcher, PolicyHit
+from ai_responder.policy import EMERGENCY, HandoffPolicy, PhraseMatcher, PolicyHit
 from ai_responder.retrieval import MIN_UNKNOWN_LENGTH, Passage, RetrievalIndex
 from ai_responder.text import tokenize
 from contracts.common import HandoffReason, Sender, SmartAction, SmartActionType, Source
@@ -205,6 +205,9 @@ class TenantKnowledge:
         passages = self._search(question.text, language, ignore)
         if hit is not None and hit.reason == HandoffReason.NEGATIVE_SENTIMENT and not _QUESTION.search(question.text):
             # "I'm really disappointed with the visit" asks nothing: an apology and a person, not an article.
+            passages = []
+        if hit is not None and hit.topic == EMERGENCY and EMERGENCY not in self._topic_articles:
+            # "I lost my child in the park": never the ticket prices because they mention children.
             passages = []
         if hit is not None and hit.topic is not None:
             passages = self._topic_first(hit.topic, passages, question.text, language)
@@ -414,7 +417,9 @@ class TenantKnowledge:
             )
 
         # Nothing answers well enough: never guess, say so and offer a person.
-        if hit is not None:
+        if hit is not None and hit.topic == EMERGENCY:
+            reason, text = hit.reason, messages.emergency or messages.sensitive
+        elif hit is not None:
             reason = hit.reason
             text = messages.sensitive if reason == HandoffReason.SENSITIVE_TOPIC else messages.negative
         elif top is None or analysis.confidence < self.config.unknown_threshold:

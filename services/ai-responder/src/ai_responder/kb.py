@@ -141,6 +141,8 @@ class Messages(BaseModel):
     """Appended when the topic needs a person (refunds, complaints...)."""
     negative: str
     """The customer is upset."""
+    emergency: str = ""
+    """Someone may be in danger (a lost child, an injury); empty: `sensitive` is said instead."""
     greeting: str
     thanks: str
     operator_button: str
@@ -160,6 +162,10 @@ DEFAULT_MESSAGES: dict[str, Messages] = {
             "Per questa richiesta è meglio che ti aiuti una persona del nostro staff. Vuoi parlare con un operatore?"
         ),
         negative="Mi dispiace molto. Vuoi che ti metta in contatto con un operatore?",
+        emergency=(
+            "Se qualcuno è in pericolo o si è fatto male, chiama subito il 112. Se non trovi un bambino, "
+            "avvisa subito il personale più vicino. Vuoi parlare subito con un operatore?"
+        ),
         greeting="Ciao! Sono l'assistente virtuale: come posso aiutarti?",
         thanks="Prego! Se hai altre domande sono qui.",
         operator_button="Sì, chiama un operatore",
@@ -174,6 +180,10 @@ DEFAULT_MESSAGES: dict[str, Messages] = {
         ),
         sensitive="A member of our staff is the right person to help with this. Would you like to talk to an operator?",
         negative="I'm really sorry about that. Would you like me to connect you with an operator?",
+        emergency=(
+            "If someone is in danger or hurt, call 112 right away. If you cannot find a child, tell the "
+            "nearest member of staff at once. Would you like to talk to an operator now?"
+        ),
         greeting="Hello! I'm the virtual assistant: how can I help you?",
         thanks="You're welcome! I'm here if you have any other questions.",
         operator_button="Yes, call an operator",

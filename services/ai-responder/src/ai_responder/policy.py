@@ -1,7 +1,8 @@
 """When the assistant should offer a person instead of (or on top of) its answer.
 
 Phrase lists are data: generic defaults live here, each tenant adds its own in `policy.yaml`
-(sensitive topics are always tenant-specific). A phrase is a few words matched in order, each word
+(sensitive topics are tenant-specific, except `emergency`: someone may be in danger, whatever the
+business). A phrase is a few words matched in order, each word
 tolerating inflection (Snowball stems), typos (edit distance) and up to `max_gap` words in between,
 so "voglio parlare con qualcuno" matches "vorrei parlare subito con qualcunoo". A word written
 `=word` must match exactly: use it where a stem collides with an innocent word ("cancello", the
@@ -21,7 +22,9 @@ from contracts.common import HandoffReason
 
 __all__ = [
     "DEFAULT_CUSTOMER_REQUEST",
+    "DEFAULT_EMERGENCY",
     "DEFAULT_NEGATIVE",
+    "EMERGENCY",
     "HandoffPolicy",
     "HandoffReason",
     "PhraseMatch",
@@ -127,6 +130,57 @@ DEFAULT_NEGATIVE: tuple[str, ...] = (
     "pathetic",
     "upset",
     "never again",
+)
+
+EMERGENCY = "emergency"
+"""The sensitive topic of a message saying someone may be in danger: it goes before any other
+reason, and no article answers it unless one handles the topic (`topics: [emergency]`)."""
+
+DEFAULT_EMERGENCY: tuple[str, ...] = (
+    # Italian: a lost child, an injury or illness, an emergency
+    "bambino perso",
+    "bambina persa",
+    "bimbo perso",
+    "bimba persa",
+    "figlio perso",
+    "figlia persa",
+    "perso mio figlio",
+    "persa mia figlia",
+    "non trovo mio figlio",
+    "non trovo mia figlia",
+    "non trovo bambino",
+    "non trovo bambina",
+    "non trovo bimbo",
+    "non trovo bimba",
+    "si fatto male",
+    "=ferito",
+    "=ferita",
+    "=feriti",
+    "=malore",
+    "=svenuto",
+    "=svenuta",
+    "=ambulanza",
+    "emergenza medica",
+    # English
+    "lost child",
+    "lost my child",
+    "lost my son",
+    "lost my daughter",
+    "lost my kid",
+    "lost our child",
+    "lost our son",
+    "lost our daughter",
+    "can't find my child",
+    "can't find my son",
+    "can't find my daughter",
+    "can't find my kid",
+    "cannot find my child",
+    "=injured",
+    "is hurt",
+    "got hurt",
+    "=fainted",
+    "=ambulance",
+    "medical emergency",
 )
 
 # Phrases starting with one of these keep their word order ("non funziona" is not "funziona? non...").
@@ -357,6 +411,7 @@ class HandoffPolicy:
         phrases: list[tuple[str, str]] = []
         phrases += [(_CUSTOMER, p) for p in (*(DEFAULT_CUSTOMER_REQUEST if base else ()), *config.customer_request)]
         phrases += [(_NEGATIVE, p) for p in (*(DEFAULT_NEGATIVE if base else ()), *config.negative)]
+        phrases += [(EMERGENCY, p) for p in (DEFAULT_EMERGENCY if base else ())]
         for topic, topic_phrases in config.sensitive_topics.items():
             phrases += [(topic, p) for p in topic_phrases]
         self._matcher = PhraseMatcher(phrases, max_gap=config.max_gap)
@@ -386,6 +441,7 @@ class HandoffPolicy:
         if not tokens:
             return PolicyScan(None, frozenset())
         found: dict[HandoffReason, PolicyHit] = {}
+        emergency: PolicyHit | None = None
         noise: set[str] = set()
         for match in self._matcher.find(tokens):
             if match.label in (_CUSTOMER, _NEGATIVE):
@@ -397,6 +453,9 @@ class HandoffPolicy:
                     HandoffReason.CUSTOMER_REQUEST if match.label == _CUSTOMER else HandoffReason.NEGATIVE_SENTIMENT
                 )
                 found.setdefault(reason, PolicyHit(reason, None, match.phrase))
+            elif match.label == EMERGENCY:
+                if emergency is None and not self._negated(tokens, clauses, match):  # "nessuna emergenza"
+                    emergency = PolicyHit(HandoffReason.SENSITIVE_TOPIC, EMERGENCY, match.phrase)
             else:
                 found.setdefault(
                     HandoffReason.SENSITIVE_TOPIC, PolicyHit(HandoffReason.SENSITIVE_TOPIC, match.label, match.phrase)
@@ -406,6 +465,8 @@ class HandoffPolicy:
             if group is not None:
                 found[HandoffReason.SENSITIVE_TOPIC] = group
         upset = HandoffReason.NEGATIVE_SENTIMENT in found
+        if emergency is not None:  # someone may be in danger: before anything else it says or asks
+            return PolicyScan(emergency, frozenset(noise), upset)
         for reason in (HandoffReason.CUSTOMER_REQUEST, HandoffReason.SENSITIVE_TOPIC, HandoffReason.NEGATIVE_SENTIMENT):
             if reason in found:
                 return PolicyScan(found[reason], frozenset(noise), upset)
