@@ -335,6 +335,20 @@ async def test_someone_in_danger_gets_the_emergency_advice_and_the_offer_never_a
         assert links(answer) == [], text  # no "Buy tickets"
 
 
+async def test_a_goodbye_gets_a_goodbye_not_an_offer_of_a_person(responder: RetrievalResponder) -> None:
+    # "Thanks, bye!" ended many a good conversation with "I don't have that information".
+    thanks_bye = await ask(responder, "Thanks, bye!")
+    assert thanks_bye.handoff_reason is None
+    assert thanks_bye.language == "en"
+    assert thanks_bye.text.startswith("You're welcome")
+    for text in ("Arrivederci!", "Buona serata!", "A presto"):
+        goodbye = await ask(responder, text)
+        assert goodbye.handoff_reason is None, text
+        assert goodbye.sources == [], text
+        assert goodbye.text.startswith("A presto!"), text
+        assert buttons(goodbye) == [], text
+
+
 async def test_small_talk(responder: RetrievalResponder) -> None:
     hello = await ask(responder, "Ciao!")
     assert hello.handoff_reason is None

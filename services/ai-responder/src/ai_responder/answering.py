@@ -391,7 +391,10 @@ class TenantKnowledge:
                 cacheable=cacheable,
             )
         if analysis.smalltalk is not None:
-            text = messages.thanks if analysis.smalltalk == "thanks" else messages.greeting
+            text = {
+                "thanks": messages.thanks,
+                "farewell": messages.farewell or messages.thanks,
+            }.get(analysis.smalltalk, messages.greeting)
             return Answer(text=text, language=language, confidence=1.0, upset=analysis.upset, cacheable=cacheable)
 
         if confident and top is not None:

@@ -145,6 +145,8 @@ class Messages(BaseModel):
     """Someone may be in danger (a lost child, an injury); empty: `sensitive` is said instead."""
     greeting: str
     thanks: str
+    farewell: str = ""
+    """The customer says goodbye; empty: `thanks` is said instead."""
     operator_button: str
     continue_button: str
     llm_language_name: str = ""
@@ -168,6 +170,7 @@ DEFAULT_MESSAGES: dict[str, Messages] = {
         ),
         greeting="Ciao! Sono l'assistente virtuale: come posso aiutarti?",
         thanks="Prego! Se hai altre domande sono qui.",
+        farewell="A presto! Se ti serve altro, scrivimi pure.",
         operator_button="Sì, chiama un operatore",
         continue_button="No, continua con l'assistente",
         llm_language_name="Italian",
@@ -186,6 +189,7 @@ DEFAULT_MESSAGES: dict[str, Messages] = {
         ),
         greeting="Hello! I'm the virtual assistant: how can I help you?",
         thanks="You're welcome! I'm here if you have any other questions.",
+        farewell="Goodbye! If you need anything else, just write to me.",
         operator_button="Yes, call an operator",
         continue_button="No, continue with the assistant",
         llm_language_name="English",

@@ -23,6 +23,7 @@ from contracts.common import HandoffReason
 __all__ = [
     "DEFAULT_CUSTOMER_REQUEST",
     "DEFAULT_EMERGENCY",
+    "DEFAULT_FAREWELLS",
     "DEFAULT_NEGATIVE",
     "EMERGENCY",
     "HandoffPolicy",
@@ -213,6 +214,22 @@ DEFAULT_THANKS: tuple[str, ...] = (
     "thank you so much",
     "cheers",
 )
+DEFAULT_FAREWELLS: tuple[str, ...] = (
+    "arrivederci",
+    "a presto",
+    "alla prossima",
+    "buona serata",
+    "buona giornata",
+    "buona notte",
+    "buonanotte",
+    "bye",
+    "goodbye",
+    "bye bye",
+    "see you",
+    "good night",
+    "have a nice evening",
+    "have a nice day",
+)
 
 
 class PolicyConfig(BaseModel):
@@ -231,6 +248,7 @@ class PolicyConfig(BaseModel):
     negations: list[str] = Field(default_factory=list)
     greetings: list[str] = Field(default_factory=list)
     thanks: list[str] = Field(default_factory=list)
+    farewells: list[str] = Field(default_factory=list)
     max_gap: int = Field(default=2, ge=0, le=5)
 
 
@@ -398,6 +416,7 @@ _NEGATION = "__negation__"
 _PEOPLE = "__people__"
 _GREETING = "__greeting__"
 _THANKS = "__thanks__"
+_FAREWELL = "__farewell__"
 _NUMBER_RE = re.compile(r"^\d{1,5}$")
 
 
@@ -419,12 +438,13 @@ class HandoffPolicy:
         people = [(_PEOPLE, w) for w in config.people_words]
         greetings = [(_GREETING, p) for p in (*(DEFAULT_GREETINGS if base else ()), *config.greetings)]
         thanks = [(_THANKS, p) for p in (*(DEFAULT_THANKS if base else ()), *config.thanks)]
+        farewells = [(_FAREWELL, p) for p in (*(DEFAULT_FAREWELLS if base else ()), *config.farewells)]
         self._people = PhraseMatcher(people, max_gap=0)
         # Each word of a request for a person on its own ("chiama", "operatore", "talk"): what such a
         # request says besides them is what the customer wants to talk about.
         request_words = [word for label, phrase in phrases if label == _CUSTOMER for word in phrase.split()]
         self._request_words = PhraseMatcher(((_CUSTOMER, word) for word in request_words), max_gap=0)
-        self._smalltalk = PhraseMatcher(greetings + thanks, max_gap=1)
+        self._smalltalk = PhraseMatcher(greetings + thanks + farewells, max_gap=1)
 
     def _negated(self, tokens: Sequence[str], clauses: Sequence[int], match: PhraseMatch) -> bool:
         """A negation earlier in the same clause ("non voglio parlare con un operatore")."""
@@ -513,7 +533,8 @@ class HandoffPolicy:
         return None
 
     def smalltalk(self, text: str) -> str | None:
-        """`greeting` or `thanks` when that is all the message says, else None."""
+        """`thanks`, `farewell` or `greeting` (in that order: "grazie, arrivederci" thanks) when
+        that is all the message says, else None."""
         tokens = tokenize(text)
         if not tokens or len(tokens) > 6:
             return None
@@ -526,4 +547,7 @@ class HandoffPolicy:
         leftover = [t for i, t in enumerate(tokens) if i not in covered and t not in STOPWORDS]
         if leftover:
             return None
-        return "thanks" if any(m.label == _THANKS for m in matches) else "greeting"
+        labels = {m.label for m in matches}
+        if _THANKS in labels:
+            return "thanks"
+        return "farewell" if _FAREWELL in labels else "greeting"
