@@ -73,35 +73,29 @@ def view_of(body: SuggestionRequest, answer: Answer) -> SuggestionView:
     )
 
 
-def operator_takeover(assistant: Assistant, question: Question, offer: Answer) -> Answer:
-    """For a customer who asked for a person: a greeting in their language and the knowledge base's
-    answer to what they wanted, with its sources; else no text, and the request as the reason."""
+def for_the_person_there(assistant: Assistant, question: Question, offered: Answer) -> Answer:
+    """An answer that offers a person, made a reply for the operator, who is that person, as the
+    articles' own text whatever the configured mode. For a request for a person: a greeting in the
+    customer's language and the knowledge base's answer to what they wanted, with its sources and
+    no handoff reason; for another reason (upset, sensitive, unsure): the knowledge base's answer
+    without the apology, the note and the offer, with the reason. Else no text, with the reason."""
+    requested = offered.handoff_reason == HandoffReason.CUSTOMER_REQUEST
     try:
-        wanted = assistant.knowledge.tenant(question.tenant_id).wanted_from_a_person(question)
-    except UnknownTenantError:  # its knowledge base went away since the offer was made
-        wanted = None
-    if wanted is None:
-        return Answer(text="", language=offer.language, confidence=0.0, handoff_reason=HandoffReason.CUSTOMER_REQUEST)
-    greeting = OPERATOR_GREETINGS.get(wanted.language)
-    return wanted.model_copy(
+        knowledge = assistant.knowledge.tenant(question.tenant_id)
+    except UnknownTenantError:  # its knowledge base went away since the answer was made
+        found = None
+    else:
+        found = knowledge.wanted_from_a_person(question) if requested else knowledge.without_the_offer(question)
+    if found is None:
+        return Answer(text="", language=offered.language, confidence=0.0, handoff_reason=offered.handoff_reason)
+    greeting = OPERATOR_GREETINGS.get(found.language) if requested else None
+    return found.model_copy(
         update={
-            "text": f"{greeting}\n\n{wanted.text}" if greeting else wanted.text,
-            "mode": AnswerMode.RETRIEVAL,  # the article's own text, whatever the configured mode
+            "text": f"{greeting}\n\n{found.text}" if greeting else found.text,
+            "handoff_reason": None if requested else offered.handoff_reason,
+            "mode": AnswerMode.RETRIEVAL,
         }
     )
-
-
-def without_the_offer(assistant: Assistant, question: Question, offered: Answer) -> Answer:
-    """For a message the assistant would answer with an offer of a person for another reason than
-    a request: the knowledge base's answer without the offer, as the articles' own text (whatever
-    the configured mode), with the reason; else no text, with the reason."""
-    try:
-        plain = assistant.knowledge.tenant(question.tenant_id).without_the_offer(question)
-    except UnknownTenantError:  # its knowledge base went away since the answer was made
-        plain = None
-    if plain is None:
-        return Answer(text="", language=offered.language, confidence=0.0, handoff_reason=offered.handoff_reason)
-    return plain.model_copy(update={"handoff_reason": offered.handoff_reason, "mode": AnswerMode.RETRIEVAL})
 
 
 @router.post("/suggestions", response_model=SuggestionView, summary="A suggested reply for an operator")
@@ -112,8 +106,6 @@ async def suggest(body: SuggestionRequest, request: Request) -> SuggestionView:
     earlier = before_latest_run(context.history, body.question)[-assistant.settings.history_messages :]
     question = Question(tenant_id=body.tenant_id, text=body.question, language=context.locale, history=earlier)
     [answer] = await assistant.answer_all([question])
-    if answer.handoff_reason == HandoffReason.CUSTOMER_REQUEST:
-        answer = operator_takeover(assistant, question, answer)
-    elif answer.handoff_reason is not None:
-        answer = without_the_offer(assistant, question, answer)
+    if answer.handoff_reason is not None:
+        answer = for_the_person_there(assistant, question, answer)
     return view_of(body, answer)
