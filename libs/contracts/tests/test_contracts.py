@@ -107,13 +107,13 @@ def test_an_older_revision_of_a_known_type_is_read_with_the_newest_model_its_new
         in_reply_to=uuid.uuid4(), reply_id=uuid.uuid4(), text="Ciao!", language="it", confidence=1.0, mode="retrieval"
     )
     data = json.loads(contracts.new_envelope(reply, tenant_id=TENANT).to_json())
-    assert AiReplyGenerated.event_version == 2
-    data["version"] = 1  # as written before `upset` was added
-    del data["payload"]["upset"]
+    assert AiReplyGenerated.event_version == 3
+    data["version"] = 1  # as written before `upset` and `urgent` were added
+    del data["payload"]["upset"], data["payload"]["urgent"]
     parsed = contracts.parse_envelope(json.dumps(data))
     assert type(parsed.payload) is AiReplyGenerated
     assert parsed.payload == reply
-    assert parsed.payload.upset is False
+    assert (parsed.payload.upset, parsed.payload.urgent) == (False, False)
     assert parsed.version == 1
 
 

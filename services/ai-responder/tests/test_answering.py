@@ -331,8 +331,12 @@ async def test_someone_in_danger_gets_the_emergency_advice_and_the_offer_never_a
         assert says in answer.text, text
         assert answer.sources == [], text
         assert answer.handoff_reason == HandoffReason.SENSITIVE_TOPIC, text
+        assert answer.urgent, text  # the customer who says YES is wanted first in the queue
         assert [b[0] for b in buttons(answer)] == ["request_operator", "continue_ai"], text
         assert links(answer) == [], text  # no "Buy tickets"
+    # Another sensitive topic, or an upset customer, is not an emergency.
+    for text in ("Voglio il rimborso del biglietto", "Sono furioso! Quanto costano i biglietti?"):
+        assert not (await ask(responder, text)).urgent, text
 
 
 async def test_a_goodbye_gets_a_goodbye_not_an_offer_of_a_person(responder: RetrievalResponder) -> None:

@@ -63,16 +63,18 @@ async def test_unanswered_questions_are_kept_as_gaps_once(
         asked(2, "Qual è la password del wi-fi?"),  # a gap
         asked(3, "Vorrei parlare con una persona"),  # a request for a person, not a gap
         asked(4, "Sono arrabbiato, vorrei parlare con una persona"),  # the same, from an upset customer
+        asked(5, "Mio figlio si è perso nel museo!"),  # someone may be in danger: no article meant, no gap
     ]
     envelopes = [new_envelope(q, tenant_id=TENANT, conversation_id=conversation) for q in questions]
     await harness.apply(started, *envelopes)
     await harness.apply(envelopes[1])  # redelivered: no second reply, no second gap
 
     replies = await harness.emitted(AiReplyGenerated)
-    assert len(replies) == 4
+    assert len(replies) == 5
     assert replies[0].payload.sources[0].article_id == "faq-it-dove-si-trova-il-museo"
-    assert [r.payload.handoff_reason for r in replies[2:]] == [HandoffReason.CUSTOMER_REQUEST] * 2
-    assert [r.payload.upset for r in replies] == [False, False, False, True]
+    assert [r.payload.handoff_reason for r in replies[2:4]] == [HandoffReason.CUSTOMER_REQUEST] * 2
+    assert [r.payload.upset for r in replies] == [False, False, False, True, False]
+    assert [r.payload.urgent for r in replies] == [False, False, False, False, True]
     async with sessions() as session:
         gaps = (await session.scalars(select(UnansweredQuestion))).all()
     assert [(g.text, g.reason, g.tenant_id, g.conversation_id) for g in gaps] == [

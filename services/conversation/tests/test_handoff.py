@@ -504,6 +504,22 @@ async def test_an_upset_customer_asking_for_a_person_waits_first_and_the_summary
     ]
 
 
+async def test_someone_who_may_be_in_danger_waits_first(conversation_handlers: HandlerHarness) -> None:
+    lost_child = await Conversation(conversation_handlers).start()
+    question = await lost_child.customer_says("Mio figlio si è perso nel parco!")
+    await lost_child.send(lost_child.ai_reply(question, HandoffReason.SENSITIVE_TOPIC, urgent=True))
+    await lost_child.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+    refund = await Conversation(conversation_handlers).start()  # another sensitive topic: no hurry
+    await refund.offered_a_person(HandoffReason.SENSITIVE_TOPIC)
+    await refund.send(ChooseHandoff(choice=HandoffChoice.REQUEST_OPERATOR))
+
+    (request,) = await lost_child.emitted(HandoffRequested)
+    assert (request.reason, request.priority) == (HandoffReason.SENSITIVE_TOPIC, "high")
+    (refund_request,) = await refund.emitted(HandoffRequested)
+    assert (refund_request.reason, refund_request.priority) == (HandoffReason.SENSITIVE_TOPIC, "normal")
+    assert (await conversation_handlers.conversation(lost_child.id)).customer_in_danger
+
+
 async def test_the_handover_summary_tells_what_the_customer_wants_and_what_is_open(
     conversation_handlers: HandlerHarness,
 ) -> None:

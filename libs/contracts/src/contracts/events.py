@@ -268,7 +268,8 @@ class HandoffRequested(Payload):
     intent: Skill | None = None
     """What the customer asked about (the AI's topic, e.g. `tickets`): routing matches it to skills."""
     priority: Literal["normal", "high"] = "normal"
-    """`high` for an upset customer: served before the others in the queue."""
+    """`high` for an upset customer or one who may be in danger: served before the others in the
+    queue."""
 
 
 @event("conversation.queue_position_updated", 1, topics.CONVERSATION_EVENTS.name)
@@ -323,9 +324,9 @@ class CommandRejected(Payload):
 # --------------------------------------------------------------------------- ai.replies.v1
 
 
-@event("ai.reply_generated", 2, topics.AI_REPLIES.name)
+@event("ai.reply_generated", 3, topics.AI_REPLIES.name)
 class AiReplyGenerated(Payload):
-    """The assistant's answer to one customer message (revision 2 added `upset`)."""
+    """The assistant's answer to one customer message (revision 2 added `upset`, 3 `urgent`)."""
 
     in_reply_to: uuid.UUID
     reply_id: uuid.UUID
@@ -340,6 +341,9 @@ class AiReplyGenerated(Payload):
     upset: bool = False
     """The customer's message sounded upset, whatever the handoff reason: "I'm angry, get me a
     person" is a request for a person from an upset customer, who waits in the queue first."""
+    urgent: bool = False
+    """Someone may be in danger (a lost child, an injury: the platform's `emergency` topic): the
+    reply gives the emergency advice and offers a person, who is wanted first in the queue."""
 
 
 # --------------------------------------------------------------------------- routing.events.v1

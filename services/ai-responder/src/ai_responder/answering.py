@@ -89,6 +89,8 @@ class Answer(BaseModel):
     smart_actions: list[SmartAction] = Field(default_factory=list)
     handoff_reason: HandoffReason | None = None
     upset: bool = False
+    urgent: bool = False
+    """Someone may be in danger (the `emergency` topic)."""
     mode: AnswerMode = AnswerMode.RETRIEVAL
     cacheable: bool = False
     """True when the same question text always gets this answer, whatever the conversation."""
@@ -150,6 +152,11 @@ class Analysis:
     answered: tuple[Passage, ...] = ()
     """For a message asking several things, each answered from its own article: their passages,
     in the order asked (the answer joins them). Empty otherwise."""
+
+    @property
+    def urgent(self) -> bool:
+        """Someone may be in danger: the customer who says YES is wanted first in the queue."""
+        return self.hit is not None and self.hit.topic == EMERGENCY
 
 
 class TenantKnowledge:
@@ -416,6 +423,7 @@ class TenantKnowledge:
                 smart_actions=actions,
                 handoff_reason=reason,
                 upset=analysis.upset,
+                urgent=analysis.urgent,
                 cacheable=cacheable,
             )
 
@@ -437,6 +445,7 @@ class TenantKnowledge:
             smart_actions=links + self.handoff_buttons(language),
             handoff_reason=reason,
             upset=analysis.upset,
+            urgent=analysis.urgent,
             cacheable=cacheable,
         )
 

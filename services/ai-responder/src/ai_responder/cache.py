@@ -43,8 +43,8 @@ def normalise_question(text: str) -> str:
 class AnswerCache:
     """Answers keyed by tenant + language + hash of the normalised question, with a TTL."""
 
-    # Names the Answer's shape: v2 added `upset`, which v1 entries would read as False.
-    PREFIX = "ai-responder:answer:v2"
+    # Names the Answer's shape: v2 added `upset`, v3 `urgent`, which older entries would read as False.
+    PREFIX = "ai-responder:answer:v3"
 
     def __init__(self, redis: Redis, ttl_s: int = 3600, prefix: str = PREFIX) -> None:
         self.redis = redis

@@ -47,11 +47,13 @@ def is_question(message: MessagePosted) -> bool:
 
 
 def is_gap(answer: Answer) -> bool:
-    """No KB answer and a person offered for it: not a request for a person, nor only a mood."""
+    """No KB answer and a person offered for it: not a request for a person, nor only a mood, nor
+    someone who may be in danger (whom no article is meant to answer)."""
     return (
         answer.handoff_reason is not None
         and not answer.sources
         and answer.handoff_reason not in (HandoffReason.CUSTOMER_REQUEST, HandoffReason.NEGATIVE_SENTIMENT)
+        and not answer.urgent
     )
 
 
@@ -128,6 +130,7 @@ def register(consumer: EventConsumer, assistant: Assistant, history_messages: in
             smart_actions=answer.smart_actions,
             handoff_reason=answer.handoff_reason,
             upset=answer.upset,
+            urgent=answer.urgent,
         )
         out = Outgoing(session, envelope)
         out.emit(reply)

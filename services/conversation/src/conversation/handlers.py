@@ -83,6 +83,7 @@ from conversation.store import (
     last_messages,
     load_batch,
     question_before,
+    queue_priority,
 )
 from servicekit import timers
 from servicekit.consumer import EventConsumer
@@ -319,9 +320,11 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
         reply = envelope.payload
         if conversation is None or reply.reply_id in Batch.of(session).message_ids:
             return
+        # What the customer said, whether or not the reply is still wanted.
         if reply.upset:
-            # What the customer said, whether or not the reply is still wanted.
             conversation.customer_upset = True
+        if reply.urgent:
+            conversation.customer_in_danger = True
         if reply.language != conversation.locale:
             # The language the customer writes in, as the assistant read it, not the one their
             # browser named: the notices, the handoff buttons and a ticket's emails follow it.
@@ -390,7 +393,7 @@ def register(consumer: EventConsumer, settings: Settings | None = None) -> None:
                 language=conversation.locale,
                 confidence=last_reply.confidence if last_reply is not None else None,
                 intent=intent_of(last_reply),
-                priority="high" if is_upset(conversation) else "normal",
+                priority=queue_priority(conversation),
             )
         )
         notify(out, conversation, "connecting", notice_text(Notice.CONNECTING, conversation.locale))

@@ -6,7 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     Boolean,
@@ -58,6 +58,7 @@ class Conversation(Base):
     handoff_offer_blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     offer_notice_posted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     customer_upset: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    customer_in_danger: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def state(self) -> ConversationStatus:
@@ -142,6 +143,9 @@ class ConversationState:
     customer_upset: bool = False
     """Set when the assistant hears the customer vent, whatever it offered: the customer then
     waits in the queue first, and the handover summary and a ticket say so."""
+    customer_in_danger: bool = False
+    """Set when the assistant hears that someone may be in danger (a lost child, an injury): the
+    customer then waits in the queue first."""
 
     @property
     def state(self) -> ConversationStatus:
@@ -155,6 +159,12 @@ def is_upset(conversation: Conversation | ConversationState) -> bool:
     """Whether the customer sounded upset: the assistant heard them vent, or offered a person for
     it. Upset customers wait in the queue first; the handover summary and a ticket say so."""
     return conversation.customer_upset or conversation.handoff_reason == HandoffReason.NEGATIVE_SENTIMENT.value
+
+
+def queue_priority(conversation: ConversationState) -> Literal["normal", "high"]:
+    """Where the conversation waits in the operators' queue: first when the customer is upset or
+    someone may be in danger."""
+    return "high" if is_upset(conversation) or conversation.customer_in_danger else "normal"
 
 
 @dataclass
@@ -255,19 +265,20 @@ _WRITE_BATCH = text(
     "WITH written AS ("
     " INSERT INTO conversations (id, tenant_id, status, channel, locale, last_seq, operator_id, handoff_reason,"
     " rating_score, rating_comment, last_customer_message_at, handoff_offer_blocked, offer_notice_posted,"
-    " customer_upset)"
+    " customer_upset, customer_in_danger)"
     " SELECT * FROM unnest(CAST(:c_id AS uuid[]), CAST(:c_tenant_id AS varchar[]), CAST(:c_status AS varchar[]),"
     " CAST(:c_channel AS varchar[]), CAST(:c_locale AS varchar[]), CAST(:c_last_seq AS int[]),"
     " CAST(:c_operator_id AS varchar[]), CAST(:c_handoff_reason AS varchar[]), CAST(:c_rating_score AS int[]),"
     " CAST(:c_rating_comment AS text[]), CAST(:c_last_customer_message_at AS timestamptz[]),"
     " CAST(:c_handoff_offer_blocked AS bool[]), CAST(:c_offer_notice_posted AS bool[]),"
-    " CAST(:c_customer_upset AS bool[]))"
+    " CAST(:c_customer_upset AS bool[]), CAST(:c_customer_in_danger AS bool[]))"
     " ON CONFLICT (id) DO UPDATE SET status = excluded.status, locale = excluded.locale,"
     " last_seq = excluded.last_seq, operator_id = excluded.operator_id, handoff_reason = excluded.handoff_reason,"
     " rating_score = excluded.rating_score, rating_comment = excluded.rating_comment,"
     " last_customer_message_at = excluded.last_customer_message_at,"
     " handoff_offer_blocked = excluded.handoff_offer_blocked, offer_notice_posted = excluded.offer_notice_posted,"
-    " customer_upset = excluded.customer_upset, updated_at = now())"
+    " customer_upset = excluded.customer_upset, customer_in_danger = excluded.customer_in_danger,"
+    " updated_at = now())"
     " INSERT INTO messages (id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id,"
     " language, confidence, handoff_reason, sources, smart_actions)"
     " SELECT id, conversation_id, tenant_id, seq, sender, text, client_message_id, operator_id, language,"
@@ -290,7 +301,7 @@ _WRITE_BATCH = text(
 _LOCK_CONVERSATIONS = text(
     "SELECT c.id, c.tenant_id, c.status, c.channel, c.locale, c.last_seq, c.operator_id, c.handoff_reason,"
     " c.rating_score, c.rating_comment, c.last_customer_message_at, c.handoff_offer_blocked, c.offer_notice_posted,"
-    " c.customer_upset,"
+    " c.customer_upset, c.customer_in_danger,"
     " ARRAY(SELECT m.id FROM messages m WHERE m.id = ANY(CAST(:message_ids AS uuid[]))) AS message_ids,"
     " ARRAY(SELECT m.client_message_id FROM messages m WHERE m.conversation_id = c.id"
     "   AND m.client_message_id = ANY(CAST(:client_ids AS varchar[]))) AS client_message_ids"
