@@ -93,7 +93,7 @@ def choose_operator(
 
 
 def queue_order(waiting: Iterable[Waiting]) -> list[Waiting]:
-    """High priority (upset customers) first, then the longest waiting."""
+    """High priority (upset customers, someone who may be in danger) first, then the longest waiting."""
     return sorted(waiting, key=lambda w: (w.priority != "high", w.waiting_since, str(w.conversation_id)))
 
 
