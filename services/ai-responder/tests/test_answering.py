@@ -339,6 +339,23 @@ async def test_someone_in_danger_gets_the_emergency_advice_and_the_offer_never_a
         assert not (await ask(responder, text)).urgent, text
 
 
+async def test_a_price_question_for_a_family_gets_the_price_list(responder: RetrievalResponder) -> None:
+    # The knowledge base has no family ticket: who is coming does not stop the price list answering.
+    for text in (
+        "Siamo una famiglia di 4 persone, quanto spendiamo?",
+        "Il biglietto costa a persona o a famiglia?",
+        "Siamo una coppia, quanto costa?",
+    ):
+        answer = await ask(responder, text)
+        assert [s.article_id for s in answer.sources][:1] == ["ticket-prices"], text
+        assert answer.handoff_reason is None, text
+    # Anything else about families that the knowledge base never mentions is still not guessed.
+    for text in ("Ci sono attività per famiglie?", "Do you have family activities?"):
+        answer = await ask(responder, text)
+        assert answer.sources == [], text
+        assert answer.handoff_reason in (HandoffReason.UNKNOWN_ANSWER, HandoffReason.LOW_CONFIDENCE), text
+
+
 async def test_a_goodbye_gets_a_goodbye_not_an_offer_of_a_person(responder: RetrievalResponder) -> None:
     # "Thanks, bye!" ended many a good conversation with "I don't have that information".
     thanks_bye = await ask(responder, "Thanks, bye!")

@@ -9,6 +9,10 @@ here; anything about one tenant belongs in its glossary.
 
 `QUALIFIERS` are words that refine a question without changing its topic ("the *exact* address",
 "where *exactly*"): retrieval ignores them, so they neither help nor hurt.
+
+`PARTY_WORDS` say who the customer comes with ("siamo una famiglia di 4, quanto spendiamo?"): they
+count when the knowledge base mentions them (a family ticket), but in a question about prices a
+knowledge base that never does still answers with its price list.
 """
 
 from __future__ import annotations
@@ -134,5 +138,11 @@ QUALIFIERS: frozenset[str] = word_set(
     passa passare mattina mattino morning pomeriggio afternoon nearby vicino vicini friendly offer offrite
     provide fornite necessario necessaria necessari necessarie obbligatorio obbligatoria required necessary
     mandatory compulsory tanto tanta tanti tante molta molti lots fino
+    """
+)
+
+PARTY_WORDS: frozenset[str] = word_set(
+    """
+    famiglia famiglie family families coppia coppie couple couples
     """
 )

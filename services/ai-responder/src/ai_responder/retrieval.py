@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import bm25s
 
 from ai_responder.kb import Article
-from ai_responder.lexicon import GENERIC_SYNONYMS, QUALIFIERS
+from ai_responder.lexicon import GENERIC_SYNONYMS, PARTY_WORDS, QUALIFIERS
 from ai_responder.text import STOPWORDS, SUPPORTED_LANGUAGES, FuzzyVocabulary, normalize, stem, tokenize
 
 FIELD_REPEATS: dict[str, int] = {"title": 3, "keywords": 1, "tags": 1, "body": 1}
@@ -426,6 +426,7 @@ class RetrievalIndex:
         unknown = 0
         tokens = self._question_tokens(text)
         ignore = ignore | self.origins(text)
+        wanted = asked_for(tokens)
         for token in tokens:
             if token not in terms and token not in ignore:
                 term = self._resolve(token)
@@ -433,11 +434,16 @@ class RetrievalIndex:
                     continue
                 if term.candidates:
                     terms[token] = term
-                elif len(token) >= MIN_UNKNOWN_LENGTH and not token.isdigit() and token not in QUESTION_WORDS:
+                elif (
+                    len(token) >= MIN_UNKNOWN_LENGTH
+                    and not token.isdigit()
+                    and token not in QUESTION_WORDS
+                    # "How much for a family of four?": the price list answers it, family tickets or not.
+                    and not (wanted == "price" and token in PARTY_WORDS)
+                ):
                     unknown += 1  # the question asks about something the passages never mention
         if not terms:
             return []
-        wanted = asked_for(tokens)
         if wanted == "price" and self._ticket_keys:
             terms = {token: self._as_ticket(token, term) for token, term in terms.items()}
         scores: dict[int, float] = {}
