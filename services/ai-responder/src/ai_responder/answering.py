@@ -156,7 +156,7 @@ class Analysis:
     @property
     def urgent(self) -> bool:
         """Someone may be in danger: the customer who says YES is wanted first in the queue."""
-        return self.hit is not None and self.hit.topic == EMERGENCY
+        return self.hit is not None and self.hit.urgent
 
 
 class TenantKnowledge:
@@ -213,7 +213,7 @@ class TenantKnowledge:
         if hit is not None and hit.reason == HandoffReason.NEGATIVE_SENTIMENT and not _QUESTION.search(question.text):
             # "I'm really disappointed with the visit" asks nothing: an apology and a person, not an article.
             passages = []
-        if hit is not None and hit.topic == EMERGENCY and EMERGENCY not in self._topic_articles:
+        if hit is not None and hit.urgent and EMERGENCY not in self._topic_articles:
             # "I lost my child in the park": never the ticket prices because they mention children.
             passages = []
         if hit is not None and hit.topic is not None:
@@ -428,7 +428,7 @@ class TenantKnowledge:
             )
 
         # Nothing answers well enough: never guess, say so and offer a person.
-        if hit is not None and hit.topic == EMERGENCY:
+        if hit is not None and hit.urgent:
             reason, text = hit.reason, messages.emergency or messages.sensitive
         elif hit is not None:
             reason = hit.reason

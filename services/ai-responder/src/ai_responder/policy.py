@@ -385,6 +385,11 @@ class PolicyHit:
     """The sensitive topic's name, or None."""
     evidence: str
 
+    @property
+    def urgent(self) -> bool:
+        """Someone may be in danger (the `emergency` topic)."""
+        return self.topic == EMERGENCY
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyScan:
